@@ -1,0 +1,66 @@
+"""The FastAPI application: wiring only. Routes live in ``api.routes``, services in ``api.services``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from api.routes import feedback, inferences, ingest, keys, models, ops
+from api.services import Services, start_services, stop_services
+from schemas.events import FeedbackEvent, InferenceEvent
+from schemas.settings import Settings
+from streams.storage import StorageError
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the app. Pass ``services`` to share already running ones (tests, the demo)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        app.state.services = await start_services(settings or Settings())
+        app.state.services.extras["loop"] = asyncio.get_running_loop()
+        try:
+            yield
+        finally:
+            await stop_services(app.state.services)
+
+    app = FastAPI(
+        title="loopwatch",
+        version="0.1.0",
+        description="Monitoring and feedback for LLM and ML models in production.",
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    for module in (ingest, feedback, inferences, models, keys, ops):
+        app.include_router(module.router)
+
+    @app.exception_handler(StorageError)
+    async def storage_unavailable(_: Request, exc: StorageError) -> JSONResponse:
+        return JSONResponse({"detail": "storage unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"})
+
+    def openapi() -> dict[str, Any]:
+        # Ingest routes read raw bytes for speed; publish the event contracts they validate against.
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (InferenceEvent, FeedbackEvent):
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(body.pop("$defs", {}))
+                components[model.__name__] = body
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,71 @@
+"""FastAPI dependencies as ``Annotated`` aliases, so route signatures read like sentences."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.keys import ApiKey
+from api.services import Services
+from schemas.settings import Settings
+from streams.storage import Storage
+
+_bearer = HTTPBearer(auto_error=False, description="A project API key: `Authorization: Bearer lw_…`")
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_storage(services: ServicesDep) -> Storage:
+    return services.storage
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+StorageDep = Annotated[Storage, Depends(get_storage)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def current_key(services: ServicesDep, credentials: Credentials) -> ApiKey:
+    """The project key behind the bearer token. Runs in a worker thread (it may query storage)."""
+    if credentials is None:
+        raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    key = services.keys.resolve(credentials.credentials)
+    if key is None:
+        raise _unauthorized("invalid or revoked API key")
+    return key
+
+
+CurrentKey = Annotated[ApiKey, Depends(current_key)]
+
+
+def current_project(key: CurrentKey) -> str:
+    return key.project
+
+
+ProjectDep = Annotated[str, Depends(current_project)]
+
+
+def require_admin(services: ServicesDep, credentials: Credentials) -> None:
+    admin = services.settings.admin_key
+    if admin is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "key management over HTTP needs LOOPWATCH_ADMIN_KEY set")
+    if credentials is None or not hmac.compare_digest(credentials.credentials, admin.get_secret_value()):
+        raise _unauthorized("admin key required")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,102 @@
+"""Project-scoped API keys: only a SHA-256 hash is stored; the token is shown once, at creation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from streams.storage import Storage
+
+TOKEN_PREFIX = "lw_"
+_CACHE_SECONDS = 10.0
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    key_id: str
+    project: str
+    name: str
+    created_at: datetime
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key: ApiKey
+    token: str
+
+
+class KeyStore:
+    """Creates, lists, revokes and resolves keys. Lookups are cached briefly (revocation lag ≤ 10 s)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, project: str, name: str = "") -> NewKey:
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(key_id=secrets.token_hex(6), project=project, name=name, created_at=datetime.now(UTC))
+        self._write(key, hash_token(token))
+        return NewKey(key, token)
+
+    def _write(self, key: ApiKey, key_hash: str) -> None:
+        self._storage.insert_rows(
+            "api_keys",
+            ["key_id", "project", "name", "key_hash", "created_at", "revoked", "updated_at"],
+            [[key.key_id, key.project, key.name, key_hash, key.created_at, int(key.revoked), datetime.now(UTC)]],
+        )
+
+    def list(self, project: str | None = None) -> list[ApiKey]:
+        where = "WHERE project = {project:String}" if project else ""
+        rows = self._storage.rows(
+            f"SELECT key_id, project, name, created_at, revoked FROM {self._storage.database}.api_keys FINAL "
+            f"{where} ORDER BY created_at",
+            {"project": project} if project else None,
+        )
+        return [ApiKey(r["key_id"], r["project"], r["name"], r["created_at"], bool(r["revoked"])) for r in rows]
+
+    def revoke(self, key_id: str) -> bool:
+        rows = self._storage.rows(
+            f"SELECT key_id, project, name, created_at, key_hash FROM {self._storage.database}.api_keys FINAL "
+            "WHERE key_id = {key_id:String}",
+            {"key_id": key_id},
+        )
+        if not rows:
+            return False
+        row = rows[0]
+        self._write(ApiKey(row["key_id"], row["project"], row["name"], row["created_at"], True), row["key_hash"])
+        with self._lock:
+            self._cache.clear()
+        return True
+
+    def resolve(self, token: str) -> ApiKey | None:
+        """The live key for a bearer token, or None if unknown or revoked."""
+        key_hash = hash_token(token)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key_hash)
+        if hit and hit[0] > now:
+            return hit[1]
+        rows = self._storage.rows(
+            f"SELECT key_id, project, name, created_at, revoked FROM {self._storage.database}.api_keys FINAL "
+            "WHERE key_hash = {key_hash:String} LIMIT 1",
+            {"key_hash": key_hash},
+        )
+        key = None
+        if rows and not rows[0]["revoked"]:
+            r = rows[0]
+            key = ApiKey(r["key_id"], r["project"], r["name"], r["created_at"], False)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key_hash] = (now + _CACHE_SECONDS, key)
+        return key

@@ -1,0 +1,165 @@
+"""Feedback listing with keyset pagination, joined to its inference when that has arrived.
+
+The join happens per page (a primary-key lookup of at most ``limit`` ids), so feedback that arrived
+before its inference shows the inference as soon as it lands, with no write-time bookkeeping.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from streams.storage import Storage
+
+_FEEDBACK_COLUMNS = "feedback_id, inference_id, timestamp, kind, value, label, name, text, source, user_id"
+
+
+class BadCursor(ValueError):
+    """The cursor was not one this API handed out."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def ch_time(value: datetime) -> str:
+    """A datetime as a ClickHouse DateTime64(3, 'UTC') literal for server-side binding."""
+    return _utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def encode_cursor(timestamp: datetime, feedback_id: str) -> str:
+    payload = orjson.dumps([ch_time(timestamp), feedback_id])
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        timestamp, feedback_id = orjson.loads(raw)
+        datetime.strptime(timestamp, "%Y-%m-%d %H:%M:%S.%f")
+        if not isinstance(feedback_id, str):
+            raise TypeError
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise BadCursor("cursor is malformed; pass back the next_cursor value unchanged") from exc
+    return timestamp, feedback_id
+
+
+@dataclass(slots=True)
+class FeedbackFilter:
+    project: str
+    model: str | None = None
+    model_version: str | None = None
+    kinds: list[str] = field(default_factory=list)
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    inference_id: str | None = None
+
+    def where(self, db: str) -> tuple[str, dict[str, Any]]:
+        clauses = ["project = {project:String}"]
+        params: dict[str, Any] = {"project": self.project}
+        if self.since:
+            clauses.append("timestamp >= {since:DateTime64(3, 'UTC')}")
+            params["since"] = ch_time(self.since)
+        if self.until:
+            clauses.append("timestamp < {until:DateTime64(3, 'UTC')}")
+            params["until"] = ch_time(self.until)
+        if self.kinds:
+            clauses.append("kind IN {kinds:Array(String)}")
+            params["kinds"] = self.kinds
+        if self.source:
+            clauses.append("source = {source:String}")
+            params["source"] = self.source
+        if self.inference_id:
+            clauses.append("inference_id = {inference_id:String}")
+            params["inference_id"] = self.inference_id
+        inner = []
+        if self.model:
+            inner.append("model = {model:String}")
+            params["model"] = self.model
+        if self.model_version:
+            inner.append("model_version = {model_version:String}")
+            params["model_version"] = self.model_version
+        for index, (key, value) in enumerate(sorted(self.tags.items())):
+            inner.append(f"tags[{{tk{index}:String}}] = {{tv{index}:String}}")
+            params[f"tk{index}"], params[f"tv{index}"] = key, value
+        if inner:
+            clauses.append(
+                f"inference_id IN (SELECT event_id FROM {db}.inferences WHERE project = {{project:String}} AND "
+                + " AND ".join(inner)
+                + ")"
+            )
+        return " AND ".join(clauses), params
+
+
+def _value(row: dict[str, Any]) -> float | str | None:
+    if row["kind"] == "label":
+        return row["label"]
+    return row["value"]
+
+
+def _feedback_item(row: dict[str, Any], inference: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "feedback_id": row["feedback_id"],
+        "inference_id": row["inference_id"],
+        "timestamp": _utc(row["timestamp"]),
+        "kind": row["kind"],
+        "value": _value(row),
+        "name": row["name"],
+        "text": row["text"],
+        "source": row["source"],
+        "user_id": row["user_id"],
+        "inference": inference,
+    }
+
+
+def inference_summaries(storage: Storage, project: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    rows = storage.rows(
+        f"SELECT event_id, model, model_version, timestamp, prompt, response, tags "
+        f"FROM {storage.database}.inferences FINAL "
+        "WHERE project = {project:String} AND event_id IN {ids:Array(String)}",
+        {"project": project, "ids": sorted(set(ids))},
+    )
+    for row in rows:
+        row["timestamp"] = _utc(row["timestamp"])
+    return {row["event_id"]: row for row in rows}
+
+
+def feedback_page(
+    storage: Storage, flt: FeedbackFilter, *, limit: int, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page, newest first, and the cursor of the next page (None on the last)."""
+    where, params = flt.where(storage.database)
+    if cursor:
+        params["cts"], params["cid"] = decode_cursor(cursor)
+        where += " AND (timestamp, feedback_id) < ({cts:DateTime64(3, 'UTC')}, {cid:String})"
+    params["limit"] = limit + 1
+    rows = storage.rows(
+        f"SELECT {_FEEDBACK_COLUMNS} FROM {storage.database}.feedback FINAL WHERE {where} "
+        "ORDER BY timestamp DESC, feedback_id DESC LIMIT {limit:UInt32}",
+        params,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    joined = inference_summaries(storage, flt.project, [row["inference_id"] for row in rows])
+    items = [_feedback_item(row, joined.get(row["inference_id"])) for row in rows]
+    next_cursor = encode_cursor(rows[-1]["timestamp"], rows[-1]["feedback_id"]) if more and rows else None
+    return items, next_cursor
+
+
+def iter_feedback(storage: Storage, flt: FeedbackFilter, *, page_size: int = 5_000) -> Iterator[dict[str, Any]]:
+    """Every matching item, page by page: memory stays bounded however large the export."""
+    cursor: str | None = None
+    while True:
+        items, cursor = feedback_page(storage, flt, limit=page_size, cursor=cursor)
+        yield from items
+        if cursor is None:
+            return

@@ -1,0 +1,177 @@
+"""Feedback queries and the streamed export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import ProjectDep, StorageDep
+from api.errors import responses, unprocessable
+from api.models import FeedbackPage
+from api.queries.feedback import BadCursor, FeedbackFilter, feedback_page, iter_feedback
+from schemas.events import FeedbackKind, FeedbackSource
+
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=responses(401, 503))
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+    CHAT = "chat"  # chat fine-tuning JSONL: prompt + corrected response
+
+
+_CSV_COLUMNS = [
+    "feedback_id", "inference_id", "timestamp", "kind", "value", "name", "text", "source", "user_id",
+    "model", "model_version", "prompt", "response",
+]  # fmt: skip
+
+
+def _filter(
+    project: str,
+    model: str | None,
+    model_version: str | None,
+    kind: list[FeedbackKind] | None,
+    source: FeedbackSource | None,
+    since: datetime | None,
+    until: datetime | None,
+    tag: list[str] | None,
+) -> FeedbackFilter:
+    tags: dict[str, str] = {}
+    for item in tag or []:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise unprocessable(["query", "tag"], f"tag filter {item!r} must be 'key:value'")
+        tags[key] = value
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and not _EARLIEST <= value.replace(tzinfo=value.tzinfo or UTC) < _LATEST:
+            raise unprocessable(["query", name], f"'{name}' must be between 2000 and 2200")
+    if since and until and since >= until:
+        raise unprocessable(["query", "since"], "'since' must be before 'until'")
+    return FeedbackFilter(
+        project=project,
+        model=model,
+        model_version=model_version,
+        kinds=[k.value for k in kind or []],
+        source=source.value if source else None,
+        since=since,
+        until=until,
+        tags=tags,
+    )
+
+
+Model = Annotated[str | None, Query(max_length=200, description="only feedback on this model's inferences")]
+Version = Annotated[str | None, Query(max_length=200)]
+Kinds = Annotated[list[FeedbackKind] | None, Query()]
+Source = Annotated[FeedbackSource | None, Query()]
+Since = Annotated[datetime | None, Query(description="inclusive, ISO 8601")]
+Until = Annotated[datetime | None, Query(description="exclusive, ISO 8601")]
+TagFilter = Annotated[list[str] | None, Query(description="inference tag filter 'key:value', repeatable")]
+
+
+@router.get("", response_model=FeedbackPage, summary="List feedback, newest first, with its inference")
+def list_feedback(
+    project: ProjectDep,
+    storage: StorageDep,
+    model: Model = None,
+    model_version: Version = None,
+    kind: Kinds = None,
+    source: Source = None,
+    since: Since = None,
+    until: Until = None,
+    tag: TagFilter = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> dict[str, Any]:
+    flt = _filter(project, model, model_version, kind, source, since, until, tag)
+    try:
+        items, next_cursor = feedback_page(storage, flt, limit=limit, cursor=cursor)
+    except BadCursor as exc:
+        raise unprocessable(["query", "cursor"], str(exc)) from exc
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def _flat(item: dict[str, Any]) -> dict[str, Any]:
+    inference = item["inference"] or {}
+    return {
+        **{key: item[key] for key in _CSV_COLUMNS[:9]},
+        "timestamp": item["timestamp"].isoformat(),
+        "model": inference.get("model", ""),
+        "model_version": inference.get("model_version", ""),
+        "prompt": inference.get("prompt", ""),
+        "response": inference.get("response", ""),
+    }
+
+
+def _jsonl(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    for item in items:
+        yield orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z)
+
+
+def _chat(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    for item in items:
+        inference = item["inference"]
+        if item["kind"] != "correction" or not inference or not inference["prompt"]:
+            continue
+        messages = [
+            {"role": "user", "content": inference["prompt"]},
+            {"role": "assistant", "content": item["text"]},
+        ]
+        yield orjson.dumps({"messages": messages}, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _csv(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_CSV_COLUMNS)
+    writer.writeheader()
+    for count, item in enumerate(items, 1):
+        writer.writerow(_flat(item))
+        if count % 500 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+_EXPORTERS = {
+    ExportFormat.JSONL: (_jsonl, "application/x-ndjson"),
+    ExportFormat.CHAT: (_chat, "application/x-ndjson"),
+    ExportFormat.CSV: (_csv, "text/csv; charset=utf-8"),
+}
+
+
+@router.get(
+    "/export",
+    summary="Stream every matching feedback item (jsonl, csv, or chat fine-tuning jsonl from corrections)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+)
+def export_feedback(
+    project: ProjectDep,
+    storage: StorageDep,
+    format: ExportFormat = ExportFormat.JSONL,  # noqa: A002 - the public query parameter name
+    model: Model = None,
+    model_version: Version = None,
+    kind: Kinds = None,
+    source: Source = None,
+    since: Since = None,
+    until: Until = None,
+    tag: TagFilter = None,
+) -> StreamingResponse:
+    flt = _filter(project, model, model_version, kind, source, since, until, tag)
+    encode, media_type = _EXPORTERS[format]
+    extension = "csv" if format is ExportFormat.CSV else "jsonl"
+    return StreamingResponse(
+        encode(iter_feedback(storage, flt)),
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="feedback-{project}.{extension}"'},
+    )

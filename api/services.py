@@ -1,0 +1,63 @@
+"""What a running API process holds: storage, the publisher for accepted events, keys, the runner.
+
+Built in the FastAPI lifespan (never at import time) and reachable from routes through ``deps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from api.keys import KeyStore
+from schemas.settings import Settings
+from streams.bus import Publisher
+from streams.embedded import EmbeddedRunner
+from streams.pipeline import Pipeline
+from streams.storage import Storage
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    storage: Storage
+    keys: KeyStore
+    publisher: Publisher
+    runner: EmbeddedRunner | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.storage.ping() and (self.runner is None or self.runner.running)
+
+
+async def start_services(settings: Settings, storage: Storage | None = None) -> Services:
+    """Open storage, apply migrations and start the embedded runner (or the Kafka publisher)."""
+    storage = storage or Storage(settings)
+    storage.migrate()
+    keys = KeyStore(storage)
+    if settings.embedded:
+        runner = EmbeddedRunner(Pipeline(storage, settings), settings)
+        await runner.start()
+        log.info("services_started", mode="embedded", database=storage.database)
+        return Services(settings, storage, keys, runner.bus, runner)
+    from streams.kafka.publisher import KafkaPublisher  # imported lazily: embedded mode needs no Kafka
+
+    publisher = KafkaPublisher(settings)
+    await publisher.start()
+    log.info("services_started", mode="kafka", database=storage.database)
+    return Services(settings, storage, keys, publisher, None, {"kafka_publisher": publisher})
+
+
+async def stop_services(services: Services, *, close_storage: bool = True) -> None:
+    if services.runner is not None:
+        await services.runner.stop()
+    publisher = services.extras.get("kafka_publisher")
+    if publisher is not None:
+        await publisher.stop()
+    if close_storage:
+        services.storage.close()
+    log.info("services_stopped")

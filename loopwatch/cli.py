@@ -1,0 +1,103 @@
+"""The ``loopwatch`` command: serve, demo, keys (and the Kafka worker once configured)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopwatch._logs import configure_logging
+from schemas.settings import Settings
+
+app = typer.Typer(help="Monitoring and feedback for LLM and ML models in production.", no_args_is_help=True)
+keys_app = typer.Typer(help="Project API keys (stored hashed).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+
+def _settings(**overrides: object) -> Settings:
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings)
+    return settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+) -> None:
+    """Run the API with the processors in this process (embedded), or the API alone in Kafka mode."""
+    import uvicorn
+
+    from api import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="inference events to stream")] = 6_000,
+    batch: Annotated[int, typer.Option(help="events per HTTP request")] = 200,
+    data_dir: Annotated[Path | None, typer.Option(help="keep the demo's data here (default: a temp dir)")] = None,
+) -> None:
+    """Start loopwatch, stream synthetic LLM traffic and late feedback through the API, read it back."""
+    from loopwatch.demo.run import run_demo
+
+    raise typer.Exit(run_demo(console, events=events, batch=batch, data_dir=data_dir))
+
+
+@keys_app.command("create")
+def keys_create(
+    project: Annotated[str, typer.Option(help="the project the key may read and write")],
+    name: Annotated[str, typer.Option(help="a label, e.g. the app using it")] = "",
+) -> None:
+    """Create a key and print its token once."""
+    from api.keys import KeyStore
+    from pydantic import TypeAdapter, ValidationError
+
+    from schemas.events import ProjectName
+    from streams.storage import Storage
+
+    try:
+        TypeAdapter(ProjectName).validate_python(project)
+    except ValidationError as exc:
+        console.print(f"[red]invalid project name {project!r}: {exc.errors()[0]['msg']}[/red]")
+        raise typer.Exit(2) from exc
+    settings = _settings()
+    storage = Storage(settings)
+    storage.migrate()
+    new = KeyStore(storage).create(project, name)
+    console.print(f"key {new.key.key_id} for project [bold]{project}[/bold]:")
+    print(new.token)  # noqa: T201 - plain, so scripts can capture it
+
+
+@keys_app.command("list")
+def keys_list(project: Annotated[str | None, typer.Option()] = None) -> None:
+    """List keys (never their tokens)."""
+    from api.keys import KeyStore
+    from streams.storage import Storage
+
+    storage = Storage(_settings())
+    storage.migrate()
+    table = Table("key id", "project", "name", "created", "revoked")
+    for key in KeyStore(storage).list(project):
+        table.add_row(key.key_id, key.project, key.name, key.created_at.isoformat(), "yes" if key.revoked else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key (takes effect within 10 s in running servers)."""
+    from api.keys import KeyStore
+    from streams.storage import Storage
+
+    storage = Storage(_settings())
+    storage.migrate()
+    if not KeyStore(storage).revoke(key_id):
+        console.print(f"[red]no key {key_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")

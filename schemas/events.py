@@ -1,0 +1,233 @@
+"""Event contracts: what apps send (inference, feedback) and what loopwatch emits (alerts, retraining).
+
+The same models validate HTTP bodies, Kafka messages and SDK calls, so an event that is valid in one
+path is valid in every path. Validation is strict (unknown fields are errors) and error locations name
+the field, so a 422 tells the sender exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    NonNegativeInt,
+    StringConstraints,
+    model_validator,
+)
+
+from schemas import limits
+
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def new_id() -> str:
+    """A fresh event id for callers that did not bring their own (the SDK always does)."""
+    return uuid.uuid4().hex
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Naive timestamps are taken as UTC; aware ones are converted, so storage holds one zone."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not _EARLIEST <= value < _LATEST:
+        raise ValueError("timestamp must be between 2000-01-01 and 2200-01-01 UTC")
+    return value
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _truncate_text(value: str | None) -> str | None:
+    if value is not None and len(value) > limits.MAX_TEXT_CHARS:
+        return value[: limits.MAX_TEXT_CHARS]
+    return value
+
+
+EventId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_ID_LENGTH, pattern=r"^[A-Za-z0-9._:\-]+$"),
+]
+ProjectName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME_LENGTH)]
+OptionalName = Annotated[str, StringConstraints(max_length=limits.MAX_NAME_LENGTH)] | None
+UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+Text = Annotated[str | None, AfterValidator(_truncate_text)]
+FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_FEATURE_NAME_LENGTH)]
+FeatureValue = (
+    bool | int | FiniteFloat | Annotated[str, StringConstraints(max_length=limits.MAX_FEATURE_STRING_LENGTH)] | None
+)
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_TAG_KEY_LENGTH)]
+TagValue = Annotated[str, StringConstraints(max_length=limits.MAX_TAG_VALUE_LENGTH)]
+Tags = Annotated[dict[TagKey, TagValue], Field(max_length=limits.MAX_TAGS)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class InferenceEvent(_Strict):
+    """One model call as the app saw it. ``event_id`` is the idempotency key: resending is harmless."""
+
+    event_id: EventId = Field(default_factory=new_id)
+    project: ProjectName
+    model: Name
+    model_version: OptionalName = None
+    provider: OptionalName = None
+    timestamp: UtcDatetime = Field(default_factory=_utc_now)
+    latency_ms: Annotated[FiniteFloat, Field(ge=0)] | None = None
+    status: Literal["ok", "error"] = "ok"
+    error_type: OptionalName = None
+    input_tokens: NonNegativeInt | None = None
+    output_tokens: NonNegativeInt | None = None
+    cached_tokens: NonNegativeInt | None = None
+    cost_usd: Annotated[FiniteFloat, Field(ge=0)] | None = None
+    prompt: Text = None
+    response: Text = None
+    features: Annotated[dict[FeatureName, FeatureValue], Field(max_length=limits.MAX_FEATURES)] = Field(
+        default_factory=dict
+    )
+    prediction: FeatureValue = None
+    probabilities: Annotated[dict[str, FiniteFloat], Field(max_length=limits.MAX_PROBABILITIES)] | None = None
+    embedding: Annotated[list[FiniteFloat], Field(min_length=1, max_length=limits.MAX_EMBEDDING_DIM)] | None = None
+    tags: Tags = Field(default_factory=dict)
+
+
+class FeedbackKind(StrEnum):
+    THUMBS = "thumbs"
+    RATING = "rating"
+    LABEL = "label"
+    SCORE = "score"
+    CORRECTION = "correction"
+    COMMENT = "comment"
+
+
+class FeedbackSource(StrEnum):
+    USER = "user"
+    ANNOTATOR = "annotator"
+    EVALUATOR = "evaluator"
+    SYSTEM = "system"
+
+
+class FeedbackEvent(_Strict):
+    """Judgement on one inference, often hours late. ``value``'s meaning depends on ``kind``:
+
+    thumbs: +1 / -1 (true/false accepted); rating: 1-5; label: the true label (string or number);
+    score: a float with a ``name`` (an evaluator's metric); correction: ``text`` is the corrected
+    response; comment: ``text`` is the comment.
+    """
+
+    feedback_id: EventId = Field(default_factory=new_id)
+    project: ProjectName
+    inference_id: EventId
+    timestamp: UtcDatetime = Field(default_factory=_utc_now)
+    kind: FeedbackKind
+    value: bool | int | FiniteFloat | Annotated[str, StringConstraints(max_length=limits.MAX_NAME_LENGTH)] | None = None
+    name: OptionalName = None
+    text: Annotated[str, StringConstraints(max_length=limits.MAX_FEEDBACK_TEXT_CHARS)] | None = None
+    source: FeedbackSource = FeedbackSource.USER
+    user_id: OptionalName = None
+
+    @model_validator(mode="after")
+    def _value_fits_kind(self) -> FeedbackEvent:
+        kind, value = self.kind, self.value
+        if kind is FeedbackKind.THUMBS:
+            if isinstance(value, bool):
+                object.__setattr__(self, "value", 1 if value else -1)
+            elif value not in (1, -1) or isinstance(value, str):
+                raise ValueError("thumbs feedback needs value +1 or -1 (or true/false)")
+        elif kind is FeedbackKind.RATING:
+            if isinstance(value, (bool, str)) or value is None or not 1 <= value <= 5:
+                raise ValueError("rating feedback needs a numeric value from 1 to 5")
+        elif kind is FeedbackKind.LABEL:
+            if value is None or isinstance(value, bool):
+                raise ValueError("label feedback needs the true label as value (string or number)")
+        elif kind is FeedbackKind.SCORE:
+            if isinstance(value, (bool, str)) or value is None:
+                raise ValueError("score feedback needs a numeric value")
+            if not self.name:
+                raise ValueError("score feedback needs a name (the metric the score measures)")
+        elif not self.text:  # correction, comment
+            raise ValueError(f"{kind.value} feedback needs a non-empty text")
+        return self
+
+    @property
+    def numeric_value(self) -> float | None:
+        """The value as a number where it is one (thumbs, rating, score, numeric labels)."""
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
+            return None
+        return float(self.value)
+
+    @property
+    def label_value(self) -> str:
+        """The value as a label string (labels are compared as strings, so 1 and "1" agree)."""
+        if self.value is None or self.kind is not FeedbackKind.LABEL:
+            return ""
+        value = self.value
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value)
+
+
+AlertKind = Literal["drift", "quality", "cost", "latency", "error_rate", "budget"]
+Severity = Literal["info", "warning", "critical"]
+
+
+class AlertEvent(_Strict):
+    """A monitor's breach. ``dedup_key`` names the breach (monitor, model, window) across redeliveries."""
+
+    alert_id: str = Field(default_factory=new_id)
+    project: ProjectName
+    monitor_id: str
+    monitor_name: str = ""
+    model: str
+    model_version: str = ""
+    kind: AlertKind
+    severity: Severity = "warning"
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    metric: str
+    dimension: str = ""
+    value: float
+    threshold: float
+    condition: str = ""
+    p_value: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    report_url: str | None = None
+    fired_at: UtcDatetime = Field(default_factory=_utc_now)
+    dedup_key: str
+
+
+class RetrainEvent(_Strict):
+    """A request to retrain, with the evidence and a selector for the training data (feedback export)."""
+
+    request_id: str = Field(default_factory=new_id)
+    project: ProjectName
+    model: str
+    model_version: str = ""
+    reason: list[str]
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    dataset: dict[str, Any] = Field(default_factory=dict)
+    created_at: UtcDatetime = Field(default_factory=_utc_now)
+
+
+class DeadLetter(_Strict):
+    """A message that could not be accepted, kept with the reason so nothing is silently lost."""
+
+    source: str
+    error: str
+    payload: str
+    project: str = ""
+    received_at: UtcDatetime = Field(default_factory=_utc_now)

@@ -1,0 +1,74 @@
+"""Runtime configuration, read from ``LOOPWATCH_*`` environment variables (and a ``.env`` file).
+
+Built by a factory, never at import time, so tests and the CLI can build their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "admin", "password"}
+
+
+class Settings(BaseSettings):
+    """Everything a loopwatch process needs to know about its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="LOOPWATCH_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".loopwatch")
+    clickhouse_dsn: str | None = Field(
+        default=None,
+        description="chdb:///<dir> (embedded, default <data_dir>/chdb) or http(s)://host:8123[/db]",
+    )
+    clickhouse_database: str = Field(default="loopwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    retention_days: int | None = Field(default=None, ge=1, description="TTL for raw events; none keeps all")
+
+    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = embedded")
+    topic_prefix: str = "loopwatch"
+    kafka_partitions: int = Field(default=4, ge=1)
+    kafka_replication: int = Field(default=1, ge=1)
+    kafka_envelope_max_events: int = Field(default=1000, ge=1)
+    kafka_envelope_max_bytes: int = Field(default=900_000, ge=10_000)
+
+    window_seconds: int = Field(default=300, ge=1)
+    allowed_lateness_seconds: int = Field(default=60, ge=0)
+    batch_max_events: int = Field(default=10_000, ge=1)
+    batch_max_seconds: float = Field(default=0.5, gt=0)
+    queue_max_batches: int = Field(default=256, ge=1)
+
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_batch_items: int = Field(default=5_000, ge=1)
+    admin_key: SecretStr | None = None
+    public_url: str = "http://127.0.0.1:8000"
+
+    monitors_file: Path | None = None
+    allow_private_webhooks: bool = False
+    delivery_max_attempts: int = Field(default=5, ge=1)
+    delivery_backoff_seconds: float = Field(default=1.0, gt=0)
+    delivery_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("admin_key")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (value.get_secret_value().lower() in _PLACEHOLDER_SECRETS or len(value) < 16):
+            raise ValueError("admin_key must be a real secret of at least 16 characters")
+        return value
+
+    @property
+    def dsn(self) -> str:
+        """The ClickHouse DSN, defaulting to the embedded chDB engine under ``data_dir``."""
+        if self.clickhouse_dsn:
+            return self.clickhouse_dsn
+        return f"chdb://{(self.data_dir / 'chdb').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Kafka is configured: one process runs API and processors on an in-process bus."""
+        return not self.kafka_bootstrap

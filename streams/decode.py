@@ -1,0 +1,113 @@
+"""Bytes → validated events, with every bad item turned into a dead letter instead of an exception.
+
+A message may hold one event or a JSON array of events (the batched envelope the SDK and the API
+produce). The fast path validates the whole envelope in one pydantic call; only a failing envelope is
+split item by item, so one bad event never costs the good ones around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from schemas.events import DeadLetter, FeedbackEvent, InferenceEvent
+
+MAX_DEAD_PAYLOAD_CHARS = 16_000
+
+E = TypeVar("E", bound=BaseModel)
+
+
+@dataclass(slots=True)
+class Decoded(Generic[E]):
+    events: list[E] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def describe(error: ValidationError, *, index: int | None = None) -> str:
+    """One line per problem, naming the field path, e.g. ``[3].latency_ms: Input should be >= 0``."""
+    problems = []
+    for item in error.errors(include_url=False, include_context=False):
+        loc = list(item["loc"])
+        prefix = f"[{index}]" if index is not None else ""
+        path = ".".join(str(part) for part in loc if not isinstance(part, int) or part != index)
+        problems.append(f"{prefix}{'.' if prefix and path else ''}{path}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def _truncate(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return text[:MAX_DEAD_PAYLOAD_CHARS]
+
+
+class EventDecoder(Generic[E]):
+    """Decodes envelopes of one event type."""
+
+    def __init__(self, model: type[E], source: str, *, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self._model = model
+        self._one: TypeAdapter[E] = TypeAdapter(model)
+        self._many: TypeAdapter[list[E]] = TypeAdapter(list[model])  # type: ignore[valid-type]
+        self._source = source
+        self._max_bytes = max_bytes
+
+    def dump(self, events: list[E]) -> bytes:
+        """The JSON array envelope for ``events`` (also the JSONEachRow insert body)."""
+        return self._many.dump_json(events)
+
+    def decode(self, raw: bytes) -> Decoded[E]:
+        out: Decoded[E] = Decoded()
+        if len(raw) > self._max_bytes:
+            out.dead_letters.append(self._dead(f"message of {len(raw)} bytes exceeds {self._max_bytes}", raw))
+            return out
+        stripped = raw.lstrip()
+        try:
+            if stripped[:1] == b"[":
+                out.events = self._many.validate_json(raw)
+            else:
+                out.events = [self._one.validate_json(raw)]
+            return out
+        except ValidationError:
+            pass  # fall through to the item-by-item path for a precise reason per item
+        try:
+            parsed: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            out.dead_letters.append(self._dead(f"invalid JSON: {exc}", raw))
+            return out
+        items = parsed if isinstance(parsed, list) else [parsed]
+        for index, item in enumerate(items):
+            self._validate_item(item, index if isinstance(parsed, list) else None, out)
+        return out
+
+    def validate_items(self, items: list[Any]) -> Decoded[E]:
+        """Validate already-parsed items (the HTTP path), splitting good from bad."""
+        out: Decoded[E] = Decoded()
+        try:
+            out.events = self._many.validate_python(items)
+            return out
+        except ValidationError:
+            pass
+        for index, item in enumerate(items):
+            self._validate_item(item, index, out)
+        return out
+
+    def _validate_item(self, item: Any, index: int | None, out: Decoded[E]) -> None:
+        try:
+            out.events.append(self._one.validate_python(item))
+        except ValidationError as exc:
+            project = item.get("project", "") if isinstance(item, dict) else ""
+            out.dead_letters.append(
+                self._dead(describe(exc, index=index), orjson.dumps(item), project=str(project)[:64])
+            )
+
+    def _dead(self, error: str, raw: bytes, project: str = "") -> DeadLetter:
+        return DeadLetter(source=self._source, error=error, payload=_truncate(raw), project=project)
+
+
+def inference_decoder(source: str = "inference", **kwargs: Any) -> EventDecoder[InferenceEvent]:
+    return EventDecoder(InferenceEvent, source, **kwargs)
+
+
+def feedback_decoder(source: str = "feedback", **kwargs: Any) -> EventDecoder[FeedbackEvent]:
+    return EventDecoder(FeedbackEvent, source, **kwargs)

@@ -1,0 +1,72 @@
+"""The processing pipeline, written once and driven by either runner (embedded queue or faust agents).
+
+Reads top to bottom like the data flow::
+
+    raw bytes ─decode─▶ events ─enrich─▶ sink buffers ──flush──▶ ClickHouse
+                 └─▶ dead letters ───────────┘
+
+Everything here is synchronous: runners call it from worker threads, because chDB has no async client
+and the statistics are CPU work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from schemas.events import DeadLetter, FeedbackEvent, InferenceEvent
+from schemas.settings import Settings
+from streams.bus import Kind
+from streams.decode import Decoded, feedback_decoder, inference_decoder
+from streams.sink import EventSink, FlushStats
+from streams.storage import Storage
+
+log = structlog.get_logger(__name__)
+
+DeadLetterHook = Callable[[Sequence[DeadLetter]], None]
+
+
+class Pipeline:
+    """Validated events in, rows and statistics out."""
+
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.sink = EventSink(storage)
+        self.inference_decoder = inference_decoder(max_bytes=settings.max_body_bytes)
+        self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes)
+        self.on_dead_letters: list[DeadLetterHook] = []
+
+    def accept_raw(self, kind: Kind, raw: bytes) -> Decoded[InferenceEvent] | Decoded[FeedbackEvent]:
+        """Decode one message (an event or an array of events); bad items become dead letters."""
+        decoder = self.inference_decoder if kind == "inference" else self.feedback_decoder
+        decoded = decoder.decode(raw)
+        if kind == "inference":
+            self.accept_inferences(decoded.events)  # type: ignore[arg-type]
+        else:
+            self.accept_feedback(decoded.events)  # type: ignore[arg-type]
+        if decoded.dead_letters:
+            self.accept_dead_letters(decoded.dead_letters)
+        return decoded
+
+    def accept_inferences(self, events: Sequence[InferenceEvent]) -> None:
+        self.sink.add_inferences(events)
+
+    def accept_feedback(self, events: Sequence[FeedbackEvent]) -> None:
+        self.sink.add_feedback(events)
+
+    def accept_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            log.warning("dead_letter", source=letter.source, project=letter.project, error=letter.error[:500])
+        self.sink.add_dead_letters(letters)
+        for hook in self.on_dead_letters:
+            hook(letters)
+
+    @property
+    def pending(self) -> int:
+        return self.sink.pending
+
+    def flush(self) -> FlushStats:
+        """Write buffered events. Raises StorageError with the buffers kept, so the caller may retry."""
+        return self.sink.flush()

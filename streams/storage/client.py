@@ -1,0 +1,167 @@
+"""The one owner of clickhouse-connect clients.
+
+``chdb:///dir`` selects the in-process engine, ``http(s)://host:8123[/db]`` a server: the rest of the
+code cannot tell them apart. Clients are per thread because a clickhouse-connect client is not safe to
+share across concurrent queries, and chDB has no async client, so callers in an event loop reach storage
+through worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import clickhouse_connect
+import structlog
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from schemas.ddl import migrations
+from schemas.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Inserts take JSON rows as pydantic dumps them: ISO timestamps, objects into String columns.
+_JSON_INSERT_SETTINGS = {
+    "date_time_input_format": "best_effort",
+    "input_format_json_read_objects_as_strings": 1,
+    "input_format_null_as_default": 1,
+    "input_format_skip_unknown_fields": 0,
+}
+
+
+class StorageError(RuntimeError):
+    """Anything that went wrong talking to ClickHouse, with the statement kind that failed."""
+
+
+def _split_dsn(dsn: str, database: str) -> tuple[str, str]:
+    """Return (dsn without database path, database). A server DSN's path names the database."""
+    if dsn.startswith("chdb:"):
+        return dsn, database
+    parts = urlsplit(dsn)
+    path_db = parts.path.strip("/")
+    return urlunsplit((parts.scheme, parts.netloc, "", parts.query, "")), path_db or database
+
+
+class Storage:
+    """Thread-safe access to one loopwatch database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._dsn, self.database = _split_dsn(settings.dsn, settings.clickhouse_database)
+        if self._dsn.startswith("chdb:"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._retention_days = settings.retention_days
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+
+    @property
+    def embedded(self) -> bool:
+        return self._dsn.startswith("chdb:")
+
+    def _client(self) -> Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            try:
+                if self.embedded:
+                    client = clickhouse_connect.get_client(dsn=self._dsn)
+                else:  # one HTTP session per client would serialise concurrent queries
+                    client = clickhouse_connect.get_client(dsn=self._dsn, autogenerate_session_id=False)
+            except ClickHouseError as exc:
+                raise StorageError(f"cannot connect to ClickHouse: {exc}") from exc
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except ClickHouseError as exc:
+            raise StorageError(f"{what} failed: {exc}") from exc
+
+    def migrate(self) -> list[int]:
+        """Create the database and apply pending migrations; returns the versions applied now."""
+        db = self.database
+        self.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        self.command(
+            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, "
+            "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version"
+        )
+        done = {row[0] for row in self.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
+        applied = []
+        for migration in migrations():
+            if migration.version in done:
+                continue
+            for statement in migration.render(db):
+                self.command(statement)
+            self.command(
+                f"INSERT INTO {db}.schema_migrations (version, name) VALUES ({migration.version}, %(name)s)",
+                {"name": migration.name},
+            )
+            applied.append(migration.version)
+            log.info("migration_applied", version=migration.version, name=migration.name)
+        if self._retention_days:
+            for table in ("inferences", "feedback"):
+                self.command(
+                    f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime(timestamp) + "
+                    f"INTERVAL {int(self._retention_days)} DAY"
+                )
+        return applied
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        with self._errors("command"):
+            return self._client().command(sql, parameters=parameters)
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        with self._errors("query"):
+            return self._client().query(sql, parameters=parameters)
+
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Query and return rows as dicts keyed by column name."""
+        result = self.query(sql, parameters)
+        names = result.column_names
+        return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        rows = self.query(sql, parameters).result_rows
+        return rows[0][0] if rows else None
+
+    def insert_json(self, table: str, rows_json: bytes) -> None:
+        """Insert rows given as one JSON array (or JSON lines) of objects named like the columns.
+
+        ClickHouse parses the JSON natively, which is several times faster than building native
+        columns in Python.
+        """
+        if not rows_json or rows_json in (b"[]", b"\n"):
+            return
+        with self._errors(f"insert into {table}"):
+            self._client().raw_insert(
+                f"{self.database}.{table}", insert_block=rows_json, fmt="JSONEachRow", settings=_JSON_INSERT_SETTINGS
+            )
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        with self._errors(f"insert into {table}"):
+            self._client().insert(f"{self.database}.{table}", rows, column_names=list(columns))
+
+    def ping(self) -> bool:
+        try:
+            return self.scalar("SELECT 1") == 1
+        except StorageError:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing is best effort at shutdown
+                log.warning("client_close_failed")
+        self._local = threading.local()
