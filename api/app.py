@@ -19,7 +19,9 @@ from schemas.settings import Settings
 from streams.storage import StorageError
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, services: Services | None = None, with_worker: bool = False
+) -> FastAPI:
     """Build the app. Pass ``services`` to share already running ones (tests, the demo)."""
 
     @asynccontextmanager
@@ -28,7 +30,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             app.state.services = services
             yield
             return
-        app.state.services = await start_services(settings or Settings())
+        app.state.services = await start_services(settings or Settings(), with_worker=with_worker)
         app.state.services.extras["loop"] = asyncio.get_running_loop()
         try:
             yield

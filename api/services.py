@@ -5,6 +5,7 @@ Built in the FastAPI lifespan (never at import time) and reachable from routes t
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +35,11 @@ class Services:
         return self.storage.ping() and (self.runner is None or self.runner.running)
 
 
-async def start_services(settings: Settings, storage: Storage | None = None) -> Services:
-    """Open storage, apply migrations and start the embedded runner (or the Kafka publisher)."""
+async def start_services(
+    settings: Settings, storage: Storage | None = None, *, with_worker: bool = False
+) -> Services:
+    """Open storage, apply migrations and start the embedded runner, or the Kafka publisher (and, with
+    ``with_worker``, a Kafka worker in this process: ``loopwatch up``)."""
     storage = storage or Storage(settings)
     storage.migrate()
     keys = KeyStore(storage)
@@ -48,13 +52,24 @@ async def start_services(settings: Settings, storage: Storage | None = None) -> 
 
     publisher = KafkaPublisher(settings)
     await publisher.start()
-    log.info("services_started", mode="kafka", database=storage.database)
-    return Services(settings, storage, keys, publisher, None, {"kafka_publisher": publisher})
+    extras: dict[str, Any] = {"kafka_publisher": publisher}
+    if with_worker:
+        from streams.kafka.worker import KafkaWorker
+
+        worker = KafkaWorker(settings, Pipeline(storage, settings))
+        await worker.start()
+        extras["kafka_worker"] = worker
+    log.info("services_started", mode="kafka", database=storage.database, worker=with_worker)
+    return Services(settings, storage, keys, publisher, None, extras)
 
 
 async def stop_services(services: Services, *, close_storage: bool = True) -> None:
     if services.runner is not None:
         await services.runner.stop()
+    worker = services.extras.get("kafka_worker")
+    if worker is not None:
+        await worker.stop()
+        await asyncio.to_thread(worker.pipeline.flush)
     publisher = services.extras.get("kafka_publisher")
     if publisher is not None:
         await publisher.stop()

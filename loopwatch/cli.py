@@ -39,6 +39,39 @@ def serve(
 
 
 @app.command()
+def worker(
+    app_id: Annotated[str | None, typer.Option(help="consumer group / faust app id")] = None,
+) -> None:
+    """Consume the Kafka topics and write to ClickHouse (needs LOOPWATCH_KAFKA_BOOTSTRAP)."""
+    import asyncio
+
+    from streams.kafka.runner import run_worker
+
+    settings = _settings()
+    if not settings.kafka_bootstrap:
+        console.print("[red]loopwatch worker needs LOOPWATCH_KAFKA_BOOTSTRAP[/red]")
+        raise typer.Exit(2)
+    asyncio.run(run_worker(settings, app_id=app_id))
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+) -> None:
+    """API and Kafka worker in one process: distributed transport with an embedded chDB."""
+    import uvicorn
+
+    from api import create_app
+
+    settings = _settings()
+    if not settings.kafka_bootstrap:
+        console.print("[red]loopwatch up needs LOOPWATCH_KAFKA_BOOTSTRAP (use `serve` without Kafka)[/red]")
+        raise typer.Exit(2)
+    uvicorn.run(create_app(settings, with_worker=True), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
 def demo(
     events: Annotated[int, typer.Option(help="inference events to stream")] = 6_000,
     batch: Annotated[int, typer.Option(help="events per HTTP request")] = 200,

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     topic_prefix: str = "loopwatch"
     kafka_partitions: int = Field(default=4, ge=1)
     kafka_replication: int = Field(default=1, ge=1)
+    kafka_session_timeout_seconds: float = Field(
+        default=10.0, ge=6.0, description="how soon a crashed worker's partitions move to another"
+    )
     kafka_envelope_max_events: int = Field(default=1000, ge=1)
     kafka_envelope_max_bytes: int = Field(default=900_000, ge=10_000)
 

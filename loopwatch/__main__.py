@@ -1,0 +1,5 @@
+"""``python -m loopwatch`` is the ``loopwatch`` command."""
+
+from loopwatch.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""Distributed mode: Kafka topics, the API's producer and the faust worker."""

@@ -1,0 +1,68 @@
+"""Batched envelopes: one Kafka message carries a JSON array of events.
+
+faust's per-message overhead caps a worker at a few thousand messages per second, so the producers
+(the API and the SDK) pack events into messages bounded in count and bytes; the worker validates a
+whole envelope in one pydantic call. Inference envelopes hold one (project, model) so the message key
+routes every event of a model to one partition, and so to one worker's windows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel, TypeAdapter
+
+from schemas.events import FeedbackEvent, InferenceEvent
+
+E = TypeVar("E", bound=BaseModel)
+
+_ADAPTERS: dict[type, TypeAdapter] = {  # type: ignore[type-arg]
+    InferenceEvent: TypeAdapter(list[InferenceEvent]),
+    FeedbackEvent: TypeAdapter(list[FeedbackEvent]),
+}
+
+
+def inference_key(project: str, model: str) -> bytes:
+    return f"{project}/{model}".encode()
+
+
+def feedback_key(project: str) -> bytes:
+    return project.encode()
+
+
+def _chunks(events: Sequence[E], max_events: int, max_bytes: int) -> Iterator[bytes]:
+    adapter = _ADAPTERS[type(events[0])]
+    start = 0
+    while start < len(events):
+        stop = min(start + max_events, len(events))
+        body = adapter.dump_json(list(events[start:stop]))
+        while len(body) > max_bytes and stop - start > 1:  # halve until it fits
+            stop = start + (stop - start) // 2
+            body = adapter.dump_json(list(events[start:stop]))
+        yield body
+        start = stop
+
+
+def inference_envelopes(
+    events: Sequence[InferenceEvent], max_events: int, max_bytes: int
+) -> Iterator[tuple[bytes, bytes, int]]:
+    """(key, value, event count) per message, grouped by (project, model)."""
+    groups: dict[tuple[str, str], list[InferenceEvent]] = defaultdict(list)
+    for event in events:
+        groups[(event.project, event.model)].append(event)
+    for (project, model), group in groups.items():
+        for body in _chunks(group, max_events, max_bytes):
+            yield inference_key(project, model), body, body.count(b'"event_id"')
+
+
+def feedback_envelopes(
+    events: Sequence[FeedbackEvent], max_events: int, max_bytes: int
+) -> Iterator[tuple[bytes, bytes, int]]:
+    groups: dict[str, list[FeedbackEvent]] = defaultdict(list)
+    for event in events:
+        groups[event.project].append(event)
+    for project, group in groups.items():
+        for body in _chunks(group, max_events, max_bytes):
+            yield feedback_key(project), body, body.count(b'"feedback_id"')

@@ -1,0 +1,113 @@
+"""The faust worker: agents consume the inference and feedback topics and feed the shared pipeline.
+
+At-least-once: ``take_events`` acks a batch only after the loop body returns, and the body returns
+only once the pipeline's flush has written the batch to ClickHouse (a failing write is retried, never
+skipped), so a committed offset always points past written rows. A crash between write and commit
+replays the batch; event ids make the replay collapse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import faust
+import structlog
+
+from schemas.events import DeadLetter
+from schemas.settings import Settings
+from schemas.topics import Topics
+from streams.bus import Kind
+from streams.kafka.admin import ensure_topics
+from streams.pipeline import Pipeline
+from streams.storage import StorageError
+
+log = structlog.get_logger(__name__)
+
+# Messages per take: each message is an envelope of up to ``kafka_envelope_max_events`` events.
+TAKE_MESSAGES = 64
+
+
+def build_faust_app(settings: Settings, app_id: str) -> faust.App:
+    """A faust app with our conventions: raw bytes in and out, no web server, earliest offsets."""
+    max_bytes = max(1_048_576, settings.kafka_envelope_max_bytes + 64_000)
+    return faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        autodiscover=False,
+        store="memory://",
+        datadir=str(Path(settings.data_dir) / "faust" / app_id),
+        topic_partitions=settings.kafka_partitions,
+        topic_replication_factor=settings.kafka_replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        broker_session_timeout=settings.kafka_session_timeout_seconds,
+        broker_heartbeat_interval=settings.kafka_session_timeout_seconds / 5,
+        producer_max_request_size=max_bytes,
+        consumer_max_fetch_size=max_bytes * 4,
+        stream_buffer_maxsize=TAKE_MESSAGES * 4,
+    )
+
+
+class KafkaWorker:
+    """Owns the faust app, its topics and agents, around one ``Pipeline``."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, *, app_id: str | None = None) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.topics = Topics(settings.topic_prefix)
+        self.app = build_faust_app(settings, app_id or f"{settings.topic_prefix}-worker")
+        partitions = settings.kafka_partitions
+        self.inference_topic = self.app.topic(self.topics.inference, partitions=partitions)
+        self.feedback_topic = self.app.topic(self.topics.feedback, partitions=partitions)
+        self.dlq_topic = self.app.topic(self.topics.dlq, partitions=1)
+        self.alerts_topic = self.app.topic(self.topics.alerts, partitions=1)
+        self.retrain_topic = self.app.topic(self.topics.retrain, partitions=1)
+        self.processed_messages = 0
+        self.app.agent(self.inference_topic, name=f"{self.topics.prefix}-inference")(self._agent("inference"))
+        self.app.agent(self.feedback_topic, name=f"{self.topics.prefix}-feedback")(self._agent("feedback"))
+
+    def _agent(self, kind: Kind) -> Callable[[Any], Awaitable[None]]:
+        within = self.settings.batch_max_seconds
+
+        async def agent(stream: Any) -> None:
+            async for events in stream.take_events(TAKE_MESSAGES, within=within):
+                dead = await asyncio.to_thread(self._decode, kind, [event.message.value for event in events])
+                for letter in dead:
+                    await self.dlq_topic.send(value=letter.model_dump_json().encode())
+                await self._flush_until_written()
+                self.processed_messages += len(events)
+
+        agent.__name__ = f"{kind}_agent"
+        return agent
+
+    def _decode(self, kind: Kind, values: list[bytes | None]) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        for value in values:
+            dead += self.pipeline.accept_raw(kind, value or b"").dead_letters
+        return dead
+
+    async def _flush_until_written(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await asyncio.to_thread(self.pipeline.flush)
+                return
+            except StorageError as exc:
+                log.error("flush_failed", error=str(exc)[:500], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def start(self) -> None:
+        Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
+        await ensure_topics(self.settings)
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()
