@@ -16,6 +16,7 @@ from api import create_app
 from api.services import Services
 from schemas.settings import Settings
 from streams.storage import Storage
+from tests.kafka_fixtures import kafka_bootstrap, kafka_topic_prefix  # noqa: F401 - one broker per session
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,462 @@
+"""Send one alert or retraining request to one channel, retrying until delivered or clearly failed.
+
+The sender owns no storage: every attempt is handed to ``on_attempt`` (the delivery agent writes it
+to ``alert_deliveries``) and ``deliver`` returns an outcome instead of raising, so one bad channel can
+never stop the agent's loop. Retries follow the usual contract of webhook receivers: connection
+errors, timeouts, 408, 429 and 5xx are worth another try (after exponential backoff with full jitter,
+or the receiver's ``Retry-After``); any other status, or a certificate that fails verification, is
+final. Every attempt carries the same ``Idempotency-Key`` so a receiver can drop the duplicates that
+retries create.
+
+Before every attempt the target is resolved and vetted by ``url_guard`` and the request is sent to
+that vetted address (Host header and TLS SNI keep the original name), so a DNS answer that changes
+between check and connect (rebinding) cannot redirect the request into a private network. Redirects
+are never followed for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Literal
+
+import httpx
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from schemas.events import AlertEvent, RetrainEvent
+from schemas.settings import Settings
+from streams.delivery.channels import SlackChannel, WebhookChannel
+from streams.delivery.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
+from streams.delivery.slack import slack_message, slack_retrain_message
+from streams.delivery.url_guard import IPAddress, UnresolvableTargetError, UnsafeTargetError, resolve_target
+
+log = structlog.get_logger(__name__)
+
+USER_AGENT = "loopwatch-delivery/1"
+EVENT_HEADER = "X-Loopwatch-Event"
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+_ERROR_BODY_BYTES = 300
+_MIN_SCRUB_LENGTH = 8  # shorter header values are too likely to be ordinary words to scrub safely
+
+ChannelType = Literal["slack", "webhook"]
+OnAttempt = Callable[["DeliveryAttempt"], Awaitable[object] | object]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One try at one target, as stored in ``alert_deliveries``. ``url`` is safe to store and log."""
+
+    target_id: str  # alert_id or request_id
+    event_type: Literal["alert", "retrain"]
+    channel: ChannelType
+    url: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+    succeeded: bool
+    final: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """How a delivery ended; ``status_code`` and ``error`` are the last attempt's."""
+
+    target_id: str
+    channel: ChannelType
+    status: Literal["delivered", "failed"]
+    attempts: int
+    status_code: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """Everything an attempt needs, built once so every retry sends the same bytes and key."""
+
+    target_id: str
+    event_type: Literal["alert", "retrain"]
+    channel: ChannelType
+    url: str
+    safe_url: str
+    body: bytes
+    headers: dict[str, str]
+    secret: str | None
+    scrub: tuple[tuple[str, str], ...]  # (secret text, replacement) for error messages
+
+
+@dataclass(frozen=True, slots=True)
+class _Try:
+    attempt: DeliveryAttempt
+    retry_after: float | None
+
+
+def safe_url(url: str, channel: ChannelType) -> str:
+    """The URL with its secrets removed: no credentials or query; Slack keeps only scheme and host.
+
+    A Slack incoming-webhook URL *is* its credential (the path is the token), so nothing after the
+    host survives. Generic webhooks keep their path so operators can tell endpoints apart.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "<invalid url>"
+    origin = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"  # netloc excludes user:password
+    return f"{origin}/…" if channel == "slack" else origin + parsed.path
+
+
+def _target(event: AlertEvent | RetrainEvent) -> tuple[str, Literal["alert", "retrain"]]:
+    if isinstance(event, AlertEvent):
+        return event.alert_id, "alert"
+    return event.request_id, "retrain"
+
+
+def _prepare(event: AlertEvent | RetrainEvent, channel: SlackChannel | WebhookChannel) -> _Prepared:
+    target_id, event_type = _target(event)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        IDEMPOTENCY_HEADER: target_id,
+        EVENT_HEADER: event_type,
+    }
+    if isinstance(channel, SlackChannel):
+        payload = slack_message(event) if isinstance(event, AlertEvent) else slack_retrain_message(event)
+        url, secret = channel.webhook_url, None
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        scrub: list[tuple[str, str]] = [(url, safe_url(url, "slack"))]
+        path = httpx.URL(url).path
+        if len(path) > 1:
+            scrub.append((path, "/…"))
+    else:
+        url, secret = channel.url, channel.secret.get_secret_value()
+        body = event.model_dump_json().encode()
+        headers = {**channel.headers, **headers}  # channel headers cannot override ours (validated)
+        scrub = [(url, safe_url(url, "webhook")), (secret, "***")]
+        scrub += [(value, "***") for value in channel.headers.values() if len(value) >= _MIN_SCRUB_LENGTH]
+    return _Prepared(
+        target_id=target_id,
+        event_type=event_type,
+        channel=channel.type,
+        url=url,
+        safe_url=safe_url(url, channel.type),
+        body=body,
+        headers=headers,
+        secret=secret,
+        scrub=tuple(scrub),
+    )
+
+
+def _scrubbed(text: str, prepared: _Prepared) -> str:
+    for secret, replacement in prepared.scrub:
+        text = text.replace(secret, replacement)
+    return text
+
+
+def _describe(exc: BaseException, prepared: _Prepared) -> str:
+    message = str(exc)
+    return _scrubbed(f"{type(exc).__name__}: {message}" if message else type(exc).__name__, prepared)
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None when absent or invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(seconds, 0.0) if seconds == seconds else None  # NaN is not a delay
+
+
+def _retryable_status(status: int) -> bool:
+    return status in (408, 429) or 500 <= status <= 599
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retryable_error(exc: httpx.HTTPError) -> bool:
+    """Network trouble and timeouts may pass; a request we cannot build or a bad certificate will not."""
+    if not isinstance(exc, httpx.TransportError):
+        return False
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+        return False
+    return not _caused_by(exc, ssl.SSLCertVerificationError)
+
+
+async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body: enough for an error hint, bounded against huge replies."""
+    chunks = bytearray()
+    try:
+        async for chunk in response.aiter_raw():
+            chunks += chunk
+            if len(chunks) >= limit:
+                break
+    except httpx.HTTPError:
+        pass  # the status already tells the story; the body is only a hint
+    return bytes(chunks[:limit])
+
+
+class Deliverer:
+    """Delivers events to channels over one shared ``httpx.AsyncClient``.
+
+    Pass ``client`` to share a pool or configure proxies/TLS; otherwise one is created (and closed by
+    ``aclose``) with ``trust_env=False``: an environment proxy would resolve the target itself and
+    silently bypass the private-network guard, so proxies must be chosen explicitly.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient | None = None,
+        on_attempt: OnAttempt | None = None,
+        max_attempts: int = 5,
+        backoff_seconds: float = 1.0,
+        max_backoff_seconds: float = 60.0,
+        max_retry_after_seconds: float = 60.0,
+        timeout_seconds: float = 5.0,
+        allow_private: bool = False,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if backoff_seconds <= 0 or timeout_seconds <= 0:
+            raise ValueError("backoff_seconds and timeout_seconds must be positive")
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient(trust_env=False)
+        self._on_attempt = on_attempt
+        self._max_attempts = max_attempts
+        self._backoff = wait_random_exponential(multiplier=backoff_seconds, max=max_backoff_seconds)
+        self._max_retry_after = max_retry_after_seconds
+        self._timeout = timeout_seconds
+        self._allow_private = allow_private
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        client: httpx.AsyncClient | None = None,
+        on_attempt: OnAttempt | None = None,
+    ) -> Deliverer:
+        """A deliverer configured by the ``LOOPWATCH_DELIVERY_*`` and ``ALLOW_PRIVATE_WEBHOOKS`` settings."""
+        return cls(
+            client=client,
+            on_attempt=on_attempt,
+            max_attempts=settings.delivery_max_attempts,
+            backoff_seconds=settings.delivery_backoff_seconds,
+            timeout_seconds=settings.delivery_timeout_seconds,
+            allow_private=settings.allow_private_webhooks,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this deliverer created it; an injected client is the caller's."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Deliverer:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def deliver(
+        self, event: AlertEvent | RetrainEvent, channel: SlackChannel | WebhookChannel
+    ) -> DeliveryOutcome:
+        """Deliver ``event`` to ``channel``; report each attempt; return how it ended. Never raises for
+        delivery problems (cancellation still propagates)."""
+        target_id, event_type = _target(event)
+        id_key = "alert_id" if event_type == "alert" else "request_id"
+        bound = log.bind(**{id_key: target_id}, channel=channel.type)
+        try:
+            prepared = _prepare(event, channel)
+        except Exception as exc:  # a payload bug must cost one delivery, not the delivery agent
+            bound.exception("delivery.prepare_failed")
+            attempt = DeliveryAttempt(
+                target_id=target_id,
+                event_type=event_type,
+                channel=channel.type,
+                url=safe_url(
+                    channel.webhook_url if isinstance(channel, SlackChannel) else channel.url, channel.type
+                ),
+                attempt=1,
+                status_code=None,
+                error=f"could not build the request: {type(exc).__name__}",
+                latency_ms=0.0,
+                succeeded=False,
+                final=True,
+                at=datetime.now(UTC),
+            )
+            await self._report(attempt, bound)
+            return self._outcome(attempt)
+
+        last: _Try | None = None
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            retry=retry_if_result(lambda result: not result.attempt.final),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        async for manager in retrying:
+            with manager:
+                last = await self._attempt(prepared, manager.retry_state.attempt_number, bound)
+            if manager.retry_state.outcome is not None and not manager.retry_state.outcome.failed:
+                manager.retry_state.set_result(last)
+        assert last is not None  # tenacity makes at least one attempt
+        outcome = self._outcome(last.attempt)
+        if outcome.status == "delivered":
+            bound.info("delivery.delivered", attempts=outcome.attempts, url=prepared.safe_url)
+        else:
+            bound.error(
+                "delivery.failed",
+                attempts=outcome.attempts,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                url=prepared.safe_url,
+            )
+        return outcome
+
+    @staticmethod
+    def _outcome(attempt: DeliveryAttempt) -> DeliveryOutcome:
+        return DeliveryOutcome(
+            target_id=attempt.target_id,
+            channel=attempt.channel,
+            status="delivered" if attempt.succeeded else "failed",
+            attempts=attempt.attempt,
+            status_code=attempt.status_code,
+            error=attempt.error,
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        """The receiver's ``Retry-After`` (capped) when it gave one, else full-jitter backoff."""
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed:
+            result = outcome.result()
+            if isinstance(result, _Try) and result.retry_after is not None:
+                return min(result.retry_after, self._max_retry_after)
+        return float(self._backoff(state))
+
+    def _request(self, prepared: _Prepared, address: IPAddress) -> httpx.Request:
+        """The POST for one attempt, aimed at the vetted ``address``, freshly signed."""
+        url = httpx.URL(prepared.url)
+        headers = dict(prepared.headers)
+        if prepared.secret is not None:
+            # Signed per attempt: a retry after a long backoff must not arrive with a stale timestamp.
+            headers[SIGNATURE_HEADER] = sign(prepared.secret, prepared.body, int(time.time()))
+        extensions: dict[str, str] = {}
+        if url.host != str(address):
+            headers["Host"] = url.netloc.decode("ascii")
+            # The pool keys connections by address; a kept-alive TLS connection made for another name
+            # on the same address would be reused with the wrong SNI.
+            headers["Connection"] = "close"
+            if url.scheme == "https":
+                extensions["sni_hostname"] = url.raw_host.decode("ascii")
+            url = url.copy_with(host=str(address))
+        return self._client.build_request(
+            "POST", url, content=prepared.body, headers=headers, timeout=self._timeout, extensions=extensions
+        )
+
+    async def _attempt(
+        self, prepared: _Prepared, number: int, bound: structlog.typing.FilteringBoundLogger
+    ) -> _Try:
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        retry_after: float | None = None
+        retryable = False
+        try:
+            addresses = await asyncio.to_thread(
+                resolve_target, prepared.url, allow_private=self._allow_private
+            )
+            response = await self._client.send(
+                self._request(prepared, addresses[0]), stream=True, follow_redirects=False
+            )
+            try:
+                status = response.status_code
+                hint = (await _read_prefix(response, _ERROR_BODY_BYTES)).decode("utf-8", "replace").strip()
+            finally:
+                await response.aclose()
+            if not 200 <= status < 300:
+                retryable = _retryable_status(status)
+                error = f"HTTP {status}" + (f": {_scrubbed(hint, prepared)}" if hint else "")
+                if 300 <= status < 400:
+                    error += " (redirects are not followed)"
+                if status in _RETRY_AFTER_STATUSES:
+                    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        except UnresolvableTargetError as exc:
+            error, retryable = _describe(exc, prepared), True  # DNS trouble is usually transient
+        except UnsafeTargetError as exc:
+            error = _describe(exc, prepared)
+        except httpx.HTTPError as exc:
+            error, retryable = _describe(exc, prepared), _retryable_error(exc)
+        except Exception as exc:  # unexpected: record it as a final failure rather than crash the agent
+            bound.exception("delivery.attempt_crashed", attempt=number)
+            error = _describe(exc, prepared)
+
+        succeeded = status is not None and 200 <= status < 300
+        attempt = DeliveryAttempt(
+            target_id=prepared.target_id,
+            event_type=prepared.event_type,
+            channel=prepared.channel,
+            url=prepared.safe_url,
+            attempt=number,
+            status_code=status,
+            error=error,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            succeeded=succeeded,
+            final=succeeded or not retryable or number >= self._max_attempts,
+            at=datetime.now(UTC),
+        )
+        level = bound.info if succeeded else bound.warning
+        level(
+            "delivery.attempt",
+            attempt=number,
+            status_code=status,
+            error=error,
+            latency_ms=attempt.latency_ms,
+            final=attempt.final,
+            url=prepared.safe_url,
+        )
+        await self._report(attempt, bound)
+        return _Try(attempt=attempt, retry_after=retry_after)
+
+    async def _report(self, attempt: DeliveryAttempt, bound: structlog.typing.FilteringBoundLogger) -> None:
+        """Hand the attempt to the caller; a failing recorder is logged, never allowed to stop delivery."""
+        if self._on_attempt is None:
+            return
+        try:
+            result = self._on_attempt(attempt)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            bound.exception("delivery.on_attempt_failed", attempt=attempt.attempt)

@@ -1,0 +1,254 @@
+"""Slack Block Kit messages for alerts and retraining requests.
+
+An on-call engineer should see from the notification alone what broke (metric, value vs threshold),
+where (project, model, version, window) and why (the features that drifted), with one click to the
+report. Slack rejects a whole message when one block breaks a limit, so every text is clipped to its
+Block Kit limit here rather than trusting the size of user-controlled strings. Those strings (model,
+feature and monitor names) are escaped so they cannot inject links or @channel mentions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from schemas.events import AlertEvent, RetrainEvent
+
+# Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
+HEADER_TEXT_MAX = 150
+SECTION_TEXT_MAX = 3000
+SECTION_FIELDS_MAX = 10
+FIELD_TEXT_MAX = 2000
+CONTEXT_TEXT_MAX = 3000
+BUTTON_TEXT_MAX = 75
+BUTTON_URL_MAX = 3000
+BLOCKS_MAX = 50
+FALLBACK_TEXT_MAX = 3000  # Slack truncates fallback text long before its 40k hard limit.
+
+TOP_FEATURES = 10
+
+_SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+_KIND_TITLE = {
+    "drift": "Drift detected",
+    "quality": "Quality drop",
+    "cost": "Cost alert",
+    "latency": "Latency alert",
+    "error_rate": "Error rate alert",
+    "budget": "Budget exceeded",
+}
+_OPERATORS = frozenset({">", ">=", "<", "<=", "==", "!=", "≥", "≤"})
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _esc(value: object) -> str:
+    """Escape mrkdwn control characters (Slack's own rule: only &, < and > need it)."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(value: object, limit: int = 100) -> str:
+    """Inline code for identifiers; backticks would end the span, so they are dropped."""
+    return f"`{_esc(_clip(str(value).replace('`', ''), limit))}`"
+
+
+def _num(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _esc(_clip(str(value), 40))
+    if not math.isfinite(value):
+        return str(value)
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.2f}"
+    return f"{value:.4g}"
+
+
+def _window(start: datetime, end: datetime) -> str:
+    if start.date() == end.date():
+        return f"{start:%Y-%m-%d %H:%M:%S} \u2013 {end:%H:%M:%S} UTC"
+    return f"{start:%Y-%m-%d %H:%M:%S} \u2013 {end:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _mrkdwn(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": _clip(text, limit)}
+
+
+def _header(text: str) -> dict[str, Any]:
+    # plain_text renders literally, so no escaping; only the length matters.
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": _clip(text, HEADER_TEXT_MAX), "emoji": True},
+    }
+
+
+def _fields(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "fields": [
+            _mrkdwn(f"*{label}*\n{value}", FIELD_TEXT_MAX) for label, value in pairs[:SECTION_FIELDS_MAX]
+        ],
+    }
+
+
+def _context(parts: list[str]) -> dict[str, Any]:
+    return {"type": "context", "elements": [_mrkdwn(part, CONTEXT_TEXT_MAX) for part in parts[:10]]}
+
+
+def _model_label(model: str, version: str) -> str:
+    return f"{_esc(model)} · {_code(version)}" if version else _esc(model)
+
+
+def _value_vs_threshold(alert: AlertEvent) -> str:
+    condition = alert.condition.strip()
+    value, threshold = _num(alert.value), _num(alert.threshold)
+    if condition in _OPERATORS:
+        return f"{value} {_esc(condition)} {threshold}"
+    if condition:
+        return f"{value} (threshold {threshold}, {_esc(_clip(condition, 200))})"
+    return f"{value} (threshold {threshold})"
+
+
+def _truthy(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "yes", "1"}
+    return bool(value) if isinstance(value, bool | int | float) else False
+
+
+def _feature_lines(details: Mapping[str, Any]) -> tuple[list[str], int, int]:
+    """Lines for drifted features (detector order, first ``TOP_FEATURES``), drifted count, total count.
+
+    ``details["features"]`` comes from detectors we do not control here; anything that is not a list
+    of dicts is ignored rather than allowed to break the message.
+    """
+    features = details.get("features")
+    if not isinstance(features, list):
+        return [], 0, 0
+    rows = [row for row in features if isinstance(row, Mapping)]
+    drifted = [row for row in rows if _truthy(row.get("drifted"))]
+    lines = []
+    for row in drifted[:TOP_FEATURES]:
+        line = f"• {_code(row.get('name', '?'))}"
+        method = row.get("method")
+        stat = f"{_esc(_clip(str(method), 40))} " if method else ""
+        if "value" in row:
+            line += f" — {stat}{_num(row['value'])}"
+        if "threshold" in row:
+            line += f" (threshold {_num(row['threshold'])})"
+        lines.append(line)
+    return lines, len(drifted), len(rows)
+
+
+def _features_block(details: Mapping[str, Any]) -> dict[str, Any] | None:
+    lines, drifted, total = _feature_lines(details)
+    if total == 0:
+        return None
+    if drifted == 0:
+        return {
+            "type": "section",
+            "text": _mrkdwn(f"*Features*\nNone of {total} features drifted.", SECTION_TEXT_MAX),
+        }
+    text = f"*Top drifted features* ({drifted} of {total} drifted)"
+    shown = 0
+    for line in lines:
+        # Keep room for the "…and N more" line so the block never exceeds its limit.
+        if len(text) + 1 + len(line) > SECTION_TEXT_MAX - 40:
+            break
+        text += "\n" + line
+        shown += 1
+    if drifted > shown:
+        text += f"\n…and {drifted - shown} more"
+    return {"type": "section", "text": _mrkdwn(text, SECTION_TEXT_MAX)}
+
+
+def _report_button(url: str | None) -> dict[str, Any] | None:
+    if not url or not url.startswith(("https://", "http://")) or len(url) > BUTTON_URL_MAX:
+        return None
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Open report", "emoji": True},
+        "url": url,
+        "action_id": "loopwatch_open_report",
+    }
+    return {"type": "actions", "elements": [button]}
+
+
+def _message(fallback: str, blocks: list[dict[str, Any] | None]) -> dict[str, Any]:
+    present = [block for block in blocks if block is not None]
+    return {"text": _clip(fallback, FALLBACK_TEXT_MAX), "blocks": present[:BLOCKS_MAX]}
+
+
+def slack_message(alert: AlertEvent) -> dict[str, Any]:
+    """The incoming-webhook payload for an alert: fallback ``text`` plus Block Kit ``blocks``."""
+    icon = _SEVERITY_ICON.get(alert.severity, "⚪")
+    title = f"{icon} {_KIND_TITLE.get(alert.kind, 'Alert')}: {alert.model}"
+    metric = _esc(alert.metric) + (f" on {_code(alert.dimension)}" if alert.dimension else "")
+    fields = [
+        ("Project", _esc(alert.project)),
+        ("Model", _model_label(alert.model, alert.model_version)),
+        ("Metric", metric),
+        ("Value vs threshold", _value_vs_threshold(alert)),
+        ("Window", _window(alert.window_start, alert.window_end)),
+        ("Severity", _esc(alert.severity)),
+    ]
+    if alert.p_value is not None:
+        fields.append(("p-value", _num(alert.p_value)))
+    monitor = _esc(alert.monitor_name) + " " if alert.monitor_name else ""
+    context = [
+        f"Alert {_code(alert.alert_id)}",
+        f"Monitor {monitor}{_code(alert.monitor_id)}",
+        f"Fired {alert.fired_at:%Y-%m-%d %H:%M:%S} UTC",
+    ]
+    fallback = f"{_esc(title)} — {metric} {_value_vs_threshold(alert)} ({_esc(alert.project)})"
+    return _message(
+        fallback,
+        [
+            _header(title),
+            _fields(fields),
+            _features_block(alert.details),
+            _context(context),
+            _report_button(alert.report_url),
+        ],
+    )
+
+
+def _json_block(label: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not data:
+        return None
+    body = json.dumps(data, default=str, ensure_ascii=False, sort_keys=True, indent=1)
+    room = SECTION_TEXT_MAX - len(label) - 12  # "*label*\n```" + "```"
+    return {
+        "type": "section",
+        "text": _mrkdwn(f"*{label}*\n```{_esc(_clip(body, room))}```", SECTION_TEXT_MAX),
+    }
+
+
+def slack_retrain_message(event: RetrainEvent) -> dict[str, Any]:
+    """The incoming-webhook payload for a retraining request: why, for which data, with the evidence."""
+    title = f"🔁 Retraining requested: {event.model}"
+    reasons = ", ".join(_code(reason) for reason in event.reason[:5])
+    if len(event.reason) > 5:
+        reasons += f" and {len(event.reason) - 5} more"
+    fields = [
+        ("Project", _esc(event.project)),
+        ("Model", _model_label(event.model, event.model_version)),
+        ("Window", _window(event.window_start, event.window_end)),
+        ("Triggered by", reasons or "—"),
+    ]
+    fallback = f"{_esc(title)} ({_esc(event.project)}, {len(event.reason)} alert(s))"
+    return _message(
+        fallback,
+        [
+            _header(title),
+            _fields(fields),
+            _json_block("Evidence", event.evidence),
+            _json_block("Training data selector", event.dataset),
+            _context(
+                [f"Request {_code(event.request_id)}", f"Created {event.created_at:%Y-%m-%d %H:%M:%S} UTC"]
+            ),
+        ],
+    )

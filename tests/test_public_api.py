@@ -1,0 +1,28 @@
+"""The public surface of ``loopwatch`` is exactly what ``__all__`` promises (the httpx rule)."""
+
+from __future__ import annotations
+
+import importlib
+
+import loopwatch
+import loopwatch.emitter
+
+
+def test_all_is_the_sorted_public_surface() -> None:
+    assert loopwatch.__all__ == sorted(loopwatch.__all__) == ["Emitter", "Settings"]
+
+
+def test_public_names_import() -> None:
+    from loopwatch import Emitter, Settings
+
+    assert Emitter is loopwatch.emitter.Emitter
+    assert Settings.__name__ == "Settings"
+
+
+def test_emitter_implementation_modules_are_private() -> None:
+    package = loopwatch.emitter
+    assert package.__all__ == sorted(package.__all__)
+    for name in package.__all__:
+        module = getattr(package, name).__module__
+        assert module.startswith("loopwatch.emitter._"), (name, module)
+        importlib.import_module(module)
