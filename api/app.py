@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from api.routes import feedback, inferences, ingest, keys, models, ops
+from api.routes import feedback, inferences, ingest, keys, models, ops, references, reports, stats
 from api.services import Services, start_services, stop_services
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.settings import Settings
@@ -45,7 +45,7 @@ def create_app(
     )
     if services is not None:
         app.state.services = services
-    for module in (ingest, feedback, inferences, models, keys, ops):
+    for module in (ingest, feedback, inferences, models, references, stats, reports, keys, ops):
         app.include_router(module.router)
 
     @app.exception_handler(StorageError)

@@ -16,6 +16,7 @@ from schemas.settings import Settings
 from streams.bus import Publisher
 from streams.embedded import EmbeddedRunner
 from streams.pipeline import Pipeline
+from streams.stats.references import ReferenceStore
 from streams.storage import Storage
 
 log = structlog.get_logger(__name__)
@@ -27,6 +28,7 @@ class Services:
     storage: Storage
     keys: KeyStore
     publisher: Publisher
+    references: ReferenceStore
     runner: EmbeddedRunner | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -47,7 +49,7 @@ async def start_services(
         runner = EmbeddedRunner(Pipeline(storage, settings), settings)
         await runner.start()
         log.info("services_started", mode="embedded", database=storage.database)
-        return Services(settings, storage, keys, runner.bus, runner)
+        return Services(settings, storage, keys, runner.bus, ReferenceStore(storage), runner)
     from streams.kafka.publisher import KafkaPublisher  # imported lazily: embedded mode needs no Kafka
 
     publisher = KafkaPublisher(settings)
@@ -60,7 +62,7 @@ async def start_services(
         await worker.start()
         extras["kafka_worker"] = worker
     log.info("services_started", mode="kafka", database=storage.database, worker=with_worker)
-    return Services(settings, storage, keys, publisher, None, extras)
+    return Services(settings, storage, keys, publisher, ReferenceStore(storage), None, extras)
 
 
 async def stop_services(services: Services, *, close_storage: bool = True) -> None:

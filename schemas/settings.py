@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     batch_max_seconds: float = Field(default=0.5, gt=0)
     queue_max_batches: int = Field(default=256, ge=1)
 
+    stats_enabled: bool = True
+    drift_sample_rows: int = Field(default=5_000, ge=100, description="rows per window sampled for drift")
+    drift_share: float = Field(default=0.5, gt=0, le=1, description="dataset drift when this share drifts")
+    drift_correction: Literal["none", "bonferroni", "holm", "fdr_bh"] = "none"
+    reference_min_rows: int = Field(default=100, ge=1, description="rows the default reference window needs")
+    cost_tag_keys: list[str] = Field(default_factory=lambda: ["route", "app", "environment"])
+    cost_overrides: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description='{"my-model": {"input_per_mtok": 0.2, "output_per_mtok": 0.6}}'
+    )
+    spend_history_windows: int = Field(default=12, ge=3)
+    quality_refresh_seconds: float = Field(default=5.0, gt=0)
+
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=5_000, ge=1)
     admin_key: SecretStr | None = None

@@ -35,6 +35,8 @@ class EmbeddedRunner:
         self.failed_flushes = 0
 
     async def start(self) -> None:
+        if self.pipeline.stats is not None:
+            await asyncio.to_thread(self.pipeline.stats.recover)
         self._task = asyncio.create_task(self._run(), name="loopwatch-embedded-runner")
 
     @property

@@ -2,8 +2,10 @@
 
 Reads top to bottom like the data flow::
 
-    raw bytes ─decode─▶ events ─enrich─▶ sink buffers ──flush──▶ ClickHouse
-                 └─▶ dead letters ───────────┘
+    raw bytes ─decode─▶ events ─enrich (cost)─▶ sink buffers ──flush──▶ ClickHouse (raw events)
+                 └─▶ dead letters ──────────────────┘                │
+                                     window tracker ◀── event times   ▼
+                                                      due windows ─▶ statistics ─▶ window_stats ─▶ hooks
 
 Everything here is synchronous: runners call it from worker threads, because chDB has no async client
 and the statistics are CPU work.
@@ -11,6 +13,7 @@ and the statistics are CPU work.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -20,6 +23,7 @@ from schemas.settings import Settings
 from streams.bus import Kind
 from streams.decode import Decoded, feedback_decoder, inference_decoder
 from streams.sink import EventSink, FlushStats
+from streams.stats import StatsEngine
 from streams.storage import Storage
 
 log = structlog.get_logger(__name__)
@@ -37,6 +41,8 @@ class Pipeline:
         self.inference_decoder = inference_decoder(max_bytes=settings.max_body_bytes)
         self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes)
         self.on_dead_letters: list[DeadLetterHook] = []
+        self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
+        self._stats_lock = threading.Lock()
 
     def accept_raw(self, kind: Kind, raw: bytes) -> Decoded[InferenceEvent] | Decoded[FeedbackEvent]:
         """Decode one message (an event or an array of events); bad items become dead letters."""
@@ -51,9 +57,14 @@ class Pipeline:
         return decoded
 
     def accept_inferences(self, events: Sequence[InferenceEvent]) -> None:
+        if self.stats is not None:
+            events = self.stats.enrich(events)
+            self.stats.observe_inferences(events)
         self.sink.add_inferences(events)
 
     def accept_feedback(self, events: Sequence[FeedbackEvent]) -> None:
+        if self.stats is not None:
+            self.stats.observe_feedback(events)
         self.sink.add_feedback(events)
 
     def accept_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
@@ -68,5 +79,20 @@ class Pipeline:
         return self.sink.pending
 
     def flush(self) -> FlushStats:
-        """Write buffered events. Raises StorageError with the buffers kept, so the caller may retry."""
-        return self.sink.flush()
+        """Write buffered events, then close due windows.
+
+        Raises StorageError with the buffers kept, so the caller may retry. A failure while computing
+        statistics is logged and does not hold up raw events (they are already written).
+        """
+        written = self.sink.flush()
+        self.close_windows()
+        return written
+
+    def close_windows(self, *, force_quality: bool = False) -> None:
+        if self.stats is None:
+            return
+        with self._stats_lock:
+            try:
+                self.stats.after_flush(force_quality=force_quality)
+            except Exception:  # noqa: BLE001 - statistics must never block ingestion
+                log.exception("statistics_failed")

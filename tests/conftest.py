@@ -5,6 +5,7 @@ chDB allows one engine (one data path) per process, so isolation comes from data
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,12 @@ class Api:
         runner = self.services.runner
         assert runner is not None
         self.client.portal.call(runner.wait_idle)  # type: ignore[union-attr]
+
+    async def wait_written_stats(self) -> None:
+        """Close due windows and refresh late-feedback quality now (no debounce)."""
+        runner = self.services.runner
+        assert runner is not None
+        await asyncio.to_thread(runner.pipeline.close_windows, force_quality=True)
 
 
 @pytest.fixture

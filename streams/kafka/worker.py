@@ -72,6 +72,11 @@ class KafkaWorker:
         self.processed_messages = 0
         self.app.agent(self.inference_topic, name=f"{self.topics.prefix}-inference")(self._agent("inference"))
         self.app.agent(self.feedback_topic, name=f"{self.topics.prefix}-feedback")(self._agent("feedback"))
+        self.app.timer(max(1.0, settings.batch_max_seconds * 2))(self._close_idle_windows)
+
+    async def _close_idle_windows(self) -> None:
+        """Windows of models that went quiet close on wall time, even when no message arrives."""
+        await asyncio.to_thread(self.pipeline.close_windows)
 
     def _agent(self, kind: Kind) -> Callable[[Any], Awaitable[None]]:
         within = self.settings.batch_max_seconds
@@ -107,6 +112,8 @@ class KafkaWorker:
     async def start(self) -> None:
         Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
         await ensure_topics(self.settings)
+        if self.pipeline.stats is not None:
+            await asyncio.to_thread(self.pipeline.stats.recover)
         await self.app.start()
 
     async def stop(self) -> None:

@@ -1,0 +1,82 @@
+"""Reading ``window_stats`` back, optionally re-bucketed to a coarser interval."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from api.queries.feedback import ch_time
+from streams.storage import Storage
+
+# Counts and sums add up across windows; everything else is averaged by sample size when re-bucketing.
+ADDITIVE = {"count", "error_count", "cost_usd", "unknown_cost_events", "input_tokens", "output_tokens", "feedback_count"}
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def stat_rows(
+    storage: Storage,
+    project: str,
+    family: str,
+    *,
+    model: str | None,
+    metric: str | None,
+    dimension: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    clauses = ["project = {project:String}", "family = {family:String}"]
+    params: dict[str, Any] = {"project": project, "family": family, "limit": limit}
+    for name, value in (("model", model), ("metric", metric), ("dimension", dimension)):
+        if value is not None:
+            clauses.append(f"{name} = {{{name}:String}}")
+            params[name] = value
+    if since:
+        clauses.append("window_end > {since:DateTime64(3, 'UTC')}")
+        params["since"] = ch_time(since)
+    if until:
+        clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
+        params["until"] = ch_time(until)
+    rows = storage.rows(
+        "SELECT model, window_start, window_end, metric, dimension, value, p_value, threshold, flagged, sample_size, "
+        f"details FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
+        "ORDER BY window_start, model, metric, dimension LIMIT {limit:UInt32}",
+        params,
+    )
+    for row in rows:
+        row["window_start"], row["window_end"] = _utc(row["window_start"]), _utc(row["window_end"])
+        row["flagged"] = bool(row["flagged"])
+        row["details"] = orjson.loads(row["details"]) if row["details"] else {}
+    return rows
+
+
+def rebucket(rows: list[dict[str, Any]], interval_seconds: int) -> list[dict[str, Any]]:
+    """Merge windows into ``interval_seconds`` buckets: sums for additive metrics, sample-size-weighted
+    means otherwise (percentiles averaged this way are an approximation, stated in the API docs),
+    ``flagged`` if any window was, the smallest p-value."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        epoch = int(row["window_start"].timestamp())
+        bucket = datetime.fromtimestamp(epoch - epoch % interval_seconds, UTC)
+        groups[(bucket, row["model"], row["metric"], row["dimension"])].append(row)
+    out = []
+    for (bucket, model, metric, dimension), members in sorted(groups.items(), key=lambda item: item[0]):
+        weights = [max(m["sample_size"], 1) for m in members]
+        if metric in ADDITIVE:
+            value = sum(m["value"] for m in members)
+        else:
+            value = sum(m["value"] * w for m, w in zip(members, weights, strict=True)) / sum(weights)
+        p_values = [m["p_value"] for m in members if m["p_value"] is not None]
+        out.append({
+            "model": model, "window_start": bucket, "window_end": bucket + timedelta(seconds=interval_seconds),
+            "metric": metric, "dimension": dimension, "value": value, "p_value": min(p_values) if p_values else None,
+            "threshold": members[-1]["threshold"], "flagged": any(m["flagged"] for m in members),
+            "sample_size": sum(m["sample_size"] for m in members), "details": {"windows": len(members)},
+        })  # fmt: skip
+    return out

@@ -1,0 +1,117 @@
+"""Drift references: pin a time range of a model's own traffic, or upload a dataset."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ValidationError
+
+from api.deps import ProjectDep, ServicesDep
+from api.errors import responses, unprocessable
+from streams.stats.references import Reference, ReferenceStore, columns_from_records
+from streams.stats.window_data import fetch_drift_columns
+from schemas.stats import WindowKey
+
+router = APIRouter(prefix="/v1/models", tags=["references"], responses=responses(400, 401, 404, 413, 422, 503))
+
+ModelName = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+class RangeRequest(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class ReferenceInfo(BaseModel):
+    model: str
+    kind: str
+    rows: int
+    columns: list[str]
+    range_start: datetime | None
+    range_end: datetime | None
+    created_at: datetime | None
+
+
+def _info(reference: Reference) -> ReferenceInfo:
+    return ReferenceInfo(
+        model=reference.model, kind=reference.kind, rows=reference.rows, columns=sorted(reference.profile.columns),
+        range_start=reference.range_start, range_end=reference.range_end, created_at=reference.created_at,
+    )  # fmt: skip
+
+
+def _records(body: bytes, fmt: str) -> list[dict[str, Any]]:
+    try:
+        if fmt == "jsonl":
+            return [orjson.loads(line) for line in body.splitlines() if line.strip()]
+        import pandas as pd
+
+        frame = pd.read_csv(io.BytesIO(body)) if fmt == "csv" else pd.read_parquet(io.BytesIO(body))
+        return frame.to_dict(orient="records")
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the client's data
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"cannot read the {fmt} dataset: {exc}") from exc
+
+
+@router.post(
+    "/{model}/reference",
+    response_model=ReferenceInfo,
+    status_code=status.HTTP_201_CREATED,
+    summary="Set the drift reference: JSON {start, end} pins a time range; a jsonl/csv/parquet body uploads one",
+    openapi_extra={"requestBody": {"content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/RangeRequest"}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+        "text/csv": {"schema": {"type": "string"}},
+        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+    }}},
+)  # fmt: skip
+async def set_reference(
+    model: ModelName,
+    request: Request,
+    project: ProjectDep,
+    services: ServicesDep,
+    format: Annotated[Literal["jsonl", "csv", "parquet"] | None, Query()] = None,  # noqa: A002
+) -> ReferenceInfo:
+    body = await request.body()
+    if len(body) > services.settings.max_body_bytes:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {services.settings.max_body_bytes} bytes")
+    store: ReferenceStore = services.references
+    storage, settings = services.storage, services.settings
+    if format is None and "json" in request.headers.get("content-type", "") and "ndjson" not in request.headers.get(
+        "content-type", ""
+    ):
+        try:
+            window = RangeRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors(include_url=False, include_context=False, include_input=False)) from exc
+        start, end = (value.replace(tzinfo=value.tzinfo or UTC) for value in (window.start, window.end))
+        if start >= end or not 2000 <= start.year < 2200 or not 2000 <= end.year < 2200:
+            raise unprocessable(["body", "start"], "need 2000 <= start < end < 2200")
+        from starlette.concurrency import run_in_threadpool
+
+        columns = await run_in_threadpool(
+            fetch_drift_columns, storage, WindowKey(project, model, start, end), settings.drift_sample_rows * 4
+        )
+        if columns.rows == 0:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inferences of {model!r} between {start} and {end}")
+        reference = await run_in_threadpool(store.save, project, model, "range", columns, range_start=start, range_end=end)
+        return _info(reference)
+    fmt = format or ("csv" if "csv" in request.headers.get("content-type", "") else "jsonl")
+    records = _records(body, fmt)
+    if not records:
+        raise unprocessable(["body"], "the dataset has no rows")
+    from starlette.concurrency import run_in_threadpool
+
+    columns = columns_from_records(records)
+    reference = await run_in_threadpool(store.save, project, model, "dataset", columns)
+    return _info(reference)
+
+
+@router.get("/{model}/reference", response_model=ReferenceInfo, summary="The model's current drift reference")
+def get_reference(model: ModelName, project: ProjectDep, services: ServicesDep) -> ReferenceInfo:
+    reference = services.references.get(project, model)
+    if reference is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{model!r} has no reference yet (the first window sets one)")
+    return _info(reference)

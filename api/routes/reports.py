@@ -1,0 +1,68 @@
+"""``GET /v1/reports/drift``: an Evidently HTML report of one window against the model's reference."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import HTMLResponse
+
+from api.deps import ProjectDep, ServicesDep
+from api.errors import responses
+from detectors import CategoricalReference, NumericReference, ReferenceProfile
+from schemas.stats import WindowKey
+from streams.stats.window_data import fetch_drift_columns
+from streams.stats.windows import window_bounds
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=responses(401, 404, 503))
+
+_MAX_CATEGORY_ROWS = 20_000
+
+
+def reference_frame(profile: ReferenceProfile) -> pd.DataFrame:
+    """The reference's kept sample as a frame (categorical counts expanded, scaled to a bounded size)."""
+    columns: dict[str, np.ndarray] = {}
+    for name, column in profile.columns.items():
+        if isinstance(column, NumericReference):
+            columns[name] = np.asarray(column.sample, dtype=float)
+        elif isinstance(column, CategoricalReference):
+            counts = np.asarray(column.counts.counts, dtype=float)
+            scale = min(1.0, _MAX_CATEGORY_ROWS / max(counts.sum(), 1))
+            repeats = np.maximum(np.round(counts * scale).astype(int), (counts > 0).astype(int))
+            columns[name] = np.repeat(np.array([str(k) for k in column.counts.keys], dtype=object), repeats)
+    length = max((len(values) for values in columns.values()), default=0)
+    return pd.DataFrame({
+        name: pd.Series(values).reindex(range(length)) for name, values in columns.items()
+    })  # fmt: skip
+
+
+@router.get("/drift", response_class=HTMLResponse, summary="Evidently drift report: one window vs the reference")
+def drift_report(
+    project: ProjectDep,
+    services: ServicesDep,
+    model: Annotated[str, Query(min_length=1, max_length=200)],
+    window_start: Annotated[datetime, Query(description="any time inside the window")],
+) -> HTMLResponse:
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    if not 2000 <= window_start.year < 2200:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "window_start must be between 2000 and 2200")
+    settings = services.settings
+    start, end = window_bounds(window_start.replace(tzinfo=window_start.tzinfo or UTC), settings.window_seconds)
+    reference = services.references.get(project, model)
+    if reference is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{model!r} has no reference yet")
+    current = fetch_drift_columns(services.storage, WindowKey(project, model, start, end), settings.drift_sample_rows)
+    if current.rows == 0:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inferences of {model!r} in the window starting {start}")
+    names = sorted(set(current.columns) & set(reference.profile.columns))
+    current_frame = pd.DataFrame({name: current.columns[name] for name in names})
+    reference_df = reference_frame(reference.profile)[names]
+    snapshot = Report([DataDriftPreset()]).run(current_data=current_frame, reference_data=reference_df)
+    html = snapshot.get_html_str(as_iframe=False)
+    title = f"<title>loopwatch drift: {model} {start.isoformat()} – {(start + timedelta(seconds=settings.window_seconds)).isoformat()}</title>"
+    return HTMLResponse(html.replace("<head>", "<head>" + title, 1))

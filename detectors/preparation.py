@@ -1,0 +1,76 @@
+"""Resolving a column's kind and converting any supported input to prepared data.
+
+Accepted inputs on either side of a drift test: raw values (numpy array, pandas
+Series, list), or a *summary* -- an object implementing :class:`ColumnSummary`
+(:class:`~detectors.profile.NumericReference`,
+:class:`~detectors.profile.CategoricalReference`,
+:class:`~detectors.window.WindowSample`). Summaries know their own kind.
+"""
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from detectors.column_data import CategoricalData, NumericData, categorical_data, numeric_data
+from detectors.inference import infer_column_type
+from detectors.kinds import ArrayLike, ColumnKind, InferredKind
+from detectors.missing import as_array, drop_missing
+
+
+@runtime_checkable
+class ColumnSummary(Protocol):
+    """Something that already holds a prepared, possibly bounded, view of a column."""
+
+    @property
+    def kind(self) -> ColumnKind:
+        """``num`` or ``cat``."""
+        ...
+
+    def column_data(self) -> NumericData | CategoricalData:
+        """The prepared data the stat tests consume."""
+        ...
+
+
+@runtime_checkable
+class ReferenceSummary(ColumnSummary, Protocol):
+    """A reference summary that may need to map current values onto its own keys."""
+
+    def align_current(self, current: NumericData | CategoricalData) -> NumericData | CategoricalData:
+        """Return ``current`` expressed in the summary's key space (e.g. ``__other__``)."""
+        ...
+
+
+ColumnInput = ArrayLike | ColumnSummary
+
+
+def resolve_kind(
+    reference: ColumnInput, current: ColumnInput, column_type: ColumnKind | None
+) -> InferredKind:
+    """Explicit type, else a summary's kind (reference first), else evidently's inference on current."""
+    if column_type is not None:
+        if column_type not in ("num", "cat"):
+            raise ValueError(f"column_type must be 'num' or 'cat', got {column_type!r}")
+        return column_type
+    for side in (reference, current):
+        if isinstance(side, ColumnSummary):
+            return side.kind
+    return infer_column_type(current)  # type: ignore[arg-type]
+
+
+def prepare(values: ColumnInput, kind: ColumnKind) -> NumericData | CategoricalData:
+    """Convert one side to :class:`NumericData` / :class:`CategoricalData` for ``kind``."""
+    if isinstance(values, ColumnSummary):
+        if values.kind != kind:
+            raise ValueError(f"summary holds a {values.kind!r} column but {kind!r} was requested")
+        return values.column_data()
+    arr = as_array(values)
+    if kind == "num":
+        if arr.dtype.kind not in "fiub":
+            if drop_missing(arr).size:
+                raise ValueError(f"column should contain numerical values only, got dtype {arr.dtype}")
+            arr = np.empty(0, dtype=np.float64)  # only missing values: an empty numeric column
+        return numeric_data(arr)
+    return categorical_data(arr)
+
+
+__all__ = ["ColumnInput", "ColumnSummary", "ReferenceSummary", "prepare", "resolve_kind"]

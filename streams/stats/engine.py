@@ -1,0 +1,239 @@
+"""The statistics engine the pipeline calls: enrich events, track windows, close them into rows.
+
+Flow per flush (after the raw events are in ClickHouse)::
+
+    tracker.due() ──▶ close_window(key) ──▶ latency / cost / drift / quality rows ──▶ window_stats
+    late feedback ──▶ windows it belongs to ──(debounced)──▶ quality rows again ──▶ window_stats
+
+Everything is computed from stored rows, so any worker can close any window (after a rebalance or a
+crash) and get the same numbers; ``window_stats`` keeps the newest computation of each key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import orjson
+import structlog
+
+from detectors import CostCalculator, CostConfig, PriceOverride
+from schemas.events import FeedbackEvent, InferenceEvent
+from schemas.settings import Settings
+from schemas.stats import StatRow, WindowKey
+from streams.stats import families
+from streams.stats.quality_data import fetch_quality
+from streams.stats.references import ReferenceStore
+from streams.stats.window_data import IN_WINDOW, ch_time, fetch_drift_columns, fetch_latency, window_params
+from streams.stats.windows import WindowTracker, window_bounds
+from streams.storage import Storage
+
+log = structlog.get_logger(__name__)
+
+RowsHook = Callable[[list[StatRow]], None]
+
+
+def _stat_json(row: StatRow) -> dict[str, Any]:
+    return {
+        "project": row.project,
+        "model": row.model,
+        "model_version": row.model_version,
+        "window_start": ch_time(row.window_start),
+        "window_end": ch_time(row.window_end),
+        "family": row.family,
+        "metric": row.metric,
+        "dimension": row.dimension,
+        "value": row.value,
+        "p_value": row.p_value,
+        "threshold": row.threshold,
+        "flagged": int(row.flagged),
+        "sample_size": row.sample_size,
+        "details": orjson.dumps(row.details, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode(),
+    }
+
+
+class StatsEngine:
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.tracker = WindowTracker(settings.window_seconds, settings.allowed_lateness_seconds)
+        self.references = ReferenceStore(storage)
+        overrides = {name: PriceOverride(**{k: Decimal(str(v)) for k, v in price.items()})
+                     for name, price in settings.cost_overrides.items()}  # fmt: skip
+        self.cost = CostCalculator(CostConfig(overrides=overrides))
+        self.on_rows: list[RowsHook] = []
+        self._feedback_targets: list[tuple[str, str]] = []
+        self._dirty_quality: set[WindowKey] = set()
+        self._last_quality_refresh = 0.0
+
+    # ---------------------------------------------------------------- ingest side (cheap, in memory)
+
+    def enrich(self, events: Sequence[InferenceEvent]) -> list[InferenceEvent]:
+        """Fill ``cost_usd`` from token usage where the app did not send it; unknown models stay null."""
+        todo = [i for i, e in enumerate(events) if e.cost_usd is None and (e.input_tokens or e.output_tokens)]
+        if not todo:
+            return list(events)
+        picked = [events[i] for i in todo]
+        batch = self.cost.cost_batch(
+            [e.model for e in picked],
+            [e.provider for e in picked],
+            [max(e.input_tokens or 0, e.cached_tokens or 0) for e in picked],
+            [e.output_tokens or 0 for e in picked],
+            [e.cached_tokens or 0 for e in picked],
+        )
+        out = list(events)
+        for i, cost in zip(todo, batch.costs.tolist(), strict=True):
+            if not np.isnan(cost):
+                out[i] = events[i].model_copy(update={"cost_usd": cost})
+        return out
+
+    def observe_inferences(self, events: Sequence[InferenceEvent]) -> None:
+        by_model: dict[tuple[str, str], list[datetime]] = {}
+        for event in events:
+            by_model.setdefault((event.project, event.model), []).append(event.timestamp)
+        for (project, model), stamps in by_model.items():
+            self.tracker.observe(project, model, stamps)
+
+    def observe_feedback(self, events: Sequence[FeedbackEvent]) -> None:
+        self._feedback_targets.extend((event.project, event.inference_id) for event in events)
+
+    # ---------------------------------------------------------------- flush side (reads and writes storage)
+
+    def after_flush(self, *, force_quality: bool = False) -> list[StatRow]:
+        """Close due windows and refresh the quality of windows that got late feedback."""
+        rows: list[StatRow] = []
+        for key in self.tracker.due():
+            rows += self.close_window(key)
+        self._collect_feedback_windows()
+        interval = self.settings.quality_refresh_seconds
+        if self._dirty_quality and (force_quality or time.monotonic() - self._last_quality_refresh >= interval):
+            dirty, self._dirty_quality = self._dirty_quality, set()
+            for key in sorted(dirty, key=lambda k: k.start):
+                quality = self._quality(key)
+                self._write(quality)
+                rows += quality
+            self._last_quality_refresh = time.monotonic()
+        return rows
+
+    def close_window(self, key: WindowKey) -> list[StatRow]:
+        started = time.perf_counter()
+        rows = self._latency(key)
+        if not rows or rows[0].value == 0:
+            return []  # the window's events were all duplicates of another window's; nothing to say
+        rows += self._cost(key)
+        rows += self._drift(key)
+        rows += self._quality(key)
+        self._write(rows)
+        log.info("window_closed", project=key.project, model=key.model, window_start=key.start.isoformat(),
+                 rows=len(rows), seconds=round(time.perf_counter() - started, 3))  # fmt: skip
+        return rows
+
+    def _write(self, rows: list[StatRow]) -> None:
+        if rows:
+            self.storage.insert_json("window_stats", orjson.dumps([_stat_json(row) for row in rows]))
+            for hook in self.on_rows:
+                hook(rows)
+
+    def _latency(self, key: WindowKey) -> list[StatRow]:
+        latencies, statuses = fetch_latency(self.storage, key)
+        return families.latency_rows(key, latencies, statuses)
+
+    def _cost(self, key: WindowKey) -> list[StatRow]:
+        db, params = self.storage.database, window_params(key)
+        row = self.storage.query(
+            "SELECT count(), sum(ifNull(cost_usd, 0)), countIf(cost_usd IS NOT NULL), "
+            "countIf(cost_usd IS NULL AND (ifNull(input_tokens, 0) + ifNull(output_tokens, 0)) > 0), "
+            "sum(ifNull(input_tokens, 0)), sum(ifNull(output_tokens, 0)) "
+            f"FROM {db}.inferences FINAL WHERE {IN_WINDOW}",
+            params,
+        ).result_rows[0]
+        names = ("events", "cost_usd", "priced_events", "unknown_cost_events", "input_tokens", "output_tokens")
+        totals = dict(zip(names, (float(value) for value in row), strict=True))
+        by_tag = self.storage.query(
+            f"SELECT k, tags[k] AS v, sum(ifNull(cost_usd, 0)), count() FROM {db}.inferences FINAL "
+            f"ARRAY JOIN mapKeys(tags) AS k WHERE {IN_WINDOW} AND k IN {{keys:Array(String)}} "
+            "GROUP BY k, v ORDER BY 3 DESC LIMIT 100",
+            {**params, "keys": self.settings.cost_tag_keys},
+        ).result_rows
+        history = self.storage.query(
+            f"SELECT value FROM {db}.window_stats FINAL WHERE project = {{project:String}} AND model = {{model:String}} "
+            "AND family = 'cost' AND metric = 'cost_usd' AND dimension = '' "
+            "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
+            {**params, "n": self.settings.spend_history_windows},
+        ).result_rows
+        return families.cost_rows(key, totals, by_tag, [h[0] for h in history][::-1])
+
+    def _drift(self, key: WindowKey) -> list[StatRow]:
+        current = fetch_drift_columns(self.storage, key, self.settings.drift_sample_rows)
+        if not current.columns:
+            return []
+        reference = self.references.get(key.project, key.model)
+        if reference is None:
+            if current.rows >= self.settings.reference_min_rows:
+                self.references.save(key.project, key.model, "first_window", current,
+                                     range_start=key.start, range_end=key.end)  # fmt: skip
+                log.info("reference_created", project=key.project, model=key.model, kind="first_window",
+                         window_start=key.start.isoformat(), rows=current.rows)  # fmt: skip
+            return []
+        if reference.kind == "first_window" and reference.range_start == key.start:
+            return []  # the reference window itself
+        rows, _ = families.drift_rows(
+            key, reference, current, drift_share=self.settings.drift_share, correction=self.settings.drift_correction
+        )
+        return rows
+
+    def _quality(self, key: WindowKey) -> list[StatRow]:
+        current = fetch_quality(self.storage, key)
+        if not current["feedback_count"]:
+            return []
+        reference_data = None
+        reference = self.references.get(key.project, key.model)
+        if reference is not None and reference.range_start and reference.range_end:
+            ref_key = WindowKey(key.project, key.model, reference.range_start, reference.range_end)
+            if ref_key.start != key.start:
+                reference_data = fetch_quality(self.storage, ref_key)
+        return families.quality_rows(key, current, reference_data)
+
+    def _collect_feedback_windows(self) -> None:
+        """Map late feedback to the closed windows of its inferences (open ones get quality at close)."""
+        if not self._feedback_targets:
+            return
+        targets, self._feedback_targets = self._feedback_targets, []
+        by_project: dict[str, set[str]] = {}
+        for project, inference_id in targets:
+            by_project.setdefault(project, set()).add(inference_id)
+        seconds = self.settings.window_seconds
+        for project, ids in by_project.items():
+            rows = self.storage.query(
+                f"SELECT DISTINCT model, toStartOfInterval(timestamp, INTERVAL {int(seconds)} SECOND) "
+                f"FROM {self.storage.database}.inferences WHERE project = {{project:String}} "
+                "AND event_id IN {ids:Array(String)}",
+                {"project": project, "ids": sorted(ids)},
+            ).result_rows
+            for model, start in rows:
+                start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+                key = WindowKey(project, model, start, start + timedelta(seconds=seconds))
+                if not self.tracker.is_open(key):
+                    self._dirty_quality.add(key)
+
+    def recover(self, *, lookback_hours: int = 24) -> int:
+        """Re-track windows that have events but no statistics (a crash before they closed)."""
+        seconds = int(self.settings.window_seconds)
+        db = self.storage.database
+        rows = self.storage.query(
+            f"SELECT project, model, toStartOfInterval(timestamp, INTERVAL {seconds} SECOND) AS ws FROM {db}.inferences "
+            f"WHERE timestamp > now64(3) - INTERVAL {int(lookback_hours)} HOUR GROUP BY project, model, ws "
+            f"HAVING (project, model, ws) NOT IN (SELECT project, model, window_start FROM {db}.window_stats "
+            "WHERE family = 'latency' AND metric = 'count')"
+        ).result_rows
+        for project, model, start in rows:
+            start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+            self.tracker.reopen(WindowKey(project, model, start, start + timedelta(seconds=seconds)))
+        return len(rows)
+
+
+__all__ = ["StatsEngine", "window_bounds"]

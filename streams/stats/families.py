@@ -1,0 +1,176 @@
+"""One function per statistics family: a window's raw data in, ``StatRow``s out (no I/O here)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from detectors import (
+    DatasetDriftResult,
+    accuracy_change,
+    classification_quality,
+    dataset_drift,
+    latency_summary,
+    proportion_change,
+    ratings_change,
+    score_change,
+    spend_anomaly,
+)
+from detectors.kinds import Correction
+from schemas.stats import StatRow, WindowKey
+from streams.stats.references import Reference
+from streams.stats.window_data import DriftColumns
+
+ALPHA = 0.05
+
+
+def _row(key: WindowKey, family: str, metric: str, value: float, **fields: Any) -> StatRow:
+    return StatRow(key.project, key.model, key.start, key.end, family, metric, float(value), **fields)  # type: ignore[arg-type]
+
+
+def latency_rows(key: WindowKey, latencies: np.ndarray, statuses: Sequence[str]) -> list[StatRow]:
+    summary = latency_summary(latencies, statuses)
+    n = summary.count
+    rows = [
+        _row(key, "latency", "count", n, sample_size=n),
+        _row(key, "latency", "error_count", summary.error_count, sample_size=n),
+        _row(key, "latency", "error_rate", summary.error_rate, sample_size=n),
+    ]
+    measured = int(np.isfinite(latencies).sum())
+    for metric, value in (
+        ("latency_p50_ms", summary.p50),
+        ("latency_p95_ms", summary.p95),
+        ("latency_p99_ms", summary.p99),
+        ("latency_mean_ms", summary.mean),
+    ):
+        if value is not None and math.isfinite(value):
+            rows.append(_row(key, "latency", metric, value, sample_size=measured))
+    return rows
+
+
+def cost_rows(
+    key: WindowKey, totals: Mapping[str, float], by_tag: Sequence[tuple[str, str, float, int]], history: Sequence[float]
+) -> list[StatRow]:
+    n = int(totals["events"])
+    rows = [
+        _row(key, "cost", "cost_usd", totals["cost_usd"], sample_size=n,
+             details={"priced_events": int(totals["priced_events"])}),
+        _row(key, "cost", "unknown_cost_events", totals["unknown_cost_events"], sample_size=n),
+        _row(key, "cost", "input_tokens", totals["input_tokens"], sample_size=n),
+        _row(key, "cost", "output_tokens", totals["output_tokens"], sample_size=n),
+    ]  # fmt: skip
+    for tag, value, cost, events in by_tag:
+        rows.append(_row(key, "cost", "cost_usd", cost, dimension=f"tag:{tag}={value}", sample_size=events))
+    anomaly = spend_anomaly(list(history), float(totals["cost_usd"]))
+    if anomaly.status == "ok" and not math.isnan(anomaly.robust_z):
+        details = {**anomaly.to_dict(), "history_median": anomaly.median}
+        details["robust_z"] = str(anomaly.robust_z) if math.isinf(anomaly.robust_z) else anomaly.robust_z
+        rows.append(
+            _row(key, "cost", "spend_anomaly", float(np.clip(anomaly.robust_z, -1e9, 1e9)), flagged=anomaly.is_anomaly and anomaly.direction == "up",
+                 sample_size=len(history), threshold=anomaly.threshold, details=details)
+        )  # fmt: skip
+    return rows
+
+
+def drift_rows(
+    key: WindowKey,
+    reference: Reference,
+    current: DriftColumns,
+    *,
+    drift_share: float,
+    correction: Correction,
+) -> tuple[list[StatRow], DatasetDriftResult]:
+    result = dataset_drift(
+        reference.profile, current.columns, drift_share=drift_share, column_types=current.kinds, correction=correction
+    )  # type: ignore[arg-type]
+    rows = []
+    for name, column in result.columns.items():
+        if column.status != "ok":
+            continue
+        rows.append(
+            _row(key, "drift", "column_drift", column.value, dimension=name, p_value=column.p_value,
+                 threshold=column.threshold, flagged=column.drifted, sample_size=column.n_current,
+                 details={"method": column.method, "column_type": column.column_type,
+                          "n_reference": column.n_reference, "adjusted_p_value": column.adjusted_p_value})
+        )  # fmt: skip
+    share = result.share_drifted if math.isfinite(result.share_drifted) else 0.0
+    rows.append(
+        _row(key, "drift", "dataset_drift", share, threshold=drift_share, flagged=result.dataset_drifted,
+             sample_size=current.rows,
+             details={"drifted_columns": result.drifted_columns, "columns": result.n_columns,
+                      "reference_kind": reference.kind, "reference_rows": reference.rows,
+                      "skipped": dict(result.skipped)})
+    )  # fmt: skip
+    return rows, result
+
+
+def _degraded(change_p: float | None, current: float, reference: float, *, higher_is_better: bool = True) -> bool:
+    if change_p is None or not math.isfinite(change_p):
+        return False
+    worse = current < reference if higher_is_better else current > reference
+    return change_p < ALPHA and worse
+
+
+def quality_rows(key: WindowKey, current: Mapping[str, Any], reference: Mapping[str, Any] | None) -> list[StatRow]:
+    """Feedback-based quality of a window, each tested against the reference's feedback where it has any."""
+    rows: list[StatRow] = [_row(key, "quality", "feedback_count", current["feedback_count"],
+                                sample_size=current["feedback_count"])]  # fmt: skip
+    thumbs = np.asarray(current["thumbs"], dtype=float)
+    if thumbs.size:
+        up, n = int((thumbs > 0).sum()), int(thumbs.size)
+        details: dict[str, Any] = {"up": up, "n": n}
+        p_value = None
+        ref = np.asarray(reference["thumbs"], dtype=float) if reference else np.array([])
+        if ref.size:
+            change = proportion_change(int((ref > 0).sum()), int(ref.size), up, n)
+            p_value = change.p_value
+            details.update(reference=change.rate_ref, effect=change.difference, test=change.test)
+        rate = up / n
+        flagged = _degraded(p_value, rate, details.get("reference", rate))
+        rows.append(_row(key, "quality", "thumbs_up_rate", rate, p_value=p_value, threshold=ALPHA, flagged=flagged,
+                         sample_size=n, details=details))  # fmt: skip
+    for metric, values, ref_values, dimension in _rank_metrics(current, reference):
+        cur = np.asarray(values, dtype=float)
+        ref_arr = np.asarray(ref_values, dtype=float)
+        details = {"n": int(cur.size)}
+        p_value = None
+        if ref_arr.size and cur.size:
+            change = ratings_change(ref_arr, cur) if metric == "mean_rating" else score_change(ref_arr, cur)
+            p_value = change.p_value
+            details.update(reference=float(ref_arr.mean()), effect=change.rank_biserial, test="mannwhitneyu")
+        mean = float(cur.mean())
+        flagged = _degraded(p_value, mean, details.get("reference", mean))
+        rows.append(_row(key, "quality", metric, mean, dimension=dimension, p_value=p_value, threshold=ALPHA,
+                         flagged=flagged, sample_size=int(cur.size), details=details))  # fmt: skip
+    labels = current["labels"]
+    if labels:
+        y_true, y_pred = [t for t, _ in labels], [p for _, p in labels]
+        quality = classification_quality(y_true, y_pred)
+        correct = sum(t == p for t, p in labels)
+        details = {"n": len(labels)}
+        p_value = None
+        ref_labels = reference["labels"] if reference else []
+        if ref_labels:
+            change = accuracy_change(sum(t == p for t, p in ref_labels), len(ref_labels), correct, len(labels))
+            p_value = change.p_value
+            details.update(reference=change.rate_ref, effect=change.difference, test=change.test)
+        flagged = _degraded(p_value, quality.accuracy, details.get("reference", quality.accuracy))
+        rows.append(_row(key, "quality", "accuracy", quality.accuracy, p_value=p_value, threshold=ALPHA,
+                         flagged=flagged, sample_size=len(labels), details=details))  # fmt: skip
+        rows.append(_row(key, "quality", "f1_macro", quality.macro_f1, sample_size=len(labels)))
+    return rows
+
+
+def _rank_metrics(
+    current: Mapping[str, Any], reference: Mapping[str, Any] | None
+) -> list[tuple[str, list[float], list[float], str]]:
+    out = []
+    if current["ratings"]:
+        out.append(("mean_rating", current["ratings"], reference["ratings"] if reference else [], ""))
+    for name, values in sorted(current["scores"].items()):
+        ref_scores = reference["scores"].get(name, []) if reference else []
+        out.append(("score_mean", values, ref_scores, name))
+    return out

@@ -1,0 +1,83 @@
+"""Reading one window's raw events back from ClickHouse, in the shapes the detectors take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+from detectors import text_descriptors
+from schemas.stats import WindowKey
+from streams.storage import Storage
+
+
+def ch_time(value: datetime) -> str:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def window_params(key: WindowKey) -> dict[str, Any]:
+    return {"project": key.project, "model": key.model, "start": ch_time(key.start), "end": ch_time(key.end)}
+
+
+IN_WINDOW = (
+    "project = {project:String} AND model = {model:String} "
+    "AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}"
+)
+
+
+@dataclass
+class DriftColumns:
+    """Columns for drift: features (typed by their JSON values) and text descriptors."""
+
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+
+
+def drift_columns(features: list[str], prompts: list[str], responses: list[str]) -> DriftColumns:
+    """Build drift columns from raw rows: ``feature.<name>``, ``prompt.<descriptor>``, ``response.<…>``."""
+    out = DriftColumns(rows=len(features))
+    parsed = [orjson.loads(raw) if raw else {} for raw in features]
+    names = sorted({name for row in parsed for name in row})
+    for name in names:
+        values = [row.get(name) for row in parsed]
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            out.columns[f"feature.{name}"] = np.array([np.nan if v is None else float(v) for v in values])
+            out.kinds[f"feature.{name}"] = "num"
+        else:
+            out.columns[f"feature.{name}"] = np.array([None if v is None else str(v) for v in values], dtype=object)
+            out.kinds[f"feature.{name}"] = "cat"
+    for prefix, texts in (("prompt", prompts), ("response", responses)):
+        if not any(texts):
+            continue
+        for descriptor, values in text_descriptors([t if t else None for t in texts]).items():
+            out.columns[f"{prefix}.{descriptor}"] = values
+            out.kinds[f"{prefix}.{descriptor}"] = "num"
+    return out
+
+
+def fetch_drift_columns(storage: Storage, key: WindowKey, limit: int) -> DriftColumns:
+    """A deterministic sample (by event id hash) of at most ``limit`` rows of the window."""
+    rows = storage.query(
+        f"SELECT features, prompt, response FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW} "
+        "ORDER BY cityHash64(event_id) LIMIT {limit:UInt32}",
+        {**window_params(key), "limit": limit},
+    ).result_rows
+    return drift_columns([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+def fetch_range_drift_columns(storage: Storage, project: str, model: str, start: datetime, end: datetime,
+                              limit: int) -> DriftColumns:  # fmt: skip
+    return fetch_drift_columns(storage, WindowKey(project, model, start, end), limit)
+
+
+def fetch_latency(storage: Storage, key: WindowKey) -> tuple[np.ndarray, list[str]]:
+    rows = storage.query(
+        f"SELECT latency_ms, status FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW}", window_params(key)
+    ).result_rows
+    return np.array([np.nan if r[0] is None else r[0] for r in rows], dtype=np.float64), [r[1] for r in rows]
