@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from api.errors import ErrorMessage, Unprocessable
 from api.routes import feedback, inferences, ingest, keys, models, ops, references, reports, stats
 from api.services import Services, start_services, stop_services
 from schemas.events import FeedbackEvent, InferenceEvent
@@ -57,7 +58,7 @@ def create_app(
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (InferenceEvent, FeedbackEvent):
+            for model in (InferenceEvent, FeedbackEvent, ErrorMessage, Unprocessable):
                 body = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(body.pop("$defs", {}))
                 components[model.__name__] = body

@@ -85,7 +85,8 @@ async def set_reference(
         try:
             window = RangeRequest.model_validate_json(body)
         except ValidationError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors(include_url=False, include_context=False, include_input=False)) from exc
+            problems = exc.errors(include_url=False, include_context=False, include_input=False)
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems) from exc
         start, end = (value.replace(tzinfo=value.tzinfo or UTC) for value in (window.start, window.end))
         if start >= end or not 2000 <= start.year < 2200 or not 2000 <= end.year < 2200:
             raise unprocessable(["body", "start"], "need 2000 <= start < end < 2200")
@@ -102,6 +103,9 @@ async def set_reference(
     records = _records(body, fmt)
     if not records:
         raise unprocessable(["body"], "the dataset has no rows")
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise unprocessable(["body", index], "each dataset row must be an object of column values")
     from starlette.concurrency import run_in_threadpool
 
     columns = columns_from_records(records)

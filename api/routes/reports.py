@@ -11,13 +11,13 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 
 from api.deps import ProjectDep, ServicesDep
-from api.errors import responses
+from api.errors import unprocessable
 from detectors import CategoricalReference, NumericReference, ReferenceProfile
 from schemas.stats import WindowKey
 from streams.stats.window_data import fetch_drift_columns
 from streams.stats.windows import window_bounds
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=responses(401, 404, 503))
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 _MAX_CATEGORY_ROWS = 20_000
 
@@ -39,7 +39,18 @@ def reference_frame(profile: ReferenceProfile) -> pd.DataFrame:
     })  # fmt: skip
 
 
-@router.get("/drift", response_class=HTMLResponse, summary="Evidently drift report: one window vs the reference")
+@router.get(
+    "/drift",
+    response_class=HTMLResponse,
+    summary="Evidently drift report: one window vs the reference",
+    responses={
+        200: {"content": {"text/html": {}}, "description": "the report page"},
+        **{code: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
+                  "description": "error"} for code in (401, 404, 503)},
+        422: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Unprocessable"}}},
+              "description": "invalid query"},
+    },
+)  # fmt: skip
 def drift_report(
     project: ProjectDep,
     services: ServicesDep,
@@ -50,7 +61,7 @@ def drift_report(
     from evidently.presets import DataDriftPreset
 
     if not 2000 <= window_start.year < 2200:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "window_start must be between 2000 and 2200")
+        raise unprocessable(["query", "window_start"], "window_start must be between 2000 and 2200")
     settings = services.settings
     start, end = window_bounds(window_start.replace(tzinfo=window_start.tzinfo or UTC), settings.window_seconds)
     reference = services.references.get(project, model)
@@ -60,6 +71,8 @@ def drift_report(
     if current.rows == 0:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inferences of {model!r} in the window starting {start}")
     names = sorted(set(current.columns) & set(reference.profile.columns))
+    if not names:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "the window and the reference share no columns to compare")
     current_frame = pd.DataFrame({name: current.columns[name] for name in names})
     reference_df = reference_frame(reference.profile)[names]
     snapshot = Report([DataDriftPreset()]).run(current_data=current_frame, reference_data=reference_df)
