@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import ProjectDep, StorageDep
@@ -36,16 +36,26 @@ _CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def _filter(
-    project: str,
-    model: str | None,
-    model_version: str | None,
-    kind: list[FeedbackKind] | None,
-    source: FeedbackSource | None,
-    since: datetime | None,
-    until: datetime | None,
-    tag: list[str] | None,
+Model = Annotated[str | None, Query(max_length=200, description="only feedback on this model's inferences")]
+Version = Annotated[str | None, Query(max_length=200)]
+Kinds = Annotated[list[FeedbackKind] | None, Query()]
+Source = Annotated[FeedbackSource | None, Query()]
+Since = Annotated[datetime | None, Query(description="inclusive, ISO 8601")]
+Until = Annotated[datetime | None, Query(description="exclusive, ISO 8601")]
+TagFilter = Annotated[list[str] | None, Query(description="inference tag filter 'key:value', repeatable")]
+
+
+def feedback_filter(
+    project: ProjectDep,
+    model: Model = None,
+    model_version: Version = None,
+    kind: Kinds = None,
+    source: Source = None,
+    since: Since = None,
+    until: Until = None,
+    tag: TagFilter = None,
 ) -> FeedbackFilter:
+    """The filters shared by the listing and the export, validated once."""
     tags: dict[str, str] = {}
     for item in tag or []:
         key, sep, value = item.partition(":")
@@ -69,30 +79,17 @@ def _filter(
     )
 
 
-Model = Annotated[str | None, Query(max_length=200, description="only feedback on this model's inferences")]
-Version = Annotated[str | None, Query(max_length=200)]
-Kinds = Annotated[list[FeedbackKind] | None, Query()]
-Source = Annotated[FeedbackSource | None, Query()]
-Since = Annotated[datetime | None, Query(description="inclusive, ISO 8601")]
-Until = Annotated[datetime | None, Query(description="exclusive, ISO 8601")]
-TagFilter = Annotated[list[str] | None, Query(description="inference tag filter 'key:value', repeatable")]
+
+FilterDep = Annotated[FeedbackFilter, Depends(feedback_filter)]
 
 
 @router.get("", response_model=FeedbackPage, summary="List feedback, newest first, with its inference")
 def list_feedback(
-    project: ProjectDep,
+    flt: FilterDep,
     storage: StorageDep,
-    model: Model = None,
-    model_version: Version = None,
-    kind: Kinds = None,
-    source: Source = None,
-    since: Since = None,
-    until: Until = None,
-    tag: TagFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> dict[str, Any]:
-    flt = _filter(project, model, model_version, kind, source, since, until, tag)
     try:
         items, next_cursor = feedback_page(storage, flt, limit=limit, cursor=cursor)
     except BadCursor as exc:
@@ -156,22 +153,14 @@ _EXPORTERS = {
     responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
 )
 def export_feedback(
-    project: ProjectDep,
+    flt: FilterDep,
     storage: StorageDep,
     format: ExportFormat = ExportFormat.JSONL,  # noqa: A002 - the public query parameter name
-    model: Model = None,
-    model_version: Version = None,
-    kind: Kinds = None,
-    source: Source = None,
-    since: Since = None,
-    until: Until = None,
-    tag: TagFilter = None,
 ) -> StreamingResponse:
-    flt = _filter(project, model, model_version, kind, source, since, until, tag)
     encode, media_type = _EXPORTERS[format]
     extension = "csv" if format is ExportFormat.CSV else "jsonl"
     return StreamingResponse(
         encode(iter_feedback(storage, flt)),
         media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="feedback-{project}.{extension}"'},
+        headers={"Content-Disposition": f'attachment; filename="feedback-{flt.project}.{extension}"'},
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from api.deps import ProjectDep, ServicesDep
 from api.errors import responses, unprocessable
 from api.models import Accepted
+from api.services import Services
 from schemas.events import FeedbackEvent, InferenceEvent
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=responses(400, 401, 403, 413, 422, 503))
@@ -78,6 +79,19 @@ def _validate(adapter: TypeAdapter[list[Any]], items: list[Any]) -> list[Any]:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
 
 
+async def _accept(
+    request: Request, project: str, services: Services, adapter: TypeAdapter[list[Any]], kind: str
+) -> Accepted:
+    settings = services.settings
+    items = await _read_items(request, project, settings.max_body_bytes, settings.max_batch_items)
+    events = _validate(adapter, items)
+    if kind == "inference":
+        await services.publisher.publish_inferences(events)
+        return Accepted(accepted=len(events), ids=[event.event_id for event in events])
+    await services.publisher.publish_feedback(events)
+    return Accepted(accepted=len(events), ids=[event.feedback_id for event in events])
+
+
 @router.post(
     "/inferences",
     status_code=status.HTTP_202_ACCEPTED,
@@ -86,11 +100,7 @@ def _validate(adapter: TypeAdapter[list[Any]], items: list[Any]) -> list[Any]:
     summary="Ingest one inference event or a list of them",
 )
 async def post_inferences(request: Request, project: ProjectDep, services: ServicesDep) -> Accepted:
-    settings = services.settings
-    items = await _read_items(request, project, settings.max_body_bytes, settings.max_batch_items)
-    events: list[InferenceEvent] = _validate(_INFERENCES, items)
-    await services.publisher.publish_inferences(events)
-    return Accepted(accepted=len(events), ids=[event.event_id for event in events])
+    return await _accept(request, project, services, _INFERENCES, "inference")
 
 
 @router.post(
@@ -101,8 +111,4 @@ async def post_inferences(request: Request, project: ProjectDep, services: Servi
     summary="Ingest one feedback event or a list of them",
 )
 async def post_feedback(request: Request, project: ProjectDep, services: ServicesDep) -> Accepted:
-    settings = services.settings
-    items = await _read_items(request, project, settings.max_body_bytes, settings.max_batch_items)
-    events: list[FeedbackEvent] = _validate(_FEEDBACK, items)
-    await services.publisher.publish_feedback(events)
-    return Accepted(accepted=len(events), ids=[event.feedback_id for event in events])
+    return await _accept(request, project, services, _FEEDBACK, "feedback")

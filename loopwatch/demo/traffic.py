@@ -45,6 +45,8 @@ class Traffic:
         if drifted:
             prompt = prompt.upper() + " !!! " + " ".join(rng.choice(TOPICS) for _ in range(rng.randint(40, 90)))
         response = rng.choice(ANSWERS).format(t=topic)
+        if drifted:  # the shifted regime: confused, apologetic, rambling answers
+            response = "I'm sorry, but I cannot help with that?! " + response * rng.randint(2, 5)
         input_tokens = len(prompt) // 4 + rng.randint(5, 40)
         output_tokens = len(response) // 4 + rng.randint(0, 200) * (3 if drifted else 1)
         error = rng.random() < (0.08 if drifted else 0.01)
