@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -75,7 +76,9 @@ def drift_report(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "the window and the reference share no columns to compare")
     current_frame = pd.DataFrame({name: current.columns[name] for name in names})
     reference_df = reference_frame(reference.profile)[names]
-    snapshot = Report([DataDriftPreset()]).run(current_data=current_frame, reference_data=reference_df)
+    with warnings.catch_warnings():  # Evidently's correlation widgets divide by zero on constant columns
+        warnings.simplefilter("ignore", RuntimeWarning)
+        snapshot = Report([DataDriftPreset()]).run(current_data=current_frame, reference_data=reference_df)
     html = snapshot.get_html_str(as_iframe=False)
     title = f"<title>loopwatch drift: {model} {start.isoformat()} – {(start + timedelta(seconds=settings.window_seconds)).isoformat()}</title>"
     return HTMLResponse(html.replace("<head>", "<head>" + title, 1))
