@@ -88,11 +88,14 @@ class Pipeline:
         self.close_windows()
         return written
 
-    def close_windows(self, *, force_quality: bool = False) -> None:
+    def close_windows(self, *, force_quality: bool = False, force_all: bool = False) -> None:
+        """Close due windows (``force_all``: every open window, e.g. at the end of a backfill)."""
         if self.stats is None:
             return
         with self._stats_lock:
             try:
+                if force_all:
+                    self.stats.force_close_all()
                 self.stats.after_flush(force_quality=force_quality)
             except Exception:  # noqa: BLE001 - statistics must never block ingestion
                 log.exception("statistics_failed")

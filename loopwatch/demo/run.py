@@ -1,9 +1,14 @@
 """``loopwatch demo``: the whole loop on a laptop, against the real embedded service over HTTP.
 
 Steps: start the service (API + processors, chDB) on a free local port → create a project key →
-stream synthetic inferences with a progress bar, sending each batch's feedback two batches late (and
-some of it before its inference, as happens in production) → wait until everything is written → read
-it back through the API and compare with what was sent.
+stream synthetic inferences with a progress bar, with a drift injected half-way (longer, shouting
+prompts; apologetic, rambling answers; slower, costlier calls; unhappy users), sending each batch's
+feedback two batches late (and some of it before its inference, as happens in production) → wait
+until everything is written → show the per-window statistics the workers computed → read everything
+back through the API and compare with what was sent.
+
+Event time is compressed (50 events per second of event time, sent as fast as the API takes them), so
+ten-second windows close as the stream moves on and the whole loop takes seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,17 @@ def _wait_written(services: Services) -> None:
     if services.runner is not None:
         loop = services.extras["loop"]
         asyncio.run_coroutine_threadsafe(services.runner.wait_idle(), loop).result(timeout=120)
+
+
+def _close_windows(services: Services) -> None:
+    """Close the last windows now instead of after the idle timeout, and refresh late-feedback quality."""
+    if services.runner is not None:
+        pipeline = services.runner.pipeline
+
+        async def close() -> None:
+            await asyncio.to_thread(pipeline.close_windows, force_all=True, force_quality=True)
+
+        asyncio.run_coroutine_threadsafe(close(), services.extras["loop"]).result(timeout=120)
 
 
 def _post(client: httpx.Client, path: str, items: list[dict[str, Any]]) -> None:
@@ -86,9 +103,45 @@ def read_back(client: httpx.Client) -> tuple[list[dict[str, Any]], Counter[str],
     return models, kinds, joined
 
 
+DEMO_MODEL = "gpt-4o-mini"
+
+
+def demo_settings(workdir: Path) -> Settings:
+    # drift_share 0.3: 22 of the demo's columns are text descriptors, and a realistic shift moves a third
+    return Settings(
+        data_dir=workdir, log_format="console", log_level="warning", window_seconds=10,
+        allowed_lateness_seconds=2, drift_share=0.3, quality_refresh_seconds=0.2, reference_min_rows=100,
+    )  # fmt: skip
+
+
+def window_table(client: httpx.Client, model: str) -> Table:
+    """Per-window statistics of one model, as the API serves them."""
+    columns: dict[str, dict[str, dict[str, Any]]] = {}
+    for family, metric in (("latency", "count"), ("latency", "latency_p95_ms"), ("cost", "cost_usd"),
+                           ("drift", "dataset_drift"), ("quality", "thumbs_up_rate")):  # fmt: skip
+        params = {"model": model, "metric": metric, "dimension": ""}
+        for row in client.get(f"/v1/stats/{family}", params=params).raise_for_status().json():
+            columns.setdefault(row["window_start"], {})[metric] = row
+    table = Table("window (UTC)", "calls", "p95 latency", "cost", "drifted share", "thumbs-up rate",
+                  title=f"per-window statistics of {model}")  # fmt: skip
+
+    def cell(row: dict[str, Any] | None, fmt: str) -> str:
+        if row is None:
+            return "–"
+        text = fmt.format(row["value"])
+        return f"[bold red]{text} ⚠[/bold red]" if row["flagged"] else text
+
+    for start in sorted(columns):
+        row = columns[start]
+        table.add_row(start[11:19], cell(row.get("count"), "{:.0f}"), cell(row.get("latency_p95_ms"), "{:.0f} ms"),
+                      cell(row.get("cost_usd"), "${:.4f}"), cell(row.get("dataset_drift"), "{:.0%}"),
+                      cell(row.get("thumbs_up_rate"), "{:.0%}"))  # fmt: skip
+    return table
+
+
 def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None) -> int:
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="loopwatch-demo-"))
-    settings = Settings(data_dir=workdir, log_format="console", log_level="warning")
+    settings = demo_settings(workdir)
     configure_logging(settings)
     console.rule("[bold]loopwatch demo")
     console.print(f"data: {workdir} (chDB, embedded mode)")
@@ -99,8 +152,13 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
         console.print(f"service on {server.url}, project key created for [bold]{PROJECT}[/bold]")
         headers = {"authorization": f"Bearer {token}"}
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
-            sent, sent_feedback = stream_traffic(client, Traffic(PROJECT), events, batch, console)
+            now = datetime.now(UTC)
+            start = now - timedelta(seconds=now.timestamp() % settings.window_seconds)  # whole windows
+            traffic = Traffic(PROJECT, start=start, rate_per_second=50, drift_at=events // 2)
+            sent, sent_feedback = stream_traffic(client, traffic, events, batch, console)
             _wait_written(services)
+            _close_windows(services)
+            console.print(window_table(client, DEMO_MODEL))
             models, kinds, joined = read_back(client)
     finally:
         server.stop()

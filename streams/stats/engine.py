@@ -119,6 +119,13 @@ class StatsEngine:
             self._last_quality_refresh = time.monotonic()
         return rows
 
+    def force_close_all(self) -> list[StatRow]:
+        """Close every open window now (shutdown of a demo or a backfill), regardless of lateness."""
+        rows: list[StatRow] = []
+        for key in self.tracker.due(now=float("inf")):
+            rows += self.close_window(key)
+        return rows
+
     def close_window(self, key: WindowKey) -> list[StatRow]:
         started = time.perf_counter()
         rows = self._latency(key)
