@@ -71,14 +71,26 @@ class EmbeddedRunner:
             self._handle(self.bus.queue.get_nowait())
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                envelope = await asyncio.wait_for(self.bus.queue.get(), timeout=self._max_seconds / 2)
-                self._handle(envelope)
-                self._drain_queue()
-            due = time.monotonic() - self._last_flush >= self._max_seconds
-            if self.pipeline.pending >= self._max_events or due:
-                await self._flush()
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                getter = asyncio.create_task(self.bus.queue.get())
+                done, _ = await asyncio.wait({getter, stopping}, timeout=self._max_seconds / 2,
+                                             return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if getter in done:
+                    self._handle(getter.result())
+                    self._drain_queue()
+                else:
+                    getter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await getter
+                    if getter.done() and not getter.cancelled():  # got an item while being cancelled
+                        self._handle(getter.result())
+                due = time.monotonic() - self._last_flush >= self._max_seconds
+                if not self._stopping.is_set() and (self.pipeline.pending >= self._max_events or due):
+                    await self._flush()
+        finally:
+            stopping.cancel()
 
     async def _flush(self, *, final: bool = False) -> None:
         delay = 0.2
