@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from streams.storage import Storage
 
-TOKEN_PREFIX = "lw_"
+TOKEN_PREFIX = "lw_"  # noqa: S105 - a prefix, not a secret
 _CACHE_SECONDS = 10.0
 
 

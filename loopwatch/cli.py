@@ -89,9 +89,9 @@ def keys_create(
     name: Annotated[str, typer.Option(help="a label, e.g. the app using it")] = "",
 ) -> None:
     """Create a key and print its token once."""
-    from api.keys import KeyStore
     from pydantic import TypeAdapter, ValidationError
 
+    from api.keys import KeyStore
     from schemas.events import ProjectName
     from streams.storage import Storage
 
@@ -105,7 +105,7 @@ def keys_create(
     storage.migrate()
     new = KeyStore(storage).create(project, name)
     console.print(f"key {new.key.key_id} for project [bold]{project}[/bold]:")
-    print(new.token)  # noqa: T201 - plain, so scripts can capture it
+    print(new.token)
 
 
 @keys_app.command("list")

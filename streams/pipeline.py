@@ -97,5 +97,5 @@ class Pipeline:
                 if force_all:
                     self.stats.force_close_all()
                 self.stats.after_flush(force_quality=force_quality)
-            except Exception:  # noqa: BLE001 - statistics must never block ingestion
+            except Exception:
                 log.exception("statistics_failed")

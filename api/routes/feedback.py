@@ -155,7 +155,7 @@ _EXPORTERS = {
 def export_feedback(
     flt: FilterDep,
     storage: StorageDep,
-    format: ExportFormat = ExportFormat.JSONL,  # noqa: A002 - the public query parameter name
+    format: ExportFormat = ExportFormat.JSONL,
 ) -> StreamingResponse:
     encode, media_type = _EXPORTERS[format]
     extension = "csv" if format is ExportFormat.CSV else "jsonl"

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
 
-from api.errors import responses
 from api.deps import ProjectDep, StorageDep
+from api.errors import responses
 from api.models import InferenceDetail
 from api.queries.inferences import inference_detail
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
-from api.errors import responses
 from api.deps import AdminDep, ServicesDep
+from api.errors import responses
 from api.models import KeyCreated, KeyInfo
 from schemas.events import ProjectName
 

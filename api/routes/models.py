@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.errors import responses
 from api.deps import ProjectDep, StorageDep
+from api.errors import responses
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=responses(401, 503))
 

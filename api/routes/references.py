@@ -12,9 +12,9 @@ from pydantic import BaseModel, ValidationError
 
 from api.deps import ProjectDep, ServicesDep
 from api.errors import responses, unprocessable
+from schemas.stats import WindowKey
 from streams.stats.references import Reference, ReferenceStore, columns_from_records
 from streams.stats.window_data import fetch_drift_columns
-from schemas.stats import WindowKey
 
 router = APIRouter(prefix="/v1/models", tags=["references"], responses=responses(400, 401, 404, 413, 422, 503))
 
@@ -51,7 +51,7 @@ def _records(body: bytes, fmt: str) -> list[dict[str, Any]]:
 
         frame = pd.read_csv(io.BytesIO(body)) if fmt == "csv" else pd.read_parquet(io.BytesIO(body))
         return frame.to_dict(orient="records")
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the client's data
+    except Exception as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"cannot read the {fmt} dataset: {exc}") from exc
 
 
@@ -72,7 +72,7 @@ async def set_reference(
     request: Request,
     project: ProjectDep,
     services: ServicesDep,
-    format: Annotated[Literal["jsonl", "csv", "parquet"] | None, Query()] = None,  # noqa: A002
+    format: Annotated[Literal["jsonl", "csv", "parquet"] | None, Query()] = None,
 ) -> ReferenceInfo:
     body = await request.body()
     if len(body) > services.settings.max_body_bytes:

@@ -4,6 +4,8 @@ produces or consumes (a consumer that subscribed to a missing topic would ignore
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -34,10 +36,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
             if name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process won the race
             log.info("topics_created", topics=[topic.name for topic in missing])
         return [topic.name for topic in missing]
     finally:

@@ -110,7 +110,7 @@ class KafkaWorker:
                 delay = min(delay * 2, 10.0)
 
     async def start(self) -> None:
-        Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(Path(self.app.conf.datadir).mkdir, parents=True, exist_ok=True)
         await ensure_topics(self.settings)
         if self.pipeline.stats is not None:
             await asyncio.to_thread(self.pipeline.stats.recover)

@@ -162,6 +162,6 @@ class Storage:
         for client in clients:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001 - closing is best effort at shutdown
+            except Exception:
                 log.warning("client_close_failed")
         self._local = threading.local()
