@@ -25,14 +25,15 @@ def stat_rows(
     family: str,
     *,
     model: str | None,
+    model_version: str,
     metric: str | None,
     dimension: str | None,
     since: datetime | None,
     until: datetime | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    clauses = ["project = {project:String}", "family = {family:String}"]
-    params: dict[str, Any] = {"project": project, "family": family, "limit": limit}
+    clauses = ["project = {project:String}", "family = {family:String}", "model_version = {model_version:String}"]
+    params: dict[str, Any] = {"project": project, "family": family, "limit": limit, "model_version": model_version}
     for name, value in (("model", model), ("metric", metric), ("dimension", dimension)):
         if value is not None:
             clauses.append(f"{name} = {{{name}:String}}")
@@ -44,7 +45,7 @@ def stat_rows(
         clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
         params["until"] = ch_time(until)
     rows = storage.rows(
-        "SELECT model, window_start, window_end, metric, dimension, value, p_value, threshold, flagged, sample_size, "
+        "SELECT model, model_version, window_start, window_end, metric, dimension, value, p_value, threshold, flagged, sample_size, "
         f"details FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
         "ORDER BY window_start, model, metric, dimension LIMIT {limit:UInt32}",
         params,
@@ -64,9 +65,9 @@ def rebucket(rows: list[dict[str, Any]], interval_seconds: int) -> list[dict[str
     for row in rows:
         epoch = int(row["window_start"].timestamp())
         bucket = datetime.fromtimestamp(epoch - epoch % interval_seconds, UTC)
-        groups[(bucket, row["model"], row["metric"], row["dimension"])].append(row)
+        groups[(bucket, row["model"], row["model_version"], row["metric"], row["dimension"])].append(row)
     out = []
-    for (bucket, model, metric, dimension), members in sorted(groups.items(), key=lambda item: item[0]):
+    for (bucket, model, version, metric, dimension), members in sorted(groups.items(), key=lambda item: item[0]):
         weights = [max(m["sample_size"], 1) for m in members]
         if metric in ADDITIVE:
             value = sum(m["value"] for m in members)
@@ -74,7 +75,7 @@ def rebucket(rows: list[dict[str, Any]], interval_seconds: int) -> list[dict[str
             value = sum(m["value"] * w for m, w in zip(members, weights, strict=True)) / sum(weights)
         p_values = [m["p_value"] for m in members if m["p_value"] is not None]
         out.append({
-            "model": model, "window_start": bucket, "window_end": bucket + timedelta(seconds=interval_seconds),
+            "model": model, "model_version": version, "window_start": bucket, "window_end": bucket + timedelta(seconds=interval_seconds),
             "metric": metric, "dimension": dimension, "value": value, "p_value": min(p_values) if p_values else None,
             "threshold": members[-1]["threshold"], "flagged": any(m["flagged"] for m in members),
             "sample_size": sum(m["sample_size"] for m in members), "details": {"windows": len(members)},

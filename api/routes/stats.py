@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=responses(401, 
 
 class StatPoint(BaseModel):
     model: str
+    model_version: str = ""
     window_start: datetime
     window_end: datetime
     metric: str
@@ -35,6 +36,9 @@ def get_stats(
     project: ProjectDep,
     storage: StorageDep,
     model: Annotated[str | None, Query(max_length=200)] = None,
+    model_version: Annotated[
+        str, Query(max_length=200, description="'' = all versions; latency and cost are also kept per version")
+    ] = "",
     metric: Annotated[str | None, Query(max_length=100, description="e.g. latency_p95_ms, dataset_drift")] = None,
     dimension: Annotated[str | None, Query(max_length=300, description="feature/descriptor/tag; '' = model")] = None,
     since: datetime | None = None,
@@ -47,6 +51,6 @@ def get_stats(
     for name, value in (("since", since), ("until", until)):
         if value is not None and not 2000 <= value.year < 2200:
             raise unprocessable(["query", name], f"'{name}' must be between 2000 and 2200")
-    rows = stat_rows(storage, project, family, model=model, metric=metric, dimension=dimension,
+    rows = stat_rows(storage, project, family, model=model, model_version=model_version, metric=metric, dimension=dimension,
                      since=since, until=until, limit=limit)  # fmt: skip
     return rebucket(rows, interval) if interval else rows

@@ -12,6 +12,7 @@ crash) and get the same numbers; ``window_stats`` keeps the newest computation o
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -146,8 +147,16 @@ class StatsEngine:
                 hook(rows)
 
     def _latency(self, key: WindowKey) -> list[StatRow]:
-        latencies, statuses = fetch_latency(self.storage, key)
-        return families.latency_rows(key, latencies, statuses)
+        """Model-wide rows, plus the same per model version when the window has named versions."""
+        latencies, statuses, versions = fetch_latency(self.storage, key)
+        rows = families.latency_rows(key, latencies, statuses)
+        labels = np.asarray(versions, dtype=object)
+        for version in sorted(set(versions) - {""}):
+            mask = labels == version
+            picked = [status for status, keep in zip(statuses, mask, strict=True) if keep]
+            rows += [replace(row, model_version=version)
+                     for row in families.latency_rows(key, latencies[mask], picked)]  # fmt: skip
+        return rows
 
     def _cost(self, key: WindowKey) -> list[StatRow]:
         db, params = self.storage.database, window_params(key)
@@ -172,7 +181,18 @@ class StatsEngine:
             "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
             {**params, "n": self.settings.spend_history_windows},
         ).result_rows
-        return families.cost_rows(key, totals, by_tag, [h[0] for h in history][::-1])
+        rows = families.cost_rows(key, totals, by_tag, [h[0] for h in history][::-1])
+        per_version = self.storage.query(
+            "SELECT model_version, count(), sum(ifNull(cost_usd, 0)), countIf(cost_usd IS NOT NULL), "
+            "countIf(cost_usd IS NULL AND (ifNull(input_tokens, 0) + ifNull(output_tokens, 0)) > 0), "
+            "sum(ifNull(input_tokens, 0)), sum(ifNull(output_tokens, 0)) "
+            f"FROM {db}.inferences FINAL WHERE {IN_WINDOW} AND model_version != '' GROUP BY model_version",
+            params,
+        ).result_rows
+        for version, *values in per_version:
+            version_totals = dict(zip(names, (float(value) for value in values), strict=True))
+            rows += [replace(row, model_version=version) for row in families.cost_rows(key, version_totals, [], [])]
+        return rows
 
     def _drift(self, key: WindowKey) -> list[StatRow]:
         current = fetch_drift_columns(self.storage, key, self.settings.drift_sample_rows)

@@ -76,8 +76,11 @@ def fetch_range_drift_columns(storage: Storage, project: str, model: str, start:
     return fetch_drift_columns(storage, WindowKey(project, model, start, end), limit)
 
 
-def fetch_latency(storage: Storage, key: WindowKey) -> tuple[np.ndarray, list[str]]:
+def fetch_latency(storage: Storage, key: WindowKey) -> tuple[np.ndarray, list[str], list[str]]:
+    """(latencies with NaN where missing, statuses, model versions) of every event in the window."""
     rows = storage.query(
-        f"SELECT latency_ms, status FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW}", window_params(key)
+        f"SELECT latency_ms, status, model_version FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW}",
+        window_params(key),
     ).result_rows
-    return np.array([np.nan if r[0] is None else r[0] for r in rows], dtype=np.float64), [r[1] for r in rows]
+    latencies = np.array([np.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
+    return latencies, [r[1] for r in rows], [r[2] for r in rows]

@@ -194,3 +194,26 @@ class TestReferencesAndReports:
         missing = stats_api.client.get("/v1/reports/drift", headers=headers,
                                        params={"model": "nope", "window_start": T0.isoformat()})  # fmt: skip
         assert missing.status_code == 404
+
+
+class TestPerVersion:
+    """Latency and cost are also kept per model version; the default view is all versions."""
+
+    def test_versions(self, stats_api: Api) -> None:
+        headers = stats_api.key("ver")
+        events = _events(0, 100, shifted=False, seed=3)
+        for i, event in enumerate(events):
+            event["model_version"] = "v2" if i % 4 == 0 else "v1"
+        _post(stats_api, headers, "/v1/inferences", events)
+        _post(stats_api, headers, "/v1/inferences", _events(4, 1, shifted=False, seed=4))
+        stats_api.wait_written()
+        until = (T0 + timedelta(seconds=WINDOW)).isoformat()
+        counts = {v: _stats(stats_api, headers, "latency", metric="count", model_version=v, until=until)[0]["value"]
+                  for v in ("", "v1", "v2")}  # fmt: skip
+        assert counts == {"": 100, "v1": 75, "v2": 25}
+        p95 = _stats(stats_api, headers, "latency", metric="latency_p95_ms", model_version="v2", until=until)[0]
+        expected = np.percentile([e["latency_ms"] for e in events if e["model_version"] == "v2"], 95)
+        assert p95["value"] == pytest.approx(expected, rel=1e-9)
+        cost = {v: _stats(stats_api, headers, "cost", metric="input_tokens", model_version=v, until=until)[0]["value"]
+                for v in ("v1", "v2")}  # fmt: skip
+        assert cost["v2"] == sum(e["input_tokens"] for e in events if e["model_version"] == "v2")
