@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from api.errors import ErrorMessage, Unprocessable
-from api.routes import feedback, inferences, ingest, keys, models, ops, references, reports, stats
+from api.routes import alerts, feedback, inferences, ingest, keys, models, monitors, ops, references, reports, stats
 from api.services import Services, start_services, stop_services
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.settings import Settings
@@ -45,7 +45,7 @@ def create_app(
     )
     if services is not None:
         app.state.services = services
-    for module in (ingest, feedback, inferences, models, references, stats, reports, keys, ops):
+    for module in (ingest, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
 
     @app.exception_handler(StorageError)

@@ -16,6 +16,8 @@ from schemas.settings import Settings
 from streams.bus import Publisher
 from streams.embedded import EmbeddedRunner
 from streams.pipeline import Pipeline
+from schemas.topics import Topics
+from streams.monitors import Monitoring, topic_publisher
 from streams.stats.references import ReferenceStore
 from streams.storage import Storage
 
@@ -46,19 +48,33 @@ async def start_services(
     storage.migrate()
     keys = KeyStore(storage)
     if settings.embedded:
-        runner = EmbeddedRunner(Pipeline(storage, settings), settings)
+        pipeline = Pipeline(storage, settings)
+        monitoring = Monitoring(storage, settings)
+        await monitoring.start()
+        if pipeline.stats is not None:
+            pipeline.stats.on_rows.append(monitoring.on_rows)
+        runner = EmbeddedRunner(pipeline, settings)
         await runner.start()
         log.info("services_started", mode="embedded", database=storage.database)
-        return Services(settings, storage, keys, runner.bus, ReferenceStore(storage), runner)
+        return Services(settings, storage, keys, runner.bus, ReferenceStore(storage), runner, {"monitoring": monitoring})
     from streams.kafka.publisher import KafkaPublisher  # imported lazily: embedded mode needs no Kafka
 
     publisher = KafkaPublisher(settings)
     await publisher.start()
-    extras: dict[str, Any] = {"kafka_publisher": publisher}
+    monitoring = Monitoring(
+        storage,
+        settings,
+        publish=topic_publisher(publisher.send_raw, Topics(settings.topic_prefix)),
+        sweep_seconds=300.0 if with_worker else None,
+    )
+    await monitoring.start()
+    extras: dict[str, Any] = {"kafka_publisher": publisher, "monitoring": monitoring}
     if with_worker:
         from streams.kafka.worker import KafkaWorker
 
         worker = KafkaWorker(settings, Pipeline(storage, settings))
+        if worker.pipeline.stats is not None:
+            worker.pipeline.stats.on_rows.append(monitoring.on_rows)
         await worker.start()
         extras["kafka_worker"] = worker
     log.info("services_started", mode="kafka", database=storage.database, worker=with_worker)
@@ -72,6 +88,9 @@ async def stop_services(services: Services, *, close_storage: bool = True) -> No
     if worker is not None:
         await worker.stop()
         await asyncio.to_thread(worker.pipeline.flush)
+    monitoring = services.extras.get("monitoring")
+    if monitoring is not None:
+        await monitoring.stop()
     publisher = services.extras.get("kafka_publisher")
     if publisher is not None:
         await publisher.stop()

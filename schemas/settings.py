@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
 
     monitors_file: Path | None = None
+    default_monitors: bool = Field(default=True, description="built-in monitors for projects that configure none")
+    default_latency_p95_ms: float = Field(default=5000.0, gt=0, description="threshold of the built-in p95 monitor")
     allow_private_webhooks: bool = False
     delivery_max_attempts: int = Field(default=5, ge=1)
     delivery_backoff_seconds: float = Field(default=1.0, gt=0)

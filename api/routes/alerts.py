@@ -1,0 +1,173 @@
+"""``/v1/alerts`` (list, detail with every delivery attempt, acknowledge) and ``/v1/retrain-requests``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import BaseModel, Field
+
+from api.deps import CurrentKey, ProjectDep
+from api.errors import responses, unprocessable
+from api.routes.monitors import MonitoringDep
+from schemas.events import AlertKind, Severity
+
+router = APIRouter(prefix="/v1", tags=["alerts"], responses=responses(400, 401, 422, 503))
+
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+Model = Annotated[str | None, Query(max_length=200)]
+Since = Annotated[datetime | None, Query(description="inclusive, ISO 8601")]
+Until = Annotated[datetime | None, Query(description="exclusive, ISO 8601")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+AlertIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+class DeliveryTarget(BaseModel):
+    channel_index: int
+    channel: str
+    url: str = Field(description="without secrets")
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    last_attempt_at: datetime
+
+
+class DeliverySummary(BaseModel):
+    status: Literal["none", "pending", "delivered", "failed"] = Field(
+        description="none: no channels; delivered: every channel; failed: a channel gave up after its retries"
+    )
+    channels: int
+    attempts: int
+    targets: list[DeliveryTarget]
+
+
+class Attempt(BaseModel):
+    channel_index: int
+    channel: str
+    url: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+    succeeded: bool
+    final: bool
+    at: datetime
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    project: str
+    monitor_id: str
+    monitor_name: str
+    model: str
+    model_version: str
+    kind: str
+    severity: str
+    window_start: datetime
+    window_end: datetime
+    metric: str
+    dimension: str
+    value: float
+    threshold: float
+    condition: str
+    p_value: float | None
+    details: dict[str, Any]
+    report_url: str | None
+    fired_at: datetime
+    dedup_key: str
+    status: Literal["open", "acked"]
+    acked_at: datetime | None
+    acked_by: str | None
+    ack_note: str | None
+    delivery: DeliverySummary
+
+
+class AlertDetail(AlertOut):
+    attempts: list[Attempt] = Field(description="every delivery attempt, oldest first")
+
+
+class AckRequest(BaseModel):
+    by: str | None = Field(default=None, max_length=200, description="who acknowledges (default: the API key)")
+    note: str = Field(default="", max_length=2000)
+
+
+class RetrainOut(BaseModel):
+    request_id: str
+    project: str
+    monitor_id: str
+    model: str
+    model_version: str
+    reason: list[str] = Field(description="the alerts behind the request")
+    window_start: datetime
+    window_end: datetime
+    evidence: dict[str, Any]
+    dataset: dict[str, Any] = Field(description="a /v1/feedback/export selector for the training data")
+    created_at: datetime
+    delivery: DeliverySummary
+
+
+def _check_range(since: datetime | None, until: datetime | None) -> None:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and not _EARLIEST <= value.replace(tzinfo=value.tzinfo or UTC) < _LATEST:
+            raise unprocessable(["query", name], f"'{name}' must be between 2000 and 2200")
+    if since and until and since.replace(tzinfo=since.tzinfo or UTC) >= until.replace(tzinfo=until.tzinfo or UTC):
+        raise unprocessable(["query", "since"], "'since' must be before 'until'")
+
+
+@router.get("/alerts", response_model=list[AlertOut], summary="Alerts of the project, newest first")
+def list_alerts(
+    project: ProjectDep,
+    monitoring: MonitoringDep,
+    model: Model = None,
+    kind: Annotated[AlertKind | None, Query()] = None,
+    severity: Annotated[Severity | None, Query()] = None,
+    alert_status: Annotated[Literal["open", "acked"] | None, Query(alias="status")] = None,
+    monitor_id: Annotated[str | None, Query(max_length=128)] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    """``since``/``until`` bound the time the alert fired."""
+    _check_range(since, until)
+    return monitoring.alerts.list_alerts(
+        project, model=model, kind=kind, severity=severity, monitor_id=monitor_id, status=alert_status,
+        since=since, until=until, limit=limit,
+    )  # fmt: skip
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=responses(404),
+            summary="One alert with every delivery attempt")  # fmt: skip
+def get_alert(alert_id: AlertIdPath, project: ProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
+    alert = monitoring.alerts.get_alert(project, alert_id)
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in this project")
+    return alert
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertDetail, responses=responses(404),
+             summary="Acknowledge an alert (idempotent: the first acknowledgement stays)")  # fmt: skip
+def ack_alert(
+    alert_id: AlertIdPath, project: ProjectDep, key: CurrentKey, monitoring: MonitoringDep, body: AckRequest | None = None
+) -> dict[str, Any]:
+    body = body or AckRequest()
+    alert = monitoring.alerts.ack(project, alert_id, by=body.by or f"key:{key.key_id}", note=body.note)
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in this project")
+    return alert
+
+
+@router.get("/retrain-requests", response_model=list[RetrainOut], summary="Retraining requests, newest first")
+def list_retrain_requests(
+    project: ProjectDep,
+    monitoring: MonitoringDep,
+    model: Model = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    """``since``/``until`` bound the time the request was made."""
+    _check_range(since, until)
+    return monitoring.alerts.list_retrains(project, model=model, since=since, until=until, limit=limit)

@@ -1,0 +1,358 @@
+"""Monitors: which statistic of which models to watch, when it is a breach, and where alerts go.
+
+A monitor matches ``window_stats`` rows (see ``schemas.stats``) by scope (model), family, metric and
+dimension, and calls a window a breach when a matching row with enough samples meets the condition:
+
+* ``threshold`` — ``value <op> threshold`` with ``op`` one of gt, gte, lt, lte;
+* ``p_value`` — the row's ``p_value`` below ``alpha`` (a significant change; for quality metrics only a
+  change in the bad direction counts unless ``direction`` says otherwise);
+* ``flagged`` — the row's own verdict (``dataset_drift``, ``spend_anomaly``, a drifted column, …).
+
+Validation knows the statistics contract, so a monitor that could never match (an unknown metric, a
+p-value condition on a metric that has none, a dimension a metric never has) is refused with an error
+located on the offending field. Secrets inside channels stay ``SecretStr``/hidden here; ``masked_channel``
+is the only form an API response shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from schemas.events import ProjectName, Severity, UtcDatetime, new_id
+from schemas.stats import Family
+from streams.delivery.channels import Channel, SlackChannel, WebhookChannel
+from streams.delivery.sender import safe_url
+
+MASK = "********"
+MAX_CHANNELS = 10
+ANY = "*"
+
+MonitorId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+MonitorName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Operator = Literal["gt", "gte", "lt", "lte"]
+OPERATOR_SYMBOLS: dict[str, str] = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+DimensionKind = Literal["none", "column", "score", "tag"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """What the statistics engine writes for one metric: its dimensions and which verdicts it carries."""
+
+    dimensions: DimensionKind = "none"
+    p_value: bool = False
+    flagged: bool = False
+    higher_is_better: bool | None = None  # the bad direction of a significant change (quality)
+
+
+# The statistics contract (one StatRow per number in window_stats), as monitors may use it.
+METRICS: dict[str, dict[str, MetricSpec]] = {
+    "latency": dict.fromkeys(
+        ("count", "error_count", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_mean_ms"),
+        MetricSpec(),
+    ),
+    "cost": {
+        "cost_usd": MetricSpec(dimensions="tag"),
+        "unknown_cost_events": MetricSpec(),
+        "input_tokens": MetricSpec(),
+        "output_tokens": MetricSpec(),
+        "spend_anomaly": MetricSpec(flagged=True),
+    },
+    "drift": {
+        "column_drift": MetricSpec(dimensions="column", p_value=True, flagged=True),
+        "dataset_drift": MetricSpec(flagged=True),
+    },
+    "quality": {
+        "thumbs_up_rate": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
+        "mean_rating": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
+        "score_mean": MetricSpec(dimensions="score", p_value=True, flagged=True, higher_is_better=True),
+        "accuracy": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
+        "f1_macro": MetricSpec(),
+        "feedback_count": MetricSpec(),
+    },
+}
+
+
+def _error(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ThresholdCondition(_Strict):
+    """Breach when ``value <operator> value`` (e.g. p95 latency gt 2000 ms)."""
+
+    type: Literal["threshold"] = "threshold"
+    operator: Operator
+    value: FiniteFloat
+
+    def describe(self) -> str:
+        return OPERATOR_SYMBOLS[self.operator]
+
+
+class PValueCondition(_Strict):
+    """Breach when the row's p-value is below ``alpha``.
+
+    ``direction`` says which change counts: ``down`` (value fell vs the reference; the default for
+    quality metrics, where lower is worse), ``up``, or ``any`` (the default for drift).
+    """
+
+    type: Literal["p_value"] = "p_value"
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    direction: Literal["down", "up", "any"] | None = None
+
+    def describe(self) -> str:
+        return f"p < {self.alpha:g}"
+
+
+class FlaggedCondition(_Strict):
+    """Breach when the statistics engine flagged the row (its own test and threshold)."""
+
+    type: Literal["flagged"] = "flagged"
+
+    def describe(self) -> str:
+        return "flagged"
+
+
+Condition = Annotated[ThresholdCondition | PValueCondition | FlaggedCondition, Field(discriminator="type")]
+
+
+class MonitorSpec(_Strict):
+    """The user-controlled part of a monitor (request bodies and YAML entries share it)."""
+
+    name: MonitorName
+    scope: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        default=ANY, description="a model name, or '*' for every model of the project"
+    )
+    family: Family
+    metric: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    dimension: Annotated[str, StringConstraints(max_length=300)] = Field(
+        default="",
+        description="feature/descriptor, score name or 'tag:<key>=<value>'; '' or '*' = any dimension "
+        "(for cost_usd '' is the model total and '*' also matches every tag)",
+    )
+    condition: Condition
+    min_samples: int = Field(default=0, ge=0, description="ignore windows whose statistic has fewer samples")
+    cooldown_seconds: int = Field(
+        default=1800, ge=0, le=30 * 86400, description="no new alert within this much window time of the last"
+    )
+    severity: Severity = "warning"
+    channels: Annotated[list[Channel], Field(max_length=MAX_CHANNELS)] = Field(default_factory=list)
+    retrain_after: int | None = Field(
+        default=None, ge=1, le=1000, description="request retraining after this many consecutive breaching windows"
+    )
+    enabled: bool = True
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str, info: ValidationInfo) -> str:
+        family = info.data.get("family")
+        if family is None:  # the family already failed; its own error says why
+            return value
+        known = METRICS[family]
+        if value not in known:
+            raise _error(
+                "unknown_metric",
+                f"{family!r} has no metric {value!r}; choose one of: {', '.join(sorted(known))}",
+            )
+        return value
+
+    @field_validator("dimension")
+    @classmethod
+    def _dimension_fits(cls, value: str, info: ValidationInfo) -> str:
+        spec = _spec(info)
+        if spec is None or value in ("", ANY):
+            return value
+        metric = info.data["metric"]
+        if spec.dimensions == "none":
+            raise _error("no_dimension", f"metric {metric!r} has no dimensions; use '' (or '*')")
+        if spec.dimensions == "tag" and not (value.startswith("tag:") and "=" in value[4:] and value[4:].index("=") > 0):
+            raise _error(
+                "bad_dimension",
+                f"{metric!r} dimensions are '' (model total), '*' (total and every tag) or 'tag:<key>=<value>'",
+            )
+        return value
+
+    @field_validator("condition")
+    @classmethod
+    def _condition_fits(
+        cls, value: ThresholdCondition | PValueCondition | FlaggedCondition, info: ValidationInfo
+    ) -> ThresholdCondition | PValueCondition | FlaggedCondition:
+        spec = _spec(info)
+        if spec is None:
+            return value
+        metric = info.data["metric"]
+        if isinstance(value, PValueCondition) and not spec.p_value:
+            raise _error("no_p_value", f"metric {metric!r} carries no p-value; use a 'threshold' condition")
+        if isinstance(value, FlaggedCondition) and not spec.flagged:
+            raise _error("never_flagged", f"metric {metric!r} is never flagged; use a 'threshold' condition")
+        return value
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        if value != value.strip():
+            raise _error("bad_scope", "scope must not start or end with whitespace")
+        return value
+
+    def direction(self) -> Literal["down", "up", "any"]:
+        """The change a p-value condition counts (explicit, else the metric's bad direction)."""
+        condition = self.condition
+        if not isinstance(condition, PValueCondition):
+            return "any"
+        if condition.direction is not None:
+            return condition.direction
+        better = METRICS[self.family][self.metric].higher_is_better
+        return "any" if better is None else ("down" if better else "up")
+
+
+def _spec(info: ValidationInfo) -> MetricSpec | None:
+    family, metric = info.data.get("family"), info.data.get("metric")
+    if family is None or metric is None:
+        return None
+    return METRICS[family].get(metric)
+
+
+class MonitorCreate(MonitorSpec):
+    """``POST /v1/monitors``: a monitor of the caller's project. ``monitor_id`` is generated when absent."""
+
+    monitor_id: MonitorId | None = None
+
+
+class MonitorUpdate(BaseModel):
+    """``PATCH /v1/monitors/{id}``: only the fields sent change; the result is validated as a whole.
+
+    ``channels`` replaces the list. A channel sent back exactly as ``GET`` shows it (secrets masked)
+    keeps its stored secrets, so read-modify-write works without re-entering them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: MonitorName | None = None
+    scope: str | None = None
+    family: Family | None = None
+    metric: str | None = None
+    dimension: str | None = None
+    condition: dict[str, Any] | None = Field(default=None, json_schema_extra={"description": "as in MonitorCreate"})
+    min_samples: int | None = None
+    cooldown_seconds: int | None = None
+    severity: Severity | None = None
+    channels: list[dict[str, Any]] | None = Field(
+        default=None, description="the new list; masked channels from GET keep their stored secrets"
+    )
+    retrain_after: int | None = None
+    enabled: bool | None = None
+
+
+class Monitor(MonitorSpec):
+    """A stored monitor. ``builtin`` ones are the defaults a project gets until it configures its own."""
+
+    monitor_id: MonitorId = Field(default_factory=new_id)
+    project: ProjectName
+    builtin: bool = False
+    created_at: UtcDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: UtcDatetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def matches(self, model: str, family: str, metric: str, dimension: str) -> bool:
+        """Whether a statistic of ``model`` is one this monitor watches."""
+        if self.scope not in (ANY, model) or self.family != family or self.metric != metric:
+            return False
+        if self.dimension == ANY or self.dimension == dimension:
+            return True
+        if self.dimension == "":
+            # '' is the metric's natural scope: every dimension, except cost_usd whose '' is the total.
+            return METRICS[self.family][self.metric].dimensions in ("column", "score")
+        return False
+
+    def spec_data(self) -> dict[str, Any]:
+        """The user-controlled fields with secrets intact (for merging an update)."""
+        return {name: getattr(self, name) for name in MonitorSpec.model_fields}
+
+    def storage_json(self) -> dict[str, Any]:
+        """The full monitor as stored, secrets revealed (the sender needs them to sign and post)."""
+        data = self.model_dump(mode="json", exclude={"channels"})
+        data["channels"] = [channel_dict(channel, reveal=True) for channel in self.channels]
+        return data
+
+    def public_json(self) -> dict[str, Any]:
+        """The monitor as the API shows it: every secret masked."""
+        data = self.model_dump(mode="json", exclude={"channels"})
+        data["channels"] = [channel_dict(channel, reveal=False) for channel in self.channels]
+        return data
+
+
+def channel_dict(channel: SlackChannel | WebhookChannel, *, reveal: bool) -> dict[str, Any]:
+    """A channel as a plain dict: with its secrets (storage) or masked (API responses).
+
+    Masked: a Slack URL keeps only scheme and host (its path is the credential); a webhook URL loses
+    credentials and query; the signing secret and custom header values become ``MASK``.
+    """
+    if isinstance(channel, SlackChannel):
+        url = channel.webhook_url if reveal else safe_url(channel.webhook_url, "slack")
+        return {"type": "slack", "webhook_url": url}
+    return {
+        "type": "webhook",
+        "url": channel.url if reveal else safe_url(channel.url, "webhook"),
+        "secret": channel.secret.get_secret_value() if reveal else MASK,
+        "headers": dict(channel.headers) if reveal else dict.fromkeys(channel.headers, MASK),
+    }
+
+
+def unmask_channels(
+    submitted: list[dict[str, Any]], stored: list[SlackChannel | WebhookChannel]
+) -> list[dict[str, Any] | SlackChannel | WebhookChannel]:
+    """Replace each submitted channel that equals a stored one's masked form by the stored channel."""
+    masked = [(channel_dict(channel, reveal=False), channel) for channel in stored]
+    out: list[dict[str, Any] | SlackChannel | WebhookChannel] = []
+    for item in submitted:
+        normalized = {**item, "headers": item.get("headers", {})} if item.get("type") == "webhook" else item
+        match = next((channel for shown, channel in masked if shown == normalized), None)
+        out.append(match if match is not None else item)
+    return out
+
+
+def breaches(
+    condition: ThresholdCondition | PValueCondition | FlaggedCondition,
+    *,
+    value: float,
+    p_value: float | None,
+    flagged: bool,
+    reference: float | None = None,
+    direction: Literal["down", "up", "any"] = "any",
+) -> bool:
+    """Whether one statistic meets a condition. NaN and a missing p-value never breach."""
+    if isinstance(condition, FlaggedCondition):
+        return flagged
+    if isinstance(condition, ThresholdCondition):
+        if not math.isfinite(value):
+            return False
+        limit = condition.value
+        return {
+            "gt": value > limit,
+            "gte": value >= limit,
+            "lt": value < limit,
+            "lte": value <= limit,
+        }[condition.operator]
+    if p_value is None or not math.isfinite(p_value) or p_value >= condition.alpha:
+        return False
+    if direction == "any":
+        return True
+    if reference is None or not math.isfinite(reference):
+        return False  # the change cannot be told apart from an improvement
+    return value < reference if direction == "down" else value > reference

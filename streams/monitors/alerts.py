@@ -1,0 +1,357 @@
+"""Alerts, acknowledgements, delivery attempts, retraining requests and breach verdicts in ClickHouse.
+
+Each table has one writer: the engine writes alerts, retraining requests and verdicts once; the API
+writes acknowledgements; the dispatcher writes one row per delivery attempt. Reads join them, so an
+acknowledgement can never be overwritten by a delivery update (or the other way round), even when
+they happen in different processes. An alert's delivery summary is derived from its attempts: each of
+the ``channels`` it had when it fired is ``delivered`` once an attempt succeeded, ``failed`` once a
+final attempt failed, ``pending`` until then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+from schemas.events import AlertEvent, RetrainEvent
+from streams.delivery.sender import DeliveryAttempt
+from streams.stats.window_data import ch_time
+from streams.storage import Storage
+
+AlertStatus = Literal["open", "acked"]
+
+_ALERT_COLUMNS = [
+    "project", "alert_id", "monitor_id", "monitor_name", "model", "model_version", "kind", "severity",
+    "window_start", "window_end", "metric", "dimension", "value", "threshold", "condition", "p_value",
+    "details", "report_url", "fired_at", "dedup_key", "channels",
+]  # fmt: skip
+_RETRAIN_COLUMNS = [
+    "project", "request_id", "monitor_id", "model", "model_version", "reason", "window_start", "window_end",
+    "evidence", "dataset", "created_at", "channels",
+]  # fmt: skip
+_ATTEMPT_COLUMNS = [
+    "project", "target_id", "target_type", "monitor_id", "channel_index", "channel", "url", "attempt",
+    "status_code", "error", "latency_ms", "succeeded", "final", "at",
+]  # fmt: skip
+_EVALUATION_COLUMNS = [
+    "project", "monitor_id", "model", "window_start", "window_end", "breached", "value", "alert_id",
+    "retrain_id", "version",
+]  # fmt: skip
+
+
+def utc(value: datetime) -> datetime:
+    """ClickHouse hands back naive UTC datetimes; everything above storage is timezone-aware."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def delivery_summary(channels: int, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """``none`` (no channels) | ``pending`` | ``delivered`` (every channel) | ``failed`` (any channel
+    gave up), with the per-channel breakdown."""
+    if channels == 0:
+        status = "none"
+    elif len(targets) < channels or any(t["status"] == "pending" for t in targets):
+        status = "pending"
+    elif all(t["status"] == "delivered" for t in targets):
+        status = "delivered"
+    else:
+        status = "failed"
+    return {
+        "status": status,
+        "channels": channels,
+        "attempts": sum(t["attempts"] for t in targets),
+        "targets": targets,
+    }
+
+
+class AlertStore:
+    """All SQL about alerts and retraining requests."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._db = storage.database
+
+    # ------------------------------------------------------------------ engine: writes and state
+
+    def insert_alerts(self, alerts: Sequence[AlertEvent], channels: dict[str, int]) -> None:
+        rows = [
+            [a.project, a.alert_id, a.monitor_id, a.monitor_name, a.model, a.model_version, a.kind, a.severity,
+             a.window_start, a.window_end, a.metric, a.dimension, a.value, a.threshold, a.condition, a.p_value,
+             _json(a.details), a.report_url or "", a.fired_at, a.dedup_key, channels.get(a.alert_id, 0)]
+            for a in alerts
+        ]  # fmt: skip
+        self._storage.insert_rows("alerts", _ALERT_COLUMNS, rows)
+
+    def insert_retrains(self, retrains: Sequence[RetrainEvent], monitor_ids: dict[str, str], channels: dict[str, int]) -> None:
+        rows = [
+            [r.project, r.request_id, monitor_ids.get(r.request_id, ""), r.model, r.model_version, list(r.reason),
+             r.window_start, r.window_end, _json(r.evidence), _json(r.dataset), r.created_at,
+             channels.get(r.request_id, 0)]
+            for r in retrains
+        ]  # fmt: skip
+        self._storage.insert_rows("retrain_requests", _RETRAIN_COLUMNS, rows)
+
+    def alerts_by_dedup_key(self, project: str, keys: Iterable[str]) -> dict[str, str]:
+        """dedup_key → alert_id for the keys that already fired."""
+        keys = sorted(set(keys))
+        if not keys:
+            return {}
+        rows = self._storage.query(
+            f"SELECT dedup_key, any(alert_id) FROM {self._db}.alerts WHERE project = {{project:String}} "
+            "AND dedup_key IN {keys:Array(String)} GROUP BY dedup_key",
+            {"project": project, "keys": keys},
+        ).result_rows
+        return {key: alert_id for key, alert_id in rows}
+
+    def fired_between(
+        self, project: str, model: str, monitor_ids: Iterable[str], start: datetime, end: datetime
+    ) -> list[tuple[str, datetime, str]]:
+        """(monitor_id, window_start, alert_id) of alerts of ``model`` with windows in [start, end]."""
+        ids = sorted(set(monitor_ids))
+        if not ids:
+            return []
+        rows = self._storage.query(
+            f"SELECT monitor_id, window_start, alert_id FROM {self._db}.alerts WHERE project = {{project:String}} "
+            "AND model = {model:String} AND monitor_id IN {ids:Array(String)} "
+            "AND window_start BETWEEN {start:DateTime64(3, 'UTC')} AND {end:DateTime64(3, 'UTC')}",
+            {"project": project, "model": model, "ids": ids, "start": ch_time(start), "end": ch_time(end)},
+        ).result_rows
+        return [(monitor_id, utc(window_start), alert_id) for monitor_id, window_start, alert_id in rows]
+
+    def record_evaluations(self, verdicts: Sequence[Sequence[Any]]) -> None:
+        """Store verdicts, each ``[project, monitor_id, model, window_start, window_end, breached, value,
+        alert_id, retrain_id, version]`` (one insert for a whole window)."""
+        self._storage.insert_rows("monitor_evaluations", _EVALUATION_COLUMNS, verdicts)
+
+    def evaluations(
+        self, project: str, monitor_id: str, model: str, *, up_to: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """The newest verdicts of (monitor, model) with window_start <= ``up_to``, newest first."""
+        rows = self._storage.rows(
+            "SELECT window_start, window_end, breached, value, alert_id, retrain_id "
+            f"FROM {self._db}.monitor_evaluations FINAL WHERE project = {{project:String}} "
+            "AND monitor_id = {monitor_id:String} AND model = {model:String} "
+            "AND window_start <= {up_to:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {limit:UInt32}",
+            {"project": project, "monitor_id": monitor_id, "model": model, "up_to": ch_time(up_to), "limit": limit},
+        )
+        for row in rows:
+            row["window_start"], row["window_end"] = utc(row["window_start"]), utc(row["window_end"])
+            row["breached"] = bool(row["breached"])
+        return rows
+
+    def last_retrain_end(self, project: str, model: str, before: datetime) -> datetime | None:
+        """End of the newest earlier retraining request's window for ``model`` (training data since)."""
+        value = self._storage.scalar(
+            f"SELECT max(window_end) FROM {self._db}.retrain_requests WHERE project = {{project:String}} "
+            "AND model = {model:String} AND window_end <= {before:DateTime64(3, 'UTC')}",
+            {"project": project, "model": model, "before": ch_time(before)},
+        )
+        if value is None or utc(value).year < 2000:  # max() over no rows is the epoch
+            return None
+        return utc(value)
+
+    def drift_columns(self, project: str, model: str, window_start: datetime) -> list[dict[str, Any]]:
+        """A window's stored column drift rows (when the engine was handed only the dataset row)."""
+        rows = self._storage.rows(
+            "SELECT dimension, value, p_value, threshold, flagged, sample_size, details "
+            f"FROM {self._db}.window_stats FINAL WHERE project = {{project:String}} AND model = {{model:String}} "
+            "AND family = 'drift' AND metric = 'column_drift' AND model_version = '' "
+            "AND window_start = {start:DateTime64(3, 'UTC')}",
+            {"project": project, "model": model, "start": ch_time(window_start)},
+        )
+        for row in rows:
+            row["details"] = orjson.loads(row["details"]) if row["details"] else {}
+            row["flagged"] = bool(row["flagged"])
+        return rows
+
+    # ------------------------------------------------------------------ dispatcher
+
+    def record_attempt(self, project: str, monitor_id: str, channel_index: int, attempt: DeliveryAttempt) -> None:
+        self._storage.insert_rows(
+            "alert_deliveries",
+            _ATTEMPT_COLUMNS,
+            [[project, attempt.target_id, attempt.event_type, monitor_id, channel_index, attempt.channel, attempt.url,
+              attempt.attempt, attempt.status_code, attempt.error or "", attempt.latency_ms, int(attempt.succeeded),
+              int(attempt.final), attempt.at]],
+        )  # fmt: skip
+
+    def _targets(self, project: str, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Per target id, one summary per channel index, from its attempts."""
+        if not ids:
+            return {}
+        rows = self._storage.rows(
+            "SELECT target_id, channel_index, argMax(channel, at) AS channel, argMax(url, at) AS url, "
+            "count() AS attempts, max(final) AS done, max(succeeded) AS delivered, "
+            "argMax(status_code, at) AS last_status_code, argMax(error, at) AS last_error, max(at) AS last_attempt_at "
+            f"FROM {self._db}.alert_deliveries WHERE project = {{project:String}} AND target_id IN {{ids:Array(String)}} "
+            "GROUP BY target_id, channel_index ORDER BY target_id, channel_index",
+            {"project": project, "ids": list(ids)},
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            status = "delivered" if row["delivered"] else ("failed" if row["done"] else "pending")
+            out.setdefault(row.pop("target_id"), []).append({
+                "channel_index": row["channel_index"], "channel": row["channel"], "url": row["url"],
+                "status": status, "attempts": row["attempts"], "last_status_code": row["last_status_code"],
+                "last_error": row["last_error"] or None, "last_attempt_at": utc(row["last_attempt_at"]),
+            })  # fmt: skip
+        return out
+
+    def attempts(self, project: str, target_id: str) -> list[dict[str, Any]]:
+        rows = self._storage.rows(
+            "SELECT channel_index, channel, url, attempt, status_code, error, latency_ms, succeeded, final, at "
+            f"FROM {self._db}.alert_deliveries WHERE project = {{project:String}} AND target_id = {{id:String}} "
+            "ORDER BY at, channel_index, attempt",
+            {"project": project, "id": target_id},
+        )
+        for row in rows:
+            row["at"] = utc(row["at"])
+            row["succeeded"], row["final"] = bool(row["succeeded"]), bool(row["final"])
+            row["error"] = row["error"] or None
+        return rows
+
+    def undelivered(
+        self, table: Literal["alerts", "retrain_requests"], *, since: datetime, until: datetime, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Targets fired in [since, until] with a channel that has no final attempt: (project, id, body,
+        missing channel indexes). What the dispatcher resumes after a crash or a lost hand-off."""
+        id_column, time_column = ("alert_id", "fired_at") if table == "alerts" else ("request_id", "created_at")
+        rows = self._storage.rows(
+            f"SELECT t.project AS project, t.{id_column} AS target_id, t.monitor_id AS monitor_id, "
+            "t.channels AS channels, d.done AS done "
+            f"FROM (SELECT * FROM {self._db}.{table} FINAL WHERE channels > 0 "
+            f"AND {time_column} BETWEEN {{since:DateTime64(3, 'UTC')}} AND {{until:DateTime64(3, 'UTC')}}) AS t "
+            "LEFT JOIN (SELECT project, target_id, groupArrayIf(channel_index, final = 1) AS done "
+            f"FROM {self._db}.alert_deliveries WHERE at >= {{since:DateTime64(3, 'UTC')}} GROUP BY project, target_id) AS d "
+            f"ON t.project = d.project AND t.{id_column} = d.target_id "
+            f"WHERE length(arrayDistinct(d.done)) < t.channels ORDER BY t.{time_column} LIMIT {{limit:UInt32}}",
+            {"since": ch_time(since), "until": ch_time(until), "limit": limit},
+        )
+        for row in rows:
+            done = set(row.pop("done") or [])
+            row["missing"] = [index for index in range(row["channels"]) if index not in done]
+        return rows
+
+    # ------------------------------------------------------------------ API reads and acknowledgements
+
+    def _alert_rows(self, project: str, where: list[str], params: dict[str, Any], status: AlertStatus | None, limit: int) -> list[dict[str, Any]]:
+        clauses = ["project = {project:String}", *where]
+        acked = {"open": "WHERE k.acked = 0", "acked": "WHERE k.acked = 1"}.get(status or "", "")
+        rows = self._storage.rows(
+            "SELECT a.alert_id AS alert_id, a.project AS project, a.monitor_id AS monitor_id, "
+            "a.monitor_name AS monitor_name, a.model AS model, a.model_version AS model_version, a.kind AS kind, "
+            "a.severity AS severity, a.window_start AS window_start, a.window_end AS window_end, a.metric AS metric, "
+            "a.dimension AS dimension, a.value AS value, a.threshold AS threshold, a.condition AS condition, "
+            "a.p_value AS p_value, a.details AS details, a.report_url AS report_url, a.fired_at AS fired_at, "
+            "a.dedup_key AS dedup_key, a.channels AS channels, k.acked AS acked, k.acked_at AS acked_at, "
+            "k.acked_by AS acked_by, k.note AS ack_note "
+            f"FROM (SELECT * FROM {self._db}.alerts FINAL WHERE {' AND '.join(clauses)}) AS a "
+            "LEFT JOIN (SELECT alert_id, toUInt8(1) AS acked, acked_at, acked_by, note "
+            f"FROM {self._db}.alert_acks FINAL WHERE project = {{project:String}}) AS k ON a.alert_id = k.alert_id "
+            f"{acked} ORDER BY a.fired_at DESC, a.alert_id LIMIT {{limit:UInt32}}",
+            {**params, "project": project, "limit": limit},
+        )
+        targets = self._targets(project, [row["alert_id"] for row in rows])
+        for row in rows:
+            for name in ("window_start", "window_end", "fired_at"):
+                row[name] = utc(row[name])
+            row["details"] = orjson.loads(row["details"]) if row["details"] else {}
+            row["report_url"] = row["report_url"] or None
+            is_acked = bool(row.pop("acked"))
+            row["status"] = "acked" if is_acked else "open"
+            row["acked_at"] = utc(row["acked_at"]) if is_acked else None
+            row["acked_by"] = row["acked_by"] if is_acked else None
+            row["ack_note"] = row["ack_note"] if is_acked else None
+            row["delivery"] = delivery_summary(row.pop("channels"), targets.get(row["alert_id"], []))
+        return rows
+
+    def list_alerts(
+        self,
+        project: str,
+        *,
+        model: str | None = None,
+        kind: str | None = None,
+        severity: str | None = None,
+        monitor_id: str | None = None,
+        status: AlertStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Alerts of ``project``, newest first; ``since``/``until`` bound ``fired_at``."""
+        where, params = [], {}
+        for name, value in (("model", model), ("kind", kind), ("severity", severity), ("monitor_id", monitor_id)):
+            if value is not None:
+                where.append(f"{name} = {{{name}:String}}")
+                params[name] = value
+        if since is not None:
+            where.append("fired_at >= {since:DateTime64(3, 'UTC')}")
+            params["since"] = ch_time(since)
+        if until is not None:
+            where.append("fired_at < {until:DateTime64(3, 'UTC')}")
+            params["until"] = ch_time(until)
+        return self._alert_rows(project, where, params, status, limit)
+
+    def get_alert(self, project: str, alert_id: str) -> dict[str, Any] | None:
+        """One alert with every delivery attempt."""
+        rows = self._alert_rows(project, ["alert_id = {alert_id:String}"], {"alert_id": alert_id}, None, 1)
+        if not rows:
+            return None
+        alert = rows[0]
+        alert["attempts"] = self.attempts(project, alert_id)
+        return alert
+
+    def ack(self, project: str, alert_id: str, *, by: str, note: str = "") -> dict[str, Any] | None:
+        """Acknowledge an alert (idempotent: the first acknowledgement stays); None when unknown."""
+        alert = self.get_alert(project, alert_id)
+        if alert is None or alert["status"] == "acked":
+            return alert
+        self._storage.insert_rows(
+            "alert_acks",
+            ["project", "alert_id", "acked_at", "acked_by", "note"],
+            [[project, alert_id, datetime.now(UTC), by, note]],
+        )
+        return self.get_alert(project, alert_id)
+
+    def list_retrains(
+        self,
+        project: str,
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Retraining requests of ``project``, newest first; ``since``/``until`` bound ``created_at``."""
+        where, params = ["project = {project:String}"], {"project": project, "limit": limit}
+        for name, value in (("model", model), ("request_id", request_id)):
+            if value is not None:
+                where.append(f"{name} = {{{name}:String}}")
+                params[name] = value
+        if since is not None:
+            where.append("created_at >= {since:DateTime64(3, 'UTC')}")
+            params["since"] = ch_time(since)
+        if until is not None:
+            where.append("created_at < {until:DateTime64(3, 'UTC')}")
+            params["until"] = ch_time(until)
+        rows = self._storage.rows(
+            "SELECT request_id, project, monitor_id, model, model_version, reason, window_start, window_end, "
+            f"evidence, dataset, created_at, channels FROM {self._db}.retrain_requests FINAL "
+            f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, request_id LIMIT {{limit:UInt32}}",
+            params,
+        )
+        targets = self._targets(project, [row["request_id"] for row in rows])
+        for row in rows:
+            for name in ("window_start", "window_end", "created_at"):
+                row[name] = utc(row[name])
+            row["evidence"] = orjson.loads(row["evidence"]) if row["evidence"] else {}
+            row["dataset"] = orjson.loads(row["dataset"]) if row["dataset"] else {}
+            row["delivery"] = delivery_summary(row.pop("channels"), targets.get(row["request_id"], []))
+        return rows

@@ -1,0 +1,54 @@
+"""The monitors a project gets until it configures its own.
+
+They watch every model of the project (scope ``*``) and have no channels: their alerts are stored
+(``GET /v1/alerts``) and published to the alerts topic in distributed mode, but delivered nowhere
+until the project creates monitors with channels. Creating any monitor replaces all four defaults;
+``LOOPWATCH_DEFAULT_MONITORS=false`` turns them off everywhere.
+
+=====================  ================================  ======================================  ============
+monitor_id             statistic                         condition                               min samples
+=====================  ================================  ======================================  ============
+default-dataset-drift  drift / dataset_drift             flagged (drifted share ≥ drift_share)   30 rows
+default-thumbs-drop    quality / thumbs_up_rate          p < 0.05 and lower than the reference   30 thumbs
+default-latency-p95    latency / latency_p95_ms          > ``default_latency_p95_ms`` (5000 ms)  20 calls
+default-spend-anomaly  cost / spend_anomaly              flagged (spend well above its history)  3 windows
+=====================  ================================  ======================================  ============
+
+All four: severity ``warning``, cooldown 1 hour, no retraining requests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.monitors import FlaggedCondition, Monitor, PValueCondition, ThresholdCondition
+from schemas.settings import Settings
+
+DEFAULT_LATENCY_P95_MS = 5000.0
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # fixed, so a default looks the same on every read
+
+
+def defaults_enabled(settings: Settings) -> bool:
+    return bool(getattr(settings, "default_monitors", True))
+
+
+def default_monitors(project: str, settings: Settings) -> list[Monitor]:
+    """The built-in monitors of ``project`` (see the module docstring)."""
+    latency_ms = float(getattr(settings, "default_latency_p95_ms", DEFAULT_LATENCY_P95_MS))
+    common: dict[str, Any] = {
+        "project": project, "scope": "*", "severity": "warning", "cooldown_seconds": 3600,
+        "builtin": True, "created_at": _EPOCH, "updated_at": _EPOCH,
+    }  # fmt: skip
+    return [
+        Monitor(monitor_id="default-dataset-drift", name="Dataset drift", family="drift", metric="dataset_drift",
+                condition=FlaggedCondition(), min_samples=30, **common),
+        Monitor(monitor_id="default-thumbs-drop", name="Thumbs-up rate dropped", family="quality",
+                metric="thumbs_up_rate", condition=PValueCondition(alpha=0.05, direction="down"), min_samples=30,
+                **common),
+        Monitor(monitor_id="default-latency-p95", name=f"p95 latency above {latency_ms:g} ms", family="latency",
+                metric="latency_p95_ms", condition=ThresholdCondition(operator="gt", value=latency_ms),
+                min_samples=20, **common),
+        Monitor(monitor_id="default-spend-anomaly", name="Spend anomaly", family="cost", metric="spend_anomaly",
+                condition=FlaggedCondition(), min_samples=3, **common),
+    ]  # fmt: skip

@@ -1,0 +1,394 @@
+"""Monitor evaluation: a closed window's statistics in, alerts and retraining requests out.
+
+Called synchronously from the worker thread that has just written the rows (``StatsEngine.on_rows``),
+once per window and again whenever a window is recomputed (late feedback). Per window and monitor:
+
+1. the rows the monitor watches (scope, family, metric, dimension), with at least ``min_samples``;
+   no such rows → the monitor has nothing to say about this window;
+2. breach = any of them meets the condition; the worst one becomes the alert's value;
+3. dedup: ``dedup_key = monitor:model:window_start`` already stored → no new alert (re-evaluation);
+4. cooldown: another alert of the same monitor and model whose window starts within
+   ``cooldown_seconds`` (window time, so replays and backfills behave like live traffic) → suppressed;
+5. for monitors with ``retrain_after``: the verdict is stored; ``retrain_after`` consecutive breaching
+   windows (windows with a verdict; one without data neither breaks nor extends a streak) fire one
+   ``RetrainEvent`` and spend the streak.
+
+Only model-wide rows (``model_version == ''``) are evaluated; per-version copies are for dashboards.
+Alerts and requests are stored before ``evaluate`` returns, so delivery works from stored facts.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import structlog
+
+from schemas.events import AlertEvent, AlertKind, RetrainEvent, new_id
+from schemas.monitors import (
+    FlaggedCondition,
+    Monitor,
+    PValueCondition,
+    ThresholdCondition,
+    breaches,
+)
+from schemas.settings import Settings
+from schemas.stats import StatRow
+from streams.monitors.alerts import AlertStore
+from streams.monitors.store import MonitorStore
+
+log = structlog.get_logger(__name__)
+
+TOP_FEATURES = 50  # drift details carry at most this many columns, most drifted first
+MAX_BREACHES = 20
+
+
+@dataclass
+class EvaluationResult:
+    """What one ``evaluate`` call fired (already stored), with the monitors whose channels get them."""
+
+    alerts: list[AlertEvent] = field(default_factory=list)
+    retrains: list[RetrainEvent] = field(default_factory=list)
+    monitors: list[Monitor] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.retrains)
+
+
+@dataclass
+class _Verdict:
+    monitor: Monitor
+    breaching: list[StatRow]
+    worst: StatRow
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _finite(value: float | None, default: float | None = 0.0) -> float | None:
+    if value is None or not math.isfinite(value):
+        return default
+    return float(value)
+
+
+def dedup_key(monitor_id: str, model: str, window_start: datetime) -> str:
+    return f"{monitor_id}:{model}:{_utc(window_start).isoformat()}"
+
+
+def alert_kind(family: str, metric: str) -> AlertKind:
+    if family == "latency" and metric in ("error_rate", "error_count"):
+        return "error_rate"
+    return family  # type: ignore[return-value]
+
+
+def drift_score(value: float, p_value: float | None, threshold: float | None, method: str = "") -> float:
+    """How far a column drifted, comparable within a method and roughly across methods.
+
+    p-value tests (the row has a p-value): log(p)/log(threshold), >1 once p is below the threshold and
+    growing as p shrinks (ascending p = most drifted first). Distances: value/threshold.
+    """
+    if p_value is not None or method in ("ks", "chisquare", "z"):
+        p = value if p_value is None else p_value
+        if not math.isfinite(p):
+            return 0.0
+        if p <= 0:
+            return math.inf
+        limit = threshold if threshold is not None and 0 < threshold < 1 else 0.05
+        return math.log(p) / math.log(limit) if p < 1 else 0.0
+    if not math.isfinite(value):
+        return 0.0
+    return value / threshold if threshold else value
+
+
+def _row_breaches(monitor: Monitor, row: StatRow) -> bool:
+    reference = row.details.get("reference") if isinstance(row.details, dict) else None
+    return breaches(
+        monitor.condition,
+        value=row.value,
+        p_value=row.p_value,
+        flagged=row.flagged,
+        reference=reference if isinstance(reference, int | float) else None,
+        direction=monitor.direction(),
+    )
+
+
+def _worst(monitor: Monitor, rows: list[StatRow]) -> StatRow:
+    condition = monitor.condition
+    if isinstance(condition, ThresholdCondition):
+        pick = max if condition.operator in ("gt", "gte") else min
+        return pick(rows, key=lambda row: row.value)
+    if isinstance(condition, PValueCondition):
+        return min(rows, key=lambda row: row.p_value if row.p_value is not None else 1.0)
+    if monitor.metric == "column_drift":
+        return max(rows, key=lambda row: drift_score(row.value, row.p_value, row.threshold, row.details.get("method", "")))
+    return max(rows, key=lambda row: row.value)
+
+
+def _describe(monitor: Monitor) -> tuple[str, float | None]:
+    """The alert's condition text and its threshold (None: the row's own)."""
+    condition = monitor.condition
+    if isinstance(condition, ThresholdCondition):
+        return condition.describe(), condition.value
+    if isinstance(condition, PValueCondition):
+        direction = monitor.direction()
+        suffix = {"down": ", decrease", "up": ", increase", "any": ""}[direction]
+        return condition.describe() + suffix, condition.alpha
+    assert isinstance(condition, FlaggedCondition)
+    return condition.describe(), None
+
+
+def _feature(row: StatRow | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row, StatRow):
+        name, value, p_value, threshold, flagged, details = (
+            row.dimension, row.value, row.p_value, row.threshold, row.flagged, row.details,
+        )  # fmt: skip
+    else:
+        name, value, p_value, threshold, flagged, details = (
+            row["dimension"], row["value"], row["p_value"], row["threshold"], row["flagged"], row["details"],
+        )  # fmt: skip
+    method = str(details.get("method", "")) if isinstance(details, dict) else ""
+    return {
+        "name": name, "method": method, "value": _finite(value, None), "threshold": _finite(threshold, None),
+        "p_value": _finite(p_value, None), "drifted": bool(flagged),
+        "score": _finite(drift_score(value, p_value, threshold, method), 1e9),
+    }  # fmt: skip
+
+
+def top_features(rows: Sequence[StatRow | dict[str, Any]], limit: int = TOP_FEATURES) -> list[dict[str, Any]]:
+    """Columns sorted most drifted first: drifted before not, then by ``drift_score`` descending."""
+    features = [_feature(row) for row in rows]
+    features.sort(key=lambda f: (not f["drifted"], -(f["score"] or 0.0), f["name"]))
+    return features[:limit]
+
+
+class MonitorEngine:
+    """Evaluates statistics rows against the project's monitors; thread-safe (one evaluation at a time)."""
+
+    def __init__(self, store: MonitorStore, alerts: AlertStore, settings: Settings) -> None:
+        self.store = store
+        self.alerts = alerts
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._verdicts: list[list[Any]] = []  # this window's verdicts, written in one insert
+
+    def evaluate(self, rows: Sequence[StatRow]) -> EvaluationResult:
+        """Fire (and store) the alerts and retraining requests ``rows`` call for. Raises StorageError."""
+        groups: dict[tuple[str, str, datetime, datetime], list[StatRow]] = defaultdict(list)
+        for row in rows:
+            if row.model_version == "":
+                groups[(row.project, row.model, _utc(row.window_start), _utc(row.window_end))].append(row)
+        result = EvaluationResult()
+        with self._lock:
+            for key in sorted(groups, key=lambda k: (k[2], k[0], k[1])):
+                try:
+                    self._window(key, groups[key], result)
+                finally:
+                    verdicts, self._verdicts = self._verdicts, []
+                if verdicts:
+                    self.alerts.record_evaluations(verdicts)
+        return result
+
+    # ------------------------------------------------------------------ one window
+
+    def _window(
+        self, key: tuple[str, str, datetime, datetime], rows: list[StatRow], result: EvaluationResult
+    ) -> None:
+        project, model, start, end = key
+        verdicts: list[_Verdict] = []
+        unbreached: list[tuple[Monitor, StatRow]] = []
+        for monitor in self.store.active(project):
+            counted = [
+                row for row in rows
+                if monitor.matches(model, row.family, row.metric, row.dimension) and row.sample_size >= monitor.min_samples
+            ]  # fmt: skip
+            if not counted:
+                continue
+            breaching = [row for row in counted if _row_breaches(monitor, row)]
+            if breaching:
+                verdicts.append(_Verdict(monitor, breaching, _worst(monitor, breaching)))
+            elif monitor.retrain_after:
+                unbreached.append((monitor, counted[0]))
+        for monitor, row in unbreached:  # a calm window ends the streak
+            self._record(monitor, model, (start, end), breached=False, value=row.value)
+        if not verdicts:
+            return
+
+        fired = self.alerts.alerts_by_dedup_key(project, [dedup_key(v.monitor.monitor_id, model, start) for v in verdicts])
+        longest = max(v.monitor.cooldown_seconds for v in verdicts)
+        nearby = self.alerts.fired_between(
+            project, model, [v.monitor.monitor_id for v in verdicts if v.monitor.cooldown_seconds],
+            start - timedelta(seconds=longest), start + timedelta(seconds=longest),
+        )  # fmt: skip
+        new_alerts: list[AlertEvent] = []
+        alert_ids: dict[str, str] = {}  # monitor_id → the alert that stands for this window
+        for verdict in verdicts:
+            monitor = verdict.monitor
+            key_ = dedup_key(monitor.monitor_id, model, start)
+            if key_ in fired:
+                alert_ids[monitor.monitor_id] = fired[key_]
+                continue
+            cooldown = timedelta(seconds=monitor.cooldown_seconds)
+            holder = next((alert_id for monitor_id, other, alert_id in nearby
+                           if monitor_id == monitor.monitor_id and abs(other - start) < cooldown), None)  # fmt: skip
+            if holder is not None:
+                log.info("alert_suppressed", reason="cooldown", project=project, model=model,
+                         monitor_id=monitor.monitor_id, window_start=start.isoformat(), by_alert=holder)  # fmt: skip
+                alert_ids[monitor.monitor_id] = holder
+                continue
+            alert = self._alert(verdict, model, start, end, rows)
+            new_alerts.append(alert)
+            alert_ids[monitor.monitor_id] = alert.alert_id
+        if new_alerts:
+            channels = {a.alert_id: len(v.monitor.channels) for a in new_alerts for v in verdicts
+                        if v.monitor.monitor_id == a.monitor_id}  # fmt: skip
+            self.alerts.insert_alerts(new_alerts, channels)
+            result.alerts += new_alerts
+            for alert in new_alerts:
+                log.warning("alert_fired", project=project, model=model, monitor_id=alert.monitor_id,
+                            metric=alert.metric, value=alert.value, window_start=start.isoformat(),
+                            alert_id=alert.alert_id)  # fmt: skip
+        new_retrains: list[RetrainEvent] = []
+        for verdict in verdicts:
+            if verdict.monitor.retrain_after:
+                retrain = self._streak(verdict, model, (start, end), alert_ids.get(verdict.monitor.monitor_id, ""))
+                if retrain is not None:
+                    new_retrains.append(retrain)
+        result.retrains += new_retrains
+        firing = {a.monitor_id for a in new_alerts} | {r.evidence["monitor_id"] for r in new_retrains}
+        known = {(m.project, m.monitor_id) for m in result.monitors}
+        result.monitors += [v.monitor for v in verdicts
+                            if v.monitor.monitor_id in firing and (project, v.monitor.monitor_id) not in known]  # fmt: skip
+
+    def _record(self, monitor: Monitor, model: str, window: tuple[datetime, datetime], *, breached: bool,
+                value: float, alert_id: str = "", retrain_id: str = "") -> None:  # fmt: skip
+        self._verdicts.append([monitor.project, monitor.monitor_id, model, window[0], window[1], int(breached),
+                               _finite(value) or 0.0, alert_id, retrain_id, time.time_ns()])  # fmt: skip
+
+    # ------------------------------------------------------------------ alerts
+
+    def _alert(self, verdict: _Verdict, model: str, start: datetime, end: datetime, rows: list[StatRow]) -> AlertEvent:
+        monitor, worst = verdict.monitor, verdict.worst
+        condition, threshold = _describe(monitor)
+        details: dict[str, Any] = {"sample_size": worst.sample_size, "statistic": dict(worst.details)}
+        if len(verdict.breaching) > 1 or (monitor.dimension in ("", "*") and worst.dimension):
+            details["breaching"] = [
+                {"dimension": row.dimension, "value": _finite(row.value, None), "p_value": _finite(row.p_value, None),
+                 "threshold": _finite(row.threshold, None), "sample_size": row.sample_size}
+                for row in sorted(verdict.breaching, key=lambda r: r is not worst)[:MAX_BREACHES]
+            ]  # fmt: skip
+        if monitor.family == "drift":
+            columns: Sequence[StatRow | dict[str, Any]] = [row for row in rows if row.metric == "column_drift"]
+            if not columns:
+                columns = self.alerts.drift_columns(monitor.project, model, start)
+            features = top_features(columns)
+            details["features"] = features
+            details["drifted_columns"] = sum(1 for row in columns if (row.flagged if isinstance(row, StatRow) else row["flagged"]))
+            details["columns"] = len(columns)
+        return AlertEvent(
+            project=monitor.project,
+            monitor_id=monitor.monitor_id,
+            monitor_name=monitor.name,
+            model=model,
+            kind=alert_kind(monitor.family, monitor.metric),
+            severity=monitor.severity,
+            window_start=start,
+            window_end=end,
+            metric=monitor.metric,
+            dimension=worst.dimension,
+            value=_finite(worst.value) or 0.0,
+            threshold=_finite(threshold if threshold is not None else worst.threshold) or 0.0,
+            condition=condition,
+            p_value=_finite(worst.p_value, None),
+            details=details,
+            report_url=self._report_url(monitor, model, start, end),
+            dedup_key=dedup_key(monitor.monitor_id, model, start),
+        )
+
+    def _report_url(self, monitor: Monitor, model: str, start: datetime, end: datetime) -> str:
+        base = self.settings.public_url.rstrip("/")
+        if monitor.family == "drift":
+            return f"{base}/v1/reports/drift?" + urlencode({"model": model, "window_start": start.isoformat()})
+        query = {"model": model, "metric": monitor.metric, "since": start.isoformat(), "until": end.isoformat()}
+        return f"{base}/v1/stats/{monitor.family}?" + urlencode(query)
+
+    # ------------------------------------------------------------------ retraining
+
+    def _streak(
+        self, verdict: _Verdict, model: str, window: tuple[datetime, datetime], alert_id: str
+    ) -> RetrainEvent | None:
+        """Store this breaching verdict; fire a retraining request when it completes a streak."""
+        monitor = verdict.monitor
+        needed = int(monitor.retrain_after or 0)
+        history = self.alerts.evaluations(monitor.project, monitor.monitor_id, model, up_to=window[0], limit=needed)
+        same = history[0] if history and history[0]["window_start"] == window[0] else None
+        if same is not None:
+            history = history[1:]
+            if same["retrain_id"]:  # this window already completed a streak: keep that, fire nothing
+                self._record(monitor, model, window, breached=True, value=verdict.worst.value,
+                             alert_id=alert_id or same["alert_id"], retrain_id=same["retrain_id"])  # fmt: skip
+                return None
+        streak = [{"window_start": window[0], "window_end": window[1], "value": verdict.worst.value, "alert_id": alert_id}]
+        for row in history:
+            if not row["breached"] or row["retrain_id"] or len(streak) >= needed:
+                break
+            streak.append(row)
+        if len(streak) < needed:
+            self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id)
+            return None
+        retrain = self._retrain(verdict, model, streak[::-1])
+        self.alerts.insert_retrains([retrain], {retrain.request_id: monitor.monitor_id},
+                                    {retrain.request_id: len(monitor.channels)})  # fmt: skip
+        self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id,
+                     retrain_id=retrain.request_id)  # fmt: skip
+        log.warning("retrain_requested", project=monitor.project, model=model, monitor_id=monitor.monitor_id,
+                    windows=len(streak), request_id=retrain.request_id)  # fmt: skip
+        return retrain
+
+    def _retrain(self, verdict: _Verdict, model: str, streak: list[dict[str, Any]]) -> RetrainEvent:
+        monitor, worst = verdict.monitor, verdict.worst
+        first, last = streak[0], streak[-1]
+        reason = list(dict.fromkeys(row["alert_id"] for row in streak if row["alert_id"]))
+        evidence: dict[str, Any] = {
+            "monitor_id": monitor.monitor_id,
+            "monitor_name": monitor.name,
+            "family": monitor.family,
+            "metric": monitor.metric,
+            "dimension": worst.dimension,
+            "condition": _describe(monitor)[0],
+            "consecutive_breaches": len(streak),
+            "windows": [
+                {"window_start": row["window_start"].isoformat(), "window_end": row["window_end"].isoformat(),
+                 "value": _finite(row["value"], None), "alert_id": row["alert_id"] or None}
+                for row in streak
+            ],
+            "latest": {"value": _finite(worst.value, None), "p_value": _finite(worst.p_value, None),
+                       "threshold": _finite(worst.threshold, None), "statistic": dict(worst.details)},
+        }  # fmt: skip
+        since = self.alerts.last_retrain_end(monitor.project, model, before=last["window_end"])
+        params: dict[str, str] = {"model": model, "kind": "correction", "format": "chat"}
+        if since is not None:
+            params["since"] = since.isoformat()
+        params["until"] = last["window_end"].isoformat()
+        dataset = {
+            "endpoint": "/v1/feedback/export",
+            "params": params,
+            "url": f"{self.settings.public_url.rstrip('/')}/v1/feedback/export?{urlencode(params)}",
+        }
+        return RetrainEvent(
+            request_id=new_id(),
+            project=monitor.project,
+            model=model,
+            reason=reason,
+            window_start=first["window_start"],
+            window_end=last["window_end"],
+            evidence=evidence,
+            dataset=dataset,
+        )

@@ -1,0 +1,107 @@
+"""Monitoring as one object a process starts and stops: store, engine, dispatcher, and the stats hook.
+
+::
+
+    StatsEngine.on_rows ──▶ Monitoring.on_rows (worker thread) ──▶ MonitorEngine.evaluate ──▶ alerts,
+                                                                   retrain_requests (stored)
+                             └──▶ AlertDispatcher.submit ──▶ event loop: publish + deliver ──▶ alert_deliveries
+
+If evaluation fails (storage down), the rows are kept and evaluated again with the next window's rows;
+dedup keys make a repeated evaluation harmless, so no window's alert is lost to a transient error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+import httpx
+import structlog
+
+from schemas.settings import Settings
+from schemas.stats import StatRow
+from streams.monitors.alerts import AlertStore
+from streams.monitors.dispatcher import AlertDispatcher, Publish
+from streams.monitors.engine import EvaluationResult, MonitorEngine
+from streams.monitors.store import MonitorStore
+from streams.storage import Storage
+
+log = structlog.get_logger(__name__)
+
+MAX_RETRY_ROWS = 50_000
+SWEEP_SECONDS = 300.0
+
+
+class Monitoring:
+    """The monitors feature of one process. Routes read ``store`` and ``alerts``; workers call ``on_rows``."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Settings,
+        *,
+        publish: Publish | None = None,
+        client: httpx.AsyncClient | None = None,
+        sweep_seconds: float | None = SWEEP_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.store = MonitorStore(storage, settings)
+        self.alerts = AlertStore(storage)
+        self.engine = MonitorEngine(self.store, self.alerts, settings)
+        self.dispatcher = AlertDispatcher(self.alerts, settings, publish=publish, client=client)
+        self._sweep_seconds = sweep_seconds
+        self._retry: list[StatRow] = []
+        self._retry_lock = threading.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Bind delivery to the running loop, load ``LOOPWATCH_MONITORS_FILE``, start the resend sweeper.
+
+        An invalid monitors file stops start-up (``MonitorFileError`` names every problem).
+        """
+        self.dispatcher.bind()
+        if self.settings.monitors_file is not None:
+            await asyncio.to_thread(self.store.load_file, self.settings.monitors_file)
+        if self._sweep_seconds:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(self._sweep_seconds))
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.dispatcher.aclose(timeout)
+
+    async def _sweep(self, interval: float) -> None:
+        while True:
+            await self.dispatcher.resume_pending(self.store.get)
+            await asyncio.sleep(interval)
+
+    def evaluate(self, rows: Sequence[StatRow]) -> EvaluationResult:
+        """Evaluate (with any rows a failed evaluation left behind) and hand the result to delivery.
+
+        Synchronous and never raising: the ``StatsEngine.on_rows`` hook, called from worker threads.
+        """
+        with self._retry_lock:
+            pending, self._retry = self._retry, []
+        batch = [*pending, *rows]
+        try:
+            result = self.engine.evaluate(batch)
+        except Exception:
+            with self._retry_lock:
+                self._retry = (batch + self._retry)[-MAX_RETRY_ROWS:]
+            log.exception("monitor_evaluation_failed", rows=len(batch), kept_for_retry=len(self._retry))
+            return EvaluationResult()
+        if result:
+            self.dispatcher.submit(result.alerts, result.retrains, result.monitors)
+        return result
+
+    def on_rows(self, rows: list[StatRow]) -> None:
+        """``StatsEngine.on_rows`` hook."""
+        self.evaluate(rows)
+
+    async def resume_pending(self, *, older_than: timedelta = timedelta(minutes=10)) -> int:
+        return await self.dispatcher.resume_pending(self.store.get, older_than=older_than)

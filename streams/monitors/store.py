@@ -1,0 +1,302 @@
+"""Monitors in ClickHouse: versioned rows, a short per-project cache for the engine, a YAML loader.
+
+Every change writes a new row of the monitor (``version`` = nanoseconds); reads take the newest with
+``FINAL``. The engine asks for a project's active monitors on every closed window, so those lists are
+cached for ``ttl_seconds``; writes through this store drop the project's entry at once, writes by
+another process show up within the TTL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+import yaml
+from pydantic import ValidationError
+
+from schemas.monitors import Monitor, MonitorCreate, MonitorSpec
+from schemas.settings import Settings
+from streams.delivery.channels import WebhookChannel
+from streams.delivery.url_guard import UnresolvableTargetError, UnsafeTargetError, check_target
+from streams.monitors.defaults import default_monitors, defaults_enabled
+from streams.storage import Storage
+
+log = structlog.get_logger(__name__)
+
+Check = Callable[[Monitor], None]
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class MonitorExistsError(Exception):
+    """A monitor with this id already exists in the project."""
+
+
+class BuiltinMonitorError(Exception):
+    """Built-in default monitors are read-only."""
+
+
+class MonitorFileError(ValueError):
+    """The monitors file is unreadable or invalid; the message lists every problem with its location."""
+
+
+def _loc(parts: Iterable[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validation_problems(exc: ValidationError, prefix: Iterable[str | int] = ()) -> list[dict[str, Any]]:
+    """Pydantic errors as FastAPI 422 items, locations prefixed (e.g. with ``body``)."""
+    return [
+        {"loc": [*prefix, *error["loc"]], "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def channel_problems(
+    monitor: MonitorSpec, *, allow_private: bool, tolerate_unresolvable: bool = False
+) -> list[tuple[int, str, str]]:
+    """Vet every channel's target (DNS + private-network rule): ``(index, field, message)`` per refusal.
+
+    ``tolerate_unresolvable`` (start-up loading) only logs a host that does not resolve now: DNS may be
+    down for a moment, and every send checks again anyway.
+    """
+    problems = []
+    for index, channel in enumerate(monitor.channels):
+        field = "url" if isinstance(channel, WebhookChannel) else "webhook_url"
+        url = channel.url if isinstance(channel, WebhookChannel) else channel.webhook_url
+        try:
+            check_target(url, allow_private=allow_private)
+        except UnresolvableTargetError as exc:
+            if not tolerate_unresolvable:
+                problems.append((index, field, str(exc)))
+            log.warning("monitor_target_unresolved", channel=index, error=str(exc))
+        except UnsafeTargetError as exc:
+            problems.append((index, field, str(exc)))
+    return problems
+
+
+class MonitorStore:
+    """CRUD on monitors of a project, plus the engine's cached view of the active ones."""
+
+    def __init__(self, storage: Storage, settings: Settings, *, ttl_seconds: float = 5.0) -> None:
+        self._storage = storage
+        self._settings = settings
+        self._ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, list[Monitor]]] = {}
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ reads
+
+    def _stored(self, project: str, monitor_id: str | None = None) -> list[Monitor]:
+        where = "project = {project:String}" + (" AND monitor_id = {monitor_id:String}" if monitor_id else "")
+        rows = self._storage.rows(
+            f"SELECT body FROM {self._storage.database}.monitors FINAL WHERE {where} AND deleted = 0 "
+            "ORDER BY monitor_id",
+            {"project": project, "monitor_id": monitor_id or ""},
+        )
+        monitors = []
+        for row in rows:
+            try:
+                monitors.append(Monitor.model_validate_json(row["body"]))
+            except ValidationError as exc:  # written by an older version with other rules: skip, say so
+                log.error("monitor_unreadable", project=project, error=str(exc)[:500])
+        return monitors
+
+    def list(self, project: str) -> list[Monitor]:
+        """The project's monitors; the built-in defaults when it has configured none."""
+        stored = self._stored(project)
+        if stored or not defaults_enabled(self._settings):
+            return stored
+        return default_monitors(project, self._settings)
+
+    def get(self, project: str, monitor_id: str) -> Monitor | None:
+        found = self._stored(project, monitor_id)
+        if found:
+            return found[0]
+        return next((m for m in self.list(project) if m.builtin and m.monitor_id == monitor_id), None)
+
+    def active(self, project: str) -> list[Monitor]:
+        """Enabled monitors of ``project``, cached for ``ttl_seconds`` (the engine's hot path)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(project)
+            if cached is not None and cached[0] > now:
+                return cached[1]
+        monitors = [monitor for monitor in self.list(project) if monitor.enabled]
+        with self._lock:
+            self._cache[project] = (now + self._ttl, monitors)
+        return monitors
+
+    def invalidate(self, project: str | None = None) -> None:
+        with self._lock:
+            if project is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(project, None)
+
+    # ------------------------------------------------------------------ writes
+
+    def _write(self, monitor: Monitor, *, deleted: bool = False) -> None:
+        self._storage.insert_rows(
+            "monitors",
+            ["project", "monitor_id", "body", "deleted", "version", "updated_at"],
+            [[monitor.project, monitor.monitor_id, orjson.dumps(monitor.storage_json()).decode(), int(deleted),
+              time.time_ns(), datetime.now(UTC)]],
+        )  # fmt: skip
+        self.invalidate(monitor.project)
+
+    def create(self, project: str, spec: MonitorCreate, *, check: Check | None = None) -> Monitor:
+        """Store a new monitor; ``MonitorExistsError`` when its id is taken in the project. ``check``
+        sees the monitor before it is written and may raise to refuse it."""
+        data = spec.model_dump(exclude={"monitor_id", "channels"})
+        monitor_id = spec.monitor_id
+        with self._lock:
+            if monitor_id is not None and self._stored(project, monitor_id):
+                raise MonitorExistsError(f"monitor {monitor_id!r} already exists")
+            extra = {"monitor_id": monitor_id} if monitor_id else {}
+            monitor = Monitor(project=project, channels=spec.channels, **data, **extra)
+            if check is not None:
+                check(monitor)
+            self._write(monitor)
+        return monitor
+
+    def update(
+        self, project: str, monitor_id: str, changes: Mapping[str, Any], *, check: Check | None = None
+    ) -> Monitor | None:
+        """Apply ``changes`` (spec fields) and validate the result whole; None when there is no such
+        monitor. Raises ``ValidationError`` (locations are field names) or ``BuiltinMonitorError``."""
+        with self._lock:
+            current = self.get(project, monitor_id)
+            if current is None:
+                return None
+            if current.builtin:
+                raise BuiltinMonitorError(monitor_id)
+            merged = {**current.spec_data(), **changes}
+            monitor = Monitor(
+                **merged,
+                monitor_id=monitor_id,
+                project=project,
+                created_at=current.created_at,
+                updated_at=datetime.now(UTC),
+            )
+            if check is not None:
+                check(monitor)
+            self._write(monitor)
+        return monitor
+
+    def delete(self, project: str, monitor_id: str) -> bool:
+        with self._lock:
+            current = self._stored(project, monitor_id)
+            if not current:
+                if self.get(project, monitor_id) is not None:
+                    raise BuiltinMonitorError(monitor_id)
+                return False
+            self._write(current[0], deleted=True)
+        return True
+
+    def upsert(self, monitors: Iterable[Monitor]) -> int:
+        """Store monitors by id (the YAML loader); unchanged ones are not rewritten. Returns writes."""
+        written = 0
+        with self._lock:
+            for monitor in monitors:
+                existing = self._stored(monitor.project, monitor.monitor_id)
+                if existing:
+                    created = existing[0].created_at
+                    if existing[0].spec_data() == monitor.spec_data():
+                        continue
+                    monitor = monitor.model_copy(update={"created_at": created, "updated_at": datetime.now(UTC)})
+                self._write(monitor)
+                written += 1
+        return written
+
+    def load_file(self, path: str | Path) -> list[Monitor]:
+        """Validate ``path`` (``load_monitors_file``), vet channel targets, then upsert every monitor."""
+        monitors = load_monitors_file(path)
+        problems = []
+        allow_private = self._settings.allow_private_webhooks
+        for index, monitor in enumerate(monitors):
+            for channel, field, message in channel_problems(
+                monitor, allow_private=allow_private, tolerate_unresolvable=True
+            ):
+                problems.append(f"monitors[{index}].channels[{channel}].{field}: {message}")
+        if problems:
+            raise MonitorFileError(f"{path}: " + "; ".join(problems))
+        written = self.upsert(monitors)
+        log.info("monitors_file_loaded", path=str(path), monitors=len(monitors), written=written)
+        return monitors
+
+
+def _expand_env(value: Any, where: list[str | int], problems: list[str]) -> Any:
+    """``${NAME}`` in strings is replaced by the environment variable, so secrets stay out of the file."""
+    if isinstance(value, str):
+
+        def lookup(match: re.Match[str]) -> str:
+            name = match[1]
+            if name not in os.environ:
+                problems.append(f"{_loc(where)}: environment variable {name} is not set")
+                return ""
+            return os.environ[name]
+
+        return _ENV_REF.sub(lookup, value)
+    if isinstance(value, dict):
+        return {key: _expand_env(item, [*where, str(key)], problems) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(item, [*where, index], problems) for index, item in enumerate(value)]
+    return value
+
+
+def load_monitors_file(path: str | Path) -> list[Monitor]:
+    """Parse and validate a monitors YAML file (``LOOPWATCH_MONITORS_FILE``); no I/O beyond reading it.
+
+    The file is a list of monitors, or a mapping with a ``monitors`` list. Each entry needs
+    ``project`` and ``monitor_id`` (the upsert key) plus the ``MonitorCreate`` fields; ``${NAME}``
+    inside strings reads an environment variable (for Slack URLs and webhook secrets). Every problem
+    is reported at once as ``MonitorFileError("<path>: monitors[2].condition.value: …; …")``.
+    """
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise MonitorFileError(f"{path}: cannot read monitors file: {exc}") from exc
+    entries = document.get("monitors") if isinstance(document, dict) else document
+    if document is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise MonitorFileError(f"{path}: expected a list of monitors (or a mapping with a 'monitors' list)")
+    problems: list[str] = []
+    monitors: list[Monitor] = []
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(entries):
+        where: list[str | int] = ["monitors", index]
+        if not isinstance(entry, dict):
+            problems.append(f"{_loc(where)}: each monitor must be a mapping")
+            continue
+        for required in ("project", "monitor_id"):
+            if required not in entry:
+                problems.append(f"{_loc([*where, required])}: field required (the upsert key)")
+        entry = _expand_env(entry, where, problems)
+        for field in ("builtin", "created_at", "updated_at"):
+            if field in entry:
+                problems.append(f"{_loc([*where, field])}: set by loopwatch, not by the file")
+        try:
+            monitor = Monitor.model_validate(entry)
+        except ValidationError as exc:
+            problems += [f"{_loc([*where, *p['loc']])}: {p['msg']}" for p in validation_problems(exc)]
+            continue
+        key = (monitor.project, monitor.monitor_id)
+        if key in seen:
+            problems.append(f"{_loc([*where, 'monitor_id'])}: duplicate monitor_id {monitor.monitor_id!r}")
+        seen.add(key)
+        monitors.append(monitor)
+    if problems:
+        raise MonitorFileError(f"{path}: " + "; ".join(problems))
+    return monitors

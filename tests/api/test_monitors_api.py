@@ -1,0 +1,264 @@
+"""Monitors and alerts over HTTP, with the real services (embedded runner, chDB) behind the routers.
+
+The app here is built from the real ``start_services`` plus the monitors and alerts routers, wired the
+way ``api.app``/``api.services`` wire them (``services.extras["monitoring"]``, the stats hook).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.routes import alerts, ingest, monitors
+from api.services import start_services, stop_services
+from loopwatch.demo.receiver import WebhookReceiver
+from schemas.settings import Settings
+from streams.monitors import Monitoring
+from tests.conftest import Api, make_settings
+from tests.monitors.conftest import SECRET, drift_rows, webhook
+
+P95 = {"name": "Slow answers", "family": "latency", "metric": "latency_p95_ms",
+       "condition": {"type": "threshold", "operator": "gt", "value": 2000}, "cooldown_seconds": 0}  # fmt: skip
+DRIFT = {"name": "Drift", "family": "drift", "metric": "dataset_drift", "condition": {"type": "flagged"},
+         "cooldown_seconds": 0}  # fmt: skip
+
+
+def build_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await start_services(settings)
+        wired_here = "monitoring" not in services.extras  # api.services may already do this wiring
+        if wired_here:
+            monitoring = Monitoring(services.storage, settings, sweep_seconds=None)
+            await monitoring.start()
+            services.extras["monitoring"] = monitoring
+            runner = services.runner
+            if runner is not None and runner.pipeline.stats is not None:
+                runner.pipeline.stats.on_rows.append(monitoring.on_rows)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await stop_services(services, close_storage=False)  # the final flush may still fire alerts
+            if wired_here:
+                await services.extras["monitoring"].stop()  # …which are delivered before this returns
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(ingest.router)
+    app.include_router(monitors.router)
+    app.include_router(alerts.router)
+    return app
+
+
+@pytest.fixture
+def settings(data_dir: Any) -> Settings:
+    return make_settings(data_dir, allow_private_webhooks=True, delivery_backoff_seconds=0.01, delivery_max_attempts=3,
+                         window_seconds=60, allowed_lateness_seconds=0, reference_min_rows=10_000)  # fmt: skip
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[Api]:
+    with TestClient(build_app(settings)) as client:
+        yield Api(client)
+        storage = client.app.state.services.storage  # type: ignore[attr-defined]
+    storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+
+
+def _monitoring(api: Api) -> Monitoring:
+    return api.services.extras["monitoring"]  # type: ignore[no-any-return]
+
+
+def _fire(api: Api, rows: list[Any]) -> list[Any]:
+    """Evaluate rows the way the stats hook does and wait for their delivery."""
+    monitoring = _monitoring(api)
+    result = monitoring.engine.evaluate(rows)
+    future = monitoring.dispatcher.submit(result.alerts, result.retrains, result.monitors)
+    if future is not None:
+        future.result(timeout=30)
+    return result.alerts
+
+
+class TestMonitorCrud:
+    """Create, read, patch, delete over HTTP; secrets never come back; refusals are precise."""
+
+    def test_lifecycle_with_masked_secrets(self, api: Api) -> None:
+        headers = api.key("shop")
+        body = {**P95, "monitor_id": "p95", "channels": [webhook("http://127.0.0.1:9/in?token=t0ps3cret")]}
+        created = api.client.post("/v1/monitors", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        shown = created.json()
+        assert SECRET not in created.text
+        assert "t0ps3cret" not in created.text
+        assert shown["channels"] == [{"type": "webhook", "url": "http://127.0.0.1:9/in", "secret": "********", "headers": {}}]
+        assert api.client.post("/v1/monitors", json=body, headers=headers).status_code == 409
+        assert api.client.get("/v1/monitors/p95", headers=headers).json() == shown
+
+        # read-modify-write: the masked channel sent back keeps its secret
+        patched = api.client.patch("/v1/monitors/p95", json={"severity": "critical", "channels": shown["channels"]},
+                                   headers=headers)  # fmt: skip
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["severity"] == "critical"
+        stored = _monitoring(api).store.get("shop", "p95")
+        assert stored is not None
+        assert stored.channels[0].secret.get_secret_value() == SECRET
+
+        listed = api.client.get("/v1/monitors", headers=headers).json()
+        assert [m["monitor_id"] for m in listed] == ["p95"]
+        assert api.client.delete("/v1/monitors/p95", headers=headers).status_code == 204
+        assert api.client.get("/v1/monitors/p95", headers=headers).status_code == 404
+        assert api.client.delete("/v1/monitors/p95", headers=headers).status_code == 404
+
+    def test_validation_errors_name_the_field(self, api: Api) -> None:
+        headers = api.key("shop")
+        response = api.client.post("/v1/monitors", json={**P95, "metric": "p95"}, headers=headers)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "metric"]
+        api.client.post("/v1/monitors", json={**P95, "monitor_id": "p95"}, headers=headers)
+        response = api.client.patch("/v1/monitors/p95", json={"condition": {"type": "flagged"}}, headers=headers)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "condition"]
+        assert "never flagged" in response.json()["detail"][0]["msg"]
+
+    def test_builtin_defaults_are_listed_and_read_only(self, api: Api) -> None:
+        headers = api.key("fresh")
+        listed = api.client.get("/v1/monitors", headers=headers).json()
+        assert len(listed) == 4
+        assert all(m["builtin"] for m in listed)
+        assert api.client.patch("/v1/monitors/default-latency-p95", json={"name": "x"}, headers=headers).status_code == 409
+        assert api.client.delete("/v1/monitors/default-latency-p95", headers=headers).status_code == 409
+
+    def test_private_webhook_refused_unless_allowed(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(api.services.settings, "allow_private_webhooks", False)
+        response = api.client.post("/v1/monitors", json={**P95, "channels": [webhook("http://127.0.0.1:9/x")]},
+                                   headers=api.key("shop"))  # fmt: skip
+        assert response.status_code == 422
+        problem = response.json()["detail"][0]
+        assert problem["loc"] == ["body", "channels", 0, "url"]
+        assert "channels[0].url" in problem["msg"]
+        assert "loopback" in problem["msg"]
+        assert "LOOPWATCH_ALLOW_PRIVATE_WEBHOOKS" in problem["msg"]
+        assert _monitoring(api).store.list("shop")[0].builtin  # nothing was stored
+
+    def test_needs_a_key(self, api: Api) -> None:
+        assert api.client.get("/v1/monitors").status_code == 401
+        assert api.client.get("/v1/alerts").status_code == 401
+
+
+class TestAlerts:
+    """Alerts listed with filters and delivery status, detailed with attempts, acknowledged."""
+
+    def test_list_filter_detail_and_ack(self, api: Api) -> None:
+        headers = api.key("shop")
+        with WebhookReceiver(secret=SECRET, fail_first=1000) as dead:
+            api.client.post("/v1/monitors", json={**DRIFT, "severity": "critical", "channels": [webhook(dead.url)]},
+                            headers=headers)  # fmt: skip
+            api.client.post("/v1/monitors", json=P95, headers=headers)
+            fired = _fire(api, [*drift_rows(0), *drift_rows(1)[-1:]])
+        assert len(fired) == 2
+        listed = api.client.get("/v1/alerts", headers=headers).json()
+        assert [a["fired_at"] for a in listed] == sorted((a["fired_at"] for a in listed), reverse=True)
+        assert {a["delivery"]["status"] for a in listed} == {"failed"}  # the receiver never accepted
+        assert all(a["status"] == "open" and "features" in a["details"] for a in listed)
+
+        assert len(api.client.get("/v1/alerts", params={"severity": "critical", "kind": "drift"}, headers=headers).json()) == 2
+        assert api.client.get("/v1/alerts", params={"severity": "info"}, headers=headers).json() == []
+        assert api.client.get("/v1/alerts", params={"model": "other"}, headers=headers).json() == []
+        future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        assert api.client.get("/v1/alerts", params={"since": future}, headers=headers).json() == []
+        assert len(api.client.get("/v1/alerts", params={"limit": 1}, headers=headers).json()) == 1
+        bad = api.client.get("/v1/alerts", params={"since": future, "until": "2020-01-01T00:00:00Z"}, headers=headers)
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["query", "since"]
+
+        alert_id = listed[0]["alert_id"]
+        detail = api.client.get(f"/v1/alerts/{alert_id}", headers=headers).json()
+        assert len(detail["attempts"]) == 3
+        assert detail["attempts"][-1]["final"] is True
+        acked = api.client.post(f"/v1/alerts/{alert_id}/ack", json={"by": "alice", "note": "on it"}, headers=headers)
+        assert acked.status_code == 200
+        assert (acked.json()["status"], acked.json()["acked_by"], acked.json()["ack_note"]) == ("acked", "alice", "on it")
+        again = api.client.post(f"/v1/alerts/{alert_id}/ack", headers=headers).json()
+        assert again["acked_by"] == "alice"
+        assert again["acked_at"] == acked.json()["acked_at"]
+        statuses = {a["alert_id"]: a["status"] for a in api.client.get("/v1/alerts", headers=headers).json()}
+        assert statuses[alert_id] == "acked"
+        assert list(statuses.values()).count("open") == 1
+        assert [a["alert_id"] for a in api.client.get("/v1/alerts", params={"status": "acked"}, headers=headers).json()] == [alert_id]
+        assert api.client.post("/v1/alerts/nope/ack", headers=headers).status_code == 404
+        assert api.client.get("/v1/alerts/nope", headers=headers).status_code == 404
+
+    def test_retrain_requests(self, api: Api) -> None:
+        headers = api.key("shop")
+        api.client.post("/v1/monitors", json={**DRIFT, "retrain_after": 2}, headers=headers)
+        _fire(api, drift_rows(0))
+        _fire(api, drift_rows(1))
+        requests = api.client.get("/v1/retrain-requests", headers=headers).json()
+        assert len(requests) == 1
+        request = requests[0]
+        assert request["model"] == "m1"
+        assert len(request["reason"]) == 2
+        assert request["dataset"]["endpoint"] == "/v1/feedback/export"
+        assert request["delivery"]["status"] == "none"
+        assert api.client.get("/v1/retrain-requests", params={"model": "m2"}, headers=headers).json() == []
+
+
+class TestTenantIsolation:
+    """A key of project A never sees, changes or acknowledges project B's monitors or alerts."""
+
+    def test_projects_are_separate(self, api: Api) -> None:
+        a, b = api.key("project-a"), api.key("project-b")
+        api.client.post("/v1/monitors", json={**DRIFT, "monitor_id": "drift"}, headers=a)
+        alert_id = _fire(api, drift_rows(0, project="project-a"))[0].alert_id
+        _fire(api, drift_rows(0, project="project-b"))  # b's defaults fire on b's rows
+
+        assert api.client.get("/v1/monitors/drift", headers=b).status_code == 404
+        assert api.client.patch("/v1/monitors/drift", json={"name": "x"}, headers=b).status_code == 404
+        assert api.client.delete("/v1/monitors/drift", headers=b).status_code == 404
+        assert all(m["builtin"] for m in api.client.get("/v1/monitors", headers=b).json())
+        assert api.client.get(f"/v1/alerts/{alert_id}", headers=b).status_code == 404
+        assert api.client.post(f"/v1/alerts/{alert_id}/ack", headers=b).status_code == 404
+        b_alerts = api.client.get("/v1/alerts", headers=b).json()
+        assert b_alerts
+        assert all(x["project"] == "project-b" and x["monitor_id"].startswith("default-") for x in b_alerts)
+        assert [x["alert_id"] for x in api.client.get("/v1/alerts", headers=a).json()] == [alert_id]
+        assert api.client.get(f"/v1/alerts/{alert_id}", headers=a).json()["status"] == "open"
+
+
+class TestEndToEnd:
+    """Inferences in → window closes → stats hook → alert stored and a signed webhook received."""
+
+    def test_slow_traffic_alerts_through_the_pipeline(self, api: Api) -> None:
+        headers = api.key("live")
+        with WebhookReceiver(secret=SECRET) as hook:
+            monitor = {**P95, "min_samples": 5, "channels": [webhook(hook.url)]}
+            assert api.client.post("/v1/monitors", json=monitor, headers=headers).status_code == 201
+            start = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+            events = [{"event_id": f"e{i}", "model": "chat", "latency_ms": 3000.0 + i, "timestamp": (start + timedelta(seconds=i)).isoformat()}
+                      for i in range(20)]  # fmt: skip
+            response = api.client.post("/v1/inferences", content=orjson.dumps(events),
+                                       headers={**headers, "content-type": "application/json"})  # fmt: skip
+            assert response.status_code == 202
+            api.wait_written()
+            pipeline = api.services.runner.pipeline  # type: ignore[union-attr]
+            api.client.portal.call(_close_all, pipeline)  # type: ignore[union-attr]
+            (request,) = hook.wait_for(1, timeout=20)
+        assert request.verified
+        assert request.json["metric"] == "latency_p95_ms"
+        assert request.json["model"] == "chat"
+        listed = api.client.get("/v1/alerts", headers=headers).json()
+        assert [a["alert_id"] for a in listed] == [request.json["alert_id"]]
+        assert listed[0]["value"] > 2000
+        assert listed[0]["window_start"].startswith("2025-03-04T10:00:00")
+
+
+async def _close_all(pipeline: Any) -> None:
+    import asyncio
+
+    await asyncio.to_thread(pipeline.close_windows, force_all=True)
