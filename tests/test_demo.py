@@ -21,3 +21,7 @@ def test_demo_counts_match(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "all counts match" in result.stdout
     assert "1500" in result.stdout
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "alert within one window of it: yes" in out
+    assert "verified with the monitor's secret: True" in out
+    assert '"type": "header"' in out  # the Slack Block Kit rendering of the alert

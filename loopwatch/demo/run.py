@@ -7,6 +7,10 @@ feedback two batches late (and some of it before its inference, as happens in pr
 until everything is written → show the per-window statistics the workers computed → read everything
 back through the API and compare with what was sent.
 
+A drift monitor with a signed-webhook channel points at a receiver the demo runs on 127.0.0.1; the
+alert it receives is printed with its verified signature and the Slack Block Kit message the same
+alert becomes on a Slack channel.
+
 Event time is compressed (50 events per second of event time, sent as fast as the API takes them), so
 ten-second windows close as the stream moves on and the whole loop takes seconds.
 """
@@ -14,6 +18,7 @@ ten-second windows close as the stream moves on and the whole loop takes seconds
 from __future__ import annotations
 
 import asyncio
+import secrets
 import tempfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -30,8 +35,11 @@ from api import create_app
 from api.services import Services
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
+from loopwatch.demo.receiver import WebhookReceiver
 from loopwatch.demo.traffic import Traffic
+from schemas.events import AlertEvent
 from schemas.settings import Settings
+from streams.delivery import slack_message
 
 PROJECT = "demo"
 
@@ -106,12 +114,53 @@ def read_back(client: httpx.Client) -> tuple[list[dict[str, Any]], Counter[str],
 DEMO_MODEL = "gpt-4o-mini"
 
 
-def demo_settings(workdir: Path) -> Settings:
-    # drift_share 0.3: 22 of the demo's columns are text descriptors, and a realistic shift moves a third
+WEBHOOK_SECRET = secrets.token_hex(16)
+
+
+def demo_settings(workdir: Path, port: int) -> Settings:
+    # drift_share 0.3: 22 of the demo's columns are text descriptors, and a realistic shift moves a third.
+    # allow_private_webhooks: the demo's receiver is on loopback, which production refuses by default.
     return Settings(
         data_dir=workdir, log_format="console", log_level="warning", window_seconds=10,
         allowed_lateness_seconds=2, drift_share=0.3, quality_refresh_seconds=0.2, reference_min_rows=100,
+        allow_private_webhooks=True, delivery_backoff_seconds=0.2, public_url=f"http://127.0.0.1:{port}",
     )  # fmt: skip
+
+
+def create_monitor(client: httpx.Client, receiver: WebhookReceiver) -> dict[str, Any]:
+    monitor = {
+        "monitor_id": "demo-drift", "name": f"{DEMO_MODEL} input/output drift", "scope": DEMO_MODEL,
+        "family": "drift", "metric": "dataset_drift", "condition": {"type": "flagged"}, "severity": "critical",
+        "cooldown_seconds": 3600, "retrain_after": 3,
+        "channels": [{"type": "webhook", "url": receiver.url, "secret": WEBHOOK_SECRET}],
+    }  # fmt: skip
+    return client.post("/v1/monitors", json=monitor).raise_for_status().json()
+
+
+def show_alert(console: Console, receiver: WebhookReceiver, drift_starts: datetime, window_seconds: int) -> bool:
+    """Print the first alert the receiver got; True when it names the window where the drift began."""
+    try:
+        received = receiver.wait_for(1, timeout=60)
+    except TimeoutError:
+        console.print("[bold red]no alert reached the webhook receiver[/bold red]")
+        return False
+    request = received[0]
+    alert = AlertEvent.model_validate_json(request.body)
+    features = alert.details.get("features", [])[:5]
+    console.rule(f"[bold]alert received by the webhook at {receiver.url}")
+    console.print(f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.metric} "
+                  f"{alert.value:.2f} ≥ {alert.threshold} in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}")  # fmt: skip
+    console.print("top drifted columns: " + ", ".join(
+        f"{f.get('name')} ({f.get('method')} {f.get('value', float('nan')):.3g})" for f in features))  # fmt: skip
+    console.print(f"signature {request.signature[:32]}… verified with the monitor's secret: {request.verified}")
+    console.print(f"report: {alert.report_url}")
+    console.print("[bold]the same alert as a Slack message (Block Kit):[/bold]")
+    console.print_json(orjson.dumps(slack_message(alert)).decode())
+    window_of_drift = drift_starts - timedelta(seconds=drift_starts.timestamp() % window_seconds)
+    on_time = alert.window_start <= window_of_drift + timedelta(seconds=window_seconds)
+    verdict = "[green]yes[/green]" if on_time else "[red]NO[/red]"
+    console.print(f"drift injected at {drift_starts:%H:%M:%S}; alert within one window of it: {verdict}")
+    return on_time and bool(request.verified)
 
 
 def window_table(client: httpx.Client, model: str) -> Table:
@@ -141,17 +190,21 @@ def window_table(client: httpx.Client, model: str) -> Table:
 
 def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None) -> int:
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="loopwatch-demo-"))
-    settings = demo_settings(workdir)
+    port = free_port()
+    settings = demo_settings(workdir, port)
     configure_logging(settings)
     console.rule("[bold]loopwatch demo")
     console.print(f"data: {workdir} (chDB, embedded mode)")
-    server = BackgroundServer(create_app(settings), free_port()).start()
+    server = BackgroundServer(create_app(settings), port).start()
     try:
         services: Services = server.app.state.services
         token = services.keys.create(PROJECT, "demo").token
         console.print(f"service on {server.url}, project key created for [bold]{PROJECT}[/bold]")
         headers = {"authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client, \
+                WebhookReceiver(WEBHOOK_SECRET) as receiver:  # fmt: skip
+            monitor = create_monitor(client, receiver)
+            console.print(f"monitor [bold]{monitor['name']}[/bold]: alert when dataset drift is flagged → {receiver.url}")
             now = datetime.now(UTC)
             start = now - timedelta(seconds=now.timestamp() % settings.window_seconds)  # whole windows
             traffic = Traffic(PROJECT, start=start, rate_per_second=50, drift_at=events // 2)
@@ -159,10 +212,15 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
             _wait_written(services)
             _close_windows(services)
             console.print(window_table(client, DEMO_MODEL))
+            drift_starts = start + timedelta(seconds=(events // 2) / traffic.rate_per_second)
+            alerted = show_alert(console, receiver, drift_starts, settings.window_seconds)
+            retrains = client.get("/v1/retrain-requests").raise_for_status().json()
+            if retrains:
+                console.print(f"retraining requested after 3 drifted windows: {retrains[0]['dataset']}")
             models, kinds, joined = read_back(client)
     finally:
         server.stop()
-    return _summary(console, sent, sent_feedback, models, kinds, joined)
+    return _summary(console, sent, sent_feedback, models, kinds, joined) or (0 if alerted else 1)
 
 
 def _summary(
