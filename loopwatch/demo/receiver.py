@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -37,6 +37,7 @@ class ReceivedRequest:
     body: bytes
     status: int  # what the receiver answered
     verified: bool | None
+    received_at: float = field(default_factory=time.time)  # wall clock, for latency measurements
 
     @property
     def json(self) -> Any:

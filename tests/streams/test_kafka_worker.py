@@ -194,3 +194,37 @@ class TestCrashRecovery:
         counts = json.loads(out.stdout.decode().strip().splitlines()[-1])
         assert counts["final"] == total and counts["unique"] == total
         assert counts["raw"] >= total  # redelivered rows may exist on disk until merged; reads use FINAL
+
+
+class TestAlertTopics:
+    """Alerts and retraining requests reach their Kafka topics, keyed by project/model."""
+
+    def test_publish_alert_and_retrain(self, kafka_settings: Settings, loop_thread) -> None:
+        from datetime import UTC, datetime
+
+        from schemas.events import AlertEvent, RetrainEvent
+        from streams.kafka.publisher import KafkaPublisher
+        from streams.monitors import topic_publisher
+
+        topics = Topics(kafka_settings.topic_prefix)
+        async def started() -> KafkaPublisher:  # aiokafka objects belong to the loop that made them
+            publisher = KafkaPublisher(kafka_settings)
+            await publisher.start()
+            return publisher
+
+        publisher = loop_thread.run(started())
+        publish = topic_publisher(publisher.send_raw, topics)
+        window = {"window_start": datetime(2026, 1, 1, tzinfo=UTC), "window_end": datetime(2026, 1, 1, 0, 5, tzinfo=UTC)}
+        alert = AlertEvent(project="p", monitor_id="m", model="gpt", kind="drift", metric="dataset_drift", value=0.6,
+                           threshold=0.5, dedup_key="m:gpt:2026-01-01", **window)  # fmt: skip
+        retrain = RetrainEvent(project="p", model="gpt", reason=[alert.alert_id], **window)
+        loop_thread.run(publish("alerts", alert))
+        loop_thread.run(publish("retrain", retrain))
+        loop_thread.run(publisher.stop())
+        consumer = KafkaConsumer(topics.alerts, topics.retrain, bootstrap_servers=kafka_settings.kafka_bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=5_000)  # fmt: skip
+        records = {record.topic: record for record in consumer}
+        consumer.close()
+        assert AlertEvent.model_validate_json(records[topics.alerts].value) == alert
+        assert RetrainEvent.model_validate_json(records[topics.retrain].value) == retrain
+        assert {record.key for record in records.values()} == {b"p/gpt"}
