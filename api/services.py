@@ -13,11 +13,11 @@ import structlog
 
 from api.keys import KeyStore
 from schemas.settings import Settings
+from schemas.topics import Topics
 from streams.bus import Publisher
 from streams.embedded import EmbeddedRunner
-from streams.pipeline import Pipeline
-from schemas.topics import Topics
 from streams.monitors import Monitoring, topic_publisher
+from streams.pipeline import Pipeline
 from streams.stats.references import ReferenceStore
 from streams.storage import Storage
 

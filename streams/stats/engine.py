@@ -12,8 +12,8 @@ crash) and get the same numbers; ``window_stats`` keeps the newest computation o
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
