@@ -39,15 +39,18 @@ class WindowTracker:
 
     def observe(self, project: str, model: str, timestamps: Iterable[datetime], *, now: float | None = None) -> None:
         arrival = time.monotonic() if now is None else now
+        seconds = [ts.timestamp() for ts in timestamps]
+        if not seconds:
+            return
+        width = self.window_seconds
+        starts = {int(s - s % width) for s in seconds}  # epoch seconds of every window touched
+        newest = datetime.fromtimestamp(max(seconds), UTC)
         state = self._models.get((project, model))
-        for timestamp in timestamps:
-            start, _ = window_bounds(timestamp, self.window_seconds)
-            if state is None:
-                state = self._models[(project, model)] = _ModelState(timestamp, arrival)
-            state.open.add(start)
-            state.watermark = max(state.watermark, timestamp)
-        if state is not None:
-            state.last_arrival = arrival
+        if state is None:
+            state = self._models[(project, model)] = _ModelState(newest, arrival)
+        state.open.update(datetime.fromtimestamp(start, UTC) for start in starts)
+        state.watermark = max(state.watermark, newest)
+        state.last_arrival = arrival
 
     def reopen(self, key: WindowKey) -> None:
         """Track a window found unclosed in storage (start-up recovery)."""
