@@ -80,18 +80,6 @@ class EventDecoder(Generic[E]):
             self._validate_item(item, index if isinstance(parsed, list) else None, out)
         return out
 
-    def validate_items(self, items: list[Any]) -> Decoded[E]:
-        """Validate already-parsed items (the HTTP path), splitting good from bad."""
-        out: Decoded[E] = Decoded()
-        try:
-            out.events = self._many.validate_python(items)
-            return out
-        except ValidationError:
-            pass
-        for index, item in enumerate(items):
-            self._validate_item(item, index, out)
-        return out
-
     def _validate_item(self, item: Any, index: int | None, out: Decoded[E]) -> None:
         try:
             out.events.append(self._one.validate_python(item))

@@ -9,27 +9,18 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from streams.storage import Storage
+from streams.storage import Storage, as_utc, ch_time
 
 _FEEDBACK_COLUMNS = "feedback_id, inference_id, timestamp, kind, value, label, name, text, source, user_id"
 
 
 class BadCursor(ValueError):
     """The cursor was not one this API handed out."""
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def ch_time(value: datetime) -> str:
-    """A datetime as a ClickHouse DateTime64(3, 'UTC') literal for server-side binding."""
-    return _utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def encode_cursor(timestamp: datetime, feedback_id: str) -> str:
@@ -108,7 +99,7 @@ def _feedback_item(row: dict[str, Any], inference: dict[str, Any] | None) -> dic
     return {
         "feedback_id": row["feedback_id"],
         "inference_id": row["inference_id"],
-        "timestamp": _utc(row["timestamp"]),
+        "timestamp": as_utc(row["timestamp"]),
         "kind": row["kind"],
         "value": _value(row),
         "name": row["name"],
@@ -129,7 +120,7 @@ def inference_summaries(storage: Storage, project: str, ids: list[str]) -> dict[
         {"project": project, "ids": sorted(set(ids))},
     )
     for row in rows:
-        row["timestamp"] = _utc(row["timestamp"])
+        row["timestamp"] = as_utc(row["timestamp"])
     return {row["event_id"]: row for row in rows}
 
 

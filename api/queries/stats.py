@@ -8,15 +8,10 @@ from typing import Any
 
 import orjson
 
-from api.queries.feedback import ch_time
-from streams.storage import Storage
+from streams.storage import Storage, as_utc, ch_time
 
 # Counts and sums add up across windows; everything else is averaged by sample size when re-bucketing.
 ADDITIVE = {"count", "error_count", "cost_usd", "unknown_cost_events", "input_tokens", "output_tokens", "feedback_count"}
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def stat_rows(
@@ -51,7 +46,7 @@ def stat_rows(
         params,
     )
     for row in rows:
-        row["window_start"], row["window_end"] = _utc(row["window_start"]), _utc(row["window_end"])
+        row["window_start"], row["window_end"] = as_utc(row["window_start"]), as_utc(row["window_end"])
         row["flagged"] = bool(row["flagged"])
         row["details"] = orjson.loads(row["details"]) if row["details"] else {}
     return rows

@@ -18,8 +18,7 @@ import orjson
 
 from schemas.events import AlertEvent, RetrainEvent
 from streams.delivery.sender import DeliveryAttempt
-from streams.stats.window_data import ch_time
-from streams.storage import Storage
+from streams.storage import Storage, ch_time
 
 AlertStatus = Literal["open", "acked"]
 

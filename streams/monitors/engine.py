@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,6 +43,7 @@ from schemas.settings import Settings
 from schemas.stats import StatRow
 from streams.monitors.alerts import AlertStore
 from streams.monitors.store import MonitorStore
+from streams.storage import as_utc
 
 log = structlog.get_logger(__name__)
 
@@ -69,10 +70,6 @@ class _Verdict:
     worst: StatRow
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _finite(value: float | None, default: float | None = 0.0) -> float | None:
     if value is None or not math.isfinite(value):
         return default
@@ -80,7 +77,7 @@ def _finite(value: float | None, default: float | None = 0.0) -> float | None:
 
 
 def dedup_key(monitor_id: str, model: str, window_start: datetime) -> str:
-    return f"{monitor_id}:{model}:{_utc(window_start).isoformat()}"
+    return f"{monitor_id}:{model}:{as_utc(window_start).isoformat()}"
 
 
 def alert_kind(family: str, metric: str) -> AlertKind:
@@ -184,7 +181,7 @@ class MonitorEngine:
         groups: dict[tuple[str, str, datetime, datetime], list[StatRow]] = defaultdict(list)
         for row in rows:
             if row.model_version == "":
-                groups[(row.project, row.model, _utc(row.window_start), _utc(row.window_end))].append(row)
+                groups[(row.project, row.model, as_utc(row.window_start), as_utc(row.window_end))].append(row)
         result = EvaluationResult()
         with self._lock:
             for key in sorted(groups, key=lambda k: (k[2], k[0], k[1])):

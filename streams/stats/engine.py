@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,9 +29,9 @@ from schemas.stats import StatRow, WindowKey
 from streams.stats import families
 from streams.stats.quality_data import fetch_quality
 from streams.stats.references import ReferenceStore
-from streams.stats.window_data import IN_WINDOW, ch_time, fetch_drift_columns, fetch_latency, window_params
+from streams.stats.window_data import IN_WINDOW, fetch_drift_columns, fetch_latency, window_params
 from streams.stats.windows import WindowTracker, window_bounds
-from streams.storage import Storage
+from streams.storage import Storage, as_utc, ch_time
 
 log = structlog.get_logger(__name__)
 
@@ -242,7 +242,7 @@ class StatsEngine:
                 {"project": project, "ids": sorted(ids)},
             ).result_rows
             for model, start in rows:
-                start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+                start = as_utc(start)
                 key = WindowKey(project, model, start, start + timedelta(seconds=seconds))
                 if not self.tracker.is_open(key):
                     self._dirty_quality.add(key)
@@ -258,7 +258,7 @@ class StatsEngine:
             "WHERE family = 'latency' AND metric = 'count')"
         ).result_rows
         for project, model, start in rows:
-            start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+            start = as_utc(start)
             self.tracker.reopen(WindowKey(project, model, start, start + timedelta(seconds=seconds)))
         return len(rows)
 

@@ -16,8 +16,8 @@ import numpy as np
 import orjson
 
 from detectors import ReferenceProfile
-from streams.stats.window_data import DriftColumns, ch_time
-from streams.storage import Storage
+from streams.stats.window_data import DriftColumns
+from streams.storage import Storage, as_utc, ch_time
 
 ReferenceKind = Literal["first_window", "range", "dataset"]
 _CACHE_SECONDS = 10.0
@@ -36,9 +36,7 @@ class Reference:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return None if value is None else as_utc(value)
 
 
 def profile_from_columns(columns: DriftColumns) -> ReferenceProfile:

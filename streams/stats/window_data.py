@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -11,12 +10,7 @@ import orjson
 
 from detectors import text_descriptors
 from schemas.stats import WindowKey
-from streams.storage import Storage
-
-
-def ch_time(value: datetime) -> str:
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+from streams.storage import Storage, ch_time
 
 
 def window_params(key: WindowKey) -> dict[str, Any]:
@@ -69,11 +63,6 @@ def fetch_drift_columns(storage: Storage, key: WindowKey, limit: int) -> DriftCo
         {**window_params(key), "limit": limit},
     ).result_rows
     return drift_columns([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-
-
-def fetch_range_drift_columns(storage: Storage, project: str, model: str, start: datetime, end: datetime,
-                              limit: int) -> DriftColumns:  # fmt: skip
-    return fetch_drift_columns(storage, WindowKey(project, model, start, end), limit)
 
 
 def fetch_latency(storage: Storage, key: WindowKey) -> tuple[np.ndarray, list[str], list[str]]:
