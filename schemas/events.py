@@ -18,15 +18,14 @@ from pydantic import (
     ConfigDict,
     Field,
     FiniteFloat,
-    NonNegativeInt,
     StringConstraints,
     model_validator,
 )
 
 from schemas import limits
 
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def new_id() -> str:
@@ -36,8 +35,11 @@ def new_id() -> str:
 
 def _to_utc(value: datetime) -> datetime:
     """Naive timestamps are taken as UTC; aware ones are converted, so storage holds one zone."""
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if not _EARLIEST <= value < _LATEST:
+    try:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 has no UTC datetime
+        raise ValueError("timestamp must be between 2000-01-01 and 2200-01-01 UTC") from None
+    if not EARLIEST_TIMESTAMP <= value < LATEST_TIMESTAMP:
         raise ValueError("timestamp must be between 2000-01-01 and 2200-01-01 UTC")
     return value
 
@@ -70,6 +72,7 @@ FeatureValue = (
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_TAG_KEY_LENGTH)]
 TagValue = Annotated[str, StringConstraints(max_length=limits.MAX_TAG_VALUE_LENGTH)]
 Tags = Annotated[dict[TagKey, TagValue], Field(max_length=limits.MAX_TAGS)]
+TokenCount = Annotated[int, Field(ge=0, le=limits.MAX_TOKENS)]
 
 
 class _Strict(BaseModel):
@@ -88,9 +91,9 @@ class InferenceEvent(_Strict):
     latency_ms: Annotated[FiniteFloat, Field(ge=0)] | None = None
     status: Literal["ok", "error"] = "ok"
     error_type: OptionalName = None
-    input_tokens: NonNegativeInt | None = None
-    output_tokens: NonNegativeInt | None = None
-    cached_tokens: NonNegativeInt | None = None
+    input_tokens: TokenCount | None = None
+    output_tokens: TokenCount | None = None
+    cached_tokens: TokenCount | None = None
     cost_usd: Annotated[FiniteFloat, Field(ge=0)] | None = None
     prompt: Text = None
     response: Text = None
@@ -119,6 +122,32 @@ class FeedbackSource(StrEnum):
     SYSTEM = "system"
 
 
+def feedback_value(kind: str, value: Any, name: str | None, text: str | None) -> Any:
+    """``value`` checked against ``kind`` (thumbs true/false become +1/-1); ValueError says what is wrong.
+
+    One rule for the pydantic model and the fast decoder in ``schemas.records``.
+    """
+    if kind == "thumbs":
+        if isinstance(value, bool):
+            return 1 if value else -1
+        if value not in (1, -1) or isinstance(value, str):
+            raise ValueError("thumbs feedback needs value +1 or -1 (or true/false)")
+    elif kind == "rating":
+        if isinstance(value, (bool, str)) or value is None or not 1 <= value <= 5:
+            raise ValueError("rating feedback needs a numeric value from 1 to 5")
+    elif kind == "label":
+        if value is None or isinstance(value, bool):
+            raise ValueError("label feedback needs the true label as value (string or number)")
+    elif kind == "score":
+        if isinstance(value, (bool, str)) or value is None:
+            raise ValueError("score feedback needs a numeric value")
+        if not name:
+            raise ValueError("score feedback needs a name (the metric the score measures)")
+    elif not text:  # correction, comment
+        raise ValueError(f"{kind} feedback needs a non-empty text")
+    return value
+
+
 class FeedbackEvent(_Strict):
     """Judgement on one inference, often hours late. ``value``'s meaning depends on ``kind``:
 
@@ -140,43 +169,34 @@ class FeedbackEvent(_Strict):
 
     @model_validator(mode="after")
     def _value_fits_kind(self) -> FeedbackEvent:
-        kind, value = self.kind, self.value
-        if kind is FeedbackKind.THUMBS:
-            if isinstance(value, bool):
-                object.__setattr__(self, "value", 1 if value else -1)
-            elif value not in (1, -1) or isinstance(value, str):
-                raise ValueError("thumbs feedback needs value +1 or -1 (or true/false)")
-        elif kind is FeedbackKind.RATING:
-            if isinstance(value, (bool, str)) or value is None or not 1 <= value <= 5:
-                raise ValueError("rating feedback needs a numeric value from 1 to 5")
-        elif kind is FeedbackKind.LABEL:
-            if value is None or isinstance(value, bool):
-                raise ValueError("label feedback needs the true label as value (string or number)")
-        elif kind is FeedbackKind.SCORE:
-            if isinstance(value, (bool, str)) or value is None:
-                raise ValueError("score feedback needs a numeric value")
-            if not self.name:
-                raise ValueError("score feedback needs a name (the metric the score measures)")
-        elif not self.text:  # correction, comment
-            raise ValueError(f"{kind.value} feedback needs a non-empty text")
+        value = feedback_value(self.kind, self.value, self.name, self.text)
+        if value is not self.value:
+            object.__setattr__(self, "value", value)
         return self
 
     @property
     def numeric_value(self) -> float | None:
-        """The value as a number where it is one (thumbs, rating, score, numeric labels)."""
-        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
-            return None
-        return float(self.value)
+        return feedback_number(self.value)
 
     @property
     def label_value(self) -> str:
-        """The value as a label string (labels are compared as strings, so 1 and "1" agree)."""
-        if self.value is None or self.kind is not FeedbackKind.LABEL:
-            return ""
-        value = self.value
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return str(value)
+        return feedback_label(self.kind, self.value)
+
+
+def feedback_number(value: Any) -> float | None:
+    """The value as a number where it is one (thumbs, rating, score, numeric labels)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def feedback_label(kind: str, value: Any) -> str:
+    """The value as a label string (labels are compared as strings, so 1 and "1" agree)."""
+    if value is None or kind != "label":
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 AlertKind = Literal["drift", "quality", "cost", "latency", "error_rate", "budget"]

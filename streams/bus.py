@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from schemas.events import FeedbackEvent, InferenceEvent
+from schemas.records import FeedbackRecord, InferenceRecord
 
 Kind = Literal["inference", "feedback"]
 
@@ -19,15 +19,15 @@ Kind = Literal["inference", "feedback"]
 class Publisher(Protocol):
     """Accepts validated events for processing. Awaiting ``publish`` applies backpressure."""
 
-    async def publish_inferences(self, events: Sequence[InferenceEvent]) -> None: ...
+    async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None: ...
 
-    async def publish_feedback(self, events: Sequence[FeedbackEvent]) -> None: ...
+    async def publish_feedback(self, events: Sequence[FeedbackRecord]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
     kind: Kind
-    events: Sequence[InferenceEvent] | Sequence[FeedbackEvent]
+    events: Sequence[InferenceRecord] | Sequence[FeedbackRecord]
 
 
 class InProcessBus:
@@ -36,10 +36,10 @@ class InProcessBus:
     def __init__(self, max_batches: int = 256) -> None:
         self.queue: asyncio.Queue[Envelope] = asyncio.Queue(maxsize=max_batches)
 
-    async def publish_inferences(self, events: Sequence[InferenceEvent]) -> None:
+    async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None:
         if events:
             await self.queue.put(Envelope("inference", events))
 
-    async def publish_feedback(self, events: Sequence[FeedbackEvent]) -> None:
+    async def publish_feedback(self, events: Sequence[FeedbackRecord]) -> None:
         if events:
             await self.queue.put(Envelope("feedback", events))

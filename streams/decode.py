@@ -1,12 +1,14 @@
-"""Bytes → validated events, with every bad item turned into a dead letter instead of an exception.
+"""Bytes → records, with every bad item turned into a dead letter instead of an exception.
 
 A message may hold one event or a JSON array of events (the batched envelope the SDK and the API
-produce). The fast path validates the whole envelope in one pydantic call; only a failing envelope is
-split item by item, so one bad event never costs the good ones around it.
+produce). The fast path decodes the whole envelope with msgspec (``schemas.records``); an envelope it
+cannot take is validated item by item with the pydantic contract, so one bad event never costs the
+good ones around it and each dead letter says exactly what was wrong.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -14,15 +16,25 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from schemas.events import DeadLetter, FeedbackEvent, InferenceEvent
+from schemas.records import (
+    FeedbackDecoder,
+    FeedbackRecord,
+    InferenceDecoder,
+    InferenceRecord,
+    RecordDecoder,
+    feedback_record,
+    inference_record,
+)
 
 MAX_DEAD_PAYLOAD_CHARS = 16_000
 
 E = TypeVar("E", bound=BaseModel)
+R = TypeVar("R", InferenceRecord, FeedbackRecord)
 
 
 @dataclass(slots=True)
-class Decoded(Generic[E]):
-    events: list[E] = field(default_factory=list)
+class Decoded(Generic[R]):
+    events: list[R] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -42,35 +54,34 @@ def _truncate(raw: bytes | str) -> str:
     return text[:MAX_DEAD_PAYLOAD_CHARS]
 
 
-class EventDecoder(Generic[E]):
-    """Decodes envelopes of one event type."""
+class EventDecoder(Generic[E, R]):
+    """Decodes envelopes of one event type into records."""
 
-    def __init__(self, model: type[E], source: str, *, max_bytes: int = 16 * 1024 * 1024) -> None:
-        self._model = model
+    def __init__(
+        self,
+        model: type[E],
+        fast: RecordDecoder[R],
+        to_record: Callable[[E], R],
+        source: str,
+        *,
+        max_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
         self._one: TypeAdapter[E] = TypeAdapter(model)
-        self._many: TypeAdapter[list[E]] = TypeAdapter(list[model])  # type: ignore[valid-type]
+        self._fast = fast
+        self._to_record = to_record
         self._source = source
         self._max_bytes = max_bytes
 
-    def dump(self, events: list[E]) -> bytes:
-        """The JSON array envelope for ``events`` (also the JSONEachRow insert body)."""
-        return self._many.dump_json(events)
-
-    def decode(self, raw: bytes) -> Decoded[E]:
-        out: Decoded[E] = Decoded()
+    def decode(self, raw: bytes) -> Decoded[R]:
+        out: Decoded[R] = Decoded()
         if len(raw) > self._max_bytes:
             out.dead_letters.append(self._dead(f"message of {len(raw)} bytes exceeds {self._max_bytes}", raw))
             return out
-        stripped = raw.lstrip()
-        try:
-            if stripped[:1] == b"[":
-                out.events = self._many.validate_json(raw)
-            else:
-                out.events = [self._one.validate_json(raw)]
+        records = self._fast.decode(raw)
+        if records is not None and all(record.project for record in records):  # no API key fills it in here
+            out.events = records
             return out
-        except ValidationError:
-            pass  # fall through to the item-by-item path for a precise reason per item
-        try:
+        try:  # the slow path: pydantic decides, item by item, and names each problem
             parsed: Any = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             out.dead_letters.append(self._dead(f"invalid JSON: {exc}", raw))
@@ -80,9 +91,9 @@ class EventDecoder(Generic[E]):
             self._validate_item(item, index if isinstance(parsed, list) else None, out)
         return out
 
-    def _validate_item(self, item: Any, index: int | None, out: Decoded[E]) -> None:
+    def _validate_item(self, item: Any, index: int | None, out: Decoded[R]) -> None:
         try:
-            out.events.append(self._one.validate_python(item))
+            out.events.append(self._to_record(self._one.validate_python(item)))
         except ValidationError as exc:
             project = item.get("project", "") if isinstance(item, dict) else ""
             out.dead_letters.append(
@@ -93,9 +104,9 @@ class EventDecoder(Generic[E]):
         return DeadLetter(source=self._source, error=error, payload=_truncate(raw), project=project)
 
 
-def inference_decoder(source: str = "inference", **kwargs: Any) -> EventDecoder[InferenceEvent]:
-    return EventDecoder(InferenceEvent, source, **kwargs)
+def inference_decoder(source: str = "inference", **kwargs: Any) -> EventDecoder[InferenceEvent, InferenceRecord]:
+    return EventDecoder(InferenceEvent, InferenceDecoder(), inference_record, source, **kwargs)
 
 
-def feedback_decoder(source: str = "feedback", **kwargs: Any) -> EventDecoder[FeedbackEvent]:
-    return EventDecoder(FeedbackEvent, source, **kwargs)
+def feedback_decoder(source: str = "feedback", **kwargs: Any) -> EventDecoder[FeedbackEvent, FeedbackRecord]:
+    return EventDecoder(FeedbackEvent, FeedbackDecoder(), feedback_record, source, **kwargs)

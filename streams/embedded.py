@@ -1,8 +1,9 @@
 """The embedded runner: the pipeline fed by the in-process bus, inside the API's event loop.
 
 One consumer task takes batches off the queue, hands them to the pipeline and flushes when the buffer
-is large or old enough. A failed flush is retried with backoff (the buffers are kept), and ``stop``
-drains the queue and flushes, so an orderly shutdown loses nothing that was accepted.
+is large or old enough; a ``WindowCloser`` computes window statistics beside it. A failed flush is
+retried with backoff (the buffers are kept), and ``stop`` drains the queue and flushes, so an orderly
+shutdown loses nothing that was accepted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import structlog
 
 from schemas.settings import Settings
 from streams.bus import Envelope, InProcessBus
+from streams.closer import WindowCloser
 from streams.pipeline import Pipeline
 from streams.storage import StorageError
 
@@ -33,11 +35,13 @@ class EmbeddedRunner:
         self._stopping = asyncio.Event()
         self._last_flush = time.monotonic()
         self.failed_flushes = 0
+        self.closer = WindowCloser(pipeline, max(1.0, self._max_seconds * 2))
 
     async def start(self) -> None:
         if self.pipeline.stats is not None:
             await asyncio.to_thread(self.pipeline.stats.recover)
         self._task = asyncio.create_task(self._run(), name="loopwatch-embedded-runner")
+        self.closer.start()
 
     @property
     def running(self) -> bool:
@@ -50,15 +54,18 @@ class EmbeddedRunner:
             await self._task
         self._drain_queue()
         await self._flush(final=True)
+        await self.closer.stop()
 
     async def wait_idle(self, timeout: float = 30.0) -> None:
-        """Wait until every accepted event is written (tests and the demo read back after this)."""
+        """Wait until every accepted event is written and due windows are closed (tests and the demo
+        read back after this)."""
         deadline = time.monotonic() + timeout
         while self.bus.queue.qsize() or self.pipeline.pending:
             if time.monotonic() > deadline:
                 raise TimeoutError("embedded runner did not go idle")
             await asyncio.sleep(0.02)
         await self._flush()
+        await self.closer.close_now()
 
     def _handle(self, envelope: Envelope) -> None:
         if envelope.kind == "inference":
@@ -96,8 +103,10 @@ class EmbeddedRunner:
         delay = 0.2
         while True:
             try:
-                await asyncio.to_thread(self.pipeline.flush)
+                written = await asyncio.to_thread(self.pipeline.flush, close_windows=False)
                 self._last_flush = time.monotonic()
+                if written.inferences or written.feedback:
+                    self.closer.wake()
                 return
             except StorageError as exc:
                 self.failed_flushes += 1

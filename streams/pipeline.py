@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from schemas.events import DeadLetter, FeedbackEvent, InferenceEvent
+from schemas.events import DeadLetter
+from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
 from streams.bus import Kind
 from streams.decode import Decoded, feedback_decoder, inference_decoder
@@ -44,7 +45,7 @@ class Pipeline:
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
 
-    def accept_raw(self, kind: Kind, raw: bytes) -> Decoded[InferenceEvent] | Decoded[FeedbackEvent]:
+    def accept_raw(self, kind: Kind, raw: bytes) -> Decoded[InferenceRecord] | Decoded[FeedbackRecord]:
         """Decode one message (an event or an array of events); bad items become dead letters."""
         decoder = self.inference_decoder if kind == "inference" else self.feedback_decoder
         decoded = decoder.decode(raw)
@@ -56,15 +57,12 @@ class Pipeline:
             self.accept_dead_letters(decoded.dead_letters)
         return decoded
 
-    def accept_inferences(self, events: Sequence[InferenceEvent]) -> None:
+    def accept_inferences(self, events: Sequence[InferenceRecord]) -> None:
         if self.stats is not None:
-            events = self.stats.enrich(events)
-            self.stats.observe_inferences(events)
+            self.stats.enrich(events)
         self.sink.add_inferences(events)
 
-    def accept_feedback(self, events: Sequence[FeedbackEvent]) -> None:
-        if self.stats is not None:
-            self.stats.observe_feedback(events)
+    def accept_feedback(self, events: Sequence[FeedbackRecord]) -> None:
         self.sink.add_feedback(events)
 
     def accept_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
@@ -78,14 +76,19 @@ class Pipeline:
     def pending(self) -> int:
         return self.sink.pending
 
-    def flush(self) -> FlushStats:
-        """Write buffered events, then close due windows.
+    def flush(self, *, close_windows: bool = True) -> FlushStats:
+        """Write buffered events, let the windows see them, then (by default) close due windows.
 
-        Raises StorageError with the buffers kept, so the caller may retry. A failure while computing
-        statistics is logged and does not hold up raw events (they are already written).
+        Runners pass ``close_windows=False`` and leave that to a ``WindowCloser``, so statistics never
+        hold up writes. Raises StorageError with the buffers kept, so the caller may retry. A failure
+        while computing statistics is logged and does not hold up raw events (they are written).
         """
         written = self.sink.flush()
-        self.close_windows()
+        if self.stats is not None:  # only stored events count towards a window, so a closed window is complete
+            self.stats.observe_inferences(written.written_inferences)
+            self.stats.observe_feedback(written.written_feedback)
+        if close_windows:
+            self.close_windows()
         return written
 
     def close_windows(self, *, force_quality: bool = False, force_all: bool = False) -> None:

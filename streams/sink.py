@@ -10,22 +10,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 import structlog
 from pydantic import TypeAdapter
 
-from schemas.events import DeadLetter, FeedbackEvent, InferenceEvent
+from schemas.events import DeadLetter
+from schemas.records import FeedbackRecord, InferenceRecord, encode_records
 from streams.storage import Storage
 
 log = structlog.get_logger(__name__)
 
-_INFERENCES: TypeAdapter[list[InferenceEvent]] = TypeAdapter(list[InferenceEvent])
 _DEAD: TypeAdapter[list[DeadLetter]] = TypeAdapter(list[DeadLetter])
 
 
-def feedback_rows_json(events: Sequence[FeedbackEvent]) -> bytes:
+def feedback_rows_json(events: Sequence[FeedbackRecord]) -> bytes:
     """Feedback rows: ``value`` split into a number column and a label column for cheap aggregates."""
     rows = [
         {
@@ -33,12 +33,12 @@ def feedback_rows_json(events: Sequence[FeedbackEvent]) -> bytes:
             "feedback_id": event.feedback_id,
             "inference_id": event.inference_id,
             "timestamp": event.timestamp.isoformat(),
-            "kind": event.kind.value,
+            "kind": event.kind,
             "value": event.numeric_value,
             "label": event.label_value,
             "name": event.name or "",
             "text": event.text or "",
-            "source": event.source.value,
+            "source": event.source,
             "user_id": event.user_id or "",
         }
         for event in events
@@ -52,6 +52,9 @@ class FlushStats:
     feedback: int = 0
     dead_letters: int = 0
     seconds: float = 0.0
+    # what was written, for the window bookkeeping (windows must only see events that are stored)
+    written_inferences: Sequence[InferenceRecord] = field(default=(), repr=False)
+    written_feedback: Sequence[FeedbackRecord] = field(default=(), repr=False)
 
     @property
     def total(self) -> int:
@@ -63,21 +66,22 @@ class EventSink:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._inferences: list[InferenceEvent] = []
-        self._feedback: list[FeedbackEvent] = []
+        self._inferences: list[InferenceRecord] = []
+        self._feedback: list[FeedbackRecord] = []
         self._dead: list[DeadLetter] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        self._unreported: tuple[list[InferenceRecord], list[FeedbackRecord]] = ([], [])
 
     @property
     def pending(self) -> int:
         return len(self._inferences) + len(self._feedback) + len(self._dead)
 
-    def add_inferences(self, events: Sequence[InferenceEvent]) -> None:
+    def add_inferences(self, events: Sequence[InferenceRecord]) -> None:
         with self._lock:
             self._inferences.extend(events)
 
-    def add_feedback(self, events: Sequence[FeedbackEvent]) -> None:
+    def add_feedback(self, events: Sequence[FeedbackRecord]) -> None:
         with self._lock:
             self._feedback.extend(events)
 
@@ -92,29 +96,37 @@ class EventSink:
             with self._lock:
                 inferences, feedback, dead = self._inferences, self._feedback, self._dead
                 self._inferences, self._feedback, self._dead = [], [], []
+            # written by an earlier flush that then failed on another table: reported now
+            written_inferences, written_feedback = self._unreported
+            self._unreported = ([], [])
+            dead_done = 0
             try:
                 if inferences:
-                    self._storage.insert_json("inferences", _INFERENCES.dump_json(inferences))
-                    inferences_done, inferences = len(inferences), []
-                else:
-                    inferences_done = 0
+                    self._storage.insert_json("inferences", encode_records(inferences))
+                    written_inferences, inferences = written_inferences + inferences, []
                 if feedback:
                     self._storage.insert_json("feedback", feedback_rows_json(feedback))
-                    feedback_done, feedback = len(feedback), []
-                else:
-                    feedback_done = 0
+                    written_feedback, feedback = written_feedback + feedback, []
                 if dead:
                     self._storage.insert_json("dead_letters", _DEAD.dump_json(dead))
                     dead_done, dead = len(dead), []
-                else:
-                    dead_done = 0
+            except BaseException:
+                self._unreported = (written_inferences, written_feedback)
+                raise
             finally:
                 if inferences or feedback or dead:  # put back what was not written, in front
                     with self._lock:
                         self._inferences[:0] = inferences
                         self._feedback[:0] = feedback
                         self._dead[:0] = dead
-            stats = FlushStats(inferences_done, feedback_done, dead_done, time.perf_counter() - started)
+            stats = FlushStats(
+                len(written_inferences),
+                len(written_feedback),
+                dead_done,
+                time.perf_counter() - started,
+                written_inferences,
+                written_feedback,
+            )
             if stats.total:
                 log.debug(
                     "sink_flushed",

@@ -2,7 +2,7 @@
 
 faust's per-message overhead caps a worker at a few thousand messages per second, so the producers
 (the API and the SDK) pack events into messages bounded in count and bytes; the worker validates a
-whole envelope in one pydantic call. Inference envelopes hold one (project, model) so the message key
+whole envelope in one decoding pass. Inference envelopes hold one (project, model) so the message key
 routes every event of a model to one partition, and so to one worker's windows.
 """
 
@@ -12,16 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from schemas.records import FeedbackRecord, InferenceRecord, encode_records
 
-from schemas.events import FeedbackEvent, InferenceEvent
-
-E = TypeVar("E", bound=BaseModel)
-
-_ADAPTERS: dict[type, TypeAdapter] = {  # type: ignore[type-arg]
-    InferenceEvent: TypeAdapter(list[InferenceEvent]),
-    FeedbackEvent: TypeAdapter(list[FeedbackEvent]),
-}
+R = TypeVar("R", InferenceRecord, FeedbackRecord)
 
 
 def inference_key(project: str, model: str) -> bytes:
@@ -32,24 +25,23 @@ def feedback_key(project: str) -> bytes:
     return project.encode()
 
 
-def _chunks(events: Sequence[E], max_events: int, max_bytes: int) -> Iterator[bytes]:
-    adapter = _ADAPTERS[type(events[0])]
+def _chunks(events: Sequence[R], max_events: int, max_bytes: int) -> Iterator[bytes]:
     start = 0
     while start < len(events):
         stop = min(start + max_events, len(events))
-        body = adapter.dump_json(list(events[start:stop]))
+        body = encode_records(list(events[start:stop]))
         while len(body) > max_bytes and stop - start > 1:  # halve until it fits
             stop = start + (stop - start) // 2
-            body = adapter.dump_json(list(events[start:stop]))
+            body = encode_records(list(events[start:stop]))
         yield body
         start = stop
 
 
 def inference_envelopes(
-    events: Sequence[InferenceEvent], max_events: int, max_bytes: int
+    events: Sequence[InferenceRecord], max_events: int, max_bytes: int
 ) -> Iterator[tuple[bytes, bytes, int]]:
     """(key, value, event count) per message, grouped by (project, model)."""
-    groups: dict[tuple[str, str], list[InferenceEvent]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[InferenceRecord]] = defaultdict(list)
     for event in events:
         groups[(event.project, event.model)].append(event)
     for (project, model), group in groups.items():
@@ -58,9 +50,9 @@ def inference_envelopes(
 
 
 def feedback_envelopes(
-    events: Sequence[FeedbackEvent], max_events: int, max_bytes: int
+    events: Sequence[FeedbackRecord], max_events: int, max_bytes: int
 ) -> Iterator[tuple[bytes, bytes, int]]:
-    groups: dict[str, list[FeedbackEvent]] = defaultdict(list)
+    groups: dict[str, list[FeedbackRecord]] = defaultdict(list)
     for event in events:
         groups[event.project].append(event)
     for project, group in groups.items():

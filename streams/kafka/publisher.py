@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from schemas.events import FeedbackEvent, InferenceEvent
+from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.kafka.admin import ensure_topics
@@ -46,12 +46,12 @@ class KafkaPublisher:
         futures = [await self._producer.send(topic, value=value, key=key) for key, value, _ in messages]
         await asyncio.gather(*futures)
 
-    async def publish_inferences(self, events: Sequence[InferenceEvent]) -> None:
+    async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None:
         if events:
             envelopes = list(inference_envelopes(events, self._max_events, self._max_bytes))
             await self._send_all(self.topics.inference, envelopes)
 
-    async def publish_feedback(self, events: Sequence[FeedbackEvent]) -> None:
+    async def publish_feedback(self, events: Sequence[FeedbackRecord]) -> None:
         if events:
             envelopes = list(feedback_envelopes(events, self._max_events, self._max_bytes))
             await self._send_all(self.topics.feedback, envelopes)

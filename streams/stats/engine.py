@@ -11,6 +11,7 @@ crash) and get the same numbers; ``window_stats`` keeps the newest computation o
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -23,7 +24,7 @@ import orjson
 import structlog
 
 from detectors import CostCalculator, CostConfig, PriceOverride
-from schemas.events import FeedbackEvent, InferenceEvent
+from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
 from schemas.stats import StatRow, WindowKey
 from streams.stats import families
@@ -70,15 +71,16 @@ class StatsEngine:
         self._feedback_targets: list[tuple[str, str]] = []
         self._dirty_quality: set[WindowKey] = set()
         self._last_quality_refresh = 0.0
+        # Guards the in-memory bookkeeping only: flushes observe events while a window is being computed.
+        self._bookkeeping = threading.Lock()
 
     # ---------------------------------------------------------------- ingest side (cheap, in memory)
 
-    def enrich(self, events: Sequence[InferenceEvent]) -> list[InferenceEvent]:
-        """Fill ``cost_usd`` from token usage where the app did not send it; unknown models stay null."""
-        todo = [i for i, e in enumerate(events) if e.cost_usd is None and (e.input_tokens or e.output_tokens)]
-        if not todo:
-            return list(events)
-        picked = [events[i] for i in todo]
+    def enrich(self, events: Sequence[InferenceRecord]) -> None:
+        """Fill ``cost_usd`` in place from token usage where the app did not send it; unknown models stay null."""
+        picked = [e for e in events if e.cost_usd is None and (e.input_tokens or e.output_tokens)]
+        if not picked:
+            return
         batch = self.cost.cost_batch(
             [e.model for e in picked],
             [e.provider for e in picked],
@@ -86,28 +88,33 @@ class StatsEngine:
             [e.output_tokens or 0 for e in picked],
             [e.cached_tokens or 0 for e in picked],
         )
-        out = list(events)
-        for i, cost in zip(todo, batch.costs.tolist(), strict=True):
-            if not np.isnan(cost):
-                out[i] = events[i].model_copy(update={"cost_usd": cost})
-        return out
+        for event, cost in zip(picked, batch.costs.tolist(), strict=True):
+            if cost == cost:  # NaN: no price known
+                event.cost_usd = cost
 
-    def observe_inferences(self, events: Sequence[InferenceEvent]) -> None:
+    def observe_inferences(self, events: Sequence[InferenceRecord]) -> None:
         by_model: dict[tuple[str, str], list[datetime]] = {}
         for event in events:
             by_model.setdefault((event.project, event.model), []).append(event.timestamp)
-        for (project, model), stamps in by_model.items():
-            self.tracker.observe(project, model, stamps)
+        with self._bookkeeping:
+            for (project, model), stamps in by_model.items():
+                self.tracker.observe(project, model, stamps)
 
-    def observe_feedback(self, events: Sequence[FeedbackEvent]) -> None:
-        self._feedback_targets.extend((event.project, event.inference_id) for event in events)
+    def observe_feedback(self, events: Sequence[FeedbackRecord]) -> None:
+        targets = [(event.project, event.inference_id) for event in events]
+        with self._bookkeeping:
+            self._feedback_targets.extend(targets)
+
+    def _due(self, now: float | None = None) -> list[WindowKey]:
+        with self._bookkeeping:
+            return self.tracker.due(now=now)
 
     # ---------------------------------------------------------------- flush side (reads and writes storage)
 
     def after_flush(self, *, force_quality: bool = False) -> list[StatRow]:
         """Close due windows and refresh the quality of windows that got late feedback."""
         rows: list[StatRow] = []
-        for key in self.tracker.due():
+        for key in self._due():
             rows += self.close_window(key)
         self._collect_feedback_windows()
         interval = self.settings.quality_refresh_seconds
@@ -123,7 +130,7 @@ class StatsEngine:
     def force_close_all(self) -> list[StatRow]:
         """Close every open window now (shutdown of a demo or a backfill), regardless of lateness."""
         rows: list[StatRow] = []
-        for key in self.tracker.due(now=float("inf")):
+        for key in self._due(now=float("inf")):
             rows += self.close_window(key)
         return rows
 
@@ -227,9 +234,10 @@ class StatsEngine:
 
     def _collect_feedback_windows(self) -> None:
         """Map late feedback to the closed windows of its inferences (open ones get quality at close)."""
-        if not self._feedback_targets:
+        with self._bookkeeping:
+            targets, self._feedback_targets = self._feedback_targets, []
+        if not targets:
             return
-        targets, self._feedback_targets = self._feedback_targets, []
         by_project: dict[str, set[str]] = {}
         for project, inference_id in targets:
             by_project.setdefault(project, set()).add(inference_id)
@@ -244,7 +252,9 @@ class StatsEngine:
             for model, start in rows:
                 start = as_utc(start)
                 key = WindowKey(project, model, start, start + timedelta(seconds=seconds))
-                if not self.tracker.is_open(key):
+                with self._bookkeeping:
+                    still_open = self.tracker.is_open(key)
+                if not still_open:
                     self._dirty_quality.add(key)
 
     def recover(self, *, lookback_hours: int = 24) -> int:
@@ -259,7 +269,8 @@ class StatsEngine:
         ).result_rows
         for project, model, start in rows:
             start = as_utc(start)
-            self.tracker.reopen(WindowKey(project, model, start, start + timedelta(seconds=seconds)))
+            with self._bookkeeping:
+                self.tracker.reopen(WindowKey(project, model, start, start + timedelta(seconds=seconds)))
         return len(rows)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 import pytest
 
@@ -196,8 +198,8 @@ class TestFeedbackQueries:
             if cursor is None:
                 break
         assert sorted(item["feedback_id"] for item in seen) == sorted(item["feedback_id"] for item in feedback)
-        stamps = [(item["timestamp"], item["feedback_id"]) for item in seen]
-        assert stamps == sorted(stamps, reverse=True)
+        stamps = [(datetime.fromisoformat(item["timestamp"]), item["feedback_id"]) for item in seen]
+        assert stamps == sorted(stamps, reverse=True)  # as times: "…51Z" sorts after "…51.810Z" as text
 
     def test_filters(self, loaded) -> None:
         api, headers, inferences, feedback = loaded

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from api import create_app
 from schemas.events import FeedbackEvent, InferenceEvent
+from schemas.records import feedback_record, inference_record
 from schemas.settings import Settings
 from streams.sink import EventSink
 from streams.storage import Storage, StorageError
@@ -19,8 +20,8 @@ class TestFailedFlush:
     def test_buffers_survive_a_failed_flush(self, settings: Settings) -> None:
         storage = Storage(settings)  # database not created yet: every insert fails
         sink = EventSink(storage)
-        sink.add_inferences([InferenceEvent(project="p", model="m", event_id=f"e{i}") for i in range(50)])
-        sink.add_feedback([FeedbackEvent(project="p", inference_id="e1", kind="thumbs", value=1)])
+        sink.add_inferences([inference_record(InferenceEvent(project="p", model="m", event_id=f"e{i}")) for i in range(50)])
+        sink.add_feedback([feedback_record(FeedbackEvent(project="p", inference_id="e1", kind="thumbs", value=1))])
         with pytest.raises(StorageError, match="UNKNOWN_DATABASE|does not exist"):
             sink.flush()
         assert sink.pending == 51

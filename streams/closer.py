@@ -1,0 +1,56 @@
+"""Window statistics computed beside the write path, not on it.
+
+Closing a window runs a handful of ClickHouse queries and the detectors: a few hundred milliseconds.
+Done inside a flush, that stalled ingest (the embedded queue filled up) and, in Kafka mode, held back
+the next batch and its offset commit. Flushes now only ``wake`` the closer; it runs one computation at
+a time, so wakes during a run coalesce into one more run. A periodic run closes the windows of models
+that went quiet (wall-time rule in ``WindowTracker``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from streams.pipeline import Pipeline
+
+log = structlog.get_logger(__name__)
+
+
+class WindowCloser:
+    def __init__(self, pipeline: Pipeline, interval_seconds: float) -> None:
+        self._pipeline = pipeline
+        self._interval = interval_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._pipeline.stats is not None and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="loopwatch-window-closer")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def close_now(self, *, force_quality: bool = False) -> None:
+        """Close due windows before returning (tests, the demo and shutdown want them settled)."""
+        await asyncio.to_thread(self._pipeline.close_windows, force_quality=force_quality)
+
+    async def stop(self) -> None:
+        """Finish the current run, then close what is due one last time."""
+        self._stopping = True  # a flag, not cancel(): 3.11's wait_for can swallow a cancel racing a wake
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self.close_now()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            self._wake.clear()
+            if not self._stopping:
+                await asyncio.to_thread(self._pipeline.close_windows)  # logs and swallows its own errors
