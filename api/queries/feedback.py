@@ -111,17 +111,47 @@ def _feedback_item(row: dict[str, Any], inference: dict[str, Any] | None) -> dic
 
 
 def inference_summaries(storage: Storage, project: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The inferences behind a page's feedback, newest ingestion per id (no FINAL: ~30% cheaper)."""
     if not ids:
         return {}
     rows = storage.rows(
-        f"SELECT event_id, model, model_version, timestamp, prompt, response, tags "
-        f"FROM {storage.database}.inferences FINAL "
+        f"SELECT event_id, model, model_version, timestamp, prompt, response, tags, ingested_at "
+        f"FROM {storage.database}.inferences "
         "WHERE project = {project:String} AND event_id IN {ids:Array(String)}",
         {"project": project, "ids": sorted(set(ids))},
     )
+    newest: dict[str, dict[str, Any]] = {}
     for row in rows:
+        kept = newest.get(row["event_id"])
+        if kept is None or row["ingested_at"] > kept["ingested_at"]:
+            newest[row["event_id"]] = row
+    for row in newest.values():
         row["timestamp"] = as_utc(row["timestamp"])
-    return {row["event_id"]: row for row in rows}
+        del row["ingested_at"]
+    return newest
+
+
+def _newest_unique(storage: Storage, sql: str, params: dict[str, Any], want: int) -> list[dict[str, Any]]:
+    """The first ``want`` feedback ids in the query's order, each as its newest ingestion.
+
+    Not FINAL, which costs ~8x on unmerged parts, and not ``LIMIT 1 BY`` (~2.5x even when merged: it
+    stops ClickHouse reading the time-sorted projection in order and stopping early). Copies of one
+    feedback (a redelivery, or a re-send that corrects it) share id and timestamp, so they are
+    adjacent in this order; the newest ingestion wins, as it does when the parts merge. Copies are
+    rare, so one query almost always suffices; a page short of ``want`` ids after dropping them is
+    fetched again, larger.
+    """
+    fetch = want
+    while True:
+        rows = storage.rows(sql, {**params, "limit": fetch})
+        newest: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            kept = newest.get(row["feedback_id"])
+            if kept is None or row["ingested_at"] > kept["ingested_at"]:
+                newest[row["feedback_id"]] = row  # dicts keep first-insertion order: the page order
+        if len(newest) >= want or len(rows) < fetch:
+            return list(newest.values())[:want]
+        fetch *= 4
 
 
 def feedback_page(
@@ -131,15 +161,14 @@ def feedback_page(
     where, params = flt.where(storage.database)
     if cursor:
         params["cts"], params["cid"] = decode_cursor(cursor)
-        where += " AND (timestamp, feedback_id) < ({cts:DateTime64(3, 'UTC')}, {cid:String})"
-    params["limit"] = limit + 1
-    # Not FINAL: on unmerged parts FINAL costs ~8x here. A redelivered feedback row is identical to
-    # the first, so keeping one row per id (the newest ingestion) gives the same page.
-    rows = storage.rows(
-        f"SELECT {_FEEDBACK_COLUMNS} FROM {storage.database}.feedback WHERE {where} "
-        "ORDER BY timestamp DESC, feedback_id DESC, ingested_at DESC LIMIT 1 BY feedback_id LIMIT {limit:UInt32}",
-        params,
+        # the plain bound lets the time-sorted projection skip newer granules; the tuple decides ties
+        where += (" AND timestamp <= {cts:DateTime64(3, 'UTC')}"
+                  " AND (timestamp, feedback_id) < ({cts:DateTime64(3, 'UTC')}, {cid:String})")  # fmt: skip
+    sql = (
+        f"SELECT {_FEEDBACK_COLUMNS}, ingested_at FROM {storage.database}.feedback WHERE {where} "
+        "ORDER BY timestamp DESC, feedback_id DESC LIMIT {limit:UInt32}"
     )
+    rows = _newest_unique(storage, sql, params, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     joined = inference_summaries(storage, flt.project, [row["inference_id"] for row in rows])

@@ -67,6 +67,32 @@ class TestIdempotency:
         detail = api.client.get("/v1/inferences/same-1", headers=headers).json()
         assert [item["feedback_id"] for item in detail["feedback"]] == ["fb-1"]
 
+    def test_a_resent_correction_shows_once_with_its_newest_value(self, api: Api) -> None:
+        """Unmerged copies (merges stopped, separate inserts) are deduplicated by the page query itself."""
+        headers = api.key("resend")
+        storage = api.services.storage
+        storage.command(f"SYSTEM STOP MERGES {storage.database}.feedback")
+        try:
+            for value in (1, 2, 5):
+                rating = {"feedback_id": "fb-r", "inference_id": "i-r", "kind": "rating", "value": value,
+                          "timestamp": "2026-05-01T10:05:00Z"}  # fmt: skip
+                assert _post(api, "/v1/feedback", rating, headers)[0] == 202
+                api.wait_written()  # one insert, one part each
+            newer = {"feedback_id": "fb-s", "inference_id": "i-r", "kind": "thumbs", "value": 1,
+                     "timestamp": "2026-05-01T10:06:00Z"}  # fmt: skip
+            assert _post(api, "/v1/feedback", newer, headers)[0] == 202
+            api.wait_written()
+            raw = storage.scalar(f"SELECT count() FROM {storage.database}.feedback WHERE project = 'resend'")
+            assert raw == 4  # the copies really are there
+            page = api.client.get("/v1/feedback", params={"limit": 1}, headers=headers).json()
+            assert [item["feedback_id"] for item in page["items"]] == ["fb-s"]
+            second = api.client.get("/v1/feedback", params={"limit": 1, "cursor": page["next_cursor"]},
+                                    headers=headers).json()  # fmt: skip
+            assert [(item["feedback_id"], item["value"]) for item in second["items"]] == [("fb-r", 5.0)]
+            assert second["next_cursor"] is None
+        finally:
+            storage.command(f"SYSTEM START MERGES {storage.database}.feedback")
+
     def test_feedback_before_its_inference_joins_once_it_arrives(self, api: Api) -> None:
         headers = api.key("early")
         feedback = {"feedback_id": "fb-early", "inference_id": "inf-late", "kind": "correction", "text": "better"}
