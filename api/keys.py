@@ -78,14 +78,21 @@ class KeyStore:
             self._cache.clear()
         return True
 
+    def cached(self, token: str) -> tuple[bool, ApiKey | None]:
+        """(found, key) from the cache alone: no I/O, so the event loop may call it."""
+        with self._lock:
+            hit = self._cache.get(hash_token(token))
+        if hit and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
     def resolve(self, token: str) -> ApiKey | None:
         """The live key for a bearer token, or None if unknown or revoked."""
+        found, cached = self.cached(token)
+        if found:
+            return cached
         key_hash = hash_token(token)
         now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key_hash)
-        if hit and hit[0] > now:
-            return hit[1]
         rows = self._storage.rows(
             f"SELECT key_id, project, name, created_at, revoked FROM {self._storage.database}.api_keys FINAL "
             "WHERE key_hash = {key_hash:String} LIMIT 1",

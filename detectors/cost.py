@@ -85,6 +85,10 @@ class CostCalculator:
         self._rates: dict[tuple[str | None, str, int], tuple[ModelPrice, _TieredRates | None]] = {}
         self.unknown_counts: Counter[tuple[str | None, str]] = Counter()
 
+    def warm_up(self) -> None:
+        """Load genai-prices' price snapshot now (~1 s, once per process) rather than on the first event."""
+        get_snapshot()
+
     def clear_cache(self) -> None:
         """Forget cached lookups/rates (call after genai-prices updates its price snapshot)."""
         self._lookup.cache_clear()

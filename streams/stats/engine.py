@@ -258,7 +258,11 @@ class StatsEngine:
                     self._dirty_quality.add(key)
 
     def recover(self, *, lookback_hours: int = 24) -> int:
-        """Re-track windows that have events but no statistics (a crash before they closed)."""
+        """Re-track windows that have events but no statistics (a crash before they closed).
+
+        Start-up work, so it also loads the price snapshot: not on the first event's hot path.
+        """
+        self.cost.warm_up()
         seconds = int(self.settings.window_seconds)
         db = self.storage.database
         rows = self.storage.query(
