@@ -174,14 +174,6 @@ class FeedbackEvent(_Strict):
             object.__setattr__(self, "value", value)
         return self
 
-    @property
-    def numeric_value(self) -> float | None:
-        return feedback_number(self.value)
-
-    @property
-    def label_value(self) -> str:
-        return feedback_label(self.kind, self.value)
-
 
 def feedback_number(value: Any) -> float | None:
     """The value as a number where it is one (thumbs, rating, score, numeric labels)."""

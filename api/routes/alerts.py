@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentKey, ProjectDep
-from api.errors import responses, unprocessable
+from api.errors import responses
 from api.routes.monitors import MonitoringDep
+from api.time_range import check_time_range
 from schemas.events import AlertKind, Severity
 
 router = APIRouter(prefix="/v1", tags=["alerts"], responses=responses(400, 401, 422, 503))
 
-_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 
 Model = Annotated[str | None, Query(max_length=200)]
 Since = Annotated[datetime | None, Query(description="inclusive, ISO 8601")]
@@ -109,14 +109,6 @@ class RetrainOut(BaseModel):
     delivery: DeliverySummary
 
 
-def _check_range(since: datetime | None, until: datetime | None) -> None:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and not _EARLIEST <= value.replace(tzinfo=value.tzinfo or UTC) < _LATEST:
-            raise unprocessable(["query", name], f"'{name}' must be between 2000 and 2200")
-    if since and until and since.replace(tzinfo=since.tzinfo or UTC) >= until.replace(tzinfo=until.tzinfo or UTC):
-        raise unprocessable(["query", "since"], "'since' must be before 'until'")
-
-
 @router.get("/alerts", response_model=list[AlertOut], summary="Alerts of the project, newest first")
 def list_alerts(
     project: ProjectDep,
@@ -131,7 +123,7 @@ def list_alerts(
     limit: Limit = 100,
 ) -> list[dict[str, Any]]:
     """``since``/``until`` bound the time the alert fired."""
-    _check_range(since, until)
+    check_time_range(since, until)
     return monitoring.alerts.list_alerts(
         project, model=model, kind=kind, severity=severity, monitor_id=monitor_id, status=alert_status,
         since=since, until=until, limit=limit,
@@ -169,5 +161,5 @@ def list_retrain_requests(
     limit: Limit = 100,
 ) -> list[dict[str, Any]]:
     """``since``/``until`` bound the time the request was made."""
-    _check_range(since, until)
+    check_time_range(since, until)
     return monitoring.alerts.list_retrains(project, model=model, since=since, until=until, limit=limit)

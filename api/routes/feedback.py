@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -17,9 +17,8 @@ from api.deps import ProjectDep, StorageDep
 from api.errors import responses, unprocessable
 from api.models import FeedbackPage
 from api.queries.feedback import BadCursor, FeedbackFilter, feedback_page, iter_feedback
+from api.time_range import check_time_range
 from schemas.events import FeedbackKind, FeedbackSource
-
-_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=responses(401, 503))
 
@@ -62,11 +61,7 @@ def feedback_filter(
         if not sep or not key:
             raise unprocessable(["query", "tag"], f"tag filter {item!r} must be 'key:value'")
         tags[key] = value
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and not _EARLIEST <= value.replace(tzinfo=value.tzinfo or UTC) < _LATEST:
-            raise unprocessable(["query", name], f"'{name}' must be between 2000 and 2200")
-    if since and until and since >= until:
-        raise unprocessable(["query", "since"], "'since' must be before 'until'")
+    check_time_range(since, until)
     return FeedbackFilter(
         project=project,
         model=model,

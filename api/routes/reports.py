@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 
 from api.deps import ProjectDep, ServicesDep
-from api.errors import unprocessable
+from api.time_range import check_moment
 from detectors import CategoricalReference, NumericReference, ReferenceProfile
 from schemas.stats import WindowKey
 from streams.stats.window_data import fetch_drift_columns
@@ -61,8 +61,7 @@ def drift_report(
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
-    if not 2000 <= window_start.year < 2200:
-        raise unprocessable(["query", "window_start"], "window_start must be between 2000 and 2200")
+    check_moment(["query", "window_start"], window_start)
     settings = services.settings
     start, end = window_bounds(window_start.replace(tzinfo=window_start.tzinfo or UTC), settings.window_seconds)
     reference = services.references.get(project, model)

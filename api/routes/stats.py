@@ -9,8 +9,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.deps import ProjectDep, StorageDep
-from api.errors import responses, unprocessable
+from api.errors import responses
 from api.queries.stats import rebucket, stat_rows
+from api.time_range import check_time_range
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=responses(401, 503))
 
@@ -46,11 +47,7 @@ def get_stats(
     interval: Annotated[int | None, Query(ge=1, le=31 * 86400, description="re-bucket to N seconds")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[dict[str, Any]]:
-    if since and until and since >= until:
-        raise unprocessable(["query", "since"], "'since' must be before 'until'")
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and not 2000 <= value.year < 2200:
-            raise unprocessable(["query", name], f"'{name}' must be between 2000 and 2200")
+    check_time_range(since, until)
     rows = stat_rows(storage, project, family, model=model, model_version=model_version, metric=metric, dimension=dimension,
                      since=since, until=until, limit=limit)  # fmt: skip
     return rebucket(rows, interval) if interval else rows

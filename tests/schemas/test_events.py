@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import limits
-from schemas.events import FeedbackEvent, FeedbackKind, InferenceEvent
+from schemas.events import FeedbackEvent, FeedbackKind, InferenceEvent, feedback_label, feedback_number
 
 
 def _inference(**fields: object) -> InferenceEvent:
@@ -113,11 +113,12 @@ class TestFeedbackEvent:
     def test_boolean_thumbs_become_plus_minus_one(self) -> None:
         up = FeedbackEvent.model_validate({"project": "p", "inference_id": "i", "kind": "thumbs", "value": True})
         down = FeedbackEvent.model_validate({"project": "p", "inference_id": "i", "kind": "thumbs", "value": False})
-        assert (up.numeric_value, down.numeric_value) == (1.0, -1.0)
+        assert (up.value, down.value) == (1, -1)
+        assert (feedback_number(up.value), feedback_number(down.value)) == (1.0, -1.0)
 
     def test_label_values_compare_as_strings(self) -> None:
         event = FeedbackEvent.model_validate({"project": "p", "inference_id": "i", "kind": "label", "value": 2.0})
-        assert event.label_value == "2"
+        assert feedback_label(event.kind, event.value) == "2"
 
     def test_inference_id_required(self) -> None:
         with pytest.raises(ValidationError) as exc:
