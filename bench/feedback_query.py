@@ -28,9 +28,11 @@ What is measured
     in the background while the queries run, which a real deployment, whose windows were closed as
     they happened, does not do. The feedback read path does not use the statistics.
 
-    Two storage states: "unmerged" (merges stopped with ``SYSTEM STOP MERGES`` while inserting, so
-    every insert's parts are still there: the worst case for ``FINAL`` reads; the number of active parts
-    is printed) and "merged" (after ``OPTIMIZE TABLE ... FINAL``).
+    Three storage states, in this order: "unmerged" (merges stopped with ``SYSTEM STOP MERGES`` while
+    inserting, so every insert's part is still there, each spanning all 30 days: the worst case),
+    "merging" (merges started and left to ClickHouse's own schedule for ``--settle-seconds``, default
+    30, with no OPTIMIZE: what a table looks like shortly after a burst of ingest) and "merged" (after
+    ``OPTIMIZE TABLE ... FINAL``). The number of active parts is printed for each.
 
     Baseline, side by side in the same run: the same page computed naively — every feedback row of the
     project (and every inference, for the filters and the join) read with ``FINAL`` and no ``LIMIT``
@@ -418,7 +420,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per query type per round")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--baseline-requests", type=int, default=3, help="naive computations per query type and state")
-    parser.add_argument("--states", default="unmerged,merged", help="comma list of: unmerged, merged")
+    parser.add_argument("--states", default="unmerged,merging,merged", help="comma list of: unmerged, merging, merged")
+    parser.add_argument("--settle-seconds", type=float, default=30.0,
+                        help="'merging' state: how long background merges run before measuring")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="smoke run: 100k feedback, 20k inferences, 30 requests")
     args = parser.parse_args()
     if args.quick:
@@ -468,6 +472,12 @@ def main() -> int:
                     storage.command(f"OPTIMIZE TABLE {storage.database}.feedback FINAL")
                 verify_counts(storage, args.inferences, args.feedback)
                 label = "merged (OPTIMIZE TABLE FINAL)"
+            elif state == "merging":
+                with console.status(f"background merges running for {args.settle_seconds:.0f} s (no OPTIMIZE)"):
+                    storage.command(f"SYSTEM START MERGES {storage.database}.inferences")
+                    storage.command(f"SYSTEM START MERGES {storage.database}.feedback")
+                    time.sleep(args.settle_seconds)
+                label = f"merging (merges started, {args.settle_seconds:.0f} s later, no OPTIMIZE)"
             elif state == "unmerged":
                 label = f"unmerged (merges stopped, inserts of {CHUNK:,} rows)"
             else:

@@ -207,4 +207,3 @@ def feedback_record(event: FeedbackEvent) -> FeedbackRecord:
     values: dict[str, Any] = {name: getattr(event, name) for name in _FEEDBACK_FIELDS}
     values["kind"], values["source"] = event.kind.value, event.source.value
     return FeedbackRecord(**values)
-

@@ -31,10 +31,13 @@ from schemas.records import (
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=responses(400, 401, 403, 413, 422, 503))
 
-class _Kind:
-    """What differs between the two endpoints: the decoders, the id field, the publisher method."""
 
-    def __init__(self, fast: RecordDecoder[Any], model: type[BaseModel], to_record: Callable[[Any], Any], id_field: str):
+class _Kind:
+    """What differs between the two endpoints: the decoders, the contract model, the id field."""
+
+    def __init__(
+        self, fast: RecordDecoder[Any], model: type[BaseModel], to_record: Callable[[Any], Any], id_field: str
+    ):
         self.fast = fast
         self.adapter: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
         self.to_record = to_record

@@ -67,20 +67,42 @@ NEAR_MISS: dict[str, st.SearchStrategy[Any]] = {
     "name": st.sampled_from(["", "n" * (limits.MAX_NAME_LENGTH + 1), 3, None]),
     "optional_name": st.sampled_from(["n" * (limits.MAX_NAME_LENGTH + 1), 3, ["a"]]),
     "timestamp": st.one_of(
-        st.sampled_from(["1999-12-31T23:59:59.999", "2000-01-01T04:00:00+05:00", "2200-01-01T00:00:00Z",
-                         "2026-11-23", "9999-12-31T23:00:00-05:00", "not a time", None]),
+        st.sampled_from(
+            [
+                "1999-12-31T23:59:59.999",
+                "2000-01-01T04:00:00+05:00",
+                "2200-01-01T00:00:00Z",
+                "2026-11-23",
+                "9999-12-31T23:00:00-05:00",
+                "not a time",
+                None,
+            ]
+        ),
         st.integers(0, 2_000_000_000),
     ),  # fmt: skip
     "non_negative": st.sampled_from([-1, -0.5, "3", True, 1e308 * 10]),
     "tokens": st.sampled_from([-1, limits.MAX_TOKENS + 1, 2**70, 3.0, 1.5, "3", True]),
     "text": st.sampled_from(["p" * (limits.MAX_TEXT_CHARS + 1), 5]),
-    "features": st.sampled_from([{"": 1}, {"f": "s" * (limits.MAX_FEATURE_STRING_LENGTH + 1)}, {"f": [1]},
-                                 {f"f{i}": 1 for i in range(limits.MAX_FEATURES + 1)}, []]),  # fmt: skip
+    "features": st.sampled_from(
+        [
+            {"": 1},
+            {"f": "s" * (limits.MAX_FEATURE_STRING_LENGTH + 1)},
+            {"f": [1]},
+            {f"f{i}": 1 for i in range(limits.MAX_FEATURES + 1)},
+            [],
+        ]
+    ),  # fmt: skip
     "prediction": st.sampled_from([[1], {"a": 1}, "s" * (limits.MAX_FEATURE_STRING_LENGTH + 1)]),
     "probabilities": st.sampled_from([{"a": "x"}, {"a": None}, [0.5]]),
     "embedding": st.sampled_from([[], ["a"], [None], [0.0] * (limits.MAX_EMBEDDING_DIM + 1)]),
-    "tags": st.sampled_from([{"": "v"}, {"k": 1}, {"k": "v" * (limits.MAX_TAG_VALUE_LENGTH + 1)},
-                             {f"k{i}": "v" for i in range(limits.MAX_TAGS + 1)}]),  # fmt: skip
+    "tags": st.sampled_from(
+        [
+            {"": "v"},
+            {"k": 1},
+            {"k": "v" * (limits.MAX_TAG_VALUE_LENGTH + 1)},
+            {f"k{i}": "v" for i in range(limits.MAX_TAGS + 1)},
+        ]
+    ),  # fmt: skip
 }
 
 INFERENCE_FIELDS = {  # field → value kind above; "project" is filled from the key when absent
