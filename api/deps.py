@@ -16,7 +16,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.keys import ApiKey
 from api.services import Services
-from schemas.settings import Settings
 from streams.storage import Storage
 
 _bearer = HTTPBearer(auto_error=False, description="A project API key: `Authorization: Bearer lw_…`")
@@ -33,12 +32,7 @@ async def get_storage(services: ServicesDep) -> Storage:
     return services.storage
 
 
-async def get_settings(services: ServicesDep) -> Settings:
-    return services.settings
-
-
 StorageDep = Annotated[Storage, Depends(get_storage)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

@@ -5,7 +5,6 @@ Built in the FastAPI lifespan (never at import time) and reachable from routes t
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +86,6 @@ async def stop_services(services: Services, *, close_storage: bool = True) -> No
     worker = services.extras.get("kafka_worker")
     if worker is not None:
         await worker.stop()
-        await asyncio.to_thread(worker.pipeline.flush)
     monitoring = services.extras.get("monitoring")
     if monitoring is not None:
         await monitoring.stop()

@@ -160,9 +160,6 @@ def _match_starts(pattern: re.Pattern[str], joined: str) -> list[int]:
     return [m.start() for m in pattern.finditer(joined)]
 
 
-_CODE_FENCE = re.compile("```")
-
-
 def text_descriptors(texts: Sequence[str | None]) -> dict[str, np.ndarray]:
     """Compute every descriptor in :data:`DESCRIPTOR_NAMES` for each text (see module docstring)."""
     n = len(texts)
@@ -191,17 +188,13 @@ def text_descriptors(texts: Sequence[str | None]) -> dict[str, np.ndarray]:
             "word_count": words,
             "sentence_count": np.where(non_blank > 0, sentence_breaks + 1, 0.0),
             "mean_word_length": np.where(words > 0, non_blank / words, 0.0),
-            "non_letter_share": np.where(
-                chars > 0, segments.sums(~alpha & ((bits & _SPACE_CHAR) == 0)) / chars, 0.0
-            ),
+            "non_letter_share": np.where(chars > 0, segments.sums(~alpha & ((bits & _SPACE_CHAR) == 0)) / chars, 0.0),
             "uppercase_share": np.where(letters > 0, segments.sums((bits & _UPPER) != 0) / letters, 0.0),
             "digit_share": np.where(chars > 0, segments.sums((bits & _DIGIT) != 0) / chars, 0.0),
             "newline_count": segments.sums(code_points == 10),
             "has_question": (segments.sums(code_points == 63) > 0).astype(np.float64),
             "refusal": (segments.count_positions(_match_starts(_REFUSAL, joined)) > 0).astype(np.float64),
-            "has_code_block": (segments.count_positions(_match_starts(_CODE_FENCE, joined)) > 0).astype(
-                np.float64
-            ),
+            "has_code_block": (segments.count_positions(_match_starts(_CODE_FENCE, joined)) > 0).astype(np.float64),
         }
     if not present.all():
         for values in result.values():

@@ -33,7 +33,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _to_utc(value: datetime) -> datetime:
+def to_utc(value: datetime) -> datetime:
     """Naive timestamps are taken as UTC; aware ones are converted, so storage holds one zone."""
     try:
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -63,7 +63,7 @@ ProjectName = Annotated[
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME_LENGTH)]
 OptionalName = Annotated[str, StringConstraints(max_length=limits.MAX_NAME_LENGTH)] | None
-UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(to_utc)]
 Text = Annotated[str | None, AfterValidator(_truncate_text)]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_FEATURE_NAME_LENGTH)]
 FeatureValue = (

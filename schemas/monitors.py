@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from schemas.events import ProjectName, Severity, UtcDatetime, new_id
+from schemas.events import EventId, Name, ProjectName, Severity, UtcDatetime, new_id
 from schemas.stats import Family
 from streams.delivery.channels import Channel, SlackChannel, WebhookChannel
 from streams.delivery.sender import safe_url
@@ -41,8 +41,8 @@ MASK = "********"
 MAX_CHANNELS = 10
 ANY = "*"
 
-MonitorId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
-MonitorName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+MonitorId = EventId  # the same id rules as events
+MonitorName = Name
 Operator = Literal["gt", "gte", "lt", "lte"]
 OPERATOR_SYMBOLS: dict[str, str] = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 

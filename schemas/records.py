@@ -30,6 +30,7 @@ from schemas.events import (
     feedback_number,
     feedback_value,
     new_id,
+    to_utc,
 )
 
 # Same limits as schemas.events. msgspec patterns use re.search, where "$" also matches before a
@@ -123,14 +124,10 @@ def encode_records(records: list[InferenceRecord] | list[FeedbackRecord]) -> byt
 
 def _utc(value: datetime) -> datetime | None:
     """``value`` in UTC as ``schemas.events`` stores it, or None where pydantic would reject it."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    elif value.tzinfo is not UTC:
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:
-            return None
-    return value if EARLIEST_TIMESTAMP <= value < LATEST_TIMESTAMP else None
+    try:
+        return to_utc(value)
+    except ValueError:
+        return None
 
 
 class RecordDecoder(Generic[R]):

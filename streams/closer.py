@@ -34,9 +34,9 @@ class WindowCloser:
     def wake(self) -> None:
         self._wake.set()
 
-    async def close_now(self, *, force_quality: bool = False) -> None:
+    async def close_now(self) -> None:
         """Close due windows before returning (tests, the demo and shutdown want them settled)."""
-        await asyncio.to_thread(self._pipeline.close_windows, force_quality=force_quality)
+        await asyncio.to_thread(self._pipeline.close_windows)
 
     async def stop(self) -> None:
         """Finish the current run, then close what is due one last time."""

@@ -14,7 +14,7 @@ and the statistics are CPU work.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 
@@ -29,8 +29,6 @@ from streams.storage import Storage
 
 log = structlog.get_logger(__name__)
 
-DeadLetterHook = Callable[[Sequence[DeadLetter]], None]
-
 
 class Pipeline:
     """Validated events in, rows and statistics out."""
@@ -41,7 +39,6 @@ class Pipeline:
         self.sink = EventSink(storage)
         self.inference_decoder = inference_decoder(max_bytes=settings.max_body_bytes)
         self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes)
-        self.on_dead_letters: list[DeadLetterHook] = []
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
 
@@ -69,8 +66,6 @@ class Pipeline:
         for letter in letters:
             log.warning("dead_letter", source=letter.source, project=letter.project, error=letter.error[:500])
         self.sink.add_dead_letters(letters)
-        for hook in self.on_dead_letters:
-            hook(letters)
 
     @property
     def pending(self) -> int:

@@ -48,13 +48,21 @@ def feedback_rows_json(events: Sequence[FeedbackRecord]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class FlushStats:
-    inferences: int = 0
-    feedback: int = 0
-    dead_letters: int = 0
-    seconds: float = 0.0
-    # what was written, for the window bookkeeping (windows must only see events that are stored)
+    """What a flush wrote. The records themselves feed the window bookkeeping: windows must only
+    see events that are stored."""
+
     written_inferences: Sequence[InferenceRecord] = field(default=(), repr=False)
     written_feedback: Sequence[FeedbackRecord] = field(default=(), repr=False)
+    dead_letters: int = 0
+    seconds: float = 0.0
+
+    @property
+    def inferences(self) -> int:
+        return len(self.written_inferences)
+
+    @property
+    def feedback(self) -> int:
+        return len(self.written_feedback)
 
     @property
     def total(self) -> int:
@@ -119,14 +127,7 @@ class EventSink:
                         self._inferences[:0] = inferences
                         self._feedback[:0] = feedback
                         self._dead[:0] = dead
-            stats = FlushStats(
-                len(written_inferences),
-                len(written_feedback),
-                dead_done,
-                time.perf_counter() - started,
-                written_inferences,
-                written_feedback,
-            )
+            stats = FlushStats(written_inferences, written_feedback, dead_done, time.perf_counter() - started)
             if stats.total:
                 log.debug(
                     "sink_flushed",

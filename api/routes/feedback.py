@@ -44,7 +44,7 @@ Until = Annotated[datetime | None, Query(description="exclusive, ISO 8601")]
 TagFilter = Annotated[list[str] | None, Query(description="inference tag filter 'key:value', repeatable")]
 
 
-def feedback_filter(
+async def feedback_filter(
     project: ProjectDep,
     model: Model = None,
     model_version: Version = None,

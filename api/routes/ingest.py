@@ -9,7 +9,8 @@ the pydantic models, which accept what the fast path is too strict for and word 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -28,24 +29,32 @@ from schemas.records import (
     feedback_record,
     inference_record,
 )
+from streams.bus import Publisher
+from streams.monitors.store import validation_problems
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=responses(400, 401, 403, 413, 422, 503))
 
 
 class _Kind:
-    """What differs between the two endpoints: the decoders, the contract model, the id field."""
+    """What differs between the two endpoints: decoders, contract model, id field, publisher method."""
 
     def __init__(
-        self, fast: RecordDecoder[Any], model: type[BaseModel], to_record: Callable[[Any], Any], id_field: str
-    ):
+        self,
+        fast: RecordDecoder[Any],
+        model: type[BaseModel],
+        to_record: Callable[[Any], Any],
+        id_field: str,
+        publish: Callable[[Publisher], Callable[[Any], Awaitable[None]]],
+    ) -> None:
         self.fast = fast
         self.adapter: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
         self.to_record = to_record
         self.id_field = id_field
+        self.publish = publish
 
 
-_INFERENCES = _Kind(InferenceDecoder(), InferenceEvent, inference_record, "event_id")
-_FEEDBACK = _Kind(FeedbackDecoder(), FeedbackEvent, feedback_record, "feedback_id")
+_INFERENCES = _Kind(InferenceDecoder(), InferenceEvent, inference_record, "event_id", attrgetter("publish_inferences"))
+_FEEDBACK = _Kind(FeedbackDecoder(), FeedbackEvent, feedback_record, "feedback_id", attrgetter("publish_feedback"))
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -118,11 +127,7 @@ def _slow_records(kind: _Kind, body: bytes, project: str, max_items: int) -> lis
     try:
         events = kind.adapter.validate_python(items)
     except ValidationError as exc:
-        detail = [
-            {"loc": ["body", *error["loc"]], "msg": error["msg"], "type": error["type"]}
-            for error in exc.errors(include_url=False, include_context=False, include_input=False)
-        ]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_problems(exc, ["body"])) from exc
     return [kind.to_record(event) for event in events]
 
 
@@ -133,10 +138,7 @@ async def _accept(request: Request, project: str, services: Services, kind: _Kin
     if records is None:
         records = _slow_records(kind, body, project, settings.max_batch_items)
     ids = [getattr(record, kind.id_field) for record in records]
-    if kind is _INFERENCES:
-        await services.publisher.publish_inferences(records)
-    else:
-        await services.publisher.publish_feedback(records)
+    await kind.publish(services.publisher)(records)
     # Accepted's JSON, without a pydantic round trip of every id
     return Response(orjson.dumps({"accepted": len(ids), "ids": ids}), status.HTTP_202_ACCEPTED,
                     media_type="application/json")  # fmt: skip

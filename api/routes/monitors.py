@@ -21,12 +21,9 @@ _CONFLICT = {409: {"model": ErrorMessage, "description": "id taken, or a read-on
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-def get_monitoring(services: ServicesDep) -> Monitoring:
-    """The process's ``Monitoring`` (``services.extras["monitoring"]``), made on first use if absent."""
-    found = services.extras.get("monitoring")
-    if found is None:
-        found = services.extras.setdefault("monitoring", Monitoring(services.storage, services.settings))
-    return found  # type: ignore[no-any-return]
+async def get_monitoring(services: ServicesDep) -> Monitoring:
+    """The process's ``Monitoring``: ``start_services`` makes one in every mode."""
+    return services.extras["monitoring"]  # type: ignore[no-any-return]
 
 
 MonitoringDep = Annotated[Monitoring, Depends(get_monitoring)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import numpy as np
@@ -79,5 +79,5 @@ def drift_report(
         warnings.simplefilter("ignore", RuntimeWarning)
         snapshot = Report([DataDriftPreset()]).run(current_data=current_frame, reference_data=reference_df)
     html = snapshot.get_html_str(as_iframe=False)
-    title = f"<title>loopwatch drift: {model} {start.isoformat()} – {(start + timedelta(seconds=settings.window_seconds)).isoformat()}</title>"
+    title = f"<title>loopwatch drift: {model} {start.isoformat()} – {end.isoformat()}</title>"
     return HTMLResponse(html.replace("<head>", "<head>" + title, 1))

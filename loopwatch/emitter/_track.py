@@ -63,7 +63,6 @@ class Tracker:
         extra = {name: value for name, value in values.items() if name not in _FIELDS}
         known["event_id"] = event_id
         self._fixed_timestamp = known.get("timestamp") is not None
-        known.setdefault("timestamp", None)
         self._emitter = emitter
         self._call = TrackedCall(extra=extra, **known)
         self._started = time.perf_counter()

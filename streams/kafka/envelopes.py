@@ -39,22 +39,22 @@ def _chunks(events: Sequence[R], max_events: int, max_bytes: int) -> Iterator[by
 
 def inference_envelopes(
     events: Sequence[InferenceRecord], max_events: int, max_bytes: int
-) -> Iterator[tuple[bytes, bytes, int]]:
-    """(key, value, event count) per message, grouped by (project, model)."""
+) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) per message, grouped by (project, model)."""
     groups: dict[tuple[str, str], list[InferenceRecord]] = defaultdict(list)
     for event in events:
         groups[(event.project, event.model)].append(event)
     for (project, model), group in groups.items():
         for body in _chunks(group, max_events, max_bytes):
-            yield inference_key(project, model), body, body.count(b'"event_id"')
+            yield inference_key(project, model), body
 
 
 def feedback_envelopes(
     events: Sequence[FeedbackRecord], max_events: int, max_bytes: int
-) -> Iterator[tuple[bytes, bytes, int]]:
+) -> Iterator[tuple[bytes, bytes]]:
     groups: dict[str, list[FeedbackRecord]] = defaultdict(list)
     for event in events:
         groups[event.project].append(event)
     for project, group in groups.items():
         for body in _chunks(group, max_events, max_bytes):
-            yield feedback_key(project), body, body.count(b'"feedback_id"')
+            yield feedback_key(project), body

@@ -42,8 +42,8 @@ class KafkaPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def _send_all(self, topic: str, messages: list[tuple[bytes, bytes, int]]) -> None:
-        futures = [await self._producer.send(topic, value=value, key=key) for key, value, _ in messages]
+    async def _send_all(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+        futures = [await self._producer.send(topic, value=value, key=key) for key, value in messages]
         await asyncio.gather(*futures)
 
     async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None:

@@ -44,7 +44,6 @@ async def run_worker(settings: Settings, *, app_id: str | None = None) -> None:
         await stop.wait()
     finally:
         await worker.stop()
-        await asyncio.to_thread(worker.pipeline.flush)
         await monitoring.stop()
         storage.close()
         log.info("worker_stopped", messages=worker.processed_messages)

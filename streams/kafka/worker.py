@@ -119,5 +119,7 @@ class KafkaWorker:
         self.closer.start()
 
     async def stop(self) -> None:
+        """Stop consuming, write what is buffered, then close what is due one last time."""
         await self.app.stop()
+        await asyncio.to_thread(self.pipeline.flush, close_windows=False)
         await self.closer.stop()

@@ -18,7 +18,7 @@ import orjson
 
 from schemas.events import AlertEvent, RetrainEvent
 from streams.delivery.sender import DeliveryAttempt
-from streams.storage import Storage, ch_time
+from streams.storage import Storage, as_utc, ch_time
 
 AlertStatus = Literal["open", "acked"]
 
@@ -39,11 +39,6 @@ _EVALUATION_COLUMNS = [
     "project", "monitor_id", "model", "window_start", "window_end", "breached", "value", "alert_id",
     "retrain_id", "version",
 ]  # fmt: skip
-
-
-def utc(value: datetime) -> datetime:
-    """ClickHouse hands back naive UTC datetimes; everything above storage is timezone-aware."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _json(value: Any) -> str:
@@ -121,7 +116,7 @@ class AlertStore:
             "AND window_start BETWEEN {start:DateTime64(3, 'UTC')} AND {end:DateTime64(3, 'UTC')}",
             {"project": project, "model": model, "ids": ids, "start": ch_time(start), "end": ch_time(end)},
         ).result_rows
-        return [(monitor_id, utc(window_start), alert_id) for monitor_id, window_start, alert_id in rows]
+        return [(monitor_id, as_utc(window_start), alert_id) for monitor_id, window_start, alert_id in rows]
 
     def record_evaluations(self, verdicts: Sequence[Sequence[Any]]) -> None:
         """Store verdicts, each ``[project, monitor_id, model, window_start, window_end, breached, value,
@@ -140,7 +135,7 @@ class AlertStore:
             {"project": project, "monitor_id": monitor_id, "model": model, "up_to": ch_time(up_to), "limit": limit},
         )
         for row in rows:
-            row["window_start"], row["window_end"] = utc(row["window_start"]), utc(row["window_end"])
+            row["window_start"], row["window_end"] = as_utc(row["window_start"]), as_utc(row["window_end"])
             row["breached"] = bool(row["breached"])
         return rows
 
@@ -151,9 +146,9 @@ class AlertStore:
             "AND model = {model:String} AND window_end <= {before:DateTime64(3, 'UTC')}",
             {"project": project, "model": model, "before": ch_time(before)},
         )
-        if value is None or utc(value).year < 2000:  # max() over no rows is the epoch
+        if value is None or as_utc(value).year < 2000:  # max() over no rows is the epoch
             return None
-        return utc(value)
+        return as_utc(value)
 
     def drift_columns(self, project: str, model: str, window_start: datetime) -> list[dict[str, Any]]:
         """A window's stored column drift rows (when the engine was handed only the dataset row)."""
@@ -198,7 +193,7 @@ class AlertStore:
             out.setdefault(row.pop("target_id"), []).append({
                 "channel_index": row["channel_index"], "channel": row["channel"], "url": row["url"],
                 "status": status, "attempts": row["attempts"], "last_status_code": row["last_status_code"],
-                "last_error": row["last_error"] or None, "last_attempt_at": utc(row["last_attempt_at"]),
+                "last_error": row["last_error"] or None, "last_attempt_at": as_utc(row["last_attempt_at"]),
             })  # fmt: skip
         return out
 
@@ -210,7 +205,7 @@ class AlertStore:
             {"project": project, "id": target_id},
         )
         for row in rows:
-            row["at"] = utc(row["at"])
+            row["at"] = as_utc(row["at"])
             row["succeeded"], row["final"] = bool(row["succeeded"]), bool(row["final"])
             row["error"] = row["error"] or None
         return rows
@@ -259,12 +254,12 @@ class AlertStore:
         targets = self._targets(project, [row["alert_id"] for row in rows])
         for row in rows:
             for name in ("window_start", "window_end", "fired_at"):
-                row[name] = utc(row[name])
+                row[name] = as_utc(row[name])
             row["details"] = orjson.loads(row["details"]) if row["details"] else {}
             row["report_url"] = row["report_url"] or None
             is_acked = bool(row.pop("acked"))
             row["status"] = "acked" if is_acked else "open"
-            row["acked_at"] = utc(row["acked_at"]) if is_acked else None
+            row["acked_at"] = as_utc(row["acked_at"]) if is_acked else None
             row["acked_by"] = row["acked_by"] if is_acked else None
             row["ack_note"] = row["ack_note"] if is_acked else None
             row["delivery"] = delivery_summary(row.pop("channels"), targets.get(row["alert_id"], []))
@@ -349,7 +344,7 @@ class AlertStore:
         targets = self._targets(project, [row["request_id"] for row in rows])
         for row in rows:
             for name in ("window_start", "window_end", "created_at"):
-                row[name] = utc(row[name])
+                row[name] = as_utc(row[name])
             row["evidence"] = orjson.loads(row["evidence"]) if row["evidence"] else {}
             row["dataset"] = orjson.loads(row["dataset"]) if row["dataset"] else {}
             row["delivery"] = delivery_summary(row.pop("channels"), targets.get(row["request_id"], []))
