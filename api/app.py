@@ -16,6 +16,7 @@ from api.routes import alerts, feedback, inferences, ingest, keys, models, monit
 from api.services import Services, start_services, stop_services
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.settings import Settings
+from streams.bus import NotWrittenYet
 from streams.storage import StorageError
 
 
@@ -50,7 +51,12 @@ def create_app(
 
     @app.exception_handler(StorageError)
     async def storage_unavailable(_: Request, exc: StorageError) -> JSONResponse:
-        return JSONResponse({"detail": "storage unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"})
+        detail = (
+            f"{exc}: resend the request (event ids make it idempotent)"
+            if isinstance(exc, NotWrittenYet)
+            else "storage unavailable, retry later"
+        )
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
 
     def openapi() -> dict[str, Any]:
         # Ingest routes read raw bytes for speed; publish the event contracts they validate against.

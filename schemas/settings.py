@@ -42,6 +42,20 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(default=10_000, ge=1)
     batch_max_seconds: float = Field(default=0.5, gt=0)
     queue_max_batches: int = Field(default=256, ge=1)
+    ingest_ack: Literal["written", "queued"] = Field(
+        default="written",
+        description="embedded mode: a 202 waits until the events are written to ClickHouse (written), "
+        "or only until they are queued in memory (queued: faster, loses them if the process dies)",
+    )
+    commit_interval_seconds: float = Field(
+        default=0.02,
+        gt=0,
+        le=5,
+        description="written acks: the longest a request's events wait for the next group commit",
+    )
+    ack_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="written acks: answer 503 (resend) if the write takes longer"
+    )
 
     stats_enabled: bool = True
     drift_sample_rows: int = Field(default=5_000, ge=100, description="rows per window sampled for drift")

@@ -3,12 +3,19 @@
 Three tasks, so no step waits for another it does not depend on:
 
 * the consumer moves batches off the queue into the pipeline's buffers (cheap, on the loop);
-* the flusher writes the buffers whenever they are large or old enough, back to back while there is a
-  backlog (the write runs in a thread and releases the GIL, so the loop keeps serving requests);
+* the flusher writes the buffers (the write runs in a thread and releases the GIL, so the loop keeps
+  serving requests) and then acknowledges the requests whose events that write contained;
 * a ``WindowCloser`` computes window statistics after the writes.
 
-A failed flush is retried with backoff (the buffers are kept), and ``stop`` drains the queue and
-flushes, so an orderly shutdown loses nothing that was accepted.
+Group commit: in the default ``ingest_ack="written"`` mode every request waits for the write of its
+events, so the flusher writes as soon as the oldest waiting request is ``commit_interval_seconds``
+old (or the buffers are full); requests arriving during a write share the next one, so under load
+writes grow instead of multiplying. With ``ingest_ack="queued"`` nobody waits and the buffers are
+written when full or ``batch_max_seconds`` old.
+
+A failed flush is retried with backoff (the buffers are kept, the requests keep waiting until their
+``ack_timeout_seconds``), and ``stop`` drains the queue and flushes, so an orderly shutdown loses
+nothing that was accepted.
 """
 
 from __future__ import annotations
@@ -33,13 +40,21 @@ class EmbeddedRunner:
 
     def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
         self.pipeline = pipeline
-        self.bus = InProcessBus(settings.queue_max_batches)
+        self.bus = InProcessBus(
+            settings.queue_max_batches,
+            wait_for_write=settings.ingest_ack == "written",
+            ack_timeout=settings.ack_timeout_seconds,
+        )
         self._max_events = settings.batch_max_events
         self._max_seconds = settings.batch_max_seconds
+        self._commit_interval = settings.commit_interval_seconds
         self._consumer: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._flush_due = asyncio.Event()
         self._stopping = False
+        # Requests waiting for the write of events already in the buffers, and when the oldest came.
+        self._waiting: list[asyncio.Future[None]] = []
+        self._buffered_since: float | None = None
         self.failed_flushes = 0
         self.closer = WindowCloser(pipeline, max(1.0, self._max_seconds * 2))
 
@@ -85,6 +100,10 @@ class EmbeddedRunner:
             self.pipeline.accept_inferences(envelope.events)  # type: ignore[arg-type]
         else:
             self.pipeline.accept_feedback(envelope.events)  # type: ignore[arg-type]
+        if self._buffered_since is None:
+            self._buffered_since = time.monotonic()
+        if envelope.written is not None:  # after the events are in the buffers: the next flush has them
+            self._waiting.append(envelope.written)
 
     def _drain_queue(self) -> None:
         while not self.bus.queue.empty():
@@ -94,32 +113,66 @@ class EmbeddedRunner:
         while True:
             self._handle(await self.bus.queue.get())
             self._drain_queue()
-            if self.pipeline.pending >= self._max_events:
-                self._flush_due.set()
+            self._flush_due.set()  # the flusher re-reads its deadline
+
+    def _flush_in(self) -> float:
+        """Seconds until the buffers are due to be written: 0 when full, else when the oldest waiting
+        request has waited ``commit_interval`` (or, with nobody waiting, the oldest event ``batch_max_seconds``)."""
+        if not self.pipeline.pending or self._buffered_since is None:
+            return self._max_seconds
+        if self.pipeline.pending >= self._max_events:
+            return 0.0
+        linger = self._commit_interval if self._waiting else self._max_seconds
+        return self._buffered_since + linger - time.monotonic()
 
     async def _flush_loop(self) -> None:
-        """Flush when the buffers are full (woken) or ``batch_max_seconds`` old (timeout)."""
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_due.wait(), timeout=self._max_seconds)
-            self._flush_due.clear()
-            if self.pipeline.pending and not self._stopping:
-                await self._flush()
+            delay = self._flush_in()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush_due.wait(), timeout=delay)
+                self._flush_due.clear()
+                continue
+            await self._flush()
 
     async def _flush(self, *, final: bool = False) -> None:
+        """Write the buffers, then acknowledge every request whose events were in them.
+
+        A request is taken into a flush only if its events entered the buffers before the write
+        began (both happen on this loop), so an acknowledgement always follows the write of its events.
+        """
+        waiting: list[asyncio.Future[None]] = []
         delay = 0.2
         while True:
+            waiting += self._waiting
+            self._waiting, self._buffered_since = [], None
             try:
                 written = await asyncio.to_thread(self.pipeline.flush, close_windows=False)
-                if written.inferences or written.feedback:
-                    self.closer.wake()
-                return
             except StorageError as exc:
                 self.failed_flushes += 1
                 log.error("flush_failed", error=str(exc)[:500], pending=self.pipeline.pending, final=final)
+                if self._buffered_since is None:
+                    self._buffered_since = time.monotonic()  # the events are back in the buffers
                 if final and self.failed_flushes > 20:
+                    _settle(waiting, exc)
                     raise
                 if self._stopping and not final:
-                    return  # stop() makes the final attempt, with the buffers intact
+                    self._waiting[:0] = waiting  # stop() makes the final attempt, with the buffers intact
+                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+                continue
+            _settle(waiting)
+            if written.inferences or written.feedback:
+                self.closer.wake()
+            return
+
+
+def _settle(waiting: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
+    for future in waiting:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

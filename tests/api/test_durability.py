@@ -1,0 +1,187 @@
+"""A 202 is durable in embedded mode: ``kill -9`` right after acknowledgements loses none of them.
+
+The server runs as a real ``loopwatch serve`` process on its own data dir; eight client threads post
+500-event batches (inferences and feedback) until the server is killed with SIGKILL while requests are
+in flight. A fresh process then reads the tables: every acknowledged id must be there. Three kill
+cycles on the same data dir, so recovery after a kill is exercised too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from loopwatch._server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BATCH = 500
+KILL_AFTER_ACKED = 12_000  # events acknowledged before the kill (the senders keep going until it lands)
+
+# Reads the ids back in a process of its own (chDB: one engine per process, and the data dir's lock
+# is free once the killed server is gone).
+PROBE = """
+import sys
+from schemas.settings import Settings
+from streams.storage import Storage
+storage = Storage(Settings(_env_file=None, data_dir=sys.argv[1], log_level="error"))
+db = storage.database
+for table, column in (("inferences", "event_id"), ("feedback", "feedback_id")):
+    ids = storage.query(f"SELECT DISTINCT {column} FROM {db}.{table}").result_rows
+    sys.stdout.write("".join(f"{table} {row[0]}\\n" for row in ids))
+"""
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWATCH_")}
+    env.update(LOOPWATCH_DATA_DIR=str(data_dir), LOOPWATCH_LOG_LEVEL="warning", **extra)
+    return env
+
+
+def _cli(data_dir: Path, *args: str) -> str:
+    done = subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "loopwatch", *args],
+        env=_env(data_dir),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+class Server:
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "loopwatch", "serve", "--port", str(self.port)],
+            env=_env(data_dir),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+
+def _inferences(tag: str, seq: int) -> list[dict[str, object]]:
+    now = datetime.now(UTC).isoformat()
+    return [
+        {"event_id": f"{tag}-i{seq}-{n}", "model": f"m{n % 3}", "timestamp": now, "latency_ms": 100 + n,
+         "input_tokens": 10, "output_tokens": 20, "prompt": "where is my order?", "response": "on its way"}
+        for n in range(BATCH)
+    ]  # fmt: skip
+
+
+def _feedback(tag: str, seq: int) -> list[dict[str, object]]:
+    return [
+        {"feedback_id": f"{tag}-f{seq}-{n}", "inference_id": f"{tag}-i{seq}-{n}", "kind": "thumbs", "value": 1}
+        for n in range(BATCH)
+    ]
+
+
+class Senders:
+    """Eight threads posting batches until the server goes away; acknowledged ids are collected."""
+
+    def __init__(self, url: str, token: str, tag: str) -> None:
+        self.acked: dict[str, set[str]] = {"inferences": set(), "feedback": set()}
+        self.count = 0
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._send, args=(url, token, tag, n), daemon=True) for n in range(8)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(60)
+
+    def _send(self, url: str, token: str, tag: str, worker: int) -> None:
+        table = "feedback" if worker % 4 == 3 else "inferences"
+        make = _feedback if table == "feedback" else _inferences
+        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+            for seq in range(worker, 10_000, 8):
+                body = orjson.dumps(make(tag, seq))
+                try:
+                    response = client.post(f"/v1/{table}", content=body)
+                except httpx.TransportError:
+                    return  # the server is gone: this request was never acknowledged
+                assert response.status_code == 202, response.text
+                ids = response.json()["ids"]
+                with self._lock:
+                    self.acked[table].update(ids)
+                    self.count += len(ids)
+
+
+def _stored(data_dir: Path) -> dict[str, set[str]]:
+    stored: dict[str, set[str]] = {"inferences": set(), "feedback": set()}
+    done = subprocess.run(  # noqa: S603 - our own probe
+        [sys.executable, "-c", PROBE, str(data_dir)],
+        cwd=ROOT,
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    for line in done.stdout.splitlines():
+        table, event_id = line.split(" ", 1)
+        stored[table].add(event_id)
+    return stored
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "lw"
+
+
+class TestKillAfterAck:
+    """Acknowledged events survive SIGKILL of the embedded server."""
+
+    def test_no_acknowledged_event_is_lost(self, data_dir: Path) -> None:
+        token = _cli(data_dir, "keys", "create", "--project", "durable").strip().splitlines()[-1]
+        acked: dict[str, set[str]] = {"inferences": set(), "feedback": set()}
+        for cycle in range(3):
+            server = Server(data_dir)
+            senders = Senders(server.url, token, f"c{cycle}-{uuid.uuid4().hex[:6]}")
+            senders.start()
+            deadline = time.monotonic() + 120
+            while senders.count < KILL_AFTER_ACKED:
+                assert time.monotonic() < deadline, f"only {senders.count} events acknowledged"
+                time.sleep(0.005)
+            server.kill()
+            senders.join()
+            for table, ids in senders.acked.items():
+                acked[table] |= ids
+            stored = _stored(data_dir)
+            for table in acked:
+                lost = acked[table] - stored[table]
+                assert not lost, f"cycle {cycle}: {len(lost)} acknowledged {table} lost, e.g. {sorted(lost)[:3]}"
+            assert acked["inferences"]
+            assert acked["feedback"]
