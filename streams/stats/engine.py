@@ -70,6 +70,7 @@ class StatsEngine:
         self.storage = storage
         self.settings = settings
         self.tracker = WindowTracker(settings.window_seconds, settings.allowed_lateness_seconds)
+        # The process's one reference store: the API reads and saves through it too (api.services).
         self.references = ReferenceStore(storage)
         overrides = {name: PriceOverride(**{k: Decimal(str(v)) for k, v in price.items()})
                      for name, price in settings.cost_overrides.items()}  # fmt: skip
@@ -268,12 +269,10 @@ class StatsEngine:
             return []
         reference = self.references.get(key.project, key.model)
         if reference is None:
-            if current.rows >= self.settings.reference_min_rows:
-                self.references.save(key.project, key.model, "first_window", current,
-                                     range_start=key.start, range_end=key.end)  # fmt: skip
-                log.info("reference_created", project=key.project, model=key.model, kind="first_window",
-                         window_start=key.start.isoformat(), rows=current.rows)  # fmt: skip
-            return []
+            if current.rows < self.settings.reference_min_rows:
+                return []
+            reference = self.references.ensure_first_window(key.project, key.model, current,
+                                                            range_start=key.start, range_end=key.end)  # fmt: skip
         if reference.kind == "first_window" and reference.range_start == key.start:
             return []  # the reference window itself
         rows, _ = families.drift_rows(
