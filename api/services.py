@@ -55,7 +55,8 @@ async def start_services(
         runner = EmbeddedRunner(pipeline, settings)
         await runner.start()
         log.info("services_started", mode="embedded", database=storage.database)
-        return Services(settings, storage, keys, runner.bus, ReferenceStore(storage), runner, {"monitoring": monitoring})
+        references = pipeline.stats.references if pipeline.stats is not None else ReferenceStore(storage)
+        return Services(settings, storage, keys, runner.bus, references, runner, {"monitoring": monitoring})
     from streams.kafka.publisher import KafkaPublisher  # imported lazily: embedded mode needs no Kafka
 
     publisher = KafkaPublisher(settings)
@@ -68,16 +69,18 @@ async def start_services(
     )
     await monitoring.start()
     extras: dict[str, Any] = {"kafka_publisher": publisher, "monitoring": monitoring}
+    references = ReferenceStore(storage)
     if with_worker:
         from streams.kafka.worker import KafkaWorker
 
         worker = KafkaWorker(settings, Pipeline(storage, settings))
         if worker.pipeline.stats is not None:
             worker.pipeline.stats.on_rows.append(monitoring.on_rows)
+            references = worker.pipeline.stats.references  # one reference store (and cache) per process
         await worker.start()
         extras["kafka_worker"] = worker
     log.info("services_started", mode="kafka", database=storage.database, worker=with_worker)
-    return Services(settings, storage, keys, publisher, ReferenceStore(storage), None, extras)
+    return Services(settings, storage, keys, publisher, references, None, extras)
 
 
 async def stop_services(services: Services, *, close_storage: bool = True) -> None:

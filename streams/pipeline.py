@@ -87,7 +87,12 @@ class Pipeline:
         return written
 
     def close_windows(self, *, force_quality: bool = False, force_all: bool = False) -> None:
-        """Close due windows (``force_all``: every open window, e.g. at the end of a backfill)."""
+        """Close due windows (``force_all``: every open window, e.g. at the end of a backfill).
+
+        A window that fails is not lost: the engine keeps it pending and a later call (the closer runs
+        periodically) tries it again with backoff, see ``streams.stats.retries``. Only errors outside
+        any one window's computation get here, logged as ``statistics_failed``.
+        """
         if self.stats is None:
             return
         with self._stats_lock:

@@ -2,8 +2,9 @@
 
 Flow per flush (after the raw events are in ClickHouse)::
 
-    tracker.due() ──▶ close_window(key) ──▶ latency / cost / drift / quality rows ──▶ window_stats
-    late feedback ──▶ windows it belongs to ──(debounced)──▶ quality rows again ──▶ window_stats
+    tracker.due() ──▶ close_window(key) ──▶ latency / cost / drift / quality rows ──▶ window_stats ──▶ hooks
+    late feedback ──▶ windows it belongs to ──(debounced)──▶ quality rows again ──▶ window_stats ──▶ hooks
+                 failed ──▶ pending (retried with backoff, see streams.stats.retries) ──┘
 
 Everything is computed from stored rows, so any worker can close any window (after a rebalance or a
 crash) and get the same numbers; ``window_stats`` keeps the newest computation of each key.
@@ -30,13 +31,15 @@ from schemas.stats import StatRow, WindowKey
 from streams.stats import families
 from streams.stats.quality_data import fetch_quality
 from streams.stats.references import ReferenceStore
+from streams.stats.retries import PendingWindows, RetryPolicy
 from streams.stats.window_data import IN_WINDOW, fetch_drift_columns, fetch_latency, window_params
 from streams.stats.windows import WindowTracker, window_bounds
-from streams.storage import Storage, as_utc, ch_time
+from streams.storage import Storage, StorageError, as_utc, ch_time
 
 log = structlog.get_logger(__name__)
 
 RowsHook = Callable[[list[StatRow]], None]
+WindowWork = Callable[[WindowKey], list[StatRow]]
 
 
 def _stat_json(row: StatRow) -> dict[str, Any]:
@@ -58,11 +61,16 @@ def _stat_json(row: StatRow) -> dict[str, Any]:
     }
 
 
+def _oldest_first(key: WindowKey) -> tuple[datetime, str, str]:
+    return key.start, key.project, key.model
+
+
 class StatsEngine:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
+    def __init__(self, storage: Storage, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
         self.storage = storage
         self.settings = settings
         self.tracker = WindowTracker(settings.window_seconds, settings.allowed_lateness_seconds)
+        # The process's one reference store: the API reads and saves through it too (api.services).
         self.references = ReferenceStore(storage)
         overrides = {name: PriceOverride(**{k: Decimal(str(v)) for k, v in price.items()})
                      for name, price in settings.cost_overrides.items()}  # fmt: skip
@@ -71,6 +79,10 @@ class StatsEngine:
         self._feedback_targets: list[tuple[str, str]] = []
         self._dirty_quality: set[WindowKey] = set()
         self._last_quality_refresh = 0.0
+        # Windows not stored yet: due windows whose close failed, and dirty windows whose refresh failed.
+        retry = retry or RetryPolicy()
+        self._unclosed = PendingWindows(retry)
+        self._unrefreshed = PendingWindows(retry)
         # Guards the in-memory bookkeeping only: flushes observe events while a window is being computed.
         self._bookkeeping = threading.Lock()
 
@@ -105,6 +117,11 @@ class StatsEngine:
         with self._bookkeeping:
             self._feedback_targets.extend(targets)
 
+    @property
+    def retrying(self) -> int:
+        """Windows whose statistics failed to compute or store and wait for another try."""
+        return len(self._unclosed) + len(self._unrefreshed)
+
     def _due(self, now: float | None = None) -> list[WindowKey]:
         with self._bookkeeping:
             return self.tracker.due(now=now)
@@ -112,27 +129,62 @@ class StatsEngine:
     # ---------------------------------------------------------------- flush side (reads and writes storage)
 
     def after_flush(self, *, force_quality: bool = False) -> list[StatRow]:
-        """Close due windows and refresh the quality of windows that got late feedback."""
-        rows: list[StatRow] = []
-        for key in self._due():
-            rows += self.close_window(key)
+        """Close due windows (and failed ones whose backoff passed), then refresh the quality of windows
+        that got late feedback. A window that fails stays pending (rule in ``streams.stats.retries``)."""
+        due = set(self._due()) | set(self._unclosed.ready(time.monotonic()))
+        rows, _ = self._attempt(sorted(due, key=_oldest_first), self._unclosed, self.close_window, "close")
         self._collect_feedback_windows()
         interval = self.settings.quality_refresh_seconds
         if self._dirty_quality and (force_quality or time.monotonic() - self._last_quality_refresh >= interval):
-            dirty, self._dirty_quality = self._dirty_quality, set()
-            for key in sorted(dirty, key=lambda k: k.start):
-                quality = self._quality(key)
-                self._write(quality)
-                rows += quality
+            now = time.monotonic()
+            picked = sorted(
+                (k for k in self._dirty_quality if not self._unrefreshed.waiting(k, now)), key=_oldest_first
+            )
+            self._dirty_quality.difference_update(picked)
+            quality, unfinished = self._attempt(picked, self._unrefreshed, self._refresh_quality, "quality")
+            self._dirty_quality.update(unfinished)
+            rows += quality
             self._last_quality_refresh = time.monotonic()
         return rows
 
     def force_close_all(self) -> list[StatRow]:
         """Close every open window now (shutdown of a demo or a backfill), regardless of lateness."""
+        keys = self._due(now=float("inf"))
+        return self._attempt(keys, self._unclosed, self.close_window, "close")[0]
+
+    def _attempt(
+        self, keys: list[WindowKey], pending: PendingWindows, work: WindowWork, what: str
+    ) -> tuple[list[StatRow], list[WindowKey]]:
+        """Run ``work`` for each window, oldest first; returns its rows and the windows left pending.
+
+        Storage down: stop here and keep this window and the rest pending, uncounted. A failure of one
+        window: count it (and give up after ``RetryPolicy.max_failures``), then go on with the others.
+        """
         rows: list[StatRow] = []
-        for key in self._due(now=float("inf")):
-            rows += self.close_window(key)
-        return rows
+        unfinished: list[WindowKey] = []
+        for index, key in enumerate(keys):
+            try:
+                rows += work(key)
+            except Exception as exc:
+                now = time.monotonic()
+                context = {"what": what, "project": key.project, "model": key.model,
+                           "window_start": key.start.isoformat(), "error": str(exc)[:500]}  # fmt: skip
+                if isinstance(exc, StorageError) and not self.storage.ping():
+                    rest = keys[index:]
+                    delay = pending.storage_down(rest, now)
+                    log.warning(
+                        "window_retry", reason="storage_unavailable", windows=len(rest), retry_in=delay, **context
+                    )
+                    return rows, unfinished + rest
+                delay = pending.failed(key, now)
+                if delay is None:
+                    log.exception("window_abandoned", attempts=pending.policy.max_failures, **context)
+                else:
+                    log.exception("window_retry", reason="window_failed", retry_in=delay, **context)
+                    unfinished.append(key)
+            else:
+                pending.written(key)
+        return rows, unfinished
 
     def close_window(self, key: WindowKey) -> list[StatRow]:
         started = time.perf_counter()
@@ -147,11 +199,21 @@ class StatsEngine:
                  rows=len(rows), seconds=round(time.perf_counter() - started, 3))  # fmt: skip
         return rows
 
+    def _refresh_quality(self, key: WindowKey) -> list[StatRow]:
+        rows = self._quality(key)
+        self._write(rows)
+        return rows
+
     def _write(self, rows: list[StatRow]) -> None:
+        """Store the rows, then run the hooks. Once stored the window is done: a hook that raises is
+        logged, not retried here (hooks keep their own retries, as ``Monitoring`` does)."""
         if rows:
             self.storage.insert_json("window_stats", orjson.dumps([_stat_json(row) for row in rows]))
             for hook in self.on_rows:
-                hook(rows)
+                try:
+                    hook(rows)
+                except Exception:
+                    log.exception("stats_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), rows=len(rows))
 
     def _latency(self, key: WindowKey) -> list[StatRow]:
         """Model-wide rows, plus the same per model version when the window has named versions."""
@@ -207,12 +269,10 @@ class StatsEngine:
             return []
         reference = self.references.get(key.project, key.model)
         if reference is None:
-            if current.rows >= self.settings.reference_min_rows:
-                self.references.save(key.project, key.model, "first_window", current,
-                                     range_start=key.start, range_end=key.end)  # fmt: skip
-                log.info("reference_created", project=key.project, model=key.model, kind="first_window",
-                         window_start=key.start.isoformat(), rows=current.rows)  # fmt: skip
-            return []
+            if current.rows < self.settings.reference_min_rows:
+                return []
+            reference = self.references.ensure_first_window(key.project, key.model, current,
+                                                            range_start=key.start, range_end=key.end)  # fmt: skip
         if reference.kind == "first_window" and reference.range_start == key.start:
             return []  # the reference window itself
         rows, _ = families.drift_rows(
@@ -233,11 +293,20 @@ class StatsEngine:
         return families.quality_rows(key, current, reference_data)
 
     def _collect_feedback_windows(self) -> None:
-        """Map late feedback to the closed windows of its inferences (open ones get quality at close)."""
+        """Map late feedback to the closed windows of its inferences (open ones, and ones waiting for a
+        close retry, get quality at close). If storage fails, the feedback is kept for the next run."""
         with self._bookkeeping:
             targets, self._feedback_targets = self._feedback_targets, []
         if not targets:
             return
+        try:
+            self._mark_feedback_windows(targets)
+        except StorageError as exc:
+            with self._bookkeeping:
+                self._feedback_targets[:0] = targets
+            log.warning("feedback_windows_deferred", feedback=len(targets), error=str(exc)[:500])
+
+    def _mark_feedback_windows(self, targets: list[tuple[str, str]]) -> None:
         by_project: dict[str, set[str]] = {}
         for project, inference_id in targets:
             by_project.setdefault(project, set()).add(inference_id)
@@ -254,7 +323,7 @@ class StatsEngine:
                 key = WindowKey(project, model, start, start + timedelta(seconds=seconds))
                 with self._bookkeeping:
                     still_open = self.tracker.is_open(key)
-                if not still_open:
+                if not still_open and key not in self._unclosed:
                     self._dirty_quality.add(key)
 
     def recover(self, *, lookback_hours: int = 24) -> int:
