@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 
 from api.deps import ProjectDep, ServicesDep
+from api.report_page import safe_report
 from api.time_range import check_moment
 from detectors import CategoricalReference, NumericReference, ReferenceProfile
 from schemas.stats import WindowKey
@@ -78,6 +79,8 @@ def drift_report(
     with warnings.catch_warnings():  # Evidently's correlation widgets divide by zero on constant columns
         warnings.simplefilter("ignore", RuntimeWarning)
         snapshot = Report([DataDriftPreset()]).run(current_data=current_frame, reference_data=reference_df)
-    html = snapshot.get_html_str(as_iframe=False)
-    title = f"<title>loopwatch drift: {model} {start.isoformat()} – {end.isoformat()}</title>"
-    return HTMLResponse(html.replace("<head>", "<head>" + title, 1))
+    # Model and feature names are user input: the page is repaired and served under a strict CSP.
+    page = safe_report(
+        snapshot.get_html_str(as_iframe=False), f"loopwatch drift: {model} {start.isoformat()} – {end.isoformat()}"
+    )
+    return HTMLResponse(page.html, headers=page.headers)

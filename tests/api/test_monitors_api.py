@@ -134,15 +134,17 @@ class TestMonitorCrud:
         assert api.client.patch("/v1/monitors/default-latency-p95", json={"name": "x"}, headers=headers).status_code == 409
         assert api.client.delete("/v1/monitors/default-latency-p95", headers=headers).status_code == 409
 
-    def test_private_webhook_refused_unless_allowed(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    @pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "http://[2002:7f00:1::]:9/x", "http://0x7f.1:9/x"])
+    def test_private_webhook_refused_unless_allowed(self, api: Api, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+        """Loopback in any spelling: plain, 6to4-embedded, inet_aton number form."""
         monkeypatch.setattr(api.services.settings, "allow_private_webhooks", False)
-        response = api.client.post("/v1/monitors", json={**P95, "channels": [webhook("http://127.0.0.1:9/x")]},
+        response = api.client.post("/v1/monitors", json={**P95, "channels": [webhook(url)]},
                                    headers=api.key("shop"))  # fmt: skip
         assert response.status_code == 422
         problem = response.json()["detail"][0]
         assert problem["loc"] == ["body", "channels", 0, "url"]
         assert "channels[0].url" in problem["msg"]
-        assert "loopback" in problem["msg"]
+        assert "loopback address 127.0.0.1" in problem["msg"]
         assert "LOOPWATCH_ALLOW_PRIVATE_WEBHOOKS" in problem["msg"]
         assert _monitoring(api).store.list("shop")[0].builtin  # nothing was stored
 

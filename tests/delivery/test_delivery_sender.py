@@ -352,6 +352,33 @@ class TestTargetSafety:
         assert outcome.status == "failed"
         assert "10.0.0.7" in (attempts[0].error or "")
 
+    def test_name_resolving_to_a_tunnel_into_loopback_refused(
+        self, alert: AlertEvent, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The embedded-IPv4 rule holds at send time too: 2002:7f00:1:: is 6to4 for 127.0.0.1.
+
+        The client's transport only records: were the guard to let the address through, the test must
+        fail without a packet leaving loopback.
+        """
+        fake_dns(monkeypatch, {"tunnel.example.test": ["2002:7f00:1::"]})
+        sent: list[httpx.Request] = []
+
+        def record(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return httpx.Response(200)
+
+        async def run() -> DeliveryOutcome:
+            async with httpx.AsyncClient(transport=httpx.MockTransport(record)) as client:
+                deliverer = Deliverer(client=client, allow_private=False, max_attempts=3, backoff_seconds=0.01)
+                channel = WebhookChannel(url="https://tunnel.example.test/h", secret=SecretStr(SECRET))
+                return await deliverer.deliver(alert, channel)
+
+        outcome = asyncio.run(run())
+        assert outcome.status == "failed"
+        assert outcome.attempts == 1  # a refusal is final, not retried
+        assert "embeds loopback address 127.0.0.1" in (outcome.error or "")
+        assert sent == []
+
     def test_unresolvable_name_is_retried(self, alert: AlertEvent, monkeypatch: pytest.MonkeyPatch) -> None:
         fake_dns(monkeypatch, {"gone.example.test": []})
         channel = WebhookChannel(url="https://gone.example.test/h", secret=SecretStr(SECRET))
