@@ -139,6 +139,22 @@ class AlertStore:
             row["breached"] = bool(row["breached"])
         return rows
 
+    def episode_requested(self, project: str, monitor_id: str, model: str, *, before: datetime) -> bool:
+        """Whether the breach episode still running at ``before`` already fired a retraining request.
+
+        An episode ends at a calm verdict (the window was evaluated and did not breach), so it is
+        decided by the newest verdict before ``before`` that is calm or carries a request. Read from
+        storage, so a restarted or another worker continues the same episode.
+        """
+        value = self._storage.scalar(
+            f"SELECT retrain_id != '' FROM {self._db}.monitor_evaluations FINAL WHERE project = {{project:String}} "
+            "AND monitor_id = {monitor_id:String} AND model = {model:String} "
+            "AND window_start < {before:DateTime64(3, 'UTC')} AND (breached = 0 OR retrain_id != '') "
+            "ORDER BY window_start DESC LIMIT 1",
+            {"project": project, "monitor_id": monitor_id, "model": model, "before": ch_time(before)},
+        )
+        return bool(value)
+
     def last_retrain_end(self, project: str, model: str, before: datetime) -> datetime | None:
         """End of the newest earlier retraining request's window for ``model`` (training data since)."""
         value = self._storage.scalar(
