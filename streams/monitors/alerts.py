@@ -11,6 +11,7 @@ final attempt failed, ``pending`` until then.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -62,6 +63,36 @@ def delivery_summary(channels: int, targets: list[dict[str, Any]]) -> dict[str, 
         "attempts": sum(t["attempts"] for t in targets),
         "targets": targets,
     }
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A stored event whose delivery is unfinished: the channel indexes (of its monitor) still owed it."""
+
+    event: AlertEvent | RetrainEvent
+    monitor_id: str
+    missing: list[int]
+
+
+def _alert_event(row: dict[str, Any]) -> AlertEvent:
+    """The ``AlertEvent`` an ``alerts`` row was written from (``insert_alerts`` in reverse)."""
+    fields = {name: row[name] for name in AlertEvent.model_fields}
+    fields["details"] = orjson.loads(row["details"]) if row["details"] else {}
+    fields["report_url"] = row["report_url"] or None
+    for name in ("window_start", "window_end", "fired_at"):
+        fields[name] = as_utc(row[name])
+    return AlertEvent.model_validate(fields)
+
+
+def _retrain_event(row: dict[str, Any]) -> RetrainEvent:
+    """The ``RetrainEvent`` a ``retrain_requests`` row was written from (``insert_retrains`` in reverse)."""
+    fields = {name: row[name] for name in RetrainEvent.model_fields}
+    fields["reason"] = list(row["reason"])
+    for name in ("evidence", "dataset"):
+        fields[name] = orjson.loads(row[name]) if row[name] else {}
+    for name in ("window_start", "window_end", "created_at"):
+        fields[name] = as_utc(row[name])
+    return RetrainEvent.model_validate(fields)
 
 
 class AlertStore:
@@ -139,6 +170,22 @@ class AlertStore:
             row["breached"] = bool(row["breached"])
         return rows
 
+    def episode_requested(self, project: str, monitor_id: str, model: str, *, before: datetime) -> bool:
+        """Whether the breach episode still running at ``before`` already fired a retraining request.
+
+        An episode ends at a calm verdict (the window was evaluated and did not breach), so it is
+        decided by the newest verdict before ``before`` that is calm or carries a request. Read from
+        storage, so a restarted or another worker continues the same episode.
+        """
+        value = self._storage.scalar(
+            f"SELECT retrain_id != '' FROM {self._db}.monitor_evaluations FINAL WHERE project = {{project:String}} "
+            "AND monitor_id = {monitor_id:String} AND model = {model:String} "
+            "AND window_start < {before:DateTime64(3, 'UTC')} AND (breached = 0 OR retrain_id != '') "
+            "ORDER BY window_start DESC LIMIT 1",
+            {"project": project, "monitor_id": monitor_id, "model": model, "before": ch_time(before)},
+        )
+        return bool(value)
+
     def last_retrain_end(self, project: str, model: str, before: datetime) -> datetime | None:
         """End of the newest earlier retraining request's window for ``model`` (training data since)."""
         value = self._storage.scalar(
@@ -210,27 +257,44 @@ class AlertStore:
             row["error"] = row["error"] or None
         return rows
 
-    def undelivered(
-        self, table: Literal["alerts", "retrain_requests"], *, since: datetime, until: datetime, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        """Targets fired in [since, until] with a channel that has no final attempt: (project, id, body,
-        missing channel indexes). What the dispatcher resumes after a crash or a lost hand-off."""
-        id_column, time_column = ("alert_id", "fired_at") if table == "alerts" else ("request_id", "created_at")
-        rows = self._storage.rows(
-            f"SELECT t.project AS project, t.{id_column} AS target_id, t.monitor_id AS monitor_id, "
-            "t.channels AS channels, d.done AS done "
+    def pending(self, *, since: datetime, until: datetime, limit: int = 1000) -> list[Pending]:
+        """Alerts and retraining requests fired in [since, until] that still owe a channel a delivery.
+
+        A channel is owed until it has a successful or a final attempt, so a channel that got a 2xx is
+        never listed again; an acknowledged alert is never listed at all (nobody needs to be told any
+        more). What the dispatcher resumes after a crash or a lost hand-off: one query per table with
+        the whole event, oldest first, at most ``limit`` of each.
+        """
+        params = {"since": ch_time(since), "until": ch_time(until), "limit": limit}
+        alerts = self._storage.rows(
+            self._pending_sql("alerts", "alert_id", "fired_at", _ALERT_COLUMNS, acked_excluded=True), params
+        )
+        retrains = self._storage.rows(
+            self._pending_sql("retrain_requests", "request_id", "created_at", _RETRAIN_COLUMNS), params
+        )
+        pending = [Pending(_alert_event(row), row["monitor_id"], list(row["missing"])) for row in alerts]
+        for row in retrains:
+            pending.append(Pending(_retrain_event(row), row["monitor_id"], list(row["missing"])))
+        return pending
+
+    def _pending_sql(
+        self, table: str, id_column: str, time_column: str, columns: Sequence[str], *, acked_excluded: bool = False
+    ) -> str:
+        acked = (
+            f"AND (project, alert_id) NOT IN (SELECT project, alert_id FROM {self._db}.alert_acks) "
+            if acked_excluded
+            else ""
+        )
+        return (
+            f"SELECT {', '.join(f't.{name} AS {name}' for name in columns)}, "
+            "arrayFilter(i -> NOT has(d.done, i), range(t.channels)) AS missing "
             f"FROM (SELECT * FROM {self._db}.{table} FINAL WHERE channels > 0 "
-            f"AND {time_column} BETWEEN {{since:DateTime64(3, 'UTC')}} AND {{until:DateTime64(3, 'UTC')}}) AS t "
-            "LEFT JOIN (SELECT project, target_id, groupArrayIf(channel_index, final = 1) AS done "
+            f"AND {time_column} BETWEEN {{since:DateTime64(3, 'UTC')}} AND {{until:DateTime64(3, 'UTC')}} {acked}) AS t "
+            "LEFT JOIN (SELECT project, target_id, groupArrayIf(channel_index, final = 1 OR succeeded = 1) AS done "
             f"FROM {self._db}.alert_deliveries WHERE at >= {{since:DateTime64(3, 'UTC')}} GROUP BY project, target_id) AS d "
             f"ON t.project = d.project AND t.{id_column} = d.target_id "
-            f"WHERE length(arrayDistinct(d.done)) < t.channels ORDER BY t.{time_column} LIMIT {{limit:UInt32}}",
-            {"since": ch_time(since), "until": ch_time(until), "limit": limit},
+            f"WHERE notEmpty(missing) ORDER BY t.{time_column} LIMIT {{limit:UInt32}}"
         )
-        for row in rows:
-            done = set(row.pop("done") or [])
-            row["missing"] = [index for index in range(row["channels"]) if index not in done]
-        return rows
 
     # ------------------------------------------------------------------ API reads and acknowledgements
 

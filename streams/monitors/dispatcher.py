@@ -9,8 +9,10 @@ transport (Kafka) stays the caller's business.
 
 Nothing here raises into the caller: a broken channel, receiver, recorder or publisher is logged and
 costs that one delivery. Events whose delivery never finished (the process died, a hand-off was lost)
-are found in storage and sent again by ``resume_pending``; every send carries the same
-``Idempotency-Key`` (the alert or request id), so receivers can drop the duplicates this may create.
+are found in storage and sent again by ``resume_pending``, only to the channels still owed one and
+never once the alert is acknowledged; every send carries the same ``Idempotency-Key`` (the alert or
+request id), so receivers can drop the duplicates this may create (a 2xx that arrived just before a
+crash, before its attempt was stored; two processes resuming the same event).
 
 A dispatcher belongs to one event loop (its HTTP client and semaphore do); ``submit`` is the
 thread-safe way in from the worker threads that evaluate monitors.
@@ -34,13 +36,16 @@ from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.delivery import Deliverer, DeliveryAttempt, DeliveryOutcome
 from streams.delivery.channels import SlackChannel, WebhookChannel
-from streams.monitors.alerts import AlertStore
+from streams.monitors.alerts import AlertStore, Pending
 
 log = structlog.get_logger(__name__)
 
 TopicKind = Literal["alerts", "retrain"]
 Publish = Callable[[TopicKind, AlertEvent | RetrainEvent], Awaitable[object]]
 MonitorLookup = Callable[[str, str], Monitor | None]
+# What a periodic resume leaves alone: another process sharing the store may still be delivering it
+# (a delivery retries for a few minutes at most). Start-up does not wait (``resume_pending``).
+STALE_AFTER = timedelta(minutes=10)
 
 
 def topic_publisher(send: Callable[[str, bytes, bytes], Awaitable[object]], topics: Topics) -> Publish:
@@ -55,6 +60,10 @@ def topic_publisher(send: Callable[[str, bytes, bytes], Awaitable[object]], topi
         await send(topic, event.model_dump_json().encode(), f"{event.project}/{event.model}".encode())
 
     return publish
+
+
+def _target_id(event: AlertEvent | RetrainEvent) -> str:
+    return event.alert_id if isinstance(event, AlertEvent) else event.request_id
 
 
 def _monitor_id(event: AlertEvent | RetrainEvent) -> str:
@@ -84,6 +93,7 @@ class AlertDispatcher:
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._inflight: set[tuple[str, int]] = set()  # (target id, channel index) being delivered here
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -180,27 +190,33 @@ class AlertDispatcher:
         ``evidence["monitor_id"]``. ``only`` restricts an event id to some channel indexes (resuming).
         Returns one outcome per delivery; never raises (cancellation still propagates).
         """
+        claimed: list[tuple[str, int]] = []
         try:
             by_key = {(monitor.project, monitor.monitor_id): monitor for monitor in monitors}
             events: list[AlertEvent | RetrainEvent] = [*alerts, *retrains]
-            if self._publish is not None:
-                await asyncio.gather(*(self._publish_one(event) for event in events))
-            jobs = []
+            deliveries: list[tuple[AlertEvent | RetrainEvent, str, int, SlackChannel | WebhookChannel]] = []
             for event in events:
                 monitor = by_key.get((event.project, _monitor_id(event)))
                 if monitor is None:
                     log.error("dispatch_no_monitor", project=event.project, monitor_id=_monitor_id(event))
                     continue
-                target = event.alert_id if isinstance(event, AlertEvent) else event.request_id
+                target = _target_id(event)
                 for index, channel in enumerate(monitor.channels):
-                    if only is None or index in only.get(target, []):
-                        jobs.append(self._deliver(event, monitor.monitor_id, index, channel))
-            results = await asyncio.gather(*jobs, return_exceptions=True)
+                    if (only is None or index in only.get(target, [])) and (target, index) not in self._inflight:
+                        deliveries.append((event, monitor.monitor_id, index, channel))
+                        claimed.append((target, index))
+            # Claimed before the first await: a resume pass running meanwhile skips these channels.
+            self._inflight.update(claimed)
+            if self._publish is not None:
+                await asyncio.gather(*(self._publish_one(event) for event in events))
+            results = await asyncio.gather(*(self._deliver(*job) for job in deliveries), return_exceptions=True)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("dispatch_failed", alerts=len(alerts), retrains=len(retrains))
             return []
+        finally:
+            self._inflight.difference_update(claimed)
         outcomes = []
         for result in results:
             if isinstance(result, DeliveryOutcome):
@@ -239,56 +255,58 @@ class AlertDispatcher:
         self,
         lookup: MonitorLookup,
         *,
-        older_than: timedelta = timedelta(minutes=10),
+        older_than: timedelta = STALE_AFTER,
         within: timedelta = timedelta(days=1),
+        fired_before: datetime | None = None,
     ) -> int:
-        """Deliver again, to the channels that have no final attempt, what fired between ``within`` and
-        ``older_than`` ago (younger ones may still be in flight). Returns how many events it resent."""
+        """Deliver again what fired in the last ``within`` and still owes a channel a delivery, to just
+        those channels; returns how many events it resent.
+
+        ``fired_before`` (default: ``older_than`` ago) bounds what counts as abandoned. At start-up it is
+        the start time: no earlier event can be in flight in this process, so all of them go out at
+        once. A periodic sweep keeps the age margin, because another process sharing the store may
+        still be delivering a younger event (there is no cross-process claim yet). Acknowledged alerts
+        and channels that got a 2xx are never resent (``AlertStore.pending``), nor a channel this
+        dispatcher is delivering right now.
+        """
         now = datetime.now(UTC)
+        until = fired_before if fired_before is not None else now - older_than
         try:
-            alert_rows = await asyncio.to_thread(
-                self._alerts.undelivered, "alerts", since=now - within, until=now - older_than
-            )
-            retrain_rows = await asyncio.to_thread(
-                self._alerts.undelivered, "retrain_requests", since=now - within, until=now - older_than
-            )
-            if not alert_rows and not retrain_rows:
+            rows = await asyncio.to_thread(self._alerts.pending, since=now - within, until=until)
+            rows = [
+                Pending(row.event, row.monitor_id, missing)
+                for row in rows
+                if (missing := [i for i in row.missing if (_target_id(row.event), i) not in self._inflight])
+            ]
+            if not rows:
                 return 0
-            alerts, retrains, monitors, only = await asyncio.to_thread(
-                self._load_pending, lookup, alert_rows, retrain_rows
-            )
+            monitors = await asyncio.to_thread(self._monitors_of, lookup, rows)
         except Exception:
             log.exception("resume_pending_failed")
             return 0
+        rows = [row for row in rows if (row.event.project, row.monitor_id) in monitors]
+        if not rows:
+            return 0
+        alerts = [row.event for row in rows if isinstance(row.event, AlertEvent)]
+        retrains = [row.event for row in rows if isinstance(row.event, RetrainEvent)]
         log.warning("delivery_resumed", alerts=len(alerts), retrains=len(retrains))
-        await self.dispatch(alerts, retrains, monitors, only=only)
-        return len(alerts) + len(retrains)
+        only = {_target_id(row.event): row.missing for row in rows}
+        await self.dispatch(alerts, retrains, monitors.values(), only=only)
+        return len(rows)
 
-    def _load_pending(
-        self, lookup: MonitorLookup, alert_rows: list[dict[str, Any]], retrain_rows: list[dict[str, Any]]
-    ) -> tuple[list[AlertEvent], list[RetrainEvent], list[Monitor], dict[str, list[int]]]:
-        only: dict[str, list[int]] = {}
+    @staticmethod
+    def _monitors_of(lookup: MonitorLookup, rows: Sequence[Pending]) -> dict[tuple[str, str], Monitor]:
+        """The monitor of each pending event (one lookup per monitor); events of deleted ones are logged."""
         monitors: dict[tuple[str, str], Monitor] = {}
-        alerts: list[AlertEvent] = []
-        retrains: list[RetrainEvent] = []
-        for row in [*alert_rows, *retrain_rows]:
-            key = (row["project"], row["monitor_id"])
-            if key not in monitors:
-                monitor = lookup(*key)
-                if monitor is None:
-                    log.error("resume_no_monitor", project=key[0], monitor_id=key[1], target_id=row["target_id"])
-                    continue
+        missing: set[tuple[str, str]] = set()
+        for row in rows:
+            key = (row.event.project, row.monitor_id)
+            if key in monitors or key in missing:
+                continue
+            monitor = lookup(*key)
+            if monitor is None:
+                missing.add(key)
+                log.error("resume_no_monitor", project=key[0], monitor_id=key[1], target_id=_target_id(row.event))
+            else:
                 monitors[key] = monitor
-            only[row["target_id"]] = row["missing"]
-        for row in alert_rows:
-            if (row["project"], row["monitor_id"]) in monitors:
-                found = self._alerts.get_alert(row["project"], row["target_id"])
-                if found is not None:
-                    fields = set(AlertEvent.model_fields)
-                    alerts.append(AlertEvent.model_validate({k: v for k, v in found.items() if k in fields}))
-        for row in retrain_rows:
-            if (row["project"], row["monitor_id"]) in monitors:
-                found_retrains = self._alerts.list_retrains(row["project"], request_id=row["target_id"], limit=1)
-                fields = set(RetrainEvent.model_fields)
-                retrains += [RetrainEvent.model_validate({k: v for k, v in r.items() if k in fields}) for r in found_retrains]
-        return alerts, retrains, list(monitors.values()), only
+        return monitors

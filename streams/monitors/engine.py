@@ -11,7 +11,9 @@ once per window and again whenever a window is recomputed (late feedback). Per w
    ``cooldown_seconds`` (window time, so replays and backfills behave like live traffic) → suppressed;
 5. for monitors with ``retrain_after``: the verdict is stored; ``retrain_after`` consecutive breaching
    windows (windows with a verdict; one without data neither breaks nor extends a streak) fire one
-   ``RetrainEvent`` and spend the streak.
+   ``RetrainEvent``, and that is the only one of the breach episode: further breaching windows fire no
+   other request until a window is evaluated and does not breach (the monitor recovered). The episode
+   is read from the stored verdicts, so it survives restarts.
 
 Only model-wide rows (``model_version == ''``) are evaluated; per-version copies are for dashboards.
 Alerts and requests are stored before ``evaluate`` returns, so delivery works from stored facts.
@@ -321,7 +323,8 @@ class MonitorEngine:
     def _streak(
         self, verdict: _Verdict, model: str, window: tuple[datetime, datetime], alert_id: str
     ) -> RetrainEvent | None:
-        """Store this breaching verdict; fire a retraining request when it completes a streak."""
+        """Store this breaching verdict; fire a retraining request when it completes a streak in an
+        episode that has not requested one yet."""
         monitor = verdict.monitor
         needed = int(monitor.retrain_after or 0)
         history = self.alerts.evaluations(monitor.project, monitor.monitor_id, model, up_to=window[0], limit=needed)
@@ -332,6 +335,10 @@ class MonitorEngine:
                 self._record(monitor, model, window, breached=True, value=verdict.worst.value,
                              alert_id=alert_id or same["alert_id"], retrain_id=same["retrain_id"])  # fmt: skip
                 return None
+        if self.alerts.episode_requested(monitor.project, monitor.monitor_id, model, before=window[0]):
+            # One request per episode: drift that persists is not news until the monitor recovers.
+            self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id)
+            return None
         streak = [{"window_start": window[0], "window_end": window[1], "value": verdict.worst.value, "alert_id": alert_id}]
         for row in history:
             if not row["breached"] or row["retrain_id"] or len(streak) >= needed:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
@@ -24,7 +24,7 @@ import structlog
 from schemas.settings import Settings
 from schemas.stats import StatRow
 from streams.monitors.alerts import AlertStore
-from streams.monitors.dispatcher import AlertDispatcher, Publish
+from streams.monitors.dispatcher import STALE_AFTER, AlertDispatcher, Publish
 from streams.monitors.engine import EvaluationResult, MonitorEngine
 from streams.monitors.store import MonitorStore
 from streams.storage import Storage
@@ -58,17 +58,25 @@ class Monitoring:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Bind delivery to the running loop, load ``LOOPWATCH_MONITORS_FILE``, start the resend sweeper.
+        """Bind delivery to the running loop, load ``LOOPWATCH_MONITORS_FILE``, resume unfinished
+        deliveries at once and start the resend sweeper (unless ``sweep_seconds`` is None: a process
+        that never delivers, such as an API-only replica, resumes nothing).
 
-        An invalid monitors file stops start-up (``MonitorFileError`` names every problem).
+        Everything stored before this call that still owes a channel a delivery (the previous process
+        was killed mid-delivery, or evaluated before delivery was bound) is resent now, in the
+        background; later passes every ``sweep_seconds`` pick up lost hand-offs. An invalid monitors
+        file stops start-up (``MonitorFileError`` names every problem).
         """
+        started = datetime.now(UTC)
         self.dispatcher.bind()
         if self.settings.monitors_file is not None:
             await asyncio.to_thread(self.store.load_file, self.settings.monitors_file)
         if self._sweep_seconds:
+            self.dispatcher.spawn(self.dispatcher.resume_pending(self.store.get, fired_before=started))
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep(self._sweep_seconds))
 
     async def stop(self, timeout: float = 10.0) -> None:
+        """Stop sweeping; let deliveries in flight (resumed ones too) finish for up to ``timeout`` s."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -77,8 +85,8 @@ class Monitoring:
 
     async def _sweep(self, interval: float) -> None:
         while True:
-            await self.dispatcher.resume_pending(self.store.get)
             await asyncio.sleep(interval)
+            await self.dispatcher.resume_pending(self.store.get, older_than=STALE_AFTER)
 
     def evaluate(self, rows: Sequence[StatRow]) -> EvaluationResult:
         """Evaluate (with any rows a failed evaluation left behind) and hand the result to delivery.
@@ -103,5 +111,6 @@ class Monitoring:
         """``StatsEngine.on_rows`` hook."""
         self.evaluate(rows)
 
-    async def resume_pending(self, *, older_than: timedelta = timedelta(minutes=10)) -> int:
+    async def resume_pending(self, *, older_than: timedelta = STALE_AFTER) -> int:
+        """Resend now what fired more than ``older_than`` ago and still owes a channel a delivery."""
         return await self.dispatcher.resume_pending(self.store.get, older_than=older_than)

@@ -17,6 +17,7 @@ from schemas.monitors import MonitorCreate
 from schemas.topics import Topics
 from streams.delivery import SIGNATURE_HEADER, verify
 from streams.monitors import EvaluationResult, Monitoring, topic_publisher
+from tests.delivery.delivery_receiver import Receiver, Reply
 from tests.monitors.conftest import SECRET, drift_rows, webhook
 
 DRIFT = {"name": "Dataset drift", "family": "drift", "metric": "dataset_drift", "condition": {"type": "flagged"},
@@ -157,18 +158,18 @@ class TestPublishAndRecovery:
         assert AlertEvent.model_validate_json(sent[0][1]) == result.alerts[0]
 
     def test_undelivered_alerts_are_resumed(self, monitoring: Monitoring, receiver: WebhookReceiver) -> None:
-        result = _fire(monitoring, [webhook(receiver.url)])  # stored, never handed to the dispatcher
-
-        async def run() -> int:
-            try:
-                return await monitoring.resume_pending(older_than=timedelta(0))
-            finally:
-                await monitoring.dispatcher.aclose()
-
-        assert asyncio.run(run()) == 1
-        assert receiver.wait_for(1)[0].idempotency_key == result.alerts[0].alert_id
+        result = _fire(monitoring, [webhook(receiver.url)], retrain_after=1)  # stored, never handed over
+        assert asyncio.run(_resume(monitoring)) == 2
+        by_type = {r.event_type: r for r in receiver.wait_for(2)}
+        assert by_type["alert"].idempotency_key == result.alerts[0].alert_id
+        # rebuilt from storage: the same events (stored times keep milliseconds)
+        resent_alert = AlertEvent.model_validate_json(by_type["alert"].body)
+        assert resent_alert.model_dump(exclude={"fired_at"}) == result.alerts[0].model_dump(exclude={"fired_at"})
+        assert abs(resent_alert.fired_at - result.alerts[0].fired_at) < timedelta(milliseconds=1)
+        resent_retrain = RetrainEvent.model_validate_json(by_type["retrain"].body)
+        assert resent_retrain.model_dump(exclude={"created_at"}) == result.retrains[0].model_dump(exclude={"created_at"})
         assert monitoring.alerts.get_alert("shop", result.alerts[0].alert_id)["delivery"]["status"] == "delivered"  # type: ignore[index]
-        assert asyncio.run(run()) == 0  # complete now: nothing to resume
+        assert asyncio.run(_resume(monitoring)) == 0  # complete now: nothing to resume
 
     def test_submit_from_a_worker_thread(self, monitoring: Monitoring, receiver: WebhookReceiver) -> None:
         monitoring.store.create("shop", MonitorCreate.model_validate({**DRIFT, "channels": [webhook(receiver.url)]}))
@@ -183,6 +184,63 @@ class TestPublishAndRecovery:
         asyncio.run(run())
         assert len(receiver.requests) == 1
         assert receiver.requests[0].verified
+
+
+async def _resume(monitoring: Monitoring) -> int:
+    try:
+        return await monitoring.resume_pending(older_than=timedelta(0))
+    finally:
+        await monitoring.dispatcher.aclose()
+
+
+class TestResume:
+    """Resuming sends only what is still owed: not to acked alerts, 2xx'd channels or deliveries in flight."""
+
+    def test_acked_alert_is_never_resumed(self, monitoring: Monitoring, receiver: WebhookReceiver) -> None:
+        result = _fire(monitoring, [webhook(receiver.url)])
+        monitoring.alerts.ack("shop", result.alerts[0].alert_id, by="oncall")
+        assert asyncio.run(_resume(monitoring)) == 0
+        assert receiver.requests == []
+
+    def test_only_channels_without_a_2xx_are_resumed(self, monitoring: Monitoring) -> None:
+        with WebhookReceiver(secret=SECRET) as first, WebhookReceiver(secret=SECRET) as second:
+            result = _fire(monitoring, [webhook(first.url), webhook(second.url)])
+            alert_id = result.alerts[0].alert_id
+
+            async def first_only() -> None:  # the process died before channel 1 was tried
+                try:
+                    await monitoring.dispatcher.dispatch(result.alerts, [], result.monitors, only={alert_id: [0]})
+                finally:
+                    await monitoring.dispatcher.aclose()
+
+            asyncio.run(first_only())
+            assert asyncio.run(_resume(monitoring)) == 1
+            assert asyncio.run(_resume(monitoring)) == 0
+            assert (len(first.requests), len(second.requests)) == (1, 1)
+
+    def test_channel_in_flight_here_is_not_resent(self, monitoring: Monitoring) -> None:
+        slow = Receiver()
+        slow.script = [Reply(delay=1.0)]
+        slow.start()
+        try:
+            result = _fire(monitoring, [webhook(slow.url)])
+
+            async def run() -> int:
+                monitoring.dispatcher.bind()
+                delivery = monitoring.dispatcher.spawn(
+                    monitoring.dispatcher.dispatch(result.alerts, [], result.monitors)
+                )
+                while not slow.requests:  # noqa: ASYNC110 - filled by the receiver's thread
+                    await asyncio.sleep(0.01)  # the first attempt is on the wire, its outcome not stored yet
+                resumed = await monitoring.resume_pending(older_than=timedelta(0))
+                await delivery
+                await monitoring.dispatcher.aclose()
+                return resumed
+
+            assert asyncio.run(run()) == 0
+            assert len(slow.requests) == 1
+        finally:
+            slow.stop()
 
 
 @pytest.mark.parametrize("status", [404, 410])

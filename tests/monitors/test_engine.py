@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -185,9 +186,37 @@ class TestRetraining:
         first = monitoring.engine.evaluate(drift_rows(1)).retrains
         assert len(first) == 1
         assert not monitoring.engine.evaluate(drift_rows(1))  # late data recomputed the window: nothing new
-        second = monitoring.engine.evaluate(drift_rows(2)).retrains + monitoring.engine.evaluate(drift_rows(3)).retrains
+        assert not monitoring.engine.evaluate(drift_rows(2, drifted=False)).retrains  # recovered
+        second = monitoring.engine.evaluate(drift_rows(3)).retrains + monitoring.engine.evaluate(drift_rows(4)).retrains
         assert len(second) == 1
         assert second[0].dataset["params"]["since"] == window(1)[1].isoformat()  # data since the last request
+
+    def _requests(self, monitoring: Monitoring, windows: range, *, drifted: bool = True) -> list[int]:
+        return [len(monitoring.engine.evaluate(drift_rows(n, drifted=drifted)).retrains) for n in windows]
+
+    def test_one_request_per_episode(self, monitoring: Monitoring) -> None:
+        _create(monitoring, **{**DRIFT, "retrain_after": 3})
+        assert self._requests(monitoring, range(6)) == [0, 0, 1, 0, 0, 0]  # drift persists: asked once
+        assert self._requests(monitoring, range(6, 7), drifted=False) == [0]  # recovered: the episode ends
+        assert self._requests(monitoring, range(7, 10)) == [0, 0, 1]  # a new episode asks again
+        requests = monitoring.alerts.list_retrains("shop")
+        assert sorted(r["window_start"] for r in requests) == [window(0)[0], window(7)[0]]
+
+    def test_windows_too_small_to_evaluate_do_not_end_the_episode(self, monitoring: Monitoring) -> None:
+        _create(monitoring, **{**DRIFT, "retrain_after": 2, "min_samples": 100})
+        assert self._requests(monitoring, range(2)) == [0, 1]
+        calm_but_tiny = [dataclasses.replace(r, sample_size=5) for r in drift_rows(2, drifted=False)]
+        assert not monitoring.engine.evaluate(calm_but_tiny)  # not evaluated: says nothing about recovery
+        assert self._requests(monitoring, range(3, 5)) == [0, 0]
+        assert len(monitoring.alerts.list_retrains("shop")) == 1
+
+    def test_episode_survives_a_restart(self, monitoring: Monitoring, storage: Any, settings: Any) -> None:
+        _create(monitoring, **{**DRIFT, "retrain_after": 3})
+        assert self._requests(monitoring, range(3)) == [0, 0, 1]
+        restarted = Monitoring(storage, settings, sweep_seconds=None)  # no memory, only what is stored
+        assert self._requests(restarted, range(3, 6)) == [0, 0, 0]
+        assert self._requests(restarted, range(6, 7), drifted=False) == [0]
+        assert self._requests(restarted, range(7, 10)) == [0, 0, 1]
 
     def test_streak_survives_a_restart(self, monitoring: Monitoring, storage: Any, settings: Any) -> None:
         _create(monitoring, **{**DRIFT, "retrain_after": 2})
