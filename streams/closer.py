@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import structlog
 
@@ -38,9 +39,13 @@ class WindowCloser:
         """Close due windows before returning (tests, the demo and shutdown want them settled)."""
         await asyncio.to_thread(self._pipeline.close_windows)
 
-    async def stop(self) -> None:
-        """Finish the current run, then close what is due one last time."""
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Finish the current run, then close what is due one last time — for at most ``grace_seconds``:
+        a backlog of thousands of windows is left to the next start-up's recovery instead of holding up
+        the shutdown for minutes."""
         self._stopping = True  # a flag, not cancel(): 3.11's wait_for can swallow a cancel racing a wake
+        if self._pipeline.stats is not None:
+            self._pipeline.stats.finish_by(time.monotonic() + grace_seconds)
         self._wake.set()
         if self._task is not None:
             await self._task

@@ -48,6 +48,7 @@ class EmbeddedRunner:
         self._max_events = settings.batch_max_events
         self._max_seconds = settings.batch_max_seconds
         self._commit_interval = settings.commit_interval_seconds
+        self._stop_grace = settings.stop_grace_seconds
         self._consumer: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._flush_due = asyncio.Event()
@@ -81,7 +82,7 @@ class EmbeddedRunner:
             await self._flusher
         self._drain_queue()
         await self._flush(final=True)
-        await self.closer.stop()
+        await self.closer.stop(self._stop_grace)
 
     async def wait_idle(self, timeout: float = 30.0) -> None:
         """Wait until every accepted event is written and due windows are closed (tests and the demo

@@ -122,4 +122,4 @@ class KafkaWorker:
         """Stop consuming, write what is buffered, then close what is due one last time."""
         await self.app.stop()
         await asyncio.to_thread(self.pipeline.flush, close_windows=False)
-        await self.closer.stop()
+        await self.closer.stop(self.settings.stop_grace_seconds)

@@ -83,6 +83,8 @@ class StatsEngine:
         retry = retry or RetryPolicy()
         self._unclosed = PendingWindows(retry)
         self._unrefreshed = PendingWindows(retry)
+        # Set by ``finish_by`` when the process stops: windows still due then are left to start-up recovery.
+        self._deadline: float | None = None
         # Guards the in-memory bookkeeping only: flushes observe events while a window is being computed.
         self._bookkeeping = threading.Lock()
 
@@ -147,6 +149,12 @@ class StatsEngine:
             self._last_quality_refresh = time.monotonic()
         return rows
 
+    def finish_by(self, deadline: float | None) -> None:
+        """Stop computing windows at ``deadline`` (``time.monotonic()``), even mid-run: a stopping process
+        must not spend minutes on a backlog. Windows not reached stay pending here and, in the next
+        process, ``recover`` re-tracks them (they have events and no statistics)."""
+        self._deadline = deadline
+
     def force_close_all(self) -> list[StatRow]:
         """Close every open window now (shutdown of a demo or a backfill), regardless of lateness."""
         keys = self._due(now=float("inf"))
@@ -163,6 +171,11 @@ class StatsEngine:
         rows: list[StatRow] = []
         unfinished: list[WindowKey] = []
         for index, key in enumerate(keys):
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                rest = keys[index:]
+                pending.keep(rest, time.monotonic())
+                log.warning("windows_left_for_recovery", what=what, windows=len(rest))
+                return rows, unfinished + rest
             try:
                 rows += work(key)
             except Exception as exc:

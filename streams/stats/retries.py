@@ -83,6 +83,11 @@ class PendingWindows:
         pending.not_before = now + delay
         return delay
 
+    def keep(self, keys: list[WindowKey], now: float) -> None:
+        """Keep ``keys`` pending, due at once, without counting anything (a stop cut the run short)."""
+        for key in keys:
+            self._pending.setdefault(key, _Pending(0, now))
+
     def written(self, key: WindowKey) -> None:
         """The window's rows are stored: forget it, and storage is evidently back."""
         self._pending.pop(key, None)

@@ -8,8 +8,6 @@ cycles on the same data dir, so recovery after a kill is exercised too.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -22,9 +20,8 @@ import httpx
 import orjson
 import pytest
 
-from loopwatch._server import free_port
+from tests.server_process import ROOT, ServerProcess, process_env, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 BATCH = 500
 KILL_AFTER_ACKED = 12_000  # events acknowledged before the kill (the senders keep going until it lands)
 
@@ -40,52 +37,6 @@ for table, column in (("inferences", "event_id"), ("feedback", "feedback_id")):
     ids = storage.query(f"SELECT DISTINCT {column} FROM {db}.{table}").result_rows
     sys.stdout.write("".join(f"{table} {row[0]}\\n" for row in ids))
 """
-
-
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWATCH_")}
-    env.update(LOOPWATCH_DATA_DIR=str(data_dir), LOOPWATCH_LOG_LEVEL="warning", **extra)
-    return env
-
-
-def _cli(data_dir: Path, *args: str) -> str:
-    done = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "loopwatch", *args],
-        env=_env(data_dir),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout
-
-
-class Server:
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "loopwatch", "serve", "--port", str(self.port)],
-            env=_env(data_dir),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
 
 
 def _inferences(tag: str, seq: int) -> list[dict[str, object]]:
@@ -144,7 +95,7 @@ def _stored(data_dir: Path) -> dict[str, set[str]]:
     done = subprocess.run(  # noqa: S603 - our own probe
         [sys.executable, "-c", PROBE, str(data_dir)],
         cwd=ROOT,
-        env=_env(data_dir),
+        env=process_env(data_dir),
         capture_output=True,
         text=True,
         timeout=120,
@@ -165,10 +116,10 @@ class TestKillAfterAck:
     """Acknowledged events survive SIGKILL of the embedded server."""
 
     def test_no_acknowledged_event_is_lost(self, data_dir: Path) -> None:
-        token = _cli(data_dir, "keys", "create", "--project", "durable").strip().splitlines()[-1]
+        token = run_cli(data_dir, "keys", "create", "--project", "durable").strip().splitlines()[-1]
         acked: dict[str, set[str]] = {"inferences": set(), "feedback": set()}
         for cycle in range(3):
-            server = Server(data_dir)
+            server = ServerProcess(data_dir)
             senders = Senders(server.url, token, f"c{cycle}-{uuid.uuid4().hex[:6]}")
             senders.start()
             deadline = time.monotonic() + 120
