@@ -27,6 +27,7 @@ from detectors import CostCalculator, CostConfig, PriceOverride
 from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
 from schemas.stats import StatRow, WindowKey
+from streams import metrics
 from streams.stats import families
 from streams.stats.quality_data import fetch_quality
 from streams.stats.references import ReferenceStore
@@ -134,6 +135,7 @@ class StatsEngine:
             rows += self.close_window(key)
         return rows
 
+    @metrics.timed_window_close
     def close_window(self, key: WindowKey) -> list[StatRow]:
         started = time.perf_counter()
         rows = self._latency(key)
