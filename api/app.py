@@ -7,17 +7,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from api.errors import ErrorMessage, Unprocessable
 from api.routes import alerts, feedback, inferences, ingest, keys, models, monitors, ops, references, reports, stats
 from api.services import Services, start_services, stop_services
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.settings import Settings
-from streams.bus import NotWrittenYet
+from streams import metrics
+from streams.bus import Kind, NotWrittenYet
 from streams.storage import StorageError
+
+# For the rejection metric: which ingest endpoint refused a request (from the matched route).
+_INGEST_KINDS: dict[object, Kind] = {ingest.post_inferences: "inference", ingest.post_feedback: "feedback"}
 
 
 def create_app(
@@ -48,6 +54,13 @@ def create_app(
         app.state.services = services
     for module in (ingest, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        kind = _INGEST_KINDS.get(request.scope.get("endpoint"))
+        if kind is not None and 400 <= exc.status_code < 500:
+            metrics.events_rejected(kind, exc.status_code)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(StorageError)
     async def storage_unavailable(_: Request, exc: StorageError) -> JSONResponse:

@@ -13,6 +13,7 @@ import structlog
 from api.keys import KeyStore
 from schemas.settings import Settings
 from schemas.topics import Topics
+from streams import metrics
 from streams.bus import Publisher
 from streams.embedded import EmbeddedRunner
 from streams.monitors import Monitoring, topic_publisher
@@ -53,6 +54,7 @@ async def start_services(
         if pipeline.stats is not None:
             pipeline.stats.on_rows.append(monitoring.on_rows)
         runner = EmbeddedRunner(pipeline, settings)
+        metrics.watch_queue(runner, lambda live: live.bus.queue.qsize())
         await runner.start()
         log.info("services_started", mode="embedded", database=storage.database)
         references = pipeline.stats.references if pipeline.stats is not None else ReferenceStore(storage)

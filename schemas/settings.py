@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = Field(default=1.0, gt=0)
     delivery_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65_535, description="`loopwatch worker` serves /metrics on this port; unset = not served"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="the worker's metrics bind address; 0.0.0.0 exposes it")
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 

@@ -119,8 +119,10 @@ class EmbeddedRunner:
     def _flush_in(self) -> float:
         """Seconds until the buffers are due to be written: 0 when full, else when the oldest waiting
         request has waited ``commit_interval`` (or, with nobody waiting, the oldest event ``batch_max_seconds``)."""
-        if not self.pipeline.pending or self._buffered_since is None:
+        if not self.pipeline.pending:
             return self._max_seconds
+        if self._buffered_since is None:  # added to the pipeline directly (not through the bus)
+            self._buffered_since = time.monotonic()
         if self.pipeline.pending >= self._max_events:
             return 0.0
         linger = self._commit_interval if self._waiting else self._max_seconds

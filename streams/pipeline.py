@@ -21,6 +21,7 @@ import structlog
 from schemas.events import DeadLetter
 from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
+from streams import metrics
 from streams.bus import Kind
 from streams.decode import Decoded, feedback_decoder, inference_decoder
 from streams.sink import EventSink, FlushStats
@@ -41,6 +42,7 @@ class Pipeline:
         self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes)
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
+        metrics.watch_pipeline(self)
 
     def accept_raw(self, kind: Kind, raw: bytes) -> Decoded[InferenceRecord] | Decoded[FeedbackRecord]:
         """Decode one message (an event or an array of events); bad items become dead letters."""
@@ -63,6 +65,7 @@ class Pipeline:
         self.sink.add_feedback(events)
 
     def accept_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        metrics.dead_lettered(letters)
         for letter in letters:
             log.warning("dead_letter", source=letter.source, project=letter.project, error=letter.error[:500])
         self.sink.add_dead_letters(letters)

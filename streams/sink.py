@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from schemas.events import DeadLetter
 from schemas.records import FeedbackRecord, InferenceRecord, encode_records
+from streams import metrics
 from streams.storage import Storage
 
 log = structlog.get_logger(__name__)
@@ -119,6 +120,7 @@ class EventSink:
                     self._storage.insert_json("dead_letters", _DEAD.dump_json(dead))
                     dead_done, dead = len(dead), []
             except BaseException:
+                metrics.flush_failed()
                 self._unreported = (written_inferences, written_feedback)
                 raise
             finally:
@@ -128,6 +130,7 @@ class EventSink:
                         self._feedback[:0] = feedback
                         self._dead[:0] = dead
             stats = FlushStats(written_inferences, written_feedback, dead_done, time.perf_counter() - started)
+            metrics.flushed(stats)
             if stats.total:
                 log.debug(
                     "sink_flushed",

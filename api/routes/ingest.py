@@ -29,6 +29,7 @@ from schemas.records import (
     feedback_record,
     inference_record,
 )
+from streams import metrics
 from streams.bus import Publisher
 from streams.monitors.store import validation_problems
 
@@ -139,6 +140,7 @@ async def _accept(request: Request, project: str, services: Services, kind: _Kin
         records = _slow_records(kind, body, project, settings.max_batch_items)
     ids = [getattr(record, kind.id_field) for record in records]
     await kind.publish(services.publisher)(records)
+    metrics.events_accepted("feedback" if kind is _FEEDBACK else "inference", "http", len(ids))
     # Accepted's JSON, without a pydantic round trip of every id
     return Response(orjson.dumps({"accepted": len(ids), "ids": ids}), status.HTTP_202_ACCEPTED,
                     media_type="application/json")  # fmt: skip

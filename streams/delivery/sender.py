@@ -40,6 +40,7 @@ from tenacity import (
 
 from schemas.events import AlertEvent, RetrainEvent
 from schemas.settings import Settings
+from streams import metrics
 from streams.delivery.channels import SlackChannel, WebhookChannel
 from streams.delivery.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 from streams.delivery.slack import slack_message, slack_retrain_message
@@ -452,6 +453,7 @@ class Deliverer:
 
     async def _report(self, attempt: DeliveryAttempt, bound: structlog.typing.FilteringBoundLogger) -> None:
         """Hand the attempt to the caller; a failing recorder is logged, never allowed to stop delivery."""
+        metrics.delivery_attempted(attempt)
         if self._on_attempt is None:
             return
         try:

@@ -13,6 +13,7 @@ import structlog
 
 from schemas.settings import Settings
 from schemas.topics import Topics
+from streams import metrics
 from streams.kafka.worker import KafkaWorker
 from streams.monitors import Monitoring, topic_publisher
 from streams.pipeline import Pipeline
@@ -39,11 +40,14 @@ async def run_worker(settings: Settings, *, app_id: str | None = None) -> None:
         loop.add_signal_handler(signum, stop.set)
     await worker.start()
     await monitoring.start()
+    stop_metrics = metrics.serve(settings.metrics_host, settings.metrics_port)
     log.info("worker_started", bootstrap=settings.kafka_bootstrap, prefix=settings.topic_prefix)
     try:
         await stop.wait()
     finally:
         await worker.stop()
         await monitoring.stop()
+        if stop_metrics is not None:
+            stop_metrics()
         storage.close()
         log.info("worker_stopped", messages=worker.processed_messages)

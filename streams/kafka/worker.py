@@ -21,6 +21,7 @@ import structlog
 from schemas.events import DeadLetter
 from schemas.settings import Settings
 from schemas.topics import Topics
+from streams import metrics
 from streams.bus import Kind
 from streams.closer import WindowCloser
 from streams.kafka.admin import ensure_topics
@@ -92,10 +93,9 @@ class KafkaWorker:
         return agent
 
     def _decode(self, kind: Kind, values: list[bytes | None]) -> list[DeadLetter]:
-        dead: list[DeadLetter] = []
-        for value in values:
-            dead += self.pipeline.accept_raw(kind, value or b"").dead_letters
-        return dead
+        decoded = [self.pipeline.accept_raw(kind, value or b"") for value in values]
+        metrics.events_accepted(kind, "kafka", sum(len(message.events) for message in decoded))
+        return [letter for message in decoded for letter in message.dead_letters]
 
     async def _flush_until_written(self) -> None:
         delay = 0.2
@@ -116,6 +116,7 @@ class KafkaWorker:
         if self.pipeline.stats is not None:
             await asyncio.to_thread(self.pipeline.stats.recover)
         await self.app.start()
+        metrics.watch_consumer_lag(self.app.consumer, (self.topics.inference, self.topics.feedback))
         self.closer.start()
 
     async def stop(self) -> None:

@@ -43,6 +43,7 @@ from schemas.monitors import (
 )
 from schemas.settings import Settings
 from schemas.stats import StatRow
+from streams import metrics
 from streams.monitors.alerts import AlertStore
 from streams.monitors.store import MonitorStore
 from streams.storage import as_utc
@@ -249,6 +250,7 @@ class MonitorEngine:
             channels = {a.alert_id: len(v.monitor.channels) for a in new_alerts for v in verdicts
                         if v.monitor.monitor_id == a.monitor_id}  # fmt: skip
             self.alerts.insert_alerts(new_alerts, channels)
+            metrics.alerts_fired(new_alerts)
             result.alerts += new_alerts
             for alert in new_alerts:
                 log.warning("alert_fired", project=project, model=model, monitor_id=alert.monitor_id,

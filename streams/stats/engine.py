@@ -28,6 +28,7 @@ from detectors import CostCalculator, CostConfig, PriceOverride
 from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
 from schemas.stats import StatRow, WindowKey
+from streams import metrics
 from streams.stats import families
 from streams.stats.quality_data import fetch_quality
 from streams.stats.references import ReferenceStore
@@ -199,6 +200,7 @@ class StatsEngine:
                 pending.written(key)
         return rows, unfinished
 
+    @metrics.timed_window_close
     def close_window(self, key: WindowKey) -> list[StatRow]:
         started = time.perf_counter()
         rows = self._latency(key)
