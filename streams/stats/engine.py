@@ -33,11 +33,13 @@ from streams.stats import families
 from streams.stats.quality_data import fetch_quality
 from streams.stats.references import ReferenceStore
 from streams.stats.retries import PendingWindows, RetryPolicy
-from streams.stats.window_data import IN_WINDOW, fetch_drift_columns, fetch_latency, window_params
+from streams.stats.window_data import WindowRows, fetch_drift_columns, fetch_window_rows, window_params
 from streams.stats.windows import WindowTracker, window_bounds
 from streams.storage import Storage, StorageError, as_utc, ch_time
 
 log = structlog.get_logger(__name__)
+
+REFERENCE_QUALITY_TTL = 60.0  # seconds
 
 RowsHook = Callable[[list[StatRow]], None]
 WindowWork = Callable[[WindowKey], list[StatRow]]
@@ -62,6 +64,12 @@ def _stat_json(row: StatRow) -> dict[str, Any]:
     }
 
 
+def _by_version(events: WindowRows) -> list[tuple[str, WindowRows]]:
+    """The window's events of each named model version ('' = unnamed, only in the model-wide rows)."""
+    labels = np.asarray(events.versions, dtype=object)
+    return [(version, events.select(labels == version)) for version in sorted(set(events.versions) - {""})]
+
+
 def _oldest_first(key: WindowKey) -> tuple[datetime, str, str]:
     return key.start, key.project, key.model
 
@@ -84,6 +92,7 @@ class StatsEngine:
         retry = retry or RetryPolicy()
         self._unclosed = PendingWindows(retry)
         self._unrefreshed = PendingWindows(retry)
+        self._reference_quality_cache: dict[WindowKey, tuple[float, dict[str, Any]]] = {}
         # Set by ``finish_by`` when the process stops: windows still due then are left to start-up recovery.
         self._deadline: float | None = None
         # Guards the in-memory bookkeeping only: flushes observe events while a window is being computed.
@@ -203,10 +212,11 @@ class StatsEngine:
     @metrics.timed_window_close
     def close_window(self, key: WindowKey) -> list[StatRow]:
         started = time.perf_counter()
-        rows = self._latency(key)
-        if not rows or rows[0].value == 0:
+        events = fetch_window_rows(self.storage, key, self.settings.cost_tag_keys)
+        if not len(events):
             return []  # the window's events were all duplicates of another window's; nothing to say
-        rows += self._cost(key)
+        rows = self._latency(key, events)
+        rows += self._cost(key, events)
         rows += self._drift(key)
         rows += self._quality(key)
         self._write(rows)
@@ -230,52 +240,26 @@ class StatsEngine:
                 except Exception:
                     log.exception("stats_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), rows=len(rows))
 
-    def _latency(self, key: WindowKey) -> list[StatRow]:
+    def _latency(self, key: WindowKey, events: WindowRows) -> list[StatRow]:
         """Model-wide rows, plus the same per model version when the window has named versions."""
-        latencies, statuses, versions = fetch_latency(self.storage, key)
-        rows = families.latency_rows(key, latencies, statuses)
-        labels = np.asarray(versions, dtype=object)
-        for version in sorted(set(versions) - {""}):
-            mask = labels == version
-            picked = [status for status, keep in zip(statuses, mask, strict=True) if keep]
+        rows = families.latency_rows(key, events.latencies, events.statuses)
+        for version, part in _by_version(events):
             rows += [replace(row, model_version=version)
-                     for row in families.latency_rows(key, latencies[mask], picked)]  # fmt: skip
+                     for row in families.latency_rows(key, part.latencies, part.statuses)]  # fmt: skip
         return rows
 
-    def _cost(self, key: WindowKey) -> list[StatRow]:
-        db, params = self.storage.database, window_params(key)
-        row = self.storage.query(
-            "SELECT count(), sum(ifNull(cost_usd, 0)), countIf(cost_usd IS NOT NULL), "
-            "countIf(cost_usd IS NULL AND (ifNull(input_tokens, 0) + ifNull(output_tokens, 0)) > 0), "
-            "sum(ifNull(input_tokens, 0)), sum(ifNull(output_tokens, 0)) "
-            f"FROM {db}.inferences FINAL WHERE {IN_WINDOW}",
-            params,
-        ).result_rows[0]
-        names = ("events", "cost_usd", "priced_events", "unknown_cost_events", "input_tokens", "output_tokens")
-        totals = dict(zip(names, (float(value) for value in row), strict=True))
-        by_tag = self.storage.query(
-            f"SELECT k, tags[k] AS v, sum(ifNull(cost_usd, 0)), count() FROM {db}.inferences FINAL "
-            f"ARRAY JOIN mapKeys(tags) AS k WHERE {IN_WINDOW} AND k IN {{keys:Array(String)}} "
-            "GROUP BY k, v ORDER BY 3 DESC LIMIT 100",
-            {**params, "keys": self.settings.cost_tag_keys},
-        ).result_rows
+    def _cost(self, key: WindowKey, events: WindowRows) -> list[StatRow]:
         history = self.storage.query(
-            f"SELECT value FROM {db}.window_stats FINAL WHERE project = {{project:String}} AND model = {{model:String}} "
-            "AND family = 'cost' AND metric = 'cost_usd' AND dimension = '' "
+            f"SELECT value FROM {self.storage.database}.window_stats FINAL WHERE project = {{project:String}} "
+            "AND model = {model:String} AND family = 'cost' AND metric = 'cost_usd' AND dimension = '' "
             "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
-            {**params, "n": self.settings.spend_history_windows},
+            {**window_params(key), "n": self.settings.spend_history_windows},
         ).result_rows
-        rows = families.cost_rows(key, totals, by_tag, [h[0] for h in history][::-1])
-        per_version = self.storage.query(
-            "SELECT model_version, count(), sum(ifNull(cost_usd, 0)), countIf(cost_usd IS NOT NULL), "
-            "countIf(cost_usd IS NULL AND (ifNull(input_tokens, 0) + ifNull(output_tokens, 0)) > 0), "
-            "sum(ifNull(input_tokens, 0)), sum(ifNull(output_tokens, 0)) "
-            f"FROM {db}.inferences FINAL WHERE {IN_WINDOW} AND model_version != '' GROUP BY model_version",
-            params,
-        ).result_rows
-        for version, *values in per_version:
-            version_totals = dict(zip(names, (float(value) for value in values), strict=True))
-            rows += [replace(row, model_version=version) for row in families.cost_rows(key, version_totals, [], [])]
+        rows = families.cost_rows(key, families.cost_totals(events), families.cost_by_tag(events),
+                                  [h[0] for h in history][::-1])  # fmt: skip
+        for version, part in _by_version(events):
+            version_rows = families.cost_rows(key, families.cost_totals(part), [], [])
+            rows += [replace(row, model_version=version) for row in version_rows]
         return rows
 
     def _drift(self, key: WindowKey) -> list[StatRow]:
@@ -304,8 +288,21 @@ class StatsEngine:
         if reference is not None and reference.range_start and reference.range_end:
             ref_key = WindowKey(key.project, key.model, reference.range_start, reference.range_end)
             if ref_key.start != key.start:
-                reference_data = fetch_quality(self.storage, ref_key)
+                reference_data = self._reference_quality(ref_key)
         return families.quality_rows(key, current, reference_data)
+
+    def _reference_quality(self, ref_key: WindowKey) -> dict[str, Any]:
+        """The reference period's feedback, read at most once a ``REFERENCE_QUALITY_TTL`` per reference
+        (it was re-read for every window; its late feedback still counts after the TTL)."""
+        now = time.monotonic()
+        cached = self._reference_quality_cache.get(ref_key)
+        if cached is not None and now - cached[0] < REFERENCE_QUALITY_TTL:
+            return cached[1]
+        data = fetch_quality(self.storage, ref_key)
+        if len(self._reference_quality_cache) >= 1024:
+            self._reference_quality_cache.clear()
+        self._reference_quality_cache[ref_key] = (now, data)
+        return data
 
     def _collect_feedback_windows(self) -> None:
         """Map late feedback to the closed windows of its inferences (open ones, and ones waiting for a

@@ -7,23 +7,37 @@ the newest feedback counts (a user who flips thumbs-down to thumbs-up counts onc
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from schemas.stats import WindowKey
 from streams.stats.window_data import IN_WINDOW, window_params
-from streams.storage import Storage
+from streams.storage import Storage, ch_time
+
+# Feedback judges a call that happened before it; this much earlier is still taken (clocks disagree).
+CLOCK_SKEW = timedelta(hours=1)
 
 
 def fetch_quality(storage: Storage, key: WindowKey) -> dict[str, Any]:
+    """Newest feedback per (inference, kind, name) for the window's inferences.
+
+    The feedback side is narrowed before the join: by time (feedback from ``CLOCK_SKEW`` before the
+    window on, read through the table's time-sorted projection) and by the window's ids, so the cost
+    follows the window and the time since it, not the size of the table. No ``FINAL``: copies of one
+    feedback event are equal, and ``argMax`` keeps one value per group anyway.
+    """
     db = storage.database
+    params = {**window_params(key), "since": ch_time(key.start - CLOCK_SKEW)}
+    window_ids = f"SELECT event_id FROM {db}.inferences WHERE {IN_WINDOW}"
     rows = storage.query(
-        "SELECT f.kind, f.name, argMax(f.value, f.timestamp), argMax(f.label, f.timestamp), any(i.prediction) "
-        f"FROM {db}.feedback AS f FINAL "
-        f"INNER JOIN (SELECT event_id, prediction FROM {db}.inferences FINAL WHERE {IN_WINDOW}) AS i "
-        "ON f.inference_id = i.event_id "
-        "WHERE f.project = {project:String} AND f.kind IN ('thumbs', 'rating', 'score', 'label') "
-        "GROUP BY f.inference_id, f.kind, f.name",
-        window_params(key),
+        "SELECT f.kind, f.name, f.value, f.label, i.prediction FROM ("
+        "SELECT inference_id, kind, name, argMax(value, timestamp) AS value, argMax(label, timestamp) AS label "
+        f"FROM {db}.feedback WHERE project = {{project:String}} AND timestamp >= {{since:DateTime64(3, 'UTC')}} "
+        f"AND kind IN ('thumbs', 'rating', 'score', 'label') AND inference_id IN ({window_ids}) "
+        "GROUP BY inference_id, kind, name) AS f "
+        f"INNER JOIN (SELECT event_id, any(prediction) AS prediction FROM {db}.inferences WHERE {IN_WINDOW} "
+        "GROUP BY event_id) AS i ON f.inference_id = i.event_id",
+        params,
     ).result_rows
     out: dict[str, Any] = {"thumbs": [], "ratings": [], "scores": {}, "labels": [], "feedback_count": len(rows)}
     for kind, name, value, label, prediction in rows:

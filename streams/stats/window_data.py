@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,11 +66,62 @@ def fetch_drift_columns(storage: Storage, key: WindowKey, limit: int) -> DriftCo
     return drift_columns([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
 
-def fetch_latency(storage: Storage, key: WindowKey) -> tuple[np.ndarray, list[str], list[str]]:
-    """(latencies with NaN where missing, statuses, model versions) of every event in the window."""
-    rows = storage.query(
-        f"SELECT latency_ms, status, model_version FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW}",
-        window_params(key),
-    ).result_rows
-    latencies = np.array([np.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
-    return latencies, [r[1] for r in rows], [r[2] for r in rows]
+@dataclass(frozen=True)
+class WindowRows:
+    """The per-event numbers of every event in a window, column by column (one read serves the
+    latency and cost families, per model version too). Missing numbers are NaN."""
+
+    latencies: np.ndarray
+    statuses: list[str]
+    versions: list[str]
+    costs: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    # per event, the value of each ``tag_keys`` tag (None: the event has no such tag)
+    tag_keys: tuple[str, ...]
+    tags: list[tuple[str | None, ...]]
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+    def select(self, mask: np.ndarray) -> WindowRows:
+        """The events where ``mask`` is true (e.g. one model version)."""
+        picked = np.flatnonzero(mask)
+        return WindowRows(
+            self.latencies[picked],
+            [self.statuses[i] for i in picked],
+            [self.versions[i] for i in picked],
+            self.costs[picked],
+            self.input_tokens[picked],
+            self.output_tokens[picked],
+            self.tag_keys,
+            [self.tags[i] for i in picked],
+        )
+
+
+def _floats(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
+
+
+def fetch_window_rows(storage: Storage, key: WindowKey, tag_keys: Sequence[str]) -> WindowRows:
+    """Every event of the window, exactly once (``FINAL`` merges re-sent copies; with the table sorted
+    by (project, model, timestamp) it only reads and merges the window's own granules)."""
+    keys = tuple(tag_keys)
+    result = storage.query(
+        "SELECT latency_ms, status, model_version, cost_usd, input_tokens, output_tokens, "
+        "arrayMap(k -> if(mapContains(tags, k), tags[k], NULL), {keys:Array(String)}) "
+        f"FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW}",
+        {**window_params(key), "keys": list(keys)},
+    )
+    columns = result.result_columns or [[] for _ in range(7)]
+    latencies, statuses, versions, costs, inputs, outputs, tags = columns
+    return WindowRows(
+        _floats(list(latencies)),
+        list(statuses),
+        list(versions),
+        _floats(list(costs)),
+        _floats(list(inputs)),
+        _floats(list(outputs)),
+        keys,
+        [tuple(values) for values in tags],
+    )

@@ -1,0 +1,104 @@
+"""Migration 0006 converts a store created by the previous schema: rows kept, sorted by window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from schemas.ddl import migrations
+from schemas.settings import Settings
+from schemas.stats import WindowKey
+from streams.stats.window_data import fetch_window_rows
+from streams.storage import Storage
+
+START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def _old_store(storage: Storage) -> None:
+    """The database as the schema before 0006 left it (migrations 1-5 applied, recorded)."""
+    db = storage.database
+    storage.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    storage.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, "
+        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    for migration in migrations():
+        if migration.version > 5:
+            continue
+        for statement in migration.render(db):
+            storage.command(statement)
+        storage.command(
+            f"INSERT INTO {db}.schema_migrations (version, name) VALUES ({migration.version}, %(name)s)",
+            {"name": migration.name},
+        )
+
+
+def _events(count: int) -> bytes:
+    return orjson.dumps([
+        {"project": "p", "event_id": f"e{n}", "model": f"m{n % 3}", "timestamp": (START + timedelta(seconds=n)).isoformat(),
+         "latency_ms": float(n), "status": "ok", "prompt": "hi", "response": "hello", "tags": {"route": "/chat"}}
+        for n in range(count)
+    ])  # fmt: skip
+
+
+def _sorting_key(storage: Storage) -> str:
+    return str(
+        storage.scalar(
+            "SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = 'inferences'",
+            {"db": storage.database},
+        )
+    )
+
+
+class TestInferencesByWindow:
+    """An existing store is converted in place; duplicates still collapse; window reads are exact."""
+
+    def test_converts_a_store_of_the_previous_schema(self, settings: Settings) -> None:
+        storage = Storage(settings)
+        try:
+            _old_store(storage)
+            assert _sorting_key(storage) == "project, event_id"
+            storage.insert_json("inferences", _events(600))
+            storage.insert_json("inferences", _events(300))  # re-sent: the same 300 events again
+
+            assert storage.migrate() == [6]
+            db = storage.database
+            assert _sorting_key(storage) == "project, model, timestamp, event_id"
+            assert int(storage.scalar(f"SELECT count() FROM {db}.inferences FINAL")) == 600
+            assert int(storage.scalar(f"SELECT uniqExact(event_id) FROM {db}.inferences")) == 600
+            leftovers = storage.scalar(
+                "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'inferences_by_window'",
+                {"db": db},
+            )
+            assert int(leftovers) == 0
+
+            storage.insert_json("inferences", _events(30))  # re-sent after the conversion
+            storage.command(f"OPTIMIZE TABLE {db}.inferences FINAL")
+            assert int(storage.scalar(f"SELECT count() FROM {db}.inferences")) == 600
+
+            key = WindowKey("p", "m1", START, START + timedelta(minutes=5))
+            window = fetch_window_rows(storage, key, ["route"])
+            assert len(window) == 100  # seconds 0-299 of model m1: every third event
+            assert sorted(window.latencies.tolist()) == [float(n) for n in range(1, 300, 3)]
+            assert set(window.tags) == {("/chat",)}
+        finally:
+            storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+            storage.close()
+
+    def test_rerun_after_a_crash_keeps_every_row(self, settings: Settings) -> None:
+        """A crash between the swap and the bookkeeping re-runs the whole file: nothing is lost."""
+        storage = Storage(settings)
+        try:
+            _old_store(storage)
+            storage.insert_json("inferences", _events(200))
+            storage.migrate()
+            (conversion,) = [m for m in migrations() if m.version == 6]
+            for statement in conversion.render(storage.database):
+                storage.command(statement)
+            db = storage.database
+            assert int(storage.scalar(f"SELECT count() FROM {db}.inferences FINAL")) == 200
+            assert _sorting_key(storage) == "project, model, timestamp, event_id"
+        finally:
+            storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+            storage.close()
