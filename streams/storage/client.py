@@ -84,8 +84,9 @@ class Storage:
         except ClickHouseError as exc:
             raise StorageError(f"{what} failed: {exc}") from exc
 
-    def migrate(self) -> list[int]:
-        """Create the database and apply pending migrations; returns the versions applied now."""
+    def migrate(self, *, up_to: int | None = None) -> list[int]:
+        """Create the database and apply pending migrations (those numbered ``up_to`` at most, if given:
+        tests build the schema an older release left); returns the versions applied now."""
         db = self.database
         self.command(f"CREATE DATABASE IF NOT EXISTS {db}")
         self.command(
@@ -95,7 +96,7 @@ class Storage:
         done = {row[0] for row in self.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
         applied = []
         for migration in migrations():
-            if migration.version in done:
+            if migration.version in done or (up_to is not None and migration.version > up_to):
                 continue
             for statement in migration.render(db):
                 self.command(statement)

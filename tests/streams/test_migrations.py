@@ -16,22 +16,8 @@ START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def _old_store(storage: Storage) -> None:
-    """The database as the schema before 0006 left it (migrations 1-5 applied, recorded)."""
-    db = storage.database
-    storage.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    storage.command(
-        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version"
-    )
-    for migration in migrations():
-        if migration.version > 5:
-            continue
-        for statement in migration.render(db):
-            storage.command(statement)
-        storage.command(
-            f"INSERT INTO {db}.schema_migrations (version, name) VALUES ({migration.version}, %(name)s)",
-            {"name": migration.name},
-        )
+    """The database as the schema before 0006 left it."""
+    assert storage.migrate(up_to=5) == [1, 2, 3, 4, 5]
 
 
 def _events(count: int) -> bytes:
