@@ -33,6 +33,9 @@ Also reported ("where the time goes")
     * CPU seconds of the server process (all threads, by thread name) and of the load generators during
       the batched phase, i.e. how many of the 2 cores each side used;
     * the same runs with ``LOOPWATCH_STATS_ENABLED=false`` (``--stats-off-runs``, default 1);
+    * catch-up (``--backlog-windows``, default 2,000): the batched phase once more while the window
+      closer works through a backfill of that many due windows (20 models, 3 events each), timed to
+      the last response (every 202 means written); prints how many of them closed meanwhile;
     * the cost of durability: runs with ``LOOPWATCH_INGEST_ACK=queued`` (``--queued-runs``, default 1),
       where a 202 only means "queued in memory", beside the default durable runs (a 202 waits for the
       group commit that writes the request's events);
@@ -205,6 +208,69 @@ def run_phase(
     )
 
 
+BACKLOG_PROJECT, BACKLOG_MODELS = "bench-backlog", 20
+
+
+def backlog_bodies(windows: int, window_seconds: int) -> list[bytes]:
+    """Three events in each of ``windows`` past windows (20 models): a backfill whose windows are all due."""
+    per_model = max(1, windows // BACKLOG_MODELS)
+    start = datetime.now(UTC) - timedelta(seconds=(per_model + 12) * window_seconds)
+    events = [
+        {"event_id": f"backlog-{m}-{w}-{i}", "model": f"backfilled-{m:02d}", "latency_ms": 100.0 + i,
+         "timestamp": (start + timedelta(seconds=w * window_seconds + i * 7)).isoformat()}
+        for m in range(BACKLOG_MODELS) for w in range(per_model) for i in range(3)
+    ]  # fmt: skip
+    return [orjson.dumps(events[i : i + 500]) for i in range(0, len(events), 500)]
+
+
+@dataclass
+class BacklogRun:
+    per_second: float  # first request → last response (every 202 = written)
+    windows_due: int  # windows waiting when the batched phase started
+    windows_closed: int  # of those, closed while it ran
+
+
+def backlog_run(
+    loadgen: LoadGenerators, data_dir: Path, bodies: list[bytes], events: int, backlog: list[bytes]
+) -> BacklogRun:
+    """The batched phase while the closer works through a backlog of due windows (a backfill, a restart)."""
+    import httpx
+
+    settings = make_settings(data_dir)
+    server = BackgroundServer(create_app(settings), free_port()).start()
+    try:
+        services: Services = server.app.state.services
+        headers = {"authorization": f"Bearer {services.keys.create(BACKLOG_PROJECT, 'bench').token}",
+                   "content-type": "application/json"}  # fmt: skip
+        with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
+            for body in backlog:
+                if client.post("/v1/inferences", content=body).status_code != 202:
+                    raise SystemExit("backlog: a backfill request was refused")
+        engine = services.runner.pipeline.stats  # type: ignore[union-attr]
+        assert engine is not None
+        due = engine.tracker.pending() + engine.retrying
+        token = services.keys.create(PROJECT, "bench").token
+        loadgen.load(server.url, "/v1/inferences", {"authorization": f"Bearer {token}",
+                                                    "content-type": "application/json"}, bodies)  # fmt: skip
+        started = loadgen.go()
+        reports = loadgen.wait(lambda sent: None)
+        last = max(report["last"] for report in reports)
+        closed = int(services.storage.scalar(
+            f"SELECT uniqExact(model, window_start) FROM {services.storage.database}.window_stats "
+            "WHERE project = {p:String} AND family = 'latency' AND metric = 'count' AND model_version = ''",
+            {"p": BACKLOG_PROJECT}))  # fmt: skip
+        final, unique = read_back(services.storage, PROJECT)
+        accepted = sum(report["accepted"] for report in reports)
+        if not accepted == final == unique == events:
+            raise SystemExit(f"backlog run: accepted={accepted} stored={final}/{unique} expected={events}")
+    finally:
+        server.stop()
+    storage = Storage(settings)
+    storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+    storage.close()
+    return BacklogRun(rate(events, last - started), due, closed)
+
+
 def one_run(
     loadgen: LoadGenerators, data_dir: Path, bodies: list[bytes], singles: list[bytes], events: int, **overrides: Any
 ) -> Run:
@@ -283,6 +349,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs with default settings (median reported)")
     parser.add_argument("--stats-off-runs", type=int, default=1, help="extra runs with stats_enabled=False")
     parser.add_argument("--queued-runs", type=int, default=1, help="extra runs with ingest_ack=queued")
+    parser.add_argument("--backlog-windows", type=int, default=2_000,
+                        help="one extra run while this many due windows wait to be closed (0: skip)")  # fmt: skip
     parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
     parser.add_argument("--threads", type=int, default=16, help="keep-alive connections per process")
     parser.add_argument("--event-rate", type=float, default=1_000.0, help="events per second of event time")
@@ -319,6 +387,13 @@ def main() -> int:
             console.print(f"[bold]run {index + 1}/{args.queued_runs}[/bold] (ingest_ack=queued)")
             queued_runs.append(one_run(loadgen, data_dir, bodies, singles, args.events, ingest_ack="queued"))
             console.print(f"  batched {queued_runs[-1].batched.per_second:,.0f} events/s — read back exact")
+        backlog = None
+        if args.backlog_windows:
+            console.print(f"[bold]backlog run[/bold] ({args.backlog_windows:,} due windows at the start)")
+            window_seconds = make_settings(data_dir).window_seconds
+            backlog = backlog_run(loadgen, data_dir, bodies, args.events,
+                                  backlog_bodies(args.backlog_windows, window_seconds))  # fmt: skip
+            console.print(f"  batched {backlog.per_second:,.0f} events/s — read back exact")
     finally:
         loadgen.close()
     costs = step_costs(data_dir, bodies, 20_000)
@@ -348,6 +423,10 @@ def main() -> int:
                       f"{median(r.batched.seconds for r in queued_runs):.2f}")  # fmt: skip
         table.add_row("durable (default) / queued", "", "", "",
                       f"{batched / median(r.batched.per_second for r in queued_runs):.2f}x", "")  # fmt: skip
+    if backlog is not None:
+        table.add_row(f"batched, beside a backlog of {backlog.windows_due:,} due windows "
+                      f"({backlog.windows_closed:,} closed meanwhile)", fmt_int(args.events), fmt_int(len(bodies)),
+                      "", f"{backlog.per_second:,.0f}", "")  # fmt: skip
     table.add_row(f"target >= {TARGET_EVENTS_PER_SECOND:,} events/s (defaults: durable 202)", "", "", "",
                   verdict(batched >= TARGET_EVENTS_PER_SECOND), "")  # fmt: skip
     console.print(table)
