@@ -23,6 +23,7 @@ from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.bus import Kind
 from streams.closer import WindowCloser
+from streams.decode import unexpected_letter
 from streams.kafka.admin import ensure_topics
 from streams.pipeline import Pipeline
 from streams.storage import StorageError
@@ -92,9 +93,17 @@ class KafkaWorker:
         return agent
 
     def _decode(self, kind: Kind, values: list[bytes | None]) -> list[DeadLetter]:
+        """Buffer a take() batch, message by message. A message that raises anyway (e.g. while its
+        events are enriched) becomes a dead letter alone: the rest of the batch is still stored."""
         dead: list[DeadLetter] = []
         for value in values:
-            dead += self.pipeline.accept_raw(kind, value or b"").dead_letters
+            raw = value or b""  # a tombstone decodes to a dead letter
+            try:
+                dead += self.pipeline.accept_raw(kind, raw).dead_letters
+            except Exception as exc:
+                letter = unexpected_letter(kind, exc, raw)
+                self.pipeline.accept_dead_letters([letter])
+                dead.append(letter)
         return dead
 
     async def _flush_until_written(self) -> None:
