@@ -11,7 +11,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from api.errors import ErrorMessage, Unprocessable
 from api.routes import alerts, feedback, inferences, ingest, keys, models, monitors, ops, references, reports, stats
@@ -24,6 +25,16 @@ from streams.storage import StorageError
 
 # For the rejection metric: which ingest endpoint refused a request (from the matched route).
 _INGEST_KINDS: dict[object, Kind] = {ingest.post_inferences: "inference", ingest.post_feedback: "feedback"}
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI documents on ``path``, for the ``Allow`` header of a 405."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods |= {method.upper() for method in operations if method in _HTTP_METHODS}
+    return sorted(methods)
 
 
 def create_app(
@@ -55,11 +66,15 @@ def create_app(
     for module in (ingest, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         kind = _INGEST_KINDS.get(request.scope.get("endpoint"))
         if kind is not None and 400 <= exc.status_code < 500:
             metrics.events_rejected(kind, exc.status_code)
+        if exc.status_code == 405:  # Starlette names the first route of the path only (GET and POST may differ)
+            allowed = _allowed_methods(app, request.url.path)
+            if allowed:
+                exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(StorageError)
@@ -80,6 +95,10 @@ def create_app(
                 body = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(body.pop("$defs", {}))
                 components[model.__name__] = body
+            for event in (InferenceEvent, FeedbackEvent):  # over HTTP the API key supplies the project
+                properties, required = components[event.__name__]["properties"], components[event.__name__]["required"]
+                required.remove("project")
+                properties["project"]["description"] = "default: the API key's project; any other is refused (403)"
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from streams.storage import Storage
+from streams.storage import Storage, as_utc
 
 TOKEN_PREFIX = "lw_"  # noqa: S105 - a prefix, not a secret
 _CACHE_SECONDS = 10.0
@@ -62,7 +62,7 @@ class KeyStore:
             f"{where} ORDER BY created_at",
             {"project": project} if project else None,
         )
-        return [ApiKey(r["key_id"], r["project"], r["name"], r["created_at"], bool(r["revoked"])) for r in rows]
+        return [ApiKey(r["key_id"], r["project"], r["name"], as_utc(r["created_at"]), bool(r["revoked"])) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
         rows = self._storage.rows(

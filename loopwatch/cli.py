@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from loopwatch._logs import configure_logging
 from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.storage import Storage
 
 app = typer.Typer(help="Monitoring and feedback for LLM and ML models in production.", no_args_is_help=True)
 keys_app = typer.Typer(help="Project API keys (stored hashed).", no_args_is_help=True)
@@ -83,6 +87,21 @@ def demo(
     raise typer.Exit(run_demo(console, events=events, batch=batch, data_dir=data_dir))
 
 
+def _storage(settings: Settings, over_http: str) -> Storage:
+    """Open and migrate storage for a keys command; a database held by a running server is one line
+    saying what to do instead (``over_http``: the endpoint that does the same), exit code 1."""
+    from streams.storage import Storage, StorageLockedError
+
+    try:
+        storage = Storage(settings)
+        storage.migrate()
+    except StorageLockedError as exc:
+        advice = f"{exc}: stop that server, or use `{over_http}` with the admin key"
+        console.print(f"[red]{escape(advice)}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    return storage
+
+
 @keys_app.command("create")
 def keys_create(
     project: Annotated[str, typer.Option(help="the project the key may read and write")],
@@ -93,17 +112,13 @@ def keys_create(
 
     from api.keys import KeyStore
     from schemas.events import ProjectName
-    from streams.storage import Storage
 
     try:
         TypeAdapter(ProjectName).validate_python(project)
     except ValidationError as exc:
         console.print(f"[red]invalid project name {project!r}: {exc.errors()[0]['msg']}[/red]")
         raise typer.Exit(2) from exc
-    settings = _settings()
-    storage = Storage(settings)
-    storage.migrate()
-    new = KeyStore(storage).create(project, name)
+    new = KeyStore(_storage(_settings(), "POST /v1/keys")).create(project, name)
     console.print(f"key {new.key.key_id} for project [bold]{project}[/bold]:")
     print(new.token)
 
@@ -112,10 +127,8 @@ def keys_create(
 def keys_list(project: Annotated[str | None, typer.Option()] = None) -> None:
     """List keys (never their tokens)."""
     from api.keys import KeyStore
-    from streams.storage import Storage
 
-    storage = Storage(_settings())
-    storage.migrate()
+    storage = _storage(_settings(), "GET /v1/keys")
     table = Table("key id", "project", "name", "created", "revoked")
     for key in KeyStore(storage).list(project):
         table.add_row(key.key_id, key.project, key.name, key.created_at.isoformat(), "yes" if key.revoked else "")
@@ -126,11 +139,8 @@ def keys_list(project: Annotated[str | None, typer.Option()] = None) -> None:
 def keys_revoke(key_id: str) -> None:
     """Revoke a key (takes effect within 10 s in running servers)."""
     from api.keys import KeyStore
-    from streams.storage import Storage
 
-    storage = Storage(_settings())
-    storage.migrate()
-    if not KeyStore(storage).revoke(key_id):
+    if not KeyStore(_storage(_settings(), f"DELETE /v1/keys/{key_id}")).revoke(key_id):
         console.print(f"[red]no key {key_id}[/red]")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")

@@ -28,6 +28,9 @@ EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 
 
+TIMESTAMP_DOC = "ISO 8601 (naive = UTC), between 2000-01-01 and 2200-01-01 UTC; default: when received"
+
+
 def new_id() -> str:
     """A fresh event id for callers that did not bring their own (the SDK always does)."""
     return uuid.uuid4().hex
@@ -87,7 +90,7 @@ class InferenceEvent(_Strict):
     model: Name
     model_version: OptionalName = None
     provider: OptionalName = None
-    timestamp: UtcDatetime = Field(default_factory=_utc_now)
+    timestamp: UtcDatetime = Field(default_factory=_utc_now, description=TIMESTAMP_DOC)
     latency_ms: Annotated[FiniteFloat, Field(ge=0)] | None = None
     status: Literal["ok", "error"] = "ok"
     error_type: OptionalName = None
@@ -148,6 +151,21 @@ def feedback_value(kind: str, value: Any, name: str | None, text: str | None) ->
     return value
 
 
+_NON_EMPTY = {"type": "string", "minLength": 1}
+# ``feedback_value`` as JSON Schema, one branch per kind, so the OpenAPI says what each kind needs.
+_VALUE_PER_KIND: dict[str, Any] = {
+    "oneOf": [
+        {"properties": {"kind": {"const": "thumbs"}, "value": {"enum": [True, False, 1, -1]}}, "required": ["value"]},
+        {"properties": {"kind": {"const": "rating"}, "value": {"type": "number", "minimum": 1, "maximum": 5}},
+         "required": ["value"]},
+        {"properties": {"kind": {"const": "label"}, "value": {"type": ["string", "number"]}}, "required": ["value"]},
+        {"properties": {"kind": {"const": "score"}, "value": {"type": "number"}, "name": _NON_EMPTY},
+         "required": ["value", "name"]},
+        {"properties": {"kind": {"enum": ["correction", "comment"]}, "text": _NON_EMPTY}, "required": ["text"]},
+    ]
+}  # fmt: skip
+
+
 class FeedbackEvent(_Strict):
     """Judgement on one inference, often hours late. ``value``'s meaning depends on ``kind``:
 
@@ -156,10 +174,12 @@ class FeedbackEvent(_Strict):
     response; comment: ``text`` is the comment.
     """
 
+    model_config = ConfigDict(json_schema_extra=_VALUE_PER_KIND)
+
     feedback_id: EventId = Field(default_factory=new_id)
     project: ProjectName
     inference_id: EventId
-    timestamp: UtcDatetime = Field(default_factory=_utc_now)
+    timestamp: UtcDatetime = Field(default_factory=_utc_now, description=TIMESTAMP_DOC)
     kind: FeedbackKind
     value: bool | int | FiniteFloat | Annotated[str, StringConstraints(max_length=limits.MAX_NAME_LENGTH)] | None = None
     name: OptionalName = None

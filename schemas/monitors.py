@@ -95,7 +95,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ThresholdCondition(_Strict):
+def _tag_required(schema: dict[str, Any]) -> None:
+    schema["required"] = ["type", *schema.get("required", [])]
+
+
+class _Condition(_Strict):
+    # ``type`` has a default for Python callers, but a request body must name it (the union's tag)
+    model_config = ConfigDict(json_schema_extra=_tag_required)
+
+
+class ThresholdCondition(_Condition):
     """Breach when ``value <operator> value`` (e.g. p95 latency gt 2000 ms)."""
 
     type: Literal["threshold"] = "threshold"
@@ -106,7 +115,7 @@ class ThresholdCondition(_Strict):
         return OPERATOR_SYMBOLS[self.operator]
 
 
-class PValueCondition(_Strict):
+class PValueCondition(_Condition):
     """Breach when the row's p-value is below ``alpha``.
 
     ``direction`` says which change counts: ``down`` (value fell vs the reference; the default for
@@ -121,7 +130,7 @@ class PValueCondition(_Strict):
         return f"p < {self.alpha:g}"
 
 
-class FlaggedCondition(_Strict):
+class FlaggedCondition(_Condition):
     """Breach when the statistics engine flagged the row (its own test and threshold)."""
 
     type: Literal["flagged"] = "flagged"
@@ -133,8 +142,37 @@ class FlaggedCondition(_Strict):
 Condition = Annotated[ThresholdCondition | PValueCondition | FlaggedCondition, Field(discriminator="type")]
 
 
+_DIMENSIONS: dict[DimensionKind, dict[str, Any]] = {
+    "none": {"enum": ["", ANY]},
+    "tag": {"pattern": r"^(\*|tag:[^=]+=[\s\S]*)?$"},
+    "column": {},
+    "score": {},
+}
+
+
+def _per_metric(schema: dict[str, Any]) -> None:
+    """The statistics contract (``METRICS``) in the JSON Schema: each family's metrics, and per metric
+    its dimensions and the conditions it supports, as ``_known_metric`` and friends check them."""
+    branches = []
+    for family, metrics in METRICS.items():
+        groups: dict[MetricSpec, list[str]] = {}
+        for metric, spec in metrics.items():
+            groups.setdefault(spec, []).append(metric)
+        for spec, names in groups.items():
+            types = ["threshold", *(["p_value"] if spec.p_value else []), *(["flagged"] if spec.flagged else [])]
+            branches.append({"properties": {
+                "family": {"const": family}, "metric": {"enum": names}, "dimension": _DIMENSIONS[spec.dimensions],
+                "condition": {"properties": {"type": {"enum": types}}},
+            }})  # fmt: skip
+    schema["oneOf"] = branches
+    space = "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())  # what str.strip() strips
+    schema["properties"]["scope"]["pattern"] = f"^[^{space}]([\\s\\S]*[^{space}])?$"  # as ``_scope`` checks
+
+
 class MonitorSpec(_Strict):
     """The user-controlled part of a monitor (request bodies and YAML entries share it)."""
+
+    model_config = ConfigDict(json_schema_extra=_per_metric)
 
     name: MonitorName
     scope: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
@@ -148,7 +186,7 @@ class MonitorSpec(_Strict):
         "(for cost_usd '' is the model total and '*' also matches every tag)",
     )
     condition: Condition
-    min_samples: int = Field(default=0, ge=0, description="ignore windows whose statistic has fewer samples")
+    min_samples: int = Field(default=0, ge=0, le=10**9, description="ignore windows whose statistic has fewer samples")
     cooldown_seconds: int = Field(
         default=1800, ge=0, le=30 * 86400, description="no new alert within this much window time of the last"
     )
@@ -238,8 +276,9 @@ class MonitorCreate(MonitorSpec):
 class MonitorUpdate(BaseModel):
     """``PATCH /v1/monitors/{id}``: only the fields sent change; the result is validated as a whole.
 
-    ``channels`` replaces the list. A channel sent back exactly as ``GET`` shows it (secrets masked)
-    keeps its stored secrets, so read-modify-write works without re-entering them.
+    ``null`` leaves a field unchanged, except ``retrain_after`` (null: never). ``channels`` replaces
+    the list. A channel sent back exactly as ``GET`` shows it (secrets masked) keeps its stored
+    secrets, so read-modify-write works without re-entering them.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -42,7 +42,11 @@ OptionalName = Annotated[str, Meta(max_length=limits.MAX_NAME_LENGTH)] | None
 Text = Annotated[str, Meta(max_length=limits.MAX_TEXT_CHARS)] | None  # longer: a miss (pydantic truncates)
 NonNegative = Annotated[float, Meta(ge=0)] | None
 TokenCount = Annotated[int, Meta(ge=0, le=limits.MAX_TOKENS)] | None
-FeatureValue = bool | int | float | Annotated[str, Meta(max_length=limits.MAX_FEATURE_STRING_LENGTH)] | None
+# Past 64 bits a number is the slow path's to decide (orjson reads it as a float, or fails): unbounded
+# here, it would reach ``float()`` when a feedback row is written (OverflowError) and stop every flush
+# of its batch. msgspec bounds must fit in an int64.
+Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+FeatureValue = bool | Int64 | float | Annotated[str, Meta(max_length=limits.MAX_FEATURE_STRING_LENGTH)] | None
 Features = Annotated[
     dict[Annotated[str, Meta(min_length=1, max_length=limits.MAX_FEATURE_NAME_LENGTH)], FeatureValue],
     Meta(max_length=limits.MAX_FEATURES),
@@ -97,7 +101,7 @@ class FeedbackRecord(_Record, kw_only=True):
     inference_id: EventId
     timestamp: datetime = _NO_TIME
     kind: FeedbackKindName
-    value: bool | int | float | Annotated[str, Meta(max_length=limits.MAX_NAME_LENGTH)] | None = None
+    value: bool | Int64 | float | Annotated[str, Meta(max_length=limits.MAX_NAME_LENGTH)] | None = None
     name: OptionalName = None
     text: Annotated[str, Meta(max_length=limits.MAX_FEEDBACK_TEXT_CHARS)] | None = None
     source: FeedbackSourceName = "user"
@@ -141,7 +145,8 @@ class RecordDecoder(Generic[R]):
     def decode(self, raw: bytes) -> list[R] | None:
         try:
             decoded = self._decoder.decode(raw)
-        except msgspec.DecodeError:  # ValidationError is a DecodeError
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            # ValidationError is a DecodeError; invalid UTF-8 inside a string is a UnicodeDecodeError
             return None
         records = decoded if isinstance(decoded, list) else [decoded]
         return records if self._finish(records, datetime.now(UTC)) else None

@@ -4,6 +4,10 @@ A message may hold one event or a JSON array of events (the batched envelope the
 produce). The fast path decodes the whole envelope with msgspec (``schemas.records``); an envelope it
 cannot take is validated item by item with the pydantic contract, so one bad event never costs the
 good ones around it and each dead letter says exactly what was wrong.
+
+``EventDecoder.decode`` is total: any bytes (none at all, a tombstone, invalid UTF-8, nesting past the
+parser's depth, numbers past 64 bits) give events or dead letters, and an exception nobody foresaw
+becomes a dead letter naming it, so one message can neither vanish nor stop the stream.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from schemas.records import (
 )
 
 MAX_DEAD_PAYLOAD_CHARS = 16_000
+MAX_DEAD_ERROR_CHARS = 4_000  # a dead letter stays one small Kafka message, whatever the reason
 
 E = TypeVar("E", bound=BaseModel)
 R = TypeVar("R", InferenceRecord, FeedbackRecord)
@@ -73,18 +78,30 @@ class EventDecoder(Generic[E, R]):
         self._max_bytes = max_bytes
 
     def decode(self, raw: bytes) -> Decoded[R]:
+        """Events and dead letters for one message; never raises."""
+        if not raw:
+            return Decoded(dead_letters=[self._dead("empty message (no value, e.g. a tombstone)", b"")])
+        try:
+            return self._decode(raw)
+        except Exception as exc:  # a bug or an input nobody foresaw: this message alone is set aside
+            return Decoded(dead_letters=[unexpected_letter(self._source, exc, raw)])
+
+    def _decode(self, raw: bytes) -> Decoded[R]:
         out: Decoded[R] = Decoded()
         if len(raw) > self._max_bytes:
             out.dead_letters.append(self._dead(f"message of {len(raw)} bytes exceeds {self._max_bytes}", raw))
             return out
         records = self._fast.decode(raw)
-        if records is not None and all(record.project for record in records):  # no API key fills it in here
+        if records and all(record.project for record in records):  # no API key fills it in here
             out.events = records
             return out
         try:  # the slow path: pydantic decides, item by item, and names each problem
             parsed: Any = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             out.dead_letters.append(self._dead(f"invalid JSON: {exc}", raw))
+            return out
+        if parsed == []:
+            out.dead_letters.append(self._dead("empty list: no events", raw))
             return out
         items = parsed if isinstance(parsed, list) else [parsed]
         for index, item in enumerate(items):
@@ -101,7 +118,17 @@ class EventDecoder(Generic[E, R]):
             )
 
     def _dead(self, error: str, raw: bytes, project: str = "") -> DeadLetter:
-        return DeadLetter(source=self._source, error=error, payload=_truncate(raw), project=project)
+        return dead_letter(self._source, error, raw, project)
+
+
+def dead_letter(source: str, error: str, raw: bytes, project: str = "") -> DeadLetter:
+    """A dead letter with its reason and payload cut to size."""
+    return DeadLetter(source=source, error=error[:MAX_DEAD_ERROR_CHARS], payload=_truncate(raw), project=project)
+
+
+def unexpected_letter(source: str, exc: Exception, raw: bytes) -> DeadLetter:
+    """The dead letter of a message whose processing raised: the exception is the reason."""
+    return dead_letter(source, f"unexpected error: {type(exc).__name__}: {exc}", raw)
 
 
 def inference_decoder(source: str = "inference", **kwargs: Any) -> EventDecoder[InferenceEvent, InferenceRecord]:

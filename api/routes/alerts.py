@@ -11,15 +11,13 @@ from pydantic import BaseModel, Field
 from api.deps import CurrentKey, ProjectDep
 from api.errors import responses
 from api.routes.monitors import MonitoringDep
-from api.time_range import check_time_range
+from api.time_range import Since, Until, storable_range
 from schemas.events import AlertKind, Severity
 
 router = APIRouter(prefix="/v1", tags=["alerts"], responses=responses(400, 401, 422, 503))
 
 
 Model = Annotated[str | None, Query(max_length=200)]
-Since = Annotated[datetime | None, Query(description="inclusive, ISO 8601")]
-Until = Annotated[datetime | None, Query(description="exclusive, ISO 8601")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 AlertIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
@@ -123,7 +121,7 @@ def list_alerts(
     limit: Limit = 100,
 ) -> list[dict[str, Any]]:
     """``since``/``until`` bound the time the alert fired."""
-    check_time_range(since, until)
+    since, until = storable_range(since, until)
     return monitoring.alerts.list_alerts(
         project, model=model, kind=kind, severity=severity, monitor_id=monitor_id, status=alert_status,
         since=since, until=until, limit=limit,
@@ -161,5 +159,5 @@ def list_retrain_requests(
     limit: Limit = 100,
 ) -> list[dict[str, Any]]:
     """``since``/``until`` bound the time the request was made."""
-    check_time_range(since, until)
+    since, until = storable_range(since, until)
     return monitoring.alerts.list_retrains(project, model=model, since=since, until=until, limit=limit)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 
 from api.deps import ProjectDep, StorageDep
-from api.errors import responses, unprocessable
+from api.errors import responses
 from api.models import FeedbackPage
-from api.queries.feedback import BadCursor, FeedbackFilter, feedback_page, iter_feedback
-from api.time_range import check_time_range
+from api.queries.feedback import CURSOR_PATTERN, FeedbackFilter, feedback_page, iter_feedback
+from api.time_range import Since, Until, storable_range
 from schemas.events import FeedbackKind, FeedbackSource
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=responses(401, 503))
@@ -39,9 +39,10 @@ Model = Annotated[str | None, Query(max_length=200, description="only feedback o
 Version = Annotated[str | None, Query(max_length=200)]
 Kinds = Annotated[list[FeedbackKind] | None, Query()]
 Source = Annotated[FeedbackSource | None, Query()]
-Since = Annotated[datetime | None, Query(description="inclusive, ISO 8601")]
-Until = Annotated[datetime | None, Query(description="exclusive, ISO 8601")]
-TagFilter = Annotated[list[str] | None, Query(description="inference tag filter 'key:value', repeatable")]
+TagFilter = Annotated[
+    list[Annotated[str, StringConstraints(pattern=r"^[^:]+:")]] | None,
+    Query(description="inference tag filter 'key:value' (the key up to the first ':'), repeatable"),
+]
 
 
 async def feedback_filter(
@@ -55,13 +56,8 @@ async def feedback_filter(
     tag: TagFilter = None,
 ) -> FeedbackFilter:
     """The filters shared by the listing and the export, validated once."""
-    tags: dict[str, str] = {}
-    for item in tag or []:
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            raise unprocessable(["query", "tag"], f"tag filter {item!r} must be 'key:value'")
-        tags[key] = value
-    check_time_range(since, until)
+    tags = dict(item.split(":", 1) for item in tag or [])  # the pattern guarantees a key and a ':'
+    since, until = storable_range(since, until)
     return FeedbackFilter(
         project=project,
         model=model,
@@ -83,12 +79,11 @@ def list_feedback(
     flt: FilterDep,
     storage: StorageDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="the previous page's `next_cursor`, unchanged")
+    ] = None,
 ) -> dict[str, Any]:
-    try:
-        items, next_cursor = feedback_page(storage, flt, limit=limit, cursor=cursor)
-    except BadCursor as exc:
-        raise unprocessable(["query", "cursor"], str(exc)) from exc
+    items, next_cursor = feedback_page(storage, flt, limit=limit, cursor=cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 

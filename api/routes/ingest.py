@@ -64,7 +64,7 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"oneOf": [ref, {"type": "array", "items": ref}]}}},
+            "content": {"application/json": {"schema": {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1}]}}},
         }
     }
 

@@ -12,12 +12,14 @@ from api.deps import ProjectDep, ServicesDep
 from api.errors import ErrorMessage, responses
 from schemas.events import Severity
 from schemas.monitors import Condition, Monitor, MonitorCreate, MonitorUpdate, unmask_channels
-from streams.monitors import BuiltinMonitorError, MonitorExistsError, Monitoring
+from streams.monitors import BuiltinMonitorError, MonitorExistsError, Monitoring, default_monitors
 from streams.monitors.store import channel_problems, validation_problems
 
 router = APIRouter(prefix="/v1/monitors", tags=["monitors"], responses=responses(400, 401, 422, 503))
 
-_CONFLICT = {409: {"model": ErrorMessage, "description": "id taken, or a read-only built-in default monitor"}}
+_CONFLICT = {
+    409: {"model": ErrorMessage, "description": "the id is taken or a built-in default's (built-ins are read-only)"}
+}
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
@@ -79,6 +81,9 @@ def _vet_channels(allow_private: bool) -> Any:
 @router.post("", response_model=MonitorOut, status_code=status.HTTP_201_CREATED, responses=_CONFLICT,
              summary="Create a monitor (replaces the built-in defaults of the project)")  # fmt: skip
 def create_monitor(body: MonitorCreate, project: ProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
+    if body.monitor_id in {builtin.monitor_id for builtin in default_monitors(project, monitoring.settings)}:
+        # deleting it later would bring the built-in default of that id back: a delete that does not delete
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{body.monitor_id!r} is the id of a built-in default monitor")
     check = _vet_channels(monitoring.settings.allow_private_webhooks)
     try:
         monitor = monitoring.store.create(project, body, check=check)
@@ -106,7 +111,8 @@ def update_monitor(
     monitor_id: MonitorIdPath, body: MonitorUpdate, project: ProjectDep, monitoring: MonitoringDep
 ) -> dict[str, Any]:
     store = monitoring.store
-    changes = body.model_dump(exclude_unset=True)
+    changes = {name: value for name, value in body.model_dump(exclude_unset=True).items()
+               if value is not None or name == "retrain_after"}  # fmt: skip
     current = store.get(project, monitor_id)
     if current is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
@@ -133,7 +139,11 @@ def delete_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: M
     try:
         deleted = monitoring.store.delete(project, monitor_id)
     except BuiltinMonitorError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"{monitor_id!r} is a built-in default and read-only") from exc
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{monitor_id!r} is a built-in default and cannot be deleted; creating a monitor of your own replaces "
+            "all built-in defaults of the project",
+        ) from exc
     if not deleted:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

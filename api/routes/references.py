@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import ProjectDep, ServicesDep
 from api.errors import responses, unprocessable
+from api.time_range import storable, storable_range
 from schemas.stats import WindowKey
 from streams.stats.references import Reference, ReferenceStore, columns_from_records
 from streams.stats.window_data import fetch_drift_columns
@@ -22,8 +23,10 @@ ModelName = Annotated[str, Path(min_length=1, max_length=200)]
 
 
 class RangeRequest(BaseModel):
-    start: datetime
-    end: datetime
+    """Pin the model's own traffic between ``start`` and ``end`` (naive = UTC) as the reference."""
+
+    start: datetime = Field(description="inclusive; before `end`, else 422")
+    end: datetime = Field(description="exclusive")
 
 
 class ReferenceInfo(BaseModel):
@@ -60,8 +63,8 @@ def _records(body: bytes, fmt: str) -> list[dict[str, Any]]:
     response_model=ReferenceInfo,
     status_code=status.HTTP_201_CREATED,
     summary="Set the drift reference: JSON {start, end} pins a time range; a jsonl/csv/parquet body uploads one",
-    openapi_extra={"requestBody": {"content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/RangeRequest"}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": RangeRequest.model_json_schema()},
         "application/x-ndjson": {"schema": {"type": "string"}},
         "text/csv": {"schema": {"type": "string"}},
         "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
@@ -72,24 +75,28 @@ async def set_reference(
     request: Request,
     project: ProjectDep,
     services: ServicesDep,
-    format: Annotated[Literal["jsonl", "csv", "parquet"] | None, Query()] = None,
+    format: Annotated[
+        Literal["jsonl", "csv", "parquet"] | None,
+        Query(description="a dataset's format (default: from the content type, else jsonl); not with a JSON range"),
+    ] = None,
 ) -> ReferenceInfo:
     body = await request.body()
     if len(body) > services.settings.max_body_bytes:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {services.settings.max_body_bytes} bytes")
     store: ReferenceStore = services.references
     storage, settings = services.storage, services.settings
-    if format is None and "json" in request.headers.get("content-type", "") and "ndjson" not in request.headers.get(
-        "content-type", ""
-    ):
+    content_type = request.headers.get("content-type", "")
+    if "json" in content_type and "ndjson" not in content_type:  # a JSON body is a time range
+        if format is not None:
+            raise unprocessable(["query", "format"], "a JSON body is a time range; send a dataset as text/csv, "
+                                "application/x-ndjson or application/vnd.apache.parquet")  # fmt: skip
         try:
             window = RangeRequest.model_validate_json(body)
         except ValidationError as exc:
             problems = exc.errors(include_url=False, include_context=False, include_input=False)
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems) from exc
-        start, end = (value.replace(tzinfo=value.tzinfo or UTC) for value in (window.start, window.end))
-        if start >= end or not 2000 <= start.year < 2200 or not 2000 <= end.year < 2200:
-            raise unprocessable(["body", "start"], "need 2000 <= start < end < 2200")
+        storable_range(window.start, window.end, "body", ("start", "end"))  # ordered, else 422
+        start, end = storable(window.start), storable(window.end)
         from starlette.concurrency import run_in_threadpool
 
         columns = await run_in_threadpool(
@@ -99,7 +106,7 @@ async def set_reference(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inferences of {model!r} between {start} and {end}")
         reference = await run_in_threadpool(store.save, project, model, "range", columns, range_start=start, range_end=end)
         return _info(reference)
-    fmt = format or ("csv" if "csv" in request.headers.get("content-type", "") else "jsonl")
+    fmt = format or ("csv" if "csv" in content_type else "jsonl")
     records = _records(body, fmt)
     if not records:
         raise unprocessable(["body"], "the dataset has no rows")
@@ -109,6 +116,8 @@ async def set_reference(
     from starlette.concurrency import run_in_threadpool
 
     columns = columns_from_records(records)
+    if not columns.columns:
+        raise unprocessable(["body"], "the dataset has no columns (feature values, prompt or response) to compare")
     reference = await run_in_threadpool(store.save, project, model, "dataset", columns)
     return _info(reference)
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from api.deps import ProjectDep, StorageDep
 from api.errors import responses
 from api.queries.stats import rebucket, stat_rows
-from api.time_range import check_time_range
+from api.time_range import Since, Until, storable_range
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=responses(401, 503))
 
@@ -42,12 +42,12 @@ def get_stats(
     ] = "",
     metric: Annotated[str | None, Query(max_length=100, description="e.g. latency_p95_ms, dataset_drift")] = None,
     dimension: Annotated[str | None, Query(max_length=300, description="feature/descriptor/tag; '' = model")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Since = None,
+    until: Until = None,
     interval: Annotated[int | None, Query(ge=1, le=31 * 86400, description="re-bucket to N seconds")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[dict[str, Any]]:
-    check_time_range(since, until)
+    since, until = storable_range(since, until)
     rows = stat_rows(storage, project, family, model=model, model_version=model_version, metric=metric, dimension=dimension,
                      since=since, until=until, limit=limit)  # fmt: skip
     return rebucket(rows, interval) if interval else rows

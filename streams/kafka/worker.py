@@ -24,6 +24,7 @@ from schemas.topics import Topics
 from streams import metrics
 from streams.bus import Kind
 from streams.closer import WindowCloser
+from streams.decode import unexpected_letter
 from streams.kafka.admin import ensure_topics
 from streams.pipeline import Pipeline
 from streams.storage import StorageError
@@ -93,9 +94,23 @@ class KafkaWorker:
         return agent
 
     def _decode(self, kind: Kind, values: list[bytes | None]) -> list[DeadLetter]:
-        decoded = [self.pipeline.accept_raw(kind, value or b"") for value in values]
-        metrics.events_accepted(kind, "kafka", sum(len(message.events) for message in decoded))
-        return [letter for message in decoded for letter in message.dead_letters]
+        """Buffer a take() batch, message by message. A message that raises anyway (e.g. while its
+        events are enriched) becomes a dead letter alone: the rest of the batch is still stored."""
+        dead: list[DeadLetter] = []
+        accepted = 0
+        for value in values:
+            raw = value or b""  # a tombstone decodes to a dead letter
+            try:
+                decoded = self.pipeline.accept_raw(kind, raw)
+            except Exception as exc:
+                letter = unexpected_letter(kind, exc, raw)
+                self.pipeline.accept_dead_letters([letter])
+                dead.append(letter)
+            else:
+                accepted += len(decoded.events)
+                dead += decoded.dead_letters
+        metrics.events_accepted(kind, "kafka", accepted)
+        return dead
 
     async def _flush_until_written(self) -> None:
         delay = 0.2

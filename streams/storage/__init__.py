@@ -1,6 +1,6 @@
 """ClickHouse storage behind one small interface; the DSN picks embedded chDB or a server."""
 
-from streams.storage.client import Storage, StorageError
+from streams.storage.client import Storage, StorageError, StorageLockedError
 from streams.storage.times import as_utc, ch_time
 
-__all__ = ["Storage", "StorageError", "as_utc", "ch_time"]
+__all__ = ["Storage", "StorageError", "StorageLockedError", "as_utc", "ch_time"]

@@ -8,9 +8,13 @@ through worker threads.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,6 +39,46 @@ _JSON_INSERT_SETTINGS = {
 
 class StorageError(RuntimeError):
     """Anything that went wrong talking to ClickHouse, with the statement kind that failed."""
+
+
+class StorageLockedError(StorageError):
+    """The embedded engine's directory is held by another process (chDB opens a directory in one
+    process at a time, e.g. a running ``loopwatch serve``)."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        self.path, self.pid = path, pid
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(f"the embedded database {path} is in use by {holder}")
+
+
+def _chdb_path(dsn: str) -> Path | None:
+    """The directory of a ``chdb:///dir`` DSN (other chdb forms are not on disk, or not ours to probe)."""
+    parts = urlsplit(dsn)
+    return Path(parts.path) if parts.scheme == "chdb" and not parts.netloc and parts.path else None
+
+
+def _refuse_if_held(path: Path) -> None:
+    """Raise ``StorageLockedError`` when another process holds the engine directory ``path``.
+
+    ClickHouse holds an exclusive ``flock`` on ``<path>/status`` while it runs and writes its pid there.
+    Probed before connecting, because chDB reports a held lock only as "Error initializing
+    EmbeddedServer" (after printing its own message on stderr). This process's own engine holds the
+    lock too: the pid tells them apart.
+    """
+    try:
+        fd = os.open(path / "status", os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        match = re.search(rb"PID: (\d+)", os.pread(fd, 256, 0))
+        pid = int(match.group(1)) if match else None
+        if pid != os.getpid():
+            raise StorageLockedError(path, pid) from None
+    finally:
+        os.close(fd)
 
 
 def _split_dsn(dsn: str, database: str) -> tuple[str, str]:
@@ -67,6 +111,8 @@ class Storage:
         if client is None:
             try:
                 if self.embedded:
+                    if (path := _chdb_path(self._dsn)) is not None:
+                        _refuse_if_held(path)
                     client = clickhouse_connect.get_client(dsn=self._dsn)
                 else:  # one HTTP session per client would serialise concurrent queries
                     client = clickhouse_connect.get_client(dsn=self._dsn, autogenerate_session_id=False)

@@ -6,9 +6,11 @@ from datetime import datetime
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from loopwatch.demo.traffic import Traffic
 from tests.conftest import Api
+from tests.poison import FEEDBACK, INFERENCE, poison_messages
 
 
 def _post(api: Api, path: str, items: object, headers: dict[str, str]) -> tuple[int, dict]:
@@ -177,6 +179,45 @@ class TestBadInput:
         assert api.client.get("/v1/feedback", params={"cursor": "zzz"}, headers=headers).status_code == 422
         assert api.client.get("/v1/feedback", params={"tag": "nocolon"}, headers=headers).status_code == 422
         assert api.client.get("/v1/feedback", params={"kind": "vibes"}, headers=headers).status_code == 422
+
+
+class TestPoisonBodies:
+    """Whatever the bytes, the ingest routes answer 202 or a 4xx, never a 5xx, and keep storing."""
+
+    @pytest.mark.parametrize(
+        ("path", "body"),
+        [
+            ("/v1/inferences", b'{"model": "m", "prompt": "invalid \xff UTF-8"}'),
+            ("/v1/feedback", b'{"inference_id": "i", "kind": "comment", "text": "a surrogate \xed\xa0\x80"}'),
+        ],
+    )
+    def test_invalid_utf8_in_a_string_is_a_400(self, api: Api, path: str, body: bytes) -> None:
+        response = api.client.post(path, content=body, headers=api.key("p"))
+        assert response.status_code == 400
+        assert "not valid UTF-8" in response.json()["detail"]
+
+    def test_a_number_past_a_double_does_not_stop_later_writes(self, api: Api) -> None:
+        headers = api.key("p")
+        huge = b'{"inference_id": "i", "kind": "score", "name": "n", "value": ' + b"9" * 400 + b"}"
+        response = api.client.post("/v1/feedback", content=huge, headers=headers)
+        assert response.status_code == 400
+        assert "number is infinity" in response.json()["detail"]
+        fine = {"inference_id": "i", "kind": "score", "name": "n", "value": 1e25}
+        assert _post(api, "/v1/feedback", fine, headers)[0] == 202
+        api.wait_written()
+        assert _count(api, "feedback", "p") == 1
+
+    @pytest.mark.parametrize(("path", "base"), [("/v1/inferences", INFERENCE), ("/v1/feedback", FEEDBACK)])
+    def test_fuzz_never_a_server_error(self, api: Api, path: str, base: dict[str, object]) -> None:
+        headers = {**api.key("p"), "content-type": "application/json"}
+
+        @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(poison_messages(base))
+        def post(body: bytes) -> None:
+            assert api.client.post(path, content=body, headers=headers).status_code in (202, 400, 403, 413, 422)
+
+        post()
+        api.wait_written()  # whatever was accepted could be written
 
 
 class TestTenantIsolation:

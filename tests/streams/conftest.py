@@ -56,11 +56,11 @@ def run_worker(kafka_settings: Settings, loop_thread: LoopThread) -> Iterator[Ca
     """Start a KafkaWorker in this process; stopped (and its database dropped) after the test."""
     started: list[KafkaWorker] = []
 
-    def start(settings: Settings | None = None) -> KafkaWorker:
+    def start(settings: Settings | None = None, pipeline: type[Pipeline] = Pipeline) -> KafkaWorker:
         settings = settings or kafka_settings
         storage = Storage(settings)
         storage.migrate()
-        worker = KafkaWorker(settings, Pipeline(storage, settings))
+        worker = KafkaWorker(settings, pipeline(storage, settings))
         loop_thread.run(worker.start())
         started.append(worker)
         return worker

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -20,9 +20,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from api import create_app
 from loopwatch import Emitter
 from schemas.events import InferenceEvent
+from schemas.records import InferenceRecord
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.kafka.worker import KafkaWorker
+from streams.pipeline import Pipeline
 from streams.storage import Storage
 
 pytestmark = pytest.mark.kafka
@@ -105,6 +107,75 @@ class TestDeadLetters:
         consumer.close()
         assert sorted(letter["error"] for letter in dlq) == errors
         assert all(letter["source"] == "inference" and letter["payload"] for letter in dlq)
+
+
+class _EnrichmentFails(Pipeline):
+    """A pipeline whose enrichment raises on one model: an exception nobody foresaw, after decoding."""
+
+    def accept_inferences(self, events: Sequence[InferenceRecord]) -> None:
+        if any(event.model == "boom" for event in events):
+            raise RuntimeError("enrichment failed")
+        super().accept_inferences(events)
+
+
+class TestPoisonMessages:
+    """A poison message in the middle of a take() batch: it alone is a dead letter with a reason, every
+    valid envelope around it is stored, and the agent keeps consuming."""
+
+    def _send(self, settings: Settings, topic: str, values: list[bytes | None]) -> None:
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+        for value in values:
+            producer.send(topic, value=value, key=b"p/m")  # one partition: one batch, in this order
+        producer.flush()
+        producer.close()
+
+    def _dead_letters(self, storage: Storage) -> list[dict[str, str]]:
+        return storage.rows(f"SELECT source, error, payload FROM {storage.database}.dead_letters ORDER BY error")
+
+    def test_poison_between_valid_envelopes(self, kafka_settings: Settings, run_worker) -> None:
+        worker: KafkaWorker = run_worker()
+        storage = worker.pipeline.storage
+        topics = Topics(kafka_settings.topic_prefix)
+        poison: list[bytes | None] = [
+            b'[{"project": "p", "model": "m", "prompt": "invalid \xff UTF-8"}]',
+            None,  # a tombstone
+            b"[]",
+            b"[" * 3000 + b"]" * 3000,
+        ]
+        envelopes = [orjson.dumps([{"project": "p", "model": "m", "event_id": f"ok-{i}-{j}"} for j in range(5)])
+                     for i in range(len(poison) + 1)]  # fmt: skip
+        interleaved = [message for pair in zip(envelopes, poison, strict=False) for message in pair]
+        self._send(kafka_settings, topics.inference, [*interleaved, envelopes[-1]])
+        score = b'{"project": "p", "inference_id": "ok-0-0", "kind": "score", "name": "n", "value": %s}'
+        self._send(kafka_settings, topics.feedback, [score % b"0.5", score % (b"9" * 400), score % b"1"])
+        _wait_for(lambda: _counts(storage)["dead_letters"] == 5 and _counts(storage)["feedback"] == 2
+                  and _counts(storage)["inferences"] == 25, what="valid rows and dead letters")  # fmt: skip
+        letters = sorted((row["source"], row["error"]) for row in self._dead_letters(storage))
+        wanted = [
+            ("feedback", "invalid JSON: number is infinity"),
+            ("inference", "empty list"),
+            ("inference", "empty message (no value, e.g. a tombstone)"),
+            ("inference", "invalid JSON: depth limit exceeded"),
+            ("inference", "invalid JSON: str is not valid UTF-8"),
+        ]
+        assert [(source, error[: len(want)]) for (source, error), (_, want) in zip(letters, wanted, strict=True)] == wanted
+        self._send(kafka_settings, topics.feedback, [score % b"2"])  # the agent is still consuming
+        _wait_for(lambda: _counts(storage)["feedback"] == 3, what="feedback after the poison")
+
+    def test_a_message_that_raises_after_decoding_is_a_dead_letter(self, kafka_settings: Settings, run_worker) -> None:
+        worker: KafkaWorker = run_worker(pipeline=_EnrichmentFails)
+        storage = worker.pipeline.storage
+        topics = Topics(kafka_settings.topic_prefix)
+        envelope = [{"project": "p", "model": "m", "event_id": "before"}]
+        self._send(kafka_settings, topics.inference, [
+            orjson.dumps(envelope), orjson.dumps([{"project": "p", "model": "boom"}]),
+            orjson.dumps([{"project": "p", "model": "m", "event_id": "after"}]),
+        ])  # fmt: skip
+        _wait_for(lambda: _counts(storage)["inferences"] == 2 and _counts(storage)["dead_letters"] == 1,
+                  what="the messages around the failing one")  # fmt: skip
+        (letter,) = self._dead_letters(storage)
+        assert letter["error"] == "unexpected error: RuntimeError: enrichment failed"
+        assert '"boom"' in letter["payload"]
 
 
 class TestKafkaModeApi:

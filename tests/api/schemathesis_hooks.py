@@ -1,0 +1,84 @@
+"""What schemathesis cannot read in the OpenAPI: rules across fields, which the spec states in prose.
+
+JSON Schema constrains one value at a time. The rules below relate several (or a value and the server's
+state), so the spec says them in descriptions and answers 422/409 when they are broken; here they
+shape the *positive* cases (those the fuzzer claims the server must accept), so
+``positive_data_acceptance`` tests everything else. Negative cases are left alone. Loaded by the
+schemathesis CLI through ``SCHEMATHESIS_HOOKS`` (tests/api/test_openapi_fuzz.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+from fastapi import HTTPException
+from pydantic import TypeAdapter, ValidationError
+from schemathesis.generation.modes import GenerationMode
+
+from api.time_range import IsoDatetime, storable_range
+from schemas.events import UtcDatetime
+
+_MOMENT: TypeAdapter[Any] = TypeAdapter(IsoDatetime)
+_EVENT_TIME: TypeAdapter[Any] = TypeAdapter(UtcDatetime)
+# What a PATCH may change whatever the stored monitor is: family, metric, dimension and condition are
+# validated together with the stored fields ("the result is validated as a whole"), and channel
+# targets must resolve, which needs DNS this sandbox does not have.
+_PATCH_ALONE = frozenset({"name", "severity", "enabled"})
+
+
+def _positive(case: Any) -> bool:
+    return case.meta is None or case.meta.generation.mode == GenerationMode.POSITIVE
+
+
+def _ordered(since: Any, until: Any) -> bool:
+    """``since`` before ``until`` ("before `until`, else 422"), parsed as the server parses them."""
+    if since is None or until is None:
+        return True
+    try:
+        storable_range(_MOMENT.validate_python(since), _MOMENT.validate_python(until))
+    except (HTTPException, ValidationError):
+        return False
+    return True
+
+
+def _storable_times(body: Any) -> bool:
+    """Event timestamps between 2000 and 2200 UTC (the field's description): an RFC 3339 pattern for
+    this would have to compare offsets with times of day."""
+    for item in body if isinstance(body, list) else [body]:
+        if isinstance(item, dict) and item.get("timestamp") is not None:
+            try:
+                _EVENT_TIME.validate_python(item["timestamp"])
+            except ValidationError:
+                return False
+    return True
+
+
+@schemathesis.hook
+def filter_case(context: Any, case: Any) -> bool:
+    if not _positive(case):
+        return True
+    method, path = case.operation.method.upper(), case.operation.path
+    if path == "/v1/models/{model}/reference" and method == "POST":
+        # dataset uploads (CSV, JSON lines, Parquet) have contents no JSON Schema describes; the range
+        # request is JSON and ordered ("before `end`, else 422")
+        body = case.body if isinstance(case.body, dict) else {}
+        return (case.query or {}).get("format") is None and case.media_type == "application/json" and _ordered(
+            body.get("start"), body.get("end")
+        )
+    if path in ("/v1/inferences", "/v1/feedback") and method == "POST":
+        return _storable_times(case.body)
+    query = case.query or {}
+    return _ordered(query.get("since"), query.get("until"))
+
+
+@schemathesis.hook
+def map_case(context: Any, case: Any) -> Any:
+    if not _positive(case) or not isinstance(case.body, dict):
+        return case
+    method, path = case.operation.method.upper(), case.operation.path
+    if path == "/v1/monitors" and method == "POST":
+        case.body = {**case.body, "channels": []}  # targets must resolve (to public addresses): no DNS here
+    elif path == "/v1/monitors/{monitor_id}" and method == "PATCH":
+        case.body = {name: value for name, value in case.body.items() if name in _PATCH_ALONE}
+    return case
