@@ -84,9 +84,9 @@ class EmbeddedRunner:
         await self._flush(final=True)
         await self.closer.stop(self._stop_grace)
 
-    async def wait_idle(self, timeout: float = 30.0) -> None:
-        """Wait until every accepted event is written and due windows are closed (tests and the demo
-        read back after this)."""
+    async def wait_idle(self, timeout: float = 30.0, *, close_windows: bool = True) -> None:
+        """Wait until every accepted event is written and (unless told not to) due windows are closed:
+        tests and the demo read back after this."""
         deadline = time.monotonic() + timeout
         while self.bus.queue.qsize() or self.pipeline.pending:
             if time.monotonic() > deadline:
@@ -94,13 +94,20 @@ class EmbeddedRunner:
             self._flush_due.set()
             await asyncio.sleep(0.02)
         await self._flush()
-        await self.closer.close_now()
+        if close_windows:
+            await self.closer.close_now()
 
     def _handle(self, envelope: Envelope) -> None:
-        if envelope.kind == "inference":
-            self.pipeline.accept_inferences(envelope.events)  # type: ignore[arg-type]
-        else:
-            self.pipeline.accept_feedback(envelope.events)  # type: ignore[arg-type]
+        try:
+            if envelope.kind == "inference":
+                self.pipeline.accept_inferences(envelope.events)  # type: ignore[arg-type]
+            else:
+                self.pipeline.accept_feedback(envelope.events)  # type: ignore[arg-type]
+        except Exception as exc:  # one batch must not stop the consumer (nothing of it was buffered)
+            log.exception("ingest_batch_failed", kind=envelope.kind, events=len(envelope.events))
+            if envelope.written is not None and not envelope.written.done():
+                envelope.written.set_exception(exc)  # its request answers 500, no 202
+            return
         if self._buffered_since is None:
             self._buffered_since = time.monotonic()
         if envelope.written is not None:  # after the events are in the buffers: the next flush has them
