@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
+from typing import cast
 
 import structlog
 
@@ -33,6 +35,8 @@ from streams.pipeline import Pipeline
 from streams.storage import StorageError
 
 log = structlog.get_logger(__name__)
+
+FINAL_ATTEMPTS = 5  # writes tried at shutdown before the buffered events are given up (their requests get no 202)
 
 
 class EmbeddedRunner:
@@ -53,9 +57,10 @@ class EmbeddedRunner:
         self._flusher: asyncio.Task[None] | None = None
         self._flush_due = asyncio.Event()
         self._stopping = False
-        # Requests waiting for the write of events already in the buffers, and when the oldest came.
-        self._waiting: list[asyncio.Future[None]] = []
-        self._buffered_since: float | None = None
+        # Buffered events at most (more while storage is behind would only grow memory: the bounded
+        # queue makes publishers wait instead).
+        self._max_buffered = 4 * settings.batch_max_events
+        self._room = asyncio.Event()
         self.failed_flushes = 0
         self.closer = WindowCloser(pipeline, max(1.0, self._max_seconds * 2))
 
@@ -68,7 +73,7 @@ class EmbeddedRunner:
 
     @property
     def running(self) -> bool:
-        return self._consumer is not None and not self._consumer.done()
+        return all(task is not None and not task.done() for task in (self._consumer, self._flusher))
 
     async def stop(self) -> None:
         """Drain everything accepted so far into storage, then stop."""
@@ -98,23 +103,18 @@ class EmbeddedRunner:
             await self.closer.close_now()
 
     def _handle(self, envelope: Envelope) -> None:
-        try:
+        try:  # the envelope's future travels with its events and comes back from the flush that wrote them
             if envelope.kind == "inference":
-                self.pipeline.accept_inferences(envelope.events)  # type: ignore[arg-type]
+                self.pipeline.accept_inferences(envelope.events, envelope.written)  # type: ignore[arg-type]
             else:
-                self.pipeline.accept_feedback(envelope.events)  # type: ignore[arg-type]
+                self.pipeline.accept_feedback(envelope.events, envelope.written)  # type: ignore[arg-type]
         except Exception as exc:  # one batch must not stop the consumer (nothing of it was buffered)
             log.exception("ingest_batch_failed", kind=envelope.kind, events=len(envelope.events))
             if envelope.written is not None and not envelope.written.done():
                 envelope.written.set_exception(exc)  # its request answers 500, no 202
-            return
-        if self._buffered_since is None:
-            self._buffered_since = time.monotonic()
-        if envelope.written is not None:  # after the events are in the buffers: the next flush has them
-            self._waiting.append(envelope.written)
 
     def _drain_queue(self) -> None:
-        while not self.bus.queue.empty():
+        while not self.bus.queue.empty() and self.pipeline.pending < self._max_buffered:
             self._handle(self.bus.queue.get_nowait())
 
     async def _consume(self) -> None:
@@ -122,18 +122,21 @@ class EmbeddedRunner:
             self._handle(await self.bus.queue.get())
             self._drain_queue()
             self._flush_due.set()  # the flusher re-reads its deadline
+            while self.pipeline.pending >= self._max_buffered:  # storage is behind: the bounded queue pushes back
+                self._room.clear()
+                await self._room.wait()
 
     def _flush_in(self) -> float:
-        """Seconds until the buffers are due to be written: 0 when full, else when the oldest waiting
-        request has waited ``commit_interval`` (or, with nobody waiting, the oldest event ``batch_max_seconds``)."""
-        if not self.pipeline.pending:
+        """Seconds until the buffers are due to be written: 0 when full, else when the oldest buffered
+        event has waited ``commit_interval`` (someone waits for its write) or ``batch_max_seconds``."""
+        pending = self.pipeline.pending
+        if not pending:
             return self._max_seconds
-        if self._buffered_since is None:  # added to the pipeline directly (not through the bus)
-            self._buffered_since = time.monotonic()
-        if self.pipeline.pending >= self._max_events:
+        if pending >= self._max_events:
             return 0.0
-        linger = self._commit_interval if self._waiting else self._max_seconds
-        return self._buffered_since + linger - time.monotonic()
+        sink = self.pipeline.sink
+        linger = self._commit_interval if sink.waiting else self._max_seconds
+        return linger - sink.pending_for(time.monotonic())
 
     async def _flush_loop(self) -> None:
         while not self._stopping:
@@ -146,43 +149,36 @@ class EmbeddedRunner:
             await self._flush()
 
     async def _flush(self, *, final: bool = False) -> None:
-        """Write the buffers, then acknowledge every request whose events were in them.
+        """Write the buffers, then acknowledge the requests whose events that write stored.
 
-        A request is taken into a flush only if its events entered the buffers before the write
-        began (both happen on this loop), so an acknowledgement always follows the write of its events.
+        Any error is retried with backoff (the sink keeps the buffers and their acks): a flusher that
+        died would leave every later request waiting. ``stop`` gives up after ``FINAL_ATTEMPTS``.
         """
-        waiting: list[asyncio.Future[None]] = []
-        delay = 0.2
+        delay, attempts = 0.2, 0
         while True:
-            waiting += self._waiting
-            self._waiting, self._buffered_since = [], None
             try:
                 written = await asyncio.to_thread(self.pipeline.flush, close_windows=False)
-            except StorageError as exc:
+            except Exception as exc:
+                attempts += 1
                 self.failed_flushes += 1
-                log.error("flush_failed", error=str(exc)[:500], pending=self.pipeline.pending, final=final)
-                if self._buffered_since is None:
-                    self._buffered_since = time.monotonic()  # the events are back in the buffers
-                if final and self.failed_flushes > 20:
-                    _settle(waiting, exc)
+                log.error("flush_failed", error=str(exc)[:500], error_type=type(exc).__name__,
+                          pending=self.pipeline.pending, final=final, exc_info=not isinstance(exc, StorageError))  # fmt: skip
+                if final and attempts >= FINAL_ATTEMPTS:
                     raise
                 if self._stopping and not final:
-                    self._waiting[:0] = waiting  # stop() makes the final attempt, with the buffers intact
-                    return
+                    return  # stop() makes the final attempts, with the buffers intact
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            _settle(waiting)
+            _settle(written.acks)
+            self._room.set()
             if written.inferences or written.feedback:
                 self.closer.wake()
             return
 
 
-def _settle(waiting: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
-    for future in waiting:
-        if future.done():
-            continue
-        if error is None:
+def _settle(acks: Sequence[object]) -> None:
+    for ack in acks:
+        future = cast("asyncio.Future[None]", ack)
+        if not future.done():
             future.set_result(None)
-        else:
-            future.set_exception(error)

@@ -56,13 +56,14 @@ class Pipeline:
             self.accept_dead_letters(decoded.dead_letters)
         return decoded
 
-    def accept_inferences(self, events: Sequence[InferenceRecord]) -> None:
+    def accept_inferences(self, events: Sequence[InferenceRecord], ack: object | None = None) -> None:
+        """Buffer ``events``; ``ack`` comes back in ``FlushStats.acks`` once all of them are stored."""
         if self.stats is not None:
             self.stats.enrich(events)
-        self.sink.add_inferences(events)
+        self.sink.add_inferences(events, ack)
 
-    def accept_feedback(self, events: Sequence[FeedbackRecord]) -> None:
-        self.sink.add_feedback(events)
+    def accept_feedback(self, events: Sequence[FeedbackRecord], ack: object | None = None) -> None:
+        self.sink.add_feedback(events, ack)
 
     def accept_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         metrics.dead_lettered(letters)
@@ -83,8 +84,11 @@ class Pipeline:
         """
         written = self.sink.flush()
         if self.stats is not None:  # only stored events count towards a window, so a closed window is complete
-            self.stats.observe_inferences(written.written_inferences)
-            self.stats.observe_feedback(written.written_feedback)
+            try:
+                self.stats.observe_inferences(written.written_inferences)
+                self.stats.observe_feedback(written.written_feedback)
+            except Exception:  # the rows are stored: a bookkeeping bug must not fail (and repeat) the write
+                log.exception("window_bookkeeping_failed", inferences=written.inferences, feedback=written.feedback)
         if close_windows:
             self.close_windows()
         return written

@@ -56,6 +56,8 @@ class FlushStats:
     written_feedback: Sequence[FeedbackRecord] = field(default=(), repr=False)
     dead_letters: int = 0
     seconds: float = 0.0
+    # the tokens handed to ``add_*`` with events this flush wrote (every one of their events is stored)
+    acks: Sequence[object] = field(default=(), repr=False)
 
     @property
     def inferences(self) -> int:
@@ -71,13 +73,20 @@ class FlushStats:
 
 
 class EventSink:
-    """Buffers for the raw-event tables; thread-safe so the API and processors can share one."""
+    """Buffers for the raw-event tables; thread-safe so the API and processors can share one.
+
+    A caller that must know when its events are stored (the embedded runner's durable 202) passes an
+    ack token with them: it is taken out together with the events, under the same lock, and comes back
+    in the ``FlushStats.acks`` of the flush that wrote all of them (or is put back with them on failure).
+    """
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._inferences: list[InferenceRecord] = []
         self._feedback: list[FeedbackRecord] = []
         self._dead: list[DeadLetter] = []
+        self._acks: list[object] = []
+        self._since: float | None = None  # when the oldest buffered event came (time.monotonic)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._unreported: tuple[list[InferenceRecord], list[FeedbackRecord]] = ([], [])
@@ -86,25 +95,45 @@ class EventSink:
     def pending(self) -> int:
         return len(self._inferences) + len(self._feedback) + len(self._dead)
 
-    def add_inferences(self, events: Sequence[InferenceRecord]) -> None:
+    @property
+    def waiting(self) -> bool:
+        """True while a buffered event's ack token waits for its write."""
+        return bool(self._acks)
+
+    def pending_for(self, now: float) -> float:
+        """Seconds the oldest buffered event has waited (0 when nothing is buffered)."""
+        since = self._since
+        return 0.0 if since is None else now - since
+
+    def add_inferences(self, events: Sequence[InferenceRecord], ack: object | None = None) -> None:
         with self._lock:
             self._inferences.extend(events)
+            self._added(ack)
 
-    def add_feedback(self, events: Sequence[FeedbackRecord]) -> None:
+    def add_feedback(self, events: Sequence[FeedbackRecord], ack: object | None = None) -> None:
         with self._lock:
             self._feedback.extend(events)
+            self._added(ack)
+
+    def _added(self, ack: object | None) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+        if ack is not None:
+            self._acks.append(ack)
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         with self._lock:
             self._dead.extend(letters)
+            self._added(None)
 
     def flush(self) -> FlushStats:
         """Write every buffer. On error the unwritten buffers are kept and the error propagates."""
         with self._flush_lock:
             started = time.perf_counter()
             with self._lock:
-                inferences, feedback, dead = self._inferences, self._feedback, self._dead
-                self._inferences, self._feedback, self._dead = [], [], []
+                inferences, feedback, dead, acks = self._inferences, self._feedback, self._dead, self._acks
+                self._inferences, self._feedback, self._dead, self._acks = [], [], [], []
+                since, self._since = self._since, None
             # written by an earlier flush that then failed on another table: reported now
             written_inferences, written_feedback = self._unreported
             self._unreported = ([], [])
@@ -129,7 +158,11 @@ class EventSink:
                         self._inferences[:0] = inferences
                         self._feedback[:0] = feedback
                         self._dead[:0] = dead
-            stats = FlushStats(written_inferences, written_feedback, dead_done, time.perf_counter() - started)
+                        self._acks[:0] = acks  # settled only once all of their events are written
+                        if since is not None:
+                            self._since = since if self._since is None else min(since, self._since)
+                    acks = []
+            stats = FlushStats(written_inferences, written_feedback, dead_done, time.perf_counter() - started, acks)
             metrics.flushed(stats)
             if stats.total:
                 log.debug(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api import create_app
 from schemas.records import InferenceRecord
-from tests.conftest import Api
+from tests.conftest import Api, make_settings
 
 
 class TestBatchFailure:
@@ -34,3 +38,44 @@ class TestBatchFailure:
         db = api.services.storage.database
         stored = api.services.storage.query(f"SELECT event_id FROM {db}.inferences FINAL").result_rows
         assert stored == [("good",)]
+
+    def test_a_bookkeeping_error_after_the_write_still_acknowledges(
+        self, api: Api, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        runner = api.services.runner
+        assert runner is not None
+        assert runner.pipeline.stats is not None
+
+        def fail(events: Sequence[InferenceRecord]) -> None:
+            raise RuntimeError("bookkeeping failed")
+
+        monkeypatch.setattr(runner.pipeline.stats, "observe_inferences", fail)
+        headers = api.key("robust")
+        for n in range(3):  # the flusher keeps going after each error
+            response = api.client.post("/v1/inferences", json=[{"event_id": f"e{n}", "model": "m"}], headers=headers)
+            assert response.status_code == 202
+        assert runner.running
+        db = api.services.storage.database
+        assert int(api.services.storage.scalar(f"SELECT count() FROM {db}.inferences FINAL")) == 3
+
+
+class TestBursts:
+    """Every request of a burst is answered 202 once written, however the burst meets the flushes."""
+
+    def test_every_request_of_many_bursts_is_acknowledged(self, data_dir: Path) -> None:
+        settings = make_settings(data_dir, ack_timeout_seconds=5.0, commit_interval_seconds=0.005)
+        with TestClient(create_app(settings)) as client:
+            api = Api(client)
+            headers = api.key("bursts")
+
+            def send(n: int) -> int:
+                body = [{"event_id": f"b{n}-{i}", "model": "m"} for i in range(50)]
+                return client.post("/v1/inferences", json=body, headers=headers).status_code
+
+            with ThreadPoolExecutor(8) as pool:
+                for burst in range(15):  # a request that lands during a write must not wait for the next burst
+                    statuses = list(pool.map(send, range(burst * 8, burst * 8 + 8)))
+                    assert statuses == [202] * 8, f"burst {burst}: {statuses}"
+            db = api.services.storage.database
+            assert int(api.services.storage.scalar(f"SELECT count() FROM {db}.inferences FINAL")) == 15 * 8 * 50
+            api.services.storage.command(f"DROP DATABASE IF EXISTS {db}")

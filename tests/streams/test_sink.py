@@ -14,6 +14,28 @@ from streams.sink import EventSink
 from streams.storage import Storage, StorageError
 
 
+class TestAcks:
+    """An ack token comes back from the flush that wrote all of its events, never earlier."""
+
+    def test_acks_follow_their_events(self, settings: Settings) -> None:
+        storage = Storage(settings)  # database not created yet: every insert fails
+        sink = EventSink(storage)
+        first, second = object(), object()
+        sink.add_inferences([inference_record(InferenceEvent(project="p", model="m", event_id="a"))], first)
+        sink.add_feedback([feedback_record(FeedbackEvent(project="p", inference_id="a", kind="thumbs", value=1))])
+        assert sink.waiting
+        with pytest.raises(StorageError):
+            sink.flush()
+        sink.add_inferences([inference_record(InferenceEvent(project="p", model="m", event_id="b"))], second)
+        storage.migrate()
+        written = sink.flush()
+        assert list(written.acks) == [first, second]
+        assert (written.inferences, written.feedback) == (2, 1)
+        assert not sink.waiting
+        assert sink.pending_for(0.0) == 0.0
+        assert list(sink.flush().acks) == []
+
+
 class TestFailedFlush:
     """A failed write loses nothing: the buffers stay and the next flush writes them."""
 
