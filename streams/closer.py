@@ -39,7 +39,7 @@ class WindowCloser:
         """Close due windows before returning (tests, the demo and shutdown want them settled)."""
         await asyncio.to_thread(self._pipeline.close_windows)
 
-    async def stop(self, grace_seconds: float = 10.0) -> None:
+    async def stop(self, grace_seconds: float) -> None:
         """Finish the current run, then close what is due one last time — for at most ``grace_seconds``:
         a backlog of thousands of windows is left to the next start-up's recovery instead of holding up
         the shutdown for minutes."""
@@ -51,6 +51,8 @@ class WindowCloser:
             await self._task
             self._task = None
         await self.close_now()
+        if self._pipeline.stats is not None:
+            self._pipeline.stats.finish_by(None)  # a later close (a restarted runner, tests) is not cut short
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -33,7 +33,13 @@ from streams.stats import families
 from streams.stats.quality_data import fetch_quality
 from streams.stats.references import ReferenceStore
 from streams.stats.retries import PendingWindows, RetryPolicy
-from streams.stats.window_data import WindowRows, fetch_drift_columns, fetch_window_rows, window_params
+from streams.stats.window_data import (
+    WindowRows,
+    fetch_drift_columns,
+    fetch_tag_costs,
+    fetch_window_rows,
+    window_params,
+)
 from streams.stats.windows import WindowTracker, window_bounds
 from streams.storage import Storage, StorageError, as_utc, ch_time
 
@@ -212,11 +218,12 @@ class StatsEngine:
     @metrics.timed_window_close
     def close_window(self, key: WindowKey) -> list[StatRow]:
         started = time.perf_counter()
-        events = fetch_window_rows(self.storage, key, self.settings.cost_tag_keys)
+        events = fetch_window_rows(self.storage, key)
         if not len(events):
-            return []  # the window's events were all duplicates of another window's; nothing to say
-        rows = self._latency(key, events)
-        rows += self._cost(key, events)
+            return []  # nothing stored in the window (e.g. a window re-tracked after its rows expired)
+        versions = _by_version(events)
+        rows = self._latency(key, events, versions)
+        rows += self._cost(key, events, versions)
         rows += self._drift(key)
         rows += self._quality(key)
         self._write(rows)
@@ -240,24 +247,24 @@ class StatsEngine:
                 except Exception:
                     log.exception("stats_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), rows=len(rows))
 
-    def _latency(self, key: WindowKey, events: WindowRows) -> list[StatRow]:
+    def _latency(self, key: WindowKey, events: WindowRows, versions: list[tuple[str, WindowRows]]) -> list[StatRow]:
         """Model-wide rows, plus the same per model version when the window has named versions."""
         rows = families.latency_rows(key, events.latencies, events.statuses)
-        for version, part in _by_version(events):
+        for version, part in versions:
             rows += [replace(row, model_version=version)
                      for row in families.latency_rows(key, part.latencies, part.statuses)]  # fmt: skip
         return rows
 
-    def _cost(self, key: WindowKey, events: WindowRows) -> list[StatRow]:
+    def _cost(self, key: WindowKey, events: WindowRows, versions: list[tuple[str, WindowRows]]) -> list[StatRow]:
         history = self.storage.query(
             f"SELECT value FROM {self.storage.database}.window_stats FINAL WHERE project = {{project:String}} "
             "AND model = {model:String} AND family = 'cost' AND metric = 'cost_usd' AND dimension = '' "
             "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
             {**window_params(key), "n": self.settings.spend_history_windows},
         ).result_rows
-        rows = families.cost_rows(key, families.cost_totals(events), families.cost_by_tag(events),
-                                  [h[0] for h in history][::-1])  # fmt: skip
-        for version, part in _by_version(events):
+        by_tag = fetch_tag_costs(self.storage, key, self.settings.cost_tag_keys)
+        rows = families.cost_rows(key, families.cost_totals(events), by_tag, [h[0] for h in history][::-1])
+        for version, part in versions:
             version_rows = families.cost_rows(key, families.cost_totals(part), [], [])
             rows += [replace(row, model_version=version) for row in version_rows]
         return rows

@@ -51,9 +51,6 @@ def latency_rows(key: WindowKey, latencies: np.ndarray, statuses: Sequence[str])
     return rows
 
 
-MAX_TAG_VALUES = 100  # cost rows per window for tag values, the most expensive first
-
-
 def cost_totals(events: WindowRows) -> dict[str, float]:
     """What ``cost_rows`` needs of a window's events: spend, tokens, and how many events had no price."""
     priced = ~np.isnan(events.costs)
@@ -66,20 +63,6 @@ def cost_totals(events: WindowRows) -> dict[str, float]:
         "input_tokens": float(np.nan_to_num(events.input_tokens).sum()),
         "output_tokens": float(np.nan_to_num(events.output_tokens).sum()),
     }
-
-
-def cost_by_tag(events: WindowRows) -> list[tuple[str, str, float, int]]:
-    """(tag, value, spend, events) per value of each tag in ``events.tag_keys``, most expensive first."""
-    spend: dict[tuple[str, str], list[float]] = {}
-    costs = np.nan_to_num(events.costs).tolist()
-    for values, cost in zip(events.tags, costs, strict=True):
-        for tag, value in zip(events.tag_keys, values, strict=True):
-            if value is not None:
-                total = spend.setdefault((tag, value), [0.0, 0])
-                total[0] += cost
-                total[1] += 1
-    ranked = sorted(spend.items(), key=lambda item: -item[1][0])[:MAX_TAG_VALUES]
-    return [(tag, value, total, int(count)) for (tag, value), (total, count) in ranked]
 
 
 def cost_rows(

@@ -23,19 +23,20 @@ def fetch_quality(storage: Storage, key: WindowKey) -> dict[str, Any]:
 
     The feedback side is narrowed before the join: by time (feedback from ``CLOCK_SKEW`` before the
     window on, read through the table's time-sorted projection) and by the window's ids, so the cost
-    follows the window and the time since it, not the size of the table. No ``FINAL``: copies of one
-    feedback event are equal, and ``argMax`` keeps one value per group anyway.
+    follows the window and the time since it, not the size of the table. No ``FINAL``: per group the
+    newest timestamp wins and, among copies of one event, the newest ingestion (what a merge keeps).
     """
     db = storage.database
     params = {**window_params(key), "since": ch_time(key.start - CLOCK_SKEW)}
     window_ids = f"SELECT event_id FROM {db}.inferences WHERE {IN_WINDOW}"
     rows = storage.query(
         "SELECT f.kind, f.name, f.value, f.label, i.prediction FROM ("
-        "SELECT inference_id, kind, name, argMax(value, timestamp) AS value, argMax(label, timestamp) AS label "
+        "SELECT inference_id, kind, name, argMax(value, (timestamp, ingested_at)) AS value, "
+        "argMax(label, (timestamp, ingested_at)) AS label "
         f"FROM {db}.feedback WHERE project = {{project:String}} AND timestamp >= {{since:DateTime64(3, 'UTC')}} "
         f"AND kind IN ('thumbs', 'rating', 'score', 'label') AND inference_id IN ({window_ids}) "
         "GROUP BY inference_id, kind, name) AS f "
-        f"INNER JOIN (SELECT event_id, any(prediction) AS prediction FROM {db}.inferences WHERE {IN_WINDOW} "
+        f"INNER JOIN (SELECT event_id, argMax(prediction, ingested_at) AS prediction FROM {db}.inferences WHERE {IN_WINDOW} "
         "GROUP BY event_id) AS i ON f.inference_id = i.event_id",
         params,
     ).result_rows

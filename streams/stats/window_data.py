@@ -77,9 +77,6 @@ class WindowRows:
     costs: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
-    # per event, the value of each ``tag_keys`` tag (None: the event has no such tag)
-    tag_keys: tuple[str, ...]
-    tags: list[tuple[str | None, ...]]
 
     def __len__(self) -> int:
         return len(self.statuses)
@@ -94,8 +91,6 @@ class WindowRows:
             self.costs[picked],
             self.input_tokens[picked],
             self.output_tokens[picked],
-            self.tag_keys,
-            [self.tags[i] for i in picked],
         )
 
 
@@ -103,18 +98,15 @@ def _floats(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
 
 
-def fetch_window_rows(storage: Storage, key: WindowKey, tag_keys: Sequence[str]) -> WindowRows:
+def fetch_window_rows(storage: Storage, key: WindowKey) -> WindowRows:
     """Every event of the window, exactly once (``FINAL`` merges re-sent copies; with the table sorted
     by (project, model, timestamp) it only reads and merges the window's own granules)."""
-    keys = tuple(tag_keys)
     result = storage.query(
-        "SELECT latency_ms, status, model_version, cost_usd, input_tokens, output_tokens, "
-        "arrayMap(k -> if(mapContains(tags, k), tags[k], NULL), {keys:Array(String)}) "
+        "SELECT latency_ms, status, model_version, cost_usd, input_tokens, output_tokens "
         f"FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW}",
-        {**window_params(key), "keys": list(keys)},
+        window_params(key),
     )
-    columns = result.result_columns or [[] for _ in range(7)]
-    latencies, statuses, versions, costs, inputs, outputs, tags = columns
+    latencies, statuses, versions, costs, inputs, outputs = result.result_columns or [[] for _ in range(6)]
     return WindowRows(
         _floats(list(latencies)),
         list(statuses),
@@ -122,6 +114,17 @@ def fetch_window_rows(storage: Storage, key: WindowKey, tag_keys: Sequence[str])
         _floats(list(costs)),
         _floats(list(inputs)),
         _floats(list(outputs)),
-        keys,
-        [tuple(values) for values in tags],
     )
+
+
+def fetch_tag_costs(storage: Storage, key: WindowKey, tag_keys: Sequence[str]) -> list[tuple[str, str, float, int]]:
+    """(tag, value, spend, events) per value of each of ``tag_keys`` in the window, the 100 most expensive."""
+    return [
+        (str(tag), str(value), float(cost), int(count))
+        for tag, value, cost, count in storage.query(
+            f"SELECT k, tags[k] AS v, sum(ifNull(cost_usd, 0)), count() FROM {storage.database}.inferences FINAL "
+            f"ARRAY JOIN mapKeys(tags) AS k WHERE {IN_WINDOW} AND k IN {{keys:Array(String)}} "
+            "GROUP BY k, v ORDER BY 3 DESC LIMIT 100",
+            {**window_params(key), "keys": list(tag_keys)},
+        ).result_rows
+    ]
