@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,8 @@ from schemas.ddl import migrations
 from schemas.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+MIGRATION_LOCK_STALE = 3600  # seconds: a migration (0006 rebuilds the inferences table) may take long
 
 # Inserts take JSON rows as pydantic dumps them: ISO timestamps, objects into String columns.
 _JSON_INSERT_SETTINGS = {
@@ -135,6 +138,42 @@ class Storage:
         tests build the schema an older release left); returns the versions applied now."""
         db = self.database
         self.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        with self._migration_lock():
+            return self._migrate(up_to)
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """One process migrates at a time: API replicas and workers start together, and a migration such
+        as 0006 (rebuild and swap a table) must not run twice at once. The lock is a table that only one
+        ``CREATE`` can make; a lock older than ``MIGRATION_LOCK_STALE`` belongs to a crashed migrator."""
+        db, started = self.database, time.monotonic()
+        while True:
+            try:
+                self.command(f"CREATE TABLE {db}.migration_lock (pid UInt32) ENGINE = Memory")
+                break
+            except StorageError as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
+            age = self.scalar(
+                "SELECT dateDiff('second', metadata_modification_time, now()) FROM system.tables "
+                "WHERE database = {db:String} AND name = 'migration_lock'",
+                {"db": db},
+            )
+            if age is not None and age > MIGRATION_LOCK_STALE:
+                log.warning("migration_lock_broken", age_seconds=age)
+                self.command(f"DROP TABLE IF EXISTS {db}.migration_lock")
+                continue
+            if time.monotonic() - started > MIGRATION_LOCK_STALE:
+                raise StorageError(f"another process has been migrating {db} for over {MIGRATION_LOCK_STALE} s")
+            log.info("migration_lock_wait", database=db)
+            time.sleep(1.0)
+        try:
+            yield
+        finally:
+            self.command(f"DROP TABLE IF EXISTS {db}.migration_lock")
+
+    def _migrate(self, up_to: int | None) -> list[int]:
+        db = self.database
         self.command(
             f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, "
             "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -87,3 +89,26 @@ class TestInferencesByWindow:
         finally:
             storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
             storage.close()
+
+
+class TestMigrationLock:
+    """Processes that start together migrate one after the other."""
+
+    def test_a_second_migrator_waits_for_the_lock(self, settings: Settings) -> None:
+        holder, waiter = Storage(settings), Storage(settings)
+        try:
+            db = holder.database
+            holder.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+            holder.command(f"CREATE TABLE {db}.migration_lock (pid UInt32) ENGINE = Memory")  # another process migrating
+            with ThreadPoolExecutor(1) as pool:
+                applied = pool.submit(waiter.migrate)
+                time.sleep(2.5)
+                assert not applied.done(), "the migration must wait for the lock"
+                holder.command(f"DROP TABLE {db}.migration_lock")
+                assert applied.result(timeout=60) == [m.version for m in migrations()]
+            tables = holder.query("SELECT name FROM system.tables WHERE database = {db:String}", {"db": db})
+            assert "migration_lock" not in {row[0] for row in tables.result_rows}
+        finally:
+            holder.command(f"DROP DATABASE IF EXISTS {holder.database}")
+            holder.close()
+            waiter.close()
