@@ -20,11 +20,9 @@ from api.services import Services, start_services, stop_services
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.settings import Settings
 from streams import metrics
-from streams.bus import Kind, NotWrittenYet
+from streams.bus import NotWrittenYet
 from streams.storage import StorageError
 
-# For the rejection metric: which ingest endpoint refused a request (from the matched route).
-_INGEST_KINDS: dict[object, Kind] = {ingest.post_inferences: "inference", ingest.post_feedback: "feedback"}
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
@@ -68,7 +66,7 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        kind = _INGEST_KINDS.get(request.scope.get("endpoint"))
+        kind = ingest.ENDPOINT_KINDS.get(request.scope.get("endpoint"))
         if kind is not None and 400 <= exc.status_code < 500:
             metrics.events_rejected(kind, exc.status_code)
         if exc.status_code == 405:  # Starlette names the first route of the path only (GET and POST may differ)

@@ -251,7 +251,7 @@ def backlog_run(
                     raise SystemExit("backlog: a backfill request was refused")
         engine = services.runner.pipeline.stats  # type: ignore[union-attr]
         assert engine is not None
-        due = engine.tracker.pending() + engine.retrying
+        due = engine.windows_pending()
         token = services.keys.create(PROJECT, "bench").token
         loadgen.load(server.url, "/v1/inferences", {"authorization": f"Bearer {token}",
                                                     "content-type": "application/json"}, bodies)  # fmt: skip

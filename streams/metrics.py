@@ -267,14 +267,7 @@ def watch_pipeline(pipeline: Pipeline) -> None:
 
 
 def _windows_pending(pipeline: Pipeline) -> list[Sample]:
-    if pipeline.stats is None:
-        return []
-    for _ in range(3):  # the tracker is read without its owner's lock: a flush may add a model meanwhile
-        try:
-            return [((), float(pipeline.stats.tracker.pending()))]
-        except RuntimeError:  # dictionary changed size during iteration
-            continue
-    return []
+    return [] if pipeline.stats is None else [((), float(pipeline.stats.windows_pending()))]
 
 
 def watch_consumer_lag(consumer: object, topics: Sequence[str]) -> None:

@@ -30,7 +30,7 @@ from schemas.records import (
     inference_record,
 )
 from streams import metrics
-from streams.bus import Publisher
+from streams.bus import Kind, Publisher
 from streams.monitors.store import validation_problems
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=responses(400, 401, 403, 413, 422, 503))
@@ -41,12 +41,14 @@ class _Kind:
 
     def __init__(
         self,
+        name: Kind,
         fast: RecordDecoder[Any],
         model: type[BaseModel],
         to_record: Callable[[Any], Any],
         id_field: str,
         publish: Callable[[Publisher], Callable[[Any], Awaitable[None]]],
     ) -> None:
+        self.name = name
         self.fast = fast
         self.adapter: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
         self.to_record = to_record
@@ -54,8 +56,12 @@ class _Kind:
         self.publish = publish
 
 
-_INFERENCES = _Kind(InferenceDecoder(), InferenceEvent, inference_record, "event_id", attrgetter("publish_inferences"))
-_FEEDBACK = _Kind(FeedbackDecoder(), FeedbackEvent, feedback_record, "feedback_id", attrgetter("publish_feedback"))
+_INFERENCES = _Kind(
+    "inference", InferenceDecoder(), InferenceEvent, inference_record, "event_id", attrgetter("publish_inferences")
+)
+_FEEDBACK = _Kind(
+    "feedback", FeedbackDecoder(), FeedbackEvent, feedback_record, "feedback_id", attrgetter("publish_feedback")
+)
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -64,7 +70,9 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1}]}}},
+            "content": {
+                "application/json": {"schema": {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1}]}}
+            },
         }
     }
 
@@ -140,7 +148,7 @@ async def _accept(request: Request, project: str, services: Services, kind: _Kin
         records = _slow_records(kind, body, project, settings.max_batch_items)
     ids = [getattr(record, kind.id_field) for record in records]
     await kind.publish(services.publisher)(records)
-    metrics.events_accepted("feedback" if kind is _FEEDBACK else "inference", "http", len(ids))
+    metrics.events_accepted(kind.name, "http", len(ids))
     # Accepted's JSON, without a pydantic round trip of every id
     return Response(orjson.dumps({"accepted": len(ids), "ids": ids}), status.HTTP_202_ACCEPTED,
                     media_type="application/json")  # fmt: skip
@@ -166,3 +174,7 @@ async def post_inferences(request: Request, project: ProjectDep, services: Servi
 )
 async def post_feedback(request: Request, project: ProjectDep, services: ServicesDep) -> Response:
     return await _accept(request, project, services, _FEEDBACK)
+
+
+# Which ingest endpoint a request reached, for the rejection metric (``api.app``'s error handler).
+ENDPOINT_KINDS: dict[object, Kind] = {post_inferences: _INFERENCES.name, post_feedback: _FEEDBACK.name}

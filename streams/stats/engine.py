@@ -140,6 +140,12 @@ class StatsEngine:
         """Windows whose statistics failed to compute or store and wait for another try."""
         return len(self._unclosed) + len(self._unrefreshed)
 
+    def windows_pending(self) -> int:
+        """Windows whose statistics are not stored yet: open, due, or waiting for a retry (the backlog)."""
+        with self._bookkeeping:
+            tracked = self.tracker.pending()
+        return tracked + self.retrying
+
     def _due(self, now: float | None = None) -> list[WindowKey]:
         with self._bookkeeping:
             return self.tracker.due(now=now)
