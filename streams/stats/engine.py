@@ -36,7 +36,6 @@ from streams.stats.retries import PendingWindows, RetryPolicy
 from streams.stats.window_data import (
     WindowRows,
     fetch_drift_columns,
-    fetch_tag_costs,
     fetch_window_rows,
     window_params,
 )
@@ -224,7 +223,7 @@ class StatsEngine:
     @metrics.timed_window_close
     def close_window(self, key: WindowKey) -> list[StatRow]:
         started = time.perf_counter()
-        events = fetch_window_rows(self.storage, key)
+        events = fetch_window_rows(self.storage, key, self.settings.cost_tag_keys)
         if not len(events):
             return []  # nothing stored in the window (e.g. a window re-tracked after its rows expired)
         versions = _by_version(events)
@@ -268,8 +267,8 @@ class StatsEngine:
             "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
             {**window_params(key), "n": self.settings.spend_history_windows},
         ).result_rows
-        by_tag = fetch_tag_costs(self.storage, key, self.settings.cost_tag_keys)
-        rows = families.cost_rows(key, families.cost_totals(events), by_tag, [h[0] for h in history][::-1])
+        rows = families.cost_rows(key, families.cost_totals(events), families.cost_by_tag(events),
+                                  [h[0] for h in history][::-1])  # fmt: skip
         for version, part in versions:
             version_rows = families.cost_rows(key, families.cost_totals(part), [], [])
             rows += [replace(row, model_version=version) for row in version_rows]

@@ -65,6 +65,26 @@ def cost_totals(events: WindowRows) -> dict[str, float]:
     }
 
 
+MAX_TAG_VALUES = 100  # cost rows per window for tag values, the most expensive first
+
+
+def cost_by_tag(events: WindowRows) -> list[tuple[str, str, float, int]]:
+    """(tag, value, spend, events) per value of each of ``events.tag_keys``, most expensive first."""
+    costs = np.nan_to_num(events.costs)
+    found: list[tuple[str, str, float, int]] = []
+    for tag, values in zip(events.tag_keys, events.tag_values, strict=True):
+        present = np.fromiter((value is not None for value in values), dtype=bool, count=len(values))
+        if not present.any():
+            continue
+        labels, inverse = np.unique(np.asarray(values, dtype=object)[present].astype(str), return_inverse=True)
+        spend = np.bincount(inverse, weights=costs[present], minlength=len(labels))
+        counts = np.bincount(inverse, minlength=len(labels))
+        found += [(tag, str(label), float(total), int(count))
+                  for label, total, count in zip(labels, spend, counts, strict=True)]  # fmt: skip
+    found.sort(key=lambda item: -item[2])
+    return found[:MAX_TAG_VALUES]
+
+
 def cost_rows(
     key: WindowKey, totals: Mapping[str, float], by_tag: Sequence[tuple[str, str, float, int]], history: Sequence[float]
 ) -> list[StatRow]:

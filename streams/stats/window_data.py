@@ -77,12 +77,15 @@ class WindowRows:
     costs: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
+    # column by column, the value of each of ``tag_keys`` per event (None: the event has no such tag)
+    tag_keys: tuple[str, ...] = ()
+    tag_values: tuple[list[str | None], ...] = ()
 
     def __len__(self) -> int:
         return len(self.statuses)
 
     def select(self, mask: np.ndarray) -> WindowRows:
-        """The events where ``mask`` is true (e.g. one model version)."""
+        """The events where ``mask`` is true (e.g. one model version); tags are left out."""
         picked = np.flatnonzero(mask)
         return WindowRows(
             self.latencies[picked],
@@ -98,15 +101,21 @@ def _floats(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
 
 
-def fetch_window_rows(storage: Storage, key: WindowKey) -> WindowRows:
+def fetch_window_rows(storage: Storage, key: WindowKey, tag_keys: Sequence[str] = ()) -> WindowRows:
     """Every event of the window, exactly once (``FINAL`` merges re-sent copies; with the table sorted
-    by (project, model, timestamp) it only reads and merges the window's own granules)."""
-    result = storage.query(
-        "SELECT latency_ms, status, model_version, cost_usd, input_tokens, output_tokens "
-        f"FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW}",
-        window_params(key),
+    by (project, model, timestamp) it only reads and merges the window's own granules), with the values
+    of ``tag_keys`` (cost per tag value): one read for the latency and cost families."""
+    keys = tuple(tag_keys)
+    tags = "".join(
+        f", if(mapContains(tags, {{tag{i}:String}}), tags[{{tag{i}:String}}], NULL)" for i in range(len(keys))
     )
-    latencies, statuses, versions, costs, inputs, outputs = result.result_columns or [[] for _ in range(6)]
+    result = storage.query(
+        "SELECT latency_ms, status, model_version, cost_usd, input_tokens, output_tokens"
+        f"{tags} FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW}",
+        {**window_params(key), **{f"tag{i}": tag for i, tag in enumerate(keys)}},
+    )
+    columns = result.result_columns or [[] for _ in range(6 + len(keys))]
+    latencies, statuses, versions, costs, inputs, outputs = columns[:6]
     return WindowRows(
         _floats(list(latencies)),
         list(statuses),
@@ -114,17 +123,6 @@ def fetch_window_rows(storage: Storage, key: WindowKey) -> WindowRows:
         _floats(list(costs)),
         _floats(list(inputs)),
         _floats(list(outputs)),
+        keys,
+        tuple(list(values) for values in columns[6:]),
     )
-
-
-def fetch_tag_costs(storage: Storage, key: WindowKey, tag_keys: Sequence[str]) -> list[tuple[str, str, float, int]]:
-    """(tag, value, spend, events) per value of each of ``tag_keys`` in the window, the 100 most expensive."""
-    return [
-        (str(tag), str(value), float(cost), int(count))
-        for tag, value, cost, count in storage.query(
-            f"SELECT k, tags[k] AS v, sum(ifNull(cost_usd, 0)), count() FROM {storage.database}.inferences FINAL "
-            f"ARRAY JOIN mapKeys(tags) AS k WHERE {IN_WINDOW} AND k IN {{keys:Array(String)}} "
-            "GROUP BY k, v ORDER BY 3 DESC LIMIT 100",
-            {**window_params(key), "keys": list(tag_keys)},
-        ).result_rows
-    ]
