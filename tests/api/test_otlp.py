@@ -7,6 +7,8 @@ send what they send, and the test reads the stored events back through the API.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import threading
 from collections.abc import Iterator
@@ -15,15 +17,22 @@ from pathlib import Path
 
 import httpx
 import openai
+import orjson
 import pytest
+from google.protobuf import json_format
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from api import create_app
 from loopwatch._server import BackgroundServer, free_port
@@ -226,3 +235,237 @@ class TestOpenInferenceInstrumentation:
         assert stored["response"] == "Paris is the capital."
         assert stored["cost_usd"] is not None
         assert stored["cost_usd"] > 0
+
+
+# --- spans made with the SDK, sent as protobuf or OTLP JSON ---------------------------------------------
+
+
+def _spans(make: list[tuple[str, dict, bool]]) -> list[ReadableSpan]:
+    """Finished SDK spans: (name, attributes, failed) each, under one resource."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("app")
+    for name, attributes, failed in make:
+        with tracer.start_as_current_span(name, attributes=attributes) as span:
+            if failed:
+                span.set_status(trace.StatusCode.ERROR, "upstream failed")
+    return list(memory.get_finished_spans())
+
+
+def _otlp_json(spans: list[ReadableSpan], hex_ids: bool = True) -> bytes:
+    """The OTLP JSON encoding: protobuf JSON mapping with hex ids (base64 ids when ``hex_ids`` is off)."""
+    document = json_format.MessageToDict(encode_spans(spans))
+    if hex_ids:
+        for resource_spans in document["resourceSpans"]:
+            for scope_spans in resource_spans["scopeSpans"]:
+                for span in scope_spans["spans"]:
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in span:
+                            span[key] = base64.b64decode(span[key]).hex()
+    return orjson.dumps(document)
+
+
+def _post(server: BackgroundServer, token: str, body: bytes, content_type: str = "application/x-protobuf",
+          path: str = "/v1/traces", **headers: str) -> httpx.Response:  # fmt: skip
+    return httpx.post(f"{server.url}{path}", content=body, timeout=30,
+                      headers={"authorization": f"Bearer {token}", "content-type": content_type, **headers})  # fmt: skip
+
+
+def _partial(response: httpx.Response) -> tuple[int, str]:
+    assert response.status_code == 200, response.text
+    if response.headers["content-type"].startswith("application/json"):
+        body = response.json().get("partialSuccess", {})
+        return int(body.get("rejectedSpans", 0)), body.get("errorMessage", "")
+    parsed = ExportTraceServiceResponse.FromString(response.content)
+    return parsed.partial_success.rejected_spans, parsed.partial_success.error_message
+
+
+CHAT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20}  # fmt: skip
+
+
+class TestEncodings:
+    """Protobuf, OTLP JSON (hex or base64 ids), gzip: the same events."""
+
+    @pytest.mark.parametrize(
+        ("encoding", "hex_ids", "compressed"),
+        [("protobuf", True, False), ("protobuf", True, True), ("json", True, False), ("json", False, True)],
+    )
+    def test_each_encoding_stores_the_span(
+        self, server: BackgroundServer, encoding: str, hex_ids: bool, compressed: bool
+    ) -> None:
+        token = _token(server, f"enc-{encoding}-{hex_ids}-{compressed}")
+        [span] = _spans([("chat gpt-4o-mini", {**CHAT, "gen_ai.conversation.id": "conv-7"}, False)])
+        body = encode_spans([span]).SerializeToString() if encoding == "protobuf" else _otlp_json([span], hex_ids)
+        headers = {"content-encoding": "gzip"} if compressed else {}
+        if compressed:
+            body = gzip.compress(body)
+        content_type = "application/x-protobuf" if encoding == "protobuf" else "application/json; charset=utf-8"
+        assert _partial(_post(server, token, body, content_type, **headers)) == (0, "")
+        stored = _inference(server, token, _event_id(span))
+        assert (stored["input_tokens"], stored["output_tokens"]) == (100, 20)
+        assert stored["tags"]["conversation_id"] == "conv-7"
+
+    def test_json_with_unknown_fields_and_int64_as_numbers(self, server: BackgroundServer) -> None:
+        token = _token(server, "enc-lenient")
+        [span] = _spans([("chat", CHAT, False)])
+        document = orjson.loads(_otlp_json([span]))
+        raw = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        raw["startTimeUnixNano"] = int(raw["startTimeUnixNano"])  # a number, not a string
+        raw["someFutureField"] = {"x": 1}
+        document["alsoUnknown"] = True
+        assert _partial(_post(server, token, orjson.dumps(document), "application/json")) == (0, "")
+        assert _inference(server, token, _event_id(span))["model"] == "gpt-4o-mini"
+
+    def test_reexport_is_idempotent(self, server: BackgroundServer) -> None:
+        token = _token(server, "enc-again")
+        spans = _spans([("chat", CHAT, False), ("chat", CHAT, False)])
+        for _ in range(3):
+            assert _partial(_post(server, token, encode_spans(spans).SerializeToString())) == (0, "")
+        response = httpx.get(f"{server.url}/v1/models", headers={"authorization": f"Bearer {token}"})
+        assert [model["inferences"] for model in response.json()] == [2]
+
+
+class TestRefusals:
+    """Bodies that cannot be read get a final 4xx; the size limit holds after inflating too."""
+
+    def test_malformed_protobuf_is_400(self, server: BackgroundServer) -> None:
+        token = _token(server, "bad-proto")
+        [span] = _spans([("chat", CHAT, False)])
+        good = encode_spans([span]).SerializeToString()
+        for body in (b"\xff\xff\xff\xff", good[: len(good) // 2], b"\x0a\xff\xff\xff\xff\x0f"):
+            assert _post(server, token, body).status_code == 400
+
+    def test_malformed_json_is_400(self, server: BackgroundServer) -> None:
+        token = _token(server, "bad-json")
+        for body in (
+            b"{",
+            b"[1, 2]",
+            b'{"resourceSpans": 7}',
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz!"}]}]}]}',
+        ):
+            assert _post(server, token, body, "application/json").status_code == 400, body
+
+    def test_wrong_content_type_and_encoding_are_415(self, server: BackgroundServer) -> None:
+        token = _token(server, "bad-type")
+        [span] = _spans([("chat", CHAT, False)])
+        body = encode_spans([span]).SerializeToString()
+        assert _post(server, token, body, "text/plain").status_code == 415
+        assert _post(server, token, body, "application/x-protobuf", **{"content-encoding": "br"}).status_code == 415
+
+    def test_no_key_is_401(self, server: BackgroundServer) -> None:
+        response = httpx.post(
+            f"{server.url}/v1/traces", content=b"", headers={"content-type": "application/x-protobuf"}
+        )
+        assert response.status_code == 401
+
+    def test_gzip_bomb_is_413_and_broken_gzip_is_400(self, server: BackgroundServer) -> None:
+        token = _token(server, "bomb")
+        limit = server.app.state.services.settings.max_body_bytes
+        bomb = gzip.compress(b"\x00" * (limit + 1024 * 1024), compresslevel=9)
+        assert len(bomb) < limit // 100
+        assert _post(server, token, bomb, **{"content-encoding": "gzip"}).status_code == 413
+        [span] = _spans([("chat", CHAT, False)])
+        truncated = gzip.compress(encode_spans([span]).SerializeToString())[:-12]
+        assert _post(server, token, truncated, **{"content-encoding": "gzip"}).status_code == 400
+        assert _post(server, token, b"not gzip", **{"content-encoding": "gzip"}).status_code == 400
+
+    def test_body_over_the_limit_is_413(self, server: BackgroundServer) -> None:
+        token = _token(server, "big")
+        limit = server.app.state.services.settings.max_body_bytes
+        assert _post(server, token, b"\x00" * (limit + 1)).status_code == 413
+
+
+class TestPartialSuccess:
+    """Spans that cannot become events are counted and named; the rest of the export is kept."""
+
+    def test_mix_of_valid_invalid_and_non_genai_spans(self, server: BackgroundServer) -> None:
+        token = _token(server, "mix")
+        hostile_text = "x" * 100_000
+        spans = _spans([
+            ("chat ok", CHAT, False),
+            ("GET /health", {"http.request.method": "GET", "url.path": "/health"}, False),  # not GenAI: ignored
+            ("chat no model", {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"}, False),
+            ("chat negative", {**CHAT, "gen_ai.usage.input_tokens": -5}, False),
+            ("chat huge model", {**CHAT, "gen_ai.request.model": "m" * 5_000}, False),
+            ("chat nan cost", {**CHAT, "gen_ai.usage.cost": float("nan")}, False),
+            ("chat hostile but fine", {**CHAT, "gen_ai.input.messages": hostile_text, "gen_ai.output.messages": "[[[{",
+                                       "gen_ai.conversation.id": "c" * 10_000, "user.id": ["a", "b"],
+                                       "gen_ai.usage.output_tokens": "12", "gen_ai.response.time_to_first_chunk": "oops"}, True),
+            ("SELECT", {"db.system.name": "postgresql"}, False),  # not GenAI: ignored
+        ])  # fmt: skip
+        rejected, message = _partial(_post(server, token, encode_spans(spans).SerializeToString()))
+        assert rejected == 4
+        assert "no model" in message
+        assert message.count("span ") == 4
+        ok = _inference(server, token, _event_id(spans[0]))
+        assert ok["status"] == "ok"
+        hostile = _inference(server, token, _event_id(spans[6]))
+        assert hostile["status"] == "error"
+        assert hostile["error_type"] == "error"
+        assert len(hostile["prompt"]) == 32_000
+        assert hostile["response"] == "[[[{"
+        assert len(hostile["tags"]["conversation_id"]) == 256
+        assert hostile["output_tokens"] == 12
+        for index in (1, 2, 3, 4, 5, 7):
+            missing = httpx.get(f"{server.url}/v1/inferences/{_event_id(spans[index])}",
+                                headers={"authorization": f"Bearer {token}"})  # fmt: skip
+            assert missing.status_code == 404
+
+    def test_json_request_gets_a_json_partial_success(self, server: BackgroundServer) -> None:
+        token = _token(server, "mix-json")
+        spans = _spans([("chat", CHAT, False), ("chat", {"gen_ai.operation.name": "chat"}, False)])
+        response = _post(server, token, _otlp_json(spans), "application/json")
+        assert response.headers["content-type"].startswith("application/json")
+        rejected, message = _partial(response)
+        assert rejected == 1
+        assert "no model" in message
+
+
+class TestEvaluations:
+    """``gen_ai.evaluation.result`` log records → feedback on the span's inference, in either order."""
+
+    def test_evaluation_before_the_span_joins_when_the_span_arrives(self, server: BackgroundServer) -> None:
+        token = _token(server, "eval-early")
+        tracer_provider, logger_provider = _providers(server, token)
+        [span] = _spans([("chat", CHAT, False)])
+        _evaluate(logger_provider, span, "faithfulness", 0.5, "partly")
+        logger_provider.shutdown()
+        assert _partial(_post(server, token, encode_spans([span]).SerializeToString())) == (0, "")
+        stored = _inference(server, token, _event_id(span))
+        [feedback] = stored["feedback"]
+        assert (feedback["kind"], feedback["name"], feedback["value"]) == ("score", "faithfulness", 0.5)
+        assert feedback["text"] == "partly — grounded in the context"
+        tracer_provider.shutdown()
+
+    def test_label_only_and_invalid_evaluations(self, server: BackgroundServer) -> None:
+        token = _token(server, "eval-label")
+        [span] = _spans([("chat", CHAT, False)])
+        _post(server, token, encode_spans([span]).SerializeToString())
+        memory_logs = InMemoryLogRecordExporter()
+        provider = LoggerProvider(resource=RESOURCE)
+        provider.add_log_record_processor(SimpleLogRecordProcessor(memory_logs))
+        logger = provider.get_logger("evaluator")
+        context = trace.set_span_in_context(trace.NonRecordingSpan(span.get_span_context()))
+        logger.emit(
+            event_name="gen_ai.evaluation.result",
+            context=context,
+            attributes={"gen_ai.evaluation.name": "toxicity", "gen_ai.evaluation.score.label": "safe"},
+        )
+        logger.emit(
+            event_name="gen_ai.evaluation.result", context=context, attributes={"gen_ai.evaluation.name": "empty"}
+        )  # neither score nor label: rejected
+        logger.emit(
+            event_name="gen_ai.evaluation.result",
+            attributes={"gen_ai.evaluation.name": "orphan", "gen_ai.evaluation.score.value": 1.0},
+        )  # no span
+        logger.emit(body="an ordinary log line", context=context)  # not an evaluation: ignored
+        provider.shutdown()
+        body = encode_logs(memory_logs.get_finished_logs()).SerializeToString()
+        response = _post(server, token, body, path="/v1/logs")
+        assert response.status_code == 200, response.text
+        parsed = ExportLogsServiceResponse.FromString(response.content)
+        assert parsed.partial_success.rejected_log_records == 2
+        [feedback] = _inference(server, token, _event_id(span))["feedback"]
+        assert (feedback["kind"], feedback["name"], feedback["value"]) == ("label", "toxicity", "safe")
