@@ -94,17 +94,25 @@ def _token(server: BackgroundServer, project: str) -> str:
     return str(server.app.state.services.keys.create(project, "otel").token)
 
 
-def _providers(server: BackgroundServer, token: str) -> tuple[TracerProvider, LoggerProvider]:
-    """The SDK as an app configures it: OTLP/HTTP protobuf exporters with the key in the headers."""
-    headers = {"Authorization": f"Bearer {token}"}
+def _providers(
+    server: BackgroundServer, token: str, monkeypatch: pytest.MonkeyPatch | None = None
+) -> tuple[TracerProvider, LoggerProvider]:
+    """The SDK as an app configures it: OTLP/HTTP protobuf exporters with the key in the headers.
+
+    With ``monkeypatch``, configured only by the two environment variables the README gives.
+    """
+    if monkeypatch is not None:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"Authorization=Bearer%20{token}")
+        span_exporter, log_exporter = OTLPSpanExporter(), OTLPLogExporter()
+    else:
+        headers = {"Authorization": f"Bearer {token}"}
+        span_exporter = OTLPSpanExporter(endpoint=f"{server.url}/v1/traces", headers=headers)
+        log_exporter = OTLPLogExporter(endpoint=f"{server.url}/v1/logs", headers=headers)
     tracer_provider = TracerProvider(resource=RESOURCE)
-    tracer_provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces", headers=headers))
-    )
+    tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     logger_provider = LoggerProvider(resource=RESOURCE)
-    logger_provider.add_log_record_processor(
-        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{server.url}/v1/logs", headers=headers))
-    )
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     return tracer_provider, logger_provider
 
 
@@ -156,7 +164,7 @@ class TestOfficialOpenAIInstrumentation:
         monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
         monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
         token = _token(server, "otel-v2")
-        tracer_provider, logger_provider = _providers(server, token)
+        tracer_provider, logger_provider = _providers(server, token, monkeypatch)
         recorder = _Recorder()
         tracer_provider.add_span_processor(SimpleSpanProcessor(recorder))
         instrumentor = OpenAIInstrumentor()
