@@ -95,8 +95,7 @@ INDEXED_RESPONSE = (("gen_ai.completion.", ".role", ".content"),
                     ("llm.output_messages.", ".message.role", ".message.content"))  # fmt: skip
 RAW_PROMPT, RAW_RESPONSE = "input.value", "output.value"
 
-# A span is GenAI when it carries one of these.
-GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system", *FIELDS["model"])
+# A span is GenAI when it carries any ``gen_ai.*`` attribute or a model attribute (``FIELDS["model"]``).
 # OpenInference span kinds that are not model calls (chains, retrievers…) are not inferences.
 OPENINFERENCE_KIND = "openinference.span.kind"
 OPENINFERENCE_MODEL_KINDS = frozenset({"LLM", "EMBEDDING"})
@@ -177,6 +176,8 @@ class Mapped(Generic[R]):
 def any_value(value: AnyValue) -> Value:
     """An OTLP ``AnyValue`` as a plain Python value (arrays → lists, key/value lists → dicts)."""
     kind = value.WhichOneof("value")
+    if kind == "string_value":  # the common case first
+        return value.string_value
     if kind is None:
         return None
     if kind == "array_value":
@@ -310,24 +311,25 @@ def _indexed(attrs: Attributes, prefix: str, role_suffix: str, content_suffix: s
     return [found[index] for index in sorted(found)]
 
 
-def _texts(attrs: Attributes, span: Span) -> tuple[str | None, str | None]:
-    scopes: list[Attributes] = [attrs]
-    scopes += [_index(event.attributes) for event in span.events if event.name == DETAILS_EVENT]
+def _texts(found: dict[str, Value], indexed: Attributes, span: Span) -> tuple[str | None, str | None]:
+    scopes: list[Mapping[str, Value]] = [found]
+    scopes += [_gather(event.attributes)[0] for event in span.events if event.name == DETAILS_EVENT]
     prompt: str | None = None
     response: str | None = None
     for scope in scopes:
         if prompt is None and (INPUT_MESSAGES in scope or SYSTEM_INSTRUCTIONS in scope):
-            system = _first((SYSTEM_INSTRUCTIONS,), scope)
+            system = scope.get(SYSTEM_INSTRUCTIONS)
             turns = [("system", _parts_text(_loads(system)))] if system is not None else []
-            prompt = _render(turns + _semconv_messages(_first((INPUT_MESSAGES,), scope)))
+            prompt = _render(turns + _semconv_messages(scope.get(INPUT_MESSAGES)))
         if response is None and OUTPUT_MESSAGES in scope:
-            response = _render(_semconv_messages(_first((OUTPUT_MESSAGES,), scope)))
-    for prefix, role, content in INDEXED_PROMPT:
-        prompt = prompt or _render(_indexed(attrs, prefix, role, content))
-    for prefix, role, content in INDEXED_RESPONSE:
-        response = response or _render(_indexed(attrs, prefix, role, content))
-    prompt = prompt or _name(_first((RAW_PROMPT,), attrs))
-    response = response or _name(_first((RAW_RESPONSE,), attrs))
+            response = _render(_semconv_messages(scope[OUTPUT_MESSAGES]))
+    if indexed:
+        for prefix, role, content in INDEXED_PROMPT:
+            prompt = prompt or _render(_indexed(indexed, prefix, role, content))
+        for prefix, role, content in INDEXED_RESPONSE:
+            response = response or _render(_indexed(indexed, prefix, role, content))
+    prompt = prompt or _name(found.get(RAW_PROMPT))
+    response = response or _name(found.get(RAW_RESPONSE))
     return (
         None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
         None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
@@ -335,6 +337,50 @@ def _texts(attrs: Attributes, span: Span) -> tuple[str | None, str | None]:
 
 
 # --- spans → inference records ---------------------------------------------------------------------------
+
+
+def _slots() -> dict[str, tuple[tuple[str, int], ...]]:
+    """Attribute name → the slots it fills, with its rank there (lower wins): the tables, inverted."""
+    slots: dict[str, list[tuple[str, int]]] = {}
+    tables = [*FIELDS.items(), *((f"features.{name}", keys) for name, (keys, _) in FEATURES.items()),
+              *((f"tags.{name}", keys) for name, keys in TAGS.items()), ("model_version", MODEL_VERSION)]  # fmt: skip
+    for slot, keys in tables:
+        for rank, key in enumerate(keys):
+            slots.setdefault(key, []).append((slot, rank))
+    for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES, RAW_PROMPT, RAW_RESPONSE, OPENINFERENCE_KIND):
+        slots.setdefault(key, []).append((key, 0))
+    return {key: tuple(found) for key, found in slots.items()}
+
+
+_SLOTS = _slots()
+_TAG_SLOTS = tuple((name, f"tags.{name}") for name in TAGS)
+_FEATURE_SLOTS = tuple((name, f"features.{name}", scale) for name, (_, scale) in FEATURES.items())
+_INDEXED_PREFIXES = tuple(prefix for prefix, _, _ in (*INDEXED_PROMPT, *INDEXED_RESPONSE))
+
+
+def _gather(attributes: Iterable[KeyValue]) -> tuple[dict[str, Value], dict[str, AnyValue], bool]:
+    """One pass over the attributes: every slot's winning value, the indexed message attributes, and
+    whether any ``gen_ai.*`` attribute was seen. Looking each table key up instead costs ~10× more."""
+    ranked: dict[str, tuple[int, Value]] = {}
+    indexed: dict[str, AnyValue] = {}
+    genai = False
+    for item in attributes:
+        key = item.key
+        if not genai and key.startswith("gen_ai."):
+            genai = True
+        slots = _SLOTS.get(key)
+        if slots is None:
+            if key.startswith(_INDEXED_PREFIXES):
+                indexed[key] = item.value
+            continue
+        value = any_value(item.value)
+        if value is None or value == "":
+            continue
+        for slot, rank in slots:
+            held = ranked.get(slot)
+            if held is None or rank < held[0]:
+                ranked[slot] = (rank, value)
+    return {slot: value for slot, (_, value) in ranked.items()}, indexed, genai
 
 
 def _timestamp(nanos: int) -> datetime | None:
@@ -345,56 +391,67 @@ def _timestamp(nanos: int) -> datetime | None:
     return stamp if EARLIEST_TIMESTAMP <= stamp < LATEST_TIMESTAMP else None
 
 
-def _is_genai(attrs: Attributes) -> bool:
-    kind = attrs.get(OPENINFERENCE_KIND)
-    if kind is not None:
-        return any_value(kind) in OPENINFERENCE_MODEL_KINDS
-    return any(key in attrs for key in GENAI_MARKERS) or any(key.startswith("gen_ai.") for key in attrs)
-
-
-def _error_type(attrs: Attributes, span: Span) -> str | None:
-    found = _name(_first(FIELDS["error_type"], attrs))
-    if found is None:
+def _error_type(found: dict[str, Value], span: Span) -> str | None:
+    error = _name(found.get("error_type"))
+    if error is None:
         for event in span.events:
             if event.name == "exception":
-                found = _name(_first(("exception.type",), _index(event.attributes)))
+                error = _name(_gather(event.attributes)[0].get("error_type"))
                 break
-    if found is None and span.status.code == Status.STATUS_CODE_ERROR:
-        found = "error"
-    return None if found is None else _clip(found, limits.MAX_NAME_LENGTH)
+    if error is None and span.status.code == Status.STATUS_CODE_ERROR:
+        error = "error"
+    return None if error is None else _clip(error, limits.MAX_NAME_LENGTH)
 
 
-def _tags(attrs: Attributes, resource: Attributes) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for name, keys in TAGS.items():
-        value = _name(_first(keys, attrs, resource))
+def _tags(found: dict[str, Value], tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` (the resource's) updated with the span's own."""
+    for name, slot in _TAG_SLOTS:
+        value = _name(found.get(slot))
         if value is not None:
             tags[name] = _clip(value, limits.MAX_TAG_VALUE_LENGTH)
     return tags
 
 
-def _features(attrs: Attributes) -> dict[str, float | int]:
+def _features(found: dict[str, Value]) -> dict[str, float | int]:
     features: dict[str, float | int] = {}
-    for name, (keys, scale) in FEATURES.items():
-        number = _number(_first(keys, attrs))
+    for name, slot, scale in _FEATURE_SLOTS:
+        number = _number(found.get(slot))
         if number is not None and math.isfinite(number):
             features[name] = number * scale if scale != 1.0 else number
     return features
 
 
-def span_record(span: Span, resource: Attributes, project: str) -> InferenceRecord | str | None:
+@dataclass(frozen=True, slots=True)
+class ResourceContext:
+    """What a resource gives every span under it (computed once per resource)."""
+
+    tags: dict[str, str]
+    model_version: str | None
+
+    @classmethod
+    def of(cls, attributes: Iterable[KeyValue]) -> ResourceContext:
+        found = _gather(attributes)[0]
+        return cls(_tags(found, {}), _name(found.get("model_version")))
+
+
+def span_record(span: Span, resource: ResourceContext, project: str) -> InferenceRecord | str | None:
     """The inference a span describes, a reason it cannot be one (str), or None for a non-GenAI span."""
-    attrs = _index(span.attributes)
-    if not _is_genai(attrs):
+    found, indexed, genai = _gather(span.attributes)
+    kind = found.get(OPENINFERENCE_KIND)
+    if kind is not None:
+        genai = kind in OPENINFERENCE_MODEL_KINDS
+    elif not genai:
+        genai = "model" in found
+    if not genai:
         return None
     span_ref = f"span {span.span_id.hex() or '?'}"
     if len(span.trace_id) != 16 or len(span.span_id) != 8:
         return f"{span_ref}: trace_id must be 16 bytes and span_id 8 bytes"
-    tags = _tags(attrs, resource)
-    model = _name(_first(FIELDS["model"], attrs))
+    tags = _tags(found, dict(resource.tags))
+    model = _name(found.get("model"))
     if model is None and tags.get("operation") in MODEL_FALLBACKS:
         key, prefix = MODEL_FALLBACKS[tags["operation"]]
-        named = _name(_first((key,), attrs))
+        named = _name(next((any_value(item.value) for item in span.attributes if item.key == key), None))
         model = None if named is None else prefix + named
     if model is None:
         return f"{span_ref}: no model ({', '.join(FIELDS['model'][:3])})"
@@ -402,25 +459,25 @@ def span_record(span: Span, resource: Attributes, project: str) -> InferenceReco
     if timestamp is None:
         return f"{span_ref}: start time missing or outside 2000..2200"
     ended = span.end_time_unix_nano
-    error_type = _error_type(attrs, span)
-    prompt, response = _texts(attrs, span)
+    error_type = _error_type(found, span)
+    prompt, response = _texts(found, indexed, span)
     values = {
         "event_id": span.trace_id.hex() + span.span_id.hex(),
         "project": project,
         "model": model,
-        "model_version": _name(_first(MODEL_VERSION, resource)),
-        "provider": _name(_first(FIELDS["provider"], attrs)),
+        "model_version": resource.model_version,
+        "provider": _name(found.get("provider")),
         "timestamp": timestamp,
         "latency_ms": (ended - span.start_time_unix_nano) / 1e6 if ended >= span.start_time_unix_nano else None,
         "status": "error" if error_type is not None else "ok",
         "error_type": error_type,
-        "input_tokens": _tokens(_first(FIELDS["input_tokens"], attrs)),
-        "output_tokens": _tokens(_first(FIELDS["output_tokens"], attrs)),
-        "cached_tokens": _tokens(_first(FIELDS["cached_tokens"], attrs)),
-        "cost_usd": _number(_first(FIELDS["cost_usd"], attrs)),
+        "input_tokens": _tokens(found.get("input_tokens")),
+        "output_tokens": _tokens(found.get("output_tokens")),
+        "cached_tokens": _tokens(found.get("cached_tokens")),
+        "cost_usd": _number(found.get("cost_usd")),
         "prompt": prompt,
         "response": response,
-        "features": _features(attrs),
+        "features": _features(found),
         "tags": tags,
     }
     try:
@@ -433,7 +490,7 @@ def map_traces(request: ExportTraceServiceRequest, project: str) -> Mapped[Infer
     """Every span of an export: GenAI spans → records or rejections, other spans → ignored."""
     mapped: Mapped[InferenceRecord] = Mapped()
     for resource_spans in request.resource_spans:
-        resource = _index(resource_spans.resource.attributes)
+        resource = ResourceContext.of(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 outcome = span_record(span, resource, project)
