@@ -15,7 +15,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from api.errors import ErrorMessage, Unprocessable
-from api.routes import alerts, feedback, inferences, ingest, keys, models, monitors, ops, references, reports, stats
+from api.routes import (
+    alerts,
+    feedback,
+    inferences,
+    ingest,
+    keys,
+    models,
+    monitors,
+    ops,
+    otlp,
+    references,
+    reports,
+    stats,
+)
 from api.services import Services, start_services, stop_services
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.settings import Settings
@@ -61,7 +74,7 @@ def create_app(
     )
     if services is not None:
         app.state.services = services
-    for module in (ingest, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
+    for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
 
     @app.exception_handler(StarletteHTTPException)

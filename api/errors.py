@@ -28,6 +28,7 @@ _DESCRIPTIONS = {
     403: "the key may not act on this project",
     404: "not found in this project",
     413: "body or batch over the configured limits",
+    415: "unsupported Content-Type or Content-Encoding",
     422: "",
     503: "storage unavailable, retry later",
 }

@@ -66,7 +66,7 @@ def _run_phase(
                     latencies.append(ended - started)
                     first[0] = min(first[0], started)
                     last[0] = max(last[0], ended)
-                    if response.status_code != 202 and len(errors) < 5:
+                    if response.status_code not in (200, 202) and len(errors) < 5:  # 200: OTLP export
                         errors.append(f"{response.status_code}: {response.text[:200]}")
                 with sent_counter.get_lock():
                     sent_counter.value += got

@@ -1,0 +1,584 @@
+"""OTLP spans and log records → inference and feedback records, driven by one table of attribute names.
+
+Each record field lists the attributes that may carry it, first present wins: the current GenAI
+semantic conventions, then their deprecated names, then OpenLLMetry, OpenInference and OpenLIT. The
+README's "Send OpenTelemetry" table is ``markdown_table()`` of the same tables (a test keeps them equal).
+
+* A span is GenAI when it names an operation, a provider or a model; other spans (HTTP, database,
+  framework spans) are counted as ignored, never as errors.
+* A GenAI span that cannot become a valid event (no model, no ids, a value out of range) is rejected
+  with a reason; the rest of its export is kept (OTLP ``partial_success``).
+* ``event_id`` is the trace id and span id in hex, so a re-exported span replaces itself.
+* A ``gen_ai.evaluation.result`` log record becomes feedback on the inference of its span
+  (``inference_id`` from the log's trace and span id), whether it arrives before or after the span.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+import msgspec
+import orjson
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from schemas import limits
+from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, feedback_value
+from schemas.records import FeedbackRecord, InferenceRecord
+
+R = TypeVar("R", InferenceRecord, FeedbackRecord)
+Value = str | int | float | bool | bytes | list["Value"] | dict[str, "Value"] | None
+Attributes = Mapping[str, AnyValue]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_PROBLEMS = 5  # reasons quoted in partial_success.error_message
+
+# --- the tables ------------------------------------------------------------------------------------
+
+# Record field ← span attributes, first present wins.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "model": ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name", "embedding.model_name",
+              "llm.request.model", "llm.response.model"),
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
+                     "llm.usage.prompt_tokens"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
+                      "llm.usage.completion_tokens"),
+    "cached_tokens": ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+                      "llm.token_count.prompt_details.cache_read"),
+    "cost_usd": ("gen_ai.usage.cost", "llm.cost.total"),
+    "error_type": ("error.type", "exception.type"),
+}  # fmt: skip
+
+# Numeric attributes kept as features (profiled like any feature), with a unit conversion.
+FEATURES: dict[str, tuple[tuple[str, ...], float]] = {
+    "cache_creation_tokens": (("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens",
+                               "gen_ai.usage.cache_creation_input_tokens",
+                               "llm.token_count.prompt_details.cache_write"), 1.0),
+    "reasoning_tokens": (("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
+                          "llm.token_count.completion_details.reasoning"), 1.0),
+    "time_to_first_chunk_ms": (("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token"), 1000.0),
+}  # fmt: skip
+
+# Tag ← span attributes (then resource attributes), first present wins.
+TAGS: dict[str, tuple[str, ...]] = {
+    "operation": ("gen_ai.operation.name", "llm.request.type", "openinference.span.kind"),
+    "conversation_id": ("gen_ai.conversation.id", "session.id"),
+    "user_id": ("user.id", "enduser.id", "gen_ai.user.id"),
+    "response_model": ("gen_ai.response.model",),
+    "response_id": ("gen_ai.response.id",),
+    "application": ("gen_ai.application_name",),
+    "agent": ("gen_ai.agent.name",),
+    "tool": ("gen_ai.tool.name", "tool.name"),
+    "service": ("service.name",),
+    "environment": ("deployment.environment.name", "deployment.environment", "gen_ai.environment"),
+}  # fmt: skip
+
+MODEL_VERSION: tuple[str, ...] = ("service.version",)  # resource attribute → model_version
+
+# Prompt / response text, in order of preference: semconv attributes (or the
+# ``gen_ai.client.inference.operation.details`` span event), OpenLLMetry's indexed attributes,
+# OpenInference's indexed messages, then OpenInference's raw values.
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+INDEXED_PROMPT = (("gen_ai.prompt.", ".role", ".content"), ("llm.input_messages.", ".message.role", ".message.content"))
+INDEXED_RESPONSE = (("gen_ai.completion.", ".role", ".content"),
+                    ("llm.output_messages.", ".message.role", ".message.content"))  # fmt: skip
+RAW_PROMPT, RAW_RESPONSE = "input.value", "output.value"
+
+# A span is GenAI when it carries any ``gen_ai.*`` attribute or a model attribute (``FIELDS["model"]``).
+# OpenInference span kinds that are not model calls (chains, retrievers…) are not inferences.
+OPENINFERENCE_KIND = "openinference.span.kind"
+OPENINFERENCE_MODEL_KINDS = frozenset({"LLM", "EMBEDDING"})
+# Operations without a model of their own: the model is named after the tool or agent.
+MODEL_FALLBACKS: dict[str, tuple[str, str]] = {
+    "execute_tool": ("gen_ai.tool.name", "tool:"),
+    "invoke_agent": ("gen_ai.agent.name", "agent:"),
+    "create_agent": ("gen_ai.agent.name", "agent:"),
+    "invoke_workflow": ("gen_ai.workflow.name", "workflow:"),
+}
+
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+EVALUATION_NAME = "gen_ai.evaluation.name"
+EVALUATION_SCORE = "gen_ai.evaluation.score.value"
+EVALUATION_LABEL = "gen_ai.evaluation.score.label"
+EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
+
+
+def markdown_table() -> str:
+    """The mapping as the README shows it."""
+    rows = ["| loopwatch field | OpenTelemetry attributes (first present wins) |", "|---|---|"]
+    rows.append("| `event_id` | trace id + span id (hex): a re-export replaces the event |")
+    rows.append("| `timestamp`, `latency_ms` | span start time; end − start |")
+    rows.append("| `status` | `error` when the span status is ERROR or `error.type` is set |")
+    rows.extend(f"| `{name}` | {', '.join(f'`{key}`' for key in keys)} |" for name, keys in FIELDS.items())
+    rows.append(
+        f"| `model` (no model) | {', '.join(f'`{op}` → `{prefix}<{key}>`' for op, (key, prefix) in MODEL_FALLBACKS.items())} |"
+    )
+    rows.append(f"| `model_version` | resource {', '.join(f'`{key}`' for key in MODEL_VERSION)} |")
+    rows.append(
+        f"| `prompt` | `{SYSTEM_INSTRUCTIONS}` + `{INPUT_MESSAGES}` (span or `{DETAILS_EVENT}` event), "
+        + ", ".join(f"`{prefix}{{i}}{content}`" for prefix, _, content in INDEXED_PROMPT)
+        + f", `{RAW_PROMPT}` |"
+    )
+    rows.append(
+        f"| `response` | `{OUTPUT_MESSAGES}`, "
+        + ", ".join(f"`{prefix}{{i}}{content}`" for prefix, _, content in INDEXED_RESPONSE)
+        + f", `{RAW_RESPONSE}` |"
+    )
+    for name, (keys, scale) in FEATURES.items():
+        unit = " (s → ms)" if scale == 1000.0 else ""
+        rows.append(f"| `features.{name}` | {', '.join(f'`{key}`' for key in keys)}{unit} |")
+    rows.extend(
+        f"| `tags.{name}` | {', '.join(f'`{key}`' for key in keys)} (span, then resource) |"
+        for name, keys in TAGS.items()
+    )
+    return "\n".join(rows) + "\n"
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Mapped(Generic[R]):
+    """What an export became: records to publish, and counts for the response and the logs."""
+
+    records: list[R] = field(default_factory=list)
+    rejected: int = 0
+    ignored: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append(reason)
+
+    @property
+    def message(self) -> str:
+        if not self.rejected:
+            return ""
+        more = self.rejected - len(self.problems)
+        return "; ".join(self.problems) + (f"; and {more} more" if more > 0 else "")
+
+
+# --- attribute values ---------------------------------------------------------------------------------
+
+
+def any_value(value: AnyValue) -> Value:
+    """An OTLP ``AnyValue`` as a plain Python value (arrays → lists, key/value lists → dicts)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":  # the common case first
+        return value.string_value
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {item.key: any_value(item.value) for item in value.kvlist_value.values}
+    return getattr(value, kind)  # type: ignore[no-any-return]
+
+
+def _index(attributes: Iterable[KeyValue]) -> dict[str, AnyValue]:
+    return {item.key: item.value for item in attributes}
+
+
+def _first(keys: tuple[str, ...], *scopes: Attributes) -> Value:
+    for scope in scopes:
+        for key in keys:
+            found = scope.get(key)
+            if found is not None:
+                value = any_value(found)
+                if value is not None and value != "":
+                    return value
+    return None
+
+
+def _name(value: Value) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _number(value: Value) -> float | int | None:
+    """Numbers, and numbers sent as strings; anything else is left out rather than failing the span."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() and abs(number) < 2**63 else number
+    return None
+
+
+def _tokens(value: Value) -> int | float | None:
+    number = _number(value)
+    if isinstance(number, float) and number.is_integer():
+        return int(number)
+    return number  # a fractional count fails validation: the span is rejected with the reason
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit]
+
+
+# --- prompt and response text --------------------------------------------------------------------------
+
+
+def _parts_text(parts: Value) -> str:
+    """The text of a semconv message's parts (text parts; tool calls and results as compact JSON)."""
+    if isinstance(parts, str):
+        return parts
+    texts: list[str] = []
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        content = part.get("content")
+        if kind in ("text", "reasoning", None) and isinstance(content, str):
+            texts.append(content)
+        elif kind == "tool_call":
+            texts.append(orjson.dumps({"name": part.get("name"), "arguments": part.get("arguments")}).decode())
+        elif kind == "tool_call_response":
+            texts.append(orjson.dumps({"response": part.get("response")}, default=str).decode())
+    return "\n".join(texts)
+
+
+def _loads(value: Value) -> Value:
+    """Message attributes are JSON strings (the SDKs) or structured values (the OTLP data model)."""
+    if isinstance(value, str):
+        try:
+            return orjson.loads(value)  # type: ignore[no-any-return]
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def _render(turns: list[tuple[str | None, str]]) -> str | None:
+    """One message: its text. Several: ``role: text`` per message, one after another."""
+    turns = [(role, text) for role, text in turns if text]
+    if not turns:
+        return None
+    if len(turns) == 1:
+        return turns[0][1]
+    return "\n".join(f"{role}: {text}" if role else text for role, text in turns)
+
+
+def _semconv_messages(value: Value) -> list[tuple[str | None, str]]:
+    value = _loads(value)
+    if isinstance(value, str):
+        return [(None, value)]
+    turns: list[tuple[str | None, str]] = []
+    for message in value if isinstance(value, list) else []:
+        if isinstance(message, dict):
+            role = message.get("role")
+            parts = message.get("parts", message.get("content"))
+            turns.append((role if isinstance(role, str) else None, _parts_text(parts)))
+    return turns
+
+
+def _indexed(attrs: Attributes, prefix: str, role_suffix: str, content_suffix: str) -> list[tuple[str | None, str]]:
+    """``prefix{i}<suffix>`` attributes (OpenLLMetry, OpenInference) in index order."""
+    found: dict[int, tuple[str | None, str]] = {}
+    for key in attrs:
+        if key.startswith(prefix) and key.endswith(content_suffix):
+            index = key[len(prefix) : len(key) - len(content_suffix)]
+            if index.isdigit():
+                role = (
+                    _name(any_value(attrs[f"{prefix}{index}{role_suffix}"]))
+                    if f"{prefix}{index}{role_suffix}" in attrs
+                    else None
+                )
+                content = any_value(attrs[key])
+                text = content if isinstance(content, str) else orjson.dumps(content, default=str).decode()
+                found[int(index)] = (role, text)
+    return [found[index] for index in sorted(found)]
+
+
+def _texts(found: dict[str, Value], indexed: Attributes, span: Span) -> tuple[str | None, str | None]:
+    scopes: list[Mapping[str, Value]] = [found]
+    scopes += [_gather(event.attributes)[0] for event in span.events if event.name == DETAILS_EVENT]
+    prompt: str | None = None
+    response: str | None = None
+    for scope in scopes:
+        if prompt is None and (INPUT_MESSAGES in scope or SYSTEM_INSTRUCTIONS in scope):
+            system = scope.get(SYSTEM_INSTRUCTIONS)
+            turns = [("system", _parts_text(_loads(system)))] if system is not None else []
+            prompt = _render(turns + _semconv_messages(scope.get(INPUT_MESSAGES)))
+        if response is None and OUTPUT_MESSAGES in scope:
+            response = _render(_semconv_messages(scope[OUTPUT_MESSAGES]))
+    if indexed:
+        for prefix, role, content in INDEXED_PROMPT:
+            prompt = prompt or _render(_indexed(indexed, prefix, role, content))
+        for prefix, role, content in INDEXED_RESPONSE:
+            response = response or _render(_indexed(indexed, prefix, role, content))
+    prompt = prompt or _name(found.get(RAW_PROMPT))
+    response = response or _name(found.get(RAW_RESPONSE))
+    return (
+        None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
+        None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
+    )
+
+
+# --- spans → inference records ---------------------------------------------------------------------------
+
+
+def _slots() -> dict[str, tuple[tuple[str, int], ...]]:
+    """Attribute name → the slots it fills, with its rank there (lower wins): the tables, inverted."""
+    slots: dict[str, list[tuple[str, int]]] = {}
+    tables = [*FIELDS.items(), *((f"features.{name}", keys) for name, (keys, _) in FEATURES.items()),
+              *((f"tags.{name}", keys) for name, keys in TAGS.items()), ("model_version", MODEL_VERSION)]  # fmt: skip
+    for slot, keys in tables:
+        for rank, key in enumerate(keys):
+            slots.setdefault(key, []).append((slot, rank))
+    for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES, RAW_PROMPT, RAW_RESPONSE, OPENINFERENCE_KIND):
+        slots.setdefault(key, []).append((key, 0))
+    return {key: tuple(found) for key, found in slots.items()}
+
+
+_SLOTS = _slots()
+_UNRANKED = 1 << 30
+_TAG_SLOTS = tuple((name, f"tags.{name}") for name in TAGS)
+_FEATURE_SLOTS = tuple((name, f"features.{name}", scale) for name, (_, scale) in FEATURES.items())
+_INDEXED_PREFIXES = tuple(prefix for prefix, _, _ in (*INDEXED_PROMPT, *INDEXED_RESPONSE))
+
+
+def _gather(attributes: Iterable[KeyValue]) -> tuple[dict[str, Value], dict[str, AnyValue], bool]:
+    """One pass over the attributes: every slot's winning value, the indexed message attributes, and
+    whether any ``gen_ai.*`` attribute was seen. (Looking every table key up instead costs several
+    times more: this is the hot loop of OTLP ingest.)"""
+    found: dict[str, Value] = {}
+    ranks: dict[str, int] = {}
+    indexed: dict[str, AnyValue] = {}
+    genai = False
+    slots_of = _SLOTS.get
+    for item in attributes:
+        key = item.key
+        if not genai and key.startswith("gen_ai."):
+            genai = True
+        slots = slots_of(key)
+        if slots is None:
+            if key.startswith(_INDEXED_PREFIXES):
+                indexed[key] = item.value
+            continue
+        value = any_value(item.value)
+        if value is None or value == "":
+            continue
+        for slot, rank in slots:
+            if rank < ranks.get(slot, _UNRANKED):
+                found[slot] = value
+                ranks[slot] = rank
+    return found, indexed, genai
+
+
+def _timestamp(nanos: int) -> datetime | None:
+    try:
+        stamp = _EPOCH + timedelta(microseconds=nanos // 1000)
+    except OverflowError:
+        return None
+    return stamp if EARLIEST_TIMESTAMP <= stamp < LATEST_TIMESTAMP else None
+
+
+def _error_type(found: dict[str, Value], span: Span) -> str | None:
+    error = _name(found.get("error_type"))
+    if error is None:
+        for event in span.events:
+            if event.name == "exception":
+                error = _name(_gather(event.attributes)[0].get("error_type"))
+                break
+    if error is None and span.status.code == Status.STATUS_CODE_ERROR:
+        error = "error"
+    return None if error is None else _clip(error, limits.MAX_NAME_LENGTH)
+
+
+def _tags(found: dict[str, Value], tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` (the resource's) updated with the span's own."""
+    for name, slot in _TAG_SLOTS:
+        value = _name(found.get(slot))
+        if value is not None:
+            tags[name] = _clip(value, limits.MAX_TAG_VALUE_LENGTH)
+    return tags
+
+
+def _features(found: dict[str, Value]) -> dict[str, float | int]:
+    features: dict[str, float | int] = {}
+    for name, slot, scale in _FEATURE_SLOTS:
+        number = _number(found.get(slot))
+        if number is not None and math.isfinite(number):
+            features[name] = number * scale if scale != 1.0 else number
+    return features
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceContext:
+    """What a resource gives every span under it (computed once per resource)."""
+
+    tags: dict[str, str]
+    model_version: str | None
+
+    @classmethod
+    def of(cls, attributes: Iterable[KeyValue]) -> ResourceContext:
+        found = _gather(attributes)[0]
+        return cls(_tags(found, {}), _name(found.get("model_version")))
+
+
+def span_record(span: Span, resource: ResourceContext, project: str) -> InferenceRecord | str | None:
+    """The inference a span describes, a reason it cannot be one (str), or None for a non-GenAI span."""
+    found, indexed, genai = _gather(span.attributes)
+    kind = found.get(OPENINFERENCE_KIND)
+    if kind is not None:
+        genai = kind in OPENINFERENCE_MODEL_KINDS
+    elif not genai:
+        genai = "model" in found
+    if not genai:
+        return None
+    trace_id, span_id = span.trace_id, span.span_id
+    span_ref = f"span {span_id.hex() or '?'}"
+    if len(trace_id) != 16 or len(span_id) != 8:
+        return f"{span_ref}: trace_id must be 16 bytes and span_id 8 bytes"
+    tags = _tags(found, dict(resource.tags))
+    model = _name(found.get("model"))
+    if model is None and tags.get("operation") in MODEL_FALLBACKS:
+        key, prefix = MODEL_FALLBACKS[tags["operation"]]
+        named = _name(next((any_value(item.value) for item in span.attributes if item.key == key), None))
+        model = None if named is None else prefix + named
+    if model is None:
+        return f"{span_ref}: no model ({', '.join(FIELDS['model'][:3])})"
+    timestamp = _timestamp(span.start_time_unix_nano)
+    if timestamp is None:
+        return f"{span_ref}: start time missing or outside 2000..2200"
+    ended = span.end_time_unix_nano
+    error_type = _error_type(found, span)
+    prompt, response = _texts(found, indexed, span)
+    values = {
+        "event_id": trace_id.hex() + span_id.hex(),
+        "project": project,
+        "model": model,
+        "model_version": resource.model_version,
+        "provider": _name(found.get("provider")),
+        "timestamp": timestamp,
+        "latency_ms": (ended - span.start_time_unix_nano) / 1e6 if ended >= span.start_time_unix_nano else None,
+        "status": "error" if error_type is not None else "ok",
+        "error_type": error_type,
+        "input_tokens": _tokens(found.get("input_tokens")),
+        "output_tokens": _tokens(found.get("output_tokens")),
+        "cached_tokens": _tokens(found.get("cached_tokens")),
+        "cost_usd": _number(found.get("cost_usd")),
+        "prompt": prompt,
+        "response": response,
+        "features": _features(found),
+        "tags": tags,
+    }
+    try:
+        return msgspec.convert(values, InferenceRecord)
+    except msgspec.ValidationError as exc:
+        return f"{span_ref}: {exc}"
+
+
+def map_traces(request: ExportTraceServiceRequest, project: str) -> Mapped[InferenceRecord]:
+    """Every span of an export: GenAI spans → records or rejections, other spans → ignored."""
+    mapped: Mapped[InferenceRecord] = Mapped()
+    for resource_spans in request.resource_spans:
+        resource = ResourceContext.of(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                outcome = span_record(span, resource, project)
+                if outcome is None:
+                    mapped.ignored += 1
+                elif isinstance(outcome, str):
+                    mapped.reject(outcome)
+                else:
+                    mapped.records.append(outcome)
+    return mapped
+
+
+# --- evaluation log records → feedback records ----------------------------------------------------------
+
+
+def _feedback_id(inference_id: str, name: str) -> str:
+    return f"otel-eval-{inference_id}-{hashlib.blake2b(name.encode(), digest_size=8).hexdigest()}"
+
+
+def evaluation_record(
+    event_name: str, attrs: Attributes, trace_id: bytes, span_id: bytes, nanos: int, project: str
+) -> FeedbackRecord | str | None:
+    """Feedback from a ``gen_ai.evaluation.result`` event, a reason it cannot be one, or None (other logs)."""
+    if event_name != EVALUATION_EVENT:
+        return None
+    if len(trace_id) != 16 or len(span_id) != 8:
+        return "evaluation without the trace and span of its inference"
+    inference_id = trace_id.hex() + span_id.hex()
+    name = _name(_first((EVALUATION_NAME,), attrs))
+    if name is None:
+        return f"evaluation of {inference_id}: no {EVALUATION_NAME}"
+    score = _number(_first((EVALUATION_SCORE,), attrs))
+    label = _name(_first((EVALUATION_LABEL,), attrs))
+    explanation = _name(_first((EVALUATION_EXPLANATION,), attrs))
+    if score is not None:
+        kind: str = "score"
+        value: float | int | str = score
+        text = " — ".join(part for part in (label, explanation) if part) or None
+    elif label is not None:
+        kind, value, text = "label", _clip(label, limits.MAX_NAME_LENGTH), explanation
+    else:
+        return f"evaluation {name!r} of {inference_id}: neither {EVALUATION_SCORE} nor {EVALUATION_LABEL}"
+    values = {
+        "feedback_id": _feedback_id(inference_id, name),
+        "project": project,
+        "inference_id": inference_id,
+        "timestamp": _timestamp(nanos) or datetime.now(UTC),
+        "kind": kind,
+        "value": value,
+        "name": name,
+        "text": None if text is None else _clip(text, limits.MAX_FEEDBACK_TEXT_CHARS),
+        "source": "evaluator",
+    }
+    try:
+        record = msgspec.convert(values, FeedbackRecord)
+        record.value = feedback_value(record.kind, record.value, record.name, record.text)
+    except (msgspec.ValidationError, ValueError) as exc:
+        return f"evaluation {name[:64]!r} of {inference_id}: {exc}"
+    if isinstance(record.value, float) and not math.isfinite(record.value):
+        return f"evaluation {name[:64]!r} of {inference_id}: score must be finite"
+    return record
+
+
+def map_logs(request: ExportLogsServiceRequest, project: str) -> Mapped[FeedbackRecord]:
+    """Every log record of an export: evaluations → feedback or rejections, other records → ignored."""
+    mapped: Mapped[FeedbackRecord] = Mapped()
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            for log in scope_logs.log_records:
+                attrs = _index(log.attributes)
+                event_name = log.event_name or _name(_first(("event.name",), attrs)) or ""
+                outcome = evaluation_record(
+                    event_name,
+                    attrs,
+                    log.trace_id,
+                    log.span_id,
+                    log.time_unix_nano or log.observed_time_unix_nano,
+                    project,
+                )
+                if outcome is None:
+                    mapped.ignored += 1
+                elif isinstance(outcome, str):
+                    mapped.reject(outcome)
+                else:
+                    mapped.records.append(outcome)
+    return mapped
