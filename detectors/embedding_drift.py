@@ -193,4 +193,8 @@ def _ratio(ref: np.ndarray, cur: np.ndarray) -> float:
 __all__ = [
     "EmbeddingMethod",
     "diagonal_discriminant",
-    "embedding_drift", "random_auc_threshold", "roc_auc", "split_indices"]
+    "embedding_drift",
+    "random_auc_threshold",
+    "roc_auc",
+    "split_indices",
+]

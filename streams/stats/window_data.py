@@ -66,6 +66,23 @@ def fetch_drift_columns(storage: Storage, key: WindowKey, limit: int) -> DriftCo
     return drift_columns([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
 
+def fetch_embeddings(storage: Storage, key: WindowKey, limit: int) -> np.ndarray:
+    """At most ``limit`` stored embeddings of the window (the same deterministic event-id-hash sample as
+    the drift columns), as a float32 matrix; rows whose dimension differs from the most common one are
+    dropped. Memory is bounded by ``limit x 4096 x 4`` bytes (16 MB at 1000 rows)."""
+    rows = storage.query(
+        f"SELECT embedding FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW} AND notEmpty(embedding) "
+        "ORDER BY cityHash64(event_id) LIMIT {limit:UInt32}",
+        {**window_params(key), "limit": limit},
+    ).result_rows
+    vectors = [r[0] for r in rows]
+    if not vectors:
+        return np.empty((0, 0), dtype=np.float32)
+    sizes = np.array([len(v) for v in vectors])
+    common = int(np.bincount(sizes).argmax())
+    return np.array([v for v in vectors if len(v) == common], dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class WindowRows:
     """The per-event numbers of every event in a window, column by column (one read serves the
