@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import create_app
+from detectors.family_drift import FAMILY_ALPHA
 from tests.conftest import Api, make_settings
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
@@ -126,5 +127,5 @@ class TestEmbeddingFamily:
         assert [embedding[_start(w)]["flagged"] for w in range(1, 5)] == [False, False, True, False]
         shifted = embedding[_start(3)]
         assert shifted["details"]["strongest_column"] == "embedding"
-        assert shifted["threshold"] == pytest.approx(0.01 / 4)  # features, prompt, response, embedding
+        assert shifted["threshold"] == pytest.approx(FAMILY_ALPHA / 4)  # features, prompt, response, embedding
         assert not any(row["flagged"] for (start, family), row in rows.items() if family != "embedding")
