@@ -260,7 +260,10 @@ def main() -> int:
     parser.add_argument("--onset", type=int, default=6, help="calm windows before each shift")
     parser.add_argument("--drifted", type=int, default=6, help="drifted windows per run")
     parser.add_argument("--stationary", type=int, default=1500, help="windows of the stationary scenario")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 runs, 200 stationary windows")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.stationary = 2, 200
     # evidently's KS on tied values falls back to its asymptotic form with a warning; the values are right
     warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful")
     started = time.perf_counter()
