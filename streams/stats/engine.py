@@ -31,7 +31,7 @@ from schemas.settings import Settings
 from schemas.stats import StatRow, WindowKey
 from streams import metrics
 from streams.stats import families
-from streams.stats.quality_data import fetch_quality
+from streams.stats.quality_data import fetch_quality, fetch_quality_by_version
 from streams.stats.references import Reference, ReferenceStore
 from streams.stats.retries import PendingWindows, RetryPolicy
 from streams.stats.window_data import (
@@ -49,6 +49,7 @@ log = structlog.get_logger(__name__)
 
 REFERENCE_QUALITY_TTL = 60.0  # seconds
 EMBEDDING_SAMPLE_ROWS = 1000  # per side and window: bounds the embedding test's memory and time
+VERSION_MIN_ROWS = 30  # a model version's drift rows need this many sampled rows of it in the window
 
 RowsHook = Callable[[list[StatRow]], None]
 WindowWork = Callable[[WindowKey], list[StatRow]]
@@ -295,6 +296,14 @@ class StatsEngine:
             key, reference, current, drift_share=self.settings.drift_share, correction=self.settings.drift_correction,
             embedding=self._embedding_evidence(key, reference),
         )  # fmt: skip
+        labels = np.asarray(current.versions, dtype=object)
+        for version in sorted(set(current.versions) - {""}):
+            part = current.select(labels == version)
+            if part.rows < VERSION_MIN_ROWS:
+                continue
+            version_rows, _ = families.drift_rows(key, reference, part, drift_share=self.settings.drift_share,
+                                                  correction=self.settings.drift_correction)  # fmt: skip
+            rows += [replace(row, model_version=version) for row in version_rows]
         return rows
 
     def _embedding_evidence(self, key: WindowKey, reference: Reference) -> ColumnEvidence | None:
@@ -318,7 +327,8 @@ class StatsEngine:
         return embedding_evidence("embedding", ref, current)
 
     def _quality(self, key: WindowKey) -> list[StatRow]:
-        current = fetch_quality(self.storage, key)
+        """Model-wide quality rows, and the same per model version, each against the reference's feedback."""
+        current, by_version = fetch_quality_by_version(self.storage, key)
         if not current["feedback_count"]:
             return []
         reference_data = None
@@ -327,7 +337,10 @@ class StatsEngine:
             ref_key = WindowKey(key.project, key.model, reference.range_start, reference.range_end)
             if ref_key.start != key.start:
                 reference_data = self._reference_quality(ref_key)
-        return families.quality_rows(key, current, reference_data)
+        rows = families.quality_rows(key, current, reference_data)
+        for version, data in by_version.items():
+            rows += [replace(row, model_version=version) for row in families.quality_rows(key, data, reference_data)]
+        return rows
 
     def _reference_quality(self, ref_key: WindowKey) -> dict[str, Any]:
         """The reference period's feedback, read at most once a ``REFERENCE_QUALITY_TTL`` per reference

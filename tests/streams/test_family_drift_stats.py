@@ -59,10 +59,11 @@ def _post(api: Api, headers: dict, items: list) -> None:
     assert response.status_code == 202, response.text
 
 
-def _run(api: Api, headers: dict, windows: list[list[dict]]) -> None:
+def _run(api: Api, headers: dict, windows: list[list[dict]], *, close_at: int | None = None) -> None:
     for events in windows:
         _post(api, headers, events)
-    _post(api, headers, _events(len(windows) + 2, 1, shifted=False, seed=999))  # closes every earlier window
+    closing = len(windows) + 2 if close_at is None else close_at
+    _post(api, headers, _events(closing, 1, shifted=False, seed=999))  # closes every earlier window
     api.wait_written()
     api.client.portal.call(api.wait_written_stats)
 
@@ -129,3 +130,85 @@ class TestEmbeddingFamily:
         assert shifted["details"]["strongest_column"] == "embedding"
         assert shifted["threshold"] == pytest.approx(FAMILY_ALPHA / 4)  # features, prompt, response, embedding
         assert not any(row["flagged"] for (start, family), row in rows.items() if family != "embedding")
+
+
+def _versioned(window: int, n: int, *, seed: int) -> list[dict]:
+    """Half the traffic on v1 (as before), half on v2, whose features moved (a canary that changed inputs)."""
+    out = []
+    for version, shifted in (("v1", False), ("v2", window >= 1)):
+        for event in _events(window, n, shifted=shifted, seed=seed + (0 if version == "v1" else 500)):
+            out.append({**event, "event_id": f"{event['event_id']}-{version}", "model_version": version})
+    return out
+
+
+def _thumbs(window: int, n: int) -> list[dict]:
+    """v1 users happy (90 % up), v2 users from window 1 on mostly unhappy (40 % up)."""
+    out = []
+    for version in ("v1", "v2"):
+        up_share = 0.4 if version == "v2" and window >= 1 else 0.9
+        out += [{"inference_id": f"w{window}-{i}-{version}", "kind": "thumbs", "feedback_id": f"t{window}-{i}-{version}",
+                 "value": 1 if i < up_share * n else -1} for i in range(n)]  # fmt: skip
+    return out
+
+
+class TestPerVersion:
+    """Drift and quality rows per model version; the compare endpoint puts two versions side by side."""
+
+    def test_version_rows_and_compare(self, family_api: Api) -> None:
+        headers = family_api.key("canary")
+        for w in range(3):
+            _post(family_api, headers, _versioned(w, 200, seed=300 + w))
+        thumbs = [fb for w in range(3) for fb in _thumbs(w, 100)]
+        assert family_api.client.post("/v1/feedback", content=orjson.dumps(thumbs), headers=headers).status_code == 202
+        _run(family_api, headers, [], close_at=5)
+        for version, drifted in (("v1", False), ("v2", True)):
+            params = {"metric": "family_drift", "model": MODEL, "model_version": version, "dimension": "features"}
+            rows = family_api.client.get("/v1/stats/drift", params=params, headers=headers).json()
+            assert [row["window_start"] for row in rows] == [_start(1), _start(2)]
+            assert [row["flagged"] for row in rows] == [drifted, drifted]
+            quality = family_api.client.get(
+                "/v1/stats/quality", params={"metric": "thumbs_up_rate", "model_version": version}, headers=headers
+            ).json()
+            assert [row["value"] for row in quality] == [
+                0.9,
+                0.9 if version == "v1" else 0.4,
+                0.9 if version == "v1" else 0.4,
+            ]
+        model_wide = family_api.client.get(
+            "/v1/stats/quality", params={"metric": "thumbs_up_rate"}, headers=headers
+        ).json()
+        assert [row["value"] for row in model_wide] == [0.9, 0.65, 0.65]
+
+        since = T0.isoformat()
+        response = family_api.client.get(
+            f"/v1/models/{MODEL}/compare", params={"a": "v1", "b": "v2", "since": since}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["events_a"], body["events_b"]) == (600, 600)
+        metrics = {(m["metric"], m["dimension"]): m for m in body["metrics"]}
+        thumbs_row = metrics[("thumbs_up_rate", "")]
+        assert thumbs_row["a"] == pytest.approx(0.9)
+        assert thumbs_row["b"] == pytest.approx((90 + 40 + 40) / 300)
+        assert thumbs_row["significant"]
+        assert thumbs_row["p_value"] < 1e-6
+        assert metrics[("family_drift", "features")]["significant"]
+        assert not metrics[("family_drift", "response")]["significant"]
+        assert not metrics[("error_rate", "")]["significant"]
+
+    def test_compare_refuses_unknown_versions_and_empty_ranges(self, family_api: Api) -> None:
+        headers = family_api.key("canary-errors")
+        _post(family_api, headers, _versioned(0, 50, seed=1))
+        family_api.wait_written()
+        url = f"/v1/models/{MODEL}/compare"
+        since, until = T0.isoformat(), (T0 + timedelta(hours=1)).isoformat()
+
+        def status(**params: str) -> int:
+            return family_api.client.get(url, params=params, headers=headers).status_code
+
+        assert status(a="v1", b="v2", since=since, until=until) == 200
+        assert status(a="v1", b="v9", since=since, until=until) == 404  # unknown version
+        assert status(a="v1", b="v2", since=until, until=(T0 + timedelta(hours=2)).isoformat()) == 404  # no events
+        assert status(a="v1", b="v2", since=until, until=since) == 422  # empty range
+        assert family_api.client.get(url.replace(MODEL, "nope"), params={"a": "v1", "b": "v2", "since": since},
+                                     headers=headers).status_code == 404  # fmt: skip
