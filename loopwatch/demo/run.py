@@ -147,8 +147,10 @@ def show_alert(console: Console, receiver: WebhookReceiver, drift_starts: dateti
     alert = AlertEvent.model_validate_json(request.body)
     features = alert.details.get("features", [])[:5]
     console.rule(f"[bold]alert received by the webhook at {receiver.url}")
-    console.print(f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.metric} "
-                  f"{alert.value:.2f} ≥ {alert.threshold} in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}")  # fmt: skip
+    families = [b.get("dimension") for b in alert.details.get("breaching", [])] or [alert.details.get("dimension")]
+    console.print(f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.metric} in "
+                  f"{', '.join(str(f) for f in families if f)} (drifted share of the worst {alert.value:.0%}) "
+                  f"in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}")  # fmt: skip
     console.print("top drifted columns: " + ", ".join(
         f"{f.get('name')} ({f.get('method')} {f.get('value', float('nan')):.3g})" for f in features))  # fmt: skip
     console.print(f"signature {request.signature[:32]}… verified with the monitor's secret: {request.verified}")
