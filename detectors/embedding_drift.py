@@ -164,7 +164,7 @@ def _model_auc(
     x_test, y_test = data[test], labels[test]
     if y_train.min() == y_train.max():
         return float("nan"), MODEL_AUC_THRESHOLD if threshold is None else threshold
-    scores = x_test @ _diagonal_discriminant(x_train, y_train)
+    scores = x_test @ diagonal_discriminant(x_train, y_train)
     auc = roc_auc(y_test, scores)
     if threshold is not None:
         return auc, threshold
@@ -172,7 +172,7 @@ def _model_auc(
     return auc, random_auc_threshold(y_test) if use_bootstrap else MODEL_AUC_THRESHOLD
 
 
-def _diagonal_discriminant(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def diagonal_discriminant(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Weights ``(mean_1 - mean_0) / pooled within-class variance`` (dimensions with no variance get 0)."""
     pos, neg = x[y == 1], x[y == 0]
     mean_pos, mean_neg = pos.mean(axis=0), neg.mean(axis=0)
@@ -190,4 +190,11 @@ def _ratio(ref: np.ndarray, cur: np.ndarray) -> float:
     return drifted / int(ref.shape[1])
 
 
-__all__ = ["EmbeddingMethod", "embedding_drift", "random_auc_threshold", "roc_auc", "split_indices"]
+__all__ = [
+    "EmbeddingMethod",
+    "diagonal_discriminant",
+    "embedding_drift",
+    "random_auc_threshold",
+    "roc_auc",
+    "split_indices",
+]

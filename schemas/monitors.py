@@ -6,7 +6,8 @@ dimension, and calls a window a breach when a matching row with enough samples m
 * ``threshold`` — ``value <op> threshold`` with ``op`` one of gt, gte, lt, lte;
 * ``p_value`` — the row's ``p_value`` below ``alpha`` (a significant change; for quality metrics only a
   change in the bad direction counts unless ``direction`` says otherwise);
-* ``flagged`` — the row's own verdict (``dataset_drift``, ``spend_anomaly``, a drifted column, …).
+* ``flagged`` — the row's own verdict (``family_drift``, ``dataset_drift``, ``spend_anomaly``, a drifted
+  column, …).
 
 Validation knows the statistics contract, so a monitor that could never match (an unknown metric, a
 p-value condition on a metric that has none, a dimension a metric never has) is refused with an error
@@ -46,7 +47,8 @@ MonitorName = Name
 Operator = Literal["gt", "gte", "lt", "lte"]
 OPERATOR_SYMBOLS: dict[str, str] = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
-DimensionKind = Literal["none", "column", "score", "tag"]
+DimensionKind = Literal["none", "column", "score", "tag", "family"]
+DRIFT_FAMILIES: tuple[str, ...] = ("features", "prompt", "response", "embedding")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ METRICS: dict[str, dict[str, MetricSpec]] = {
     "drift": {
         "column_drift": MetricSpec(dimensions="column", p_value=True, flagged=True),
         "dataset_drift": MetricSpec(flagged=True),
+        "family_drift": MetricSpec(dimensions="family", p_value=True, flagged=True),
     },
     "quality": {
         "thumbs_up_rate": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
@@ -147,6 +150,7 @@ _DIMENSIONS: dict[DimensionKind, dict[str, Any]] = {
     "tag": {"pattern": r"^(\*|tag:[^=]+=[\s\S]*)?$"},
     "column": {},
     "score": {},
+    "family": {"enum": ["", ANY, *DRIFT_FAMILIES]},
 }
 
 
@@ -225,6 +229,9 @@ class MonitorSpec(_Strict):
                 "bad_dimension",
                 f"{metric!r} dimensions are '' (model total), '*' (total and every tag) or 'tag:<key>=<value>'",
             )
+        if spec.dimensions == "family" and value not in DRIFT_FAMILIES:
+            raise _error("bad_dimension", f"{metric!r} dimensions are '' or '*' (every family) or one of "
+                         f"{', '.join(DRIFT_FAMILIES)}")  # fmt: skip
         return value
 
     @field_validator("condition")
@@ -316,7 +323,7 @@ class Monitor(MonitorSpec):
             return True
         if self.dimension == "":
             # '' is the metric's natural scope: every dimension, except cost_usd whose '' is the total.
-            return METRICS[self.family][self.metric].dimensions in ("column", "score")
+            return METRICS[self.family][self.metric].dimensions in ("column", "score", "family")
         return False
 
     def spec_data(self) -> dict[str, Any]:

@@ -118,11 +118,10 @@ WEBHOOK_SECRET = secrets.token_hex(16)
 
 
 def demo_settings(workdir: Path, port: int) -> Settings:
-    # drift_share 0.3: 22 of the demo's columns are text descriptors, and a realistic shift moves a third.
     # allow_private_webhooks: the demo's receiver is on loopback, which production refuses by default.
     return Settings(
         data_dir=workdir, log_format="console", log_level="warning", window_seconds=10,
-        allowed_lateness_seconds=2, drift_share=0.3, quality_refresh_seconds=0.2, reference_min_rows=100,
+        allowed_lateness_seconds=2, quality_refresh_seconds=0.2, reference_min_rows=100,
         allow_private_webhooks=True, delivery_backoff_seconds=0.2, public_url=f"http://127.0.0.1:{port}",
     )  # fmt: skip
 
@@ -130,7 +129,7 @@ def demo_settings(workdir: Path, port: int) -> Settings:
 def create_monitor(client: httpx.Client, receiver: WebhookReceiver) -> dict[str, Any]:
     monitor = {
         "monitor_id": "demo-drift", "name": f"{DEMO_MODEL} input/output drift", "scope": DEMO_MODEL,
-        "family": "drift", "metric": "dataset_drift", "condition": {"type": "flagged"}, "severity": "critical",
+        "family": "drift", "metric": "family_drift", "condition": {"type": "flagged"}, "severity": "critical",
         "cooldown_seconds": 3600, "retrain_after": 3,
         "channels": [{"type": "webhook", "url": receiver.url, "secret": WEBHOOK_SECRET}],
     }  # fmt: skip
@@ -148,8 +147,10 @@ def show_alert(console: Console, receiver: WebhookReceiver, drift_starts: dateti
     alert = AlertEvent.model_validate_json(request.body)
     features = alert.details.get("features", [])[:5]
     console.rule(f"[bold]alert received by the webhook at {receiver.url}")
-    console.print(f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.metric} "
-                  f"{alert.value:.2f} ≥ {alert.threshold} in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}")  # fmt: skip
+    families = [b.get("dimension") for b in alert.details.get("breaching", [])] or [alert.details.get("dimension")]
+    console.print(f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.metric} in "
+                  f"{', '.join(str(f) for f in families if f)} (drifted share of the worst {alert.value:.0%}) "
+                  f"in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}")  # fmt: skip
     console.print("top drifted columns: " + ", ".join(
         f"{f.get('name')} ({f.get('method')} {f.get('value', float('nan')):.3g})" for f in features))  # fmt: skip
     console.print(f"signature {request.signature[:32]}… verified with the monitor's secret: {request.verified}")
@@ -171,7 +172,13 @@ def window_table(client: httpx.Client, model: str) -> Table:
         params = {"model": model, "metric": metric, "dimension": ""}
         for row in client.get(f"/v1/stats/{family}", params=params).raise_for_status().json():
             columns.setdefault(row["window_start"], {})[metric] = row
-    table = Table("window (UTC)", "calls", "p95 latency", "cost", "drifted share", "thumbs-up rate",
+    drifted: dict[str, list[str]] = {}
+    params = {"model": model, "metric": "family_drift"}
+    for row in client.get("/v1/stats/drift", params=params).raise_for_status().json():
+        drifted.setdefault(row["window_start"], [])
+        if row["flagged"]:
+            drifted[row["window_start"]].append(row["dimension"])
+    table = Table("window (UTC)", "calls", "p95 latency", "cost", "drifted share", "drifted families", "thumbs-up rate",
                   title=f"per-window statistics of {model}")  # fmt: skip
 
     def cell(row: dict[str, Any] | None, fmt: str) -> str:
@@ -180,11 +187,16 @@ def window_table(client: httpx.Client, model: str) -> Table:
         text = fmt.format(row["value"])
         return f"[bold red]{text} ⚠[/bold red]" if row["flagged"] else text
 
+    def families(names: list[str] | None) -> str:
+        if names is None:
+            return "–"
+        return f"[bold red]{', '.join(sorted(names))} ⚠[/bold red]" if names else "none"
+
     for start in sorted(columns):
         row = columns[start]
         table.add_row(start[11:19], cell(row.get("count"), "{:.0f}"), cell(row.get("latency_p95_ms"), "{:.0f} ms"),
                       cell(row.get("cost_usd"), "${:.4f}"), cell(row.get("dataset_drift"), "{:.0%}"),
-                      cell(row.get("thumbs_up_rate"), "{:.0%}"))  # fmt: skip
+                      families(drifted.get(start)), cell(row.get("thumbs_up_rate"), "{:.0%}"))  # fmt: skip
     return table
 
 
@@ -204,7 +216,8 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client, \
                 WebhookReceiver(WEBHOOK_SECRET) as receiver:  # fmt: skip
             monitor = create_monitor(client, receiver)
-            console.print(f"monitor [bold]{monitor['name']}[/bold]: alert when dataset drift is flagged → {receiver.url}")
+            console.print(f"monitor [bold]{monitor['name']}[/bold]: alert when a drift family (features, prompt, "
+                          f"response, embedding) is flagged → {receiver.url}")  # fmt: skip
             now = datetime.now(UTC)
             start = now - timedelta(seconds=now.timestamp() % settings.window_seconds)  # whole windows
             traffic = Traffic(PROJECT, start=start, rate_per_second=50, drift_at=events // 2)

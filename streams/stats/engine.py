@@ -25,17 +25,19 @@ import orjson
 import structlog
 
 from detectors import CostCalculator, CostConfig, PriceOverride
+from detectors.family_drift import ColumnEvidence, embedding_evidence
 from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
 from schemas.stats import StatRow, WindowKey
 from streams import metrics
 from streams.stats import families
-from streams.stats.quality_data import fetch_quality
-from streams.stats.references import ReferenceStore
+from streams.stats.quality_data import fetch_quality, fetch_quality_by_version
+from streams.stats.references import Reference, ReferenceStore
 from streams.stats.retries import PendingWindows, RetryPolicy
 from streams.stats.window_data import (
     WindowRows,
     fetch_drift_columns,
+    fetch_embeddings,
     fetch_window_rows,
     window_params,
 )
@@ -45,6 +47,8 @@ from streams.storage import Storage, StorageError, as_utc, ch_time
 log = structlog.get_logger(__name__)
 
 REFERENCE_QUALITY_TTL = 60.0  # seconds
+EMBEDDING_SAMPLE_ROWS = 1000  # per side and window: bounds the embedding test's memory and time
+VERSION_MIN_ROWS = 30  # a model version's drift rows need this many sampled rows of it in the window
 
 RowsHook = Callable[[list[StatRow]], None]
 WindowWork = Callable[[WindowKey], list[StatRow]]
@@ -98,6 +102,7 @@ class StatsEngine:
         self._unclosed = PendingWindows(retry)
         self._unrefreshed = PendingWindows(retry)
         self._reference_quality_cache: dict[WindowKey, tuple[float, dict[str, Any]]] = {}
+        self._reference_embeddings: dict[WindowKey, np.ndarray] = {}
         # Set by ``finish_by`` when the process stops: windows still due then are left to start-up recovery.
         self._deadline: float | None = None
         # Guards the in-memory bookkeeping only: flushes observe events while a window is being computed.
@@ -287,12 +292,42 @@ class StatsEngine:
         if reference.kind == "first_window" and reference.range_start == key.start:
             return []  # the reference window itself
         rows, _ = families.drift_rows(
-            key, reference, current, drift_share=self.settings.drift_share, correction=self.settings.drift_correction
-        )
+            key, reference, current, drift_share=self.settings.drift_share, correction=self.settings.drift_correction,
+            embedding=self._embedding_evidence(key, reference),
+        )  # fmt: skip
+        labels = np.asarray(current.versions, dtype=object)
+        for version in sorted(set(current.versions) - {""}):
+            part = current.select(labels == version)
+            if part.rows < VERSION_MIN_ROWS:
+                continue
+            version_rows, _ = families.drift_rows(key, reference, part, drift_share=self.settings.drift_share,
+                                                  correction=self.settings.drift_correction)  # fmt: skip
+            rows += [replace(row, model_version=version) for row in version_rows]
         return rows
 
+    def _embedding_evidence(self, key: WindowKey, reference: Reference) -> ColumnEvidence | None:
+        """The window's embeddings against the reference period's (both sampled to
+        ``EMBEDDING_SAMPLE_ROWS``); ``None`` when either side has none or the dimensions differ.
+        A reference without a stored period (an uploaded profile) has no embeddings to compare with."""
+        if reference.range_start is None or reference.range_end is None:
+            return None
+        current = fetch_embeddings(self.storage, key, EMBEDDING_SAMPLE_ROWS)
+        if current.shape[0] < 2:
+            return None
+        ref_key = WindowKey(key.project, key.model, reference.range_start, reference.range_end)
+        ref = self._reference_embeddings.get(ref_key)
+        if ref is None:
+            ref = fetch_embeddings(self.storage, ref_key, EMBEDDING_SAMPLE_ROWS)
+            if len(self._reference_embeddings) >= 64:
+                self._reference_embeddings.clear()
+            self._reference_embeddings[ref_key] = ref
+        if ref.shape[0] < 2 or ref.shape[1] != current.shape[1]:
+            return None
+        return embedding_evidence("embedding", ref, current)
+
     def _quality(self, key: WindowKey) -> list[StatRow]:
-        current = fetch_quality(self.storage, key)
+        """Model-wide quality rows, and the same per model version, each against the reference's feedback."""
+        current, by_version = fetch_quality_by_version(self.storage, key)
         if not current["feedback_count"]:
             return []
         reference_data = None
@@ -301,7 +336,10 @@ class StatsEngine:
             ref_key = WindowKey(key.project, key.model, reference.range_start, reference.range_end)
             if ref_key.start != key.start:
                 reference_data = self._reference_quality(ref_key)
-        return families.quality_rows(key, current, reference_data)
+        rows = families.quality_rows(key, current, reference_data)
+        for version, data in by_version.items():
+            rows += [replace(row, model_version=version) for row in families.quality_rows(key, data, reference_data)]
+        return rows
 
     def _reference_quality(self, ref_key: WindowKey) -> dict[str, Any]:
         """The reference period's feedback, read at most once a ``REFERENCE_QUALITY_TTL`` per reference

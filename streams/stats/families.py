@@ -19,12 +19,15 @@ from detectors import (
     score_change,
     spend_anomaly,
 )
+from detectors.family_drift import FAMILY_ALPHA, ColumnEvidence, FamilyVerdict, family_drift, family_verdict
 from detectors.kinds import Correction
 from schemas.stats import StatRow, WindowKey
 from streams.stats.references import Reference
 from streams.stats.window_data import DriftColumns, WindowRows
 
 ALPHA = 0.05
+# Drift families: which columns each holds (by name prefix, as ``window_data.drift_columns`` names them).
+COLUMN_FAMILIES: dict[str, str] = {"feature.": "features", "prompt.": "prompt", "response.": "response"}
 
 
 def _row(key: WindowKey, family: str, metric: str, value: float, **fields: Any) -> StatRow:
@@ -116,7 +119,10 @@ def drift_rows(
     *,
     drift_share: float,
     correction: Correction,
+    embedding: ColumnEvidence | None = None,
 ) -> tuple[list[StatRow], DatasetDriftResult]:
+    """Evidently's column and dataset rows, plus one ``family_drift`` verdict per family
+    (:mod:`detectors.family_drift`); ``embedding`` is the window's embedding evidence when it has any."""
     result = dataset_drift(
         reference.profile, current.columns, drift_share=drift_share, column_types=current.kinds, correction=correction
     )  # type: ignore[arg-type]
@@ -138,7 +144,39 @@ def drift_rows(
                       "reference_kind": reference.kind, "reference_rows": reference.rows,
                       "skipped": dict(result.skipped)})
     )  # fmt: skip
+    rows += family_rows(key, family_verdicts(reference, current, embedding), current.rows)
     return rows, result
+
+
+def family_verdicts(
+    reference: Reference, current: DriftColumns, embedding: ColumnEvidence | None = None
+) -> list[FamilyVerdict]:
+    """The verdict of each column family present, and of the embeddings; one false-alarm budget
+    (``FAMILY_ALPHA`` per window) is shared by all of them."""
+    families: dict[str, list[str]] = {}
+    for name in current.columns:
+        for prefix, family in COLUMN_FAMILIES.items():
+            if name.startswith(prefix):
+                families.setdefault(family, []).append(name)
+    verdicts = family_drift(reference.profile, current.columns, families, column_types=current.kinds,  # type: ignore[arg-type]
+                            extra_families=int(embedding is not None))  # fmt: skip
+    out = list(verdicts.values())
+    if embedding is not None:
+        share = FAMILY_ALPHA / (len(verdicts) + 1)
+        out.append(family_verdict("embedding", [embedding], alpha=share))
+    return out
+
+
+def family_rows(key: WindowKey, verdicts: Sequence[FamilyVerdict], sample_size: int) -> list[StatRow]:
+    """One ``drift / family_drift`` row per family: value = drifted share, p = the family's min-p."""
+    return [
+        _row(key, "drift", "family_drift", verdict.share_drifted, dimension=verdict.family, p_value=verdict.p_value,
+             threshold=verdict.alpha, flagged=verdict.drifted, sample_size=sample_size,
+             details={"drifted_columns": list(verdict.drifted_columns), "columns": verdict.n_columns,
+                      "strongest_column": verdict.strongest_column, "strongest_effect": verdict.strongest_effect,
+                      "min_effect": verdict.min_effect, "rule": "bonferroni_min_p_with_effect_gate"})
+        for verdict in verdicts
+    ]  # fmt: skip
 
 
 def _degraded(change_p: float | None, current: float, reference: float, *, higher_is_better: bool = True) -> bool:

@@ -31,6 +31,17 @@ class DriftColumns:
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     rows: int = 0
+    versions: list[str] = field(default_factory=list)  # model version of each row, when read with them
+
+    def select(self, mask: np.ndarray) -> DriftColumns:
+        """The rows where ``mask`` is true (e.g. one model version), same columns and kinds."""
+        picked = np.flatnonzero(mask)
+        return DriftColumns(
+            {name: values[picked] for name, values in self.columns.items()},
+            dict(self.kinds),
+            int(picked.size),
+            [self.versions[i] for i in picked] if self.versions else [],
+        )
 
 
 def drift_columns(features: list[str], prompts: list[str], responses: list[str]) -> DriftColumns:
@@ -59,11 +70,30 @@ def drift_columns(features: list[str], prompts: list[str], responses: list[str])
 def fetch_drift_columns(storage: Storage, key: WindowKey, limit: int) -> DriftColumns:
     """A deterministic sample (by event id hash) of at most ``limit`` rows of the window."""
     rows = storage.query(
-        f"SELECT features, prompt, response FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW} "
+        f"SELECT features, prompt, response, model_version FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW} "
         "ORDER BY cityHash64(event_id) LIMIT {limit:UInt32}",
         {**window_params(key), "limit": limit},
     ).result_rows
-    return drift_columns([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    out = drift_columns([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    out.versions = [r[3] for r in rows]
+    return out
+
+
+def fetch_embeddings(storage: Storage, key: WindowKey, limit: int) -> np.ndarray:
+    """At most ``limit`` stored embeddings of the window (the same deterministic event-id-hash sample as
+    the drift columns), as a float32 matrix; rows whose dimension differs from the most common one are
+    dropped. Memory is bounded by ``limit x 4096 x 4`` bytes (16 MB at 1000 rows)."""
+    rows = storage.query(
+        f"SELECT embedding FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW} AND notEmpty(embedding) "
+        "ORDER BY cityHash64(event_id) LIMIT {limit:UInt32}",
+        {**window_params(key), "limit": limit},
+    ).result_rows
+    vectors = [r[0] for r in rows]
+    if not vectors:
+        return np.empty((0, 0), dtype=np.float32)
+    sizes = np.array([len(v) for v in vectors])
+    common = int(np.bincount(sizes).argmax())
+    return np.array([v for v in vectors if len(v) == common], dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def row(n: int, family: str, metric: str, value: float, *, project: str = "shop"
 
 
 def drift_rows(n: int, *, drifted: bool = True, project: str = "shop", model: str = "m1") -> list[StatRow]:
-    """A window's drift rows: two p-value columns, two distance columns, and the dataset verdict."""
+    """A window's drift rows: two p-value columns, two distance columns, the dataset and features verdicts."""
     columns = [
         ("prompt.chars", 0.30 if drifted else 0.01, None, 0.1, "wasserstein"),
         ("feature.age", 0.001 if drifted else 0.6, 0.001 if drifted else 0.6, 0.05, "ks"),
@@ -67,9 +67,13 @@ def drift_rows(n: int, *, drifted: bool = True, project: str = "shop", model: st
         for name, value, p, threshold, method in columns
     ]  # fmt: skip
     share = sum(r.flagged for r in rows) / len(rows)
+    family = row(n, "drift", "family_drift", 0.5 if drifted else 0.0, project=project, model=model,
+                 dimension="features", p_value=1e-8 if drifted else 0.5, threshold=0.0033, flagged=drifted,
+                 details={"drifted_columns": ["feature.age", "feature.country"] if drifted else []})  # fmt: skip
     rows.append(row(n, "drift", "dataset_drift", share, project=project, model=model, threshold=0.5,
                     flagged=share >= 0.5, details={"drifted_columns": [r.dimension for r in rows if r.flagged],
                                                    "columns": len(rows)}))  # fmt: skip
+    rows.insert(-1, family)  # the dataset verdict stays last
     return rows
 
 

@@ -146,8 +146,14 @@ class TestConditions:
 
     def test_defaults_fire_for_unconfigured_projects(self, monitoring: Monitoring) -> None:
         result = monitoring.engine.evaluate([_p95(0, 6000.0), *drift_rows(0)])
-        assert sorted(a.monitor_id for a in result.alerts) == ["default-dataset-drift", "default-latency-p95"]
+        assert sorted(a.monitor_id for a in result.alerts) == ["default-family-drift", "default-latency-p95"]
         assert all(a.severity == "warning" for a in result.alerts)
+
+    def test_default_drift_monitor_watches_family_verdicts_not_the_share(self, monitoring: Monitoring) -> None:
+        rows = drift_rows(0)
+        diluted = [dataclasses.replace(r, flagged=False) if r.metric == "dataset_drift" else r for r in rows]
+        assert [a.monitor_id for a in monitoring.engine.evaluate(diluted).alerts] == ["default-family-drift"]
+        assert not monitoring.engine.evaluate(drift_rows(1, drifted=False)).alerts
 
 
 class TestRetraining:
@@ -242,5 +248,5 @@ class TestRetryOnFailure:
         monkeypatch.setattr(monitoring.engine, "evaluate", flaky)
         assert not monitoring.evaluate(drift_rows(0))
         result = monitoring.evaluate(drift_rows(1))
-        assert calls == [6, 12]
+        assert calls == [len(drift_rows(0)), 2 * len(drift_rows(0))]
         assert len(result.alerts) == 2

@@ -80,7 +80,7 @@ class TestCrud:
         store = monitoring.store
         defaults = store.list("fresh")
         assert {m.monitor_id for m in defaults} == {
-            "default-dataset-drift", "default-thumbs-drop", "default-latency-p95", "default-spend-anomaly",
+            "default-family-drift", "default-thumbs-drop", "default-latency-p95", "default-spend-anomaly",
         }  # fmt: skip
         assert all(m.builtin and not m.channels and m.scope == "*" for m in defaults)
         assert store.get("fresh", "default-latency-p95") is not None
