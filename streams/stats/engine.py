@@ -101,6 +101,7 @@ class StatsEngine:
         retry = retry or RetryPolicy()
         self._unclosed = PendingWindows(retry)
         self._unrefreshed = PendingWindows(retry)
+        self._spend: dict[tuple[str, str], list[tuple[datetime, float]]] = {}  # see _spend_history
         self._reference_quality_cache: dict[WindowKey, tuple[float, dict[str, Any]]] = {}
         self._reference_embeddings: dict[WindowKey, np.ndarray] = {}
         # Set by ``finish_by`` when the process stops: windows still due then are left to start-up recovery.
@@ -266,18 +267,34 @@ class StatsEngine:
         return rows
 
     def _cost(self, key: WindowKey, events: WindowRows, versions: list[tuple[str, WindowRows]]) -> list[StatRow]:
-        history = self.storage.query(
-            f"SELECT value FROM {self.storage.database}.window_stats FINAL WHERE project = {{project:String}} "
-            "AND model = {model:String} AND family = 'cost' AND metric = 'cost_usd' AND dimension = '' "
-            "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
-            {**window_params(key), "n": self.settings.spend_history_windows},
-        ).result_rows
-        rows = families.cost_rows(key, families.cost_totals(events), families.cost_by_tag(events),
-                                  [h[0] for h in history][::-1])  # fmt: skip
+        totals = families.cost_totals(events)
+        history = self._spend_history(key)
+        rows = families.cost_rows(key, totals, families.cost_by_tag(events), [value for _, value in history])
+        self._spend[(key.project, key.model)] = [*history, (key.start, totals["cost_usd"])][
+            -self.settings.spend_history_windows :
+        ]
         for version, part in versions:
             version_rows = families.cost_rows(key, families.cost_totals(part), [], [])
             rows += [replace(row, model_version=version) for row in version_rows]
         return rows
+
+    def _spend_history(self, key: WindowKey) -> list[tuple[datetime, float]]:
+        """The model's spend in the windows before ``key``, oldest first (the spend-anomaly baseline).
+
+        Windows close in order, so the history is usually the one this engine left after the previous
+        window: read from ``window_stats`` only when that is not the window right before (a gap, a
+        rebalance, a recomputation, the first window after start-up)."""
+        known = self._spend.get((key.project, key.model))
+        if known and known[-1][0] == key.start - (key.end - key.start):
+            return known
+        rows = self.storage.query(
+            f"SELECT window_start, value FROM {self.storage.database}.window_stats FINAL "
+            "WHERE project = {project:String} AND model = {model:String} AND family = 'cost' "
+            "AND metric = 'cost_usd' AND dimension = '' AND model_version = '' "
+            "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
+            {**window_params(key), "n": self.settings.spend_history_windows},
+        ).result_rows
+        return [(as_utc(start), float(value)) for start, value in reversed(rows)]
 
     def _drift(self, key: WindowKey) -> list[StatRow]:
         current = fetch_drift_columns(self.storage, key, self.settings.drift_sample_rows)
