@@ -44,6 +44,15 @@ from streams.delivery import slack_message
 PROJECT = "demo"
 
 
+P_VALUE_TESTS = ("ks", "chisquare", "z")  # their value is a p-value: smaller = more drifted
+
+
+def _statistic(feature: dict[str, Any]) -> str:
+    """``ks p=1e-99`` for p-value tests (a bare ``z 0`` reads as "no drift"), ``wasserstein 0.31`` else."""
+    method, value = feature.get("method"), feature.get("value", float("nan"))
+    return f"{method} p={value:.2g}" if method in P_VALUE_TESTS else f"{method} {value:.3g}"
+
+
 def _wait_written(services: Services) -> None:
     if services.runner is not None:
         loop = services.extras["loop"]
@@ -151,8 +160,7 @@ def show_alert(console: Console, receiver: WebhookReceiver, drift_starts: dateti
     console.print(f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.metric} in "
                   f"{', '.join(str(f) for f in families if f)} (drifted share of the worst {alert.value:.0%}) "
                   f"in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}")  # fmt: skip
-    console.print("top drifted columns: " + ", ".join(
-        f"{f.get('name')} ({f.get('method')} {f.get('value', float('nan')):.3g})" for f in features))  # fmt: skip
+    console.print("top drifted columns: " + ", ".join(f"{f.get('name')} ({_statistic(f)})" for f in features))
     console.print(f"signature {request.signature[:32]}… verified with the monitor's secret: {request.verified}")
     console.print(f"report: {alert.report_url}")
     console.print("[bold]the same alert as a Slack message (Block Kit):[/bold]")
@@ -259,7 +267,9 @@ def _summary(
     ok = True
     for what, expected, actual in checks:
         ok &= expected == actual
-        result.add_row(what, str(expected), str(actual), "[green]yes[/green]" if expected == actual else "[red]NO[/red]")
+        result.add_row(
+            what, str(expected), str(actual), "[green]yes[/green]" if expected == actual else "[red]NO[/red]"
+        )
     console.print(result)
     console.print("[bold green]all counts match[/bold green]" if ok else "[bold red]counts differ[/bold red]")
     return 0 if ok else 1
