@@ -33,10 +33,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from schemas.channels import Channel, SlackChannel, WebhookChannel, safe_url
 from schemas.events import EventId, Name, ProjectName, Severity, UtcDatetime, new_id
 from schemas.stats import Family
-from streams.delivery.channels import Channel, SlackChannel, WebhookChannel
-from streams.delivery.sender import safe_url
 
 MASK = "********"
 MAX_CHANNELS = 10

@@ -1,6 +1,6 @@
 """Alert delivery: Slack and signed webhooks, retried, every attempt reported to the caller for storage."""
 
-from streams.delivery.channels import Channel, SlackChannel, WebhookChannel, parse_channel
+from schemas.channels import Channel, SlackChannel, WebhookChannel, parse_channel
 from streams.delivery.sender import Deliverer, DeliveryAttempt, DeliveryOutcome
 from streams.delivery.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign, verify
 from streams.delivery.slack import slack_message, slack_retrain_message

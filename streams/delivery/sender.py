@@ -38,10 +38,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from schemas.channels import ChannelType, SlackChannel, WebhookChannel, safe_url
 from schemas.events import AlertEvent, RetrainEvent
 from schemas.settings import Settings
 from streams import metrics
-from streams.delivery.channels import SlackChannel, WebhookChannel
 from streams.delivery.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 from streams.delivery.slack import slack_message, slack_retrain_message
 from streams.delivery.url_guard import IPAddress, UnresolvableTargetError, UnsafeTargetError, resolve_target
@@ -54,7 +54,6 @@ _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _ERROR_BODY_BYTES = 300
 _MIN_SCRUB_LENGTH = 8  # shorter header values are too likely to be ordinary words to scrub safely
 
-ChannelType = Literal["slack", "webhook"]
 OnAttempt = Callable[["DeliveryAttempt"], Awaitable[object] | object]
 
 
@@ -106,20 +105,6 @@ class _Prepared:
 class _Try:
     attempt: DeliveryAttempt
     retry_after: float | None
-
-
-def safe_url(url: str, channel: ChannelType) -> str:
-    """The URL with its secrets removed: no credentials or query; Slack keeps only scheme and host.
-
-    A Slack incoming-webhook URL *is* its credential (the path is the token), so nothing after the
-    host survives. Generic webhooks keep their path so operators can tell endpoints apart.
-    """
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return "<invalid url>"
-    origin = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"  # netloc excludes user:password
-    return f"{origin}/…" if channel == "slack" else origin + parsed.path
 
 
 def _target(event: AlertEvent | RetrainEvent) -> tuple[str, Literal["alert", "retrain"]]:

@@ -18,38 +18,15 @@ import ipaddress
 import re
 import socket
 
-import httpx
+from schemas.channels import UnsafeTargetError, parse_target
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_ALLOWED_SCHEMES = frozenset({"http", "https"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class UnsafeTargetError(ValueError):
-    """The URL may not be used as a delivery target; the message says why and how to allow it.
-
-    A ``ValueError`` so pydantic validators can raise it and API layers can map it to a 422.
-    """
 
 
 class UnresolvableTargetError(UnsafeTargetError):
     """The host did not resolve. Refused at creation time; worth retrying at send time (DNS hiccup)."""
-
-
-def parse_target(url: str) -> httpx.URL:
-    """Check the URL's shape (http/https, a host) without touching the network."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise UnsafeTargetError(f"not a valid URL: {exc}") from exc
-    if parsed.scheme not in _ALLOWED_SCHEMES:
-        raise UnsafeTargetError(
-            f"URL scheme {parsed.scheme or '(none)'!r} is not allowed; use http:// or https://"
-        )
-    if not parsed.raw_host:
-        raise UnsafeTargetError("URL has no host")
-    return parsed
 
 
 # Special-purpose IPv6 prefixes that carry an IPv4 address inside (RFC 6890 registry, RFC 6052, RFC 4380).

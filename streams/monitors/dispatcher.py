@@ -30,12 +30,12 @@ from typing import Any, Literal
 import httpx
 import structlog
 
+from schemas.channels import SlackChannel, WebhookChannel
 from schemas.events import AlertEvent, RetrainEvent
 from schemas.monitors import Monitor
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.delivery import Deliverer, DeliveryAttempt, DeliveryOutcome
-from streams.delivery.channels import SlackChannel, WebhookChannel
 from streams.monitors.alerts import AlertStore, Pending
 
 log = structlog.get_logger(__name__)

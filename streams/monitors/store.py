@@ -22,9 +22,9 @@ import structlog
 import yaml
 from pydantic import ValidationError
 
+from schemas.channels import WebhookChannel
 from schemas.monitors import Monitor, MonitorCreate, MonitorSpec
 from schemas.settings import Settings
-from streams.delivery.channels import WebhookChannel
 from streams.delivery.url_guard import UnresolvableTargetError, UnsafeTargetError, check_target
 from streams.monitors.defaults import default_monitors, defaults_enabled
 from streams.storage import Storage

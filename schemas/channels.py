@@ -1,7 +1,8 @@
-"""Where a monitor's alerts go: a Slack incoming webhook or a signed generic webhook.
+"""Where a monitor's alerts go: a Slack incoming webhook or a signed generic webhook (the contract).
 
-Channels are stored with the monitor, so validation here is syntax only (no DNS): reachability and the
-private-network rule are ``url_guard.check_target``'s job, at creation time and again at send time.
+Channels are stored with the monitor, so validation here is syntax only (no DNS, no I/O): reachability
+and the private-network rule are ``streams.delivery.url_guard.check_target``'s job, at creation time
+and again at send time.
 Secrets (the whole Slack URL, the signing secret, custom header values) are kept out of reprs so a
 logged channel leaks nothing.
 """
@@ -11,9 +12,48 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 
-from streams.delivery.url_guard import parse_target
+ChannelType = Literal["slack", "webhook"]
+
+_ALLOWED_SCHEMES = frozenset({"http", "https"})
+
+
+class UnsafeTargetError(ValueError):
+    """The URL may not be used as a delivery target; the message says why and how to allow it.
+
+    A ``ValueError`` so pydantic validators can raise it and API layers can map it to a 422.
+    """
+
+
+def parse_target(url: str) -> httpx.URL:
+    """Check the URL's shape (http/https, a host) without touching the network. httpx parses it, the
+    same parser the sender uses, so the host checked is the host contacted."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise UnsafeTargetError(f"not a valid URL: {exc}") from exc
+    if parsed.scheme not in _ALLOWED_SCHEMES:
+        raise UnsafeTargetError(f"URL scheme {parsed.scheme or '(none)'!r} is not allowed; use http:// or https://")
+    if not parsed.raw_host:
+        raise UnsafeTargetError("URL has no host")
+    return parsed
+
+
+def safe_url(url: str, channel: ChannelType) -> str:
+    """The URL with its secrets removed: no credentials or query; Slack keeps only scheme and host.
+
+    A Slack incoming-webhook URL *is* its credential (the path is the token), so nothing after the
+    host survives. Generic webhooks keep their path so operators can tell endpoints apart.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "<invalid url>"
+    origin = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"  # netloc excludes user:password
+    return f"{origin}/…" if channel == "slack" else origin + parsed.path
+
 
 # Headers loopwatch sets itself; letting a channel override them would break signing, idempotency or
 # the HTTP framing.
