@@ -1,8 +1,7 @@
-"""The FastAPI application: wiring only. Routes live in ``api.routes``, services in ``api.services``."""
+"""The FastAPI application: wiring only. Routes live in ``api.routes``, the process it runs in ``streams.runtime``."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,11 +28,11 @@ from api.routes import (
     reports,
     stats,
 )
-from api.services import Services, start_services, stop_services
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.settings import Settings
 from streams import metrics
 from streams.bus import NotWrittenYet
+from streams.runtime import Runtime, start_runtime
 from streams.storage import StorageError
 
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
@@ -49,7 +48,7 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
 
 
 def create_app(
-    settings: Settings | None = None, *, services: Services | None = None, with_worker: bool = False
+    settings: Settings | None = None, *, services: Runtime | None = None, with_worker: bool = False
 ) -> FastAPI:
     """Build the app. Pass ``services`` to share already running ones (tests, the demo)."""
 
@@ -59,12 +58,11 @@ def create_app(
             app.state.services = services
             yield
             return
-        app.state.services = await start_services(settings or Settings(), with_worker=with_worker)
-        app.state.services.extras["loop"] = asyncio.get_running_loop()
+        app.state.services = await start_runtime(settings or Settings(), with_worker=with_worker)
         try:
             yield
         finally:
-            await stop_services(app.state.services)
+            await app.state.services.stop()
 
     app = FastAPI(
         title="loopwatch",

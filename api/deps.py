@@ -14,18 +14,19 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.keys import ApiKey
-from api.services import Services
+from streams.keys import ApiKey
+from streams.monitors import Monitoring
+from streams.runtime import Runtime
 from streams.storage import Storage
 
 _bearer = HTTPBearer(auto_error=False, description="A project API key: `Authorization: Bearer lw_…`")
 
 
-async def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Runtime:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[Runtime, Depends(get_services)]
 
 
 async def get_storage(services: ServicesDep) -> Storage:
@@ -33,6 +34,14 @@ async def get_storage(services: ServicesDep) -> Storage:
 
 
 StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+async def get_monitoring(services: ServicesDep) -> Monitoring:
+    """The process's ``Monitoring``: ``streams.runtime`` makes one in every mode."""
+    return services.monitoring
+
+
+MonitoringDep = Annotated[Monitoring, Depends(get_monitoring)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

@@ -85,11 +85,11 @@ from _loadgen import LoadGenerators
 from rich.table import Table
 
 from api import create_app
-from api.services import Services
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.traffic import Traffic
 from schemas.settings import Settings
+from streams.runtime import Runtime
 from streams.storage import Storage
 
 TARGET_EVENTS_PER_SECOND = 50_000
@@ -145,9 +145,9 @@ def generate(events: int, batch: int, single: int, event_rate: float) -> tuple[l
     return bodies, singles
 
 
-def wait_written(services: Services) -> None:
+def wait_written(services: Runtime) -> None:
     assert services.runner is not None
-    loop = services.extras["loop"]
+    loop = services.loop
     idle = services.runner.wait_idle(timeout=300, close_windows=False)  # rows readable; statistics are not ingest
     asyncio.run_coroutine_threadsafe(idle, loop).result(timeout=330)
 
@@ -165,7 +165,7 @@ def read_back(storage: Storage, project: str) -> tuple[int, int]:
 def run_phase(
     loadgen: LoadGenerators,
     server: BackgroundServer,
-    services: Services,
+    services: Runtime,
     token: str,
     bodies: list[bytes],
     expected: int,
@@ -242,7 +242,7 @@ def backlog_run(
     settings = make_settings(data_dir)
     server = BackgroundServer(create_app(settings), free_port()).start()
     try:
-        services: Services = server.app.state.services
+        services: Runtime = server.app.state.services
         headers = {"authorization": f"Bearer {services.keys.create(BACKLOG_PROJECT, 'bench').token}",
                    "content-type": "application/json"}  # fmt: skip
         with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
@@ -280,7 +280,7 @@ def one_run(
     settings = make_settings(data_dir, **overrides)
     server = BackgroundServer(create_app(settings), free_port()).start()
     try:
-        services: Services = server.app.state.services
+        services: Runtime = server.app.state.services
         batch_token = services.keys.create(PROJECT, "bench").token
         single_token = services.keys.create(SINGLE_PROJECT, "bench").token
         single = run_phase(loadgen, server, services, single_token, singles, len(singles), SINGLE_PROJECT,
@@ -303,6 +303,7 @@ def step_costs(data_dir: Path, bodies: list[bytes], sample_events: int) -> list[
 
     from schemas.events import InferenceEvent
     from schemas.records import InferenceDecoder, encode_records
+    from streams.pricing import Pricer
     from streams.stats import StatsEngine
 
     settings = make_settings(data_dir)
@@ -328,7 +329,8 @@ def step_costs(data_dir: Path, bodies: list[bytes], sample_events: int) -> list[
                     lambda: [record for body in sample for record in decoder.decode(body) or []])  # fmt: skip
     timed("  for comparison: pydantic validate_json (not used)",
           lambda: [event for body in sample for event in adapter.validate_json(body)])  # fmt: skip
-    timed("cost enrichment (StatsEngine.enrich, in place)", lambda: engine.enrich(records))
+    pricer = Pricer(settings)
+    timed("cost enrichment (Pricer.price, in place)", lambda: pricer.price(records))
     timed("window bookkeeping (observe_inferences)", lambda: engine.observe_inferences(records))
     timed("sink serialisation (encode_records for JSONEachRow)", lambda: encode_records(records))
     chunk = 10_000  # the runner's default flush size

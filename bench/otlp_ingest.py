@@ -52,7 +52,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from rich.table import Table
 
 from api import create_app
-from api.services import Services
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.traffic import Traffic
@@ -60,6 +59,7 @@ from schemas.records import encode_records
 from schemas.settings import Settings
 from streams.otlp.decode import decode_traces
 from streams.otlp.mapping import map_traces
+from streams.runtime import Runtime
 from streams.storage import Storage
 
 TARGET_SPANS_PER_SECOND = 25_000
@@ -128,7 +128,7 @@ def read_back(storage: Storage, project: str) -> tuple[int, int]:
 
 
 def run_phase(
-    loadgen: LoadGenerators, server: BackgroundServer, services: Services, project: str, path: str,
+    loadgen: LoadGenerators, server: BackgroundServer, services: Runtime, project: str, path: str,
     content_type: str, bodies: list[bytes], expected: int, label: str,
 ) -> tuple[float, float]:  # fmt: skip
     """(seconds first request → last response, server CPU seconds), after checking the read-back."""
@@ -160,7 +160,7 @@ def one_run(
     settings = Settings(data_dir=data_dir, log_level="warning", clickhouse_database=f"bench_{uuid.uuid4().hex[:10]}")
     server = BackgroundServer(create_app(settings), free_port()).start()
     try:
-        services: Services = server.app.state.services
+        services: Runtime = server.app.state.services
         otlp_seconds, otlp_cpu = run_phase(loadgen, server, services, OTLP_PROJECT, "/v1/traces",
                                            "application/x-protobuf", otlp, spans, "otlp: /v1/traces")  # fmt: skip
         json_seconds, json_cpu = run_phase(loadgen, server, services, JSON_PROJECT, "/v1/inferences",

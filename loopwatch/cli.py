@@ -110,8 +110,8 @@ def keys_create(
     """Create a key and print its token once."""
     from pydantic import TypeAdapter, ValidationError
 
-    from api.keys import KeyStore
     from schemas.events import ProjectName
+    from streams.keys import KeyStore
 
     try:
         TypeAdapter(ProjectName).validate_python(project)
@@ -126,7 +126,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(project: Annotated[str | None, typer.Option()] = None) -> None:
     """List keys (never their tokens)."""
-    from api.keys import KeyStore
+    from streams.keys import KeyStore
 
     storage = _storage(_settings(), "GET /v1/keys")
     table = Table("key id", "project", "name", "created", "revoked")
@@ -138,7 +138,7 @@ def keys_list(project: Annotated[str | None, typer.Option()] = None) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key (takes effect within 10 s in running servers)."""
-    from api.keys import KeyStore
+    from streams.keys import KeyStore
 
     if not KeyStore(_storage(_settings(), f"DELETE /v1/keys/{key_id}")).revoke(key_id):
         console.print(f"[red]no key {key_id}[/red]")

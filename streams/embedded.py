@@ -32,12 +32,9 @@ from schemas.settings import Settings
 from streams.bus import Envelope, InProcessBus
 from streams.closer import WindowCloser
 from streams.pipeline import Pipeline
-from streams.storage import StorageError
+from streams.writes import FINAL_ATTEMPTS, write_buffers
 
 log = structlog.get_logger(__name__)
-
-FINAL_ATTEMPTS = 5  # writes tried at shutdown before the buffered events are given up (their requests get no 202)
-
 
 class EmbeddedRunner:
     """Owns the in-process bus and the tasks that drain it into storage."""
@@ -61,12 +58,10 @@ class EmbeddedRunner:
         # queue makes publishers wait instead).
         self._max_buffered = 4 * settings.batch_max_events
         self._room = asyncio.Event()
-        self.failed_flushes = 0
         self.closer = WindowCloser(pipeline, max(1.0, self._max_seconds * 2))
 
     async def start(self) -> None:
-        if self.pipeline.stats is not None:
-            await asyncio.to_thread(self.pipeline.stats.recover)
+        await asyncio.to_thread(self.pipeline.start)
         self._consumer = asyncio.create_task(self._consume(), name="loopwatch-embedded-consumer")
         self._flusher = asyncio.create_task(self._flush_loop(), name="loopwatch-embedded-flusher")
         self.closer.start()
@@ -151,30 +146,20 @@ class EmbeddedRunner:
     async def _flush(self, *, final: bool = False) -> None:
         """Write the buffers, then acknowledge the requests whose events that write stored.
 
-        Any error is retried with backoff (the sink keeps the buffers and their acks): a flusher that
-        died would leave every later request waiting. ``stop`` gives up after ``FINAL_ATTEMPTS``.
+        Retried until written (``streams.writes``); ``stop`` makes ``FINAL_ATTEMPTS`` and then gives up,
+        and a flusher interrupted by ``stop`` returns with the buffers intact for those final attempts.
         """
-        delay, attempts = 0.2, 0
-        while True:
-            try:
-                written = await asyncio.to_thread(self.pipeline.flush, close_windows=False)
-            except Exception as exc:
-                attempts += 1
-                self.failed_flushes += 1
-                log.error("flush_failed", error=str(exc)[:500], error_type=type(exc).__name__,
-                          pending=self.pipeline.pending, final=final, exc_info=not isinstance(exc, StorageError))  # fmt: skip
-                if final and attempts >= FINAL_ATTEMPTS:
-                    raise
-                if self._stopping and not final:
-                    return  # stop() makes the final attempts, with the buffers intact
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            _settle(written.acks)
-            self._room.set()
-            if written.inferences or written.feedback:
-                self.closer.wake()
+        written = await write_buffers(
+            self.pipeline,
+            attempts=FINAL_ATTEMPTS if final else None,
+            stopping=lambda: self._stopping and not final,
+        )
+        if written is None:
             return
+        _settle(written.acks)
+        self._room.set()
+        if written.inferences or written.feedback:
+            self.closer.wake()
 
 
 def _settle(acks: Sequence[object]) -> None:

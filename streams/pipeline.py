@@ -2,7 +2,7 @@
 
 Reads top to bottom like the data flow::
 
-    raw bytes ─decode─▶ events ─enrich (cost)─▶ sink buffers ──flush──▶ ClickHouse (raw events)
+    raw bytes ─decode─▶ events ─price (cost)─▶ sink buffers ──flush──▶ ClickHouse (raw events)
                  └─▶ dead letters ──────────────────┘                │
                                      window tracker ◀── event times   ▼
                                                       due windows ─▶ statistics ─▶ window_stats ─▶ hooks
@@ -24,6 +24,7 @@ from schemas.settings import Settings
 from streams import metrics
 from streams.bus import Kind
 from streams.decode import Decoded, feedback_decoder, inference_decoder
+from streams.pricing import Pricer
 from streams.sink import EventSink, FlushStats
 from streams.stats import StatsEngine
 from streams.storage import Storage
@@ -38,11 +39,19 @@ class Pipeline:
         self.storage = storage
         self.settings = settings
         self.sink = EventSink(storage)
+        self.pricer = Pricer(settings)
         self.inference_decoder = inference_decoder(max_bytes=settings.max_body_bytes)
         self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes)
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
         metrics.watch_pipeline(self)
+
+    def start(self) -> None:
+        """Start-up work, off the first event's path: load the price snapshot and re-track windows that
+        have stored events but no statistics (a crash before they closed)."""
+        self.pricer.warm_up()
+        if self.stats is not None:
+            self.stats.recover()
 
     def accept_raw(self, kind: Kind, raw: bytes) -> Decoded[InferenceRecord] | Decoded[FeedbackRecord]:
         """Decode one message (an event or an array of events); bad items become dead letters."""
@@ -58,8 +67,7 @@ class Pipeline:
 
     def accept_inferences(self, events: Sequence[InferenceRecord], ack: object | None = None) -> None:
         """Buffer ``events``; ``ack`` comes back in ``FlushStats.acks`` once all of them are stored."""
-        if self.stats is not None:
-            self.stats.enrich(events)
+        self.pricer.price(events)
         self.sink.add_inferences(events, ack)
 
     def accept_feedback(self, events: Sequence[FeedbackRecord], ack: object | None = None) -> None:
@@ -75,22 +83,21 @@ class Pipeline:
     def pending(self) -> int:
         return self.sink.pending
 
-    def flush(self, *, close_windows: bool = True) -> FlushStats:
-        """Write buffered events, let the windows see them, then (by default) close due windows.
+    def flush(self) -> FlushStats:
+        """Write buffered events, then let the windows see them.
 
-        Runners pass ``close_windows=False`` and leave that to a ``WindowCloser``, so statistics never
-        hold up writes. Raises StorageError with the buffers kept, so the caller may retry. A failure
-        while computing statistics is logged and does not hold up raw events (they are written).
+        Closing windows is not part of a flush: runners leave it to a ``WindowCloser`` so statistics
+        never hold up writes. Raises with the buffers kept, so the caller may retry
+        (``streams.writes``). A failure of the window bookkeeping is logged and does not fail the
+        write (the rows are stored; repeating it would not help).
         """
         written = self.sink.flush()
         if self.stats is not None:  # only stored events count towards a window, so a closed window is complete
             try:
                 self.stats.observe_inferences(written.written_inferences)
                 self.stats.observe_feedback(written.written_feedback)
-            except Exception:  # the rows are stored: a bookkeeping bug must not fail (and repeat) the write
+            except Exception:
                 log.exception("window_bookkeeping_failed", inferences=written.inferences, feedback=written.feedback)
-        if close_windows:
-            self.close_windows()
         return written
 
     def close_windows(self, *, force_quality: bool = False, force_all: bool = False) -> None:

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import create_app
-from api.services import Services
 from schemas.settings import Settings
+from streams.runtime import Runtime
 from streams.storage import Storage
 from tests.kafka_fixtures import kafka_bootstrap, kafka_topic_prefix  # noqa: F401 - one broker per session
 
@@ -58,7 +58,7 @@ class Api:
         self.client = client
 
     @property
-    def services(self) -> Services:
+    def services(self) -> Runtime:
         return self.client.app.state.services  # type: ignore[attr-defined,no-any-return]
 
     def key(self, project: str) -> dict[str, str]:

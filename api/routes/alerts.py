@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentKey, ProjectDep
+from api.deps import CurrentKey, MonitoringDep, ProjectDep
 from api.errors import responses
-from api.routes.monitors import MonitoringDep
 from api.time_range import Since, Until, storable_range
 from schemas.events import AlertKind, Severity
 

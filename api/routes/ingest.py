@@ -20,7 +20,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from api.deps import ProjectDep, ServicesDep
 from api.errors import responses, unprocessable
 from api.models import Accepted
-from api.services import Services
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.records import (
     FeedbackDecoder,
@@ -32,6 +31,7 @@ from schemas.records import (
 from streams import metrics
 from streams.bus import Kind, Publisher
 from streams.monitors.store import validation_problems
+from streams.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=responses(400, 401, 403, 413, 422, 503))
 
@@ -140,7 +140,7 @@ def _slow_records(kind: _Kind, body: bytes, project: str, max_items: int) -> lis
     return [kind.to_record(event) for event in events]
 
 
-async def _accept(request: Request, project: str, services: Services, kind: _Kind) -> Response:
+async def _accept(request: Request, project: str, services: Runtime, kind: _Kind) -> Response:
     settings = services.settings
     body = await _read_body(request, settings.max_body_bytes)
     records = _fast_records(kind, body, project, settings.max_batch_items)

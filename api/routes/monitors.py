@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, ValidationError
 
-from api.deps import ProjectDep, ServicesDep
+from api.deps import MonitoringDep, ProjectDep
 from api.errors import ErrorMessage, responses
 from schemas.events import Severity
 from schemas.monitors import Condition, Monitor, MonitorCreate, MonitorUpdate, unmask_channels
-from streams.monitors import BuiltinMonitorError, MonitorExistsError, Monitoring, default_monitors
+from streams.monitors import BuiltinMonitorError, MonitorExistsError, default_monitors
 from streams.monitors.store import channel_problems, validation_problems
 
 router = APIRouter(prefix="/v1/monitors", tags=["monitors"], responses=responses(400, 401, 422, 503))
@@ -21,14 +21,6 @@ _CONFLICT = {
     409: {"model": ErrorMessage, "description": "the id is taken or a built-in default's (built-ins are read-only)"}
 }
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
-
-
-async def get_monitoring(services: ServicesDep) -> Monitoring:
-    """The process's ``Monitoring``: ``start_services`` makes one in every mode."""
-    return services.extras["monitoring"]  # type: ignore[no-any-return]
-
-
-MonitoringDep = Annotated[Monitoring, Depends(get_monitoring)]
 
 
 class MaskedSlackChannel(BaseModel):

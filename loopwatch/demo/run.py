@@ -32,7 +32,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api import create_app
-from api.services import Services
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.receiver import WebhookReceiver
@@ -40,6 +39,7 @@ from loopwatch.demo.traffic import Traffic
 from schemas.events import AlertEvent
 from schemas.settings import Settings
 from streams.delivery import slack_message
+from streams.runtime import Runtime
 
 PROJECT = "demo"
 
@@ -53,13 +53,13 @@ def _statistic(feature: dict[str, Any]) -> str:
     return f"{method} p={value:.2g}" if method in P_VALUE_TESTS else f"{method} {value:.3g}"
 
 
-def _wait_written(services: Services) -> None:
+def _wait_written(services: Runtime) -> None:
     if services.runner is not None:
-        loop = services.extras["loop"]
+        loop = services.loop
         asyncio.run_coroutine_threadsafe(services.runner.wait_idle(), loop).result(timeout=120)
 
 
-def _close_windows(services: Services) -> None:
+def _close_windows(services: Runtime) -> None:
     """Close the last windows now instead of after the idle timeout, and refresh late-feedback quality."""
     if services.runner is not None:
         pipeline = services.runner.pipeline
@@ -67,7 +67,7 @@ def _close_windows(services: Services) -> None:
         async def close() -> None:
             await asyncio.to_thread(pipeline.close_windows, force_all=True, force_quality=True)
 
-        asyncio.run_coroutine_threadsafe(close(), services.extras["loop"]).result(timeout=120)
+        asyncio.run_coroutine_threadsafe(close(), services.loop).result(timeout=120)
 
 
 def _post(client: httpx.Client, path: str, items: list[dict[str, Any]]) -> None:
@@ -217,7 +217,7 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
     console.print(f"data: {workdir} (chDB, embedded mode)")
     server = BackgroundServer(create_app(settings), port).start()
     try:
-        services: Services = server.app.state.services
+        services: Runtime = server.app.state.services
         token = services.keys.create(PROJECT, "demo").token
         console.print(f"service on {server.url}, project key created for [bold]{PROJECT}[/bold]")
         headers = {"authorization": f"Bearer {token}"}

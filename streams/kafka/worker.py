@@ -27,7 +27,7 @@ from streams.closer import WindowCloser
 from streams.decode import unexpected_letter
 from streams.kafka.admin import ensure_topics
 from streams.pipeline import Pipeline
-from streams.storage import StorageError
+from streams.writes import FINAL_ATTEMPTS, write_buffers
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +93,10 @@ class KafkaWorker:
         agent.__name__ = f"{kind}_agent"
         return agent
 
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """Produce through the worker's own producer (alerts and retraining requests to their topics)."""
+        await self.app.send(topic, key=key, value=value)
+
     def _decode(self, kind: Kind, values: list[bytes | None]) -> list[DeadLetter]:
         """Buffer a take() batch, message by message. A message that raises anyway (e.g. while its
         events are enriched) becomes a dead letter alone: the rest of the batch is still stored."""
@@ -113,23 +117,14 @@ class KafkaWorker:
         return dead
 
     async def _flush_until_written(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                written = await asyncio.to_thread(self.pipeline.flush, close_windows=False)
-                if written.inferences or written.feedback:
-                    self.closer.wake()
-                return
-            except StorageError as exc:
-                log.error("flush_failed", error=str(exc)[:500], retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        written = await write_buffers(self.pipeline)
+        if written is not None and (written.inferences or written.feedback):
+            self.closer.wake()
 
     async def start(self) -> None:
         await asyncio.to_thread(Path(self.app.conf.datadir).mkdir, parents=True, exist_ok=True)
         await ensure_topics(self.settings)
-        if self.pipeline.stats is not None:
-            await asyncio.to_thread(self.pipeline.stats.recover)
+        await asyncio.to_thread(self.pipeline.start)
         await self.app.start()
         metrics.watch_consumer_lag(self.app.consumer, (self.topics.inference, self.topics.feedback))
         self.closer.start()
@@ -137,5 +132,5 @@ class KafkaWorker:
     async def stop(self) -> None:
         """Stop consuming, write what is buffered, then close what is due one last time."""
         await self.app.stop()
-        await asyncio.to_thread(self.pipeline.flush, close_windows=False)
+        await write_buffers(self.pipeline, attempts=FINAL_ATTEMPTS)
         await self.closer.stop(self.settings.stop_grace_seconds)

@@ -17,14 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import orjson
 import structlog
 
-from detectors import CostCalculator, CostConfig, PriceOverride
 from detectors.family_drift import ColumnEvidence, embedding_evidence
 from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
@@ -88,11 +86,8 @@ class StatsEngine:
         self.storage = storage
         self.settings = settings
         self.tracker = WindowTracker(settings.window_seconds, settings.allowed_lateness_seconds)
-        # The process's one reference store: the API reads and saves through it too (api.services).
+        # The process's one reference store: the API reads and saves through it too (streams.runtime).
         self.references = ReferenceStore(storage)
-        overrides = {name: PriceOverride(**{k: Decimal(str(v)) for k, v in price.items()})
-                     for name, price in settings.cost_overrides.items()}  # fmt: skip
-        self.cost = CostCalculator(CostConfig(overrides=overrides))
         self.on_rows: list[RowsHook] = []
         self._feedback_targets: list[tuple[str, str]] = []
         self._dirty_quality: set[WindowKey] = set()
@@ -110,22 +105,6 @@ class StatsEngine:
         self._bookkeeping = threading.Lock()
 
     # ---------------------------------------------------------------- ingest side (cheap, in memory)
-
-    def enrich(self, events: Sequence[InferenceRecord]) -> None:
-        """Fill ``cost_usd`` in place from token usage where the app did not send it; unknown models stay null."""
-        picked = [e for e in events if e.cost_usd is None and (e.input_tokens or e.output_tokens)]
-        if not picked:
-            return
-        batch = self.cost.cost_batch(
-            [e.model for e in picked],
-            [e.provider for e in picked],
-            [max(e.input_tokens or 0, e.cached_tokens or 0) for e in picked],
-            [e.output_tokens or 0 for e in picked],
-            [e.cached_tokens or 0 for e in picked],
-        )
-        for event, cost in zip(picked, batch.costs.tolist(), strict=True):
-            if cost == cost:  # NaN: no price known
-                event.cost_usd = cost
 
     def observe_inferences(self, events: Sequence[InferenceRecord]) -> None:
         by_model: dict[tuple[str, str], list[datetime]] = {}
@@ -406,11 +385,7 @@ class StatsEngine:
                     self._dirty_quality.add(key)
 
     def recover(self, *, lookback_hours: int = 24) -> int:
-        """Re-track windows that have events but no statistics (a crash before they closed).
-
-        Start-up work, so it also loads the price snapshot: not on the first event's hot path.
-        """
-        self.cost.warm_up()
+        """Re-track windows that have events but no statistics (a crash before they closed)."""
         seconds = int(self.settings.window_seconds)
         db = self.storage.database
         rows = self.storage.query(

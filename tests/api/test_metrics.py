@@ -162,7 +162,7 @@ class TestGauges:
         pipeline = Pipeline(storage, settings)
         pipeline.accept_inferences([inference_record(InferenceEvent(project="p", model="m")) for _ in range(4)])
         assert scrape_process().delta(before, "loopwatch_sink_pending_events") == 4
-        pipeline.flush(close_windows=False)
+        pipeline.flush()
         assert scrape_process().delta(before, "loopwatch_sink_pending_events") == 0
         assert scrape_process().delta(before, "loopwatch_windows_pending") == 1  # one (project, model) window
         pipeline.accept_inferences([inference_record(InferenceEvent(project="p", model="m"))])

@@ -1,7 +1,7 @@
 """Monitors and alerts over HTTP, with the real services (embedded runner, chDB) behind the routers.
 
-The app here is built from the real ``start_services`` plus the monitors and alerts routers, wired the
-way ``api.app``/``api.services`` wire them (``services.extras["monitoring"]``, the stats hook).
+The app here is built from the real ``streams.runtime`` (the monitoring hook included) plus the
+ingest, monitors and alerts routers.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.routes import alerts, ingest, monitors
-from api.services import start_services, stop_services
 from loopwatch.demo.receiver import WebhookReceiver
 from schemas.settings import Settings
 from streams.monitors import Monitoring
+from streams.runtime import start_runtime
 from tests.conftest import Api, make_settings
 from tests.monitors.conftest import SECRET, drift_rows, webhook
 
@@ -33,22 +33,12 @@ DRIFT = {"name": "Drift", "family": "drift", "metric": "dataset_drift", "conditi
 def build_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await start_services(settings)
-        wired_here = "monitoring" not in services.extras  # api.services may already do this wiring
-        if wired_here:
-            monitoring = Monitoring(services.storage, settings, sweep_seconds=None)
-            await monitoring.start()
-            services.extras["monitoring"] = monitoring
-            runner = services.runner
-            if runner is not None and runner.pipeline.stats is not None:
-                runner.pipeline.stats.on_rows.append(monitoring.on_rows)
+        services = await start_runtime(settings)
         app.state.services = services
         try:
             yield
         finally:
-            await stop_services(services, close_storage=False)  # the final flush may still fire alerts
-            if wired_here:
-                await services.extras["monitoring"].stop()  # …which are delivered before this returns
+            await services.stop(close_storage=False)  # the final flush may still fire alerts, delivered first
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(ingest.router)
@@ -72,7 +62,7 @@ def api(settings: Settings) -> Iterator[Api]:
 
 
 def _monitoring(api: Api) -> Monitoring:
-    return api.services.extras["monitoring"]  # type: ignore[no-any-return]
+    return api.services.monitoring
 
 
 def _fire(api: Api, rows: list[Any]) -> list[Any]:

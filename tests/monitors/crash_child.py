@@ -11,7 +11,7 @@ the test starts this one, kills it with SIGKILL and starts it again. Settings co
     (the other deliveries hang) until killed.
 ``serve [--ack <alert_id>]``
     Optionally acknowledge the alert first (as the API does), then start the embedded service
-    (``api.services.start_services``, what ``loopwatch serve`` runs), stop it gracefully (which waits
+    (``streams.runtime.start_runtime``, what ``loopwatch serve`` runs), stop it gracefully (which waits
     for the deliveries it resumed) and print the alert's stored status and delivery.
 """
 
@@ -22,11 +22,11 @@ import asyncio
 import json
 import sys
 
-from api.services import start_services, stop_services
 from loopwatch._logs import configure_logging
 from schemas.monitors import MonitorCreate
 from schemas.settings import Settings
 from streams.monitors import AlertStore, Monitoring
+from streams.runtime import start_runtime
 from streams.storage import Storage
 from tests.monitors.conftest import drift_rows, webhook
 
@@ -65,8 +65,8 @@ async def serve(settings: Settings, ack: str | None) -> None:
     alerts = AlertStore(storage)
     if ack is not None:
         alerts.ack(PROJECT, ack, by="oncall")
-    services = await start_services(settings, storage)
-    await stop_services(services, close_storage=False)
+    runtime = await start_runtime(settings, storage)
+    await runtime.stop(close_storage=False)
     (alert,) = alerts.list_alerts(PROJECT)
     _say({"status": alert["status"], "targets": [target["status"] for target in alert["delivery"]["targets"]]})
     storage.close()

@@ -8,10 +8,9 @@ numbers) and compares.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-
-import json
 
 import msgspec
 import orjson

@@ -26,7 +26,7 @@ def server(data_dir: Path) -> Iterator[BackgroundServer]:
 
 def _wait_written(server: BackgroundServer) -> None:
     services = server.app.state.services
-    asyncio.run_coroutine_threadsafe(services.runner.wait_idle(), services.extras["loop"]).result(60)
+    asyncio.run_coroutine_threadsafe(services.runner.wait_idle(), services.loop).result(60)
 
 
 class TestHttpDelivery:

@@ -20,15 +20,14 @@ class TestBatchFailure:
     def test_consumer_survives_a_failing_batch(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
         runner = api.services.runner
         assert runner is not None
-        assert runner.pipeline.stats is not None
-        enrich = runner.pipeline.stats.enrich
+        price = runner.pipeline.pricer.price
 
         def enrich_or_fail(events: Sequence[InferenceRecord]) -> None:
             if any(event.model == "boom" for event in events):
                 raise RuntimeError("enrichment failed")
-            enrich(events)
+            price(events)
 
-        monkeypatch.setattr(runner.pipeline.stats, "enrich", enrich_or_fail)
+        monkeypatch.setattr(runner.pipeline.pricer, "price", enrich_or_fail)
         headers = api.key("robust")
         with pytest.raises(RuntimeError, match="enrichment failed"):  # TestClient re-raises the 500's cause
             api.client.post("/v1/inferences", json=[{"event_id": "bad", "model": "boom"}], headers=headers)

@@ -131,6 +131,7 @@ class TestExplicitWinsAcrossProcesses:
         worker.accept_raw("inference", orjson.dumps(_events(0, 100, project="x") + _events(1, 100, project="x")))
         worker.accept_raw("inference", orjson.dumps(_events(5, 1, project="x")))
         worker.flush()
+        worker.close_windows()
         _assert_upload_is_active(storage, "x")
         drift = _dataset_drift(storage, "x")
         assert set(drift) == {_window(0), _window(1)}

@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.routes import alerts, ingest, monitors
-from api.services import start_services, stop_services
 from schemas.settings import Settings
 from streams.pipeline import Pipeline
+from streams.runtime import start_runtime
 from streams.stats import StatsEngine
 from streams.stats.retries import RetryPolicy
 from streams.storage import Storage, StorageError, ch_time
@@ -120,11 +120,11 @@ def _app(settings: Settings, storage: Storage) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = await start_services(settings, storage)
+        app.state.services = await start_runtime(settings, storage)
         try:
             yield
         finally:
-            await stop_services(app.state.services, close_storage=False)
+            await app.state.services.stop(close_storage=False)
 
     app = FastAPI(lifespan=lifespan)
     for module in (ingest, monitors, alerts):
@@ -225,7 +225,8 @@ class TestBadWindow:
             start, 9, 1, project="bad"
         )
         pipeline.accept_raw("inference", orjson.dumps(items))
-        pipeline.flush()  # writes the events and closes windows 0-3
+        pipeline.flush()  # writes the events
+        pipeline.close_windows()  # closes windows 0-3
 
         def settled() -> bool:
             pipeline.close_windows()  # what the closer does every second
