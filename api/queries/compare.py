@@ -7,8 +7,8 @@ from datetime import datetime
 import numpy as np
 
 from detectors import is_error_status
+from streams.stats import drift_columns
 from streams.stats.compare import VersionData
-from streams.stats.window_data import drift_columns
 from streams.storage import Storage, ch_time
 
 VERSION_RANGE = (

@@ -21,6 +21,7 @@ from api.deps import ProjectDep, ServicesDep
 from api.errors import responses, unprocessable
 from api.models import Accepted
 from schemas.events import FeedbackEvent, InferenceEvent
+from schemas.problems import validation_problems
 from schemas.records import (
     FeedbackDecoder,
     InferenceDecoder,
@@ -30,7 +31,6 @@ from schemas.records import (
 )
 from streams import metrics
 from streams.bus import Kind, Publisher
-from streams.monitors.store import validation_problems
 from streams.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=responses(400, 401, 403, 413, 422, 503))

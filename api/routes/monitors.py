@@ -12,8 +12,9 @@ from api.deps import MonitoringDep, ProjectDep
 from api.errors import ErrorMessage, responses
 from schemas.events import Severity
 from schemas.monitors import Condition, Monitor, MonitorCreate, MonitorUpdate, unmask_channels
+from schemas.problems import validation_problems
 from streams.monitors import BuiltinMonitorError, MonitorExistsError, default_monitors
-from streams.monitors.store import channel_problems, validation_problems
+from streams.monitors.store import channel_problems
 
 router = APIRouter(prefix="/v1/monitors", tags=["monitors"], responses=responses(400, 401, 422, 503))
 

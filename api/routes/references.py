@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import ProjectDep, ServicesDep
 from api.errors import responses, unprocessable
+from api.queries.windows import sampled_columns
 from api.time_range import storable, storable_range
 from schemas.stats import WindowKey
 from streams.stats.references import Reference, ReferenceStore, columns_from_records
-from streams.stats.window_data import fetch_drift_columns
 
 router = APIRouter(prefix="/v1/models", tags=["references"], responses=responses(400, 401, 404, 413, 422, 503))
 
@@ -100,7 +100,7 @@ async def set_reference(
         from starlette.concurrency import run_in_threadpool
 
         columns = await run_in_threadpool(
-            fetch_drift_columns, storage, WindowKey(project, model, start, end), settings.drift_sample_rows * 4
+            sampled_columns, storage, WindowKey(project, model, start, end), settings.drift_sample_rows * 4
         )
         if columns.rows == 0:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inferences of {model!r} between {start} and {end}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import numpy as np
@@ -12,12 +12,10 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 
 from api.deps import ProjectDep, ServicesDep
+from api.queries.windows import sampled_columns, window_key
 from api.report_page import safe_report
 from api.time_range import check_moment
 from detectors import CategoricalReference, NumericReference, ReferenceProfile
-from schemas.stats import WindowKey
-from streams.stats.window_data import fetch_drift_columns
-from streams.stats.windows import window_bounds
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -64,11 +62,12 @@ def drift_report(
 
     check_moment(["query", "window_start"], window_start)
     settings = services.settings
-    start, end = window_bounds(window_start.replace(tzinfo=window_start.tzinfo or UTC), settings.window_seconds)
+    key = window_key(project, model, window_start, settings.window_seconds)
+    start, end = key.start, key.end
     reference = services.references.get(project, model)
     if reference is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{model!r} has no reference yet")
-    current = fetch_drift_columns(services.storage, WindowKey(project, model, start, end), settings.drift_sample_rows)
+    current = sampled_columns(services.storage, key, settings.drift_sample_rows)
     if current.rows == 0:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inferences of {model!r} in the window starting {start}")
     names = sorted(set(current.columns) & set(reference.profile.columns))

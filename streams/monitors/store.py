@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from schemas.channels import WebhookChannel
 from schemas.monitors import Monitor, MonitorCreate, MonitorSpec
+from schemas.problems import validation_problems
 from schemas.settings import Settings
 from streams.delivery.url_guard import UnresolvableTargetError, UnsafeTargetError, check_target
 from streams.monitors.defaults import default_monitors, defaults_enabled
@@ -52,14 +53,6 @@ def _loc(parts: Iterable[str | int]) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def validation_problems(exc: ValidationError, prefix: Iterable[str | int] = ()) -> list[dict[str, Any]]:
-    """Pydantic errors as FastAPI 422 items, locations prefixed (e.g. with ``body``)."""
-    return [
-        {"loc": [*prefix, *error["loc"]], "msg": error["msg"], "type": error["type"]}
-        for error in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
 
 
 def channel_problems(

@@ -1,5 +1,11 @@
-"""Per-window statistics: which windows are due, what they measure, and where the numbers go."""
+"""Per-window statistics: which windows are due, what they measure, and where the numbers go.
+
+The public surface for the layers above (the API's query layer, benches): the engine, the window
+arithmetic, and the sampled drift columns of a stored time range.
+"""
 
 from streams.stats.engine import StatsEngine
+from streams.stats.window_data import DriftColumns, drift_columns, fetch_drift_columns
+from streams.stats.windows import window_bounds
 
-__all__ = ["StatsEngine"]
+__all__ = ["DriftColumns", "StatsEngine", "drift_columns", "fetch_drift_columns", "window_bounds"]

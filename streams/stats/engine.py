@@ -39,7 +39,7 @@ from streams.stats.window_data import (
     fetch_window_rows,
     window_params,
 )
-from streams.stats.windows import WindowTracker, window_bounds
+from streams.stats.windows import WindowTracker
 from streams.storage import Storage, StorageError, as_utc, ch_time
 
 log = structlog.get_logger(__name__)
@@ -401,4 +401,4 @@ class StatsEngine:
         return len(rows)
 
 
-__all__ = ["StatsEngine", "window_bounds"]
+__all__ = ["StatsEngine"]
