@@ -17,6 +17,7 @@ from pydantic import BeforeValidator
 
 from api.errors import unprocessable
 from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
+from schemas.times import assume_utc
 
 _NUMBER = re.compile(r"\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*")
 
@@ -33,14 +34,10 @@ Since = Annotated[IsoDatetime | None, Query(description="inclusive, ISO 8601 (na
 Until = Annotated[IsoDatetime | None, Query(description="exclusive, ISO 8601 (naive = UTC)")]
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def storable(value: datetime) -> datetime:
     """``value`` in UTC, clamped into the storable range (compared before converting: a time such as
     9999-12-31T23:00-05:00 has no UTC datetime)."""
-    value = _utc(value)
+    value = assume_utc(value)
     if value < EARLIEST_TIMESTAMP:
         return EARLIEST_TIMESTAMP
     if value > LATEST_TIMESTAMP:
@@ -52,14 +49,14 @@ def storable_range(
     since: datetime | None, until: datetime | None, where: str = "query", names: tuple[str, str] = ("since", "until")
 ) -> tuple[datetime | None, datetime | None]:
     """422 unless ``since`` is before ``until`` (when both are given); then both bounds clamped."""
-    if since and until and _utc(since) >= _utc(until):
+    if since and until and assume_utc(since) >= assume_utc(until):
         raise unprocessable([where, names[0]], f"'{names[0]}' must be before '{names[1]}'")
     return (storable(since) if since else None, storable(until) if until else None)
 
 
 def check_moment(loc: list[str | int], value: datetime | None) -> None:
     """404 when nothing can be stored at ``value`` (outside 2000–2200 UTC), e.g. no window starts there."""
-    if value is not None and not EARLIEST_TIMESTAMP <= _utc(value) < LATEST_TIMESTAMP:
+    if value is not None and not EARLIEST_TIMESTAMP <= assume_utc(value) < LATEST_TIMESTAMP:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"nothing is stored at {loc[-1]} {value.isoformat()}: only 2000 to 2200 UTC"
         )

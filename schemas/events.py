@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from schemas import limits
+from schemas.times import as_utc
 
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
@@ -39,7 +40,7 @@ def new_id() -> str:
 def to_utc(value: datetime) -> datetime:
     """Naive timestamps are taken as UTC; aware ones are converted, so storage holds one zone."""
     try:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = as_utc(value)
     except OverflowError:  # e.g. 9999-12-31T23:00-05:00 has no UTC datetime
         raise ValueError("timestamp must be between 2000-01-01 and 2200-01-01 UTC") from None
     if not EARLIEST_TIMESTAMP <= value < LATEST_TIMESTAMP:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 import orjson
 
 from api.queries.feedback import FeedbackFilter, feedback_page
+from schemas.times import as_utc
 from streams.storage import Storage
 
 
@@ -22,7 +22,7 @@ def inference_detail(storage: Storage, project: str, event_id: str) -> dict[str,
     if not rows:
         return None
     row = rows[0]
-    row["timestamp"] = row["timestamp"].replace(tzinfo=UTC) if row["timestamp"].tzinfo is None else row["timestamp"]
+    row["timestamp"] = as_utc(row["timestamp"])
     row["features"] = orjson.loads(row["features"]) if row["features"] else {}
     items, _ = feedback_page(storage, FeedbackFilter(project=project, inference_id=event_id), limit=1000)
     row["feedback"] = items

@@ -6,16 +6,17 @@ deterministic sample the stats engine reads, so what a user sees is what the eng
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from schemas.stats import WindowKey
+from schemas.times import as_utc
 from streams.stats import DriftColumns, fetch_drift_columns, window_bounds
 from streams.storage import Storage
 
 
 def window_key(project: str, model: str, moment: datetime, window_seconds: float) -> WindowKey:
     """The window that contains ``moment`` (naive = UTC)."""
-    start, end = window_bounds(moment.replace(tzinfo=moment.tzinfo or UTC), window_seconds)
+    start, end = window_bounds(as_utc(moment), window_seconds)
     return WindowKey(project, model, start, end)
 
 

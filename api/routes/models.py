@@ -13,6 +13,7 @@ from api.deps import ProjectDep, ServicesDep, StorageDep
 from api.errors import responses
 from api.queries.compare import fetch_version
 from api.time_range import storable, storable_range
+from schemas.times import as_utc
 from streams.stats.compare import compare_versions
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=responses(401, 503))
@@ -49,7 +50,7 @@ def list_models(project: ProjectDep, storage: StorageDep) -> list[dict[str, Any]
         row["versions"] = sorted(v for v in row["versions"] if v)
         row["feedback"] = int(feedback.get(row["model"], 0))
         for key in ("first_seen", "last_seen"):
-            row[key] = row[key].replace(tzinfo=UTC).isoformat()
+            row[key] = as_utc(row[key]).isoformat()
     return rows
 
 

@@ -5,12 +5,11 @@ chDB returns naive datetimes for UTC columns, so values read back are made aware
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from schemas.times import as_utc
 
-def as_utc(value: datetime) -> datetime:
-    """Naive values are UTC (as ClickHouse returns them); aware ones are converted."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+__all__ = ["as_utc", "ch_time"]
 
 
 def ch_time(value: datetime) -> str:
