@@ -18,7 +18,6 @@ is the only form an API response shows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -35,7 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from schemas.channels import Channel, SlackChannel, WebhookChannel, safe_url
 from schemas.events import EventId, Name, ProjectName, Severity, UtcDatetime, new_id
-from schemas.stats import Family
+from schemas.stats import DRIFT_FAMILIES, METRICS, DimensionKind, Family, MetricSpec
 
 MASK = "********"
 MAX_CHANNELS = 10
@@ -45,49 +44,6 @@ MonitorId = EventId  # the same id rules as events
 MonitorName = Name
 Operator = Literal["gt", "gte", "lt", "lte"]
 OPERATOR_SYMBOLS: dict[str, str] = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-
-DimensionKind = Literal["none", "column", "score", "tag", "family"]
-DRIFT_FAMILIES: tuple[str, ...] = ("features", "prompt", "response", "embedding")
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """What the statistics engine writes for one metric: its dimensions and which verdicts it carries."""
-
-    dimensions: DimensionKind = "none"
-    p_value: bool = False
-    flagged: bool = False
-    higher_is_better: bool | None = None  # the bad direction of a significant change (quality)
-
-
-# The statistics contract (one StatRow per number in window_stats), as monitors may use it.
-METRICS: dict[str, dict[str, MetricSpec]] = {
-    "latency": dict.fromkeys(
-        ("count", "error_count", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_mean_ms"),
-        MetricSpec(),
-    ),
-    "cost": {
-        "cost_usd": MetricSpec(dimensions="tag"),
-        "unknown_cost_events": MetricSpec(),
-        "input_tokens": MetricSpec(),
-        "output_tokens": MetricSpec(),
-        "spend_anomaly": MetricSpec(flagged=True),
-    },
-    "drift": {
-        "column_drift": MetricSpec(dimensions="column", p_value=True, flagged=True),
-        "dataset_drift": MetricSpec(flagged=True),
-        "family_drift": MetricSpec(dimensions="family", p_value=True, flagged=True),
-    },
-    "quality": {
-        "thumbs_up_rate": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
-        "mean_rating": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
-        "score_mean": MetricSpec(dimensions="score", p_value=True, flagged=True, higher_is_better=True),
-        "accuracy": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
-        "f1_macro": MetricSpec(),
-        "feedback_count": MetricSpec(),
-    },
-}
-
 
 def _error(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
@@ -158,13 +114,13 @@ def _per_metric(schema: dict[str, Any]) -> None:
     its dimensions and the conditions it supports, as ``_known_metric`` and friends check them."""
     branches = []
     for family, metrics in METRICS.items():
-        groups: dict[MetricSpec, list[str]] = {}
+        groups: dict[tuple[DimensionKind, bool, bool], list[str]] = {}  # what a monitor may say of a metric
         for metric, spec in metrics.items():
-            groups.setdefault(spec, []).append(metric)
-        for spec, names in groups.items():
-            types = ["threshold", *(["p_value"] if spec.p_value else []), *(["flagged"] if spec.flagged else [])]
+            groups.setdefault((spec.dimensions, spec.p_value, spec.flagged), []).append(metric)
+        for (dimensions, p_value, flagged), names in groups.items():
+            types = ["threshold", *(["p_value"] if p_value else []), *(["flagged"] if flagged else [])]
             branches.append({"properties": {
-                "family": {"const": family}, "metric": {"enum": names}, "dimension": _DIMENSIONS[spec.dimensions],
+                "family": {"const": family}, "metric": {"enum": names}, "dimension": _DIMENSIONS[dimensions],
                 "condition": {"properties": {"type": {"enum": types}}},
             }})  # fmt: skip
     schema["oneOf"] = branches

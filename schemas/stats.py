@@ -9,6 +9,62 @@ from typing import Any, Literal
 Family = Literal["drift", "quality", "cost", "latency"]
 FAMILIES: tuple[Family, ...] = ("drift", "quality", "cost", "latency")
 
+DimensionKind = Literal["none", "column", "score", "tag", "family"]
+DRIFT_FAMILIES: tuple[str, ...] = ("features", "prompt", "response", "embedding")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """What the statistics engine writes for one metric: its dimensions and which verdicts it carries."""
+
+    dimensions: DimensionKind = "none"
+    p_value: bool = False
+    flagged: bool = False
+    higher_is_better: bool | None = None  # the bad direction of a significant change (quality)
+    additive: bool = False  # a count or a sum: adds up across windows when re-bucketed (else: weighted mean)
+
+
+# The catalogue of every metric the statistics engine writes (one StatRow per number in window_stats):
+# monitors validate against it, the stats API re-buckets by it, and a test holds the engine to it.
+METRICS: dict[str, dict[str, MetricSpec]] = {
+    "latency": {
+        "count": MetricSpec(additive=True),
+        "error_count": MetricSpec(additive=True),
+        **dict.fromkeys(
+            ("error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_mean_ms"), MetricSpec()
+        ),
+    },
+    "cost": {
+        "cost_usd": MetricSpec(dimensions="tag", additive=True),
+        "unknown_cost_events": MetricSpec(additive=True),
+        "input_tokens": MetricSpec(additive=True),
+        "output_tokens": MetricSpec(additive=True),
+        "spend_anomaly": MetricSpec(flagged=True),
+    },
+    "drift": {
+        "column_drift": MetricSpec(dimensions="column", p_value=True, flagged=True),
+        "dataset_drift": MetricSpec(flagged=True),
+        "family_drift": MetricSpec(dimensions="family", p_value=True, flagged=True),
+    },
+    "quality": {
+        "thumbs_up_rate": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
+        "mean_rating": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
+        "score_mean": MetricSpec(dimensions="score", p_value=True, flagged=True, higher_is_better=True),
+        "accuracy": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
+        "f1_macro": MetricSpec(),
+        "feedback_count": MetricSpec(additive=True),
+    },
+}
+
+
+ADDITIVE_METRICS: frozenset[str] = frozenset(
+    metric for metrics in METRICS.values() for metric, spec in metrics.items() if spec.additive
+)
+
+
+def is_known_metric(family: str, metric: str) -> bool:
+    return metric in METRICS.get(family, {})
+
 
 @dataclass(frozen=True, slots=True)
 class WindowKey:

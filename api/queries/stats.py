@@ -8,10 +8,8 @@ from typing import Any
 
 import orjson
 
+from schemas.stats import ADDITIVE_METRICS
 from streams.storage import Storage, as_utc, ch_time
-
-# Counts and sums add up across windows; everything else is averaged by sample size when re-bucketing.
-ADDITIVE = {"count", "error_count", "cost_usd", "unknown_cost_events", "input_tokens", "output_tokens", "feedback_count"}
 
 
 def stat_rows(
@@ -64,7 +62,7 @@ def rebucket(rows: list[dict[str, Any]], interval_seconds: int) -> list[dict[str
     out = []
     for (bucket, model, version, metric, dimension), members in sorted(groups.items(), key=lambda item: item[0]):
         weights = [max(m["sample_size"], 1) for m in members]
-        if metric in ADDITIVE:
+        if metric in ADDITIVE_METRICS:  # counts and sums add up; the rest: a mean weighted by sample size
             value = sum(m["value"] for m in members)
         else:
             value = sum(m["value"] * w for m, w in zip(members, weights, strict=True)) / sum(weights)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from genai_prices import Usage, calc_price
 
 from api import create_app
+from schemas.stats import FAMILIES, is_known_metric
 from tests.conftest import Api, make_settings
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -217,3 +218,36 @@ class TestPerVersion:
         cost = {v: _stats(stats_api, headers, "cost", metric="input_tokens", model_version=v, until=until)[0]["value"]
                 for v in ("v1", "v2")}  # fmt: skip
         assert cost["v2"] == sum(e["input_tokens"] for e in events if e["model_version"] == "v2")
+
+
+class TestMetricCatalogue:
+    """Every number the engine writes is in the catalogue (``schemas.stats.METRICS``) that monitors
+    validate against and the stats API re-buckets by: a new metric must be added there first."""
+
+    def test_written_metrics_are_catalogued(self, stats_api: Api) -> None:
+        headers = stats_api.key("cat")
+        for window in range(5):
+            _post(stats_api, headers, "/v1/inferences", _events(window, 120, shifted=window == 3, seed=window))
+        feedback = []
+        for window in range(5):
+            for i in range(60):
+                target = f"w{window}-{i}"
+                feedback += [
+                    {"inference_id": target, "kind": "thumbs", "value": i % 3 != 0},
+                    {"inference_id": target, "kind": "rating", "value": 1 + i % 5},
+                    {"inference_id": target, "kind": "score", "name": "faithfulness", "value": (i % 10) / 10},
+                    {"inference_id": target, "kind": "label", "value": "yes" if i % 2 else "no"},
+                ]
+        _post(stats_api, headers, "/v1/feedback", feedback)
+        _post(stats_api, headers, "/v1/inferences", _events(8, 1, shifted=False, seed=9))
+        stats_api.wait_written()
+        stats_api.client.portal.call(stats_api.wait_written_stats)
+        storage = stats_api.services.storage
+        written = set(storage.query(f"SELECT DISTINCT family, metric FROM {storage.database}.window_stats").result_rows)
+        assert {family for family, _ in written} == set(FAMILIES)
+        assert {"thumbs_up_rate", "mean_rating", "score_mean", "family_drift"} <= {m for _, m in written}
+        uncatalogued = {(family, metric) for family, metric in written if not is_known_metric(family, metric)}
+        assert not uncatalogued, f"written but not in schemas.stats.METRICS: {sorted(uncatalogued)}"
+        daily = _stats(stats_api, headers, "latency", metric="count", interval=86_400, model="gpt-4o-mini")
+        assert [row["value"] for row in daily] == [5 * 120]  # additive per the catalogue: summed, not averaged
+        # (the window of the last event is still open)
