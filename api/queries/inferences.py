@@ -7,15 +7,19 @@ from typing import Any
 import orjson
 
 from api.queries.feedback import FeedbackFilter, feedback_page
+from schemas.records import InferenceRecord
 from schemas.times import as_utc
 from streams.storage import Storage
+
+# Every field of the event contract is a column of ``inferences`` (tests/schemas/test_contract_sync.py);
+# the detail returns all of them but the two bulky model outputs.
+NOT_IN_DETAIL = frozenset({"probabilities", "embedding"})
+DETAIL_COLUMNS = tuple(name for name in InferenceRecord.__struct_fields__ if name not in NOT_IN_DETAIL)
 
 
 def inference_detail(storage: Storage, project: str, event_id: str) -> dict[str, Any] | None:
     rows = storage.rows(
-        "SELECT event_id, project, model, model_version, provider, timestamp, latency_ms, status, error_type, "
-        "input_tokens, output_tokens, cached_tokens, cost_usd, prompt, response, features, prediction, tags "
-        f"FROM {storage.database}.inferences FINAL "
+        f"SELECT {', '.join(DETAIL_COLUMNS)} FROM {storage.database}.inferences FINAL "
         "WHERE project = {project:String} AND event_id = {event_id:String} LIMIT 1",
         {"project": project, "event_id": event_id},
     )
