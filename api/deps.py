@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from streams.bus import Publisher
 from streams.keys import ApiKey
 from streams.monitors import Monitoring
 from streams.runtime import Runtime
@@ -34,6 +35,16 @@ async def get_storage(services: ServicesDep) -> Storage:
 
 
 StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+async def get_publisher(services: ServicesDep) -> Publisher:
+    """Where accepted events go: the embedded bus or Kafka (every process that serves the API has one)."""
+    if services.publisher is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this process does not accept events")
+    return services.publisher
+
+
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 
 
 async def get_monitoring(services: ServicesDep) -> Monitoring:

@@ -29,12 +29,51 @@ from schemas.records import (
     feedback_record,
     inference_record,
 )
+from streams.bus import Kind
 
 MAX_DEAD_PAYLOAD_CHARS = 16_000
 MAX_DEAD_ERROR_CHARS = 4_000  # a dead letter stays one small Kafka message, whatever the reason
 
 E = TypeVar("E", bound=BaseModel)
 R = TypeVar("R", InferenceRecord, FeedbackRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class EventKind(Generic[E, R]):
+    """One kind of event, as every ingest path decodes it: the msgspec fast path first, the pydantic
+    contract when the fast path gives up (coercions, or to name each problem).
+
+    HTTP ingest (``api.routes.ingest``: a batch is accepted or refused whole, with a 4xx) and the
+    Kafka/embedded pipeline (``EventDecoder``: bad items become dead letters) both decode through it.
+    """
+
+    name: Kind
+    model: type[E]
+    fast: RecordDecoder[R]
+    to_record: Callable[[E], R]
+    id_field: str  # the idempotency key of this kind's events
+    adapter: TypeAdapter[E] = field(init=False, repr=False)
+    many: TypeAdapter[list[E]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "adapter", TypeAdapter(self.model))
+        object.__setattr__(self, "many", TypeAdapter(list[self.model]))  # type: ignore[name-defined]
+
+    def validate(self, item: Any) -> R:
+        """One parsed item through the contract; raises ``ValidationError`` naming each problem."""
+        return self.to_record(self.adapter.validate_python(item))
+
+    def validate_all(self, items: list[Any]) -> list[R]:
+        """All items or a ``ValidationError`` whose locations carry each bad item's index."""
+        return [self.to_record(event) for event in self.many.validate_python(items)]
+
+
+INFERENCES: EventKind[InferenceEvent, InferenceRecord] = EventKind(
+    "inference", InferenceEvent, InferenceDecoder(), inference_record, "event_id"
+)
+FEEDBACK: EventKind[FeedbackEvent, FeedbackRecord] = EventKind(
+    "feedback", FeedbackEvent, FeedbackDecoder(), feedback_record, "feedback_id"
+)
 
 
 @dataclass(slots=True)
@@ -60,21 +99,11 @@ def _truncate(raw: bytes | str) -> str:
 
 
 class EventDecoder(Generic[E, R]):
-    """Decodes envelopes of one event type into records."""
+    """Decodes envelopes of one event kind into records; every bad item becomes a dead letter."""
 
-    def __init__(
-        self,
-        model: type[E],
-        fast: RecordDecoder[R],
-        to_record: Callable[[E], R],
-        source: str,
-        *,
-        max_bytes: int = 16 * 1024 * 1024,
-    ) -> None:
-        self._one: TypeAdapter[E] = TypeAdapter(model)
-        self._fast = fast
-        self._to_record = to_record
-        self._source = source
+    def __init__(self, kind: EventKind[E, R], *, source: str | None = None, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self._kind = kind
+        self._source = source or kind.name
         self._max_bytes = max_bytes
 
     def decode(self, raw: bytes) -> Decoded[R]:
@@ -91,7 +120,7 @@ class EventDecoder(Generic[E, R]):
         if len(raw) > self._max_bytes:
             out.dead_letters.append(self._dead(f"message of {len(raw)} bytes exceeds {self._max_bytes}", raw))
             return out
-        records = self._fast.decode(raw)
+        records = self._kind.fast.decode(raw)
         if records and all(record.project for record in records):  # no API key fills it in here
             out.events = records
             return out
@@ -110,7 +139,7 @@ class EventDecoder(Generic[E, R]):
 
     def _validate_item(self, item: Any, index: int | None, out: Decoded[R]) -> None:
         try:
-            out.events.append(self._to_record(self._one.validate_python(item)))
+            out.events.append(self._kind.validate(item))
         except ValidationError as exc:
             project = item.get("project", "") if isinstance(item, dict) else ""
             out.dead_letters.append(
@@ -131,9 +160,9 @@ def unexpected_letter(source: str, exc: Exception, raw: bytes) -> DeadLetter:
     return dead_letter(source, f"unexpected error: {type(exc).__name__}: {exc}", raw)
 
 
-def inference_decoder(source: str = "inference", **kwargs: Any) -> EventDecoder[InferenceEvent, InferenceRecord]:
-    return EventDecoder(InferenceEvent, InferenceDecoder(), inference_record, source, **kwargs)
+def inference_decoder(*, max_bytes: int = 16 * 1024 * 1024) -> EventDecoder[InferenceEvent, InferenceRecord]:
+    return EventDecoder(INFERENCES, max_bytes=max_bytes)
 
 
-def feedback_decoder(source: str = "feedback", **kwargs: Any) -> EventDecoder[FeedbackEvent, FeedbackRecord]:
-    return EventDecoder(FeedbackEvent, FeedbackDecoder(), feedback_record, source, **kwargs)
+def feedback_decoder(*, max_bytes: int = 16 * 1024 * 1024) -> EventDecoder[FeedbackEvent, FeedbackRecord]:
+    return EventDecoder(FEEDBACK, max_bytes=max_bytes)

@@ -15,53 +15,26 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from api.deps import ProjectDep, ServicesDep
+from api.deps import ProjectDep, PublisherDep, ServicesDep
 from api.errors import responses, unprocessable
 from api.models import Accepted
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.problems import validation_problems
-from schemas.records import (
-    FeedbackDecoder,
-    InferenceDecoder,
-    RecordDecoder,
-    feedback_record,
-    inference_record,
-)
 from streams import metrics
 from streams.bus import Kind, Publisher
+from streams.decode import FEEDBACK, INFERENCES, EventKind
 from streams.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=responses(400, 401, 403, 413, 422, 503))
 
 
-class _Kind:
-    """What differs between the two endpoints: decoders, contract model, id field, publisher method."""
-
-    def __init__(
-        self,
-        name: Kind,
-        fast: RecordDecoder[Any],
-        model: type[BaseModel],
-        to_record: Callable[[Any], Any],
-        id_field: str,
-        publish: Callable[[Publisher], Callable[[Any], Awaitable[None]]],
-    ) -> None:
-        self.name = name
-        self.fast = fast
-        self.adapter: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
-        self.to_record = to_record
-        self.id_field = id_field
-        self.publish = publish
-
-
-_INFERENCES = _Kind(
-    "inference", InferenceDecoder(), InferenceEvent, inference_record, "event_id", attrgetter("publish_inferences")
-)
-_FEEDBACK = _Kind(
-    "feedback", FeedbackDecoder(), FeedbackEvent, feedback_record, "feedback_id", attrgetter("publish_feedback")
-)
+# Where accepted events of each kind go (the runtime's publisher: embedded bus or Kafka).
+_PUBLISH: dict[Kind, Callable[[Publisher], Callable[[Any], Awaitable[None]]]] = {
+    "inference": attrgetter("publish_inferences"),
+    "feedback": attrgetter("publish_feedback"),
+}
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -106,7 +79,7 @@ def _foreign_project(index: int, project: str, claimed: Any) -> HTTPException:
     )
 
 
-def _fast_records(kind: _Kind, body: bytes, project: str, max_items: int) -> list[Any] | None:
+def _fast_records(kind: EventKind[Any, Any], body: bytes, project: str, max_items: int) -> list[Any] | None:
     records = kind.fast.decode(body)
     if records is None:
         return None
@@ -119,7 +92,7 @@ def _fast_records(kind: _Kind, body: bytes, project: str, max_items: int) -> lis
     return records
 
 
-def _slow_records(kind: _Kind, body: bytes, project: str, max_items: int) -> list[Any]:
+def _slow_records(kind: EventKind[Any, Any], body: bytes, project: str, max_items: int) -> list[Any]:
     """The pydantic path: coercions the fast path does not do, and a precise 4xx for everything else."""
     try:
         parsed = orjson.loads(body)
@@ -134,20 +107,21 @@ def _slow_records(kind: _Kind, body: bytes, project: str, max_items: int) -> lis
         if claimed != project:
             raise _foreign_project(index, project, claimed)
     try:
-        events = kind.adapter.validate_python(items)
+        return kind.validate_all(items)
     except ValidationError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_problems(exc, ["body"])) from exc
-    return [kind.to_record(event) for event in events]
 
 
-async def _accept(request: Request, project: str, services: Runtime, kind: _Kind) -> Response:
+async def _accept(
+    request: Request, project: str, services: Runtime, publisher: Publisher, kind: EventKind[Any, Any]
+) -> Response:
     settings = services.settings
     body = await _read_body(request, settings.max_body_bytes)
     records = _fast_records(kind, body, project, settings.max_batch_items)
     if records is None:
         records = _slow_records(kind, body, project, settings.max_batch_items)
     ids = [getattr(record, kind.id_field) for record in records]
-    await kind.publish(services.publisher)(records)
+    await _PUBLISH[kind.name](publisher)(records)
     metrics.events_accepted(kind.name, "http", len(ids))
     # Accepted's JSON, without a pydantic round trip of every id
     return Response(orjson.dumps({"accepted": len(ids), "ids": ids}), status.HTTP_202_ACCEPTED,
@@ -161,8 +135,10 @@ async def _accept(request: Request, project: str, services: Runtime, kind: _Kind
     openapi_extra=_body_schema(InferenceEvent),
     summary="Ingest one inference event or a list of them",
 )
-async def post_inferences(request: Request, project: ProjectDep, services: ServicesDep) -> Response:
-    return await _accept(request, project, services, _INFERENCES)
+async def post_inferences(
+    request: Request, project: ProjectDep, services: ServicesDep, publisher: PublisherDep
+) -> Response:
+    return await _accept(request, project, services, publisher, INFERENCES)
 
 
 @router.post(
@@ -172,9 +148,11 @@ async def post_inferences(request: Request, project: ProjectDep, services: Servi
     openapi_extra=_body_schema(FeedbackEvent),
     summary="Ingest one feedback event or a list of them",
 )
-async def post_feedback(request: Request, project: ProjectDep, services: ServicesDep) -> Response:
-    return await _accept(request, project, services, _FEEDBACK)
+async def post_feedback(
+    request: Request, project: ProjectDep, services: ServicesDep, publisher: PublisherDep
+) -> Response:
+    return await _accept(request, project, services, publisher, FEEDBACK)
 
 
 # Which ingest endpoint a request reached, for the rejection metric (``api.app``'s error handler).
-ENDPOINT_KINDS: dict[object, Kind] = {post_inferences: _INFERENCES.name, post_feedback: _FEEDBACK.name}
+ENDPOINT_KINDS: dict[object, Kind] = {post_inferences: INFERENCES.name, post_feedback: FEEDBACK.name}

@@ -25,7 +25,7 @@ from schemas.records import (
     encode_records,
     inference_record,
 )
-from streams.decode import EventDecoder, feedback_decoder, inference_decoder
+from streams.decode import EventDecoder, EventKind, feedback_decoder, inference_decoder
 from streams.sink import feedback_rows_json
 from tests.poison import FEEDBACK, INFERENCE, poison_messages
 
@@ -115,7 +115,7 @@ class TestEventDecoder:
                 raise RuntimeError("a bug")
             return inference_record(event)
 
-        decoder = EventDecoder(InferenceEvent, InferenceDecoder(), to_record, "inference")
+        decoder = EventDecoder(EventKind("inference", InferenceEvent, InferenceDecoder(), to_record, "event_id"))
         raw = b'[{"project": "p", "model": "boom", "latency_ms": "1"}]'  # "1": the slow path, which raises
         (letter,) = decoder.decode(raw).dead_letters
         assert letter.error == "unexpected error: RuntimeError: a bug"
