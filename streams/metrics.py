@@ -42,8 +42,21 @@ from streams.bus import Kind
 
 if TYPE_CHECKING:
     from schemas.events import AlertEvent, DeadLetter
-    from streams.pipeline import Pipeline
-    from streams.sink import FlushStats
+
+
+class FlushFigures(Protocol):
+    """What ``flushed`` reads of a sink flush (``streams.sink.FlushStats``); metrics import nothing above them."""
+
+    @property
+    def inferences(self) -> int: ...
+    @property
+    def feedback(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+
+    dead_letters: int
+    seconds: float
+
 
 log = structlog.get_logger(__name__)
 
@@ -129,7 +142,7 @@ def dead_lettered(letters: Sequence[DeadLetter]) -> None:
         DEAD_LETTERS.labels(source).inc(count)
 
 
-def flushed(stats: FlushStats) -> None:
+def flushed(stats: FlushFigures) -> None:
     """Hook: a sink flush returned; count its rows and time it (empty flushes are not timed)."""
     if not stats.total:
         return
@@ -260,14 +273,14 @@ def watch_queue(owner: OwnerT, depth: Callable[[OwnerT], int]) -> None:
     _GAUGES.watch("loopwatch_queue_depth", owner, lambda live: [((), float(depth(live)))])
 
 
-def watch_pipeline(pipeline: Pipeline) -> None:
-    """Hook: report the pipeline's sink buffer and its pending windows while it lives."""
-    _GAUGES.watch("loopwatch_sink_pending_events", pipeline, lambda live: [((), float(live.pending))])
-    _GAUGES.watch("loopwatch_windows_pending", pipeline, _windows_pending)
+def watch_pipeline(owner: OwnerT, buffered: Callable[[OwnerT], int], windows: Callable[[OwnerT], int | None]) -> None:
+    """Hook: report ``owner``'s buffered events and its pending windows (None: it computes none) while it lives."""
+    _GAUGES.watch("loopwatch_sink_pending_events", owner, lambda live: [((), float(buffered(live)))])
+    _GAUGES.watch("loopwatch_windows_pending", owner, lambda live: _sample(windows(live)))
 
 
-def _windows_pending(pipeline: Pipeline) -> list[Sample]:
-    return [] if pipeline.stats is None else [((), float(pipeline.stats.windows_pending()))]
+def _sample(value: int | None) -> list[Sample]:
+    return [] if value is None else [((), float(value))]
 
 
 def watch_consumer_lag(consumer: object, topics: Sequence[str]) -> None:

@@ -32,6 +32,10 @@ from streams.storage import Storage
 log = structlog.get_logger(__name__)
 
 
+def _windows_pending(pipeline: Pipeline) -> int | None:
+    return None if pipeline.stats is None else pipeline.stats.windows_pending()
+
+
 class Pipeline:
     """Validated events in, rows and statistics out."""
 
@@ -44,7 +48,7 @@ class Pipeline:
         self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes)
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
-        metrics.watch_pipeline(self)
+        metrics.watch_pipeline(self, lambda live: live.pending, _windows_pending)
 
     def start(self) -> None:
         """Start-up work, off the first event's path: load the price snapshot and re-track windows that
