@@ -36,8 +36,8 @@ from streams.stats.window_data import (
     WindowRows,
     fetch_drift_columns,
     fetch_embeddings,
+    fetch_spend_history,
     fetch_window_rows,
-    window_params,
 )
 from streams.stats.windows import WindowTracker
 from streams.storage import Storage, StorageError, as_utc, ch_time
@@ -266,14 +266,7 @@ class StatsEngine:
         known = self._spend.get((key.project, key.model))
         if known and known[-1][0] == key.start - (key.end - key.start):
             return known
-        rows = self.storage.query(
-            f"SELECT window_start, value FROM {self.storage.database}.window_stats FINAL "
-            "WHERE project = {project:String} AND model = {model:String} AND family = 'cost' "
-            "AND metric = 'cost_usd' AND dimension = '' AND model_version = '' "
-            "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
-            {**window_params(key), "n": self.settings.spend_history_windows},
-        ).result_rows
-        return [(as_utc(start), float(value)) for start, value in reversed(rows)]
+        return fetch_spend_history(self.storage, key, self.settings.spend_history_windows)
 
     def _drift(self, key: WindowKey) -> list[StatRow]:
         current = fetch_drift_columns(self.storage, key, self.settings.drift_sample_rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import orjson
 
 from detectors import text_descriptors
 from schemas.stats import WindowKey
-from streams.storage import Storage, ch_time
+from streams.storage import Storage, as_utc, ch_time
 
 
 def window_params(key: WindowKey) -> dict[str, Any]:
@@ -156,3 +157,16 @@ def fetch_window_rows(storage: Storage, key: WindowKey, tag_keys: Sequence[str] 
         keys,
         tuple(list(values) for values in columns[6:]),
     )
+
+
+def fetch_spend_history(storage: Storage, key: WindowKey, windows: int) -> list[tuple[datetime, float]]:
+    """The model's total spend in the ``windows`` windows before ``key``, oldest first (model-wide
+    rows only: per-version rows would mix into the spend-anomaly baseline)."""
+    rows = storage.query(
+        f"SELECT window_start, value FROM {storage.database}.window_stats FINAL "
+        "WHERE project = {project:String} AND model = {model:String} AND family = 'cost' "
+        "AND metric = 'cost_usd' AND dimension = '' AND model_version = '' "
+        "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
+        {**window_params(key), "n": windows},
+    ).result_rows
+    return [(as_utc(start), float(value)) for start, value in reversed(rows)]
