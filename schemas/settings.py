@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = Field(default="loopwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     retention_days: int | None = Field(default=None, ge=1, description="TTL for raw events; none keeps all")
+    chdb_cache_mb: int = Field(
+        default=256,
+        ge=16,
+        description="embedded chDB: the memory its caches may hold (marks, primary index, skip-index marks, "
+        "query conditions; ClickHouse's defaults are 5 GiB each), so the process stays flat as data grows",
+    )
 
     kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = embedded")
     topic_prefix: str = "loopwatch"

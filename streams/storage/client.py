@@ -93,6 +93,24 @@ def _split_dsn(dsn: str, database: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, "", parts.query, "")), path_db or database
 
 
+def chdb_cache_limits(megabytes: int) -> dict[str, int]:
+    """Engine start-up options bounding chDB's caches to ``megabytes`` in total.
+
+    ClickHouse sizes its mark and primary-index caches for a server with the machine to itself (5 GiB
+    each): in a process that also serves the API, they grew its memory with every stored part. Half
+    for the mark cache (every read needs marks), a quarter for the primary index, the rest for
+    skip-index marks and the query-condition cache; the uncompressed-block cache stays off (default).
+    """
+    total = megabytes * 1024 * 1024
+    return {
+        "mark_cache_size": total // 2,
+        "primary_index_cache_size": total // 4,
+        "index_mark_cache_size": total // 8,
+        "query_condition_cache_size": total // 8,
+        "uncompressed_cache_size": 0,
+    }
+
+
 class Storage:
     """Thread-safe access to one loopwatch database."""
 
@@ -101,6 +119,7 @@ class Storage:
         if self._dsn.startswith("chdb:"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._retention_days = settings.retention_days
+        self._chdb_options = chdb_cache_limits(settings.chdb_cache_mb)
         self._local = threading.local()
         self._clients: list[Client] = []
         self._lock = threading.Lock()
@@ -116,7 +135,7 @@ class Storage:
                 if self.embedded:
                     if (path := _chdb_path(self._dsn)) is not None:
                         _refuse_if_held(path)
-                    client = clickhouse_connect.get_client(dsn=self._dsn)
+                    client = clickhouse_connect.get_client(dsn=self._dsn, chdb_options=self._chdb_options)
                 else:  # one HTTP session per client would serialise concurrent queries
                     client = clickhouse_connect.get_client(dsn=self._dsn, autogenerate_session_id=False)
             except ClickHouseError as exc:
