@@ -28,6 +28,17 @@ def _settings(**overrides: object) -> Settings:
     return settings
 
 
+def _refuse_if_held(settings: Settings) -> None:
+    """A data dir another process serves: one line and exit code 1, not a start-up traceback."""
+    from streams.storage import StorageLockedError, refuse_if_held
+
+    try:
+        refuse_if_held(settings)
+    except StorageLockedError as exc:
+        console.print(f"[red]{escape(str(exc))}: stop it, or set another LOOPWATCH_DATA_DIR[/red]", soft_wrap=True)
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
@@ -39,6 +50,7 @@ def serve(
     from api import create_app
 
     settings = _settings()
+    _refuse_if_held(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -55,6 +67,7 @@ def worker(
     if not settings.kafka_bootstrap:
         console.print("[red]loopwatch worker needs LOOPWATCH_KAFKA_BOOTSTRAP[/red]")
         raise typer.Exit(2)
+    _refuse_if_held(settings)
     asyncio.run(run_worker(settings, app_id=app_id))
 
 
@@ -72,6 +85,7 @@ def up(
     if not settings.kafka_bootstrap:
         console.print("[red]loopwatch up needs LOOPWATCH_KAFKA_BOOTSTRAP (use `serve` without Kafka)[/red]")
         raise typer.Exit(2)
+    _refuse_if_held(settings)
     uvicorn.run(create_app(settings, with_worker=True), host=host, port=port, log_level="warning", access_log=False)
 
 

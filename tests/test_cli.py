@@ -72,6 +72,16 @@ class TestKeysWhileServing:
         assert listed.stdout.rstrip().endswith("use `GET /v1/keys` with the admin key")
         assert revoked.stdout.rstrip().endswith("use `DELETE /v1/keys/k1` with the admin key")
 
+    def test_a_second_server_says_what_to_do(
+        self, env: dict[str, str], server: subprocess.Popen[bytes], tmp_path: Path
+    ) -> None:
+        result = _loopwatch(env, "serve", "--port", str(free_port()))
+        assert result.returncode == 1
+        assert (result.stdout + result.stderr).splitlines() == [
+            f"the embedded database {(tmp_path / 'chdb').resolve()} is in use by process {server.pid}: "
+            "stop it, or set another LOOPWATCH_DATA_DIR"
+        ]
+
     def test_create_works_once_the_server_stopped(self, env: dict[str, str], server: subprocess.Popen[bytes]) -> None:
         server.terminate()
         server.wait(60)

@@ -60,6 +60,14 @@ def _chdb_path(dsn: str) -> Path | None:
     return Path(parts.path) if parts.scheme == "chdb" and not parts.netloc and parts.path else None
 
 
+def refuse_if_held(settings: Settings) -> None:
+    """Raise ``StorageLockedError`` when another process runs the embedded engine of ``settings``
+    (a second ``loopwatch serve`` on the same data dir): callers say so in one line before starting."""
+    dsn, _ = _split_dsn(settings.dsn, settings.clickhouse_database)
+    if (path := _chdb_path(dsn)) is not None:
+        _refuse_if_held(path)
+
+
 def _refuse_if_held(path: Path) -> None:
     """Raise ``StorageLockedError`` when another process holds the engine directory ``path``.
 
