@@ -72,8 +72,8 @@ class EventDecoder(Generic[E, R]):
         max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._one: TypeAdapter[E] = TypeAdapter(model)
-        self._fast = fast
-        self._to_record = to_record
+        self._fast: RecordDecoder[R] = fast
+        self._to_record: Callable[[E], R] = to_record
         self._source = source
         self._max_bytes = max_bytes
 
