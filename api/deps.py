@@ -24,7 +24,7 @@ _bearer = HTTPBearer(auto_error=False, description="A project API key: `Authoriz
 
 
 async def get_services(request: Request) -> Runtime:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 ServicesDep = Annotated[Runtime, Depends(get_services)]

@@ -1,7 +1,7 @@
 """Drift of one column versus a reference: arrays (or summaries) in, verdict out."""
 
 from detectors.column_data import CategoricalData, NumericData
-from detectors.kinds import ColumnKind
+from detectors.kinds import ColumnKind, is_drift_kind
 from detectors.preparation import ColumnInput, ReferenceSummary, prepare, resolve_kind
 from detectors.results import ColumnDriftResult
 from detectors.stattests import default_stat_test, get_stat_test
@@ -29,7 +29,7 @@ def column_drift(
     column type, or a column whose inferred type is text/datetime/unknown.
     """
     kind = resolve_kind(reference, current, column_type)
-    if kind not in ("num", "cat"):
+    if not is_drift_kind(kind):
         raise ValueError(
             f"column {column!r} was inferred as {kind!r}; drift is computed for 'num' or 'cat' columns only "
             "(pass column_type explicitly, or use text_descriptors for free text)"

@@ -89,12 +89,6 @@ class CostCalculator:
         """Load genai-prices' price snapshot now (~1 s, once per process) rather than on the first event."""
         get_snapshot()
 
-    def clear_cache(self) -> None:
-        """Forget cached lookups/rates (call after genai-prices updates its price snapshot)."""
-        self._lookup.cache_clear()
-        self._exact.cache_clear()
-        self._rates.clear()
-
     def cost(
         self,
         model: str,

@@ -4,9 +4,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TypeVar
 
+import numpy as np
+
 from detectors.column_drift import drift_on_prepared
 from detectors.evidently_defaults import DATASET_DRIFT_SHARE
-from detectors.kinds import ColumnKind, Correction
+from detectors.kinds import ColumnKind, Correction, is_drift_kind
 from detectors.multiple_testing import adjust_p_values
 from detectors.preparation import ColumnInput, ReferenceSummary, prepare, resolve_kind
 from detectors.profile import ReferenceProfile
@@ -52,7 +54,7 @@ def dataset_drift(
             continue
         ref_in, cur_in = ref_columns[name], current[name]
         kind = resolve_kind(ref_in, cur_in, types.get(name))
-        if kind not in ("num", "cat"):
+        if not is_drift_kind(kind):
             skipped[name] = f"column type {kind!r} is not drift-tested"
             continue
         ref = prepare(ref_in, kind)
@@ -96,18 +98,21 @@ def _per_column(setting: _T | Mapping[str, _T] | None, name: str) -> _T | None:
 
 def _corrected(results: dict[str, ColumnDriftResult], correction: Correction) -> dict[str, ColumnDriftResult]:
     """Adjust the p-values of ok p-value results and re-decide their drift flags."""
-    family = [name for name, r in results.items() if r.status == "ok" and r.p_value is not None]
+    # every ok p-value result names its test and threshold; the checks narrow the optional fields
+    family = {
+        name: (r.p_value, r.method, r.threshold)
+        for name, r in results.items()
+        if r.status == "ok" and r.p_value is not None and r.method is not None and r.threshold is not None
+    }
     if not family:
         return results
-    adjusted = adjust_p_values([results[name].p_value for name in family], correction)  # type: ignore[arg-type]
+    adjusted = adjust_p_values(np.array([p for p, _, _ in family.values()], dtype=np.float64), correction)
     out = dict(results)
-    for name, adj in zip(family, adjusted.tolist(), strict=True):
-        res = results[name]
-        spec = get_stat_test(res.method)  # type: ignore[arg-type]
+    for (name, (_, method, threshold)), adj in zip(family.items(), adjusted.tolist(), strict=True):
         out[name] = dataclasses.replace(
-            res,
+            results[name],
             adjusted_p_value=adj,
-            drifted=spec.is_drift(adj, res.threshold),  # type: ignore[arg-type]
+            drifted=get_stat_test(method).is_drift(adj, threshold),
         )
     return out
 

@@ -40,7 +40,7 @@ from scipy.stats import chi2, kstwo, mannwhitneyu
 
 from detectors.column_data import CategoricalData, NumericData
 from detectors.embedding_drift import diagonal_discriminant, roc_auc, split_indices
-from detectors.kinds import ColumnKind
+from detectors.kinds import ColumnKind, is_drift_kind
 from detectors.preparation import ColumnInput, ReferenceSummary, prepare, resolve_kind
 from detectors.profile import ReferenceProfile
 
@@ -153,7 +153,7 @@ def column_evidence(
 ) -> ColumnEvidence | None:
     """The evidence of one column, or ``None`` for columns that are not numeric or categorical."""
     kind = resolve_kind(reference, current, column_type)
-    if kind not in ("num", "cat"):
+    if not is_drift_kind(kind):
         return None
     ref = prepare(reference, kind)
     cur = prepare(current, kind)
@@ -161,7 +161,9 @@ def column_evidence(
         cur = reference.align_current(cur)
     if isinstance(ref, NumericData) and isinstance(cur, NumericData):
         return ks_evidence(name, ref, cur)
-    return chi2_evidence(name, ref, cur)  # type: ignore[arg-type]
+    if isinstance(ref, CategoricalData) and isinstance(cur, CategoricalData):
+        return chi2_evidence(name, ref, cur)
+    raise TypeError(f"column {name!r}: both sides must be prepared as the same kind {kind!r}")
 
 
 def family_verdict(

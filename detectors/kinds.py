@@ -5,7 +5,7 @@ calculation code.
 """
 
 from collections.abc import Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeGuard
 
 import numpy as np
 
@@ -16,6 +16,12 @@ InferredKind: TypeAlias = Literal["num", "cat", "text", "datetime", "unknown"]
 """Everything :func:`detectors.inference.infer_column_type` can answer; only
 ``num`` and ``cat`` are drift-testable, the rest are reported as skipped."""
 
+
+def is_drift_kind(kind: InferredKind) -> TypeGuard[ColumnKind]:
+    """Whether an inferred kind can be drift-tested; narrows it to :data:`ColumnKind` for the type checker."""
+    return kind in ("num", "cat")
+
+
 ArrayLike: TypeAlias = np.ndarray | Sequence[Any]
 """One column of values: a numpy array, a pandas Series (via ``__array__``) or a list."""
 
@@ -25,4 +31,4 @@ Correction: TypeAlias = Literal["none", "bonferroni", "holm", "fdr_bh"]
 ResultStatus: TypeAlias = Literal["ok", "insufficient_data"]
 """``insufficient_data`` replaces evidently's ``ValueError`` on empty columns."""
 
-__all__ = ["ArrayLike", "ColumnKind", "Correction", "InferredKind", "ResultStatus"]
+__all__ = ["ArrayLike", "ColumnKind", "Correction", "InferredKind", "ResultStatus", "is_drift_kind"]

@@ -66,6 +66,7 @@ def spend_anomaly(
     deviations = np.abs(values - median)
     mad = float(np.median(deviations))
     deviation = current - median
+    method: Literal["mad", "mean_ad", "none"]
     if mad > 0:
         scale, method, robust_z = mad, "mad", MAD_TO_SIGMA * deviation / mad
     else:
@@ -79,7 +80,7 @@ def spend_anomaly(
     direction: Literal["up", "down"] | None = None
     if is_anomaly:
         direction = "up" if robust_z > 0 else "down"
-    return SpendAnomaly(current, median, scale, float(robust_z), z, is_anomaly, direction, n, method)  # type: ignore[arg-type]
+    return SpendAnomaly(current, median, scale, float(robust_z), z, is_anomaly, direction, n, method)
 
 
 __all__ = ["MAD_TO_SIGMA", "MEAN_AD_TO_SIGMA", "SpendAnomaly", "spend_anomaly"]

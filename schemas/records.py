@@ -15,6 +15,7 @@ this on generated input (``tests/schemas/test_records.py``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import GenericAlias
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
@@ -140,7 +141,8 @@ class RecordDecoder(Generic[R]):
     record: type[R]
 
     def __init__(self) -> None:
-        self._decoder = msgspec.json.Decoder(list[self.record] | self.record)  # type: ignore[name-defined]
+        # built at run time from the subclass's record type (a value to the type checker, not a type)
+        self._decoder = msgspec.json.Decoder(GenericAlias(list, (self.record,)) | self.record)
 
     def decode(self, raw: bytes) -> list[R] | None:
         try:

@@ -18,7 +18,7 @@ from streams.monitors.store import channel_problems
 
 router = APIRouter(prefix="/v1/monitors", tags=["monitors"], responses=responses(400, 401, 422, 503))
 
-_CONFLICT = {
+_CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorMessage, "description": "the id is taken or a built-in default's (built-ins are read-only)"}
 }
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
@@ -53,7 +53,8 @@ def _records(body: bytes, fmt: str) -> list[dict[str, Any]]:
         import pandas as pd
 
         frame = pd.read_csv(io.BytesIO(body)) if fmt == "csv" else pd.read_parquet(io.BytesIO(body))
-        return frame.to_dict(orient="records")
+        # CSV headers and parquet column names are strings; pandas types record keys as any Hashable
+        return cast("list[dict[str, Any]]", frame.to_dict(orient="records"))
     except Exception as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"cannot read the {fmt} dataset: {exc}") from exc
 

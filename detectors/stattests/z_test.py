@@ -7,6 +7,8 @@ both samples hold one identical value the p-value is defined as 1. We keep
 ``1 - cdf`` (not ``sf``) so tiny p-values round to 0 exactly like evidently's.
 """
 
+from typing import Any
+
 import numpy as np
 from scipy.stats import norm
 
@@ -32,9 +34,9 @@ def z_p_value(reference: ColumnData, current: ColumnData) -> float:
 
 def _sorted_keys(ref: CategoricalData, cur: CategoricalData) -> list[object]:
     """evidently sorts the union of values; mixed, unorderable types fall back to their repr."""
-    keys = union_keys(ref, cur)
+    keys: list[Any] = union_keys(ref, cur)  # orderable or not: only sorting tells (TypeError)
     try:
-        return sorted(keys)  # type: ignore[type-var]
+        return sorted(keys)
     except TypeError:
         return sorted(keys, key=repr)
 

@@ -71,7 +71,7 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}/hooks/loopwatch"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -96,7 +96,7 @@ def compare_versions(a: VersionData, b: VersionData) -> list[MetricComparison]:
         for prefix, family in COLUMN_FAMILIES.items():
             if name.startswith(prefix) and name in b.columns.columns:
                 families.setdefault(family, []).append(name)
-    verdicts = family_drift(a.columns.columns, b.columns.columns, families, column_types=a.columns.kinds)  # type: ignore[arg-type]
+    verdicts = family_drift(a.columns.columns, b.columns.columns, families, column_types=a.columns.kinds)
     for family, verdict in verdicts.items():
         out.append(MetricComparison("drift", "family_drift", family, None, verdict.share_drifted, None, verdict.p_value,
                                     "bonferroni_min_p_with_effect_gate", verdict.drifted,

@@ -21,7 +21,7 @@ from detectors import (
 )
 from detectors.family_drift import FAMILY_ALPHA, ColumnEvidence, FamilyVerdict, family_drift, family_verdict
 from detectors.kinds import Correction
-from schemas.stats import StatRow, WindowKey
+from schemas.stats import Family, StatRow, WindowKey
 from streams.stats.references import Reference
 from streams.stats.window_data import DriftColumns, WindowRows
 
@@ -30,8 +30,8 @@ ALPHA = 0.05
 COLUMN_FAMILIES: dict[str, str] = {"feature.": "features", "prompt.": "prompt", "response.": "response"}
 
 
-def _row(key: WindowKey, family: str, metric: str, value: float, **fields: Any) -> StatRow:
-    return StatRow(key.project, key.model, key.start, key.end, family, metric, float(value), **fields)  # type: ignore[arg-type]
+def _row(key: WindowKey, family: Family, metric: str, value: float, **fields: Any) -> StatRow:
+    return StatRow(key.project, key.model, key.start, key.end, family, metric, float(value), **fields)
 
 
 def latency_rows(key: WindowKey, latencies: np.ndarray, statuses: Sequence[str]) -> list[StatRow]:
@@ -125,7 +125,7 @@ def drift_rows(
     (:mod:`detectors.family_drift`); ``embedding`` is the window's embedding evidence when it has any."""
     result = dataset_drift(
         reference.profile, current.columns, drift_share=drift_share, column_types=current.kinds, correction=correction
-    )  # type: ignore[arg-type]
+    )
     rows = []
     for name, column in result.columns.items():
         if column.status != "ok":
@@ -158,7 +158,7 @@ def family_verdicts(
         for prefix, family in COLUMN_FAMILIES.items():
             if name.startswith(prefix):
                 families.setdefault(family, []).append(name)
-    verdicts = family_drift(reference.profile, current.columns, families, column_types=current.kinds,  # type: ignore[arg-type]
+    verdicts = family_drift(reference.profile, current.columns, families, column_types=current.kinds,
                             extra_families=int(embedding is not None))  # fmt: skip
     out = list(verdicts.values())
     if embedding is not None:
@@ -210,9 +210,9 @@ def quality_rows(key: WindowKey, current: Mapping[str, Any], reference: Mapping[
         details = {"n": int(cur.size)}
         p_value = None
         if ref_arr.size and cur.size:
-            change = ratings_change(ref_arr, cur) if metric == "mean_rating" else score_change(ref_arr, cur)
-            p_value = change.p_value
-            details.update(reference=float(ref_arr.mean()), effect=change.rank_biserial, test="mannwhitneyu")
+            shift = ratings_change(ref_arr, cur) if metric == "mean_rating" else score_change(ref_arr, cur)
+            p_value = shift.p_value
+            details.update(reference=float(ref_arr.mean()), effect=shift.rank_biserial, test="mannwhitneyu")
         mean = float(cur.mean())
         flagged = _degraded(p_value, mean, details.get("reference", mean))
         rows.append(_row(key, "quality", metric, mean, dimension=dimension, p_value=p_value, threshold=ALPHA,

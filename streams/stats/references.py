@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -49,10 +49,10 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def profile_from_columns(columns: DriftColumns) -> ReferenceProfile:
-    return ReferenceProfile.from_arrays(columns.columns, column_types=columns.kinds)  # type: ignore[arg-type]
+    return ReferenceProfile.from_arrays(columns.columns, column_types=columns.kinds)
 
 
-def columns_from_records(records: list[Mapping[str, Any]]) -> DriftColumns:
+def columns_from_records(records: Sequence[Mapping[str, Any]]) -> DriftColumns:
     """An uploaded dataset (rows of feature values, optional prompt/response) as drift columns."""
     from streams.stats.window_data import drift_columns
 

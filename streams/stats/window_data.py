@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 
 from detectors import text_descriptors
+from detectors.kinds import ColumnKind
 from schemas.stats import WindowKey
 from streams.storage import Storage, as_utc, ch_time
 
@@ -30,7 +31,7 @@ class DriftColumns:
     """Columns for drift: features (typed by their JSON values) and text descriptors."""
 
     columns: dict[str, np.ndarray] = field(default_factory=dict)
-    kinds: dict[str, str] = field(default_factory=dict)
+    kinds: dict[str, ColumnKind] = field(default_factory=dict)
     rows: int = 0
     versions: list[str] = field(default_factory=list)  # model version of each row, when read with them
 
@@ -62,8 +63,8 @@ def drift_columns(features: list[str], prompts: list[str], responses: list[str])
     for prefix, texts in (("prompt", prompts), ("response", responses)):
         if not any(texts):
             continue
-        for descriptor, values in text_descriptors([t if t else None for t in texts]).items():
-            out.columns[f"{prefix}.{descriptor}"] = values
+        for descriptor, scores in text_descriptors([t if t else None for t in texts]).items():
+            out.columns[f"{prefix}.{descriptor}"] = scores
             out.kinds[f"{prefix}.{descriptor}"] = "num"
     return out
 

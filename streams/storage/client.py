@@ -228,11 +228,11 @@ class Storage:
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         with self._errors("command"):
-            return self._client().command(sql, parameters=parameters)
+            return self._client().command(sql, parameters=None if parameters is None else dict(parameters))
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         with self._errors("query"):
-            return self._client().query(sql, parameters=parameters)
+            return self._client().query(sql, parameters=None if parameters is None else dict(parameters))
 
     def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Query and return rows as dicts keyed by column name."""

@@ -7,10 +7,13 @@ send no traffic anywhere.
 from __future__ import annotations
 
 import re
+import socket
 from ipaddress import ip_address
 
 import pytest
+from pydantic import SecretStr, ValidationError
 
+from schemas.channels import WebhookChannel
 from streams.delivery import UnsafeTargetError, check_target
 from streams.delivery.url_guard import UnresolvableTargetError, resolve_target
 from tests.delivery.delivery_dns import fake_dns
@@ -76,10 +79,29 @@ class TestRefused:
         with pytest.raises(UnsafeTargetError, match="scheme"):
             check_target(url, allow_private=allow_private)
 
-    @pytest.mark.parametrize("url", ["", "http://", "http:///path", "http://exa mple.com/"])
-    def test_malformed_refused(self, url: str) -> None:
-        with pytest.raises(UnsafeTargetError):
+    @pytest.mark.parametrize(
+        ("url", "reason"),
+        [
+            ("", "scheme '(none)' is not allowed"),
+            ("http://", "URL has no host"),
+            ("http:///path", "URL has no host"),
+            ("http://[::1/x", "not a valid URL"),
+        ],
+    )
+    def test_malformed_refused(self, url: str, reason: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Refused for its shape: every lookup here would answer with a public address, so only the shape
+        check can refuse, and the resolver is never asked."""
+        lookups: list[str] = []
+
+        def public_for_any_name(host: str, port: object, *args: object, **kwargs: object) -> list[object]:
+            lookups.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", public_for_any_name)
+        with pytest.raises(UnsafeTargetError, match=re.escape(reason)) as info:
             check_target(url, allow_private=True)
+        assert not isinstance(info.value, UnresolvableTargetError)
+        assert lookups == []
 
     @pytest.mark.parametrize("url", ["http://1.2.3.4.5/", "http://4294967296/", "http://1..2/", "http://0x1g.1/"])
     @pytest.mark.parametrize("allow_private", [False, True])
@@ -88,9 +110,14 @@ class TestRefused:
         with pytest.raises(UnsafeTargetError, match="not a valid IPv4"):
             check_target(url, allow_private=allow_private)
 
-    def test_is_a_value_error(self) -> None:
-        """So pydantic validators and API error handlers treat it as bad input."""
-        assert issubclass(UnsafeTargetError, ValueError)
+    @pytest.mark.parametrize("url", ["file:///etc/passwd", "http:///path"])
+    def test_channel_with_a_refused_url_is_invalid_input(self, url: str) -> None:
+        """A ``ValueError``, so a channel model turns it into a validation error on the URL field (the API's 422)."""
+        with pytest.raises(ValidationError) as info:
+            WebhookChannel(url=url, secret=SecretStr("s" * 16))
+        [problem] = info.value.errors(include_url=False)
+        assert problem["loc"] == ("url",)
+        assert problem["type"] == "value_error"
 
 
 class TestAllowed:
