@@ -102,7 +102,7 @@ class EventDecoder(Generic[E, R]):
     """Decodes envelopes of one event kind into records; every bad item becomes a dead letter."""
 
     def __init__(self, kind: EventKind[E, R], *, source: str | None = None, max_bytes: int = 16 * 1024 * 1024) -> None:
-        self._kind = kind
+        self._kind: EventKind[E, R] = kind
         self._source = source or kind.name
         self._max_bytes = max_bytes
 

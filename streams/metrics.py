@@ -53,9 +53,10 @@ class FlushFigures(Protocol):
     def feedback(self) -> int: ...
     @property
     def total(self) -> int: ...
-
-    dead_letters: int
-    seconds: float
+    @property
+    def dead_letters(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
 
 
 log = structlog.get_logger(__name__)

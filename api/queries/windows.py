@@ -14,7 +14,7 @@ from streams.stats import DriftColumns, fetch_drift_columns, window_bounds
 from streams.storage import Storage
 
 
-def window_key(project: str, model: str, moment: datetime, window_seconds: float) -> WindowKey:
+def window_key(project: str, model: str, moment: datetime, window_seconds: int) -> WindowKey:
     """The window that contains ``moment`` (naive = UTC)."""
     start, end = window_bounds(as_utc(moment), window_seconds)
     return WindowKey(project, model, start, end)

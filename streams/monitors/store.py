@@ -8,6 +8,7 @@ another process show up within the TTL.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import threading
@@ -118,7 +119,7 @@ class MonitorStore:
             return found[0]
         return next((m for m in self.list(project) if m.builtin and m.monitor_id == monitor_id), None)
 
-    def active(self, project: str) -> list[Monitor]:
+    def active(self, project: str) -> builtins.list[Monitor]:
         """Enabled monitors of ``project``, cached for ``ttl_seconds`` (the engine's hot path)."""
         now = time.monotonic()
         with self._lock:
@@ -212,7 +213,7 @@ class MonitorStore:
                 written += 1
         return written
 
-    def load_file(self, path: str | Path) -> list[Monitor]:
+    def load_file(self, path: str | Path) -> builtins.list[Monitor]:
         """Validate ``path`` (``load_monitors_file``), vet channel targets, then upsert every monitor."""
         monitors = load_monitors_file(path)
         problems = []

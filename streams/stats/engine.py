@@ -190,16 +190,14 @@ class StatsEngine:
                            "window_start": key.start.isoformat(), "error": str(exc)[:500]}  # fmt: skip
                 if isinstance(exc, StorageError) and not self.storage.ping():
                     rest = keys[index:]
-                    delay = pending.storage_down(rest, now)
-                    log.warning(
-                        "window_retry", reason="storage_unavailable", windows=len(rest), retry_in=delay, **context
-                    )
+                    log.warning("window_retry", reason="storage_unavailable", windows=len(rest),
+                                retry_in=pending.storage_down(rest, now), **context)  # fmt: skip
                     return rows, unfinished + rest
-                delay = pending.failed(key, now)
-                if delay is None:
+                retry_in = pending.failed(key, now)
+                if retry_in is None:
                     log.exception("window_abandoned", attempts=pending.policy.max_failures, **context)
                 else:
-                    log.exception("window_retry", reason="window_failed", retry_in=delay, **context)
+                    log.exception("window_retry", reason="window_failed", retry_in=retry_in, **context)
                     unfinished.append(key)
             else:
                 pending.written(key)
