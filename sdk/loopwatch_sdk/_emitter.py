@@ -25,25 +25,29 @@ from typing import Any, Literal
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from loopwatch.emitter._envelopes import Kind, feedback_envelopes, inference_envelopes
-from loopwatch.emitter._stats import EmitterStats, Ledger
-from loopwatch.emitter._throttle import Throttle
-from loopwatch.emitter._track import Tracker
-from loopwatch.emitter._transports import (
+from loopwatch_sdk._stats import EmitterStats, Ledger
+from loopwatch_sdk._throttle import Throttle
+from loopwatch_sdk._track import Tracker
+from loopwatch_sdk._transports import (
     HTTP_MAX_BATCH_EVENTS,
     KAFKA_MAX_REQUEST_SIZE,
     HttpTransport,
     KafkaTransport,
     Transport,
 )
-from schemas.events import FeedbackEvent, InferenceEvent, ProjectName, new_id
-from schemas.topics import Topics
+from loopwatch_sdk.events import FeedbackEvent, InferenceEvent, ProjectName, new_id
+from loopwatch_sdk.wire import Kind, Topics, feedback_envelopes, inference_envelopes
 
 log = structlog.get_logger("loopwatch.emitter")
 
 _PROJECT = TypeAdapter(ProjectName)
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
 Event = InferenceEvent | FeedbackEvent
+
+
+def _json(event: Event) -> bytes:
+    """One event as the worker and the API decode it (``TypeAdapter(list[Event])`` item by item)."""
+    return event.model_dump_json().encode()
 
 
 class Emitter:
@@ -264,7 +268,12 @@ class Emitter:
         ``fields`` are any other ``InferenceEvent`` fields; ``.event_id`` is known up front.
         """
         event_id = str(fields.pop("event_id", None) or new_id())
-        return Tracker(self, event_id, {"model": model, "prompt": prompt, **fields})
+        return Tracker(
+            self._submit_inference,
+            self._invalid,
+            event_id,
+            {"model": model, "prompt": prompt, **fields},
+        )
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Send everything queued so far; True when nothing is pending (all sent or failed) in time."""
@@ -421,8 +430,8 @@ class Emitter:
             feedback = [event for event in events if isinstance(event, FeedbackEvent)]
             limits = {"max_events": self._max_events, "max_bytes": self._max_bytes}
             for envelope in chain(
-                inference_envelopes(self._project, inferences, **limits),
-                feedback_envelopes(self._project, feedback, **limits),
+                inference_envelopes(inferences, _json, **limits),
+                feedback_envelopes(feedback, _json, **limits),
             ):
                 handed += envelope.count
                 self._transport.send(envelope.kind, envelope.key, envelope.body, envelope.count)
