@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 SERVER_ONLY = ["fastapi", "chdb", "faust", "evidently", "pandas", "schemas", "detectors", "streams", "api", "loopwatch"]
 
 APP = """
-import dataclasses, importlib, json, sys
+import dataclasses, importlib, importlib.metadata, json, sys
 
 from loopwatch_sdk import Emitter
 
@@ -47,7 +47,10 @@ for name in sys.argv[3:]:
     except ImportError:
         continue
     importable.append(name)
-print(json.dumps({"ids": ids, "flushed": flushed, "stats": dataclasses.asdict(emitter.stats), "importable": importable}))
+files = importlib.metadata.distribution("loopwatch-sdk").files or []
+top_level = sorted({f.parts[0] for f in files if f.suffix == ".py" and not f.parts[0].startswith("..")})
+print(json.dumps({"ids": ids, "flushed": flushed, "stats": dataclasses.asdict(emitter.stats),
+                  "importable": importable, "top_level": top_level}))
 """
 
 
@@ -102,6 +105,7 @@ def test_the_sdk_alone_sends_events_that_are_stored(
     report = json.loads(done.stdout.strip().splitlines()[-1])
 
     assert report["importable"] == []
+    assert report["top_level"] == ["loopwatch_sdk"]  # one non-generic name in the app's site-packages
     assert report["flushed"] is True
     assert report["stats"] == {"queued": 0, "sent": 42, "dropped": 0, "failed": 0, "invalid": 1}
 
