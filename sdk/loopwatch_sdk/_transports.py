@@ -203,4 +203,3 @@ def _server_message(response: httpx.Response, limit: int = 1_000) -> str:
     except Exception:
         detail = response.text
     return str(detail)[:limit]
-
