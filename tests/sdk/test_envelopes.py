@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hypothesis import given
+from hypothesis import strategies as st
 from loopwatch_sdk.wire import Envelope, feedback_envelopes, inference_envelopes, model_key, pack
 from pydantic import TypeAdapter
 
@@ -24,9 +26,7 @@ def _inference(events: Iterable[InferenceEvent], *, max_events: int, max_bytes: 
 
 def _events(n: int, models: int = 2, prompt: str = 'héllo "quoted" \u2603') -> list[InferenceEvent]:
     return [
-        InferenceEvent(
-            project="p", model=f"m{i % models}", prompt=prompt * (i % 5), latency_ms=i, tags={"k": "v"}
-        )
+        InferenceEvent(project="p", model=f"m{i % models}", prompt=prompt * (i % 5), latency_ms=i, tags={"k": "v"})
         for i in range(n)
     ]
 
@@ -69,9 +69,7 @@ class TestEnvelopes:
         assert list(pack([], max_events=10, max_bytes=50)) == []
 
     def test_feedback_is_keyed_by_project(self) -> None:
-        events = [
-            FeedbackEvent(project="p", inference_id=f"i{i}", kind="thumbs", value=True) for i in range(5)
-        ]
+        events = [FeedbackEvent(project="p", inference_id=f"i{i}", kind="thumbs", value=True) for i in range(5)]
         envelopes = list(feedback_envelopes(events, _json, max_events=2, max_bytes=1_000_000))
         assert [envelope.count for envelope in envelopes] == [2, 2, 1]
         assert {envelope.key for envelope in envelopes} == {"p"}
@@ -91,3 +89,21 @@ def test_the_server_packs_records_exactly_as_the_sdk_packs_events() -> None:
     assert from_records == _inference(events, **limits)
     assert {envelope.key for envelope in from_records} == {"p/small", "q/large"}
     assert max(len(envelope.body) for envelope in from_records) <= 10_000
+
+
+@given(
+    items=st.lists(st.binary(max_size=60), max_size=40),
+    max_events=st.integers(1, 10),
+    max_bytes=st.integers(1, 200),
+)
+def test_pack_cuts_greedily_within_the_limits(items: list[bytes], max_events: int, max_bytes: int) -> None:
+    """Every body is the JSON array of the next items, as many as fit (an oversize item travels alone)."""
+    start = 0
+    for body, count in pack(items, max_events=max_events, max_bytes=max_bytes):
+        assert body == b"[" + b",".join(items[start : start + count]) + b"]"
+        assert 1 <= count <= max_events
+        assert len(body) <= max_bytes or count == 1
+        start += count
+        if start < len(items) and count < max_events:  # the next item would not have fit
+            assert len(body) + 1 + len(items[start]) > max_bytes
+    assert start == len(items)
