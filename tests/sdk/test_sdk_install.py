@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -78,8 +79,8 @@ def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("sdk-venv")
     _run([sys.executable, "-m", "venv", str(venv)], cwd=venv)
     python = venv / "bin" / "python"
-    copy = venv / "src"  # a copy, so the build leaves no build/ or egg-info in the checkout
-    _run(["cp", "-r", str(ROOT / "sdk"), str(copy)], cwd=venv)
+    copy = venv / "src"  # a clean copy: the build leaves nothing in the checkout, takes nothing from it
+    shutil.copytree(ROOT / "sdk", copy, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__"))
     _run([str(python), "-m", "pip", "install", "--quiet", str(copy)], cwd=venv)
     return python
 
