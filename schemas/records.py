@@ -123,8 +123,13 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def encode_records(records: list[InferenceRecord] | list[FeedbackRecord]) -> bytes:
-    """A JSON array of records (Kafka envelopes, JSONEachRow inserts): the pydantic models' JSON shape."""
+    """A JSON array of records (JSONEachRow inserts): the pydantic models' JSON shape."""
     return _ENCODER.encode(records)
+
+
+def encode_record(record: InferenceRecord | FeedbackRecord) -> bytes:
+    """One record as JSON, the pydantic model's shape: an item of a Kafka envelope (``loopwatch_sdk.wire``)."""
+    return _ENCODER.encode(record)
 
 
 def _utc(value: datetime) -> datetime | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 
+import loopwatch_sdk
+
 import loopwatch
 import loopwatch.emitter
 
@@ -20,9 +22,10 @@ def test_public_names_import() -> None:
 
 
 def test_emitter_implementation_modules_are_private() -> None:
-    package = loopwatch.emitter
-    assert package.__all__ == sorted(package.__all__)
-    for name in package.__all__:
-        module = getattr(package, name).__module__
-        assert module.startswith("loopwatch.emitter._"), (name, module)
+    """The SDK distribution implements the emitter; ``loopwatch.emitter`` re-exports exactly its names."""
+    assert loopwatch.emitter.__all__ == loopwatch_sdk.__all__ == sorted(loopwatch_sdk.__all__)
+    for name in loopwatch_sdk.__all__:
+        assert getattr(loopwatch.emitter, name) is getattr(loopwatch_sdk, name)
+        module = getattr(loopwatch_sdk, name).__module__
+        assert module.startswith("loopwatch_sdk._"), (name, module)
         importlib.import_module(module)

@@ -1,10 +1,8 @@
-"""Send inference and feedback events from an application to loopwatch (Kafka or HTTP).
+"""The SDK's public names under the server package's name, so ``from loopwatch.emitter import Emitter`` works.
 
-``Emitter`` is the entry point; the rest is what its methods return.
+The implementation is the ``loopwatch-sdk`` distribution (``loopwatch_sdk``), which apps install alone.
 """
 
-from loopwatch.emitter._emitter import Emitter
-from loopwatch.emitter._stats import EmitterStats
-from loopwatch.emitter._track import TrackedCall, Tracker
+from loopwatch_sdk import Emitter, EmitterStats, TrackedCall, Tracker
 
 __all__ = ["Emitter", "EmitterStats", "TrackedCall", "Tracker"]

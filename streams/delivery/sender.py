@@ -24,12 +24,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Literal
 
 import httpx
 import structlog
+from loopwatch_sdk.retry_after import retry_after_seconds
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -157,24 +157,6 @@ def _scrubbed(text: str, prepared: _Prepared) -> str:
 def _describe(exc: BaseException, prepared: _Prepared) -> str:
     message = str(exc)
     return _scrubbed(f"{type(exc).__name__}: {message}" if message else type(exc).__name__, prepared)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None when absent or invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(seconds, 0.0) if seconds == seconds else None  # NaN is not a delay
 
 
 def _retryable_status(status: int) -> bool:
@@ -398,7 +380,7 @@ class Deliverer:
                 if 300 <= status < 400:
                     error += " (redirects are not followed)"
                 if status in _RETRY_AFTER_STATUSES:
-                    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         except UnresolvableTargetError as exc:
             error, retryable = _describe(exc, prepared), True  # DNS trouble is usually transient
         except UnsafeTargetError as exc:

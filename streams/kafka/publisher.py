@@ -6,16 +6,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from loopwatch_sdk.wire import Envelope, feedback_envelopes, inference_envelopes
 
-from schemas.records import FeedbackRecord, InferenceRecord
+from schemas.records import FeedbackRecord, InferenceRecord, encode_record
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.kafka.admin import ensure_topics
-from streams.kafka.envelopes import feedback_envelopes, inference_envelopes
 
 log = structlog.get_logger(__name__)
 
@@ -42,19 +42,21 @@ class KafkaPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def _send_all(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-        futures = [await self._producer.send(topic, value=value, key=key) for key, value in messages]
+    async def _send_all(self, topic: str, envelopes: Iterator[Envelope]) -> None:
+        futures = [
+            await self._producer.send(topic, value=envelope.body, key=envelope.key.encode()) for envelope in envelopes
+        ]
         await asyncio.gather(*futures)
 
     async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None:
         if events:
-            envelopes = list(inference_envelopes(events, self._max_events, self._max_bytes))
-            await self._send_all(self.topics.inference, envelopes)
+            limits = {"max_events": self._max_events, "max_bytes": self._max_bytes}
+            await self._send_all(self.topics.inference, inference_envelopes(events, encode_record, **limits))
 
     async def publish_feedback(self, events: Sequence[FeedbackRecord]) -> None:
         if events:
-            envelopes = list(feedback_envelopes(events, self._max_events, self._max_bytes))
-            await self._send_all(self.topics.feedback, envelopes)
+            limits = {"max_events": self._max_events, "max_bytes": self._max_bytes}
+            await self._send_all(self.topics.feedback, feedback_envelopes(events, encode_record, **limits))
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         await (await self._producer.send(topic, value=value, key=key))

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import httpx
 import structlog
+from loopwatch_sdk.wire import model_key
 
 from schemas.channels import SlackChannel, WebhookChannel
 from schemas.events import AlertEvent, RetrainEvent
@@ -57,7 +58,7 @@ def topic_publisher(send: Callable[[str, bytes, bytes], Awaitable[object]], topi
 
     async def publish(kind: TopicKind, event: AlertEvent | RetrainEvent) -> None:
         topic = topics.alerts if kind == "alerts" else topics.retrain
-        await send(topic, event.model_dump_json().encode(), f"{event.project}/{event.model}".encode())
+        await send(topic, event.model_dump_json().encode(), model_key(event.project, event.model).encode())
 
     return publish
 

@@ -123,3 +123,15 @@ class TestNeverBlocksNeverRaises:
             assert emitter.stats.queued == 2
             assert emitter.stats.invalid == 0
             emitter.close(timeout=0)
+
+
+def test_log_inference_takes_every_field_of_the_contract() -> None:
+    """A new event field reaches apps through ``log_inference`` too: its keywords are the event's fields
+    (less ``project``, which comes from the emitter)."""
+    import inspect
+
+    from loopwatch_sdk import Emitter
+    from loopwatch_sdk.events import InferenceEvent
+
+    keywords = set(inspect.signature(Emitter.log_inference).parameters) - {"self"}
+    assert keywords == set(InferenceEvent.model_fields) - {"project"}

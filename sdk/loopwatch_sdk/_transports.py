@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from loopwatch.emitter._envelopes import Kind
-from schemas.topics import Topics
+from loopwatch_sdk.retry_after import retry_after_seconds
+from loopwatch_sdk.wire import Kind, Topics
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
@@ -186,7 +186,8 @@ class HttpTransport:
                 )
                 if response.status_code != 429 and response.status_code < 500:
                     break
-                delay = max(delay, min(_retry_after(response), self._max_backoff))
+                asked = retry_after_seconds(response.headers.get("retry-after"), cap=self._max_backoff)
+                delay = max(delay, asked or 0.0)
             if attempt < self._max_attempts and self._abort.wait(delay):
                 break
         self._on_result(count, error)
@@ -202,11 +203,3 @@ def _server_message(response: httpx.Response, limit: int = 1_000) -> str:
     except Exception:
         detail = response.text
     return str(detail)[:limit]
-
-
-def _retry_after(response: httpx.Response) -> float:
-    value = response.headers.get("retry-after", "")
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return 0.0

@@ -25,25 +25,29 @@ from typing import Any, Literal
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from loopwatch.emitter._envelopes import Kind, feedback_envelopes, inference_envelopes
-from loopwatch.emitter._stats import EmitterStats, Ledger
-from loopwatch.emitter._throttle import Throttle
-from loopwatch.emitter._track import Tracker
-from loopwatch.emitter._transports import (
+from loopwatch_sdk._stats import EmitterStats, Ledger
+from loopwatch_sdk._throttle import Throttle
+from loopwatch_sdk._track import Tracker
+from loopwatch_sdk._transports import (
     HTTP_MAX_BATCH_EVENTS,
     KAFKA_MAX_REQUEST_SIZE,
     HttpTransport,
     KafkaTransport,
     Transport,
 )
-from schemas.events import FeedbackEvent, InferenceEvent, ProjectName, new_id
-from schemas.topics import Topics
+from loopwatch_sdk.events import FeedbackEvent, InferenceEvent, ProjectName, new_id
+from loopwatch_sdk.wire import Kind, Topics, feedback_envelopes, inference_envelopes
 
 log = structlog.get_logger("loopwatch.emitter")
 
 _PROJECT = TypeAdapter(ProjectName)
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
 Event = InferenceEvent | FeedbackEvent
+
+
+def _json(event: Event) -> bytes:
+    """One event as the worker and the API decode it (``TypeAdapter(list[Event])`` item by item)."""
+    return event.model_dump_json().encode()
 
 
 class Emitter:
@@ -193,27 +197,8 @@ class Emitter:
         ``model`` defaults to the emitter's ``default_model``; ``timestamp`` to now (UTC). Never raises:
         an event that fails validation is counted in ``stats.invalid`` and logged without its content.
         """
-        values: dict[str, Any] = {
-            "model": model,
-            "prompt": prompt,
-            "response": response,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cached_tokens": cached_tokens,
-            "latency_ms": latency_ms,
-            "status": status,
-            "error_type": error_type,
-            "cost_usd": cost_usd,
-            "model_version": model_version,
-            "provider": provider,
-            "features": features,
-            "prediction": prediction,
-            "probabilities": probabilities,
-            "embedding": embedding,
-            "tags": tags,
-            "event_id": event_id,
-            "timestamp": timestamp,
-        }
+        # the parameters are the event's fields (tests/sdk/test_emitter.py keeps them in step with the contract)
+        values: dict[str, Any] = {name: value for name, value in locals().items() if name != "self"}
         return self._submit_inference({name: value for name, value in values.items() if value is not None})
 
     def log_feedback(
@@ -264,7 +249,12 @@ class Emitter:
         ``fields`` are any other ``InferenceEvent`` fields; ``.event_id`` is known up front.
         """
         event_id = str(fields.pop("event_id", None) or new_id())
-        return Tracker(self, event_id, {"model": model, "prompt": prompt, **fields})
+        return Tracker(
+            self._submit_inference,
+            self._invalid,
+            event_id,
+            {"model": model, "prompt": prompt, **fields},
+        )
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Send everything queued so far; True when nothing is pending (all sent or failed) in time."""
@@ -421,8 +411,8 @@ class Emitter:
             feedback = [event for event in events if isinstance(event, FeedbackEvent)]
             limits = {"max_events": self._max_events, "max_bytes": self._max_bytes}
             for envelope in chain(
-                inference_envelopes(self._project, inferences, **limits),
-                feedback_envelopes(self._project, feedback, **limits),
+                inference_envelopes(inferences, _json, **limits),
+                feedback_envelopes(feedback, _json, **limits),
             ):
                 handed += envelope.count
                 self._transport.send(envelope.kind, envelope.key, envelope.body, envelope.count)

@@ -1,15 +1,24 @@
-"""``emitter.track(...)``: time one model call and log it as an inference when the block ends."""
+"""``emitter.track(...)``: time one model call and log it as an inference when the block ends.
+
+The tracker gets the emitter's two entry points as callables rather than the emitter itself, so this
+module does not import ``_emitter`` (which imports this one): no import cycle, not even a typing one.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from loopwatch.emitter._emitter import Emitter
+from loopwatch_sdk.wire import Kind
+
+#: Validates and queues an inference from ``log_inference``-style keyword values; returns its id.
+Submit = Callable[[dict[str, Any]], str]
+#: Counts and logs an event that could not even be built (kind, the error).
+ReportInvalid = Callable[[Kind, Exception], None]
 
 
 @dataclass(eq=False)
@@ -56,14 +65,15 @@ _FIELDS = frozenset(f.name for f in fields(TrackedCall)) - {"extra"}
 class Tracker:
     """The context manager ``Emitter.track`` returns (sync and async)."""
 
-    __slots__ = ("_call", "_emitter", "_fixed_timestamp", "_started")
+    __slots__ = ("_call", "_fixed_timestamp", "_invalid", "_started", "_submit")
 
-    def __init__(self, emitter: Emitter, event_id: str, values: dict[str, Any]) -> None:
+    def __init__(self, submit: Submit, invalid: ReportInvalid, event_id: str, values: dict[str, Any]) -> None:
         known = {name: value for name, value in values.items() if name in _FIELDS}
         extra = {name: value for name, value in values.items() if name not in _FIELDS}
         known["event_id"] = event_id
         self._fixed_timestamp = known.get("timestamp") is not None
-        self._emitter = emitter
+        self._submit = submit
+        self._invalid = invalid
         self._call = TrackedCall(extra=extra, **known)
         self._started = time.perf_counter()
 
@@ -87,9 +97,9 @@ class Tracker:
             if exc_type is not None:
                 call.status = "error"
                 call.error_type = call.error_type or exc_type.__name__
-            self._emitter._submit_inference(call.event_fields())
+            self._submit(call.event_fields())
         except Exception as error:  # e.g. ``call.extra`` replaced by a non-dict: report, never raise
-            self._emitter._invalid("inference", error)
+            self._invalid("inference", error)
         return False  # never swallow the host's exception
 
     async def __aenter__(self) -> TrackedCall:
