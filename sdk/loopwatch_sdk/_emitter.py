@@ -40,7 +40,7 @@ from loopwatch_sdk.wire import Kind, Topics, feedback_envelopes, inference_envel
 
 log = structlog.get_logger("loopwatch.emitter")
 
-_PROJECT = TypeAdapter(ProjectName)
+_PROJECT: TypeAdapter[str] = TypeAdapter(ProjectName)
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
 Event = InferenceEvent | FeedbackEvent
 

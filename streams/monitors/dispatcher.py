@@ -142,7 +142,7 @@ class AlertDispatcher:
                 if task.cancelled():
                     future.cancel()
                 elif task.exception() is not None:
-                    future.set_exception(task.exception())  # type: ignore[arg-type]
+                    future.set_exception(task.exception())
                 else:
                     future.set_result(task.result())
 
