@@ -19,7 +19,7 @@ import orjson
 
 from schemas.events import AlertEvent, RetrainEvent
 from streams.delivery.sender import DeliveryAttempt
-from streams.storage import Storage, as_utc, ch_time
+from streams.storage import Claims, Storage, as_utc, ch_time
 
 AlertStatus = Literal["open", "acked"]
 
@@ -98,9 +98,10 @@ def _retrain_event(row: dict[str, Any]) -> RetrainEvent:
 class AlertStore:
     """All SQL about alerts and retraining requests."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, owner: str | None = None) -> None:
         self._storage = storage
         self._db = storage.database
+        self.claims = Claims(storage, owner)  # who fires and delivers what, across processes
 
     # ------------------------------------------------------------------ engine: writes and state
 
