@@ -19,10 +19,10 @@ from tests.server_process import ROOT, ServerProcess, process_env
 class Topology:
     """One ClickHouse endpoint, ``loopwatch serve`` replicas and ``loopwatch worker`` processes."""
 
-    def __init__(self, tmp: Path, bootstrap: str, prefix: str, **settings: str) -> None:
+    def __init__(self, tmp: Path, bootstrap: str, prefix: str, *, group: str | None = None, **settings: str) -> None:
         self.tmp = tmp
         self.endpoint = EndpointProcess(tmp / "clickhouse")
-        self.group = f"{prefix}-workers"
+        self.group = group or f"{prefix}-workers"  # the workers' consumer group (faust app id)
         self.settings = {
             "clickhouse_dsn": self.endpoint.dsn("loopwatch"),
             "kafka_bootstrap": bootstrap,
