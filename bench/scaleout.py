@@ -18,7 +18,9 @@ What is measured
        Stable with every worker (``describe_groups``) to the last row ("steady": the rows stored after
        that point over the time; process start-up, the group join and its rebalances are reported
        separately), and CPU seconds per 1,000 of those events of the worker processes and of the
-       ClickHouse endpoint process over the same span, from ``/proc/<pid>/stat`` (utime + stime).
+       ClickHouse endpoint process over the same span, from ``/proc/<pid>/stat`` (utime + stime), and
+       the INSERT statements ClickHouse ran in that span (``system.events`` ``InsertQuery``; all
+       tables, statistics and claims included) per second and events per insert.
     2. rebalance pause: 2 workers consume a backlog; when a third of it is stored one worker is killed
        with SIGKILL. Reported: seconds from the kill until every partition's committed offset moves
        again (the dead worker's partitions resume on the survivor), with the default
@@ -100,6 +102,11 @@ def reader(topology: Topology, tmp: Path) -> Storage:
     return Storage(Settings(_env_file=None, data_dir=tmp / "reader", clickhouse_dsn=topology.endpoint.dsn("loopwatch")))
 
 
+def inserts(storage: Storage) -> int:
+    """INSERT statements the ClickHouse process has run so far (its ``InsertQuery`` profile event)."""
+    return int(storage.scalar("SELECT value FROM system.events WHERE event = 'InsertQuery'") or 0)
+
+
 @dataclass
 class Run:
     workers: int
@@ -108,6 +115,7 @@ class Run:
     steady: float  # group stable → all rows stored
     worker_cpu: float  # CPU seconds of all workers while steady
     clickhouse_cpu: float  # of the ClickHouse endpoint, same span
+    inserts: int  # INSERT statements ClickHouse ran, same span (every table: events, statistics…)
 
 
 def throughput(bootstrap: str, tmp: Path, prefix: str, workers: int, events: int) -> Run:
@@ -121,7 +129,7 @@ def throughput(bootstrap: str, tmp: Path, prefix: str, workers: int, events: int
         started = time.monotonic()
         procs = [topology.start_worker() for _ in range(workers)]
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-        stable, at_stable, count, cpu_stable = 0.0, 0, 0, (0.0, 0.0)
+        stable, at_stable, count, cpu_stable, inserts_stable = 0.0, 0, 0, (0.0, 0.0), 0
         with progress() as bar:
             task = bar.add_task(f"{workers} worker(s) consuming", total=events)
             while count < events:
@@ -130,6 +138,7 @@ def throughput(bootstrap: str, tmp: Path, prefix: str, workers: int, events: int
                     stable = time.monotonic()
                     at_stable = int(storage.scalar(f"SELECT count() FROM {db}.inferences") or 0)
                     cpu_stable = sum(cpu_seconds(p.pid) for p in procs), cpu_seconds(topology.endpoint.proc.pid)
+                    inserts_stable = inserts(storage)
                 count = int(storage.scalar(f"SELECT count() FROM {db}.inferences") or 0)
                 bar.update(task, completed=count)
                 if time.monotonic() - started > 900:
@@ -140,12 +149,13 @@ def throughput(bootstrap: str, tmp: Path, prefix: str, workers: int, events: int
             raise SystemExit(f"the group was stable only at {at_stable} of {events} rows: use more --events")
         worker_cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_stable[0]  # the steady part only
         ch_cpu = cpu_seconds(topology.endpoint.proc.pid) - cpu_stable[1]
+        insert_count = inserts(storage) - inserts_stable
         final = storage.scalar(f"SELECT count() FROM {db}.inferences FINAL")
         unique = storage.scalar(f"SELECT uniqExact(event_id) FROM {db}.inferences")
         assert final == events, (final, events)
         assert unique == events, (unique, events)
         storage.close()
-    return Run(workers, events - at_stable, stable - started, done - stable, worker_cpu, ch_cpu)
+    return Run(workers, events - at_stable, stable - started, done - stable, worker_cpu, ch_cpu, insert_count)
 
 
 def committed(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int]:
@@ -225,12 +235,13 @@ def main() -> int:
     base = rate(runs[0].events, runs[0].steady)
     table = Table(title=f"end to end, {args.events:,} events per run, {PARTITIONS} partitions (read back exact)")
     for column in ("workers", "events/s (steady)", "vs 1 worker", "start-up + join s", "worker CPU s / 1k ev",
-                   "ClickHouse CPU s / 1k ev"):  # fmt: skip
+                   "ClickHouse CPU s / 1k ev", "inserts/s", "events per insert"):  # fmt: skip
         table.add_column(column, justify="right")
     for run in runs:
         value = rate(run.events, run.steady)
         table.add_row(str(run.workers), f"{value:,.0f}", f"{value / base:.2f}x", f"{run.startup:.1f}",
-                      f"{run.worker_cpu / run.events * 1000:.3f}", f"{run.clickhouse_cpu / run.events * 1000:.3f}")  # fmt: skip
+                      f"{run.worker_cpu / run.events * 1000:.3f}", f"{run.clickhouse_cpu / run.events * 1000:.3f}",
+                      f"{rate(run.inserts, run.steady):,.1f}", f"{run.events / max(run.inserts, 1):,.0f}")  # fmt: skip
     console.print(table)
     console.print(f"rebalance pause after kill -9 of one of 2 workers: {pause:.1f} s "
                   f"(session timeout {Settings(_env_file=None).kafka_session_timeout_seconds:.0f} s)")  # fmt: skip
