@@ -17,8 +17,9 @@ once per window and again whenever a window is recomputed (late feedback). Per w
    windows (windows with a verdict; one without data neither breaks nor extends a streak) fire one
    ``RetrainEvent``, and that is the only one of the breach episode: further breaching windows fire no
    other request until a window is evaluated and does not breach (the monitor recovered). The episode
-   is read from the stored verdicts, so it survives restarts. Its id is derived from (monitor, model,
-   window) and it is claimed like an alert, so racing processes fire it once.
+   is read from the stored verdicts (on both sides of the window: a worker that took over a partition
+   may close windows out of order), so it survives restarts. Its id is derived from (monitor, model,
+   episode) and it is claimed like an alert, so processes racing in one episode fire it once.
 
 Only model-wide rows (``model_version == ''``) are evaluated; per-version copies are for dashboards.
 Alerts and requests are stored before ``evaluate`` returns, so delivery works from stored facts.
@@ -357,7 +358,8 @@ class MonitorEngine:
                 self._record(monitor, model, window, breached=True, value=verdict.worst.value,
                              alert_id=alert_id or same["alert_id"], retrain_id=same["retrain_id"])  # fmt: skip
                 return None
-        if self.alerts.episode_requested(monitor.project, monitor.monitor_id, model, before=window[0]):
+        calm_before, requested = self.alerts.episode(monitor.project, monitor.monitor_id, model, at=window[0])
+        if requested:
             # One request per episode: drift that persists is not news until the monitor recovers.
             self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id)
             return None
@@ -369,18 +371,21 @@ class MonitorEngine:
         if len(streak) < needed:
             self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id)
             return None
-        retrain = self._retrain(verdict, model, streak[::-1])
+        # The request's id names its episode (the calm window before it), so processes evaluating windows
+        # of one episode at once compute the same id; the claim's winner announces it.
+        episode = f"{monitor.monitor_id}:{model}:after:{calm_before.isoformat() if calm_before else '-'}"
+        retrain = self._retrain(verdict, model, streak[::-1], stable_id("retrain", monitor.project, episode))
         self.alerts.insert_retrains([retrain], {retrain.request_id: monitor.monitor_id},
                                     {retrain.request_id: len(monitor.channels)})  # fmt: skip
         self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id,
                      retrain_id=retrain.request_id)  # fmt: skip
         if not self.alerts.claims.claim(monitor.project, "retrain", [retrain.request_id]):
-            return None  # another process evaluating this window fired the same request
+            return None  # another process fired this episode's request
         log.warning("retrain_requested", project=monitor.project, model=model, monitor_id=monitor.monitor_id,
                     windows=len(streak), request_id=retrain.request_id)  # fmt: skip
         return retrain
 
-    def _retrain(self, verdict: _Verdict, model: str, streak: list[dict[str, Any]]) -> RetrainEvent:
+    def _retrain(self, verdict: _Verdict, model: str, streak: list[dict[str, Any]], request_id: str) -> RetrainEvent:
         monitor, worst = verdict.monitor, verdict.worst
         first, last = streak[0], streak[-1]
         reason = list(dict.fromkeys(row["alert_id"] for row in streak if row["alert_id"]))
@@ -411,7 +416,7 @@ class MonitorEngine:
             "url": f"{self.settings.public_url.rstrip('/')}/v1/feedback/export?{urlencode(params)}",
         }
         return RetrainEvent(
-            request_id=stable_id("retrain", monitor.project, dedup_key(monitor.monitor_id, model, last["window_start"])),
+            request_id=request_id,
             project=monitor.project,
             model=model,
             reason=reason,

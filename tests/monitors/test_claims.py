@@ -139,3 +139,20 @@ def test_resume_takes_over_a_dead_holders_delivery_once(storage: Storage, settin
 
         asyncio.run(resume_all())
         assert [r.idempotency_key for r in hook.requests] == [alert_id]
+
+
+def test_episode_evaluated_out_of_order_requests_retraining_once(storage: Storage, settings: Settings) -> None:
+    """A worker that took over a partition closes a later window (watermark) before earlier ones the
+    dead worker left unclosed (recovery): the breach episode still fires one retraining request."""
+    alerts = AlertStore(storage)
+    engine = MonitorEngine(MonitorStore(storage, settings, ttl_seconds=0), alerts, settings)
+    MonitorStore(storage, settings).create(
+        "shop", MonitorCreate.model_validate({**DRIFT, "retrain_after": 2, "channels": []})
+    )
+    fired = [len(engine.evaluate(drift_rows(n)).retrains) for n in (0, 3, 1, 2)]
+    assert sum(fired) == 1
+    assert len(alerts.list_retrains("shop")) == 1
+    # After a calm window, a new episode gets its own request.
+    engine.evaluate(drift_rows(4, drifted=False))
+    assert [len(engine.evaluate(drift_rows(n)).retrains) for n in (5, 6)] == [0, 1]
+    assert len(alerts.list_retrains("shop")) == 2
