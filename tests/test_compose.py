@@ -87,6 +87,14 @@ class TestServices:
             assert bootstrap == "kafka:9092"
             assert f"PLAINTEXT://{bootstrap}" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
 
+    def test_kafka_log_survives_a_broker_restart(self, compose: dict[str, Any], services: dict[str, Any]) -> None:
+        """Acknowledged events wait in Kafka for a worker: its log dir is a named volume."""
+        kafka = services["kafka"]
+        log_dir = _env(kafka)["KAFKA_LOG_DIRS"]
+        named = [volume.split(":")[0] for volume in kafka["volumes"] if volume.split(":")[1] == log_dir]
+        assert named, f"no volume mounted at the Kafka log dir {log_dir}"
+        assert named[0] in compose["volumes"]
+
     def test_clickhouse_dsn_points_at_the_clickhouse_service(self, services: dict[str, Any]) -> None:
         clickhouse = services["clickhouse"]
         assert clickhouse["image"].startswith("clickhouse/clickhouse-server:")

@@ -19,7 +19,7 @@ import orjson
 
 from schemas.events import AlertEvent, RetrainEvent
 from streams.delivery.sender import DeliveryAttempt
-from streams.storage import Storage, as_utc, ch_time
+from streams.storage import Claims, Storage, as_utc, ch_time
 
 AlertStatus = Literal["open", "acked"]
 
@@ -98,9 +98,10 @@ def _retrain_event(row: dict[str, Any]) -> RetrainEvent:
 class AlertStore:
     """All SQL about alerts and retraining requests."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, owner: str | None = None) -> None:
         self._storage = storage
         self._db = storage.database
+        self.claims = Claims(storage, owner)  # who fires and delivers what, across processes
 
     # ------------------------------------------------------------------ engine: writes and state
 
@@ -170,21 +171,29 @@ class AlertStore:
             row["breached"] = bool(row["breached"])
         return rows
 
-    def episode_requested(self, project: str, monitor_id: str, model: str, *, before: datetime) -> bool:
-        """Whether the breach episode still running at ``before`` already fired a retraining request.
+    def episode(self, project: str, monitor_id: str, model: str, *, at: datetime) -> tuple[datetime | None, bool]:
+        """The breach episode around the window starting ``at``: (start of the calm window it follows,
+        None if none; whether a window of it other than ``at`` already fired a retraining request).
 
-        An episode ends at a calm verdict (the window was evaluated and did not breach), so it is
-        decided by the newest verdict before ``before`` that is calm or carries a request. Read from
-        storage, so a restarted or another worker continues the same episode.
+        An episode ends at a calm verdict (the window was evaluated and did not breach). Both sides of
+        ``at`` count: a worker that took over a partition may evaluate windows out of order (a later
+        one by the watermark, earlier ones left unclosed by the dead worker by recovery), and the
+        episode has one request whichever came first. Read from storage, so every process agrees.
         """
-        value = self._storage.scalar(
-            f"SELECT retrain_id != '' FROM {self._db}.monitor_evaluations FINAL WHERE project = {{project:String}} "
-            "AND monitor_id = {monitor_id:String} AND model = {model:String} "
-            "AND window_start < {before:DateTime64(3, 'UTC')} AND (breached = 0 OR retrain_id != '') "
-            "ORDER BY window_start DESC LIMIT 1",
-            {"project": project, "monitor_id": monitor_id, "model": model, "before": ch_time(before)},
-        )
-        return bool(value)
+        key = "project = {project:String} AND monitor_id = {monitor_id:String} AND model = {model:String}"
+        table = f"{self._db}.monitor_evaluations FINAL"
+        rows = self._storage.query(
+            f"WITH (SELECT maxOrNull(window_start) FROM {table} WHERE {key} AND breached = 0 "
+            "AND window_start < {at:DateTime64(3, 'UTC')}) AS calm_before, "
+            f"(SELECT minOrNull(window_start) FROM {table} WHERE {key} AND breached = 0 "
+            "AND window_start > {at:DateTime64(3, 'UTC')}) AS calm_after "
+            f"SELECT calm_before, countIf(retrain_id != '' AND window_start != {{at:DateTime64(3, 'UTC')}} "
+            "AND (calm_before IS NULL OR window_start > calm_before) "
+            f"AND (calm_after IS NULL OR window_start < calm_after)) FROM {table} WHERE {key}",
+            {"project": project, "monitor_id": monitor_id, "model": model, "at": ch_time(at)},
+        ).result_rows
+        calm_before, requested = rows[0] if rows else (None, 0)
+        return (as_utc(calm_before) if calm_before is not None else None), bool(requested)
 
     def last_retrain_end(self, project: str, model: str, before: datetime) -> datetime | None:
         """End of the newest earlier retraining request's window for ``model`` (training data since)."""

@@ -12,7 +12,12 @@ costs that one delivery. Events whose delivery never finished (the process died,
 are found in storage and sent again by ``resume_pending``, only to the channels still owed one and
 never once the alert is acknowledged; every send carries the same ``Idempotency-Key`` (the alert or
 request id), so receivers can drop the duplicates this may create (a 2xx that arrived just before a
-crash, before its attempt was stored; two processes resuming the same event).
+crash, before its attempt was stored).
+
+Across processes each (event, channel) delivery is claimed before it is sent (``Claims``, kind
+``delivery``, key ``target/channel``): of processes dispatching or resuming the same event, one sends.
+A resume takes over a claim only when its holder is gone (a dead pid on this host) or older than
+``STALE_AFTER``, with the claim's next generation, which again only one process wins.
 
 A dispatcher belongs to one event loop (its HTTP client and semaphore do); ``submit`` is the
 thread-safe way in from the worker threads that evaluate monitors.
@@ -38,6 +43,7 @@ from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.delivery import Deliverer, DeliveryAttempt, DeliveryOutcome
 from streams.monitors.alerts import AlertStore, Pending
+from streams.storage import generation
 
 log = structlog.get_logger(__name__)
 
@@ -208,6 +214,12 @@ class AlertDispatcher:
                         claimed.append((target, index))
             # Claimed before the first await: a resume pass running meanwhile skips these channels.
             self._inflight.update(claimed)
+            if deliveries:  # and across processes: only the claims this process wins are sent
+                jobs = [(job[0].project, _target_id(job[0]), job[2]) for job in deliveries]
+                won = await asyncio.to_thread(self._claim, jobs, resuming=only is not None)
+                deliveries = [job for job in deliveries if (_target_id(job[0]), job[2]) in won]
+                if only is not None:  # a resume announces only what it took over
+                    events = [event for event in events if any(job[0] is event for job in deliveries)]
             if self._publish is not None:
                 await asyncio.gather(*(self._publish_one(event) for event in events))
             results = await asyncio.gather(*(self._deliver(*job) for job in deliveries), return_exceptions=True)
@@ -227,6 +239,40 @@ class AlertDispatcher:
             elif isinstance(result, BaseException):
                 log.error("delivery_crashed", error=repr(result)[:500])
         return outcomes
+
+    def _claim(self, jobs: Sequence[tuple[str, str, int]], *, resuming: bool) -> set[tuple[str, int]]:
+        """Claim (project, target id, channel index) deliveries; returns the (target, index) pairs won.
+
+        A fresh dispatch claims generation 0. A resume claims the next generation of a delivery whose
+        holder is gone or stale (or generation 0 if nobody ever claimed it), and leaves the rest alone.
+        """
+        claims = self._alerts.claims
+        by_project: dict[str, list[tuple[str, int]]] = {}
+        for project, target, index in jobs:
+            by_project.setdefault(project, []).append((target, index))
+        won: set[tuple[str, int]] = set()
+        now = datetime.now(UTC)
+        for project, pairs in by_project.items():
+            prefixes = {f"{target}/{index}": (target, index) for target, index in pairs}
+            keys: dict[str, tuple[str, int]] = {}
+            if not resuming:
+                keys = prefixes
+            else:
+                holders = claims.holders(project, "delivery", list(prefixes))
+                for prefix, pair in prefixes.items():
+                    holder = holders.get(prefix)
+                    if holder is None:
+                        keys[prefix] = pair
+                    elif (
+                        claims.alive(holder.owner) is False
+                        or now - holder.claimed_at > STALE_AFTER
+                        or holder.owner == claims.owner  # this process's own, finished without a final attempt
+                    ):
+                        keys[generation(prefix, holder.generations)] = pair
+                    else:
+                        log.info("resume_skipped_claimed", project=project, target_id=pair[0], channel=pair[1])
+            won |= {keys[key] for key in claims.claim(project, "delivery", list(keys))}
+        return won
 
     async def _publish_one(self, event: AlertEvent | RetrainEvent) -> None:
         assert self._publish is not None
@@ -268,7 +314,7 @@ class AlertDispatcher:
         once. A periodic sweep keeps the age margin, because another process sharing the store may
         still be delivering a younger event (there is no cross-process claim yet). Acknowledged alerts
         and channels that got a 2xx are never resent (``AlertStore.pending``), nor a channel this
-        dispatcher is delivering right now.
+        dispatcher is delivering right now, nor one another live process holds the claim of (``_claim``).
         """
         now = datetime.now(UTC)
         until = fired_before if fired_before is not None else now - older_than

@@ -6,14 +6,20 @@ once per window and again whenever a window is recomputed (late feedback). Per w
 1. the rows the monitor watches (scope, family, metric, dimension), with at least ``min_samples``;
    no such rows → the monitor has nothing to say about this window;
 2. breach = any of them meets the condition; the worst one becomes the alert's value;
-3. dedup: ``dedup_key = monitor:model:window_start`` already stored → no new alert (re-evaluation);
+3. dedup: ``dedup_key = monitor:model:window_start`` already stored → no new alert (re-evaluation).
+   Processes that evaluate the same window at once (a partition moving between workers) compute the
+   same alert: its id is derived from the project and dedup key, so both rows collapse into one in the
+   keyed ``alerts`` table, and a claim (``streams.storage.Claims``) that only one process wins decides
+   who announces and delivers it;
 4. cooldown: another alert of the same monitor and model whose window starts within
    ``cooldown_seconds`` (window time, so replays and backfills behave like live traffic) → suppressed;
 5. for monitors with ``retrain_after``: the verdict is stored; ``retrain_after`` consecutive breaching
    windows (windows with a verdict; one without data neither breaks nor extends a streak) fire one
    ``RetrainEvent``, and that is the only one of the breach episode: further breaching windows fire no
    other request until a window is evaluated and does not breach (the monitor recovered). The episode
-   is read from the stored verdicts, so it survives restarts.
+   is read from the stored verdicts (on both sides of the window: a worker that took over a partition
+   may close windows out of order), so it survives restarts. Its id is derived from (monitor, model,
+   episode) and it is claimed like an alert, so processes racing in one episode fire it once.
 
 Only model-wide rows (``model_version == ''``) are evaluated; per-version copies are for dashboards.
 Alerts and requests are stored before ``evaluate`` returns, so delivery works from stored facts.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +40,7 @@ from urllib.parse import urlencode
 
 import structlog
 
-from schemas.events import AlertEvent, AlertKind, RetrainEvent, new_id
+from schemas.events import AlertEvent, AlertKind, RetrainEvent
 from schemas.monitors import (
     FlaggedCondition,
     Monitor,
@@ -81,6 +88,14 @@ def _finite(value: float | None, default: float | None = 0.0) -> float | None:
 
 def dedup_key(monitor_id: str, model: str, window_start: datetime) -> str:
     return f"{monitor_id}:{model}:{as_utc(window_start).isoformat()}"
+
+
+_ID_NAMESPACE = uuid.UUID("5b0c6f1e-7a43-4c1e-9d1b-6c6f6f707761")
+
+
+def stable_id(kind: str, project: str, key: str) -> str:
+    """The id every process computes for the same (kind, project, key): duplicates collapse by id."""
+    return uuid.uuid5(_ID_NAMESPACE, f"{kind}\x1f{project}\x1f{key}").hex
 
 
 def alert_kind(family: str, metric: str) -> AlertKind:
@@ -249,7 +264,12 @@ class MonitorEngine:
         if new_alerts:
             channels = {a.alert_id: len(v.monitor.channels) for a in new_alerts for v in verdicts
                         if v.monitor.monitor_id == a.monitor_id}  # fmt: skip
+            # Stored first (same id everywhere, so a racing process's copy collapses into it; a crash
+            # after this leaves the alert to the delivery sweep), then announced by the claim's winner.
             self.alerts.insert_alerts(new_alerts, channels)
+            won = self.alerts.claims.claim(project, "alert", [a.alert_id for a in new_alerts])
+            new_alerts = [alert for alert in new_alerts if alert.alert_id in won]
+        if new_alerts:
             metrics.alerts_fired(new_alerts)
             result.alerts += new_alerts
             for alert in new_alerts:
@@ -294,6 +314,7 @@ class MonitorEngine:
             details["drifted_columns"] = sum(1 for row in columns if (row.flagged if isinstance(row, StatRow) else row["flagged"]))
             details["columns"] = len(columns)
         return AlertEvent(
+            alert_id=stable_id("alert", monitor.project, dedup_key(monitor.monitor_id, model, start)),
             project=monitor.project,
             monitor_id=monitor.monitor_id,
             monitor_name=monitor.name,
@@ -337,7 +358,8 @@ class MonitorEngine:
                 self._record(monitor, model, window, breached=True, value=verdict.worst.value,
                              alert_id=alert_id or same["alert_id"], retrain_id=same["retrain_id"])  # fmt: skip
                 return None
-        if self.alerts.episode_requested(monitor.project, monitor.monitor_id, model, before=window[0]):
+        calm_before, requested = self.alerts.episode(monitor.project, monitor.monitor_id, model, at=window[0])
+        if requested:
             # One request per episode: drift that persists is not news until the monitor recovers.
             self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id)
             return None
@@ -349,16 +371,21 @@ class MonitorEngine:
         if len(streak) < needed:
             self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id)
             return None
-        retrain = self._retrain(verdict, model, streak[::-1])
+        # The request's id names its episode (the calm window before it), so processes evaluating windows
+        # of one episode at once compute the same id; the claim's winner announces it.
+        episode = f"{monitor.monitor_id}:{model}:after:{calm_before.isoformat() if calm_before else '-'}"
+        retrain = self._retrain(verdict, model, streak[::-1], stable_id("retrain", monitor.project, episode))
         self.alerts.insert_retrains([retrain], {retrain.request_id: monitor.monitor_id},
                                     {retrain.request_id: len(monitor.channels)})  # fmt: skip
         self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id,
                      retrain_id=retrain.request_id)  # fmt: skip
+        if not self.alerts.claims.claim(monitor.project, "retrain", [retrain.request_id]):
+            return None  # another process fired this episode's request
         log.warning("retrain_requested", project=monitor.project, model=model, monitor_id=monitor.monitor_id,
                     windows=len(streak), request_id=retrain.request_id)  # fmt: skip
         return retrain
 
-    def _retrain(self, verdict: _Verdict, model: str, streak: list[dict[str, Any]]) -> RetrainEvent:
+    def _retrain(self, verdict: _Verdict, model: str, streak: list[dict[str, Any]], request_id: str) -> RetrainEvent:
         monitor, worst = verdict.monitor, verdict.worst
         first, last = streak[0], streak[-1]
         reason = list(dict.fromkeys(row["alert_id"] for row in streak if row["alert_id"]))
@@ -389,7 +416,7 @@ class MonitorEngine:
             "url": f"{self.settings.public_url.rstrip('/')}/v1/feedback/export?{urlencode(params)}",
         }
         return RetrainEvent(
-            request_id=new_id(),
+            request_id=request_id,
             project=monitor.project,
             model=model,
             reason=reason,

@@ -1,6 +1,18 @@
 """ClickHouse storage behind one small interface; the DSN picks embedded chDB or a server."""
 
+from streams.storage.claims import Claims, Holder, generation, process_owner
 from streams.storage.client import Storage, StorageError, StorageLockedError, refuse_if_held
 from streams.storage.times import as_utc, ch_time
 
-__all__ = ["Storage", "StorageError", "StorageLockedError", "as_utc", "ch_time", "refuse_if_held"]
+__all__ = [
+    "Claims",
+    "Holder",
+    "Storage",
+    "StorageError",
+    "StorageLockedError",
+    "as_utc",
+    "ch_time",
+    "generation",
+    "process_owner",
+    "refuse_if_held",
+]

@@ -257,11 +257,20 @@ class Storage:
                 f"{self.database}.{table}", insert_block=rows_json, fmt="JSONEachRow", settings=_JSON_INSERT_SETTINGS
             )
 
-    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def insert_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         if not rows:
             return
         with self._errors(f"insert into {table}"):
-            self._client().insert(f"{self.database}.{table}", rows, column_names=list(columns))
+            self._client().insert(
+                f"{self.database}.{table}", rows, column_names=list(columns), settings=dict(settings or {})
+            )
 
     def ping(self) -> bool:
         try:
