@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=5_000, ge=1)
     admin_key: SecretStr | None = None
+    ui_secret: SecretStr | None = Field(
+        default=None,
+        description="signs dashboard (/ui) session cookies; set the same value on every API replica "
+        "(unset: a random per-process secret, so sessions do not survive a restart or cross replicas)",
+    )
     public_url: str = "http://127.0.0.1:8000"
 
     monitors_file: Path | None = None
@@ -93,11 +98,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
-    @field_validator("admin_key")
+    @field_validator("admin_key", "ui_secret")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and (value.get_secret_value().lower() in _PLACEHOLDER_SECRETS or len(value) < 16):
-            raise ValueError("admin_key must be a real secret of at least 16 characters")
+            raise ValueError("must be a real secret of at least 16 characters")
         return value
 
     @property
