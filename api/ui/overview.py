@@ -59,7 +59,7 @@ def _tile(windows: ModelWindows, metric: str, higher_is_better: bool | None) -> 
     worse = (
         change is not None and higher_is_better is not None and (change < -0.1 if higher_is_better else change > 0.1)
     )
-    return Tile(value, sparkline([p.value for p in points]), change, worse)
+    return Tile(value, sparkline([p.value for p in points], width=96, height=24), change, worse)
 
 
 def overview_rows(models: list[ModelWindows], open_alerts: list[dict[str, object]]) -> list[ModelRow]:
