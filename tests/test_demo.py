@@ -51,7 +51,9 @@ def test_demo_serves_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
             seen.append(line)
             if "serving the dashboard until Ctrl-C" in line:
                 break
-        found = re.search(r"open (http://127\.0\.0\.1:\d+)/ui and sign in with the demo project key: (lw_\S+)", "".join(seen))
+        found = re.search(
+            r"open (http://127\.0\.0\.1:\d+)/ui and sign in with the demo project key: (lw_\S+)", "".join(seen)
+        )
         assert found, "".join(seen)[-3000:]
         url, token = found.groups()
         with httpx.Client(base_url=url, timeout=30) as client:
