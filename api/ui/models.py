@@ -7,14 +7,13 @@ Series are ``window_stats`` rows read and re-bucketed exactly as ``GET /v1/stats
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.queries.dashboard import model_window_range, version_series
-from api.queries.stats import rebucket, stat_rows
+from api.queries.dashboard import model_series, model_window_range, top_drifted_columns, version_series
+from api.queries.stats import rebucket
 from api.routes.monitors import get_monitoring
 from api.time_range import storable_range
 from api.ui import charts
@@ -64,23 +63,6 @@ def _quality(rows: list[dict[str, Any]], markers: list[dict[str, Any]]) -> list[
     return figures
 
 
-def _top_columns(rows: list[dict[str, Any]], top: int = 10) -> list[dict[str, Any]]:
-    """Columns by the number of windows they drifted in over the range, then by their smallest p-value."""
-    flagged: Counter[str] = Counter()
-    windows: Counter[str] = Counter()
-    best: dict[str, float] = {}
-    for row in rows:
-        if row["metric"] != "column_drift":
-            continue
-        name = row["dimension"]
-        windows[name] += 1
-        flagged[name] += row["flagged"]
-        if row["p_value"] is not None:
-            best[name] = min(best.get(name, 1.0), row["p_value"])
-    ranked = sorted(windows, key=lambda n: (-flagged[n], best.get(n, 1.0), n))[:top]
-    return [{"name": n, "flagged": flagged[n], "windows": windows[n], "min_p": best.get(n)} for n in ranked]
-
-
 def model_page_data(ui_project: str, model: str, services: Any, monitoring: Any, since: datetime | None,
                     until: datetime | None, interval: int | None) -> dict[str, Any]:  # fmt: skip
     """Everything the model page draws (runs in a thread: several storage reads)."""
@@ -90,11 +72,9 @@ def model_page_data(ui_project: str, model: str, services: Any, monitoring: Any,
         since = max(span[0], span[1] - timedelta(seconds=DEFAULT_WINDOWS * services.settings.window_seconds))
     if span is not None and until is None:
         until = span[1]
-    families: dict[str, list[dict[str, Any]]] = {}
-    for family in ("latency", "cost", "drift", "quality"):
-        rows = stat_rows(storage, ui_project, family, model=model, model_version="", metric=None, dimension=None,
-                         since=since, until=until, limit=100_000)  # fmt: skip
-        families[family] = rebucket(rows, interval) if interval else rows
+    families = model_series(storage, ui_project, model, since, until)
+    if interval:
+        families = {family: rebucket(rows, interval) for family, rows in families.items()}
     alerts = [a for a in monitoring.alerts.list_alerts(ui_project, model=model, limit=500)
               if (since is None or a["window_end"] > since) and (until is None or a["window_start"] < until)]  # fmt: skip
     markers = [{"x": charts.iso(a["window_start"]), "severity": a["severity"]} for a in alerts]
@@ -140,7 +120,7 @@ def model_page_data(ui_project: str, model: str, services: Any, monitoring: Any,
     )
     flagged_windows = {r["window_start"] for r in drift if r["metric"] == "family_drift" and r["flagged"]}
     return {
-        "figures": figures, "versions": list(versions.values()), "alerts": alerts, "top_columns": _top_columns(drift),
+        "figures": figures, "versions": list(versions.values()), "alerts": alerts, "top_columns": top_drifted_columns(storage, ui_project, model, since, until),
         "windows": [(w, w in flagged_windows) for w in windows[:50]], "since": since, "until": until,
         "has_data": span is not None,
     }  # fmt: skip
