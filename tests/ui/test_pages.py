@@ -185,7 +185,8 @@ class TestHeaders:
 
     PATHS = ("/ui", "/ui/signin", "/ui/alerts", "/ui/feedback", "/ui/monitors", "/ui/models/gpt-4o-mini",
              "/ui/static/ui.js", "/ui/static/ui.css", "/ui/static/vendor/plotly.min.js", "/ui/static/nope.js",
-             "/ui/alerts/does-not-exist", "/ui/models/gpt-4o-mini?since=yesterday")  # fmt: skip
+             "/ui/alerts/does-not-exist", "/ui/models/gpt-4o-mini?since=yesterday", "/ui/no/such/page",
+             "/ui/models/" + "m" * 201, "/ui/feedback?cursor=not-a-cursor")  # fmt: skip
 
     def test_csp_on_every_response(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
@@ -204,6 +205,27 @@ class TestHeaders:
                 assert "unsafe" not in policy, path
                 assert response.headers["x-content-type-options"] == "nosniff"
                 assert response.headers["x-frame-options"] == "DENY"
+
+    def test_errors_are_pages_too(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        for path, code in (("/ui/no/such/page", 404), ("/ui/models/" + "m" * 201, 422), ("/ui/alerts?kind=nope", 422)):
+            response = client.get(path)
+            assert response.status_code == code, path
+            assert response.headers["content-type"].startswith("text/html"), path
+        assert client.post("/ui/nothing-here", data={"a": "b"}).status_code == 404
+
+    def test_templates_and_static_files_are_package_data(self) -> None:
+        """A non-editable install carries every template and static file (pyproject's package-data globs)."""
+        import fnmatch
+        import tomllib
+
+        root = Path(__file__).resolve().parents[2]
+        globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["api.ui"]
+        folder = root / "api" / "ui"
+        for path in [*(folder / "templates").iterdir(), *(folder / "static").iterdir()]:
+            relative = path.relative_to(folder).as_posix()
+            assert any(fnmatch.fnmatch(relative, pattern) for pattern in globs), relative
 
     def test_plotly_served_from_the_installed_package(self, app_client: tuple[TestClient, Seeded]) -> None:
         import plotly
