@@ -387,3 +387,41 @@ class TestPages:
         message = api.json()["detail"][0]["msg"]
         assert "carries no p-value" in message
         assert message.replace("'", "&#39;") in page.text
+
+    def test_create_then_edit_a_monitor(self, data_dir: Path) -> None:
+        """A valid form creates the monitor (replacing the built-ins), editing it keeps its masked secret,
+        and the built-ins' read-only refusal is the API's 409 message."""
+        with TestClient(create_app(dashboard_settings(data_dir, allow_private_webhooks=True))) as client:
+            services = client.app.state.services  # type: ignore[attr-defined]
+            token = services.keys.create("monitors", "ui").token
+            sign_in(client, token)
+            builtin = client.get("/ui/monitors/default-family-drift")
+            assert builtin.status_code == 200
+            refused = client.post("/ui/monitors/default-family-drift", data={
+                "csrf_token": csrf_of(builtin.text), "name": "mine now", "scope": "*", "family": "drift",
+                "metric": "family_drift", "condition_type": "flagged", "severity": "warning"})  # fmt: skip
+            assert refused.status_code == 409
+            assert "is a built-in default and read-only" in refused.text
+            form = client.get("/ui/monitors/new").text
+            channels = '[{"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret-value-of-16-chars"}]'
+            created = client.post("/ui/monitors/new", follow_redirects=False, data={
+                "csrf_token": csrf_of(form), "monitor_id": "p95", "name": "slow", "scope": "*", "family": "latency",
+                "metric": "latency_p95_ms", "condition_type": "threshold", "operator": "gt", "value": "2000",
+                "severity": "critical", "enabled": "on", "channels": channels})  # fmt: skip
+            assert created.status_code == 303, re.findall(r"<li>(.*?)</li>", created.text)
+            edit = client.get("/ui/monitors/p95").text
+            assert "s3cret-value-of-16-chars" not in edit  # masked in the form
+            masked = re.search(r'<textarea id="m-channels" name="channels"[^>]*>(.*?)</textarea>', edit, re.DOTALL)
+            assert masked
+            import html
+
+            saved = client.post("/ui/monitors/p95", follow_redirects=False, data={
+                "csrf_token": csrf_of(edit), "name": "slower", "scope": "*", "family": "latency",
+                "metric": "latency_p95_ms", "condition_type": "threshold", "operator": "gt", "value": "3000",
+                "severity": "critical", "enabled": "on", "channels": html.unescape(masked.group(1))})  # fmt: skip
+            assert saved.status_code == 303, re.findall(r"<li>(.*?)</li>", saved.text)
+            monitor = services.extras["monitoring"].store.get("monitors", "p95")
+            assert monitor.name == "slower"
+            assert monitor.condition.value == 3000
+            assert monitor.channels[0].secret.get_secret_value() == "s3cret-value-of-16-chars"  # kept through the mask
+            services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
