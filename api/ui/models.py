@@ -15,9 +15,11 @@ from fastapi import APIRouter, Path, Query, Response
 from api.queries.dashboard import model_series, model_window_range, top_drifted_columns, version_series
 from api.queries.stats import rebucket
 from api.routes.monitors import get_monitoring
+from api.services import Services
 from api.time_range import storable_range
 from api.ui import charts
 from api.ui.web import UiDep, UiRoute, parse_interval, parse_moment
+from streams.monitors import Monitoring
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 DEFAULT_WINDOWS = 200
@@ -63,7 +65,7 @@ def _quality(rows: list[dict[str, Any]], markers: list[dict[str, Any]]) -> list[
     return figures
 
 
-def model_page_data(ui_project: str, model: str, services: Any, monitoring: Any, since: datetime | None,
+def model_page_data(ui_project: str, model: str, services: Services, monitoring: Monitoring, since: datetime | None,
                     until: datetime | None, interval: int | None) -> dict[str, Any]:  # fmt: skip
     """Everything the model page draws (runs in a thread: several storage reads)."""
     storage = services.storage

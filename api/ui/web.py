@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from api.deps import ServicesDep
+from api.keys import ApiKey
 from api.queries.dashboard import projects
 from api.report_page import script_json
 from api.services import Services
@@ -232,7 +233,7 @@ async def _visitor(request: Request, services: ServicesDep) -> Ui:
     return Ui(request, services, session, signer)
 
 
-async def _live_key(services: Services, key_id: str) -> Any:
+async def _live_key(services: Services, key_id: str) -> ApiKey | None:
     return await asyncio.to_thread(services.keys.live, key_id)
 
 
