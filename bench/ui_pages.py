@@ -10,7 +10,7 @@ What is measured
     * the ``window_stats`` rows the statistics engine writes for 24 h of 5-minute windows of every model
       (288 windows x 50 models): latency (7 metrics, and count/p95 per version), cost (total, 3 route
       tags, tokens), drift (dataset, 3 families, 20 columns), quality (thumbs-up rate, mean rating,
-      feedback count): 46 rows per window, 662,400 rows;
+      feedback count): 45 rows per window, 648,000 rows;
     * each model's reference (its first window) and 1,000 alerts.
 
     The real app (``create_app``) is served by uvicorn in this process (``BackgroundServer``) with

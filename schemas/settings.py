@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "admin", "password"}
@@ -100,9 +100,9 @@ class Settings(BaseSettings):
 
     @field_validator("admin_key", "ui_secret")
     @classmethod
-    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+    def _refuse_placeholder(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and (value.get_secret_value().lower() in _PLACEHOLDER_SECRETS or len(value) < 16):
-            raise ValueError("must be a real secret of at least 16 characters")
+            raise ValueError(f"{info.field_name} must be a real secret of at least 16 characters")
         return value
 
     @property

@@ -45,7 +45,6 @@ class ModelWindows:
     """One model's last windows per metric (oldest first) and the reference windows' mean per metric."""
 
     model: str
-    last_seen: datetime | None = None
     series: dict[str, list[Point]] = field(default_factory=dict)
     families: dict[str, Point] = field(default_factory=dict)  # latest family_drift verdict per family
     reference: dict[str, float] = field(default_factory=dict)
@@ -64,25 +63,27 @@ def model_windows(storage: Storage, project: str, windows: int) -> list[ModelWin
     """Every model of the project with its last ``windows`` windows of the overview metrics."""
     db = storage.database
     models = {
-        str(model): ModelWindows(str(model), as_utc(last))
-        for model, last in storage.query(
-            f"SELECT model, max(timestamp) FROM {db}.inferences WHERE project = {{project:String}} GROUP BY model",
-            {"project": project},
+        str(model): ModelWindows(str(model))
+        for (model,) in storage.query(
+            f"SELECT DISTINCT model FROM {db}.inferences WHERE project = {{project:String}}", {"project": project}
         ).result_rows
     }
     wanted = " OR ".join(
         f"(family = '{family}' AND metric = '{metric}'" + (")" if metric == "family_drift" else " AND dimension = '')")
         for family, metric in OVERVIEW_METRICS
     )
-    # Each model's last windows are found on the key columns of one series first (no FINAL: ~10x less
-    # work than deduplicating every window of the project), then only those windows are read FINAL.
+    # Each model's last windows are found on the key columns of one series first, then only those
+    # windows are read, each row's newest version kept (what FINAL keeps: ReplacingMergeTree(computed_at))
+    # without FINAL's merge of every part of the project.
     rows = storage.query(
-        f"SELECT model, metric, dimension, window_start, value, flagged FROM {db}.window_stats FINAL "
+        "SELECT model, metric, dimension, window_start, value, flagged FROM ("
+        f"SELECT model, metric, dimension, window_start, value, flagged FROM {db}.window_stats "
         f"WHERE project = {{project:String}} AND model_version = '' AND ({wanted}) AND (model, window_start) IN "
         f"(SELECT model, window_start FROM {db}.window_stats WHERE project = {{project:String}} "
         "AND family = 'latency' AND metric = 'count' AND dimension = '' AND model_version = '' "
         "ORDER BY window_start DESC LIMIT {windows:UInt32} BY model) "
-        "ORDER BY window_start DESC LIMIT {windows:UInt32} BY model, metric, dimension",
+        "ORDER BY computed_at DESC LIMIT 1 BY model, metric, dimension, window_start"
+        ") ORDER BY window_start DESC LIMIT {windows:UInt32} BY model, metric, dimension",
         {"project": project, "windows": windows},
     ).result_rows
     for model, metric, dimension, start, value, flagged in reversed(rows):

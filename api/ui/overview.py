@@ -62,10 +62,10 @@ def _tile(windows: ModelWindows, metric: str, higher_is_better: bool | None) -> 
     return Tile(value, sparkline([p.value for p in points], width=96, height=24), change, worse)
 
 
-def overview_rows(models: list[ModelWindows], open_alerts: list[dict[str, object]]) -> list[ModelRow]:
+def overview_rows(models: list[ModelWindows], open_alerts: dict[tuple[str, str], int]) -> list[ModelRow]:
     by_model: dict[str, Counter[str]] = {}
-    for alert in open_alerts:
-        by_model.setdefault(str(alert["model"]), Counter())[str(alert["severity"])] += 1
+    for (model, severity), count in open_alerts.items():
+        by_model.setdefault(model, Counter())[severity] += count
     rows = []
     for windows in models:
         alerts = by_model.get(windows.model, Counter())
@@ -96,8 +96,8 @@ async def overview(ui: UiDep) -> Response:
     monitoring = await get_monitoring(ui.services)
     models, open_alerts = await asyncio.gather(
         asyncio.to_thread(model_windows, ui.services.storage, ui.project, SPARK_WINDOWS),
-        asyncio.to_thread(monitoring.alerts.list_alerts, ui.project, status="open", limit=1000),
+        asyncio.to_thread(monitoring.alerts.open_counts, ui.project),
     )
     rows = overview_rows(models, open_alerts)
-    return ui.render("overview.html", rows=rows, columns=COLUMNS, open_alerts=len(open_alerts),
+    return ui.render("overview.html", rows=rows, columns=COLUMNS, open_alerts=sum(open_alerts.values()),
                      health=Counter(row.health for row in rows))  # fmt: skip

@@ -145,6 +145,14 @@ class TestAuth:
         forged = cookie.split(".")[0] + "." + cookie.split(".")[1][::-1]
         assert SessionSigner(SecretStr(UI_SECRET)).loads(forged) is None
 
+    def test_placeholder_ui_secret_refused(self) -> None:
+        from pydantic import ValidationError
+
+        from schemas.settings import Settings
+
+        with pytest.raises(ValidationError, match="ui_secret must be a real secret"):
+            Settings(_env_file=None, ui_secret="changeme")  # type: ignore[call-arg]  # noqa: S106 - the placeholder refused
+
     def test_expired_session_is_refused(self) -> None:
         signer = SessionSigner(SecretStr(UI_SECRET))
         assert signer.loads(signer.dumps(UiSession(nonce="n", expires=1, project="p", key_id="k"))) is None
@@ -349,6 +357,17 @@ class TestPages:
         assert api["status"] == "acked"
         assert api["ack_note"] == "<b>on it</b>"
         assert api["acked_by"].startswith("ui:key:")
+
+    def test_open_counts_match_the_open_alerts(self, app_client: tuple[TestClient, Seeded]) -> None:
+        """The overview's health counts equal the open alerts the API lists, acknowledged ones left out."""
+        from collections import Counter
+
+        client, _ = app_client
+        alerts = client.app.state.services.extras["monitoring"].alerts  # type: ignore[attr-defined]
+        listed = Counter((a["model"], a["severity"]) for a in alerts.list_alerts(PROJECT, status="open", limit=1000))
+        assert alerts.open_counts(PROJECT) == dict(listed)
+        assert alerts.list_alerts(PROJECT, status="acked", limit=1000)  # the ack test ran: some are left out
+        assert sum(listed.values()) < len(alerts.list_alerts(PROJECT, limit=1000))
 
     def test_feedback_filters_and_exports(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
