@@ -240,7 +240,9 @@ def main() -> int:
         stats_enabled=False, log_level="warning", log_format="console", ui_secret="bench-ui-secret-of-some-length",  # noqa: S106 - a throwaway database
     )  # type: ignore[call-arg]  # fmt: skip
     configure_logging(settings)
-    console.rule(f"[bold]dashboard pages: {args.events:,} events, {args.models} models, {args.requests} requests per page")
+    console.rule(
+        f"[bold]dashboard pages: {args.events:,} events, {args.models} models, {args.requests} requests per page"
+    )
     try:
         server = BackgroundServer(create_app(settings), free_port()).start()
         try:
