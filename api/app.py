@@ -28,6 +28,7 @@ from api.routes import (
     reports,
     stats,
 )
+from api.ui import router as ui_router
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.settings import Settings
 from streams import metrics
@@ -74,6 +75,7 @@ def create_app(
         app.state.services = services
     for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
+    app.include_router(ui_router)  # the dashboard at /ui (api/ui)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

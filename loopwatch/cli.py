@@ -94,11 +94,15 @@ def demo(
     events: Annotated[int, typer.Option(help="inference events to stream")] = 6_000,
     batch: Annotated[int, typer.Option(help="events per HTTP request")] = 200,
     data_dir: Annotated[Path | None, typer.Option(help="keep the demo's data here (default: a temp dir)")] = None,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="keep serving the dashboard until Ctrl-C (only on a terminal)")
+    ] = True,
 ) -> None:
-    """Start loopwatch, stream synthetic LLM traffic and late feedback through the API, read it back."""
+    """Start loopwatch, stream synthetic LLM traffic and late feedback through the API, read it back,
+    then print the dashboard URL (and keep serving it until Ctrl-C when run from a terminal)."""
     from loopwatch.demo.run import run_demo
 
-    raise typer.Exit(run_demo(console, events=events, batch=batch, data_dir=data_dir))
+    raise typer.Exit(run_demo(console, events=events, batch=batch, data_dir=data_dir, serve=serve))
 
 
 def _storage(settings: Settings, over_http: str) -> Storage:

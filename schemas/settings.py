@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "admin", "password"}
@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=5_000, ge=1)
     admin_key: SecretStr | None = None
+    ui_secret: SecretStr | None = Field(
+        default=None,
+        description="signs dashboard (/ui) session cookies; set the same value on every API replica "
+        "(unset: a random per-process secret, so sessions do not survive a restart or cross replicas)",
+    )
     public_url: str = "http://127.0.0.1:8000"
 
     monitors_file: Path | None = None
@@ -99,11 +104,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
-    @field_validator("admin_key")
+    @field_validator("admin_key", "ui_secret")
     @classmethod
-    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+    def _refuse_placeholder(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and (value.get_secret_value().lower() in _PLACEHOLDER_SECRETS or len(value) < 16):
-            raise ValueError("admin_key must be a real secret of at least 16 characters")
+            raise ValueError(f"{info.field_name} must be a real secret of at least 16 characters")
         return value
 
     @property

@@ -86,6 +86,27 @@ class KeyStore:
             return True, hit[1]
         return False, None
 
+    def live(self, key_id: str) -> ApiKey | None:
+        """The key with this id unless revoked (dashboard sessions name their key by id), cached like ``resolve``."""
+        cache_key = "id:" + key_id
+        with self._lock:
+            hit = self._cache.get(cache_key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        now = time.monotonic()
+        rows = self._storage.rows(
+            f"SELECT key_id, project, name, created_at, revoked FROM {self._storage.database}.api_keys FINAL "
+            "WHERE key_id = {key_id:String} LIMIT 1",
+            {"key_id": key_id},
+        )
+        key = None
+        if rows and not rows[0]["revoked"]:
+            r = rows[0]
+            key = ApiKey(r["key_id"], r["project"], r["name"], as_utc(r["created_at"]), False)
+        with self._lock:
+            self._cache[cache_key] = (now + _CACHE_SECONDS, key)
+        return key
+
     def resolve(self, token: str) -> ApiKey | None:
         """The live key for a bearer token, or None if unknown or revoked."""
         found, cached = self.cached(token)

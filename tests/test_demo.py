@@ -5,6 +5,7 @@ Run as a subprocess: the demo opens its own chDB data directory, and chDB allows
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_demo_counts_match(tmp_path: Path) -> None:
     result = subprocess.run(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "loopwatch", "demo", "--events", "1500", "--batch", "250", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "loopwatch", "demo", "--events", "1500", "--batch", "250", "--data-dir", str(tmp_path), "--no-serve"],
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "160", "HOME": str(tmp_path)},
     )  # fmt: skip
@@ -25,3 +26,47 @@ def test_demo_counts_match(tmp_path: Path) -> None:
     assert "alert within one window of it: yes" in out
     assert "verified with the monitor's secret: True" in out
     assert '"type": "header"' in out  # the Slack Block Kit rendering of the alert
+    assert re.search(r"open http://127\.0\.0\.1:\d+/ui and sign in with the demo project key: lw_", out)
+
+
+def test_demo_serves_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
+    """On a terminal the demo ends by serving the dashboard; the printed key signs in; Ctrl-C stops it."""
+    import os
+    import pty
+    import signal
+
+    import httpx
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "loopwatch", "demo", "--events", "1500", "--batch", "250", "--data-dir", str(tmp_path)],
+        cwd=REPO, stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "400", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    os.close(follower)
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "serving the dashboard until Ctrl-C" in line:
+                break
+        found = re.search(
+            r"open (http://127\.0\.0\.1:\d+)/ui and sign in with the demo project key: (lw_\S+)", "".join(seen)
+        )
+        assert found, "".join(seen)[-3000:]
+        url, token = found.groups()
+        with httpx.Client(base_url=url, timeout=30) as client:
+            page = client.get("/ui/signin").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+            assert csrf
+            client.post("/ui/signin", data={"csrf_token": csrf.group(1), "api_key": token})
+            overview = client.get("/ui")
+            assert overview.status_code == 200
+            assert 'data-model="gpt-4o-mini"' in overview.text
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)

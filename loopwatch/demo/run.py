@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 import tempfile
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,6 +134,7 @@ def demo_settings(workdir: Path, port: int) -> Settings:
         data_dir=workdir, log_format="console", log_level="warning", window_seconds=10,
         allowed_lateness_seconds=2, quality_refresh_seconds=0.2, reference_min_rows=100,
         allow_private_webhooks=True, delivery_backoff_seconds=0.2, public_url=f"http://127.0.0.1:{port}",
+        ui_secret=secrets.token_urlsafe(32),  # one process: a fresh secret per run (sessions end with it)
     )  # fmt: skip
 
 
@@ -208,7 +211,22 @@ def window_table(client: httpx.Client, model: str) -> Table:
     return table
 
 
-def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None) -> int:
+def serve_dashboard(console: Console, url: str, token: str, *, serve: bool) -> None:
+    """Print where the dashboard is; keep serving it until Ctrl-C when a person is at the terminal
+    (stdin is a TTY and not ``--no-serve``), so CI and scripts never wait."""
+    console.rule("[bold]dashboard")
+    console.print(f"open {url}/ui and sign in with the demo project key: {token}", soft_wrap=True)
+    if not serve or not sys.stdin.isatty():
+        return
+    console.print("serving the dashboard until Ctrl-C …")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping")
+
+
+def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None, serve: bool = True) -> int:
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="loopwatch-demo-"))
     port = free_port()
     settings = demo_settings(workdir, port)
@@ -239,9 +257,11 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
             if retrains:
                 console.print(f"retraining requested after 3 drifted windows: {retrains[0]['dataset']}")
             models, kinds, joined = read_back(client)
+        code = _summary(console, sent, sent_feedback, models, kinds, joined) or (0 if alerted else 1)
+        serve_dashboard(console, server.url, token, serve=serve)
     finally:
         server.stop()
-    return _summary(console, sent, sent_feedback, models, kinds, joined) or (0 if alerted else 1)
+    return code
 
 
 def _summary(

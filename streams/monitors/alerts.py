@@ -365,6 +365,16 @@ class AlertStore:
             params["until"] = ch_time(until)
         return self._alert_rows(project, where, params, status, limit)
 
+    def open_counts(self, project: str) -> dict[tuple[str, str], int]:
+        """Open (unacknowledged) alerts per (model, severity): the dashboard's health, without the rows."""
+        rows = self._storage.query(
+            f"SELECT model, severity, count() FROM {self._db}.alerts FINAL WHERE project = {{project:String}} "
+            f"AND alert_id NOT IN (SELECT alert_id FROM {self._db}.alert_acks WHERE project = {{project:String}}) "
+            "GROUP BY model, severity",
+            {"project": project},
+        ).result_rows
+        return {(str(model), str(severity)): int(count) for model, severity, count in rows}
+
     def get_alert(self, project: str, alert_id: str) -> dict[str, Any] | None:
         """One alert with every delivery attempt."""
         rows = self._alert_rows(project, ["alert_id = {alert_id:String}"], {"alert_id": alert_id}, None, 1)

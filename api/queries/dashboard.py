@@ -1,0 +1,230 @@
+"""Reads the dashboard needs beyond the API's: the project list, every model's recent windows in one
+query, the reference windows' means, and per-version latency. Per-window series of one model reuse
+``api.queries.stats``; alerts and monitors come from their stores in ``streams.monitors``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from streams.storage import Storage, as_utc, ch_time
+
+# The model-wide numbers of the overview: (family, metric) with dimension '' (family_drift has one per family).
+OVERVIEW_METRICS: tuple[tuple[str, str], ...] = (
+    ("latency", "count"),
+    ("latency", "latency_p95_ms"),
+    ("latency", "error_rate"),
+    ("cost", "cost_usd"),
+    ("quality", "thumbs_up_rate"),
+    ("drift", "dataset_drift"),
+    ("drift", "family_drift"),
+)
+
+
+# What the model page charts (per-column drift is aggregated separately: ``top_drifted_columns``).
+MODEL_PAGE_METRICS: tuple[str, ...] = (
+    "count", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "cost_usd", "input_tokens",
+    "output_tokens", "dataset_drift", "family_drift", "thumbs_up_rate", "accuracy", "mean_rating", "score_mean",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Point:
+    window_start: datetime
+    value: float
+    flagged: bool
+
+
+@dataclass(slots=True)
+class ModelWindows:
+    """One model's last windows per metric (oldest first) and the reference windows' mean per metric."""
+
+    model: str
+    series: dict[str, list[Point]] = field(default_factory=dict)
+    families: dict[str, Point] = field(default_factory=dict)  # latest family_drift verdict per family
+    reference: dict[str, float] = field(default_factory=dict)
+
+
+def projects(storage: Storage) -> list[str]:
+    """Every project with a key or an event (the admin's project picker)."""
+    db = storage.database
+    rows = storage.query(
+        f"SELECT DISTINCT project FROM {db}.api_keys UNION DISTINCT SELECT DISTINCT project FROM {db}.inferences"
+    ).result_rows
+    return sorted(str(row[0]) for row in rows)
+
+
+def model_windows(storage: Storage, project: str, windows: int) -> list[ModelWindows]:
+    """Every model of the project with its last ``windows`` windows of the overview metrics."""
+    db = storage.database
+    models = {
+        str(model): ModelWindows(str(model))
+        for (model,) in storage.query(
+            f"SELECT DISTINCT model FROM {db}.inferences WHERE project = {{project:String}}", {"project": project}
+        ).result_rows
+    }
+    wanted = " OR ".join(
+        f"(family = '{family}' AND metric = '{metric}'" + (")" if metric == "family_drift" else " AND dimension = '')")
+        for family, metric in OVERVIEW_METRICS
+    )
+    # Each model's last windows are found on the key columns of one series first, then only those
+    # windows are read, each row's newest version kept (what FINAL keeps: ReplacingMergeTree(computed_at))
+    # without FINAL's merge of every part of the project.
+    rows = storage.query(
+        "SELECT model, metric, dimension, window_start, value, flagged FROM ("
+        f"SELECT model, metric, dimension, window_start, value, flagged FROM {db}.window_stats "
+        f"WHERE project = {{project:String}} AND model_version = '' AND ({wanted}) AND (model, window_start) IN "
+        f"(SELECT model, window_start FROM {db}.window_stats WHERE project = {{project:String}} "
+        "AND family = 'latency' AND metric = 'count' AND dimension = '' AND model_version = '' "
+        "ORDER BY window_start DESC LIMIT {windows:UInt32} BY model) "
+        "ORDER BY computed_at DESC LIMIT 1 BY model, metric, dimension, window_start"
+        ") ORDER BY window_start DESC LIMIT {windows:UInt32} BY model, metric, dimension",
+        {"project": project, "windows": windows},
+    ).result_rows
+    for model, metric, dimension, start, value, flagged in reversed(rows):
+        summary = models.setdefault(str(model), ModelWindows(str(model)))
+        point = Point(as_utc(start), float(value), bool(flagged))
+        if metric == "family_drift":
+            summary.families[str(dimension)] = point  # rows run oldest first: the last one stays
+        else:
+            summary.series.setdefault(str(metric), []).append(point)
+    for model, metric, mean in _reference_means(storage, project):
+        if model in models:
+            models[model].reference[metric] = mean
+    return sorted(models.values(), key=lambda m: m.model)
+
+
+_REFERENCE_SECONDS = 30.0
+_reference_cache: dict[tuple[str, str], tuple[float, list[tuple[str, str, float]]]] = {}
+_reference_lock = threading.Lock()
+
+
+def _reference_means(storage: Storage, project: str) -> list[tuple[str, str, float]]:
+    """``_read_reference_means``, kept for 30 s: references change rarely (a first window once, an
+    upload now and then) and the join is the overview's most expensive read."""
+    key, now = (storage.database, project), time.monotonic()
+    with _reference_lock:
+        hit = _reference_cache.get(key)
+    if hit and hit[0] > now:
+        return hit[1]
+    means = _read_reference_means(storage, project)
+    with _reference_lock:
+        if len(_reference_cache) > 1000:
+            _reference_cache.clear()
+        _reference_cache[key] = (now + _REFERENCE_SECONDS, means)
+    return means
+
+
+def _read_reference_means(storage: Storage, project: str) -> list[tuple[str, str, float]]:
+    """Each model's mean of the overview metrics over its reference range (the active reference:
+    the explicit slot when there is one, else the first window); none for an uploaded dataset."""
+    db = storage.database
+    metrics = [metric for _, metric in OVERVIEW_METRICS if metric != "family_drift"]
+    rows = storage.query(
+        f"SELECT s.model, s.metric, avg(s.value) FROM {db}.window_stats AS s FINAL "
+        "INNER JOIN (SELECT model, argMax(range_start, (explicit, created_at)) AS rs, "
+        "argMax(range_end, (explicit, created_at)) AS re "
+        f"FROM {db}.references FINAL WHERE project = {{project:String}} GROUP BY model) AS r ON s.model = r.model "
+        "WHERE s.project = {project:String} AND s.model_version = '' AND s.dimension = '' "
+        "AND s.metric IN {metrics:Array(String)} AND r.rs IS NOT NULL "
+        # a bound on the primary key before the join: only windows inside some model's reference range
+        f"AND s.window_start >= (SELECT min(range_start) FROM {db}.references WHERE project = {{project:String}}) "
+        f"AND s.window_start < (SELECT max(range_end) FROM {db}.references WHERE project = {{project:String}}) "
+        "AND s.window_start >= r.rs AND s.window_end <= r.re GROUP BY s.model, s.metric",
+        {"project": project, "metrics": metrics},
+    ).result_rows
+    return [(str(model), str(metric), float(mean)) for model, metric, mean in rows]
+
+
+def _range(clauses: list[str], params: dict[str, Any], since: datetime | None, until: datetime | None) -> None:
+    """The window-overlap bounds ``api.queries.stats.stat_rows`` uses, so both read the same windows."""
+    if since:
+        clauses.append("window_end > {since:DateTime64(3, 'UTC')}")
+        params["since"] = ch_time(since)
+    if until:
+        clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
+        params["until"] = ch_time(until)
+
+
+def model_series(
+    storage: Storage, project: str, model: str, since: datetime | None, until: datetime | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Per family, the model-wide rows of the metrics the model page charts (one query instead of
+    four, ``details`` never parsed), shaped like ``stat_rows`` rows so ``rebucket`` re-buckets them
+    exactly as ``GET /v1/stats?interval=`` does."""
+    clauses = ["project = {project:String}", "model = {model:String}", "model_version = ''",
+               "metric IN {metrics:Array(String)}"]  # fmt: skip
+    params: dict[str, Any] = {"project": project, "model": model, "metrics": list(MODEL_PAGE_METRICS)}
+    _range(clauses, params, since, until)
+    rows = storage.query(
+        "SELECT family, window_start, window_end, metric, dimension, value, p_value, threshold, flagged, sample_size "
+        f"FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
+        "ORDER BY window_start, metric, dimension LIMIT 200000",
+        params,
+    ).result_rows
+    out: dict[str, list[dict[str, Any]]] = {"latency": [], "cost": [], "drift": [], "quality": []}
+    moments: dict[datetime, datetime] = {}  # rows share their window bounds: convert each once
+    for family, start, end, metric, dimension, value, p_value, threshold, flagged, size in rows:
+        if start not in moments:
+            moments[start] = as_utc(start)
+        if end not in moments:
+            moments[end] = as_utc(end)
+        out.setdefault(str(family), []).append({
+            "model": model, "model_version": "", "window_start": moments[start], "window_end": moments[end],
+            "metric": metric, "dimension": dimension, "value": value, "p_value": p_value, "threshold": threshold,
+            "flagged": bool(flagged), "sample_size": size, "details": {},
+        })  # fmt: skip
+    return out
+
+
+def top_drifted_columns(
+    storage: Storage, project: str, model: str, since: datetime | None, until: datetime | None, top: int = 10
+) -> list[dict[str, Any]]:
+    """Columns by the number of windows they drifted in over the range, then by their smallest p-value."""
+    clauses = ["project = {project:String}", "model = {model:String}", "model_version = ''", "family = 'drift'",
+               "metric = 'column_drift'"]  # fmt: skip
+    params: dict[str, Any] = {"project": project, "model": model, "top": top}
+    _range(clauses, params, since, until)
+    rows = storage.query(
+        "SELECT dimension, sum(flagged) AS drifted, count() AS windows, min(p_value) AS min_p "
+        f"FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
+        "GROUP BY dimension ORDER BY drifted DESC, min_p ASC, dimension LIMIT {top:UInt32}",
+        params,
+    ).result_rows
+    return [{"name": name, "flagged": int(drifted), "windows": int(windows), "min_p": min_p}
+            for name, drifted, windows, min_p in rows]  # fmt: skip
+
+
+def version_series(
+    storage: Storage, project: str, model: str, metric: str, since: datetime | None, until: datetime | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Per model version (those written per version: latency and cost), one metric's windows."""
+    clauses = ["project = {project:String}", "model = {model:String}", "model_version != ''",
+               "metric = {metric:String}", "dimension = ''"]  # fmt: skip
+    params: dict[str, Any] = {"project": project, "model": model, "metric": metric}
+    _range(clauses, params, since, until)
+    rows = storage.query(
+        f"SELECT model_version, window_start, value, sample_size FROM {storage.database}.window_stats FINAL "
+        f"WHERE {' AND '.join(clauses)} ORDER BY model_version, window_start LIMIT 100000",
+        params,
+    ).result_rows
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for version, start, value, size in rows:
+        out[str(version)].append({"window_start": as_utc(start), "value": float(value), "sample_size": int(size)})
+    return dict(out)
+
+
+def model_window_range(storage: Storage, project: str, model: str) -> tuple[datetime, datetime] | None:
+    """The first and last window start of a model (the model page's default range)."""
+    row = storage.query(
+        f"SELECT min(window_start), max(window_end), count() FROM {storage.database}.window_stats "
+        "WHERE project = {project:String} AND model = {model:String} AND family = 'latency' AND metric = 'count' "
+        "AND dimension = '' AND model_version = ''",
+        {"project": project, "model": model},
+    ).result_rows[0]
+    return None if not row[2] else (as_utc(row[0]), as_utc(row[1]))

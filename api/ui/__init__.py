@@ -1,0 +1,17 @@
+"""The web dashboard at ``/ui``: server-rendered pages over the API's query layer (see ``web``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.ui import alerts, assets, auth, fallback, feedback, models, monitors, overview, windows
+
+# Order matters: a window's path extends a model's (model names may hold "/"), and the fallback's
+# catch-all comes last.
+_PAGES = (assets, auth, overview, windows, models, alerts, feedback, monitors, fallback)
+
+router = APIRouter()
+for _module in _PAGES:
+    router.include_router(_module.router, include_in_schema=False)
+
+__all__ = ["router"]

@@ -1,0 +1,57 @@
+"""Sign in with a project API key (or the admin key: every project), switch project, sign out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.ui.session import UiSession, anonymous
+from api.ui.web import UiDep, UiRoute, VisitorDep, admin_matches, first, redirect
+
+router = APIRouter(prefix="/ui", route_class=UiRoute)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the dashboard (no //host, no scheme): an open redirect is a phishing tool."""
+    if target and target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ui"
+
+
+@router.get("/signin")
+def signin_page(ui: VisitorDep, next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+    return ui.render("signin.html", next=_safe_next(next), error=None)
+
+
+@router.post("/signin")
+async def signin(ui: VisitorDep) -> Response:
+    fields = await ui.form()
+    token, target = first(fields, "api_key"), _safe_next(first(fields, "next"))
+    fresh = anonymous()
+    if token and admin_matches(ui.services, token):
+        ui.sign_in(UiSession(nonce=fresh.nonce, expires=fresh.expires, admin=True))
+        return redirect(target)
+    key = await asyncio.to_thread(ui.services.keys.resolve, token) if token else None
+    if key is None:
+        return ui.render("signin.html", status_code=401, next=target, error="Unknown or revoked API key.")
+    ui.sign_in(UiSession(nonce=fresh.nonce, expires=fresh.expires, project=key.project, key_id=key.key_id))
+    return redirect(target)
+
+
+@router.post("/signout")
+async def signout(ui: VisitorDep) -> Response:
+    await ui.form()
+    ui.sign_in(anonymous())
+    return redirect("/ui/signin")
+
+
+@router.post("/project")
+async def switch_project(ui: UiDep) -> Response:
+    """The admin's project picker; a project key's session stays on its project."""
+    fields = await ui.form()
+    project = first(fields, "project")
+    if ui.session.admin and project in ui.session_projects():
+        ui.sign_in(ui.session.with_project(project))
+    return redirect("/ui")

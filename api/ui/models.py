@@ -1,0 +1,140 @@
+"""One model over a chosen range: latency and errors, cost and tokens per tag, drift per family and
+the most drifted columns, quality with 95 % bands, alert markers, and the split by model version.
+
+Series are ``window_stats`` rows read and re-bucketed exactly as ``GET /v1/stats?interval=`` does
+(``api.queries.stats``)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api.queries.dashboard import model_series, model_window_range, top_drifted_columns, version_series
+from api.queries.stats import rebucket
+from api.time_range import storable_range
+from api.ui import charts
+from api.ui.web import UiDep, UiRoute, parse_interval, parse_moment
+from streams.monitors import Monitoring
+from streams.runtime import Runtime
+
+router = APIRouter(prefix="/ui", route_class=UiRoute)
+DEFAULT_WINDOWS = 200
+INTERVALS = (("", "each window"), ("60", "1 minute"), ("300", "5 minutes"), ("3600", "1 hour"), ("86400", "1 day"))
+ModelPath = Annotated[str, Path(min_length=1, max_length=200)]
+Text = Annotated[str, Query(max_length=64)]
+
+
+def _series(rows: list[dict[str, Any]], metric: str, dimension: str = "") -> tuple[list[datetime], list[float]]:
+    picked = [r for r in rows if r["metric"] == metric and r["dimension"] == dimension]
+    return [r["window_start"] for r in picked], [r["value"] for r in picked]
+
+
+def _lines(rows: list[dict[str, Any]], metrics: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    traces = []
+    for index, (metric, label) in enumerate(metrics):
+        xs, ys = _series(rows, metric)
+        if xs:
+            traces.append(charts.line(label, xs, ys, index))
+    return traces
+
+
+def _quality(rows: list[dict[str, Any]], markers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rates with their 95 % Wilson band (from the sample size), means as lines."""
+    figures = []
+    for index, (metric, label) in enumerate((("thumbs_up_rate", "thumbs-up rate"), ("accuracy", "accuracy"))):
+        picked = [r for r in rows if r["metric"] == metric and r["dimension"] == ""]
+        if picked:
+            xs = [r["window_start"] for r in picked]
+            bands = [charts.wilson(r["value"], r["sample_size"]) for r in picked]
+            traces = charts.band(label, xs, [b[0] for b in bands], [b[1] for b in bands], index)
+            traces.append(charts.line(label, xs, [r["value"] for r in picked], index))
+            figures.append({"title": label, "id": f"chart-{metric}",
+                            "figure": charts.figure(traces, y_format=".0%", markers=markers)})  # fmt: skip
+    traces = _lines(rows, [("mean_rating", "mean rating")])
+    scores = sorted({r["dimension"] for r in rows if r["metric"] == "score_mean"})
+    for index, score in enumerate(scores, 1):
+        xs, ys = _series(rows, "score_mean", score)
+        traces.append(charts.line(f"score {score}", xs, ys, index))
+    if traces:
+        figures.append({"title": "ratings and scores", "id": "chart-ratings",
+                        "figure": charts.figure(traces, markers=markers)})  # fmt: skip
+    return figures
+
+
+def model_page_data(ui_project: str, model: str, services: Runtime, monitoring: Monitoring, since: datetime | None,
+                    until: datetime | None, interval: int | None) -> dict[str, Any]:  # fmt: skip
+    """Everything the model page draws (runs in a thread: several storage reads)."""
+    storage = services.storage
+    span = model_window_range(storage, ui_project, model)
+    if span is not None and since is None:
+        since = max(span[0], span[1] - timedelta(seconds=DEFAULT_WINDOWS * services.settings.window_seconds))
+    if span is not None and until is None:
+        until = span[1]
+    families = model_series(storage, ui_project, model, since, until)
+    if interval:
+        families = {family: rebucket(rows, interval) for family, rows in families.items()}
+    alerts = [a for a in monitoring.alerts.list_alerts(ui_project, model=model, limit=500)
+              if (since is None or a["window_end"] > since) and (until is None or a["window_start"] < until)]  # fmt: skip
+    markers = [{"x": charts.iso(a["window_start"]), "severity": a["severity"]} for a in alerts]
+    latency, cost, drift = families["latency"], families["cost"], families["drift"]
+    figures = [
+        {"title": "latency percentiles", "id": "chart-latency", "figure": charts.figure(
+            _lines(latency, [("latency_p50_ms", "p50"), ("latency_p95_ms", "p95"), ("latency_p99_ms", "p99")]),
+            y_title="ms", markers=markers)},
+        {"title": "error rate", "id": "chart-errors",
+         "figure": charts.figure(_lines(latency, [("error_rate", "error rate")]), y_format=".1%", markers=markers)},
+        {"title": "calls", "id": "chart-calls",
+         "figure": charts.figure(_lines(latency, [("count", "calls")]), markers=markers)},
+    ]  # fmt: skip
+    tags = sorted({r["dimension"] for r in cost if r["metric"] == "cost_usd" and r["dimension"]})
+    cost_traces = _lines(cost, [("cost_usd", "all")])
+    for index, tag in enumerate(tags, 1):
+        xs, ys = _series(cost, "cost_usd", tag)
+        cost_traces.append(charts.line(tag.removeprefix("tag:"), xs, ys, index))
+    figures.append({"title": "cost per tag (USD)", "id": "chart-cost",
+                    "figure": charts.figure(cost_traces, y_format="$.4f", markers=markers)})  # fmt: skip
+    figures.append({"title": "tokens", "id": "chart-tokens", "figure": charts.figure(
+        _lines(cost, [("input_tokens", "input"), ("output_tokens", "output")]), markers=markers)})  # fmt: skip
+    drift_families = sorted({r["dimension"] for r in drift if r["metric"] == "family_drift"})
+    drift_traces = []
+    for index, family in enumerate(drift_families):
+        xs, ys = _series(drift, "family_drift", family)
+        drift_traces.append(charts.line(family, xs, ys, index))
+    if not drift_traces:
+        drift_traces = _lines(drift, [("dataset_drift", "dataset")])
+    figures.append({"title": "drifted share per family", "id": "chart-drift",
+                    "figure": charts.figure(drift_traces, y_format=".0%", markers=markers)})  # fmt: skip
+    figures += _quality(families["quality"], markers)
+    versions = {}
+    for metric, label, fmt in (("count", "calls per version", ""), ("latency_p95_ms", "p95 latency per version", "")):
+        series = version_series(storage, ui_project, model, metric, since, until)
+        if len(series) > 1:
+            traces = [charts.line(version, [p["window_start"] for p in points], [p["value"] for p in points], i)
+                      for i, (version, points) in enumerate(sorted(series.items()))]  # fmt: skip
+            versions[metric] = {"title": label, "id": f"chart-version-{metric}",
+                                "figure": charts.figure(traces, y_format=fmt, markers=markers)}  # fmt: skip
+    windows = sorted(
+        {r["window_start"] for r in drift if r["metric"] in ("family_drift", "dataset_drift")}, reverse=True
+    )
+    flagged_windows = {r["window_start"] for r in drift if r["metric"] == "family_drift" and r["flagged"]}
+    return {
+        "figures": figures, "versions": list(versions.values()), "alerts": alerts, "top_columns": top_drifted_columns(storage, ui_project, model, since, until),
+        "windows": [(w, w in flagged_windows) for w in windows[:50]], "since": since, "until": until,
+        "has_data": span is not None,
+    }  # fmt: skip
+
+
+@router.get("/models/{model:path}")
+async def model_page(
+    model: ModelPath, ui: UiDep, since: Text = "", until: Text = "", interval: Annotated[str, Query(max_length=12)] = ""
+) -> Response:
+    start, end = storable_range(parse_moment("since", since), parse_moment("until", until))
+    seconds = parse_interval(interval)
+    monitoring = ui.services.monitoring
+    data = await asyncio.to_thread(model_page_data, ui.project, model, ui.services, monitoring, start, end,
+                                   None if seconds is None or ui.services.settings.window_seconds >= seconds else seconds)  # fmt: skip
+    return ui.render("model.html", model=model, intervals=INTERVALS, interval=interval,
+                     since_text=since, until_text=until, **data)  # fmt: skip

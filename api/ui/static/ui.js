@@ -1,0 +1,48 @@
+// loopwatch dashboard: progressive enhancement only. Pages work without this file; with it, charts
+// are drawn from the <script type="application/json" data-chart> blocks the server rendered, and a
+// few controls submit themselves. No inline script anywhere (the CSP forbids it).
+(function () {
+  "use strict";
+
+  function drawCharts() {
+    if (typeof window.Plotly === "undefined") { return; }
+    var blocks = document.querySelectorAll("script[type='application/json'][data-chart]");
+    Array.prototype.forEach.call(blocks, function (block) {
+      var target = document.getElementById(block.id.replace(/-data$/, ""));
+      if (!target) { return; }
+      var spec = JSON.parse(block.textContent);
+      var layout = spec.layout || {};
+      if (!spec.data || spec.data.length === 0) {
+        target.textContent = "No data in this range.";
+        target.className += " empty";
+        return;
+      }
+      window.Plotly.newPlot(target, spec.data, layout, {displayModeBar: false, responsive: true})
+        .then(function () { target.setAttribute("data-rendered", "true"); });
+    });
+  }
+
+  function autosubmit() {
+    var selects = document.querySelectorAll("select[data-autosubmit]");
+    Array.prototype.forEach.call(selects, function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+      var button = select.form.querySelector("button[type='submit']");
+      if (button) { button.hidden = true; }
+    });
+  }
+
+  function confirmations() {
+    var forms = document.querySelectorAll("form[data-confirm]");
+    Array.prototype.forEach.call(forms, function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    drawCharts();
+    autosubmit();
+    confirmations();
+  });
+}());

@@ -1,0 +1,100 @@
+"""One window of one model: each column's drift test (method, value, threshold, flag) with the
+reference and current distributions, the shift of the prompt/response descriptors, the family
+verdicts, and the Evidently report of the same window (served by the API's report code)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import datetime
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+
+from api.queries.stats import stat_rows
+from api.queries.windows import sampled_columns, window_key
+from api.routes.reports import drift_report
+from api.time_range import check_moment
+from api.ui import charts
+from api.ui.web import UiDep, UiRoute, parse_moment
+from detectors import CategoricalReference, NumericReference
+from streams.runtime import Runtime
+
+router = APIRouter(prefix="/ui", route_class=UiRoute)
+ModelPath = Annotated[str, Path(min_length=1, max_length=200)]
+StartPath = Annotated[str, Path(min_length=1, max_length=64)]
+DISTRIBUTIONS = 6
+DESCRIPTOR_PREFIXES = ("prompt.", "response.")
+
+
+def _start(text: str) -> datetime:
+    moment = parse_moment("window", text)
+    if moment is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no window given")
+    check_moment(["path", "window"], moment)
+    return moment
+
+
+def _distribution(reference: Any, current: np.ndarray | None) -> dict[str, Any] | None:
+    if current is None:
+        return None
+    if isinstance(reference, CategoricalReference) or current.dtype.kind in "OUS":
+        ref_counts = (
+            {str(k): float(c) for k, c in zip(reference.counts.keys, reference.counts.counts, strict=True)}
+            if isinstance(reference, CategoricalReference) else {}
+        )  # fmt: skip
+        cur_counts = Counter(str(v) for v in current if v is not None)
+        return charts.category_pair(ref_counts, {k: float(v) for k, v in cur_counts.items()})
+    sample = np.asarray(reference.sample, dtype=float) if isinstance(reference, NumericReference) else None
+    return charts.histogram_pair(sample, np.asarray(current, dtype=float))
+
+
+def window_data(services: Runtime, project: str, model: str, start: datetime, column: str | None) -> dict[str, Any]:
+    storage, settings = services.storage, services.settings
+    key = window_key(project, model, start, settings.window_seconds)
+    start, end = key.start, key.end
+    rows = [r for r in stat_rows(storage, project, "drift", model=model, model_version="", metric=None, dimension=None,
+                                 since=start, until=end, limit=100_000) if r["window_start"] == start]  # fmt: skip
+    columns = sorted((r for r in rows if r["metric"] == "column_drift"),
+                     key=lambda r: (not r["flagged"], r["p_value"] if r["p_value"] is not None else 1.0, r["dimension"]))  # fmt: skip
+    families = [r for r in rows if r["metric"] == "family_drift"]
+    dataset = next((r for r in rows if r["metric"] == "dataset_drift"), None)
+    reference = services.references.get(project, model)
+    current = sampled_columns(storage, key, settings.drift_sample_rows)
+    profile = reference.profile.columns if reference is not None else {}
+    shown = [column] if column else [r["dimension"] for r in columns[:DISTRIBUTIONS]]
+    distributions = []
+    for index, name in enumerate(shown):
+        figure = _distribution(profile.get(name), current.columns.get(name))
+        if figure is not None:
+            distributions.append({"title": name, "id": f"chart-dist-{index}", "figure": figure})
+    descriptors = []
+    for name in sorted(current.columns):
+        ref = profile.get(name)
+        if name.startswith(DESCRIPTOR_PREFIXES) and isinstance(ref, NumericReference):
+            values = np.asarray(current.columns[name], dtype=float)
+            mean = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+            change = (mean - ref.mean) / abs(ref.mean) if ref.mean else None
+            flagged = next((r["flagged"] for r in columns if r["dimension"] == name), False)
+            descriptors.append({"name": name, "reference": ref.mean, "current": mean, "change": change,
+                                "flagged": flagged})  # fmt: skip
+    return {"start": start, "end": end, "columns": columns, "families": families, "dataset": dataset,
+            "distributions": distributions, "descriptors": descriptors, "rows": current.rows,
+            "reference": reference}  # fmt: skip
+
+
+@router.get("/models/{model:path}/windows/{start}/report")
+async def window_report(model: ModelPath, start: StartPath, ui: UiDep) -> Response:
+    """The API's Evidently page, with its own per-page CSP (it keeps it: ``secure`` only fills gaps)."""
+    return await asyncio.to_thread(drift_report, ui.project, ui.services, model, _start(start))
+
+
+@router.get("/models/{model:path}/windows/{start}")
+async def window_page(
+    model: ModelPath, start: StartPath, ui: UiDep, column: Annotated[str, Query(max_length=300)] = ""
+) -> Response:
+    data = await asyncio.to_thread(window_data, ui.services, ui.project, model, _start(start), column or None)
+    if not data["columns"] and not data["families"] and not data["rows"]:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statistics of {model!r} in the window at {start}")
+    return ui.render("window.html", model=model, column=column, **data)

@@ -1,0 +1,446 @@
+"""The dashboard over the real app (TestClient, embedded runner, chDB): sign-in and sessions, CSRF,
+the security headers of every /ui response, hostile names staying text, and each page's content."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import html5lib
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from api import create_app
+from api.ui.session import COOKIE, SessionSigner, UiSession, anonymous
+from tests.ui.conftest import (
+    ADMIN_KEY,
+    HOSTILE_COMMENT,
+    HOSTILE_FEATURE,
+    HOSTILE_MODEL,
+    HOSTILE_PROJECT,
+    HOSTILE_TAG,
+    PROJECT,
+    UI_SECRET,
+    Seeded,
+    csrf_of,
+    dashboard_settings,
+    seed,
+)
+
+HOSTILE = (HOSTILE_MODEL, HOSTILE_FEATURE, HOSTILE_TAG, HOSTILE_COMMENT)
+
+
+@pytest.fixture(scope="module")
+def app_client(data_dir: Path) -> Iterator[tuple[TestClient, Seeded]]:
+    with TestClient(create_app(dashboard_settings(data_dir))) as client:
+        seeded = seed(client, client.app.state.services)  # type: ignore[attr-defined]
+        yield client, seeded
+        storage = client.app.state.services.storage  # type: ignore[attr-defined]
+    storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+
+
+def sign_in(client: TestClient, token: str) -> None:
+    client.cookies.clear()
+    page = client.get("/ui/signin")
+    response = client.post("/ui/signin", data={"csrf_token": csrf_of(page.text), "api_key": token, "next": "/ui"},
+                           follow_redirects=False)  # fmt: skip
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/ui"
+
+
+def scripts_and_handlers(page: str) -> tuple[list[str], list[str]]:
+    """Executable scripts (not JSON data blocks) and on* attributes, as a browser's parser sees the page."""
+    tree = html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
+    scripts = [s.get("src", "") for s in tree.iter("script") if s.get("type") != "application/json"]
+    handlers = [name for element in tree.iter() for name in element.attrib if name.lower().startswith("on")]
+    return scripts, handlers
+
+
+class TestAuth:
+    """Every page needs a session; sessions come from a project key or the admin key."""
+
+    def test_pages_redirect_to_sign_in(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, _ = app_client
+        client.cookies.clear()
+        for path in (
+            "/ui",
+            f"/ui/models/{quote(HOSTILE_MODEL, safe='')}",
+            "/ui/alerts",
+            "/ui/feedback",
+            "/ui/monitors",
+        ):
+            response = client.get(path, follow_redirects=False)
+            assert response.status_code == 303, path
+            assert response.headers["location"] == f"/ui/signin?next={quote(path, safe='')}"
+
+    def test_session_cookie_is_httponly_strict(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        client.cookies.clear()
+        page = client.get("/ui/signin")
+        response = client.post("/ui/signin", data={"csrf_token": csrf_of(page.text), "api_key": seeded.token},
+                               follow_redirects=False)  # fmt: skip
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith(f"{COOKIE}=")
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
+        assert "Path=/ui" in cookie
+        assert client.get("/ui").status_code == 200
+
+    def test_wrong_key_is_refused(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, _ = app_client
+        client.cookies.clear()
+        page = client.get("/ui/signin")
+        response = client.post("/ui/signin", data={"csrf_token": csrf_of(page.text), "api_key": "lw_nope"})
+        assert response.status_code == 401
+        assert "Unknown or revoked API key" in response.text
+        assert client.get("/ui", follow_redirects=False).status_code == 303
+
+    def test_open_redirect_refused(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        client.cookies.clear()
+        page = client.get("/ui/signin")
+        response = client.post("/ui/signin", follow_redirects=False, data={
+            "csrf_token": csrf_of(page.text), "api_key": seeded.token, "next": "//evil.example/ui"})  # fmt: skip
+        assert response.headers["location"] == "/ui"
+
+    def test_project_key_sees_only_its_project(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        page = client.get("/ui").text
+        assert "gpt-4o-mini" in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" not in page  # the hostile project's model
+        assert 'id="project-picker"' not in page
+
+    def test_admin_sees_and_switches_projects(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, _ = app_client
+        sign_in(client, ADMIN_KEY)
+        page = client.get("/ui").text
+        assert f'<option value="{HOSTILE_PROJECT}"' in page
+        assert f'<option value="{PROJECT}"' in page
+        response = client.post("/ui/project", data={"csrf_token": csrf_of(page), "project": HOSTILE_PROJECT},
+                               follow_redirects=False)  # fmt: skip
+        assert response.status_code == 303
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/ui").text
+
+    def test_revoked_key_ends_its_sessions(self, data_dir: Path) -> None:
+        with TestClient(create_app(dashboard_settings(data_dir))) as client:
+            keys = client.app.state.services.keys  # type: ignore[attr-defined]
+            new = keys.create("short-lived", "ui")
+            sign_in(client, new.token)
+            assert client.get("/ui", follow_redirects=False).status_code == 200
+            keys.revoke(new.key.key_id)
+            assert client.get("/ui", follow_redirects=False).status_code == 303
+            client.app.state.services.storage.command(  # type: ignore[attr-defined]
+                f"DROP DATABASE IF EXISTS {client.app.state.services.storage.database}"  # type: ignore[attr-defined]
+            )
+
+    def test_replicas_with_the_same_secret_accept_each_others_cookies(self) -> None:
+        session = UiSession(nonce="n", expires=anonymous().expires, project="p", key_id="k")
+        cookie = SessionSigner(SecretStr(UI_SECRET)).dumps(session)
+        assert SessionSigner(SecretStr(UI_SECRET)).loads(cookie) == session
+        assert SessionSigner(SecretStr("another-secret-of-enough-length")).loads(cookie) is None
+        forged = cookie.split(".")[0] + "." + cookie.split(".")[1][::-1]
+        assert SessionSigner(SecretStr(UI_SECRET)).loads(forged) is None
+
+    def test_placeholder_ui_secret_refused(self) -> None:
+        from pydantic import ValidationError
+
+        from schemas.settings import Settings
+
+        with pytest.raises(ValidationError, match="ui_secret must be a real secret"):
+            Settings(_env_file=None, ui_secret="changeme")  # type: ignore[call-arg]  # noqa: S106 - the placeholder refused
+
+    def test_expired_session_is_refused(self) -> None:
+        signer = SessionSigner(SecretStr(UI_SECRET))
+        assert signer.loads(signer.dumps(UiSession(nonce="n", expires=1, project="p", key_id="k"))) is None
+
+
+class TestCsrf:
+    """Every form POST needs the token of the session that shows the form."""
+
+    def test_sign_in_without_token_refused(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        client.cookies.clear()
+        client.get("/ui/signin")
+        response = client.post("/ui/signin", data={"api_key": seeded.token}, follow_redirects=False)
+        assert response.status_code == 403
+        assert client.get("/ui", follow_redirects=False).status_code == 303
+
+    def test_token_of_another_session_refused(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        other = csrf_of(client.get("/ui").text)
+        sign_in(client, seeded.token)  # a new session: a new nonce
+        monitoring = client.app.state.services.monitoring  # type: ignore[attr-defined]
+        alert = monitoring.alerts.list_alerts(PROJECT, status="open", limit=1)[0]
+        response = client.post(f"/ui/alerts/{alert['alert_id']}/ack", data={"csrf_token": other, "note": "x"},
+                               follow_redirects=False)  # fmt: skip
+        assert response.status_code == 403
+        assert monitoring.alerts.get_alert(PROJECT, alert["alert_id"])["status"] == "open"
+
+    def test_sign_out_needs_the_token(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        assert client.post("/ui/signout", data={"csrf_token": "forged"}, follow_redirects=False).status_code == 403
+        assert client.get("/ui", follow_redirects=False).status_code == 200
+
+
+class TestHeaders:
+    """A strict CSP (no inline script, no eval, no inline style) on every /ui response."""
+
+    PATHS = ("/ui", "/ui/signin", "/ui/alerts", "/ui/feedback", "/ui/monitors", "/ui/models/gpt-4o-mini",
+             "/ui/static/ui.js", "/ui/static/ui.css", "/ui/static/vendor/plotly.min.js", "/ui/static/nope.js",
+             "/ui/alerts/does-not-exist", "/ui/models/gpt-4o-mini?since=yesterday", "/ui/no/such/page",
+             "/ui/models/" + "m" * 201, "/ui/feedback?cursor=not-a-cursor")  # fmt: skip
+
+    def test_csp_on_every_response(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        for signed_in in (False, True):
+            if signed_in:
+                sign_in(client, seeded.token)
+            else:
+                client.cookies.clear()
+            for path in self.PATHS:
+                response = client.get(path, follow_redirects=False)
+                policy = response.headers.get("content-security-policy", "")
+                directives = {d.split()[0]: d.split()[1:] for d in policy.split("; ") if d}
+                assert directives.get("script-src") == ["'self'"], (path, policy)
+                assert directives.get("style-src") == ["'self'"], (path, policy)
+                assert directives.get("default-src") == ["'none'"], (path, policy)
+                assert "unsafe" not in policy, path
+                assert response.headers["x-content-type-options"] == "nosniff"
+                assert response.headers["x-frame-options"] == "DENY"
+
+    def test_errors_are_pages_too(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        for path, code in (("/ui/no/such/page", 404), ("/ui/models/" + "m" * 201, 422), ("/ui/alerts?kind=nope", 422)):
+            response = client.get(path)
+            assert response.status_code == code, path
+            assert response.headers["content-type"].startswith("text/html"), path
+        assert client.post("/ui/nothing-here", data={"a": "b"}).status_code == 404
+
+    def test_templates_and_static_files_are_package_data(self) -> None:
+        """A non-editable install carries every template and static file (pyproject's package-data globs)."""
+        import fnmatch
+        import tomllib
+
+        root = Path(__file__).resolve().parents[2]
+        globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["api.ui"]
+        folder = root / "api" / "ui"
+        for path in [*(folder / "templates").iterdir(), *(folder / "static").iterdir()]:
+            relative = path.relative_to(folder).as_posix()
+            assert any(fnmatch.fnmatch(relative, pattern) for pattern in globs), relative
+
+    def test_plotly_served_from_the_installed_package(self, app_client: tuple[TestClient, Seeded]) -> None:
+        import plotly
+
+        client, _ = app_client
+        response = client.get("/ui/static/vendor/plotly.min.js")
+        assert response.status_code == 200
+        bundle = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+        assert response.content == bundle.read_bytes()
+        assert response.headers["content-type"].startswith("text/javascript")
+
+    def test_no_inline_script_or_handler_in_any_page(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        for path in ("/ui", "/ui/models/gpt-4o-mini", "/ui/alerts", "/ui/feedback", "/ui/monitors", "/ui/signin"):
+            page = client.get(path).text
+            scripts, handlers = scripts_and_handlers(page)
+            assert all(src.startswith("/ui/static/") for src in scripts), (path, scripts)
+            assert handlers == [], path
+
+
+class TestHostileNames:
+    """Model, feature, tag and feedback text from ingest never become markup."""
+
+    def test_escaped_everywhere(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.hostile_token)
+        model = quote(HOSTILE_MODEL, safe="")
+        pages = {"/ui": client.get("/ui").text, "model": client.get(f"/ui/models/{model}").text,
+                 "feedback": client.get("/ui/feedback").text}  # fmt: skip
+        window = client.get(f"/ui/models/{model}/windows/2026-06-01T12:00:10%2B00:00")
+        assert window.status_code == 200, window.text[:300]
+        pages["window"] = window.text
+        for name, page in pages.items():
+            for hostile in HOSTILE:
+                assert hostile not in page, (name, hostile)
+            scripts, handlers = scripts_and_handlers(page)
+            assert all(src.startswith("/ui/static/") for src in scripts), (name, scripts)
+            assert handlers == [], name
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["/ui"]
+        assert "alert(4)" in pages["feedback"]  # shown, as text
+        assert "\\u003cimg src=x onerror=alert(2)\\u003e" in pages["window"] or "&lt;img" in pages["window"]
+
+
+class TestPages:
+    """What each page shows for the demo-like traffic (a drift from the second window)."""
+
+    def test_overview_flags_the_drifted_models(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        tree = html5lib.parse(client.get("/ui").text, treebuilder="etree", namespaceHTMLElements=False)
+        rows = {row.get("data-model"): row for row in tree.iter("tr") if row.get("data-model")}
+        assert set(rows) == {"gpt-4o-mini", "claude-3-5-haiku-latest", "llama-3-8b-internal"}
+        for row in rows.values():
+            assert row.get("data-health") in ("critical", "warning")
+            text = "".join(row.itertext())
+            assert "drifted:" in text
+            assert "vs ref" in text  # the change against the reference windows
+            assert any(str(el.tag).endswith("}svg") for el in row.iter())  # sparklines
+
+    def test_model_page_has_every_chart_with_data(self, app_client: tuple[TestClient, Seeded]) -> None:
+        import json
+
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        for interval in ("", "20"):
+            response = client.get("/ui/models/gpt-4o-mini", params={"interval": interval})
+            assert response.status_code == 200
+            tree = html5lib.parse(response.text, treebuilder="etree", namespaceHTMLElements=False)
+            blocks = {
+                s.get("id"): json.loads(s.text) for s in tree.iter("script") if s.get("type") == "application/json"
+            }
+            for chart in (
+                "chart-latency",
+                "chart-errors",
+                "chart-cost",
+                "chart-tokens",
+                "chart-drift",
+                "chart-thumbs_up_rate",
+            ):
+                assert blocks[f"{chart}-data"]["data"], (interval, chart)
+            assert blocks["chart-drift-data"]["layout"]["shapes"]  # alert markers on the time axis
+            assert {t["name"] for t in blocks["chart-cost-data"]["data"]} >= {"all", "route=/chat"}
+            thumbs = blocks["chart-thumbs_up_rate-data"]["data"]
+            assert any(t.get("fill") == "tonexty" for t in thumbs)  # the confidence band
+            assert "chart-version-count-data" in blocks  # two model versions
+        assert client.get("/ui/models/gpt-4o-mini", params={"since": "nope"}).status_code == 422
+
+    def test_window_drill_down(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        page = client.get("/ui/models/gpt-4o-mini/windows/2026-06-01T12:00:20%2B00:00")
+        assert page.status_code == 200, page.text[:300]
+        tree = html5lib.parse(page.text, treebuilder="etree", namespaceHTMLElements=False)
+        table = next(t for t in tree.iter("table") if t.get("id") == "column-drift")
+        flagged = [r for r in table.iter("tr") if r.get("class") == "flagged"]
+        assert flagged, "no drifted column in the drifted window"
+        assert "prompt." in page.text
+        assert "response." in page.text
+        report = client.get("/ui/models/gpt-4o-mini/windows/2026-06-01T12:00:20%2B00:00/report")
+        assert report.status_code == 200
+        assert "sha256-" in report.headers["content-security-policy"]  # the report's own hashed CSP
+        assert client.get("/ui/models/gpt-4o-mini/windows/2030-01-01T00:00:00").status_code == 404
+
+    def test_ack_with_a_note(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        page = client.get("/ui/alerts", params={"status": "open", "model": "llama-3-8b-internal"}).text
+        alert_id = next(
+            r.get("data-alert")
+            for r in html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False).iter("tr")
+            if r.get("data-alert")
+        )
+        detail = client.get(f"/ui/alerts/{alert_id}").text
+        response = client.post(f"/ui/alerts/{alert_id}/ack", data={"csrf_token": csrf_of(detail), "note": "<b>on it</b>"},
+                               follow_redirects=True)  # fmt: skip
+        assert response.status_code == 200
+        assert "Acknowledged." in response.text
+        assert "&lt;b&gt;on it&lt;/b&gt;" in response.text
+        api = client.get(f"/v1/alerts/{alert_id}", headers={"authorization": f"Bearer {seeded.token}"}).json()
+        assert api["status"] == "acked"
+        assert api["ack_note"] == "<b>on it</b>"
+        assert api["acked_by"].startswith("ui:key:")
+
+    def test_open_counts_match_the_open_alerts(self, app_client: tuple[TestClient, Seeded]) -> None:
+        """The overview's health counts equal the open alerts the API lists, acknowledged ones left out."""
+        from collections import Counter
+
+        client, _ = app_client
+        alerts = client.app.state.services.monitoring.alerts  # type: ignore[attr-defined]
+        listed = Counter((a["model"], a["severity"]) for a in alerts.list_alerts(PROJECT, status="open", limit=1000))
+        assert alerts.open_counts(PROJECT) == dict(listed)
+        assert alerts.list_alerts(PROJECT, status="acked", limit=1000)  # the ack test ran: some are left out
+        assert sum(listed.values()) < len(alerts.list_alerts(PROJECT, limit=1000))
+
+    def test_feedback_filters_and_exports(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        page = client.get("/ui/feedback", params={"kind": "correction", "model": "gpt-4o-mini"}).text
+        tree = html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
+        kinds = {a.get("data-kind") for a in tree.iter("article")}
+        assert kinds == {"correction"}
+        first_page = client.get("/ui/feedback", params={"kind": "thumbs"}).text
+        link = re.search(r'rel="next" href="([^"]+)"', first_page)
+        assert link, "no next page"
+        second = client.get(link.group(1).replace("&amp;", "&")).text
+        assert "First page" in second
+        assert second != first_page
+        csv_export = client.get(
+            "/ui/feedback/export", params={"format": "csv", "kind": "correction", "model": "gpt-4o-mini"}
+        )
+        assert csv_export.status_code == 200
+        api = client.get("/v1/feedback/export", params={"format": "csv", "kind": "correction", "model": "gpt-4o-mini"},
+                         headers={"authorization": f"Bearer {seeded.token}"})  # fmt: skip
+        assert csv_export.content == api.content  # the same export code
+        assert client.get("/ui/feedback", params={"tag": "no-colon"}).status_code == 422
+
+    def test_invalid_monitor_shows_the_api_message(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        form = client.get("/ui/monitors/new").text
+        fields = {"csrf_token": csrf_of(form), "name": "p95 change", "scope": "*", "family": "latency",
+                  "metric": "latency_p95_ms", "dimension": "", "condition_type": "p_value", "severity": "warning",
+                  "enabled": "on"}  # fmt: skip
+        page = client.post("/ui/monitors/new", data=fields)
+        assert page.status_code == 422
+        api = client.post("/v1/monitors", headers={"authorization": f"Bearer {seeded.token}"}, json={
+            "name": "p95 change", "family": "latency", "metric": "latency_p95_ms", "condition": {"type": "p_value"}})  # fmt: skip
+        assert api.status_code == 422
+        message = api.json()["detail"][0]["msg"]
+        assert "carries no p-value" in message
+        assert message.replace("'", "&#39;") in page.text
+
+    def test_create_then_edit_a_monitor(self, data_dir: Path) -> None:
+        """A valid form creates the monitor (replacing the built-ins), editing it keeps its masked secret,
+        and the built-ins' read-only refusal is the API's 409 message."""
+        with TestClient(create_app(dashboard_settings(data_dir, allow_private_webhooks=True))) as client:
+            services = client.app.state.services  # type: ignore[attr-defined]
+            token = services.keys.create("monitors", "ui").token
+            sign_in(client, token)
+            builtin = client.get("/ui/monitors/default-family-drift")
+            assert builtin.status_code == 200
+            refused = client.post("/ui/monitors/default-family-drift", data={
+                "csrf_token": csrf_of(builtin.text), "name": "mine now", "scope": "*", "family": "drift",
+                "metric": "family_drift", "condition_type": "flagged", "severity": "warning"})  # fmt: skip
+            assert refused.status_code == 409
+            assert "is a built-in default and read-only" in refused.text
+            form = client.get("/ui/monitors/new").text
+            channels = '[{"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret-value-of-16-chars"}]'
+            created = client.post("/ui/monitors/new", follow_redirects=False, data={
+                "csrf_token": csrf_of(form), "monitor_id": "p95", "name": "slow", "scope": "*", "family": "latency",
+                "metric": "latency_p95_ms", "condition_type": "threshold", "operator": "gt", "value": "2000",
+                "severity": "critical", "enabled": "on", "channels": channels})  # fmt: skip
+            assert created.status_code == 303, re.findall(r"<li>(.*?)</li>", created.text)
+            edit = client.get("/ui/monitors/p95").text
+            assert "s3cret-value-of-16-chars" not in edit  # masked in the form
+            masked = re.search(r'<textarea id="m-channels" name="channels"[^>]*>(.*?)</textarea>', edit, re.DOTALL)
+            assert masked
+            import html
+
+            saved = client.post("/ui/monitors/p95", follow_redirects=False, data={
+                "csrf_token": csrf_of(edit), "name": "slower", "scope": "*", "family": "latency",
+                "metric": "latency_p95_ms", "condition_type": "threshold", "operator": "gt", "value": "3000",
+                "severity": "critical", "enabled": "on", "channels": html.unescape(masked.group(1))})  # fmt: skip
+            assert saved.status_code == 303, re.findall(r"<li>(.*?)</li>", saved.text)
+            monitor = services.monitoring.store.get("monitors", "p95")
+            assert monitor.name == "slower"
+            assert monitor.condition.value == 3000
+            assert monitor.channels[0].secret.get_secret_value() == "s3cret-value-of-16-chars"  # kept through the mask
+            services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
