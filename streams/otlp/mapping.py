@@ -311,16 +311,25 @@ def _indexed(attrs: Attributes, prefix: str, role_suffix: str, content_suffix: s
     return [found[index] for index in sorted(found)]
 
 
-def _texts(found: dict[str, Value], indexed: Attributes, span: Span) -> tuple[str | None, str | None]:
-    scopes: list[Mapping[str, Value]] = [found]
-    scopes += [_gather(event.attributes)[0] for event in span.events if event.name == DETAILS_EVENT]
+def _prompt(scope: Mapping[str, Value]) -> str | None:
+    system = scope.get(SYSTEM_INSTRUCTIONS)
+    turns = [("system", _parts_text(_loads(system)))] if system is not None else []
+    return _render(turns + _semconv_messages(scope.get(INPUT_MESSAGES)))
+
+
+def _texts(
+    found: dict[str, Value], indexed: Attributes, details: list[dict[str, Value]]
+) -> tuple[str | None, str | None]:
+    """Prompt and response from the span's attributes, then its details events (``details``)."""
     prompt: str | None = None
     response: str | None = None
-    for scope in scopes:
+    if INPUT_MESSAGES in found or SYSTEM_INSTRUCTIONS in found:
+        prompt = _prompt(found)
+    if OUTPUT_MESSAGES in found:
+        response = _render(_semconv_messages(found[OUTPUT_MESSAGES]))
+    for scope in details:
         if prompt is None and (INPUT_MESSAGES in scope or SYSTEM_INSTRUCTIONS in scope):
-            system = scope.get(SYSTEM_INSTRUCTIONS)
-            turns = [("system", _parts_text(_loads(system)))] if system is not None else []
-            prompt = _render(turns + _semconv_messages(scope.get(INPUT_MESSAGES)))
+            prompt = _prompt(scope)
         if response is None and OUTPUT_MESSAGES in scope:
             response = _render(_semconv_messages(scope[OUTPUT_MESSAGES]))
     if indexed:
@@ -328,8 +337,10 @@ def _texts(found: dict[str, Value], indexed: Attributes, span: Span) -> tuple[st
             prompt = prompt or _render(_indexed(indexed, prefix, role, content))
         for prefix, role, content in INDEXED_RESPONSE:
             response = response or _render(_indexed(indexed, prefix, role, content))
-    prompt = prompt or _name(found.get(RAW_PROMPT))
-    response = response or _name(found.get(RAW_RESPONSE))
+    if prompt is None:
+        prompt = _name(found.get(RAW_PROMPT))
+    if response is None:
+        response = _name(found.get(RAW_RESPONSE))
     return (
         None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
         None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
@@ -339,8 +350,9 @@ def _texts(found: dict[str, Value], indexed: Attributes, span: Span) -> tuple[st
 # --- spans → inference records ---------------------------------------------------------------------------
 
 
-def _slots() -> dict[str, tuple[tuple[str, int], ...]]:
-    """Attribute name → the slots it fills, with its rank there (lower wins): the tables, inverted."""
+def _slots() -> dict[str, tuple[tuple[tuple[str, int], ...], bool]]:
+    """Attribute name → (the slots it fills with its rank there, lower wins; whether it is ``gen_ai.*``):
+    the tables, inverted."""
     slots: dict[str, list[tuple[str, int]]] = {}
     tables = [*FIELDS.items(), *((f"features.{name}", keys) for name, (keys, _) in FEATURES.items()),
               *((f"tags.{name}", keys) for name, keys in TAGS.items()), ("model_version", MODEL_VERSION)]  # fmt: skip
@@ -349,20 +361,24 @@ def _slots() -> dict[str, tuple[tuple[str, int], ...]]:
             slots.setdefault(key, []).append((slot, rank))
     for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES, RAW_PROMPT, RAW_RESPONSE, OPENINFERENCE_KIND):
         slots.setdefault(key, []).append((key, 0))
-    return {key: tuple(found) for key, found in slots.items()}
+    return {key: (tuple(found), key.startswith("gen_ai.")) for key, found in slots.items()}
 
 
 _SLOTS = _slots()
 _UNRANKED = 1 << 30
-_TAG_SLOTS = tuple((name, f"tags.{name}") for name in TAGS)
+_TAG_NAMES = {f"tags.{name}": name for name in TAGS}
 _FEATURE_SLOTS = tuple((name, f"features.{name}", scale) for name, (_, scale) in FEATURES.items())
 _INDEXED_PREFIXES = tuple(prefix for prefix, _, _ in (*INDEXED_PROMPT, *INDEXED_RESPONSE))
 
 
 def _gather(attributes: Iterable[KeyValue]) -> tuple[dict[str, Value], dict[str, AnyValue], bool]:
     """One pass over the attributes: every slot's winning value, the indexed message attributes, and
-    whether any ``gen_ai.*`` attribute was seen. (Looking every table key up instead costs several
-    times more: this is the hot loop of OTLP ingest.)"""
+    whether any ``gen_ai.*`` attribute was seen.
+
+    This is the hot loop of OTLP ingest, and reading upb's ``KeyValue``/``AnyValue`` wrappers is most of
+    its cost, so: each attribute is read once, values of attributes no table names are never decoded,
+    and a string value (the common case) is taken without asking the oneof which kind it holds.
+    """
     found: dict[str, Value] = {}
     ranks: dict[str, int] = {}
     indexed: dict[str, AnyValue] = {}
@@ -370,15 +386,25 @@ def _gather(attributes: Iterable[KeyValue]) -> tuple[dict[str, Value], dict[str,
     slots_of = _SLOTS.get
     for item in attributes:
         key = item.key
-        if not genai and key.startswith("gen_ai."):
-            genai = True
-        slots = slots_of(key)
-        if slots is None:
+        known = slots_of(key)
+        if known is None:
             if key.startswith(_INDEXED_PREFIXES):
                 indexed[key] = item.value
+                genai = genai or key.startswith("gen_ai.")
+            elif not genai and key.startswith("gen_ai."):
+                genai = True
             continue
-        value = any_value(item.value)
+        slots, is_genai = known
+        genai = genai or is_genai
+        raw = item.value
+        value: Value = raw.string_value or any_value(raw)  # "" when it holds another kind, or nothing
         if value is None or value == "":
+            continue
+        if len(slots) == 1:
+            slot, rank = slots[0]
+            if rank == 0 or rank < ranks.get(slot, _UNRANKED):
+                found[slot] = value
+                ranks[slot] = rank
             continue
         for slot, rank in slots:
             if rank < ranks.get(slot, _UNRANKED):
@@ -395,13 +421,21 @@ def _timestamp(nanos: int) -> datetime | None:
     return stamp if EARLIEST_TIMESTAMP <= stamp < LATEST_TIMESTAMP else None
 
 
-def _error_type(found: dict[str, Value], span: Span) -> str | None:
-    error = _name(found.get("error_type"))
-    if error is None:
-        for event in span.events:
-            if event.name == "exception":
-                error = _name(_gather(event.attributes)[0].get("error_type"))
-                break
+def _events(span: Span) -> tuple[list[dict[str, Value]], str | None]:
+    """The span's details events (gathered) and the error type of its first ``exception`` event."""
+    details: list[dict[str, Value]] = []
+    exception: str | None = None
+    for event in span.events:
+        name = event.name
+        if name == DETAILS_EVENT:
+            details.append(_gather(event.attributes)[0])
+        elif name == "exception" and exception is None:
+            exception = _name(_gather(event.attributes)[0].get("error_type")) or ""
+    return details, exception
+
+
+def _error_type(found: dict[str, Value], exception: str | None, span: Span) -> str | None:
+    error = _name(found.get("error_type")) or exception or None
     if error is None and span.status.code == Status.STATUS_CODE_ERROR:
         error = "error"
     return None if error is None else _clip(error, limits.MAX_NAME_LENGTH)
@@ -409,19 +443,22 @@ def _error_type(found: dict[str, Value], span: Span) -> str | None:
 
 def _tags(found: dict[str, Value], tags: dict[str, str]) -> dict[str, str]:
     """``tags`` (the resource's) updated with the span's own."""
-    for name, slot in _TAG_SLOTS:
-        value = _name(found.get(slot))
-        if value is not None:
-            tags[name] = _clip(value, limits.MAX_TAG_VALUE_LENGTH)
+    for slot, value in found.items():
+        name = _TAG_NAMES.get(slot)
+        if name is not None:
+            text = _name(value)
+            if text is not None:
+                tags[name] = text if len(text) <= limits.MAX_TAG_VALUE_LENGTH else text[: limits.MAX_TAG_VALUE_LENGTH]
     return tags
 
 
 def _features(found: dict[str, Value]) -> dict[str, float | int]:
     features: dict[str, float | int] = {}
     for name, slot, scale in _FEATURE_SLOTS:
-        number = _number(found.get(slot))
-        if number is not None and math.isfinite(number):
-            features[name] = number * scale if scale != 1.0 else number
+        if slot in found:
+            number = _number(found[slot])
+            if number is not None and math.isfinite(number):
+                features[name] = number * scale if scale != 1.0 else number
     return features
 
 
@@ -438,8 +475,9 @@ class ResourceContext:
         return cls(_tags(found, {}), _name(found.get("model_version")))
 
 
-def span_record(span: Span, resource: ResourceContext, project: str) -> InferenceRecord | str | None:
-    """The inference a span describes, a reason it cannot be one (str), or None for a non-GenAI span."""
+def _span_values(span: Span, resource: ResourceContext, project: str) -> dict[str, object] | str | None:
+    """The fields of the inference a span describes (to validate as an ``InferenceRecord``), a reason
+    it cannot be one (str), or None for a non-GenAI span."""
     found, indexed, genai = _gather(span.attributes)
     kind = found.get(OPENINFERENCE_KIND)
     if kind is not None:
@@ -449,9 +487,8 @@ def span_record(span: Span, resource: ResourceContext, project: str) -> Inferenc
     if not genai:
         return None
     trace_id, span_id = span.trace_id, span.span_id
-    span_ref = f"span {span_id.hex() or '?'}"
     if len(trace_id) != 16 or len(span_id) != 8:
-        return f"{span_ref}: trace_id must be 16 bytes and span_id 8 bytes"
+        return f"span {span_id.hex() or '?'}: trace_id must be 16 bytes and span_id 8 bytes"
     tags = _tags(found, dict(resource.tags))
     model = _name(found.get("model"))
     if model is None and tags.get("operation") in MODEL_FALLBACKS:
@@ -459,52 +496,79 @@ def span_record(span: Span, resource: ResourceContext, project: str) -> Inferenc
         named = _name(next((any_value(item.value) for item in span.attributes if item.key == key), None))
         model = None if named is None else prefix + named
     if model is None:
-        return f"{span_ref}: no model ({', '.join(FIELDS['model'][:3])})"
-    timestamp = _timestamp(span.start_time_unix_nano)
+        return f"span {span_id.hex()}: no model ({', '.join(FIELDS['model'][:3])})"
+    started = span.start_time_unix_nano
+    timestamp = _timestamp(started)
     if timestamp is None:
-        return f"{span_ref}: start time missing or outside 2000..2200"
+        return f"span {span_id.hex()}: start time missing or outside 2000..2200"
     ended = span.end_time_unix_nano
-    error_type = _error_type(found, span)
-    prompt, response = _texts(found, indexed, span)
-    values = {
+    details, exception = _events(span) if len(span.events) else ((), None)
+    error_type = _error_type(found, exception, span)
+    prompt, response = _texts(found, indexed, details)  # type: ignore[arg-type]
+    get = found.get
+    return {
         "event_id": trace_id.hex() + span_id.hex(),
         "project": project,
         "model": model,
         "model_version": resource.model_version,
-        "provider": _name(found.get("provider")),
+        "provider": _name(get("provider")),
         "timestamp": timestamp,
-        "latency_ms": (ended - span.start_time_unix_nano) / 1e6 if ended >= span.start_time_unix_nano else None,
+        "latency_ms": (ended - started) / 1e6 if ended >= started else None,
         "status": "error" if error_type is not None else "ok",
         "error_type": error_type,
-        "input_tokens": _tokens(found.get("input_tokens")),
-        "output_tokens": _tokens(found.get("output_tokens")),
-        "cached_tokens": _tokens(found.get("cached_tokens")),
-        "cost_usd": _number(found.get("cost_usd")),
+        "input_tokens": _tokens(get("input_tokens")),
+        "output_tokens": _tokens(get("output_tokens")),
+        "cached_tokens": _tokens(get("cached_tokens")),
+        "cost_usd": _number(get("cost_usd")),
         "prompt": prompt,
         "response": response,
         "features": _features(found),
         "tags": tags,
     }
+
+
+def _validated(values: dict[str, object]) -> InferenceRecord | str:
     try:
         return msgspec.convert(values, InferenceRecord)
     except msgspec.ValidationError as exc:
-        return f"{span_ref}: {exc}"
+        return f"span {str(values['event_id'])[32:]}: {exc}"
+
+
+def span_record(span: Span, resource: ResourceContext, project: str) -> InferenceRecord | str | None:
+    """The inference a span describes, a reason it cannot be one (str), or None for a non-GenAI span."""
+    values = _span_values(span, resource, project)
+    return values if values is None or isinstance(values, str) else _validated(values)
 
 
 def map_traces(request: ExportTraceServiceRequest, project: str) -> Mapped[InferenceRecord]:
-    """Every span of an export: GenAI spans → records or rejections, other spans → ignored."""
+    """Every span of an export: GenAI spans → records or rejections, other spans → ignored.
+
+    The records are validated by the same ``msgspec`` structs as the JSON fast path
+    (``schemas.records``), in one call for the whole export; only when that fails are the spans
+    validated one by one, to keep the valid ones and name the others.
+    """
     mapped: Mapped[InferenceRecord] = Mapped()
+    candidates: list[dict[str, object]] = []
     for resource_spans in request.resource_spans:
         resource = ResourceContext.of(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                outcome = span_record(span, resource, project)
+                outcome = _span_values(span, resource, project)
                 if outcome is None:
                     mapped.ignored += 1
                 elif isinstance(outcome, str):
                     mapped.reject(outcome)
                 else:
-                    mapped.records.append(outcome)
+                    candidates.append(outcome)
+    try:
+        mapped.records = msgspec.convert(candidates, list[InferenceRecord])
+    except msgspec.ValidationError:
+        for values in candidates:
+            record = _validated(values)
+            if isinstance(record, str):
+                mapped.reject(record)
+            else:
+                mapped.records.append(record)
     return mapped
 
 
