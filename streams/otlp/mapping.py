@@ -24,18 +24,21 @@ from typing import Generic, TypeVar
 
 import msgspec
 import orjson
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from schemas import limits
 from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, feedback_value
 from schemas.records import FeedbackRecord, InferenceRecord
+from streams.otlp.decode import as_trace_view
 
 R = TypeVar("R", InferenceRecord, FeedbackRecord)
 Value = str | int | float | bool | bytes | list["Value"] | dict[str, "Value"] | None
-Attributes = Mapping[str, AnyValue]
+Attributes = Mapping[str, AnyValue]  # a view's attribute map (or a dict of a log record's attributes)
+Span = Message  # a span of the traces view (``streams.otlp.decode.trace_view``)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_PROBLEMS = 5  # reasons quoted in partial_success.error_message
@@ -320,7 +323,8 @@ def _prompt(scope: Mapping[str, Value]) -> str | None:
 def _texts(
     found: dict[str, Value], indexed: Attributes, details: list[dict[str, Value]]
 ) -> tuple[str | None, str | None]:
-    """Prompt and response from the span's attributes, then its details events (``details``)."""
+    """Prompt and response from the span's attributes, then its details events (``details``), then the
+    indexed attributes of ``indexed`` (the span's attribute map, scanned only if still needed)."""
     prompt: str | None = None
     response: str | None = None
     if INPUT_MESSAGES in found or SYSTEM_INSTRUCTIONS in found:
@@ -332,7 +336,7 @@ def _texts(
             prompt = _prompt(scope)
         if response is None and OUTPUT_MESSAGES in scope:
             response = _render(_semconv_messages(scope[OUTPUT_MESSAGES]))
-    if indexed:
+    if (prompt is None or response is None) and any(key.startswith(_INDEXED_PREFIXES) for key in indexed):
         for prefix, role, content in INDEXED_PROMPT:
             prompt = prompt or _render(_indexed(indexed, prefix, role, content))
         for prefix, role, content in INDEXED_RESPONSE:
@@ -350,67 +354,47 @@ def _texts(
 # --- spans → inference records ---------------------------------------------------------------------------
 
 
-def _slots() -> dict[str, tuple[tuple[tuple[str, int], ...], bool]]:
-    """Attribute name → (the slots it fills with its rank there, lower wins; whether it is ``gen_ai.*``):
-    the tables, inverted."""
-    slots: dict[str, list[tuple[str, int]]] = {}
+def _slot_keys() -> tuple[tuple[str, tuple[str, ...], bool], ...]:
+    """Every slot the gather fills: (slot, its attributes in order of preference, whether a winner from
+    them is a ``gen_ai.*`` attribute)."""
     tables = [*FIELDS.items(), *((f"features.{name}", keys) for name, (keys, _) in FEATURES.items()),
-              *((f"tags.{name}", keys) for name, keys in TAGS.items()), ("model_version", MODEL_VERSION)]  # fmt: skip
-    for slot, keys in tables:
-        for rank, key in enumerate(keys):
-            slots.setdefault(key, []).append((slot, rank))
-    for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES, RAW_PROMPT, RAW_RESPONSE, OPENINFERENCE_KIND):
-        slots.setdefault(key, []).append((key, 0))
-    return {key: (tuple(found), key.startswith("gen_ai.")) for key, found in slots.items()}
+              *((f"tags.{name}", keys) for name, keys in TAGS.items()), ("model_version", MODEL_VERSION),
+              *((key, (key,)) for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES, RAW_PROMPT,
+                                          RAW_RESPONSE, OPENINFERENCE_KIND))]  # fmt: skip
+    return tuple((slot, keys, any(key.startswith("gen_ai.") for key in keys)) for slot, keys in tables)
 
 
-_SLOTS = _slots()
-_UNRANKED = 1 << 30
+_SLOT_KEYS = _slot_keys()
 _TAG_NAMES = {f"tags.{name}": name for name in TAGS}
 _FEATURE_SLOTS = tuple((name, f"features.{name}", scale) for name, (_, scale) in FEATURES.items())
 _INDEXED_PREFIXES = tuple(prefix for prefix, _, _ in (*INDEXED_PROMPT, *INDEXED_RESPONSE))
 
 
-def _gather(attributes: Iterable[KeyValue]) -> tuple[dict[str, Value], dict[str, AnyValue], bool]:
-    """One pass over the attributes: every slot's winning value, the indexed message attributes, and
-    whether any ``gen_ai.*`` attribute was seen.
+def _gather(attributes: Attributes) -> tuple[dict[str, Value], bool]:
+    """Every slot's winning value (first present, non-empty attribute of its list), and whether a
+    winner is a ``gen_ai.*`` attribute.
 
-    This is the hot loop of OTLP ingest, and reading upb's ``KeyValue``/``AnyValue`` wrappers is most of
-    its cost, so: each attribute is read once, values of attributes no table names are never decoded,
-    and a string value (the common case) is taken without asking the oneof which kind it holds.
+    ``attributes`` is the map of the traces view (``streams.otlp.decode.trace_view``): the keys the
+    tables name are looked up (in C), and only the values found are decoded. This is the hot loop of
+    OTLP ingest; iterating every attribute through upb's wrappers cost twice as much.
     """
     found: dict[str, Value] = {}
-    ranks: dict[str, int] = {}
-    indexed: dict[str, AnyValue] = {}
     genai = False
-    slots_of = _SLOTS.get
-    for item in attributes:
-        key = item.key
-        known = slots_of(key)
-        if known is None:
-            if key.startswith(_INDEXED_PREFIXES):
-                indexed[key] = item.value
-                genai = genai or key.startswith("gen_ai.")
-            elif not genai and key.startswith("gen_ai."):
-                genai = True
-            continue
-        slots, is_genai = known
-        genai = genai or is_genai
-        raw = item.value
-        value: Value = raw.string_value or any_value(raw)  # "" when it holds another kind, or nothing
-        if value is None or value == "":
-            continue
-        if len(slots) == 1:
-            slot, rank = slots[0]
-            if rank == 0 or rank < ranks.get(slot, _UNRANKED):
-                found[slot] = value
-                ranks[slot] = rank
-            continue
-        for slot, rank in slots:
-            if rank < ranks.get(slot, _UNRANKED):
-                found[slot] = value
-                ranks[slot] = rank
-    return found, indexed, genai
+    for slot, keys, is_genai in _SLOT_KEYS:
+        for key in keys:
+            if key in attributes:
+                raw = attributes[key]
+                value: Value = raw.string_value or any_value(raw)  # "" when it holds another kind
+                if value is not None and value != "":
+                    found[slot] = value
+                    if is_genai and not genai:
+                        genai = key.startswith("gen_ai.")
+                    break
+    return found, genai
+
+
+def _any_genai_key(attributes: Attributes) -> bool:
+    return any(key.startswith("gen_ai.") for key in attributes)
 
 
 def _timestamp(nanos: int) -> datetime | None:
@@ -470,7 +454,7 @@ class ResourceContext:
     model_version: str | None
 
     @classmethod
-    def of(cls, attributes: Iterable[KeyValue]) -> ResourceContext:
+    def of(cls, attributes: Attributes) -> ResourceContext:
         found = _gather(attributes)[0]
         return cls(_tags(found, {}), _name(found.get("model_version")))
 
@@ -478,12 +462,13 @@ class ResourceContext:
 def _span_values(span: Span, resource: ResourceContext, project: str) -> dict[str, object] | str | None:
     """The fields of the inference a span describes (to validate as an ``InferenceRecord``), a reason
     it cannot be one (str), or None for a non-GenAI span."""
-    found, indexed, genai = _gather(span.attributes)
+    attributes = span.attributes
+    found, genai = _gather(attributes)
     kind = found.get(OPENINFERENCE_KIND)
     if kind is not None:
         genai = kind in OPENINFERENCE_MODEL_KINDS
     elif not genai:
-        genai = "model" in found
+        genai = "model" in found or _any_genai_key(attributes)
     if not genai:
         return None
     trace_id, span_id = span.trace_id, span.span_id
@@ -493,7 +478,7 @@ def _span_values(span: Span, resource: ResourceContext, project: str) -> dict[st
     model = _name(found.get("model"))
     if model is None and tags.get("operation") in MODEL_FALLBACKS:
         key, prefix = MODEL_FALLBACKS[tags["operation"]]
-        named = _name(next((any_value(item.value) for item in span.attributes if item.key == key), None))
+        named = _name(any_value(attributes[key])) if key in attributes else None
         model = None if named is None else prefix + named
     if model is None:
         return f"span {span_id.hex()}: no model ({', '.join(FIELDS['model'][:3])})"
@@ -504,7 +489,7 @@ def _span_values(span: Span, resource: ResourceContext, project: str) -> dict[st
     ended = span.end_time_unix_nano
     details, exception = _events(span) if len(span.events) else ((), None)
     error_type = _error_type(found, exception, span)
-    prompt, response = _texts(found, indexed, details)  # type: ignore[arg-type]
+    prompt, response = _texts(found, attributes, details)  # type: ignore[arg-type]
     get = found.get
     return {
         "event_id": trace_id.hex() + span_id.hex(),
@@ -540,13 +525,18 @@ def span_record(span: Span, resource: ResourceContext, project: str) -> Inferenc
     return values if values is None or isinstance(values, str) else _validated(values)
 
 
-def map_traces(request: ExportTraceServiceRequest, project: str) -> Mapped[InferenceRecord]:
+def map_traces(request: Message, project: str) -> Mapped[InferenceRecord]:
     """Every span of an export: GenAI spans → records or rejections, other spans → ignored.
+
+    ``request`` is the traces view ``streams.otlp.decode.decode_traces`` returns (an
+    ``ExportTraceServiceRequest`` is converted to it first).
 
     The records are validated by the same ``msgspec`` structs as the JSON fast path
     (``schemas.records``), in one call for the whole export; only when that fails are the spans
     validated one by one, to keep the valid ones and name the others.
     """
+    if isinstance(request, ExportTraceServiceRequest):
+        request = as_trace_view(request)
     mapped: Mapped[InferenceRecord] = Mapped()
     candidates: list[dict[str, object]] = []
     for resource_spans in request.resource_spans:
