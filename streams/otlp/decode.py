@@ -28,6 +28,7 @@ import orjson
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1 import common_pb2
 
@@ -38,6 +39,7 @@ _INFLATE_STEP = 1 << 20
 # Where the ids sit in each signal: (container keys from the request down to the items, id fields).
 _TRACE_PATH = (("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans",))
 _LOGS_PATH = (("resourceLogs", "resource_logs"), ("scopeLogs", "scope_logs"), ("logRecords", "log_records"))
+_METRICS_PATH = (("resourceMetrics", "resource_metrics"),)  # no ids to rewrite: exemplars are not read
 _ID_FIELDS = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8, "parentSpanId": 8, "parent_span_id": 8}
 
 
@@ -201,6 +203,10 @@ def decode_traces(body: bytes, encoding: Encoding) -> Message:
 
 def decode_logs(body: bytes, encoding: Encoding) -> ExportLogsServiceRequest:
     return _parse(body, encoding, ExportLogsServiceRequest(), _LOGS_PATH)
+
+
+def decode_metrics(body: bytes, encoding: Encoding) -> ExportMetricsServiceRequest:
+    return _parse(body, encoding, ExportMetricsServiceRequest(), _METRICS_PATH)
 
 
 def encode_response(message: Message, encoding: Encoding) -> bytes:
