@@ -9,6 +9,8 @@ write, in distributed mode for the Kafka produce.
 
 Responses follow the OTLP/HTTP specification:
 
+* Prompts and responses captured via log events land on the inference of their span, in either order
+  (``streams.otlp.texts``).
 * 200 with an ``Export…ServiceResponse`` in the request's encoding, whose ``partial_success`` counts
   what could not become events and says why (GenAI spans without a model, evaluations without a span,
   every metric data point: loopwatch stores no metrics). Spans and logs that are not GenAI are
@@ -24,6 +26,7 @@ Responses follow the OTLP/HTTP specification:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,6 +52,7 @@ from api.routes.ingest import _read_body
 from api.services import Services
 from streams import metrics
 from streams.bus import Kind, NotWrittenYet
+from streams.otlp import texts
 from streams.otlp.decode import (
     BodyTooLarge,
     Encoding,
@@ -187,6 +191,8 @@ def _logged(signal: str, project: str, mapped: Mapped[Any]) -> None:
 
 async def _traces(body: bytes, encoding: Encoding, project: str, services: Services) -> Message:
     mapped = await map_traces_offloaded(body, encoding, project, services.settings.otlp_offload_min_bytes)
+    if any(record.prompt is None or record.response is None for record in mapped.records):
+        await asyncio.to_thread(texts.fill_records, services.storage, project, mapped.records)
     await services.publisher.publish_inferences(mapped.records)
     metrics.events_accepted("inference", "http", len(mapped.records))
     _logged("traces", project, mapped)
@@ -202,6 +208,10 @@ async def _logs(body: bytes, encoding: Encoding, project: str, services: Service
     mapped = map_logs(decode_logs(body, encoding), project)
     await services.publisher.publish_feedback(mapped.records)
     metrics.events_accepted("feedback", "http", len(mapped.records))
+    if mapped.texts:  # stored first, then joined: see streams.otlp.texts for why this order
+        await asyncio.to_thread(texts.store, services.storage, project, mapped.texts)
+        completed = await asyncio.to_thread(texts.complete_stored, services.storage, project, mapped.texts)
+        log.info("otlp.texts", project=project, texts=len(mapped.texts), completed=completed)
     _logged("logs", project, mapped)
     response = ExportLogsServiceResponse()
     if mapped.rejected:

@@ -111,6 +111,13 @@ MODEL_FALLBACKS: dict[str, tuple[str, str]] = {
     "invoke_workflow": ("gen_ai.workflow.name", "workflow:"),
 }
 
+# Content captured "via events": the details event, and the per-message events instrumentations emitted
+# before it (earlier opentelemetry-instrumentation-openai-v2 releases): prompt messages by role; the choice.
+LEGACY_MESSAGE_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
+                         "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}  # fmt: skip
+LEGACY_CHOICE_EVENT = "gen_ai.choice"
+CONTENT_EVENTS = frozenset({DETAILS_EVENT, LEGACY_CHOICE_EVENT, *LEGACY_MESSAGE_EVENTS})
+
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 EVALUATION_NAME = "gen_ai.evaluation.name"
 EVALUATION_SCORE = "gen_ai.evaluation.score.value"
@@ -620,14 +627,73 @@ def evaluation_record(
     return record
 
 
-def map_logs(request: ExportLogsServiceRequest, project: str) -> Mapped[FeedbackRecord]:
-    """Every log record of an export: evaluations → feedback or rejections, other records → ignored."""
-    mapped: Mapped[FeedbackRecord] = Mapped()
+@dataclass(frozen=True, slots=True)
+class LogTexts:
+    """The prompt and response a span's log events carried (content captured "via events")."""
+
+    inference_id: str
+    prompt: str | None
+    response: str | None
+
+
+@dataclass(slots=True)
+class MappedLogs(Mapped[FeedbackRecord]):
+    """What a logs export became: feedback records, and the texts to join to their inferences."""
+
+    texts: list[LogTexts] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Content:
+    prompt: str | None = None
+    response: str | None = None
+    prompt_turns: list[tuple[str | None, str]] = field(default_factory=list)
+    response_turns: list[tuple[str | None, str]] = field(default_factory=list)
+
+
+def _message_text(message: Value) -> str:
+    """The text of one legacy message body (``content`` as text, parts, or anything else as JSON)."""
+    content = message.get("content") if isinstance(message, dict) else message
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return _parts_text(content)
+    return "" if content is None else orjson.dumps(content, default=str).decode()
+
+
+def _add_content(content: _Content, event_name: str, attrs: Attributes, body: AnyValue) -> None:
+    if event_name == DETAILS_EVENT:
+        found = {key: any_value(attrs[key]) for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES)
+                 if key in attrs}  # fmt: skip
+        prompt, response = _texts(found, {}, [])
+        content.prompt = content.prompt or prompt
+        content.response = content.response or response
+    elif event_name == LEGACY_CHOICE_EVENT:
+        message = any_value(body)
+        message = message.get("message", message) if isinstance(message, dict) else message
+        content.response_turns.append((None, _message_text(message)))
+    else:
+        content.prompt_turns.append((LEGACY_MESSAGE_EVENTS[event_name], _message_text(any_value(body))))
+
+
+def map_logs(request: ExportLogsServiceRequest, project: str) -> MappedLogs:
+    """Every log record of an export: evaluations → feedback or rejections; content events (the
+    ``gen_ai.client.inference.operation.details`` event, or the older per-message events, gathered per
+    span within the export) → texts for their inference; other records → ignored."""
+    mapped = MappedLogs()
+    contents: dict[str, _Content] = {}
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             for log in scope_logs.log_records:
                 attrs = _index(log.attributes)
                 event_name = log.event_name or _name(_first(("event.name",), attrs)) or ""
+                if event_name in CONTENT_EVENTS:
+                    if len(log.trace_id) != 16 or len(log.span_id) != 8:
+                        mapped.reject(f"{event_name} without the trace and span of its inference")
+                        continue
+                    inference_id = log.trace_id.hex() + log.span_id.hex()
+                    _add_content(contents.setdefault(inference_id, _Content()), event_name, attrs, log.body)
+                    continue
                 outcome = evaluation_record(
                     event_name,
                     attrs,
@@ -642,6 +708,15 @@ def map_logs(request: ExportLogsServiceRequest, project: str) -> Mapped[Feedback
                     mapped.reject(outcome)
                 else:
                     mapped.records.append(outcome)
+    for inference_id, content in contents.items():
+        prompt = content.prompt or _render(content.prompt_turns)
+        response = content.response or _render(content.response_turns)
+        if prompt or response:
+            mapped.texts.append(LogTexts(
+                inference_id,
+                None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
+                None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
+            ))  # fmt: skip
     return mapped
 
 

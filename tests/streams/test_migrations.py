@@ -50,7 +50,7 @@ class TestInferencesByWindow:
             storage.insert_json("inferences", _events(600))
             storage.insert_json("inferences", _events(300))  # re-sent: the same 300 events again
 
-            assert storage.migrate() == [6]
+            assert storage.migrate(up_to=6) == [6]
             db = storage.database
             assert _sorting_key(storage) == "project, model, timestamp, event_id"
             assert int(storage.scalar(f"SELECT count() FROM {db}.inferences FINAL")) == 600
