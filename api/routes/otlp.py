@@ -153,29 +153,31 @@ async def _export(
 ) -> Response:
     """What every OTLP/HTTP export shares: checks, reading, errors and the response encoding."""
     encoding = media_encoding(request.headers.get("content-type"))
-    if encoding is None:
-        _rejected(kind, 415)
-        return _error(415, "send application/x-protobuf or application/json (OTLP/HTTP)", "json")
+    reply: Encoding = encoding or "json"  # a request in neither encoding is answered in JSON
     try:
-        key = await current_key(services, credentials)
+        key = await current_key(services, credentials)  # the key before anything else: 401 first
+        if encoding is None:
+            raise HTTPException(
+                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/x-protobuf or application/json (OTLP/HTTP)"
+            )
         body = await _read(request, services.settings.max_body_bytes)
         return _encoded(await handle(body, encoding, key.project, services), encoding)
     except HTTPException as exc:
         _rejected(kind, exc.status_code)
-        return _error(exc.status_code, str(exc.detail), encoding, exc.headers)
+        return _error(exc.status_code, str(exc.detail), reply, exc.headers)
     except UndecodableBody as exc:
         _rejected(kind, 400)
-        return _error(400, str(exc), encoding)
+        return _error(400, str(exc), reply)
     except StorageError as exc:
         detail = (
             f"{exc}: resend the export (span ids make it idempotent)"
             if isinstance(exc, NotWrittenYet)
             else "storage unavailable, retry later"
         )
-        return _error(503, detail, encoding, {"Retry-After": "1"})
+        return _error(503, detail, reply, {"Retry-After": "1"})
     except Exception:
         log.exception("otlp.failed", path=request.url.path)
-        return _error(500, "unexpected server error", encoding)
+        return _error(500, "unexpected server error", reply)
 
 
 def _rejected(kind: Kind | None, code: int) -> None:
