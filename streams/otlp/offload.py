@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -83,3 +84,19 @@ async def map_traces_offloaded(
     if records is None:  # cannot happen: the helper's records passed the same structs
         raise RuntimeError("records from the OTLP helper failed validation")
     return Mapped(records=records, rejected=rejected, ignored=ignored, problems=problems)
+
+
+def helper_cpu_seconds() -> float:
+    """User + system CPU the helper process has used so far (0 when none runs): benchmarks add it to
+    the API process's own, which ``os.times`` reports without live children."""
+    pool = _pool
+    pids = list(pool._processes or ()) if pool is not None else []  # the executor has no public accessor
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
