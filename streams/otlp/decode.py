@@ -11,7 +11,8 @@ format read through a message type whose ``attributes`` fields are ``map<string,
 protobuf map entry is encoded exactly like a ``KeyValue`` (key = 1, value = 2), so the bytes are the
 same; what changes is the cost of reading them. Through ``repeated KeyValue`` every attribute costs
 two Python wrapper objects before its key can be compared; through a map the mapping looks up the few
-keys its tables name in C and wraps only those it finds (the hot loop of OTLP ingest, ~2x cheaper).
+keys its tables name in C and wraps only those it finds (the hot loop of OTLP ingest: ~7 instead of
+~8.5 µs of CPU per bench span; upb's wrappers stay the floor, ~4 µs just to read ten attributes).
 The view keeps only the fields the mapping reads; the rest of the wire data is skipped by the parser.
 If a sender repeats an attribute key (the data model forbids it), the last occurrence wins.
 """

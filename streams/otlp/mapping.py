@@ -390,8 +390,8 @@ def _gather(attributes: Attributes) -> tuple[dict[str, Value], bool]:
 
     ``attributes`` is an attribute map of the traces view (``streams.otlp.decode.trace_view``): the
     keys the tables name are picked out in C (a set intersection over the map's keys) and only their
-    values are decoded. This is the hot loop of OTLP ingest: reading every attribute through upb's
-    ``KeyValue``/``AnyValue`` wrappers cost about twice as much.
+    values are decoded. This is the hot loop of OTLP ingest (~7 µs of CPU per bench span; walking
+    every attribute through upb's ``KeyValue``/``AnyValue`` wrappers cost ~8.5).
     """
     found: dict[str, Value] = {}
     ranks: dict[str, int] = {}
