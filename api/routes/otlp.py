@@ -193,7 +193,7 @@ def _logged(signal: str, project: str, mapped: Mapped[Any]) -> None:
 
 async def _traces(body: bytes, encoding: Encoding, project: str, services: Services) -> Message:
     mapped = await map_traces_offloaded(body, encoding, project, services.settings.otlp_offload_min_bytes)
-    if any(record.prompt is None or record.response is None for record in mapped.records):
+    if any(record.prompt is None and record.response is None for record in mapped.records):
         await asyncio.to_thread(texts.fill_records, services.storage, project, mapped.records)
     await services.publisher.publish_inferences(mapped.records)
     metrics.events_accepted("inference", "http", len(mapped.records))

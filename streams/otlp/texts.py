@@ -14,8 +14,9 @@ join. So the texts are put *into* the event, whichever side arrives second:
 * a logs export stores its texts in ``otlp_texts`` (ReplacingMergeTree by inference id, kept a week),
   then rewrites, in one ``INSERT … SELECT``, the stored inferences among them that lack a prompt or
   response (``complete_stored``): same sort key, newer ``ingested_at``, so the rewrite replaces them;
-* a traces export fills the records that lack a prompt or response from ``otlp_texts`` before
-  publishing them (``fill_records``): one point query per export, and none when every record has both.
+* a traces export fills the records that carry neither a prompt nor a response (with content on the
+  span, a failed call may lack only its response: nothing to look for) from ``otlp_texts`` before
+  publishing them (``fill_records``): one point query per export, none when every record has text.
 
 Both steps are idempotent (a resent log finds its inference complete and rewrites nothing; a resent
 span is filled again), and no state is held in memory between requests: the state is the texts table,
@@ -71,8 +72,8 @@ def complete_stored(storage: Storage, project: str, texts: Sequence[LogTexts]) -
 
 
 def fill_records(storage: Storage, project: str, records: Sequence[InferenceRecord]) -> int:
-    """Fill the records lacking a prompt or response from texts their logs brought first; how many."""
-    lacking = {record.event_id: record for record in records if record.prompt is None or record.response is None}
+    """Fill the records without text from texts their logs brought first; how many."""
+    lacking = {record.event_id: record for record in records if record.prompt is None and record.response is None}
     if not lacking:
         return 0
     rows = storage.query(
