@@ -14,10 +14,7 @@ What is measured
       the OTLP mapping makes of those spans, under another project) as JSON bodies of 512 events to
       ``POST /v1/inferences``.
 
-    The OTLP phase first sends one export under another project (not timed, not read back), so it
-    does not time the start of the helper process that maps large exports (``streams.otlp.offload``;
-    the helper's CPU is counted with the server's). Wall time runs from the first
-    request to the last response (each response means written). Before
+    Wall time runs from the first request to the last response (each response means written). Before
     a figure is printed, each phase reads back ``count() FINAL`` and ``uniqExact(event_id)`` of its
     project and requires exactly N, and every response must be 200 (otlp, without partial_success) or
     202 (json). Each run gets a fresh database; figures are medians of ``--runs``.
@@ -42,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401 - puts the repository root on sys.path
-import httpx
 import orjson
 from _common import console, fmt_int, fmt_runs, median, process_cpu_seconds, progress, rate, verdict
 from _loadgen import LoadGenerators
@@ -64,7 +60,6 @@ from schemas.records import encode_records
 from schemas.settings import Settings
 from streams.otlp.decode import decode_traces
 from streams.otlp.mapping import map_traces
-from streams.otlp.offload import helper_cpu_seconds
 from streams.storage import Storage
 
 TARGET_SPANS_PER_SECOND = 25_000
@@ -138,17 +133,12 @@ def run_phase(
 ) -> tuple[float, float]:  # fmt: skip
     """(seconds first request → last response, server CPU seconds), after checking the read-back."""
     token = services.keys.create(project, "bench").token
-    if path == "/v1/traces":  # start the helper process before the clock (not timed, not read back)
-        warm = services.keys.create(f"{project}-warm-up", "bench").token
-        warmed = httpx.post(f"{server.url}{path}", content=bodies[0], timeout=60,
-                            headers={"authorization": f"Bearer {warm}", "content-type": content_type})  # fmt: skip
-        assert warmed.status_code == 200, warmed.text
     loadgen.load(server.url, path, {"authorization": f"Bearer {token}", "content-type": content_type}, bodies)
-    cpu_before = process_cpu_seconds() + helper_cpu_seconds()
+    cpu_before = process_cpu_seconds()
     console.print(f"  {label} …")
     started = loadgen.go()
     reports = loadgen.wait()
-    cpu = process_cpu_seconds() + helper_cpu_seconds() - cpu_before
+    cpu = process_cpu_seconds() - cpu_before
     statuses: dict[int, int] = {}
     for report in reports:
         for status, count in report["statuses"].items():
@@ -237,7 +227,7 @@ def main() -> int:
     table = Table(
         title=f"{args.spans:,} GenAI spans / events, {args.batch} per request (first request → last response)"
     )
-    for column in ("path", "per run", "median /s", "server CPU µs per event (API + helper)"):
+    for column in ("path", "per run", "median /s", "server CPU µs per event"):
         table.add_column(column, justify="left" if column == "path" else "right")
     table.add_row("POST /v1/traces (OTLP protobuf)", fmt_runs([r["otlp"] for r in runs]), f"[bold]{fmt_int(otlp_rate)}[/bold]",
                   f"{median(r['otlp_cpu_us'] for r in runs):.1f}")  # fmt: skip

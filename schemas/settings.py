@@ -74,9 +74,6 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=5_000, ge=1)
-    otlp_offload_min_bytes: int = Field(
-        default=64 * 1024, ge=0, description="OTLP trace exports this large are mapped in a helper process; 0 = never"
-    )
     admin_key: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8000"
 

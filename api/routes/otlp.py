@@ -2,8 +2,8 @@
 
 Every export goes through ``_export``: content type, API key, body limit, gzip, then the signal's
 handler, then the response in the request's encoding. The handlers decode with the official
-``opentelemetry-proto`` classes (``streams.otlp.decode``), map to records (``streams.otlp.mapping``;
-large trace exports in a helper process, ``streams.otlp.offload``) and hand them to the same
+``opentelemetry-proto`` classes (``streams.otlp.decode``), map to records (``streams.otlp.mapping``)
+and hand them to the same
 publisher as ``/v1/inferences`` and ``/v1/feedback``: in embedded mode the 200 waits for the durable
 write, in distributed mode for the Kafka produce.
 
@@ -59,12 +59,12 @@ from streams.otlp.decode import (
     UndecodableBody,
     decode_logs,
     decode_metrics,
+    decode_traces,
     encode_response,
     gunzip,
     media_encoding,
 )
-from streams.otlp.mapping import Mapped, count_data_points, map_logs
-from streams.otlp.offload import map_traces_offloaded
+from streams.otlp.mapping import Mapped, count_data_points, map_logs, map_traces
 from streams.storage import StorageError
 
 log = get_logger(__name__)
@@ -192,7 +192,7 @@ def _logged(signal: str, project: str, mapped: Mapped[Any]) -> None:
 
 
 async def _traces(body: bytes, encoding: Encoding, project: str, services: Services) -> Message:
-    mapped = await map_traces_offloaded(body, encoding, project, services.settings.otlp_offload_min_bytes)
+    mapped = map_traces(decode_traces(body, encoding), project)
     if any(record.prompt is None and record.response is None for record in mapped.records):
         await asyncio.to_thread(texts.fill_records, services.storage, project, mapped.records)
     await services.publisher.publish_inferences(mapped.records)
