@@ -3,14 +3,12 @@
 Every export goes through ``_export``: content type, API key, body limit, gzip, then the signal's
 handler, then the response in the request's encoding. The handlers decode with the official
 ``opentelemetry-proto`` classes (``streams.otlp.decode``), map to records (``streams.otlp.mapping``)
-and hand them to the same
-publisher as ``/v1/inferences`` and ``/v1/feedback``: in embedded mode the 200 waits for the durable
-write, in distributed mode for the Kafka produce.
+and hand them to the same publisher as ``/v1/inferences`` and ``/v1/feedback``: in embedded mode the
+200 waits for the durable write, in distributed mode for the Kafka produce. Prompts and responses
+captured via log events land on the inference of their span, in either order (``streams.otlp.texts``).
 
 Responses follow the OTLP/HTTP specification:
 
-* Prompts and responses captured via log events land on the inference of their span, in either order
-  (``streams.otlp.texts``).
 * 200 with an ``Export…ServiceResponse`` in the request's encoding, whose ``partial_success`` counts
   what could not become events and says why (GenAI spans without a model, evaluations without a span,
   every metric data point: loopwatch stores no metrics). Spans and logs that are not GenAI are
