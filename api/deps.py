@@ -37,11 +37,15 @@ async def get_storage(services: ServicesDep) -> Storage:
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
-async def get_publisher(services: ServicesDep) -> Publisher:
+def publisher_of(services: Runtime) -> Publisher:
     """Where accepted events go: the embedded bus or Kafka (every process that serves the API has one)."""
     if services.publisher is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this process does not accept events")
     return services.publisher
+
+
+async def get_publisher(services: ServicesDep) -> Publisher:
+    return publisher_of(services)
 
 
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]

@@ -1,26 +1,43 @@
-"""``POST /v1/traces`` and ``POST /v1/logs``: OTLP/HTTP ingest of GenAI spans and evaluation events.
+"""``POST /v1/traces``, ``/v1/logs`` and ``/v1/metrics``: OTLP/HTTP ingest of GenAI telemetry.
 
-The body is read with the ingest routes' size limit, inflated (gzip) under the same limit, decoded with
-the official ``opentelemetry-proto`` classes (``streams.otlp.decode``), mapped to records
-(``streams.otlp.mapping``) and handed to the same publisher as ``/v1/inferences`` and ``/v1/feedback``:
-in embedded mode the 200 waits for the durable write, in distributed mode for the Kafka produce.
+Every export goes through ``_export``: content type, API key, body limit, gzip, then the signal's
+handler, then the response in the request's encoding. The handlers decode with the official
+``opentelemetry-proto`` classes (``streams.otlp.decode``), map to records (``streams.otlp.mapping``)
+and hand them to the same publisher as ``/v1/inferences`` and ``/v1/feedback``: in embedded mode the
+200 waits for the durable write, in distributed mode for the Kafka produce. Prompts and responses
+captured via log events land on the inference of their span, in either order (``streams.otlp.texts``).
 
-Responses follow OTLP/HTTP: 200 with an ``Export…ServiceResponse`` in the request's encoding, whose
-``partial_success`` counts the GenAI spans (or evaluation records) that could not become events and
-says why; spans that are not GenAI are ignored, not rejected. 400 (undecodable), 413 (too large),
-415 (unsupported content type or encoding) are final; only 503 (storage or bus unavailable, with
-``Retry-After``) invites a retry, because only then can one help.
+Responses follow the OTLP/HTTP specification:
+
+* 200 with an ``Export…ServiceResponse`` in the request's encoding, whose ``partial_success`` counts
+  what could not become events and says why (GenAI spans without a model, evaluations without a span,
+  every metric data point: loopwatch stores no metrics). Spans and logs that are not GenAI are
+  ignored, not rejected.
+* Any error carries a ``google.rpc.Status`` (``code`` = the gRPC code of the HTTP status, ``message``)
+  in the request's encoding: protobuf for ``application/x-protobuf``, the protobuf JSON mapping for
+  ``application/json`` (and for a request whose content type is neither).
+* 400 (undecodable), 401 (key), 413 (too large), 415 (content type or encoding) are final: OTLP
+  exporters do not retry them. Only 503 (storage or bus unavailable, or the write not confirmed in
+  time) is retryable, with ``Retry-After``; nothing here answers 429, since a full queue makes the
+  request wait instead (backpressure) rather than refuse.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from google.protobuf.message import Message
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsPartialSuccess,
     ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsPartialSuccess,
+    ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
@@ -28,61 +45,142 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from structlog import get_logger
 
-from api.deps import ProjectDep, ServicesDep
-from api.errors import responses
+from api.deps import Credentials, ServicesDep, current_key, publisher_of
 from api.routes.ingest import _read_body
 from streams import metrics
+from streams.bus import Kind, NotWrittenYet
+from streams.otlp import texts
 from streams.otlp.decode import (
     BodyTooLarge,
     Encoding,
     UndecodableBody,
     decode_logs,
+    decode_metrics,
     decode_traces,
     encode_response,
     gunzip,
     media_encoding,
 )
-from streams.otlp.mapping import Mapped, map_logs, map_traces
+from streams.otlp.mapping import Mapped, count_data_points, map_logs, map_traces
+from streams.runtime import Runtime
+from streams.storage import StorageError
 
-router = APIRouter(prefix="/v1", tags=["opentelemetry"], responses=responses(400, 401, 413, 415, 503))
 log = get_logger(__name__)
 
 _MEDIA = {"protobuf": "application/x-protobuf", "json": "application/json"}
+# google.rpc.Code of each HTTP status we answer (the gRPC ↔ HTTP mapping of the OTLP specification)
+_GRPC_CODES = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 429: 8, 500: 13, 502: 14, 503: 14, 504: 14}
+_ERRORS = {
+    400: "body is not an OTLP export in its declared encoding",
+    401: "missing, invalid or revoked API key",
+    413: "body over the size limit (also once inflated)",
+    415: "unsupported Content-Type or Content-Encoding",
+    500: "unexpected server error",
+    503: "storage or bus unavailable, or the write not confirmed in time: retry after Retry-After",
+}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_STATUS_JSON = {
+    "type": "object",
+    "description": "google.rpc.Status (protobuf JSON mapping)",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"},
+                   "details": {"type": "array", "items": {"type": "object"}}},
+}  # fmt: skip
 
 
-def _body_doc(message: str) -> dict[str, Any]:
-    binary = {"schema": {"type": "string", "format": "binary"}}
+def _documented() -> dict[int | str, dict[str, Any]]:
+    documented: dict[int | str, dict[str, Any]] = {
+        code: {"description": f"{text}; a google.rpc.Status in the request's encoding",
+               "content": {"application/x-protobuf": _BINARY, "application/json": {"schema": _STATUS_JSON}}}
+        for code, text in _ERRORS.items()
+    }  # fmt: skip
+    documented[503]["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+    return documented
+
+
+router = APIRouter(prefix="/v1", tags=["opentelemetry"], responses=_documented())
+
+
+def _doc(request_message: str, response_message: str) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "description": f"An OTLP `{message}`, protobuf or OTLP JSON, optionally gzip-compressed.",
-            "content": {"application/x-protobuf": binary, "application/json": {"schema": {"type": "object"}}},
-        }
+            "description": f"An OTLP `{request_message}`, protobuf or OTLP JSON, optionally gzip-compressed.",
+            "content": {"application/x-protobuf": _BINARY, "application/json": {"schema": {"type": "object"}}},
+        },
+        "responses": {
+            "200": {
+                "description": f"`{response_message}` in the request's encoding; `partial_success` counts "
+                "what was rejected and why",
+                "content": {"application/x-protobuf": _BINARY, "application/json": {"schema": {"type": "object"}}},
+            }
+        },
     }
 
 
-async def _read(request: Request, max_bytes: int) -> tuple[bytes, Encoding]:
-    encoding = media_encoding(request.headers.get("content-type"))
-    if encoding is None:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/x-protobuf or application/json (OTLP/HTTP)"
-        )
+def _encoded(message: Message, encoding: Encoding, code: int = status.HTTP_200_OK,
+             headers: Mapping[str, str] | None = None) -> Response:  # fmt: skip
+    return Response(encode_response(message, encoding), code, headers=headers, media_type=_MEDIA[encoding])
+
+
+def _error(code: int, message: str, encoding: Encoding, headers: Mapping[str, str] | None = None) -> Response:
+    """An OTLP error response: a ``google.rpc.Status`` in the request's encoding."""
+    return _encoded(Status(code=_GRPC_CODES.get(code, 2), message=message), encoding, code, headers)
+
+
+async def _read(request: Request, max_bytes: int) -> bytes:
+    """The body within ``max_bytes``, inflated if gzip (``HTTPException`` 413 / 400 / 415 otherwise)."""
     body = await _read_body(request, max_bytes)
     content_encoding = request.headers.get("content-encoding", "").strip().lower()
     if content_encoding == "gzip":
         try:
-            body = gunzip(body, max_bytes)
+            return gunzip(body, max_bytes)
         except BodyTooLarge as exc:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
         except UndecodableBody as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-    elif content_encoding not in ("", "identity"):
+    if content_encoding not in ("", "identity"):
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "Content-Encoding must be gzip or identity")
-    return body, encoding
+    return body
 
 
-def _respond(message: Message, encoding: Encoding) -> Response:
-    return Response(encode_response(message, encoding), status.HTTP_200_OK, media_type=_MEDIA[encoding])
+Handler = Callable[[bytes, Encoding, str, Runtime], Awaitable[Message]]
+
+
+async def _export(
+    request: Request, services: Runtime, credentials: Credentials, handle: Handler, kind: Kind | None
+) -> Response:
+    """What every OTLP/HTTP export shares: checks, reading, errors and the response encoding."""
+    encoding = media_encoding(request.headers.get("content-type"))
+    reply: Encoding = encoding or "json"  # a request in neither encoding is answered in JSON
+    try:
+        key = await current_key(services, credentials)  # the key before anything else: 401 first
+        if encoding is None:
+            raise HTTPException(
+                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/x-protobuf or application/json (OTLP/HTTP)"
+            )
+        body = await _read(request, services.settings.max_body_bytes)
+        return _encoded(await handle(body, encoding, key.project, services), encoding)
+    except HTTPException as exc:
+        _rejected(kind, exc.status_code)
+        return _error(exc.status_code, str(exc.detail), reply, exc.headers)
+    except UndecodableBody as exc:
+        _rejected(kind, 400)
+        return _error(400, str(exc), reply)
+    except StorageError as exc:
+        detail = (
+            f"{exc}: resend the export (span ids make it idempotent)"
+            if isinstance(exc, NotWrittenYet)
+            else "storage unavailable, retry later"
+        )
+        return _error(503, detail, reply, {"Retry-After": "1"})
+    except Exception:
+        log.exception("otlp.failed", path=request.url.path)
+        return _error(500, "unexpected server error", reply)
+
+
+def _rejected(kind: Kind | None, code: int) -> None:
+    if kind is not None and 400 <= code < 500:
+        metrics.events_rejected(kind, code)
 
 
 def _logged(signal: str, project: str, mapped: Mapped[Any]) -> None:
@@ -91,16 +189,11 @@ def _logged(signal: str, project: str, mapped: Mapped[Any]) -> None:
                  rejected=mapped.rejected, ignored=mapped.ignored)  # fmt: skip
 
 
-@router.post("/traces", summary="OTLP/HTTP traces: GenAI spans become inference events", openapi_extra=_body_doc(
-    "ExportTraceServiceRequest"), response_class=Response)  # fmt: skip
-async def post_traces(request: Request, project: ProjectDep, services: ServicesDep) -> Response:
-    body, encoding = await _read(request, services.settings.max_body_bytes)
-    try:
-        export = decode_traces(body, encoding)
-    except UndecodableBody as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-    mapped = map_traces(export, project)
-    await services.publisher.publish_inferences(mapped.records)
+async def _traces(body: bytes, encoding: Encoding, project: str, services: Runtime) -> Message:
+    mapped = map_traces(decode_traces(body, encoding), project)
+    if any(record.prompt is None and record.response is None for record in mapped.records):
+        await asyncio.to_thread(texts.fill_records, services.storage, project, mapped.records)
+    await publisher_of(services).publish_inferences(mapped.records)
     metrics.events_accepted("inference", "http", len(mapped.records))
     _logged("traces", project, mapped)
     response = ExportTraceServiceResponse()
@@ -108,24 +201,54 @@ async def post_traces(request: Request, project: ProjectDep, services: ServicesD
         response.partial_success.CopyFrom(
             ExportTracePartialSuccess(rejected_spans=mapped.rejected, error_message=mapped.message)
         )
-    return _respond(response, encoding)
+    return response
 
 
-@router.post("/logs", summary="OTLP/HTTP logs: GenAI evaluation events become feedback", openapi_extra=_body_doc(
-    "ExportLogsServiceRequest"), response_class=Response)  # fmt: skip
-async def post_logs(request: Request, project: ProjectDep, services: ServicesDep) -> Response:
-    body, encoding = await _read(request, services.settings.max_body_bytes)
-    try:
-        export = decode_logs(body, encoding)
-    except UndecodableBody as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-    mapped = map_logs(export, project)
-    await services.publisher.publish_feedback(mapped.records)
+async def _logs(body: bytes, encoding: Encoding, project: str, services: Runtime) -> Message:
+    mapped = map_logs(decode_logs(body, encoding), project)
+    await publisher_of(services).publish_feedback(mapped.records)
     metrics.events_accepted("feedback", "http", len(mapped.records))
+    if mapped.texts:  # stored first, then joined: see streams.otlp.texts for why this order
+        await asyncio.to_thread(texts.store, services.storage, project, mapped.texts)
+        completed = await asyncio.to_thread(texts.complete_stored, services.storage, project, mapped.texts)
+        log.info("otlp.texts", project=project, texts=len(mapped.texts), completed=completed)
     _logged("logs", project, mapped)
     response = ExportLogsServiceResponse()
     if mapped.rejected:
         response.partial_success.CopyFrom(
             ExportLogsPartialSuccess(rejected_log_records=mapped.rejected, error_message=mapped.message)
         )
-    return _respond(response, encoding)
+    return response
+
+
+async def _metrics(body: bytes, encoding: Encoding, project: str, services: Runtime) -> Message:
+    points = count_data_points(decode_metrics(body, encoding))
+    response = ExportMetricsServiceResponse()
+    if points:
+        response.partial_success.CopyFrom(ExportMetricsPartialSuccess(
+            rejected_data_points=points,
+            error_message="loopwatch stores no OTLP metrics: token usage, durations and errors are read from the "
+            "GenAI spans (send traces to /v1/traces); these data points were dropped and need no retry",
+        ))  # fmt: skip
+    return response
+
+
+@router.post("/traces", summary="OTLP/HTTP traces: GenAI spans become inference events",
+             openapi_extra=_doc("ExportTraceServiceRequest", "ExportTraceServiceResponse"),
+             response_class=Response)  # fmt: skip
+async def post_traces(request: Request, services: ServicesDep, credentials: Credentials) -> Response:
+    return await _export(request, services, credentials, _traces, "inference")
+
+
+@router.post("/logs", summary="OTLP/HTTP logs: GenAI evaluation events become feedback",
+             openapi_extra=_doc("ExportLogsServiceRequest", "ExportLogsServiceResponse"),
+             response_class=Response)  # fmt: skip
+async def post_logs(request: Request, services: ServicesDep, credentials: Credentials) -> Response:
+    return await _export(request, services, credentials, _logs, "feedback")
+
+
+@router.post("/metrics", summary="OTLP/HTTP metrics: accepted and dropped, with a partial_success saying why",
+             openapi_extra=_doc("ExportMetricsServiceRequest", "ExportMetricsServiceResponse"),
+             response_class=Response)  # fmt: skip
+async def post_metrics(request: Request, services: ServicesDep, credentials: Credentials) -> Response:
+    return await _export(request, services, credentials, _metrics, None)

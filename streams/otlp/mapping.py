@@ -20,22 +20,28 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import msgspec
 import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from schemas import limits
 from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, feedback_value
 from schemas.records import FeedbackRecord, InferenceRecord
+from streams.otlp.decode import as_trace_view
 
 R = TypeVar("R", InferenceRecord, FeedbackRecord)
 Value = str | int | float | bool | bytes | list["Value"] | dict[str, "Value"] | None
-Attributes = Mapping[str, AnyValue]
+Attributes = Mapping[str, AnyValue]  # a view's attribute map (or a dict of a log record's attributes)
+# A span of the traces view (``streams.otlp.decode.trace_view``): its class is built at run time from
+# a descriptor, so it has no static attributes to check.
+Span: TypeAlias = Any
+TracesView: TypeAlias = Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_PROBLEMS = 5  # reasons quoted in partial_success.error_message
@@ -106,6 +112,13 @@ MODEL_FALLBACKS: dict[str, tuple[str, str]] = {
     "create_agent": ("gen_ai.agent.name", "agent:"),
     "invoke_workflow": ("gen_ai.workflow.name", "workflow:"),
 }
+
+# Content captured "via events": the details event, and the per-message events instrumentations emitted
+# before it (earlier opentelemetry-instrumentation-openai-v2 releases): prompt messages by role; the choice.
+LEGACY_MESSAGE_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
+                         "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}  # fmt: skip
+LEGACY_CHOICE_EVENT = "gen_ai.choice"
+CONTENT_EVENTS = frozenset({DETAILS_EVENT, LEGACY_CHOICE_EVENT, *LEGACY_MESSAGE_EVENTS})
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 EVALUATION_NAME = "gen_ai.evaluation.name"
@@ -184,7 +197,7 @@ def any_value(value: AnyValue) -> Value:
         return [any_value(item) for item in value.array_value.values]
     if kind == "kvlist_value":
         return {item.key: any_value(item.value) for item in value.kvlist_value.values}
-    return getattr(value, kind)  # type: ignore[no-any-return]
+    return getattr(value, kind)
 
 
 def _index(attributes: Iterable[KeyValue]) -> dict[str, AnyValue]:
@@ -264,7 +277,7 @@ def _loads(value: Value) -> Value:
     """Message attributes are JSON strings (the SDKs) or structured values (the OTLP data model)."""
     if isinstance(value, str):
         try:
-            return orjson.loads(value)  # type: ignore[no-any-return]
+            return orjson.loads(value)
         except orjson.JSONDecodeError:
             return value
     return value
@@ -311,25 +324,37 @@ def _indexed(attrs: Attributes, prefix: str, role_suffix: str, content_suffix: s
     return [found[index] for index in sorted(found)]
 
 
-def _texts(found: dict[str, Value], indexed: Attributes, span: Span) -> tuple[str | None, str | None]:
-    scopes: list[Mapping[str, Value]] = [found]
-    scopes += [_gather(event.attributes)[0] for event in span.events if event.name == DETAILS_EVENT]
+def _prompt(scope: Mapping[str, Value]) -> str | None:
+    system = scope.get(SYSTEM_INSTRUCTIONS)
+    turns = [("system", _parts_text(_loads(system)))] if system is not None else []
+    return _render(turns + _semconv_messages(scope.get(INPUT_MESSAGES)))
+
+
+def _texts(
+    found: dict[str, Value], indexed: Attributes, details: list[dict[str, Value]]
+) -> tuple[str | None, str | None]:
+    """Prompt and response from the span's attributes, then its details events (``details``), then the
+    indexed attributes of ``indexed`` (the span's attribute map, scanned only if still needed)."""
     prompt: str | None = None
     response: str | None = None
-    for scope in scopes:
+    if INPUT_MESSAGES in found or SYSTEM_INSTRUCTIONS in found:
+        prompt = _prompt(found)
+    if OUTPUT_MESSAGES in found:
+        response = _render(_semconv_messages(found[OUTPUT_MESSAGES]))
+    for scope in details:
         if prompt is None and (INPUT_MESSAGES in scope or SYSTEM_INSTRUCTIONS in scope):
-            system = scope.get(SYSTEM_INSTRUCTIONS)
-            turns = [("system", _parts_text(_loads(system)))] if system is not None else []
-            prompt = _render(turns + _semconv_messages(scope.get(INPUT_MESSAGES)))
+            prompt = _prompt(scope)
         if response is None and OUTPUT_MESSAGES in scope:
             response = _render(_semconv_messages(scope[OUTPUT_MESSAGES]))
-    if indexed:
+    if (prompt is None or response is None) and any(key.startswith(_INDEXED_PREFIXES) for key in indexed):
         for prefix, role, content in INDEXED_PROMPT:
             prompt = prompt or _render(_indexed(indexed, prefix, role, content))
         for prefix, role, content in INDEXED_RESPONSE:
             response = response or _render(_indexed(indexed, prefix, role, content))
-    prompt = prompt or _name(found.get(RAW_PROMPT))
-    response = response or _name(found.get(RAW_RESPONSE))
+    if prompt is None:
+        prompt = _name(found.get(RAW_PROMPT))
+    if response is None:
+        response = _name(found.get(RAW_RESPONSE))
     return (
         None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
         None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
@@ -353,38 +378,39 @@ def _slots() -> dict[str, tuple[tuple[str, int], ...]]:
 
 
 _SLOTS = _slots()
+_KNOWN_KEYS = frozenset(_SLOTS)
+_GENAI_KEYS = frozenset(key for key in _SLOTS if key.startswith("gen_ai."))
 _UNRANKED = 1 << 30
-_TAG_SLOTS = tuple((name, f"tags.{name}") for name in TAGS)
+_TAG_NAMES = {f"tags.{name}": name for name in TAGS}
 _FEATURE_SLOTS = tuple((name, f"features.{name}", scale) for name, (_, scale) in FEATURES.items())
 _INDEXED_PREFIXES = tuple(prefix for prefix, _, _ in (*INDEXED_PROMPT, *INDEXED_RESPONSE))
 
 
-def _gather(attributes: Iterable[KeyValue]) -> tuple[dict[str, Value], dict[str, AnyValue], bool]:
-    """One pass over the attributes: every slot's winning value, the indexed message attributes, and
-    whether any ``gen_ai.*`` attribute was seen. (Looking every table key up instead costs several
-    times more: this is the hot loop of OTLP ingest.)"""
+def _gather(attributes: Attributes) -> tuple[dict[str, Value], bool]:
+    """Every slot's winning value (the first present, non-empty attribute of its list), and whether
+    any ``gen_ai.*`` attribute is there.
+
+    ``attributes`` is an attribute map of the traces view (``streams.otlp.decode.trace_view``): the
+    keys the tables name are picked out in C (a set intersection over the map's keys) and only their
+    values are decoded. This is the hot loop of OTLP ingest (~7 µs of CPU per bench span; walking
+    every attribute through upb's ``KeyValue``/``AnyValue`` wrappers cost ~8.5).
+    """
     found: dict[str, Value] = {}
     ranks: dict[str, int] = {}
-    indexed: dict[str, AnyValue] = {}
-    genai = False
-    slots_of = _SLOTS.get
-    for item in attributes:
-        key = item.key
-        if not genai and key.startswith("gen_ai."):
-            genai = True
-        slots = slots_of(key)
-        if slots is None:
-            if key.startswith(_INDEXED_PREFIXES):
-                indexed[key] = item.value
-            continue
-        value = any_value(item.value)
+    present = _KNOWN_KEYS.intersection(attributes)
+    for key in present:
+        raw = attributes[key]
+        value: Value = raw.string_value or any_value(raw)  # "" when it holds another kind
         if value is None or value == "":
             continue
-        for slot, rank in slots:
+        for slot, rank in _SLOTS[key]:
             if rank < ranks.get(slot, _UNRANKED):
                 found[slot] = value
                 ranks[slot] = rank
-    return found, indexed, genai
+    genai = not _GENAI_KEYS.isdisjoint(present) or (
+        len(present) < len(attributes) and any(key.startswith("gen_ai.") for key in attributes)
+    )
+    return found, genai
 
 
 def _timestamp(nanos: int) -> datetime | None:
@@ -395,13 +421,21 @@ def _timestamp(nanos: int) -> datetime | None:
     return stamp if EARLIEST_TIMESTAMP <= stamp < LATEST_TIMESTAMP else None
 
 
-def _error_type(found: dict[str, Value], span: Span) -> str | None:
-    error = _name(found.get("error_type"))
-    if error is None:
-        for event in span.events:
-            if event.name == "exception":
-                error = _name(_gather(event.attributes)[0].get("error_type"))
-                break
+def _events(span: Span) -> tuple[list[dict[str, Value]], str | None]:
+    """The span's details events (gathered) and the error type of its first ``exception`` event."""
+    details: list[dict[str, Value]] = []
+    exception: str | None = None
+    for event in span.events:
+        name = event.name
+        if name == DETAILS_EVENT:
+            details.append(_gather(event.attributes)[0])
+        elif name == "exception" and exception is None:
+            exception = _name(_gather(event.attributes)[0].get("error_type")) or ""
+    return details, exception
+
+
+def _error_type(found: dict[str, Value], exception: str | None, span: Span) -> str | None:
+    error = _name(found.get("error_type")) or exception or None
     if error is None and span.status.code == Status.STATUS_CODE_ERROR:
         error = "error"
     return None if error is None else _clip(error, limits.MAX_NAME_LENGTH)
@@ -409,19 +443,22 @@ def _error_type(found: dict[str, Value], span: Span) -> str | None:
 
 def _tags(found: dict[str, Value], tags: dict[str, str]) -> dict[str, str]:
     """``tags`` (the resource's) updated with the span's own."""
-    for name, slot in _TAG_SLOTS:
-        value = _name(found.get(slot))
-        if value is not None:
-            tags[name] = _clip(value, limits.MAX_TAG_VALUE_LENGTH)
+    for slot, value in found.items():
+        name = _TAG_NAMES.get(slot)
+        if name is not None:
+            text = _name(value)
+            if text is not None:
+                tags[name] = text if len(text) <= limits.MAX_TAG_VALUE_LENGTH else text[: limits.MAX_TAG_VALUE_LENGTH]
     return tags
 
 
 def _features(found: dict[str, Value]) -> dict[str, float | int]:
     features: dict[str, float | int] = {}
     for name, slot, scale in _FEATURE_SLOTS:
-        number = _number(found.get(slot))
-        if number is not None and math.isfinite(number):
-            features[name] = number * scale if scale != 1.0 else number
+        if slot in found:
+            number = _number(found[slot])
+            if number is not None and math.isfinite(number):
+                features[name] = number * scale if scale != 1.0 else number
     return features
 
 
@@ -433,14 +470,16 @@ class ResourceContext:
     model_version: str | None
 
     @classmethod
-    def of(cls, attributes: Iterable[KeyValue]) -> ResourceContext:
+    def of(cls, attributes: Attributes) -> ResourceContext:
         found = _gather(attributes)[0]
         return cls(_tags(found, {}), _name(found.get("model_version")))
 
 
-def span_record(span: Span, resource: ResourceContext, project: str) -> InferenceRecord | str | None:
-    """The inference a span describes, a reason it cannot be one (str), or None for a non-GenAI span."""
-    found, indexed, genai = _gather(span.attributes)
+def _span_values(span: Span, resource: ResourceContext, project: str) -> dict[str, object] | str | None:
+    """The fields of the inference a span describes (to validate as an ``InferenceRecord``), a reason
+    it cannot be one (str), or None for a non-GenAI span."""
+    attributes = span.attributes
+    found, genai = _gather(attributes)
     kind = found.get(OPENINFERENCE_KIND)
     if kind is not None:
         genai = kind in OPENINFERENCE_MODEL_KINDS
@@ -449,62 +488,93 @@ def span_record(span: Span, resource: ResourceContext, project: str) -> Inferenc
     if not genai:
         return None
     trace_id, span_id = span.trace_id, span.span_id
-    span_ref = f"span {span_id.hex() or '?'}"
     if len(trace_id) != 16 or len(span_id) != 8:
-        return f"{span_ref}: trace_id must be 16 bytes and span_id 8 bytes"
+        return f"span {span_id.hex() or '?'}: trace_id must be 16 bytes and span_id 8 bytes"
     tags = _tags(found, dict(resource.tags))
     model = _name(found.get("model"))
     if model is None and tags.get("operation") in MODEL_FALLBACKS:
         key, prefix = MODEL_FALLBACKS[tags["operation"]]
-        named = _name(next((any_value(item.value) for item in span.attributes if item.key == key), None))
+        named = _name(any_value(attributes[key])) if key in attributes else None
         model = None if named is None else prefix + named
     if model is None:
-        return f"{span_ref}: no model ({', '.join(FIELDS['model'][:3])})"
-    timestamp = _timestamp(span.start_time_unix_nano)
+        return f"span {span_id.hex()}: no model ({', '.join(FIELDS['model'][:3])})"
+    started = span.start_time_unix_nano
+    timestamp = _timestamp(started)
     if timestamp is None:
-        return f"{span_ref}: start time missing or outside 2000..2200"
+        return f"span {span_id.hex()}: start time missing or outside 2000..2200"
     ended = span.end_time_unix_nano
-    error_type = _error_type(found, span)
-    prompt, response = _texts(found, indexed, span)
-    values = {
+    details, exception = _events(span) if len(span.events) else ((), None)
+    error_type = _error_type(found, exception, span)
+    prompt, response = _texts(found, attributes, details)  # type: ignore[arg-type]
+    get = found.get
+    return {
         "event_id": trace_id.hex() + span_id.hex(),
         "project": project,
         "model": model,
         "model_version": resource.model_version,
-        "provider": _name(found.get("provider")),
+        "provider": _name(get("provider")),
         "timestamp": timestamp,
-        "latency_ms": (ended - span.start_time_unix_nano) / 1e6 if ended >= span.start_time_unix_nano else None,
+        "latency_ms": (ended - started) / 1e6 if ended >= started else None,
         "status": "error" if error_type is not None else "ok",
         "error_type": error_type,
-        "input_tokens": _tokens(found.get("input_tokens")),
-        "output_tokens": _tokens(found.get("output_tokens")),
-        "cached_tokens": _tokens(found.get("cached_tokens")),
-        "cost_usd": _number(found.get("cost_usd")),
+        "input_tokens": _tokens(get("input_tokens")),
+        "output_tokens": _tokens(get("output_tokens")),
+        "cached_tokens": _tokens(get("cached_tokens")),
+        "cost_usd": _number(get("cost_usd")),
         "prompt": prompt,
         "response": response,
         "features": _features(found),
         "tags": tags,
     }
+
+
+def _validated(values: dict[str, object]) -> InferenceRecord | str:
     try:
         return msgspec.convert(values, InferenceRecord)
     except msgspec.ValidationError as exc:
-        return f"{span_ref}: {exc}"
+        return f"span {str(values['event_id'])[32:]}: {exc}"
 
 
-def map_traces(request: ExportTraceServiceRequest, project: str) -> Mapped[InferenceRecord]:
-    """Every span of an export: GenAI spans → records or rejections, other spans → ignored."""
+def span_record(span: Span, resource: ResourceContext, project: str) -> InferenceRecord | str | None:
+    """The inference a span describes, a reason it cannot be one (str), or None for a non-GenAI span."""
+    values = _span_values(span, resource, project)
+    return values if values is None or isinstance(values, str) else _validated(values)
+
+
+def map_traces(request: TracesView, project: str) -> Mapped[InferenceRecord]:
+    """Every span of an export: GenAI spans → records or rejections, other spans → ignored.
+
+    ``request`` is the traces view ``streams.otlp.decode.decode_traces`` returns (an
+    ``ExportTraceServiceRequest`` is converted to it first).
+
+    The records are validated by the same ``msgspec`` structs as the JSON fast path
+    (``schemas.records``), in one call for the whole export; only when that fails are the spans
+    validated one by one, to keep the valid ones and name the others.
+    """
+    if isinstance(request, ExportTraceServiceRequest):
+        request = as_trace_view(request)
     mapped: Mapped[InferenceRecord] = Mapped()
+    candidates: list[dict[str, object]] = []
     for resource_spans in request.resource_spans:
         resource = ResourceContext.of(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                outcome = span_record(span, resource, project)
+                outcome = _span_values(span, resource, project)
                 if outcome is None:
                     mapped.ignored += 1
                 elif isinstance(outcome, str):
                     mapped.reject(outcome)
                 else:
-                    mapped.records.append(outcome)
+                    candidates.append(outcome)
+    try:
+        mapped.records = msgspec.convert(candidates, list[InferenceRecord])
+    except msgspec.ValidationError:
+        for values in candidates:
+            record = _validated(values)
+            if isinstance(record, str):
+                mapped.reject(record)
+            else:
+                mapped.records.append(record)
     return mapped
 
 
@@ -559,14 +629,73 @@ def evaluation_record(
     return record
 
 
-def map_logs(request: ExportLogsServiceRequest, project: str) -> Mapped[FeedbackRecord]:
-    """Every log record of an export: evaluations → feedback or rejections, other records → ignored."""
-    mapped: Mapped[FeedbackRecord] = Mapped()
+@dataclass(frozen=True, slots=True)
+class LogTexts:
+    """The prompt and response a span's log events carried (content captured "via events")."""
+
+    inference_id: str
+    prompt: str | None
+    response: str | None
+
+
+@dataclass(slots=True)
+class MappedLogs(Mapped[FeedbackRecord]):
+    """What a logs export became: feedback records, and the texts to join to their inferences."""
+
+    texts: list[LogTexts] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Content:
+    prompt: str | None = None
+    response: str | None = None
+    prompt_turns: list[tuple[str | None, str]] = field(default_factory=list)
+    response_turns: list[tuple[str | None, str]] = field(default_factory=list)
+
+
+def _message_text(message: Value) -> str:
+    """The text of one legacy message body (``content`` as text, parts, or anything else as JSON)."""
+    content = message.get("content") if isinstance(message, dict) else message
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return _parts_text(content)
+    return "" if content is None else orjson.dumps(content, default=str).decode()
+
+
+def _add_content(content: _Content, event_name: str, attrs: Attributes, body: AnyValue) -> None:
+    if event_name == DETAILS_EVENT:
+        found = {key: any_value(attrs[key]) for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES)
+                 if key in attrs}  # fmt: skip
+        prompt, response = _texts(found, {}, [])
+        content.prompt = content.prompt or prompt
+        content.response = content.response or response
+    elif event_name == LEGACY_CHOICE_EVENT:
+        message = any_value(body)
+        message = message.get("message", message) if isinstance(message, dict) else message
+        content.response_turns.append((None, _message_text(message)))
+    else:
+        content.prompt_turns.append((LEGACY_MESSAGE_EVENTS[event_name], _message_text(any_value(body))))
+
+
+def map_logs(request: ExportLogsServiceRequest, project: str) -> MappedLogs:
+    """Every log record of an export: evaluations → feedback or rejections; content events (the
+    ``gen_ai.client.inference.operation.details`` event, or the older per-message events, gathered per
+    span within the export) → texts for their inference; other records → ignored."""
+    mapped = MappedLogs()
+    contents: dict[str, _Content] = {}
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             for log in scope_logs.log_records:
                 attrs = _index(log.attributes)
                 event_name = log.event_name or _name(_first(("event.name",), attrs)) or ""
+                if event_name in CONTENT_EVENTS:
+                    if len(log.trace_id) != 16 or len(log.span_id) != 8:
+                        mapped.reject(f"{event_name} without the trace and span of its inference")
+                        continue
+                    inference_id = log.trace_id.hex() + log.span_id.hex()
+                    _add_content(contents.setdefault(inference_id, _Content()), event_name, attrs, log.body)
+                    continue
                 outcome = evaluation_record(
                     event_name,
                     attrs,
@@ -581,4 +710,28 @@ def map_logs(request: ExportLogsServiceRequest, project: str) -> Mapped[Feedback
                     mapped.reject(outcome)
                 else:
                     mapped.records.append(outcome)
+    for inference_id, content in contents.items():
+        prompt = content.prompt or _render(content.prompt_turns)
+        response = content.response or _render(content.response_turns)
+        if prompt or response:
+            mapped.texts.append(LogTexts(
+                inference_id,
+                None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
+                None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
+            ))  # fmt: skip
     return mapped
+
+
+# --- metrics ---------------------------------------------------------------------------------------------
+
+
+def count_data_points(request: ExportMetricsServiceRequest) -> int:
+    """The data points of an export (all of them are dropped: loopwatch reads GenAI metrics from spans)."""
+    points = 0
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    points += len(getattr(metric, kind).data_points)
+    return points

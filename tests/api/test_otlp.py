@@ -20,15 +20,21 @@ import openai
 import orjson
 import pytest
 from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -477,3 +483,203 @@ class TestEvaluations:
         assert parsed.partial_success.rejected_log_records == 2
         [feedback] = _inference(server, token, _event_id(span))["feedback"]
         assert (feedback["kind"], feedback["name"], feedback["value"]) == ("label", "toxicity", "safe")
+
+
+# --- OTLP/HTTP error bodies, metrics, large exports ----------------------------------------------------
+
+
+def _status(response: httpx.Response, encoding: str) -> Status:
+    """The ``google.rpc.Status`` of an error response, decoded in the encoding the request used."""
+    media = "application/x-protobuf" if encoding == "protobuf" else "application/json"
+    assert response.headers["content-type"].split(";")[0] == media, response.headers
+    if encoding == "protobuf":
+        return Status.FromString(response.content)
+    return json_format.Parse(response.content, Status())
+
+
+class TestErrorBodies:
+    """Errors carry a ``google.rpc.Status`` in the request's encoding (OTLP/HTTP), with the gRPC code."""
+
+    @pytest.mark.parametrize("encoding", ["protobuf", "json"])
+    def test_final_errors(self, server: BackgroundServer, encoding: str) -> None:
+        token = _token(server, f"status-{encoding}")
+        media = "application/x-protobuf" if encoding == "protobuf" else "application/json"
+        garbage = b"\xff\xff\xff\xff" if encoding == "protobuf" else b"{"
+        limit = server.app.state.services.settings.max_body_bytes
+        cases = [
+            (_post(server, token, garbage, media), 400, 3),
+            (_post(server, token, garbage, media, path="/v1/logs"), 400, 3),
+            (httpx.post(f"{server.url}/v1/traces", content=garbage, headers={"content-type": media}), 401, 16),
+            (_post(server, "lw_not-a-key", garbage, media, path="/v1/logs"), 401, 16),
+            (_post(server, token, b"\x00" * (limit + 1), media), 413, 8),
+            (_post(server, token, garbage, media, **{"content-encoding": "br"}), 415, 3),
+            (_post(server, token, b"not gzip", media, **{"content-encoding": "gzip"}), 400, 3),
+        ]
+        for response, http_status, grpc_code in cases:
+            assert response.status_code == http_status, response.content
+            assert "retry-after" not in response.headers  # final: OTLP exporters do not retry these
+            status = _status(response, encoding)
+            assert status.code == grpc_code
+            assert status.message
+        assert "API key" in _status(cases[2][0], encoding).message
+
+    def test_unknown_content_type_gets_a_json_status(self, server: BackgroundServer) -> None:
+        response = _post(server, _token(server, "status-type"), b"x", "text/plain")
+        assert response.status_code == 415
+        assert "application/x-protobuf" in _status(response, "json").message
+
+    @pytest.mark.parametrize("encoding", ["protobuf", "json"])
+    def test_write_not_confirmed_is_a_retryable_503(self, data_dir: Path, encoding: str) -> None:
+        settings = make_settings(data_dir, ack_timeout_seconds=1e-6)
+        with BackgroundServer(create_app(settings), free_port()) as slow:
+            token = _token(slow, "status-503")
+            [span] = _spans([("chat", CHAT, False)])
+            body = encode_spans([span]).SerializeToString() if encoding == "protobuf" else _otlp_json([span])
+            media = "application/x-protobuf" if encoding == "protobuf" else "application/json"
+            response = _post(slow, token, body, media)
+            storage = slow.app.state.services.storage
+        storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        status = _status(response, encoding)
+        assert status.code == 14  # UNAVAILABLE
+        assert "resend" in status.message
+
+
+class TestMetrics:
+    """``/v1/metrics``: exporters get a 200 whose partial_success says the data points were dropped."""
+
+    def test_sdk_metric_exporter_succeeds_and_is_told_why_nothing_is_stored(self, server: BackgroundServer) -> None:
+        token = _token(server, "metrics")
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(resource=RESOURCE, metric_readers=[reader])
+        meter = provider.get_meter("genai")
+        usage = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
+        usage.record(21, {"gen_ai.token.type": "input", "gen_ai.request.model": "gpt-4o-mini"})
+        usage.record(6, {"gen_ai.token.type": "output", "gen_ai.request.model": "gpt-4o-mini"})
+        meter.create_histogram("gen_ai.client.operation.duration", unit="s").record(0.4)
+        data = reader.get_metrics_data()
+        provider.shutdown()
+        exporter = OTLPMetricExporter(endpoint=f"{server.url}/v1/metrics",
+                                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert exporter.export(data) == MetricExportResult.SUCCESS
+        for encoding in ("protobuf", "json"):
+            request = encode_metrics(data)
+            body = (
+                request.SerializeToString() if encoding == "protobuf" else json_format.MessageToJson(request).encode()
+            )
+            media = "application/x-protobuf" if encoding == "protobuf" else "application/json"
+            response = _post(server, token, body, media, path="/v1/metrics")
+            assert response.status_code == 200, response.content
+            if encoding == "protobuf":
+                parsed = ExportMetricsServiceResponse.FromString(response.content)
+            else:
+                parsed = json_format.Parse(response.content, ExportMetricsServiceResponse())
+            assert parsed.partial_success.rejected_data_points == 3
+            assert "/v1/traces" in parsed.partial_success.error_message
+        assert _post(server, token, b"\xff\xff", path="/v1/metrics").status_code == 400
+
+
+class TestLargeExports:
+    """An export of hundreds of spans: every valid span stored once, the invalid one named."""
+
+    def test_large_export(self, data_dir: Path) -> None:
+        with BackgroundServer(create_app(make_settings(data_dir)), free_port()) as running:
+            token = _token(running, "large")
+            spans = _spans([(f"chat {i}", {**CHAT, "gen_ai.conversation.id": f"c{i}"}, i % 7 == 0) for i in range(300)]
+                           + [("chat no model", {"gen_ai.operation.name": "chat"}, False), ("GET /", {}, False)])  # fmt: skip
+            body = encode_spans(spans).SerializeToString()
+            assert _partial(_post(running, token, body)) == (1, f"span {spans[300].get_span_context().span_id:016x}: "
+                                                             "no model (gen_ai.request.model, gen_ai.response.model, "
+                                                             "llm.model_name)")  # fmt: skip
+            stored = _inference(running, token, _event_id(spans[14]))
+            assert (stored["status"], stored["tags"]["conversation_id"]) == ("error", "c14")
+            models = httpx.get(f"{running.url}/v1/models", headers={"authorization": f"Bearer {token}"}).json()
+            assert [model["inferences"] for model in models] == [300]
+            storage = running.app.state.services.storage
+        storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+
+
+class TestContentViaLogEvents:
+    """Prompts and responses sent as log events land on the inference of their span, in either order."""
+
+    def test_official_instrumentation_with_event_only_content(
+        self, server: BackgroundServer, fake_openai: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "event_only")
+        token = _token(server, "content-events")
+        # 1. the SDK's own OTLP exporters, as an app runs them
+        tracer_provider, logger_provider = _providers(server, token)
+        recorder = _Recorder()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(recorder))
+        # 2. the same instrumentation into memory, to send spans and logs in a chosen order
+        memory_spans, memory_logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
+        memory_tracer, memory_logger = TracerProvider(resource=RESOURCE), LoggerProvider(resource=RESOURCE)
+        memory_tracer.add_span_processor(SimpleSpanProcessor(memory_spans))
+        memory_logger.add_log_record_processor(SimpleLogRecordProcessor(memory_logs))
+        questions = ["Capital of France?", "Capital of Italy?", "Capital of Spain?"]
+        for index, (tracer, logger) in enumerate([(tracer_provider, logger_provider),
+                                                   (memory_tracer, memory_logger), (memory_tracer, memory_logger)]):  # fmt: skip
+            instrumentor = OpenAIInstrumentor()
+            instrumentor.instrument(tracer_provider=tracer, logger_provider=logger)
+            try:
+                client = openai.OpenAI(base_url=fake_openai, api_key="sk-test", max_retries=0)
+                client.chat.completions.create(model="gpt-4o-mini", messages=[
+                    {"role": "system", "content": "Be brief."}, {"role": "user", "content": questions[index]}])  # fmt: skip
+            finally:
+                instrumentor.uninstrument()
+        tracer_provider.shutdown()
+        logger_provider.shutdown()
+        [exported] = recorder.spans
+        log_first, span_first = memory_spans.get_finished_spans()
+
+        def logs_of(span: ReadableSpan) -> bytes:
+            mine = [data for data in memory_logs.get_finished_logs()
+                    if data.log_record.span_id == span.get_span_context().span_id]  # fmt: skip
+            assert [data.log_record.event_name for data in mine] == ["gen_ai.client.inference.operation.details"]
+            return encode_logs(mine).SerializeToString()
+
+        def spans_of(span: ReadableSpan) -> bytes:
+            return encode_spans([span]).SerializeToString()
+
+        assert _post(server, token, logs_of(log_first), path="/v1/logs").status_code == 200
+        assert _partial(_post(server, token, spans_of(log_first))) == (0, "")
+        assert _partial(_post(server, token, spans_of(span_first))) == (0, "")
+        assert not _inference(server, token, _event_id(span_first))["prompt"]  # no content on the span itself
+        for _ in range(2):  # a resent log changes nothing
+            assert _post(server, token, logs_of(span_first), path="/v1/logs").status_code == 200
+
+        for span, question in [(exported, questions[0]), (log_first, questions[1]), (span_first, questions[2])]:
+            stored = _inference(server, token, _event_id(span))
+            assert stored["prompt"] == f"system: Be brief.\nuser: {question}"
+            assert stored["response"] == "Paris is the capital."
+            assert (stored["input_tokens"], stored["output_tokens"], stored["status"]) == (21, 6, "ok")
+        response = httpx.get(f"{server.url}/v1/models", headers={"authorization": f"Bearer {token}"})
+        assert [model["inferences"] for model in response.json()] == [3]
+
+    def test_older_per_message_events_are_gathered_per_span(self, server: BackgroundServer) -> None:
+        token = _token(server, "content-legacy")
+        [span] = _spans([("chat", CHAT, False)])
+        memory_logs = InMemoryLogRecordExporter()
+        provider = LoggerProvider(resource=RESOURCE)
+        provider.add_log_record_processor(SimpleLogRecordProcessor(memory_logs))
+        logger = provider.get_logger("openai-v2")
+        context = trace.set_span_in_context(trace.NonRecordingSpan(span.get_span_context()))
+        for event_name, body in [
+            ("gen_ai.system.message", {"content": "Be brief."}),
+            ("gen_ai.user.message", {"content": "Capital of France?"}),
+            ("gen_ai.choice", {"index": 0, "finish_reason": "stop",
+                               "message": {"role": "assistant", "content": "Paris."}}),
+        ]:  # fmt: skip
+            logger.emit(event_name=event_name, body=body, context=context)
+        logger.emit(event_name="gen_ai.user.message", body={"content": "orphan"})  # no span: rejected
+        provider.shutdown()
+        response = _post(server, token, encode_logs(memory_logs.get_finished_logs()).SerializeToString(),
+                         path="/v1/logs")  # fmt: skip
+        assert ExportLogsServiceResponse.FromString(response.content).partial_success.rejected_log_records == 1
+        assert _partial(_post(server, token, encode_spans([span]).SerializeToString())) == (0, "")
+        stored = _inference(server, token, _event_id(span))
+        assert (stored["prompt"], stored["response"]) == ("system: Be brief.\nuser: Capital of France?", "Paris.")
