@@ -63,7 +63,7 @@ class TestKafkaDelivery:
             topic_prefix=kafka_topic_prefix,
             batch_max_events=max_events,
             batch_max_bytes=max_bytes,
-            linger_seconds=0.05,
+            linger_seconds=5.0,  # batches close on the limits under test, not on time (flush() sends the rest)
         )
         models = {"chat-small": "", "chat-large": "x" * 1_500, "classifier": "y" * 40}  # model -> prompt
         sent_inferences: list[str] = []
