@@ -28,9 +28,21 @@ OVERVIEW_METRICS: tuple[tuple[str, str], ...] = (
 
 # What the model page charts (per-column drift is aggregated separately: ``top_drifted_columns``).
 MODEL_PAGE_METRICS: tuple[str, ...] = (
-    "count", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "cost_usd", "input_tokens",
-    "output_tokens", "dataset_drift", "family_drift", "thumbs_up_rate", "accuracy", "mean_rating", "score_mean",
-)  # fmt: skip
+    "count",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "dataset_drift",
+    "family_drift",
+    "thumbs_up_rate",
+    "accuracy",
+    "mean_rating",
+    "score_mean",
+)
 
 
 @dataclass(slots=True)
@@ -157,8 +169,12 @@ def model_series(
     """Per family, the model-wide rows of the metrics the model page charts (one query instead of
     four, ``details`` never parsed), shaped like ``stat_rows`` rows so ``rebucket`` re-buckets them
     exactly as ``GET /v1/stats?interval=`` does."""
-    clauses = ["project = {project:String}", "model = {model:String}", "model_version = ''",
-               "metric IN {metrics:Array(String)}"]  # fmt: skip
+    clauses = [
+        "project = {project:String}",
+        "model = {model:String}",
+        "model_version = ''",
+        "metric IN {metrics:Array(String)}",
+    ]
     params: dict[str, Any] = {"project": project, "model": model, "metrics": list(MODEL_PAGE_METRICS)}
     _range(clauses, params, since, until)
     rows = storage.query(
@@ -174,11 +190,22 @@ def model_series(
             moments[start] = as_utc(start)
         if end not in moments:
             moments[end] = as_utc(end)
-        out.setdefault(str(family), []).append({
-            "model": model, "model_version": "", "window_start": moments[start], "window_end": moments[end],
-            "metric": metric, "dimension": dimension, "value": value, "p_value": p_value, "threshold": threshold,
-            "flagged": bool(flagged), "sample_size": size, "details": {},
-        })  # fmt: skip
+        out.setdefault(str(family), []).append(
+            {
+                "model": model,
+                "model_version": "",
+                "window_start": moments[start],
+                "window_end": moments[end],
+                "metric": metric,
+                "dimension": dimension,
+                "value": value,
+                "p_value": p_value,
+                "threshold": threshold,
+                "flagged": bool(flagged),
+                "sample_size": size,
+                "details": {},
+            }
+        )
     return out
 
 
@@ -186,8 +213,13 @@ def top_drifted_columns(
     storage: Storage, project: str, model: str, since: datetime | None, until: datetime | None, top: int = 10
 ) -> list[dict[str, Any]]:
     """Columns by the number of windows they drifted in over the range, then by their smallest p-value."""
-    clauses = ["project = {project:String}", "model = {model:String}", "model_version = ''", "family = 'drift'",
-               "metric = 'column_drift'"]  # fmt: skip
+    clauses = [
+        "project = {project:String}",
+        "model = {model:String}",
+        "model_version = ''",
+        "family = 'drift'",
+        "metric = 'column_drift'",
+    ]
     params: dict[str, Any] = {"project": project, "model": model, "top": top}
     _range(clauses, params, since, until)
     rows = storage.query(
@@ -196,16 +228,23 @@ def top_drifted_columns(
         "GROUP BY dimension ORDER BY drifted DESC, min_p ASC, dimension LIMIT {top:UInt32}",
         params,
     ).result_rows
-    return [{"name": name, "flagged": int(drifted), "windows": int(windows), "min_p": min_p}
-            for name, drifted, windows, min_p in rows]  # fmt: skip
+    return [
+        {"name": name, "flagged": int(drifted), "windows": int(windows), "min_p": min_p}
+        for name, drifted, windows, min_p in rows
+    ]
 
 
 def version_series(
     storage: Storage, project: str, model: str, metric: str, since: datetime | None, until: datetime | None
 ) -> dict[str, list[dict[str, Any]]]:
     """Per model version (those written per version: latency and cost), one metric's windows."""
-    clauses = ["project = {project:String}", "model = {model:String}", "model_version != ''",
-               "metric = {metric:String}", "dimension = ''"]  # fmt: skip
+    clauses = [
+        "project = {project:String}",
+        "model = {model:String}",
+        "model_version != ''",
+        "metric = {metric:String}",
+        "dimension = ''",
+    ]
     params: dict[str, Any] = {"project": project, "model": model, "metric": metric}
     _range(clauses, params, since, until)
     rows = storage.query(

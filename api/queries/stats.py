@@ -38,7 +38,8 @@ def stat_rows(
         clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
         params["until"] = ch_time(until)
     rows = storage.rows(
-        "SELECT model, model_version, window_start, window_end, metric, dimension, value, p_value, threshold, flagged, sample_size, "
+        "SELECT model, model_version, window_start, window_end, metric, "
+        "dimension, value, p_value, threshold, flagged, sample_size, "
         f"details FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
         "ORDER BY window_start, model, metric, dimension LIMIT {limit:UInt32}",
         params,
@@ -67,10 +68,20 @@ def rebucket(rows: list[dict[str, Any]], interval_seconds: int) -> list[dict[str
         else:
             value = sum(m["value"] * w for m, w in zip(members, weights, strict=True)) / sum(weights)
         p_values = [m["p_value"] for m in members if m["p_value"] is not None]
-        out.append({
-            "model": model, "model_version": version, "window_start": bucket, "window_end": bucket + timedelta(seconds=interval_seconds),
-            "metric": metric, "dimension": dimension, "value": value, "p_value": min(p_values) if p_values else None,
-            "threshold": members[-1]["threshold"], "flagged": any(m["flagged"] for m in members),
-            "sample_size": sum(m["sample_size"] for m in members), "details": {"windows": len(members)},
-        })  # fmt: skip
+        out.append(
+            {
+                "model": model,
+                "model_version": version,
+                "window_start": bucket,
+                "window_end": bucket + timedelta(seconds=interval_seconds),
+                "metric": metric,
+                "dimension": dimension,
+                "value": value,
+                "p_value": min(p_values) if p_values else None,
+                "threshold": members[-1]["threshold"],
+                "flagged": any(m["flagged"] for m in members),
+                "sample_size": sum(m["sample_size"] for m in members),
+                "details": {"windows": len(members)},
+            }
+        )
     return out
