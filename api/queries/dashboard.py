@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from streams.storage import Storage, as_utc, ch_time
+from api.queries.stats import overlapping
+from streams.storage import Storage, as_utc
 
 # The model-wide numbers of the overview: (family, metric) with dimension '' (family_drift has one per family).
 OVERVIEW_METRICS: tuple[tuple[str, str], ...] = (
@@ -153,16 +154,6 @@ def _read_reference_means(storage: Storage, project: str) -> list[tuple[str, str
     return [(str(model), str(metric), float(mean)) for model, metric, mean in rows]
 
 
-def _range(clauses: list[str], params: dict[str, Any], since: datetime | None, until: datetime | None) -> None:
-    """The window-overlap bounds ``api.queries.stats.stat_rows`` uses, so both read the same windows."""
-    if since:
-        clauses.append("window_end > {since:DateTime64(3, 'UTC')}")
-        params["since"] = ch_time(since)
-    if until:
-        clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
-        params["until"] = ch_time(until)
-
-
 def model_series(
     storage: Storage, project: str, model: str, since: datetime | None, until: datetime | None
 ) -> dict[str, list[dict[str, Any]]]:
@@ -176,7 +167,7 @@ def model_series(
         "metric IN {metrics:Array(String)}",
     ]
     params: dict[str, Any] = {"project": project, "model": model, "metrics": list(MODEL_PAGE_METRICS)}
-    _range(clauses, params, since, until)
+    overlapping(clauses, params, since, until)
     rows = storage.query(
         "SELECT family, window_start, window_end, metric, dimension, value, p_value, threshold, flagged, sample_size "
         f"FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
@@ -221,7 +212,7 @@ def top_drifted_columns(
         "metric = 'column_drift'",
     ]
     params: dict[str, Any] = {"project": project, "model": model, "top": top}
-    _range(clauses, params, since, until)
+    overlapping(clauses, params, since, until)
     rows = storage.query(
         "SELECT dimension, sum(flagged) AS drifted, count() AS windows, min(p_value) AS min_p "
         f"FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
@@ -246,7 +237,7 @@ def version_series(
         "dimension = ''",
     ]
     params: dict[str, Any] = {"project": project, "model": model, "metric": metric}
-    _range(clauses, params, since, until)
+    overlapping(clauses, params, since, until)
     rows = storage.query(
         f"SELECT model_version, window_start, value, sample_size FROM {storage.database}.window_stats FINAL "
         f"WHERE {' AND '.join(clauses)} ORDER BY model_version, window_start LIMIT 100000",

@@ -12,6 +12,16 @@ from schemas.stats import ADDITIVE_METRICS
 from streams.storage import Storage, as_utc, ch_time
 
 
+def overlapping(clauses: list[str], params: dict[str, Any], since: datetime | None, until: datetime | None) -> None:
+    """Add the bounds of windows that overlap ``[since, until)`` to a ``window_stats`` query."""
+    if since:
+        clauses.append("window_end > {since:DateTime64(3, 'UTC')}")
+        params["since"] = ch_time(since)
+    if until:
+        clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
+        params["until"] = ch_time(until)
+
+
 def stat_rows(
     storage: Storage,
     project: str,
@@ -31,12 +41,7 @@ def stat_rows(
         if value is not None:
             clauses.append(f"{name} = {{{name}:String}}")
             params[name] = value
-    if since:
-        clauses.append("window_end > {since:DateTime64(3, 'UTC')}")
-        params["since"] = ch_time(since)
-    if until:
-        clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
-        params["until"] = ch_time(until)
+    overlapping(clauses, params, since, until)
     rows = storage.rows(
         "SELECT model, model_version, window_start, window_end, metric, "
         "dimension, value, p_value, threshold, flagged, sample_size, "
