@@ -46,6 +46,4 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def unprocessable(loc: list[str | int], message: str, kind: str = "value_error") -> HTTPException:
     """A 422 in FastAPI's own shape, so clients parse every validation error the same way."""
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": loc, "msg": message, "type": kind}]
-    )
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": loc, "msg": message, "type": kind}])

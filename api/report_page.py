@@ -33,13 +33,15 @@ _SCRIPT_START = "<script"
 _SCRIPT_END = "</script>"
 
 # Characters that mean something to the HTML tokenizer inside <script> (or end a JS line in old engines).
-_SCRIPT_JSON_ESCAPES = str.maketrans({
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-})  # fmt: skip
+_SCRIPT_JSON_ESCAPES = str.maketrans(
+    {
+        "<": "\\u003c",
+        ">": "\\u003e",
+        "&": "\\u0026",
+        "\u2028": "\\u2028",
+        "\u2029": "\\u2029",
+    }
+)
 
 
 class ReportShapeError(RuntimeError):

@@ -46,21 +46,37 @@ TICK = 0.1  # seconds between batches
 def trial(window: int, lateness: int, offset: float, data_dir: Path) -> dict[str, float | str]:
     port = free_port()
     settings = Settings(
-        _env_file=None, data_dir=data_dir, clickhouse_database=f"bench_{secrets.token_hex(4)}",
-        window_seconds=window, allowed_lateness_seconds=lateness, batch_max_seconds=0.2, drift_share=0.3,
-        reference_min_rows=100, allow_private_webhooks=True, delivery_backoff_seconds=0.2,
-        log_level="warning", public_url=f"http://127.0.0.1:{port}",
-    )  # fmt: skip
+        _env_file=None,
+        data_dir=data_dir,
+        clickhouse_database=f"bench_{secrets.token_hex(4)}",
+        window_seconds=window,
+        allowed_lateness_seconds=lateness,
+        batch_max_seconds=0.2,
+        drift_share=0.3,
+        reference_min_rows=100,
+        allow_private_webhooks=True,
+        delivery_backoff_seconds=0.2,
+        log_level="warning",
+        public_url=f"http://127.0.0.1:{port}",
+    )
     configure_logging(settings)
     secret = secrets.token_hex(16)
     with BackgroundServer(create_app(settings), port) as server, WebhookReceiver(secret) as receiver:
         token = server.app.state.services.keys.create("bench").token
         with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {token}"}, timeout=30) as client:
-            client.post("/v1/monitors", json={
-                "monitor_id": "drift", "name": "drift", "scope": MODEL, "family": "drift", "metric": "dataset_drift",
-                "condition": {"type": "flagged"}, "cooldown_seconds": 3600,
-                "channels": [{"type": "webhook", "url": receiver.url, "secret": secret}],
-            }).raise_for_status()  # fmt: skip
+            client.post(
+                "/v1/monitors",
+                json={
+                    "monitor_id": "drift",
+                    "name": "drift",
+                    "scope": MODEL,
+                    "family": "drift",
+                    "metric": "dataset_drift",
+                    "condition": {"type": "flagged"},
+                    "cooldown_seconds": 3600,
+                    "channels": [{"type": "webhook", "url": receiver.url, "secret": secret}],
+                },
+            ).raise_for_status()
             # start on a window boundary; drift after 3 full windows plus ``offset`` of a window
             now = time.time()
             time.sleep(window - now % window)
@@ -90,8 +106,13 @@ def trial(window: int, lateness: int, offset: float, data_dir: Path) -> dict[str
     assert received[0].verified, "the alert's signature must verify"
     assert first_drift_sent is not None
     latency = arrived - first_drift_sent
-    return {"offset": offset, "latency": latency, "budget": window + 2.0, "window": alert.window_start.strftime("%H:%M:%S"),
-            "value": alert.value}  # fmt: skip
+    return {
+        "offset": offset,
+        "latency": latency,
+        "budget": window + 2.0,
+        "window": alert.window_start.strftime("%H:%M:%S"),
+        "value": alert.value,
+    }
 
 
 def main() -> None:
@@ -102,14 +123,27 @@ def main() -> None:
     args = parser.parse_args()
     offsets = [0.0] if args.quick else [0.0, 0.5, 0.9]
     data_dir = Path(tempfile.mkdtemp(prefix="loopwatch-bench-alert-"))
-    table = Table("drift starts at", "alert latency", "budget (window + 2 s)", "latency / budget", "alerted window",
-                  "drifted share", title=f"first drifted event → webhook, {args.window} s windows, lateness {args.lateness} s, {RATE} events/s")  # fmt: skip
+    table = Table(
+        "drift starts at",
+        "alert latency",
+        "budget (window + 2 s)",
+        "latency / budget",
+        "alerted window",
+        "drifted share",
+        title=f"first drifted event → webhook, {args.window} s windows, lateness {args.lateness} s, {RATE} events/s",
+    )
     for offset in offsets:
         console.print(f"trial: drift at {offset:.0%} of a window …")
         result = trial(args.window, args.lateness, offset, data_dir)
         ratio = result["latency"] / result["budget"]  # type: ignore[operator]
-        table.add_row(f"{offset:.0%} into a window", f"{result['latency']:.2f} s", f"{result['budget']:.1f} s",
-                      f"[{'green' if ratio <= 1 else 'red'}]{ratio:.2f}[/]", str(result["window"]), f"{result['value']:.0%}")  # fmt: skip
+        table.add_row(
+            f"{offset:.0%} into a window",
+            f"{result['latency']:.2f} s",
+            f"{result['budget']:.1f} s",
+            f"[{'green' if ratio <= 1 else 'red'}]{ratio:.2f}[/]",
+            str(result["window"]),
+            f"{result['value']:.0%}",
+        )
     console.print(table)
 
 

@@ -110,9 +110,11 @@ SCENARIOS: list[Scenario] = [
     Scenario("embeddings +0.5 in 4 of 32 dims", lambda k: Shift(embedding=0.5)),
     Scenario("quality: thumbs-up 80 % → 60 %", lambda k: Shift(thumbs_up=0.6)),
     Scenario("gradual: features +0.1 SD per window", lambda k: Shift(features=0.1 * (k + 1)), material_from=2),
-    Scenario("mixed (issue 11): features, mix, prompts", lambda k: Shift(features=0.5, plan_mix=True, prompt_length=1.5)),
+    Scenario(
+        "mixed (issue 11): features, mix, prompts", lambda k: Shift(features=0.5, plan_mix=True, prompt_length=1.5)
+    ),
     Scenario("immaterial: feature +0.05 SD", lambda k: Shift(one_feature=0.05), material=False),
-]  # fmt: skip
+]
 
 
 @dataclass
@@ -159,12 +161,25 @@ def old_defaults(project: str) -> list[Monitor]:
     """The defaults before issue 11: evidently's dataset rule and the thumbs test at p < 0.05."""
     common: dict[str, Any] = {"project": project, "scope": "*", "builtin": True}
     return [
-        Monitor(monitor_id="default-dataset-drift", name="Dataset drift", family="drift", metric="dataset_drift",
-                condition=FlaggedCondition(), min_samples=30, **common),
-        Monitor(monitor_id="default-thumbs-drop", name="Thumbs-up rate dropped", family="quality",
-                metric="thumbs_up_rate", condition=PValueCondition(alpha=0.05, direction="down"), min_samples=30,
-                **common),
-    ]  # fmt: skip
+        Monitor(
+            monitor_id="default-dataset-drift",
+            name="Dataset drift",
+            family="drift",
+            metric="dataset_drift",
+            condition=FlaggedCondition(),
+            min_samples=30,
+            **common,
+        ),
+        Monitor(
+            monitor_id="default-thumbs-drop",
+            name="Thumbs-up rate dropped",
+            family="quality",
+            metric="thumbs_up_rate",
+            condition=PValueCondition(alpha=0.05, direction="down"),
+            min_samples=30,
+            **common,
+        ),
+    ]
 
 
 def alerts(monitors: list[Monitor], rows: list[StatRow]) -> bool:
@@ -176,9 +191,14 @@ def alerts(monitors: list[Monitor], rows: list[StatRow]) -> bool:
             if row.sample_size < monitor.min_samples:
                 continue
             reference = row.details.get("reference")
-            if breaches(monitor.condition, value=row.value, p_value=row.p_value, flagged=row.flagged,
-                        reference=reference if isinstance(reference, int | float) else None,
-                        direction=monitor.direction()):  # fmt: skip
+            if breaches(
+                monitor.condition,
+                value=row.value,
+                p_value=row.p_value,
+                flagged=row.flagged,
+                reference=reference if isinstance(reference, int | float) else None,
+                direction=monitor.direction(),
+            ):
                 return True
     return False
 
@@ -197,8 +217,10 @@ class Run:
         self.reference_quality = _quality(first)
         self.rules = {
             "evidently": old_defaults("bench"),
-            "loopwatch": [m for m in default_monitors("bench", Settings(_env_file=None)) if m.family in ("drift", "quality")],  # type: ignore[call-arg]
-        }  # fmt: skip
+            "loopwatch": [
+                m for m in default_monitors("bench", Settings(_env_file=None)) if m.family in ("drift", "quality")
+            ],  # type: ignore[call-arg]
+        }
         self.index = 0
 
     def window(self, shift: Shift) -> dict[str, bool]:
@@ -267,8 +289,14 @@ def main() -> int:
     # evidently's KS on tied values falls back to its asymptotic form with a warning; the values are right
     warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful")
     started = time.perf_counter()
-    table = Table("scenario", "rule", "detected", "first alert (windows)", "false/100 calm",
-                  title=f"detection: {args.events} events/window, first window = reference")  # fmt: skip
+    table = Table(
+        "scenario",
+        "rule",
+        "detected",
+        "first alert (windows)",
+        "false/100 calm",
+        title=f"detection: {args.events} events/window, first window = reference",
+    )
     total_calm = {"evidently": [0, 0], "loopwatch": [0, 0]}
     missed: list[str] = []
     for seed, scenario in enumerate([None, *SCENARIOS], start=1):
@@ -280,8 +308,9 @@ def main() -> int:
             detected = "–" if scenario is None else f"{tally.detected / tally.drifted:.0%}"
             first = "–" if scenario is None else _first(tally.first)
             rate = f"{100 * tally.false_alarms / tally.calm:.2f}" if tally.calm else "–"
-            table.add_row(name if rule == "evidently" else "", rule, detected, first, rate,
-                          end_section=rule == "loopwatch")  # fmt: skip
+            table.add_row(
+                name if rule == "evidently" else "", rule, detected, first, rate, end_section=rule == "loopwatch"
+            )
             late = scenario is not None and max(tally.first) - scenario.material_from > 1
             if rule == "loopwatch" and scenario is not None and scenario.material and late:
                 missed.append(name)
@@ -290,8 +319,10 @@ def main() -> int:
     for rule, (alarms, calm) in total_calm.items():
         console.print(f"{rule}: {alarms} false alarms in {calm} calm windows = {100 * alarms / calm:.2f} per 100")
     loopwatch_rate = 100 * total_calm["loopwatch"][0] / total_calm["loopwatch"][1]
-    console.print(f"targets: material shifts alerted within one window of onset: {'yes' if not missed else 'NO ' + str(missed)}; "
-                  f"false alarms <= 1 per 100 calm windows: {'yes' if loopwatch_rate <= 1 else 'NO'}")  # fmt: skip
+    console.print(
+        f"targets: material shifts alerted within one window of onset: {'yes' if not missed else 'NO ' + str(missed)}; "
+        f"false alarms <= 1 per 100 calm windows: {'yes' if loopwatch_rate <= 1 else 'NO'}"
+    )
     console.print(f"took {time.perf_counter() - started:.0f} s")
     return 0 if not missed and loopwatch_rate <= 1 else 1
 

@@ -134,9 +134,7 @@ def compare(name: str, seconds: float, ours: DatasetDriftResult, theirs: Evident
     """Max |value difference| and number of equal flags versus evidently."""
     diffs = [abs(ours.columns[c].value - v) for c, v in theirs.values.items()]
     equal = sum(ours.columns[c].drifted == f for c, f in theirs.flags.items())
-    return Row(
-        name, seconds, max(diffs), equal, len(theirs.flags), ours.dataset_drifted == theirs.dataset_drifted
-    )
+    return Row(name, seconds, max(diffs), equal, len(theirs.flags), ours.dataset_drifted == theirs.dataset_drifted)
 
 
 def main() -> None:

@@ -203,8 +203,10 @@ def query_types(
     def day_range(_: int) -> dict[str, Any]:
         day = rng.randrange(1, DAYS)
         since = end - timedelta(days=day)
-        return {"since": since.isoformat().replace("+00:00", "Z"),
-                "until": (since + timedelta(days=1)).isoformat().replace("+00:00", "Z")}  # fmt: skip
+        return {
+            "since": since.isoformat().replace("+00:00", "Z"),
+            "until": (since + timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+        }
 
     def tag(i: int) -> dict[str, Any]:
         return {"tag": f"route:{ROUTES[i % 4]}"} if i % 2 == 0 else {"tag": f"user:u{rng.randrange(400):04d}"}
@@ -354,8 +356,9 @@ def measure_state(
                 bar.advance(task)
     latencies: dict[str, list[list[float]]] = {qt.name: [] for qt in types}
     with progress() as bar:
-        task = bar.add_task(f"API requests ({rounds} rounds x {len(types)} types x {requests})",
-                            total=rounds * len(types) * requests)  # fmt: skip
+        task = bar.add_task(
+            f"API requests ({rounds} rounds x {len(types)} types x {requests})", total=rounds * len(types) * requests
+        )
         for _ in range(rounds):
             for qt in types:
                 samples = []
@@ -374,8 +377,10 @@ def measure_state(
 
 
 def print_state(result: StateResult, requests: int) -> bool:
-    table = Table(title=f"GET /v1/feedback, limit 100 — {result.label} (active parts: "
-                        f"feedback {result.parts.get('feedback')}, inferences {result.parts.get('inferences')})")  # fmt: skip
+    table = Table(
+        title=f"GET /v1/feedback, limit 100 — {result.label} (active parts: "
+        f"feedback {result.parts.get('feedback')}, inferences {result.parts.get('inferences')})"
+    )
     for column in (
         "query type",
         "requests",
@@ -395,17 +400,29 @@ def print_state(result: StateResult, requests: int) -> bool:
         naive = median(result.naive[name])
         ok &= p99 < TARGET_P99_MS
         all_naive += result.naive[name]
-        table.add_row(name, fmt_int(requests * len(rounds)), f"{p50:.1f}", f"{p99:.1f}", " / ".join(f"{v:.0f}" for v in p99s),
-                      f"{naive:,.0f} ({len(result.naive[name])})", f"{naive / p50:,.0f}x")  # fmt: skip
+        table.add_row(
+            name,
+            fmt_int(requests * len(rounds)),
+            f"{p50:.1f}",
+            f"{p99:.1f}",
+            " / ".join(f"{v:.0f}" for v in p99s),
+            f"{naive:,.0f} ({len(result.naive[name])})",
+            f"{naive / p50:,.0f}x",
+        )
     n_rounds = len(next(iter(result.latencies.values())))
     for r in range(n_rounds):
         pooled = [v for rounds in result.latencies.values() for v in rounds[r]]
         all_p50.append(percentile(pooled, 50))
         all_p99.append(percentile(pooled, 99))
-    table.add_row("[bold]overall[/bold]", fmt_int(sum(len(s) for rounds in result.latencies.values() for s in rounds)),
-                  f"[bold]{median(all_p50):.1f}[/bold]", f"[bold]{median(all_p99):.1f}[/bold]",
-                  " / ".join(f"{v:.0f}" for v in all_p99), f"{median(all_naive):,.0f} ({len(all_naive)})",
-                  f"[bold]{median(all_naive) / median(all_p50):,.0f}x[/bold]")  # fmt: skip
+    table.add_row(
+        "[bold]overall[/bold]",
+        fmt_int(sum(len(s) for rounds in result.latencies.values() for s in rounds)),
+        f"[bold]{median(all_p50):.1f}[/bold]",
+        f"[bold]{median(all_p99):.1f}[/bold]",
+        " / ".join(f"{v:.0f}" for v in all_p99),
+        f"{median(all_naive):,.0f} ({len(all_naive)})",
+        f"[bold]{median(all_naive) / median(all_p50):,.0f}x[/bold]",
+    )
     table.add_row(f"target p99 < {TARGET_P99_MS:.0f} ms (every type)", "", "", verdict(ok), "", "", "")
     console.print(table)
     return ok
@@ -421,8 +438,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--baseline-requests", type=int, default=3, help="naive computations per query type and state")
     parser.add_argument("--states", default="unmerged,merging,merged", help="comma list of: unmerged, merging, merged")
-    parser.add_argument("--settle-seconds", type=float, default=30.0,
-                        help="'merging' state: how long background merges run before measuring")  # fmt: skip
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=30.0,
+        help="'merging' state: how long background merges run before measuring",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 100k feedback, 20k inferences, 30 requests")
     args = parser.parse_args()
     if args.quick:
@@ -454,10 +475,13 @@ def main() -> int:
     try:
         services = server.app.state.services
         clients = {
-            project: httpx.Client(base_url=server.url, timeout=120,
-                                  headers={"authorization": f"Bearer {services.keys.create(project, 'bench').token}"})
+            project: httpx.Client(
+                base_url=server.url,
+                timeout=120,
+                headers={"authorization": f"Bearer {services.keys.create(project, 'bench').token}"},
+            )
             for project in PROJECTS
-        }  # fmt: skip
+        }
         for client in clients.values():  # warm-up: connections, key cache, first-query compilation
             for _ in range(3):
                 client.get("/v1/feedback", params={"limit": 100}).raise_for_status()
@@ -489,8 +513,10 @@ def main() -> int:
     finally:
         server.stop()
     verdicts = [print_state(result, args.requests) for result in results]
-    console.print(f"read back: count() FINAL exact in every state; every baseline page equal to the API's page; "
-                  f"target p99 < {TARGET_P99_MS:.0f} ms: {', '.join(f'{r.label}: {verdict(v)}' for r, v in zip(results, verdicts, strict=True))}")  # fmt: skip
+    console.print(
+        f"read back: count() FINAL exact in every state; every baseline page equal to the API's page; "
+        f"target p99 < {TARGET_P99_MS:.0f} ms: {', '.join(f'{r.label}: {verdict(v)}' for r, v in zip(results, verdicts, strict=True))}"
+    )
     storage = Storage(settings)
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
     storage.close()

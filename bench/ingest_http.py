@@ -131,8 +131,9 @@ def generate(events: int, batch: int, single: int, event_rate: float) -> tuple[l
     batched_traffic = Traffic(
         PROJECT, seed=7, start=now - timedelta(seconds=events / event_rate), rate_per_second=event_rate
     )
-    single_traffic = Traffic(SINGLE_PROJECT, seed=11, start=now - timedelta(seconds=single / event_rate),
-                             rate_per_second=event_rate)  # fmt: skip
+    single_traffic = Traffic(
+        SINGLE_PROJECT, seed=11, start=now - timedelta(seconds=single / event_rate), rate_per_second=event_rate
+    )
     bodies: list[bytes] = []
     with progress() as bar:
         task = bar.add_task("generating events (not timed)", total=events + single)
@@ -219,10 +220,16 @@ def backlog_bodies(windows: int, window_seconds: int) -> list[bytes]:
     per_model = max(1, windows // BACKLOG_MODELS)
     start = datetime.now(UTC) - timedelta(seconds=(per_model + 12) * window_seconds)
     events = [
-        {"event_id": f"backlog-{m}-{w}-{i}", "model": f"backfilled-{m:02d}", "latency_ms": 100.0 + i,
-         "timestamp": (start + timedelta(seconds=w * window_seconds + i * 7)).isoformat()}
-        for m in range(BACKLOG_MODELS) for w in range(per_model) for i in range(3)
-    ]  # fmt: skip
+        {
+            "event_id": f"backlog-{m}-{w}-{i}",
+            "model": f"backfilled-{m:02d}",
+            "latency_ms": 100.0 + i,
+            "timestamp": (start + timedelta(seconds=w * window_seconds + i * 7)).isoformat(),
+        }
+        for m in range(BACKLOG_MODELS)
+        for w in range(per_model)
+        for i in range(3)
+    ]
     return [orjson.dumps(events[i : i + 500]) for i in range(0, len(events), 500)]
 
 
@@ -243,8 +250,10 @@ def backlog_run(
     server = BackgroundServer(create_app(settings), free_port()).start()
     try:
         services: Runtime = server.app.state.services
-        headers = {"authorization": f"Bearer {services.keys.create(BACKLOG_PROJECT, 'bench').token}",
-                   "content-type": "application/json"}  # fmt: skip
+        headers = {
+            "authorization": f"Bearer {services.keys.create(BACKLOG_PROJECT, 'bench').token}",
+            "content-type": "application/json",
+        }
         with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
             for body in backlog:
                 if client.post("/v1/inferences", content=body).status_code != 202:
@@ -253,15 +262,22 @@ def backlog_run(
         assert engine is not None
         due = engine.windows_pending()
         token = services.keys.create(PROJECT, "bench").token
-        loadgen.load(server.url, "/v1/inferences", {"authorization": f"Bearer {token}",
-                                                    "content-type": "application/json"}, bodies)  # fmt: skip
+        loadgen.load(
+            server.url,
+            "/v1/inferences",
+            {"authorization": f"Bearer {token}", "content-type": "application/json"},
+            bodies,
+        )
         started = loadgen.go()
         reports = loadgen.wait(lambda sent: None)
         last = max(report["last"] for report in reports)
-        closed = int(services.storage.scalar(
-            f"SELECT uniqExact(model, window_start) FROM {services.storage.database}.window_stats "
-            "WHERE project = {p:String} AND family = 'latency' AND metric = 'count' AND model_version = ''",
-            {"p": BACKLOG_PROJECT}))  # fmt: skip
+        closed = int(
+            services.storage.scalar(
+                f"SELECT uniqExact(model, window_start) FROM {services.storage.database}.window_stats "
+                "WHERE project = {p:String} AND family = 'latency' AND metric = 'count' AND model_version = ''",
+                {"p": BACKLOG_PROJECT},
+            )
+        )
         final, unique = read_back(services.storage, PROJECT)
         accepted = sum(report["accepted"] for report in reports)
         if not accepted == final == unique == events:
@@ -283,10 +299,26 @@ def one_run(
         services: Runtime = server.app.state.services
         batch_token = services.keys.create(PROJECT, "bench").token
         single_token = services.keys.create(SINGLE_PROJECT, "bench").token
-        single = run_phase(loadgen, server, services, single_token, singles, len(singles), SINGLE_PROJECT,
-                           "baseline: one event per request")  # fmt: skip
-        batched = run_phase(loadgen, server, services, batch_token, bodies, events, PROJECT,
-                            f"batched: {events // len(bodies)} events per request")  # fmt: skip
+        single = run_phase(
+            loadgen,
+            server,
+            services,
+            single_token,
+            singles,
+            len(singles),
+            SINGLE_PROJECT,
+            "baseline: one event per request",
+        )
+        batched = run_phase(
+            loadgen,
+            server,
+            services,
+            batch_token,
+            bodies,
+            events,
+            PROJECT,
+            f"batched: {events // len(bodies)} events per request",
+        )
         if read_back(services.storage, SINGLE_PROJECT)[0] != len(singles):
             raise SystemExit("baseline rows changed during the batched phase")
     finally:
@@ -325,10 +357,14 @@ def step_costs(data_dir: Path, bodies: list[bytes], sample_events: int) -> list[
         results[name] = best / count * 1e6
         return out
 
-    records = timed("decode + validate (msgspec fast path, the server's)",
-                    lambda: [record for body in sample for record in decoder.decode(body) or []])  # fmt: skip
-    timed("  for comparison: pydantic validate_json (not used)",
-          lambda: [event for body in sample for event in adapter.validate_json(body)])  # fmt: skip
+    records = timed(
+        "decode + validate (msgspec fast path, the server's)",
+        lambda: [record for body in sample for record in decoder.decode(body) or []],
+    )
+    timed(
+        "  for comparison: pydantic validate_json (not used)",
+        lambda: [event for body in sample for event in adapter.validate_json(body)],
+    )
     pricer = Pricer(settings)
     timed("cost enrichment (Pricer.price, in place)", lambda: pricer.price(records))
     timed("window bookkeeping (observe_inferences)", lambda: engine.observe_inferences(records))
@@ -354,8 +390,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs with default settings (median reported)")
     parser.add_argument("--stats-off-runs", type=int, default=1, help="extra runs with stats_enabled=False")
     parser.add_argument("--queued-runs", type=int, default=1, help="extra runs with ingest_ack=queued")
-    parser.add_argument("--backlog-windows", type=int, default=2_000,
-                        help="one extra run while this many due windows wait to be closed (0: skip)")  # fmt: skip
+    parser.add_argument(
+        "--backlog-windows",
+        type=int,
+        default=2_000,
+        help="one extra run while this many due windows wait to be closed (0: skip)",
+    )
     parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
     parser.add_argument("--threads", type=int, default=16, help="keep-alive connections per process")
     parser.add_argument("--event-rate", type=float, default=1_000.0, help="events per second of event time")
@@ -372,8 +412,10 @@ def main() -> int:
         f"{args.runs} run(s); load: {args.procs} process(es) x {args.threads} connection(s); data: {data_dir}"
     )
     bodies, singles = generate(args.events, args.batch, args.single, args.event_rate)
-    console.print(f"bodies: {len(bodies)} x ~{sum(map(len, bodies)) / len(bodies) / 1024:,.0f} KiB "
-                  f"({sum(map(len, bodies)) / args.events:,.0f} bytes per event)")  # fmt: skip
+    console.print(
+        f"bodies: {len(bodies)} x ~{sum(map(len, bodies)) / len(bodies) / 1024:,.0f} KiB "
+        f"({sum(map(len, bodies)) / args.events:,.0f} bytes per event)"
+    )
     loadgen = LoadGenerators(args.procs, args.threads)
     runs: list[Run] = []
     off_runs: list[Run] = []
@@ -382,8 +424,10 @@ def main() -> int:
         for index in range(args.runs):
             console.print(f"[bold]run {index + 1}/{args.runs}[/bold] (default settings)")
             runs.append(one_run(loadgen, data_dir, bodies, singles, args.events))
-            console.print(f"  batched {runs[-1].batched.per_second:,.0f} events/s, "
-                          f"baseline {runs[-1].single.per_second:,.0f} events/s — read back exact")  # fmt: skip
+            console.print(
+                f"  batched {runs[-1].batched.per_second:,.0f} events/s, "
+                f"baseline {runs[-1].single.per_second:,.0f} events/s — read back exact"
+            )
         for index in range(args.stats_off_runs):
             console.print(f"[bold]run {index + 1}/{args.stats_off_runs}[/bold] (stats_enabled=False)")
             off_runs.append(one_run(loadgen, data_dir, bodies, singles, args.events, stats_enabled=False))
@@ -396,8 +440,9 @@ def main() -> int:
         if args.backlog_windows:
             console.print(f"[bold]backlog run[/bold] ({args.backlog_windows:,} due windows at the start)")
             window_seconds = make_settings(data_dir).window_seconds
-            backlog = backlog_run(loadgen, data_dir, bodies, args.events,
-                                  backlog_bodies(args.backlog_windows, window_seconds))  # fmt: skip
+            backlog = backlog_run(
+                loadgen, data_dir, bodies, args.events, backlog_bodies(args.backlog_windows, window_seconds)
+            )
             console.print(f"  batched {backlog.per_second:,.0f} events/s — read back exact")
     finally:
         loadgen.close()
@@ -409,31 +454,67 @@ def main() -> int:
     table = Table(title="HTTP ingest, embedded mode (first request → all rows readable; read back exact)")
     for column in ("phase", "events", "requests", "events/s per run", "median events/s", "median wall s"):
         table.add_column(column, justify="left" if column == "phase" else "right")
-    table.add_row(f"batched ({args.batch} events/request)", fmt_int(args.events), fmt_int(len(bodies)),
-                  fmt_runs([r.batched.per_second for r in runs]), f"[bold]{batched:,.0f}[/bold]",
-                  f"{median(r.batched.seconds for r in runs):.2f}")  # fmt: skip
-    table.add_row("baseline: one event per request", fmt_int(args.single), fmt_int(len(singles)),
-                  fmt_runs([r.single.per_second for r in runs]), f"[bold]{single:,.0f}[/bold]",
-                  f"{median(r.single.seconds for r in runs):.2f}")  # fmt: skip
+    table.add_row(
+        f"batched ({args.batch} events/request)",
+        fmt_int(args.events),
+        fmt_int(len(bodies)),
+        fmt_runs([r.batched.per_second for r in runs]),
+        f"[bold]{batched:,.0f}[/bold]",
+        f"{median(r.batched.seconds for r in runs):.2f}",
+    )
+    table.add_row(
+        "baseline: one event per request",
+        fmt_int(args.single),
+        fmt_int(len(singles)),
+        fmt_runs([r.single.per_second for r in runs]),
+        f"[bold]{single:,.0f}[/bold]",
+        f"{median(r.single.seconds for r in runs):.2f}",
+    )
     table.add_row("ratio batched / baseline", "", "", "", f"[bold]{batched / single:,.1f}x[/bold]", "")
     if off_runs:
-        table.add_row("batched, stats_enabled=False", fmt_int(args.events), fmt_int(len(bodies)),
-                      fmt_runs([r.batched.per_second for r in off_runs]),
-                      f"{median(r.batched.per_second for r in off_runs):,.0f}",
-                      f"{median(r.batched.seconds for r in off_runs):.2f}")  # fmt: skip
+        table.add_row(
+            "batched, stats_enabled=False",
+            fmt_int(args.events),
+            fmt_int(len(bodies)),
+            fmt_runs([r.batched.per_second for r in off_runs]),
+            f"{median(r.batched.per_second for r in off_runs):,.0f}",
+            f"{median(r.batched.seconds for r in off_runs):.2f}",
+        )
     if queued_runs:
-        table.add_row("batched, ingest_ack=queued (202 before the write)", fmt_int(args.events), fmt_int(len(bodies)),
-                      fmt_runs([r.batched.per_second for r in queued_runs]),
-                      f"{median(r.batched.per_second for r in queued_runs):,.0f}",
-                      f"{median(r.batched.seconds for r in queued_runs):.2f}")  # fmt: skip
-        table.add_row("durable (default) / queued", "", "", "",
-                      f"{batched / median(r.batched.per_second for r in queued_runs):.2f}x", "")  # fmt: skip
+        table.add_row(
+            "batched, ingest_ack=queued (202 before the write)",
+            fmt_int(args.events),
+            fmt_int(len(bodies)),
+            fmt_runs([r.batched.per_second for r in queued_runs]),
+            f"{median(r.batched.per_second for r in queued_runs):,.0f}",
+            f"{median(r.batched.seconds for r in queued_runs):.2f}",
+        )
+        table.add_row(
+            "durable (default) / queued",
+            "",
+            "",
+            "",
+            f"{batched / median(r.batched.per_second for r in queued_runs):.2f}x",
+            "",
+        )
     if backlog is not None:
-        table.add_row(f"batched, beside a backlog of {backlog.windows_due:,} due windows "
-                      f"({backlog.windows_closed:,} closed meanwhile)", fmt_int(args.events), fmt_int(len(bodies)),
-                      "", f"{backlog.per_second:,.0f}", "")  # fmt: skip
-    table.add_row(f"target >= {TARGET_EVENTS_PER_SECOND:,} events/s (defaults: durable 202)", "", "", "",
-                  verdict(batched >= TARGET_EVENTS_PER_SECOND), "")  # fmt: skip
+        table.add_row(
+            f"batched, beside a backlog of {backlog.windows_due:,} due windows "
+            f"({backlog.windows_closed:,} closed meanwhile)",
+            fmt_int(args.events),
+            fmt_int(len(bodies)),
+            "",
+            f"{backlog.per_second:,.0f}",
+            "",
+        )
+    table.add_row(
+        f"target >= {TARGET_EVENTS_PER_SECOND:,} events/s (defaults: durable 202)",
+        "",
+        "",
+        "",
+        verdict(batched >= TARGET_EVENTS_PER_SECOND),
+        "",
+    )
     console.print(table)
 
     detail = Table(title="where the time goes (batched phase, median over runs)")
@@ -456,9 +537,14 @@ def main() -> int:
     row("server process CPU (cores busy)", lambda p: p.server_cpu / p.seconds, "{:.2f}")
     row("load generators CPU (cores busy)", lambda p: p.client_cpu / p.seconds, "{:.2f}")
     row("server CPU per event (µs)", lambda p: p.server_cpu / p.events * 1e6, "{:.1f}")
-    detail.add_row("baseline: server CPU per event (µs)",
-                   *[f"{median(r.single.server_cpu / r.single.events * 1e6 for r in group):.0f}"
-                     for group in (runs, off_runs, queued_runs) if group])  # fmt: skip
+    detail.add_row(
+        "baseline: server CPU per event (µs)",
+        *[
+            f"{median(r.single.server_cpu / r.single.events * 1e6 for r in group):.0f}"
+            for group in (runs, off_runs, queued_runs)
+            if group
+        ],
+    )
     console.print(detail)
 
     threads = Table(title="server CPU by thread, batched phase (last run)")
@@ -480,10 +566,12 @@ def main() -> int:
     holding_gil = sum(cost for name, cost in used if "chDB insert" not in name)
     for name, cost in costs:
         steps.add_row(name, f"{cost:.1f}", f"{cost / steps_total:.0%}" if (name, cost) in used else "")
-    steps.add_row("[bold]sum[/bold] (→ single-thread ceiling)", f"{steps_total:.1f}",
-                  f"{1e6 / steps_total:,.0f} ev/s")  # fmt: skip
-    steps.add_row("sum of the steps holding the GIL (→ one-process ceiling)", f"{holding_gil:.1f}",
-                  f"{1e6 / holding_gil:,.0f} ev/s")  # fmt: skip
+    steps.add_row("[bold]sum[/bold] (→ single-thread ceiling)", f"{steps_total:.1f}", f"{1e6 / steps_total:,.0f} ev/s")
+    steps.add_row(
+        "sum of the steps holding the GIL (→ one-process ceiling)",
+        f"{holding_gil:.1f}",
+        f"{1e6 / holding_gil:,.0f} ev/s",
+    )
     console.print(steps)
     return 0
 

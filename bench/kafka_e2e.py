@@ -124,16 +124,25 @@ class Broker:
         raise RuntimeError("no free port pair")
 
     def start(self) -> str:
-        out = subprocess.run([str(KAFKA), "start", "--port", str(self.port)],  # noqa: S603 - fixed argv
-                             capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+        out = subprocess.run(
+            [str(KAFKA), "start", "--port", str(self.port)],  # noqa: S603 - fixed argv
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
         if out.returncode != 0:
             raise SystemExit(f"scripts/kafka start failed:\n{out.stderr[-2000:]}")
         self.bootstrap = out.stdout.strip().splitlines()[-1]
         return self.bootstrap
 
     def stop(self) -> None:
-        subprocess.run([str(KAFKA), "stop", "--port", str(self.port), "--wipe"],  # noqa: S603 - fixed argv
-                       capture_output=True, check=False, timeout=120)  # fmt: skip
+        subprocess.run(
+            [str(KAFKA), "stop", "--port", str(self.port), "--wipe"],  # noqa: S603 - fixed argv
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
 
 
 @dataclass
@@ -155,8 +164,9 @@ class RunResult:
 
 def generate(events: int, event_rate: float) -> list[dict[str, Any]]:
     """Keyword arguments for ``Emitter.log_inference``, built before the clock starts."""
-    traffic = Traffic(PROJECT, seed=7, start=datetime.now(UTC) - timedelta(seconds=events / event_rate),
-                      rate_per_second=event_rate)  # fmt: skip
+    traffic = Traffic(
+        PROJECT, seed=7, start=datetime.now(UTC) - timedelta(seconds=events / event_rate), rate_per_second=event_rate
+    )
     calls = []
     with progress() as bar:
         task = bar.add_task("generating events (not timed)", total=events)
@@ -252,9 +262,14 @@ def consume_naively(settings: Settings, max_events: int, max_seconds: float) -> 
     storage = Storage(settings)
     storage.migrate()
     db = storage.database
-    consumer = KafkaConsumer(Topics(settings.topic_prefix).inference, bootstrap_servers=settings.kafka_bootstrap,
-                             group_id=f"{settings.topic_prefix}-naive", auto_offset_reset="earliest",
-                             enable_auto_commit=False, max_partition_fetch_bytes=4 * 1_048_576)  # fmt: skip
+    consumer = KafkaConsumer(
+        Topics(settings.topic_prefix).inference,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.topic_prefix}-naive",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1_048_576,
+    )
     inserted = 0
     started = None
     with progress() as bar:
@@ -318,8 +333,13 @@ def main() -> int:
         calls = generate(args.events, args.event_rate)
         for run in range(args.runs):
             prefix = f"bench{uuid.uuid4().hex[:8]}"
-            settings = Settings(data_dir=data_dir, log_level="warning", kafka_bootstrap=bootstrap, topic_prefix=prefix,
-                                clickhouse_database=f"bench_{uuid.uuid4().hex[:10]}")  # fmt: skip
+            settings = Settings(
+                data_dir=data_dir,
+                log_level="warning",
+                kafka_bootstrap=bootstrap,
+                topic_prefix=prefix,
+                clickhouse_database=f"bench_{uuid.uuid4().hex[:10]}",
+            )
             asyncio.run(ensure_topics(settings))
             console.print(
                 f"[bold]run {run + 1}/{args.runs}[/bold] (topics {prefix}.*, {settings.kafka_partitions} partitions)"
@@ -332,9 +352,11 @@ def main() -> int:
                 naive_settings, args.naive_events, args.naive_seconds
             )
             results.append(result)
-            console.print(f"  emitter {rate(args.events, produce_seconds):,.0f} ev/s; worker {result.worker_steady:,.0f} ev/s "
-                          f"(consuming), {result.worker_total:,.0f} ev/s incl. start-up; naive {result.naive_rate:,.0f} ev/s — "
-                          "read back exact")  # fmt: skip
+            console.print(
+                f"  emitter {rate(args.events, produce_seconds):,.0f} ev/s; worker {result.worker_steady:,.0f} ev/s "
+                f"(consuming), {result.worker_total:,.0f} ev/s incl. start-up; naive {result.naive_rate:,.0f} ev/s — "
+                "read back exact"
+            )
     finally:
         loop.close()
         with console.status("stopping and wiping the broker"):
@@ -346,19 +368,37 @@ def main() -> int:
     table = Table(title=f"Kafka end to end, one worker ({args.events:,} events per run; read back exact)")
     for column in ("what", "events", "events/s per run", "median events/s"):
         table.add_column(column, justify="left" if column == "what" else "right")
-    table.add_row("KafkaWorker → chDB, consuming (first envelope → all rows)", fmt_int(args.events),
-                  fmt_runs([r.worker_steady for r in results]), f"[bold]{worker:,.0f}[/bold]")  # fmt: skip
-    table.add_row("KafkaWorker → chDB, worker.start() → all rows", fmt_int(args.events),
-                  fmt_runs([r.worker_total for r in results]), f"{median(r.worker_total for r in results):,.0f}")  # fmt: skip
-    table.add_row("baseline: naive consumer, one insert per event", fmt_runs([r.naive_events for r in results]),
-                  fmt_runs([r.naive_rate for r in results]), f"[bold]{naive:,.0f}[/bold]")  # fmt: skip
+    table.add_row(
+        "KafkaWorker → chDB, consuming (first envelope → all rows)",
+        fmt_int(args.events),
+        fmt_runs([r.worker_steady for r in results]),
+        f"[bold]{worker:,.0f}[/bold]",
+    )
+    table.add_row(
+        "KafkaWorker → chDB, worker.start() → all rows",
+        fmt_int(args.events),
+        fmt_runs([r.worker_total for r in results]),
+        f"{median(r.worker_total for r in results):,.0f}",
+    )
+    table.add_row(
+        "baseline: naive consumer, one insert per event",
+        fmt_runs([r.naive_events for r in results]),
+        fmt_runs([r.naive_rate for r in results]),
+        f"[bold]{naive:,.0f}[/bold]",
+    )
     table.add_row("ratio worker / naive", "", "", f"[bold]{worker / naive:,.1f}x[/bold]")
-    table.add_row("Emitter produce (first log_inference → all acked)", fmt_int(args.events),
-                  fmt_runs([rate(args.events, r.produce_seconds) for r in results]),
-                  f"[bold]{median(rate(args.events, r.produce_seconds) for r in results):,.0f}[/bold]")  # fmt: skip
-    table.add_row("Emitter log_inference calls (caller thread)", fmt_int(args.events),
-                  fmt_runs([rate(args.events, r.enqueue_seconds) for r in results]),
-                  f"{median(rate(args.events, r.enqueue_seconds) for r in results):,.0f}")  # fmt: skip
+    table.add_row(
+        "Emitter produce (first log_inference → all acked)",
+        fmt_int(args.events),
+        fmt_runs([rate(args.events, r.produce_seconds) for r in results]),
+        f"[bold]{median(rate(args.events, r.produce_seconds) for r in results):,.0f}[/bold]",
+    )
+    table.add_row(
+        "Emitter log_inference calls (caller thread)",
+        fmt_int(args.events),
+        fmt_runs([rate(args.events, r.enqueue_seconds) for r in results]),
+        f"{median(rate(args.events, r.enqueue_seconds) for r in results):,.0f}",
+    )
     table.add_row(f"target: worker >= {TARGET_WORKER:,} events/s", "", "", verdict(worker >= TARGET_WORKER))
     table.add_row(f"target: worker >= {TARGET_RATIO}x naive", "", "", verdict(worker / naive >= TARGET_RATIO))
     console.print(table)

@@ -51,14 +51,22 @@ def _bodies(total: int, start: datetime) -> Iterator[bytes]:
         events = []
         for n in range(begin, min(begin + BATCH, total)):
             topic = TOPICS[n % 7]
-            events.append({
-                "event_id": f"mem-{n}", "model": f"model-{n % MODELS:02d}", "model_version": "v1" if n % 5 else "v2",
-                "timestamp": (start + timedelta(seconds=n / EVENTS_PER_SECOND)).isoformat(),
-                "latency_ms": 200.0 + (n * 7919) % 900, "input_tokens": 20 + n % 300, "output_tokens": 10 + n % 500,
-                "provider": "openai", "prompt": f"Customer {n % 4001} asks about {topic} and {TOPICS[n % 5]}",
-                "response": f"Here is how to handle {topic}: step {n % 13}.", "features": {"plan": ["free", "pro"][n % 2],
-                "account_age_days": n % 700}, "tags": {"route": ["/chat", "/support"][n % 2]},
-            })  # fmt: skip
+            events.append(
+                {
+                    "event_id": f"mem-{n}",
+                    "model": f"model-{n % MODELS:02d}",
+                    "model_version": "v1" if n % 5 else "v2",
+                    "timestamp": (start + timedelta(seconds=n / EVENTS_PER_SECOND)).isoformat(),
+                    "latency_ms": 200.0 + (n * 7919) % 900,
+                    "input_tokens": 20 + n % 300,
+                    "output_tokens": 10 + n % 500,
+                    "provider": "openai",
+                    "prompt": f"Customer {n % 4001} asks about {topic} and {TOPICS[n % 5]}",
+                    "response": f"Here is how to handle {topic}: step {n % 13}.",
+                    "features": {"plan": ["free", "pro"][n % 2], "account_age_days": n % 700},
+                    "tags": {"route": ["/chat", "/support"][n % 2]},
+                }
+            )
         yield orjson.dumps(events)
 
 
@@ -70,8 +78,18 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="lw-bench-memory-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWATCH_")}
     env.update(LOOPWATCH_DATA_DIR=str(data_dir), LOOPWATCH_LOG_LEVEL="error", LOOPWATCH_WINDOW_SECONDS="60")
-    token = subprocess.run([sys.executable, "-m", "loopwatch", "keys", "create", "--project", "mem"], env=env,
-                           cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]  # fmt: skip
+    token = (
+        subprocess.run(
+            [sys.executable, "-m", "loopwatch", "keys", "create", "--project", "mem"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     port = 18_000 + os.getpid() % 10_000
     server = subprocess.Popen([sys.executable, "-m", "loopwatch", "serve", "--port", str(port)], env=env, cwd=ROOT)  # noqa: S603
     url = f"http://127.0.0.1:{port}"
@@ -105,8 +123,10 @@ def main() -> int:
                         while marks and sent[0] >= marks[0]:
                             rss = _rss_mib(server.pid)
                             readings.append((marks.pop(0), rss, time.monotonic() - began))
-                            print(f"  {readings[-1][0]:>12,} events: RSS {rss:8.0f} MiB  ({readings[-1][2]:.0f} s)",
-                                  flush=True)  # fmt: skip
+                            print(
+                                f"  {readings[-1][0]:>12,} events: RSS {rss:8.0f} MiB  ({readings[-1][2]:.0f} s)",
+                                flush=True,
+                            )
 
         threads = [threading.Thread(target=send) for _ in range(CONNECTIONS)]
         for thread in threads:
@@ -115,9 +135,11 @@ def main() -> int:
             thread.join()
         first, last = readings[0][1], readings[-1][1]
         change = last / first - 1
-        print(f"after {readings[-1][0]:,} vs after {readings[0][0]:,} events: {change:+.1%} "
-              f"(target within 10 %): {'MET' if abs(change) <= 0.10 else 'NOT met'}; "
-              f"ingest {readings[-1][0] / readings[-1][2]:,.0f} events/s on average")  # fmt: skip
+        print(
+            f"after {readings[-1][0]:,} vs after {readings[0][0]:,} events: {change:+.1%} "
+            f"(target within 10 %): {'MET' if abs(change) <= 0.10 else 'NOT met'}; "
+            f"ingest {readings[-1][0] / readings[-1][2]:,.0f} events/s on average"
+        )
     finally:
         server.terminate()
         server.wait(120)

@@ -128,9 +128,16 @@ def read_back(storage: Storage, project: str) -> tuple[int, int]:
 
 
 def run_phase(
-    loadgen: LoadGenerators, server: BackgroundServer, services: Runtime, project: str, path: str,
-    content_type: str, bodies: list[bytes], expected: int, label: str,
-) -> tuple[float, float]:  # fmt: skip
+    loadgen: LoadGenerators,
+    server: BackgroundServer,
+    services: Runtime,
+    project: str,
+    path: str,
+    content_type: str,
+    bodies: list[bytes],
+    expected: int,
+    label: str,
+) -> tuple[float, float]:
     """(seconds first request → last response, server CPU seconds), after checking the read-back."""
     token = services.keys.create(project, "bench").token
     loadgen.load(server.url, path, {"authorization": f"Bearer {token}", "content-type": content_type}, bodies)
@@ -161,17 +168,39 @@ def one_run(
     server = BackgroundServer(create_app(settings), free_port()).start()
     try:
         services: Runtime = server.app.state.services
-        otlp_seconds, otlp_cpu = run_phase(loadgen, server, services, OTLP_PROJECT, "/v1/traces",
-                                           "application/x-protobuf", otlp, spans, "otlp: /v1/traces")  # fmt: skip
-        json_seconds, json_cpu = run_phase(loadgen, server, services, JSON_PROJECT, "/v1/inferences",
-                                           "application/json", json_bodies, spans, "json: /v1/inferences")  # fmt: skip
+        otlp_seconds, otlp_cpu = run_phase(
+            loadgen,
+            server,
+            services,
+            OTLP_PROJECT,
+            "/v1/traces",
+            "application/x-protobuf",
+            otlp,
+            spans,
+            "otlp: /v1/traces",
+        )
+        json_seconds, json_cpu = run_phase(
+            loadgen,
+            server,
+            services,
+            JSON_PROJECT,
+            "/v1/inferences",
+            "application/json",
+            json_bodies,
+            spans,
+            "json: /v1/inferences",
+        )
     finally:
         server.stop()
     storage = Storage(settings)
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
     storage.close()
-    return {"otlp": rate(spans, otlp_seconds), "json": rate(spans, json_seconds),
-            "otlp_cpu_us": otlp_cpu / spans * 1e6, "json_cpu_us": json_cpu / spans * 1e6}  # fmt: skip
+    return {
+        "otlp": rate(spans, otlp_seconds),
+        "json": rate(spans, json_seconds),
+        "otlp_cpu_us": otlp_cpu / spans * 1e6,
+        "json_cpu_us": json_cpu / spans * 1e6,
+    }
 
 
 def mapping_cost(otlp: list[bytes]) -> tuple[float, float]:
@@ -205,8 +234,10 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="loopwatch-bench-otlp-"))
     console.rule("[bold]loopwatch OTLP ingest benchmark (embedded mode)")
     otlp, json_bodies = generate(args.spans, args.batch, args.event_rate)
-    console.print(f"otlp bodies: {len(otlp)} x ~{sum(map(len, otlp)) / len(otlp) / 1024:,.0f} KiB; "
-                  f"json bodies: ~{sum(map(len, json_bodies)) / len(json_bodies) / 1024:,.0f} KiB")  # fmt: skip
+    console.print(
+        f"otlp bodies: {len(otlp)} x ~{sum(map(len, otlp)) / len(otlp) / 1024:,.0f} KiB; "
+        f"json bodies: ~{sum(map(len, json_bodies)) / len(json_bodies) / 1024:,.0f} KiB"
+    )
     response = ExportTraceServiceResponse()  # the success body the server sends: nothing rejected
     assert not response.HasField("partial_success")
     loadgen = LoadGenerators(args.procs, args.threads)
@@ -229,14 +260,24 @@ def main() -> int:
     )
     for column in ("path", "per run", "median /s", "server CPU µs per event"):
         table.add_column(column, justify="left" if column == "path" else "right")
-    table.add_row("POST /v1/traces (OTLP protobuf)", fmt_runs([r["otlp"] for r in runs]), f"[bold]{fmt_int(otlp_rate)}[/bold]",
-                  f"{median(r['otlp_cpu_us'] for r in runs):.1f}")  # fmt: skip
-    table.add_row("POST /v1/inferences (JSON), same events", fmt_runs([r["json"] for r in runs]),
-                  f"[bold]{fmt_int(json_rate)}[/bold]", f"{median(r['json_cpu_us'] for r in runs):.1f}")  # fmt: skip
+    table.add_row(
+        "POST /v1/traces (OTLP protobuf)",
+        fmt_runs([r["otlp"] for r in runs]),
+        f"[bold]{fmt_int(otlp_rate)}[/bold]",
+        f"{median(r['otlp_cpu_us'] for r in runs):.1f}",
+    )
+    table.add_row(
+        "POST /v1/inferences (JSON), same events",
+        fmt_runs([r["json"] for r in runs]),
+        f"[bold]{fmt_int(json_rate)}[/bold]",
+        f"{median(r['json_cpu_us'] for r in runs):.1f}",
+    )
     table.add_row("ratio otlp / json", "", f"{otlp_rate / json_rate:.2f}x", "")
     console.print(table)
-    console.print(f"where OTLP's extra time goes (one core, in isolation): protobuf decode {decode_us:.1f} µs/span, "
-                  f"mapping to records {map_us:.1f} µs/span")  # fmt: skip
+    console.print(
+        f"where OTLP's extra time goes (one core, in isolation): protobuf decode {decode_us:.1f} µs/span, "
+        f"mapping to records {map_us:.1f} µs/span"
+    )
     met = otlp_rate >= TARGET_SPANS_PER_SECOND
     console.print(
         f"target >= {TARGET_SPANS_PER_SECOND:,} spans/s through /v1/traces: {verdict(met)} ({otlp_rate:,.0f})"

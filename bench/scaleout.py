@@ -78,10 +78,14 @@ def cpu_seconds(pid: int) -> float:
 
 def produce(bootstrap: str, prefix: str, events: int, event_rate: float) -> None:
     """The backlog: ``events`` Traffic events over 16 models, acknowledged by Kafka (not timed)."""
-    asyncio.run(ensure_topics(Settings(_env_file=None, kafka_bootstrap=bootstrap, topic_prefix=prefix,
-                                       kafka_partitions=PARTITIONS)))  # fmt: skip
-    traffic = Traffic(PROJECT, seed=11, start=datetime.now(UTC) - timedelta(seconds=events / event_rate),
-                      rate_per_second=event_rate)  # fmt: skip
+    asyncio.run(
+        ensure_topics(
+            Settings(_env_file=None, kafka_bootstrap=bootstrap, topic_prefix=prefix, kafka_partitions=PARTITIONS)
+        )
+    )
+    traffic = Traffic(
+        PROJECT, seed=11, start=datetime.now(UTC) - timedelta(seconds=events / event_rate), rate_per_second=event_rate
+    )
     emitter = Emitter(PROJECT, kafka_bootstrap=bootstrap, topic_prefix=prefix, max_buffer=events + 1)
     with progress() as bar:
         task = bar.add_task("producing the backlog (not timed)", total=events)
@@ -121,8 +125,9 @@ class Run:
 def throughput(bootstrap: str, tmp: Path, prefix: str, workers: int, events: int) -> Run:
     """``workers`` new processes, a new consumer group and a fresh ClickHouse on the shared backlog."""
     group = f"{prefix}-{workers}w"
-    with Topology(tmp / group, bootstrap, prefix, group=group, kafka_partitions=str(PARTITIONS),
-                  log_level="warning") as topology:  # fmt: skip
+    with Topology(
+        tmp / group, bootstrap, prefix, group=group, kafka_partitions=str(PARTITIONS), log_level="warning"
+    ) as topology:
         topology.cli("keys", "create", "--project", PROJECT)  # migrates the schema before the clock
         storage = reader(topology, tmp)
         db = storage.database
@@ -177,8 +182,9 @@ def stable_members(admin: KafkaAdminClient, group: str) -> int:
 def rebalance_pause(bootstrap: str, tmp: Path, prefix: str, events: int) -> float:
     topic = Topics(prefix).inference
     group = f"{prefix}-rebalance"
-    with Topology(tmp / group, bootstrap, prefix, group=group, kafka_partitions=str(PARTITIONS),
-                  log_level="warning") as topology:  # fmt: skip
+    with Topology(
+        tmp / group, bootstrap, prefix, group=group, kafka_partitions=str(PARTITIONS), log_level="warning"
+    ) as topology:
         topology.cli("keys", "create", "--project", PROJECT)
         storage = reader(topology, tmp)
         procs = [topology.start_worker() for _ in range(2)]
@@ -234,17 +240,34 @@ def main() -> int:
 
     base = rate(runs[0].events, runs[0].steady)
     table = Table(title=f"end to end, {args.events:,} events per run, {PARTITIONS} partitions (read back exact)")
-    for column in ("workers", "events/s (steady)", "vs 1 worker", "start-up + join s", "worker CPU s / 1k ev",
-                   "ClickHouse CPU s / 1k ev", "inserts/s", "events per insert"):  # fmt: skip
+    for column in (
+        "workers",
+        "events/s (steady)",
+        "vs 1 worker",
+        "start-up + join s",
+        "worker CPU s / 1k ev",
+        "ClickHouse CPU s / 1k ev",
+        "inserts/s",
+        "events per insert",
+    ):
         table.add_column(column, justify="right")
     for run in runs:
         value = rate(run.events, run.steady)
-        table.add_row(str(run.workers), f"{value:,.0f}", f"{value / base:.2f}x", f"{run.startup:.1f}",
-                      f"{run.worker_cpu / run.events * 1000:.3f}", f"{run.clickhouse_cpu / run.events * 1000:.3f}",
-                      f"{rate(run.inserts, run.steady):,.1f}", f"{run.events / max(run.inserts, 1):,.0f}")  # fmt: skip
+        table.add_row(
+            str(run.workers),
+            f"{value:,.0f}",
+            f"{value / base:.2f}x",
+            f"{run.startup:.1f}",
+            f"{run.worker_cpu / run.events * 1000:.3f}",
+            f"{run.clickhouse_cpu / run.events * 1000:.3f}",
+            f"{rate(run.inserts, run.steady):,.1f}",
+            f"{run.events / max(run.inserts, 1):,.0f}",
+        )
     console.print(table)
-    console.print(f"rebalance pause after kill -9 of one of 2 workers: {pause:.1f} s "
-                  f"(session timeout {Settings(_env_file=None).kafka_session_timeout_seconds:.0f} s)")  # fmt: skip
+    console.print(
+        f"rebalance pause after kill -9 of one of 2 workers: {pause:.1f} s "
+        f"(session timeout {Settings(_env_file=None).kafka_session_timeout_seconds:.0f} s)"
+    )
     return 0
 
 

@@ -72,15 +72,31 @@ ROUTES = ("/chat", "/support", "/summarise")
 FAMILIES = ("features", "prompt", "response")
 # (family, metric, dimension, version) of every window_stats row a model's window gets
 SPECS: list[tuple[str, str, str, str]] = [
-    *(("latency", m, "", "") for m in ("count", "error_count", "error_rate", "latency_p50_ms", "latency_p95_ms",
-                                       "latency_p99_ms", "latency_mean_ms")),
+    *(
+        ("latency", m, "", "")
+        for m in (
+            "count",
+            "error_count",
+            "error_rate",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "latency_p99_ms",
+            "latency_mean_ms",
+        )
+    ),
     *(("latency", m, "", v) for m in ("count", "latency_p95_ms") for v in ("2026-10", "2026-11")),
-    ("cost", "cost_usd", "", ""), *(("cost", "cost_usd", f"tag:route={r}", "") for r in ROUTES),
-    ("cost", "input_tokens", "", ""), ("cost", "output_tokens", "", ""), ("cost", "unknown_cost_events", "", ""),
-    ("drift", "dataset_drift", "", ""), *(("drift", "family_drift", f, "") for f in FAMILIES),
+    ("cost", "cost_usd", "", ""),
+    *(("cost", "cost_usd", f"tag:route={r}", "") for r in ROUTES),
+    ("cost", "input_tokens", "", ""),
+    ("cost", "output_tokens", "", ""),
+    ("cost", "unknown_cost_events", "", ""),
+    ("drift", "dataset_drift", "", ""),
+    *(("drift", "family_drift", f, "") for f in FAMILIES),
     *(("drift", "column_drift", f"{'prompt' if i < 10 else 'response'}.c{i:02d}", "") for i in range(20)),
-    ("quality", "thumbs_up_rate", "", ""), ("quality", "mean_rating", "", ""), ("quality", "feedback_count", "", ""),
-]  # fmt: skip
+    ("quality", "thumbs_up_rate", "", ""),
+    ("quality", "mean_rating", "", ""),
+    ("quality", "feedback_count", "", ""),
+]
 
 
 def _model(expr: str) -> str:
@@ -177,8 +193,10 @@ def load(storage: Storage, events: int, feedback: int, models: int) -> datetime:
 
 def verify(storage: Storage, events: int, feedback: int, models: int) -> None:
     db = storage.database
-    counts = {table: storage.query(f"SELECT count() FROM {db}.{table} FINAL").result_rows[0][0]
-              for table in ("inferences", "feedback", "window_stats")}  # fmt: skip
+    counts = {
+        table: storage.query(f"SELECT count() FROM {db}.{table} FINAL").result_rows[0][0]
+        for table in ("inferences", "feedback", "window_stats")
+    }
     expected = {"inferences": events, "feedback": feedback, "window_stats": models * WINDOWS * len(SPECS)}
     if counts != expected:
         raise SystemExit(f"stored {counts}, generated {expected}")
@@ -236,9 +254,15 @@ def main() -> int:
         args.events, args.feedback, args.models, args.requests = 100_000, 20_000, 10, 15
     workdir = Path(tempfile.mkdtemp(prefix="lw-bench-ui-"))
     settings = Settings(
-        _env_file=None, data_dir=workdir, clickhouse_database=f"bench_{uuid.uuid4().hex[:8]}", window_seconds=WINDOW,
-        stats_enabled=False, log_level="warning", log_format="console", ui_secret="bench-ui-secret-of-some-length",  # noqa: S106 - a throwaway database
-    )  # type: ignore[call-arg]  # fmt: skip
+        _env_file=None,
+        data_dir=workdir,
+        clickhouse_database=f"bench_{uuid.uuid4().hex[:8]}",
+        window_seconds=WINDOW,
+        stats_enabled=False,
+        log_level="warning",
+        log_format="console",
+        ui_secret="bench-ui-secret-of-some-length",  # noqa: S106 - a throwaway database
+    )  # type: ignore[call-arg]
     configure_logging(settings)
     console.rule(
         f"[bold]dashboard pages: {args.events:,} events, {args.models} models, {args.requests} requests per page"
@@ -251,8 +275,10 @@ def main() -> int:
             verify(services.storage, args.events, args.feedback, args.models)
             token = services.keys.create(PROJECT, "bench").token
             api_headers = {"authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=server.url, timeout=120) as page_client, \
-                    httpx.Client(base_url=server.url, timeout=120, headers=api_headers) as api_client:  # fmt: skip
+            with (
+                httpx.Client(base_url=server.url, timeout=120) as page_client,
+                httpx.Client(base_url=server.url, timeout=120, headers=api_headers) as api_client,
+            ):
                 sign_in(page_client, token)
                 check_pages(page_client, args.models)
                 return run(page_client, api_client, args.models, args.requests)
@@ -268,14 +294,20 @@ def run(pages: httpx.Client, api: httpx.Client, models: int, requests: int) -> i
 
     cases = [  # (name, page path+params, API path+params), each a function of the request number
         ("overview", lambda i: ("/ui", None), lambda i: ("/v1/models", None)),
-        ("model page (200 windows)", lambda i: (f"/ui/models/{model(i)}", None),
-         lambda i: ("/v1/stats/latency", {"model": model(i)})),
-        ("model page, hourly", lambda i: (f"/ui/models/{model(i)}", {"interval": "3600"}),
-         lambda i: ("/v1/stats/latency", {"model": model(i), "interval": "3600"})),
+        (
+            "model page (200 windows)",
+            lambda i: (f"/ui/models/{model(i)}", None),
+            lambda i: ("/v1/stats/latency", {"model": model(i)}),
+        ),
+        (
+            "model page, hourly",
+            lambda i: (f"/ui/models/{model(i)}", {"interval": "3600"}),
+            lambda i: ("/v1/stats/latency", {"model": model(i), "interval": "3600"}),
+        ),
         ("alerts", lambda i: ("/ui/alerts", None), lambda i: ("/v1/alerts", None)),
         ("feedback explorer", lambda i: ("/ui/feedback", None), lambda i: ("/v1/feedback", {"limit": "25"})),
         ("monitors", lambda i: ("/ui/monitors", None), lambda i: ("/v1/monitors", None)),
-    ]  # fmt: skip
+    ]
     results: dict[str, tuple[list[float], list[float]]] = {}
     with progress() as bar:
         task = bar.add_task("requests (page, then its API request)", total=len(cases) * requests * 2)
@@ -296,11 +328,23 @@ def run(pages: httpx.Client, api: httpx.Client, models: int, requests: int) -> i
     for name, (page_ms, api_ms) in results.items():
         p95 = percentile(page_ms, 95)
         ok &= p95 < TARGET_P95_MS
-        table.add_row(name, f"{percentile(page_ms, 50):.1f}", f"{p95:.1f}", f"{max(page_ms):.0f}",
-                      f"{median(api_ms):.1f}", f"{percentile(page_ms, 50) / median(api_ms):.1f}x")  # fmt: skip
+        table.add_row(
+            name,
+            f"{percentile(page_ms, 50):.1f}",
+            f"{p95:.1f}",
+            f"{max(page_ms):.0f}",
+            f"{median(api_ms):.1f}",
+            f"{percentile(page_ms, 50) / median(api_ms):.1f}x",
+        )
     pooled = [v for page_ms, _ in results.values() for v in page_ms]
-    table.add_row("[bold]all pages[/bold]", f"{percentile(pooled, 50):.1f}", f"[bold]{percentile(pooled, 95):.1f}[/bold]",
-                  f"{max(pooled):.0f}", "", "")  # fmt: skip
+    table.add_row(
+        "[bold]all pages[/bold]",
+        f"{percentile(pooled, 50):.1f}",
+        f"[bold]{percentile(pooled, 95):.1f}[/bold]",
+        f"{max(pooled):.0f}",
+        "",
+        "",
+    )
     table.add_row(f"target p95 < {TARGET_P95_MS:.0f} ms (every page)", "", verdict(ok), "", "", "")
     console.print(table)
     return 0 if ok else 1

@@ -58,24 +58,48 @@ def _events(models: int, windows: int, per_window: int, start: datetime) -> tupl
                 topic = TOPICS[int(rng.integers(len(TOPICS)))]
                 words = " ".join(TOPICS[int(k)] for k in rng.integers(0, len(TOPICS), int(rng.integers(3, 30))))
                 event_id = f"{int(rng.integers(1 << 62)):016x}"  # random ids: models interleave in id order
-                inferences.append({
-                    "event_id": event_id, "project": PROJECT, "model": f"model-{m:02d}", "provider": "openai",
-                    "model_version": "v2" if i % 5 == 0 else "v1",
-                    "timestamp": (base + timedelta(seconds=float(offsets[i]))).isoformat(),
-                    "latency_ms": float(rng.lognormal(6, 0.4)), "status": "ok" if rng.random() > 0.02 else "error",
-                    "input_tokens": int(rng.integers(20, 400)), "output_tokens": int(rng.integers(10, 600)),
-                    "cost_usd": float(rng.uniform(0.0001, 0.01)),
-                    "prompt": f"Customer asks about {topic}: {words}",
-                    "response": f"Here is how to handle {topic}: open settings and follow the steps. " * int(rng.integers(1, 4)),
-                    "features": {"account_age_days": float(rng.gamma(2, 100)), "plan": ["free", "pro", "team"][int(rng.integers(3))]},
-                    "tags": {"route": ["/chat", "/support", "/summarise"][int(rng.integers(3))], "environment": "production"},
-                })  # fmt: skip
+                inferences.append(
+                    {
+                        "event_id": event_id,
+                        "project": PROJECT,
+                        "model": f"model-{m:02d}",
+                        "provider": "openai",
+                        "model_version": "v2" if i % 5 == 0 else "v1",
+                        "timestamp": (base + timedelta(seconds=float(offsets[i]))).isoformat(),
+                        "latency_ms": float(rng.lognormal(6, 0.4)),
+                        "status": "ok" if rng.random() > 0.02 else "error",
+                        "input_tokens": int(rng.integers(20, 400)),
+                        "output_tokens": int(rng.integers(10, 600)),
+                        "cost_usd": float(rng.uniform(0.0001, 0.01)),
+                        "prompt": f"Customer asks about {topic}: {words}",
+                        "response": f"Here is how to handle {topic}: open settings and follow the steps. "
+                        * int(rng.integers(1, 4)),
+                        "features": {
+                            "account_age_days": float(rng.gamma(2, 100)),
+                            "plan": ["free", "pro", "team"][int(rng.integers(3))],
+                        },
+                        "tags": {
+                            "route": ["/chat", "/support", "/summarise"][int(rng.integers(3))],
+                            "environment": "production",
+                        },
+                    }
+                )
                 if i % 3 == 0:
-                    feedback.append({
-                        "feedback_id": f"fb-{event_id}", "project": PROJECT, "inference_id": event_id, "kind": "thumbs",
-                        "value": 1.0 if rng.random() > 0.2 else -1.0, "label": "", "name": "", "text": "",
-                        "source": "user", "user_id": "", "timestamp": (base + timedelta(seconds=WINDOW + 30)).isoformat(),
-                    })  # fmt: skip
+                    feedback.append(
+                        {
+                            "feedback_id": f"fb-{event_id}",
+                            "project": PROJECT,
+                            "inference_id": event_id,
+                            "kind": "thumbs",
+                            "value": 1.0 if rng.random() > 0.2 else -1.0,
+                            "label": "",
+                            "name": "",
+                            "text": "",
+                            "source": "user",
+                            "user_id": "",
+                            "timestamp": (base + timedelta(seconds=WINDOW + 30)).isoformat(),
+                        }
+                    )
     return inferences, feedback
 
 
@@ -109,8 +133,13 @@ def measure(stored: int, models: int, windows: int, per_window: int, data_dir: P
     from streams.stats import StatsEngine
     from streams.storage import Storage
 
-    settings = Settings(_env_file=None, data_dir=data_dir, log_level="error", window_seconds=WINDOW,
-                        clickhouse_database=f"bench_{uuid.uuid4().hex[:10]}")  # fmt: skip
+    settings = Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        log_level="error",
+        window_seconds=WINDOW,
+        clickhouse_database=f"bench_{uuid.uuid4().hex[:10]}",
+    )
     storage = Storage(settings)
     storage.migrate()
     db = storage.database
@@ -136,9 +165,12 @@ def measure(stored: int, models: int, windows: int, per_window: int, data_dir: P
     started = time.perf_counter()
     engine.force_close_all()
     seconds = time.perf_counter() - started
-    closed = int(storage.scalar(
-        f"SELECT uniqExact(model, window_start) FROM {db}.window_stats WHERE family = 'latency' AND metric = 'count' "
-        "AND model_version = ''"))  # fmt: skip
+    closed = int(
+        storage.scalar(
+            f"SELECT uniqExact(model, window_start) FROM {db}.window_stats WHERE family = 'latency' AND metric = 'count' "
+            "AND model_version = ''"
+        )
+    )
     expected = models * windows
     if closed != expected:
         raise SystemExit(f"only {closed} of {expected} windows have statistics")
@@ -159,8 +191,12 @@ def _run_tree(tree: Path, stored: int, models: int, windows: int, per_window: in
     done = subprocess.run(  # noqa: S603 - this script, another checkout
         [sys.executable, __file__, "--child", str(stored), str(models), str(windows), str(per_window)],
         env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
-        cwd=tree, capture_output=True, text=True, check=False, timeout=7200,
-    )  # fmt: skip
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=7200,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{tree}: {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -188,8 +224,10 @@ def main() -> int:
     if args.quick:
         args.stored, args.models, args.windows = [0, 200_000], 10, 4
     here = Path(__file__).resolve().parent.parent
-    print(f"window close: {args.models} models x {args.windows - 1} timed windows of {WINDOW} s, "
-          f"~{args.per_window} events each; other rows stored: {args.stored}")  # fmt: skip
+    print(
+        f"window close: {args.models} models x {args.windows - 1} timed windows of {WINDOW} s, "
+        f"~{args.per_window} events each; other rows stored: {args.stored}"
+    )
     results = []
     for stored in args.stored:
         ours = _run_tree(here, stored, args.models, args.windows, args.per_window)
@@ -201,8 +239,10 @@ def main() -> int:
         results.append((stored, ours, before))
         line = f"  {stored:>12,} stored: {ours['per_second']:7.2f} windows/s ({ours['windows']} in {ours['seconds']:.1f} s)"
         if before:
-            line += (f" | baseline {before['per_second']:6.2f} windows/s ({before['windows']} in {before['seconds']:.1f} s)"
-                     f" → {ours['per_second'] / before['per_second']:.1f}x")  # fmt: skip
+            line += (
+                f" | baseline {before['per_second']:6.2f} windows/s ({before['windows']} in {before['seconds']:.1f} s)"
+                f" → {ours['per_second'] / before['per_second']:.1f}x"
+            )
         print(line, flush=True)
     rates = {stored: ours["per_second"] for stored, ours, _ in results}
     print(f"target >= {TARGET:g} windows/s at every size: {'MET' if min(rates.values()) >= TARGET else 'NOT met'}")

@@ -125,11 +125,7 @@ class CostCalculator:
         n = len(models)
         inp = np.asarray(input_tokens, dtype=np.int64)
         out = np.asarray(output_tokens, dtype=np.int64)
-        cached = (
-            np.zeros(n, dtype=np.int64)
-            if cached_tokens is None
-            else np.asarray(cached_tokens, dtype=np.int64)
-        )
+        cached = np.zeros(n, dtype=np.int64) if cached_tokens is None else np.asarray(cached_tokens, dtype=np.int64)
         if not (inp.size == out.size == cached.size == n):
             raise ValueError("all per-call sequences must have the same length")
         if (inp < 0).any() or (out < 0).any() or (cached < 0).any() or (cached > inp).any():
@@ -218,9 +214,7 @@ def _check_tokens(input_tokens: int, output_tokens: int, cached_tokens: int) -> 
         raise ValueError(f"cached_tokens ({cached_tokens}) cannot exceed input_tokens ({input_tokens})")
 
 
-def _override_cost(
-    price: PriceOverride, input_tokens: int, output_tokens: int, cached_tokens: int
-) -> Decimal:
+def _override_cost(price: PriceOverride, input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
     return (
         Decimal(input_tokens - cached_tokens) * price.input_per_mtok
         + Decimal(cached_tokens) * price.cached_rate
@@ -274,9 +268,7 @@ def _probe_rates(flat: ModelPrice) -> _Rates | None:
         per_output = total(output=_MTOK) - base
         probe_in, probe_cached, probe_out = _LINEARITY_PROBE
         predicted = (
-            base
-            + ((probe_in - probe_cached) * per_input + probe_cached * per_cached + probe_out * per_output)
-            / _MTOK
+            base + ((probe_in - probe_cached) * per_input + probe_cached * per_cached + probe_out * per_output) / _MTOK
         )
         actual = total(probe_in, probe_cached, probe_out)
     except (ValueError, ArithmeticError):

@@ -46,9 +46,7 @@ def as_array(values: ArrayLike) -> np.ndarray:
 
 
 def _is_real_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def is_missing(value: Any) -> bool:

@@ -55,9 +55,7 @@ def _is_summary(values: ColumnInput) -> TypeIs[ColumnSummary]:
     return not isinstance(values, np.ndarray | list | tuple) and isinstance(values, ColumnSummary)
 
 
-def resolve_kind(
-    reference: ColumnInput, current: ColumnInput, column_type: ColumnKind | None
-) -> InferredKind:
+def resolve_kind(reference: ColumnInput, current: ColumnInput, column_type: ColumnKind | None) -> InferredKind:
     """Explicit type, else a summary's kind (reference first), else evidently's inference on current."""
     if column_type is not None:
         if column_type not in ("num", "cat"):

@@ -260,9 +260,7 @@ class ReferenceProfile:
                 columns[name] = CategoricalReference.from_dict(col)
             else:
                 raise ValueError(f"unknown column kind {col['kind']!r} for {name!r}")
-        return cls(
-            columns=columns, config=ProfileConfig(**data["config"]), skipped=dict(data.get("skipped", {}))
-        )
+        return cls(columns=columns, config=ProfileConfig(**data["config"]), skipped=dict(data.get("skipped", {})))
 
 
 def _encode_counts(counts: CategoricalData | None) -> list[list[Any]] | None:

@@ -75,9 +75,7 @@ def proportion_change(successes_ref: int, n_ref: int, successes_cur: int, n_cur:
     pooled = (successes_ref + successes_cur) / (n_ref + n_cur)
     z = (rate_cur - rate_ref) / np.sqrt(pooled * (1 - pooled) * (1 / n_ref + 1 / n_cur))
     p_value = float(2 * norm.sf(abs(z)))
-    return ProportionChange(
-        rate_ref, rate_cur, n_ref, n_cur, difference, h, p_value, float(z), "two_proportion_z"
-    )
+    return ProportionChange(rate_ref, rate_cur, n_ref, n_cur, difference, h, p_value, float(z), "two_proportion_z")
 
 
 def accuracy_change(correct_ref: int, n_ref: int, correct_cur: int, n_cur: int) -> ProportionChange:

@@ -51,9 +51,7 @@ class SpendAnomaly:
         return asdict(self)
 
 
-def spend_anomaly(
-    history: Sequence[float], current: float, *, min_history: int = 3, z: float = 3.0
-) -> SpendAnomaly:
+def spend_anomaly(history: Sequence[float], current: float, *, min_history: int = 3, z: float = 3.0) -> SpendAnomaly:
     """Score ``current`` against ``history`` (non-finite history values are ignored)."""
     values = np.asarray(history, dtype=np.float64)
     values = values[np.isfinite(values)]

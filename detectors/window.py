@@ -160,9 +160,7 @@ class WindowSample:
             return CategoricalData.from_mapping(self._counts)
         if self._seen == 0:
             empty = np.empty(0, dtype=np.float64)
-            return NumericData(
-                empty, 0, float("nan"), float("nan"), float("nan"), 0, None, self._integer_valued
-            )
+            return NumericData(empty, 0, float("nan"), float("nan"), float("nan"), 0, None, self._integer_valued)
         small = self._small_counts
         counts = CategoricalData.from_mapping(dict(sorted(small.items()))) if small is not None else None
         return NumericData(
@@ -214,9 +212,7 @@ class WindowSample:
         window._m2 = float(data["m2"])
         window._integer_valued = bool(data["integer_valued"])
         small = data["small_counts"]
-        window._small_counts = (
-            None if small is None else {float(cast(float, decode_key(k))): int(c) for k, c in small}
-        )
+        window._small_counts = None if small is None else {float(cast(float, decode_key(k))): int(c) for k, c in small}
         window._counts = {decode_key(k): int(c) for k, c in data["counts"]}
         return window
 

@@ -45,6 +45,7 @@ MonitorName = Name
 Operator = Literal["gt", "gte", "lt", "lte"]
 OPERATOR_SYMBOLS: dict[str, str] = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
+
 def _error(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
@@ -119,10 +120,16 @@ def _per_metric(schema: dict[str, Any]) -> None:
             groups.setdefault((spec.dimensions, spec.p_value, spec.flagged), []).append(metric)
         for (dimensions, p_value, flagged), names in groups.items():
             types = ["threshold", *(["p_value"] if p_value else []), *(["flagged"] if flagged else [])]
-            branches.append({"properties": {
-                "family": {"const": family}, "metric": {"enum": names}, "dimension": _DIMENSIONS[dimensions],
-                "condition": {"properties": {"type": {"enum": types}}},
-            }})  # fmt: skip
+            branches.append(
+                {
+                    "properties": {
+                        "family": {"const": family},
+                        "metric": {"enum": names},
+                        "dimension": _DIMENSIONS[dimensions],
+                        "condition": {"properties": {"type": {"enum": types}}},
+                    }
+                }
+            )
     schema["oneOf"] = branches
     space = "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())  # what str.strip() strips
     schema["properties"]["scope"]["pattern"] = f"^[^{space}]([\\s\\S]*[^{space}])?$"  # as ``_scope`` checks
@@ -179,14 +186,18 @@ class MonitorSpec(_Strict):
         metric = info.data["metric"]
         if spec.dimensions == "none":
             raise _error("no_dimension", f"metric {metric!r} has no dimensions; use '' (or '*')")
-        if spec.dimensions == "tag" and not (value.startswith("tag:") and "=" in value[4:] and value[4:].index("=") > 0):
+        if spec.dimensions == "tag" and not (
+            value.startswith("tag:") and "=" in value[4:] and value[4:].index("=") > 0
+        ):
             raise _error(
                 "bad_dimension",
                 f"{metric!r} dimensions are '' (model total), '*' (total and every tag) or 'tag:<key>=<value>'",
             )
         if spec.dimensions == "family" and value not in DRIFT_FAMILIES:
-            raise _error("bad_dimension", f"{metric!r} dimensions are '' or '*' (every family) or one of "
-                         f"{', '.join(DRIFT_FAMILIES)}")  # fmt: skip
+            raise _error(
+                "bad_dimension",
+                f"{metric!r} dimensions are '' or '*' (every family) or one of {', '.join(DRIFT_FAMILIES)}",
+            )
         return value
 
     @field_validator("condition")

@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     spend_history_windows: int = Field(default=12, ge=3)
     quality_refresh_seconds: float = Field(default=5.0, gt=0)
     stop_grace_seconds: float = Field(
-        default=10.0, ge=0, description="on SIGTERM, window statistics still due after this long wait for the next start"
+        default=10.0,
+        ge=0,
+        description="on SIGTERM, window statistics still due after this long wait for the next start",
     )
 
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

@@ -36,6 +36,7 @@ from streams.writes import FINAL_ATTEMPTS, write_buffers
 
 log = structlog.get_logger(__name__)
 
+
 class EmbeddedRunner:
     """Owns the in-process bus and the tasks that drain it into storage."""
 

@@ -122,7 +122,9 @@ ALERT_DELIVERIES = Counter(
 )
 
 # Children bound once: ``labels()`` takes a lock and a dict lookup, the hot paths skip it.
-_ACCEPTED = {(kind, transport): EVENTS_ACCEPTED.labels(kind, transport) for kind in _KINDS for transport in ("http", "kafka")}  # fmt: skip
+_ACCEPTED = {
+    (kind, transport): EVENTS_ACCEPTED.labels(kind, transport) for kind in _KINDS for transport in ("http", "kafka")
+}
 _WRITTEN = {table: EVENTS_WRITTEN.labels(table) for table in ("inferences", "feedback", "dead_letters")}
 
 

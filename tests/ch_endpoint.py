@@ -44,12 +44,29 @@ from urllib.parse import parse_qsl, urlsplit
 import chdb
 from clickhouse_connect.driver.compression import _require_lz4, _zstd_decompress
 
-TRANSPORT = frozenset({
-    "database", "query", "query_id", "session_id", "session_timeout", "session_check", "compress", "decompress",
-    "wait_end_of_query", "buffer_size", "client_protocol_version", "send_progress_in_http_headers",
-    "http_headers_progress_interval_ms", "enable_http_compression", "default_format", "user", "password",
-    "quota_key", "role",
-})  # fmt: skip
+TRANSPORT = frozenset(
+    {
+        "database",
+        "query",
+        "query_id",
+        "session_id",
+        "session_timeout",
+        "session_check",
+        "compress",
+        "decompress",
+        "wait_end_of_query",
+        "buffer_size",
+        "client_protocol_version",
+        "send_progress_in_http_headers",
+        "http_headers_progress_interval_ms",
+        "enable_http_compression",
+        "default_format",
+        "user",
+        "password",
+        "quota_key",
+        "role",
+    }
+)
 # ClickHouse's HTTP status per error code (the ones a client can meet here); anything else is 500.
 STATUS = {62: 400, 27: 400, 36: 400, 43: 400, 47: 400, 53: 400, 115: 400, 117: 400, 60: 404, 81: 404, 57: 400}
 _FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
@@ -61,9 +78,11 @@ _READS = ("SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN", "("
 
 def _decompress(data: bytes, encoding: str) -> bytes:
     codecs: dict[str, Callable[[bytes], bytes]] = {
-        "gzip": gzip.decompress, "deflate": zlib.decompress, "zstd": _zstd_decompress,
+        "gzip": gzip.decompress,
+        "deflate": zlib.decompress,
+        "zstd": _zstd_decompress,
         "lz4": lambda raw: _require_lz4().decompress(raw),
-    }  # fmt: skip
+    }
     if encoding not in codecs:
         raise ValueError(f"unsupported Content-Encoding {encoding!r}")
     return codecs[encoding](data)
@@ -133,8 +152,9 @@ class Engine:
         finally:
             self._pool.put(conn)
 
-    def run(self, sql: str, data: bytes | None, database: str | None, params: dict[str, str],
-            settings: dict[str, str]) -> tuple[bytes, str, dict[str, str]]:  # fmt: skip
+    def run(
+        self, sql: str, data: bytes | None, database: str | None, params: dict[str, str], settings: dict[str, str]
+    ) -> tuple[bytes, str, dict[str, str]]:
         """Execute one statement; returns (body, format, summary). Raises ClickHouseHTTPError."""
         sql = sql.strip().rstrip(";")
         match = _FORMAT.search(sql)
@@ -173,8 +193,12 @@ class Engine:
                 code = _CODE.search(message)
                 raise ClickHouseHTTPError(int(code[1]) if code else 1002, message.strip()) from None
         body = result.bytes() or b""
-        summary = {"read_rows": str(result.rows_read()), "read_bytes": str(result.bytes_read()),
-                   "result_rows": str(result.rows_read()), "elapsed_ns": str(int(result.elapsed() * 1e9))}  # fmt: skip
+        summary = {
+            "read_rows": str(result.rows_read()),
+            "read_bytes": str(result.bytes_read()),
+            "result_rows": str(result.rows_read()),
+            "elapsed_ns": str(int(result.elapsed() * 1e9)),
+        }
         return body, fmt, summary
 
 
@@ -211,8 +235,11 @@ def _handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
                 return
             args = dict(parse_qsl(url.query, keep_blank_values=True))
             query_id = args.get("query_id") or str(uuid.uuid4())
-            headers = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": engine.timezone,
-                       "X-ClickHouse-Server-Display-Name": "chdb-endpoint"}  # fmt: skip
+            headers = {
+                "X-ClickHouse-Query-Id": query_id,
+                "X-ClickHouse-Timezone": engine.timezone,
+                "X-ClickHouse-Server-Display-Name": "chdb-endpoint",
+            }
             try:
                 if encoding := self.headers.get("Content-Encoding"):
                     body = _decompress(body, encoding.lower())
@@ -241,8 +268,11 @@ def _handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
                 text = f"Code: 27. DB::Exception: Cannot parse request: {exc}. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)\n"
                 self._send(400, text.encode(), headers | {"X-ClickHouse-Exception-Code": "27"})
                 return
-            headers |= {"X-ClickHouse-Format": fmt, "X-ClickHouse-Summary": json.dumps(summary),
-                        "Content-Type": "application/octet-stream"}  # fmt: skip
+            headers |= {
+                "X-ClickHouse-Format": fmt,
+                "X-ClickHouse-Summary": json.dumps(summary),
+                "Content-Type": "application/octet-stream",
+            }
             accepted = _accepted(self.headers.get("Accept-Encoding", ""))
             if args.get("enable_http_compression") == "1" and accepted and out:
                 out = _compress(out, accepted)

@@ -54,9 +54,7 @@ def kafka_bootstrap() -> Iterator[str]:
     started = _script("start", "--port", str(port), timeout=300)
     try:
         if started.returncode != 0:
-            pytest.fail(
-                f"scripts/kafka start --port {port} failed ({started.returncode}):\n{started.stderr[-4000:]}"
-            )
+            pytest.fail(f"scripts/kafka start --port {port} failed ({started.returncode}):\n{started.stderr[-4000:]}")
         address = started.stdout.strip().splitlines()[-1]
         assert address == f"127.0.0.1:{port}", started.stdout
         yield address

@@ -14,14 +14,31 @@ from typing import Any
 from hypothesis import strategies as st
 
 INFERENCE: dict[str, Any] = {
-    "project": "p", "event_id": "e-1", "model": "gpt-4o", "provider": "openai", "input_tokens": 10,
-    "output_tokens": 5, "latency_ms": 12.5, "prompt": "hi", "response": "hello", "features": {"age": 3},
-    "prediction": 1, "probabilities": {"a": 0.5}, "embedding": [0.1], "tags": {"route": "/chat"},
-}  # fmt: skip
+    "project": "p",
+    "event_id": "e-1",
+    "model": "gpt-4o",
+    "provider": "openai",
+    "input_tokens": 10,
+    "output_tokens": 5,
+    "latency_ms": 12.5,
+    "prompt": "hi",
+    "response": "hello",
+    "features": {"age": 3},
+    "prediction": 1,
+    "probabilities": {"a": 0.5},
+    "embedding": [0.1],
+    "tags": {"route": "/chat"},
+}
 FEEDBACK: dict[str, Any] = {
-    "project": "p", "feedback_id": "f-1", "inference_id": "e-1", "kind": "score", "value": 0.5, "name": "n",
-    "text": "fine", "source": "user",
-}  # fmt: skip
+    "project": "p",
+    "feedback_id": "f-1",
+    "inference_id": "e-1",
+    "kind": "score",
+    "value": 0.5,
+    "name": "n",
+    "text": "fine",
+    "source": "user",
+}
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),

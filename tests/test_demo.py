@@ -15,10 +15,26 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_demo_counts_match(tmp_path: Path) -> None:
     result = subprocess.run(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "loopwatch", "demo", "--events", "1500", "--batch", "250", "--data-dir", str(tmp_path), "--no-serve"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "loopwatch",
+            "demo",
+            "--events",
+            "1500",
+            "--batch",
+            "250",
+            "--data-dir",
+            str(tmp_path),
+            "--no-serve",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "160", "HOME": str(tmp_path)},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "all counts match" in result.stdout
     assert "1500" in result.stdout
@@ -40,9 +56,13 @@ def test_demo_serves_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
     leader, follower = pty.openpty()
     process = subprocess.Popen(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "loopwatch", "demo", "--events", "1500", "--batch", "250", "--data-dir", str(tmp_path)],
-        cwd=REPO, stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "400", "HOME": str(tmp_path)},
-    )  # fmt: skip
+    )
     os.close(follower)
     try:
         assert process.stdout is not None

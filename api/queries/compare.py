@@ -27,8 +27,14 @@ def fetch_version(
     """A deterministic sample (event-id hash) of at most ``limit`` events of the version in the range,
     and the newest feedback of each sampled event; ``None`` when the version has no event there."""
     db = storage.database
-    params = {"project": project, "model": model, "version": version, "since": ch_time(since),
-              "until": ch_time(until), "limit": limit}  # fmt: skip
+    params = {
+        "project": project,
+        "model": model,
+        "version": version,
+        "since": ch_time(since),
+        "until": ch_time(until),
+        "limit": limit,
+    }
     rows = storage.query(
         "SELECT event_id, latency_ms, status, cost_usd, input_tokens, output_tokens, features, prompt, response "
         f"FROM {db}.inferences FINAL WHERE {VERSION_RANGE} ORDER BY cityHash64(event_id) LIMIT {{limit:UInt32}}",

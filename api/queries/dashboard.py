@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from streams.storage import Storage, as_utc, ch_time
+from api.queries.stats import overlapping
+from streams.storage import Storage, as_utc
 
 # The model-wide numbers of the overview: (family, metric) with dimension '' (family_drift has one per family).
 OVERVIEW_METRICS: tuple[tuple[str, str], ...] = (
@@ -28,9 +29,21 @@ OVERVIEW_METRICS: tuple[tuple[str, str], ...] = (
 
 # What the model page charts (per-column drift is aggregated separately: ``top_drifted_columns``).
 MODEL_PAGE_METRICS: tuple[str, ...] = (
-    "count", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "cost_usd", "input_tokens",
-    "output_tokens", "dataset_drift", "family_drift", "thumbs_up_rate", "accuracy", "mean_rating", "score_mean",
-)  # fmt: skip
+    "count",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "dataset_drift",
+    "family_drift",
+    "thumbs_up_rate",
+    "accuracy",
+    "mean_rating",
+    "score_mean",
+)
 
 
 @dataclass(slots=True)
@@ -141,26 +154,20 @@ def _read_reference_means(storage: Storage, project: str) -> list[tuple[str, str
     return [(str(model), str(metric), float(mean)) for model, metric, mean in rows]
 
 
-def _range(clauses: list[str], params: dict[str, Any], since: datetime | None, until: datetime | None) -> None:
-    """The window-overlap bounds ``api.queries.stats.stat_rows`` uses, so both read the same windows."""
-    if since:
-        clauses.append("window_end > {since:DateTime64(3, 'UTC')}")
-        params["since"] = ch_time(since)
-    if until:
-        clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
-        params["until"] = ch_time(until)
-
-
 def model_series(
     storage: Storage, project: str, model: str, since: datetime | None, until: datetime | None
 ) -> dict[str, list[dict[str, Any]]]:
     """Per family, the model-wide rows of the metrics the model page charts (one query instead of
     four, ``details`` never parsed), shaped like ``stat_rows`` rows so ``rebucket`` re-buckets them
     exactly as ``GET /v1/stats?interval=`` does."""
-    clauses = ["project = {project:String}", "model = {model:String}", "model_version = ''",
-               "metric IN {metrics:Array(String)}"]  # fmt: skip
+    clauses = [
+        "project = {project:String}",
+        "model = {model:String}",
+        "model_version = ''",
+        "metric IN {metrics:Array(String)}",
+    ]
     params: dict[str, Any] = {"project": project, "model": model, "metrics": list(MODEL_PAGE_METRICS)}
-    _range(clauses, params, since, until)
+    overlapping(clauses, params, since, until)
     rows = storage.query(
         "SELECT family, window_start, window_end, metric, dimension, value, p_value, threshold, flagged, sample_size "
         f"FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
@@ -174,11 +181,22 @@ def model_series(
             moments[start] = as_utc(start)
         if end not in moments:
             moments[end] = as_utc(end)
-        out.setdefault(str(family), []).append({
-            "model": model, "model_version": "", "window_start": moments[start], "window_end": moments[end],
-            "metric": metric, "dimension": dimension, "value": value, "p_value": p_value, "threshold": threshold,
-            "flagged": bool(flagged), "sample_size": size, "details": {},
-        })  # fmt: skip
+        out.setdefault(str(family), []).append(
+            {
+                "model": model,
+                "model_version": "",
+                "window_start": moments[start],
+                "window_end": moments[end],
+                "metric": metric,
+                "dimension": dimension,
+                "value": value,
+                "p_value": p_value,
+                "threshold": threshold,
+                "flagged": bool(flagged),
+                "sample_size": size,
+                "details": {},
+            }
+        )
     return out
 
 
@@ -186,28 +204,40 @@ def top_drifted_columns(
     storage: Storage, project: str, model: str, since: datetime | None, until: datetime | None, top: int = 10
 ) -> list[dict[str, Any]]:
     """Columns by the number of windows they drifted in over the range, then by their smallest p-value."""
-    clauses = ["project = {project:String}", "model = {model:String}", "model_version = ''", "family = 'drift'",
-               "metric = 'column_drift'"]  # fmt: skip
+    clauses = [
+        "project = {project:String}",
+        "model = {model:String}",
+        "model_version = ''",
+        "family = 'drift'",
+        "metric = 'column_drift'",
+    ]
     params: dict[str, Any] = {"project": project, "model": model, "top": top}
-    _range(clauses, params, since, until)
+    overlapping(clauses, params, since, until)
     rows = storage.query(
         "SELECT dimension, sum(flagged) AS drifted, count() AS windows, min(p_value) AS min_p "
         f"FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
         "GROUP BY dimension ORDER BY drifted DESC, min_p ASC, dimension LIMIT {top:UInt32}",
         params,
     ).result_rows
-    return [{"name": name, "flagged": int(drifted), "windows": int(windows), "min_p": min_p}
-            for name, drifted, windows, min_p in rows]  # fmt: skip
+    return [
+        {"name": name, "flagged": int(drifted), "windows": int(windows), "min_p": min_p}
+        for name, drifted, windows, min_p in rows
+    ]
 
 
 def version_series(
     storage: Storage, project: str, model: str, metric: str, since: datetime | None, until: datetime | None
 ) -> dict[str, list[dict[str, Any]]]:
     """Per model version (those written per version: latency and cost), one metric's windows."""
-    clauses = ["project = {project:String}", "model = {model:String}", "model_version != ''",
-               "metric = {metric:String}", "dimension = ''"]  # fmt: skip
+    clauses = [
+        "project = {project:String}",
+        "model = {model:String}",
+        "model_version != ''",
+        "metric = {metric:String}",
+        "dimension = ''",
+    ]
     params: dict[str, Any] = {"project": project, "model": model, "metric": metric}
-    _range(clauses, params, since, until)
+    overlapping(clauses, params, since, until)
     rows = storage.query(
         f"SELECT model_version, window_start, value, sample_size FROM {storage.database}.window_stats FINAL "
         f"WHERE {' AND '.join(clauses)} ORDER BY model_version, window_start LIMIT 100000",

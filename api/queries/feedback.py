@@ -160,8 +160,10 @@ def feedback_page(
     if cursor:
         params["cts"], params["cid"] = decode_cursor(cursor)
         # the plain bound lets the time-sorted projection skip newer granules; the tuple decides ties
-        where += (" AND timestamp <= {cts:DateTime64(3, 'UTC')}"
-                  " AND (timestamp, feedback_id) < ({cts:DateTime64(3, 'UTC')}, {cid:String})")  # fmt: skip
+        where += (
+            " AND timestamp <= {cts:DateTime64(3, 'UTC')}"
+            " AND (timestamp, feedback_id) < ({cts:DateTime64(3, 'UTC')}, {cid:String})"
+        )
     sql = (
         f"SELECT {_FEEDBACK_COLUMNS}, ingested_at FROM {storage.database}.feedback WHERE {where} "
         "ORDER BY timestamp DESC, feedback_id DESC LIMIT {limit:UInt32}"

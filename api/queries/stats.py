@@ -12,6 +12,16 @@ from schemas.stats import ADDITIVE_METRICS
 from streams.storage import Storage, as_utc, ch_time
 
 
+def overlapping(clauses: list[str], params: dict[str, Any], since: datetime | None, until: datetime | None) -> None:
+    """Add the bounds of windows that overlap ``[since, until)`` to a ``window_stats`` query."""
+    if since:
+        clauses.append("window_end > {since:DateTime64(3, 'UTC')}")
+        params["since"] = ch_time(since)
+    if until:
+        clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
+        params["until"] = ch_time(until)
+
+
 def stat_rows(
     storage: Storage,
     project: str,
@@ -31,14 +41,10 @@ def stat_rows(
         if value is not None:
             clauses.append(f"{name} = {{{name}:String}}")
             params[name] = value
-    if since:
-        clauses.append("window_end > {since:DateTime64(3, 'UTC')}")
-        params["since"] = ch_time(since)
-    if until:
-        clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
-        params["until"] = ch_time(until)
+    overlapping(clauses, params, since, until)
     rows = storage.rows(
-        "SELECT model, model_version, window_start, window_end, metric, dimension, value, p_value, threshold, flagged, sample_size, "
+        "SELECT model, model_version, window_start, window_end, metric, "
+        "dimension, value, p_value, threshold, flagged, sample_size, "
         f"details FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
         "ORDER BY window_start, model, metric, dimension LIMIT {limit:UInt32}",
         params,
@@ -67,10 +73,20 @@ def rebucket(rows: list[dict[str, Any]], interval_seconds: int) -> list[dict[str
         else:
             value = sum(m["value"] * w for m, w in zip(members, weights, strict=True)) / sum(weights)
         p_values = [m["p_value"] for m in members if m["p_value"] is not None]
-        out.append({
-            "model": model, "model_version": version, "window_start": bucket, "window_end": bucket + timedelta(seconds=interval_seconds),
-            "metric": metric, "dimension": dimension, "value": value, "p_value": min(p_values) if p_values else None,
-            "threshold": members[-1]["threshold"], "flagged": any(m["flagged"] for m in members),
-            "sample_size": sum(m["sample_size"] for m in members), "details": {"windows": len(members)},
-        })  # fmt: skip
+        out.append(
+            {
+                "model": model,
+                "model_version": version,
+                "window_start": bucket,
+                "window_end": bucket + timedelta(seconds=interval_seconds),
+                "metric": metric,
+                "dimension": dimension,
+                "value": value,
+                "p_value": min(p_values) if p_values else None,
+                "threshold": members[-1]["threshold"],
+                "flagged": any(m["flagged"] for m in members),
+                "sample_size": sum(m["sample_size"] for m in members),
+                "details": {"windows": len(members)},
+            }
+        )
     return out

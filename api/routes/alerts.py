@@ -122,13 +122,24 @@ def list_alerts(
     """``since``/``until`` bound the time the alert fired."""
     since, until = storable_range(since, until)
     return monitoring.alerts.list_alerts(
-        project, model=model, kind=kind, severity=severity, monitor_id=monitor_id, status=alert_status,
-        since=since, until=until, limit=limit,
-    )  # fmt: skip
+        project,
+        model=model,
+        kind=kind,
+        severity=severity,
+        monitor_id=monitor_id,
+        status=alert_status,
+        since=since,
+        until=until,
+        limit=limit,
+    )
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=responses(404),
-            summary="One alert with every delivery attempt")  # fmt: skip
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertDetail,
+    responses=responses(404),
+    summary="One alert with every delivery attempt",
+)
 def get_alert(alert_id: AlertIdPath, project: ProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
     alert = monitoring.alerts.get_alert(project, alert_id)
     if alert is None:
@@ -136,10 +147,18 @@ def get_alert(alert_id: AlertIdPath, project: ProjectDep, monitoring: Monitoring
     return alert
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AlertDetail, responses=responses(404),
-             summary="Acknowledge an alert (idempotent: the first acknowledgement stays)")  # fmt: skip
+@router.post(
+    "/alerts/{alert_id}/ack",
+    response_model=AlertDetail,
+    responses=responses(404),
+    summary="Acknowledge an alert (idempotent: the first acknowledgement stays)",
+)
 def ack_alert(
-    alert_id: AlertIdPath, project: ProjectDep, key: CurrentKey, monitoring: MonitoringDep, body: AckRequest | None = None
+    alert_id: AlertIdPath,
+    project: ProjectDep,
+    key: CurrentKey,
+    monitoring: MonitoringDep,
+    body: AckRequest | None = None,
 ) -> dict[str, Any]:
     body = body or AckRequest()
     alert = monitoring.alerts.ack(project, alert_id, by=body.by or f"key:{key.key_id}", note=body.note)

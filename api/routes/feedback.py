@@ -30,9 +30,20 @@ class ExportFormat(StrEnum):
 
 
 _CSV_COLUMNS = [
-    "feedback_id", "inference_id", "timestamp", "kind", "value", "name", "text", "source", "user_id",
-    "model", "model_version", "prompt", "response",
-]  # fmt: skip
+    "feedback_id",
+    "inference_id",
+    "timestamp",
+    "kind",
+    "value",
+    "name",
+    "text",
+    "source",
+    "user_id",
+    "model",
+    "model_version",
+    "prompt",
+    "response",
+]
 
 
 Model = Annotated[str | None, Query(max_length=200, description="only feedback on this model's inferences")]
@@ -68,7 +79,6 @@ async def feedback_filter(
         until=until,
         tags=tags,
     )
-
 
 
 FilterDep = Annotated[FeedbackFilter, Depends(feedback_filter)]

@@ -124,8 +124,9 @@ async def _accept(
     await _PUBLISH[kind.name](publisher)(records)
     metrics.events_accepted(kind.name, "http", len(ids))
     # Accepted's JSON, without a pydantic round trip of every id
-    return Response(orjson.dumps({"accepted": len(ids), "ids": ids}), status.HTTP_202_ACCEPTED,
-                    media_type="application/json")  # fmt: skip
+    return Response(
+        orjson.dumps({"accepted": len(ids), "ids": ids}), status.HTTP_202_ACCEPTED, media_type="application/json"
+    )
 
 
 @router.post(

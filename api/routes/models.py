@@ -81,8 +81,12 @@ class VersionComparison(BaseModel):
 Version = Annotated[str, Query(min_length=1, max_length=200)]
 
 
-@router.get("/{model}/compare", response_model=VersionComparison, responses=responses(404, 422),
-            summary="Two model versions side by side, with the significance of each difference")  # fmt: skip
+@router.get(
+    "/{model}/compare",
+    response_model=VersionComparison,
+    responses=responses(404, 422),
+    summary="Two model versions side by side, with the significance of each difference",
+)
 def compare(
     model: Annotated[str, Path(max_length=200)],
     a: Version,
@@ -105,9 +109,18 @@ def compare(
     for name, version in (("a", a), ("b", b)):
         found = fetch_version(services.storage, project, model, version, start, end, limit)
         if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND,
-                                f"model {model!r} has no events of version {version!r} ({name}) in the range")  # fmt: skip
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"model {model!r} has no events of version {version!r} ({name}) in the range"
+            )
         data[name] = found
     metrics = compare_versions(data["a"], data["b"])
-    return {"model": model, "a": a, "b": b, "since": start, "until": end, "events_a": data["a"].events,
-            "events_b": data["b"].events, "metrics": [asdict(m) for m in metrics]}  # fmt: skip
+    return {
+        "model": model,
+        "a": a,
+        "b": b,
+        "since": start,
+        "until": end,
+        "events_a": data["a"].events,
+        "events_b": data["b"].events,
+        "metrics": [asdict(m) for m in metrics],
+    }

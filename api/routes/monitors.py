@@ -64,15 +64,26 @@ def _vet_channels(allow_private: bool) -> Any:
         if problems:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
-                [{"loc": ["body", "channels", index, field], "msg": f"channels[{index}].{field}: {message}",
-                  "type": "unsafe_target"} for index, field, message in problems],
-            )  # fmt: skip
+                [
+                    {
+                        "loc": ["body", "channels", index, field],
+                        "msg": f"channels[{index}].{field}: {message}",
+                        "type": "unsafe_target",
+                    }
+                    for index, field, message in problems
+                ],
+            )
 
     return check
 
 
-@router.post("", response_model=MonitorOut, status_code=status.HTTP_201_CREATED, responses=_CONFLICT,
-             summary="Create a monitor (replaces the built-in defaults of the project)")  # fmt: skip
+@router.post(
+    "",
+    response_model=MonitorOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_CONFLICT,
+    summary="Create a monitor (replaces the built-in defaults of the project)",
+)
 def create_monitor(body: MonitorCreate, project: ProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
     if body.monitor_id in {builtin.monitor_id for builtin in default_monitors(project, monitoring.settings)}:
         # deleting it later would bring the built-in default of that id back: a delete that does not delete
@@ -98,14 +109,21 @@ def get_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: Moni
     return monitor.public_json()
 
 
-@router.patch("/{monitor_id}", response_model=MonitorOut, responses={**responses(404), **_CONFLICT},
-              summary="Change some fields of a monitor; the result is validated as a whole")  # fmt: skip
+@router.patch(
+    "/{monitor_id}",
+    response_model=MonitorOut,
+    responses={**responses(404), **_CONFLICT},
+    summary="Change some fields of a monitor; the result is validated as a whole",
+)
 def update_monitor(
     monitor_id: MonitorIdPath, body: MonitorUpdate, project: ProjectDep, monitoring: MonitoringDep
 ) -> dict[str, Any]:
     store = monitoring.store
-    changes = {name: value for name, value in body.model_dump(exclude_unset=True).items()
-               if value is not None or name == "retrain_after"}  # fmt: skip
+    changes = {
+        name: value
+        for name, value in body.model_dump(exclude_unset=True).items()
+        if value is not None or name == "retrain_after"
+    }
     current = store.get(project, monitor_id)
     if current is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
@@ -126,8 +144,12 @@ def update_monitor(
     return monitor.public_json()
 
 
-@router.delete("/{monitor_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**responses(404), **_CONFLICT},
-               summary="Delete a monitor (its alerts stay)")  # fmt: skip
+@router.delete(
+    "/{monitor_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**responses(404), **_CONFLICT},
+    summary="Delete a monitor (its alerts stay)",
+)
 def delete_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: MonitoringDep) -> Response:
     try:
         deleted = monitoring.store.delete(project, monitor_id)

@@ -82,17 +82,22 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _STATUS_JSON = {
     "type": "object",
     "description": "google.rpc.Status (protobuf JSON mapping)",
-    "properties": {"code": {"type": "integer"}, "message": {"type": "string"},
-                   "details": {"type": "array", "items": {"type": "object"}}},
-}  # fmt: skip
+    "properties": {
+        "code": {"type": "integer"},
+        "message": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object"}},
+    },
+}
 
 
 def _documented() -> dict[int | str, dict[str, Any]]:
     documented: dict[int | str, dict[str, Any]] = {
-        code: {"description": f"{text}; a google.rpc.Status in the request's encoding",
-               "content": {"application/x-protobuf": _BINARY, "application/json": {"schema": _STATUS_JSON}}}
+        code: {
+            "description": f"{text}; a google.rpc.Status in the request's encoding",
+            "content": {"application/x-protobuf": _BINARY, "application/json": {"schema": _STATUS_JSON}},
+        }
         for code, text in _ERRORS.items()
-    }  # fmt: skip
+    }
     documented[503]["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
     return documented
 
@@ -117,8 +122,9 @@ def _doc(request_message: str, response_message: str) -> dict[str, Any]:
     }
 
 
-def _encoded(message: Message, encoding: Encoding, code: int = status.HTTP_200_OK,
-             headers: Mapping[str, str] | None = None) -> Response:  # fmt: skip
+def _encoded(
+    message: Message, encoding: Encoding, code: int = status.HTTP_200_OK, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(encode_response(message, encoding), code, headers=headers, media_type=_MEDIA[encoding])
 
 
@@ -185,8 +191,14 @@ def _rejected(kind: Kind | None, code: int) -> None:
 
 def _logged(signal: str, project: str, mapped: Mapped[Any]) -> None:
     if mapped.rejected:
-        log.info("otlp.partial", signal=signal, project=project, accepted=len(mapped.records),
-                 rejected=mapped.rejected, ignored=mapped.ignored)  # fmt: skip
+        log.info(
+            "otlp.partial",
+            signal=signal,
+            project=project,
+            accepted=len(mapped.records),
+            rejected=mapped.rejected,
+            ignored=mapped.ignored,
+        )
 
 
 async def _traces(body: bytes, encoding: Encoding, project: str, services: Runtime) -> Message:
@@ -225,30 +237,41 @@ async def _metrics(body: bytes, encoding: Encoding, project: str, services: Runt
     points = count_data_points(decode_metrics(body, encoding))
     response = ExportMetricsServiceResponse()
     if points:
-        response.partial_success.CopyFrom(ExportMetricsPartialSuccess(
-            rejected_data_points=points,
-            error_message="loopwatch stores no OTLP metrics: token usage, durations and errors are read from the "
-            "GenAI spans (send traces to /v1/traces); these data points were dropped and need no retry",
-        ))  # fmt: skip
+        response.partial_success.CopyFrom(
+            ExportMetricsPartialSuccess(
+                rejected_data_points=points,
+                error_message="loopwatch stores no OTLP metrics: token usage, durations and errors are read from the "
+                "GenAI spans (send traces to /v1/traces); these data points were dropped and need no retry",
+            )
+        )
     return response
 
 
-@router.post("/traces", summary="OTLP/HTTP traces: GenAI spans become inference events",
-             openapi_extra=_doc("ExportTraceServiceRequest", "ExportTraceServiceResponse"),
-             response_class=Response)  # fmt: skip
+@router.post(
+    "/traces",
+    summary="OTLP/HTTP traces: GenAI spans become inference events",
+    openapi_extra=_doc("ExportTraceServiceRequest", "ExportTraceServiceResponse"),
+    response_class=Response,
+)
 async def post_traces(request: Request, services: ServicesDep, credentials: Credentials) -> Response:
     return await _export(request, services, credentials, _traces, "inference")
 
 
-@router.post("/logs", summary="OTLP/HTTP logs: GenAI evaluation events become feedback",
-             openapi_extra=_doc("ExportLogsServiceRequest", "ExportLogsServiceResponse"),
-             response_class=Response)  # fmt: skip
+@router.post(
+    "/logs",
+    summary="OTLP/HTTP logs: GenAI evaluation events become feedback",
+    openapi_extra=_doc("ExportLogsServiceRequest", "ExportLogsServiceResponse"),
+    response_class=Response,
+)
 async def post_logs(request: Request, services: ServicesDep, credentials: Credentials) -> Response:
     return await _export(request, services, credentials, _logs, "feedback")
 
 
-@router.post("/metrics", summary="OTLP/HTTP metrics: accepted and dropped, with a partial_success saying why",
-             openapi_extra=_doc("ExportMetricsServiceRequest", "ExportMetricsServiceResponse"),
-             response_class=Response)  # fmt: skip
+@router.post(
+    "/metrics",
+    summary="OTLP/HTTP metrics: accepted and dropped, with a partial_success saying why",
+    openapi_extra=_doc("ExportMetricsServiceRequest", "ExportMetricsServiceResponse"),
+    response_class=Response,
+)
 async def post_metrics(request: Request, services: ServicesDep, credentials: Credentials) -> Response:
     return await _export(request, services, credentials, _metrics, None)

@@ -41,9 +41,14 @@ class ReferenceInfo(BaseModel):
 
 def _info(reference: Reference) -> ReferenceInfo:
     return ReferenceInfo(
-        model=reference.model, kind=reference.kind, rows=reference.rows, columns=sorted(reference.profile.columns),
-        range_start=reference.range_start, range_end=reference.range_end, created_at=reference.created_at,
-    )  # fmt: skip
+        model=reference.model,
+        kind=reference.kind,
+        rows=reference.rows,
+        columns=sorted(reference.profile.columns),
+        range_start=reference.range_start,
+        range_end=reference.range_end,
+        created_at=reference.created_at,
+    )
 
 
 def _records(body: bytes, fmt: str) -> list[dict[str, Any]]:
@@ -64,13 +69,18 @@ def _records(body: bytes, fmt: str) -> list[dict[str, Any]]:
     response_model=ReferenceInfo,
     status_code=status.HTTP_201_CREATED,
     summary="Set the drift reference: JSON {start, end} pins a time range; a jsonl/csv/parquet body uploads one",
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": RangeRequest.model_json_schema()},
-        "application/x-ndjson": {"schema": {"type": "string"}},
-        "text/csv": {"schema": {"type": "string"}},
-        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
-    }}},
-)  # fmt: skip
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": RangeRequest.model_json_schema()},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
 async def set_reference(
     model: ModelName,
     request: Request,
@@ -89,8 +99,11 @@ async def set_reference(
     content_type = request.headers.get("content-type", "")
     if "json" in content_type and "ndjson" not in content_type:  # a JSON body is a time range
         if format is not None:
-            raise unprocessable(["query", "format"], "a JSON body is a time range; send a dataset as text/csv, "
-                                "application/x-ndjson or application/vnd.apache.parquet")  # fmt: skip
+            raise unprocessable(
+                ["query", "format"],
+                "a JSON body is a time range; send a dataset as text/csv, "
+                "application/x-ndjson or application/vnd.apache.parquet",
+            )
         try:
             window = RangeRequest.model_validate_json(body)
         except ValidationError as exc:
@@ -105,7 +118,9 @@ async def set_reference(
         )
         if columns.rows == 0:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inferences of {model!r} between {start} and {end}")
-        reference = await run_in_threadpool(store.save, project, model, "range", columns, range_start=start, range_end=end)
+        reference = await run_in_threadpool(
+            store.save, project, model, "range", columns, range_start=start, range_end=end
+        )
         return _info(reference)
     fmt = format or ("csv" if "csv" in content_type else "jsonl")
     records = _records(body, fmt)

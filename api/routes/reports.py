@@ -34,9 +34,7 @@ def reference_frame(profile: ReferenceProfile) -> pd.DataFrame:
             repeats = np.maximum(np.round(counts * scale).astype(int), (counts > 0).astype(int))
             columns[name] = np.repeat(np.array([str(k) for k in column.counts.keys], dtype=object), repeats)
     length = max((len(values) for values in columns.values()), default=0)
-    return pd.DataFrame({
-        name: pd.Series(values).reindex(range(length)) for name, values in columns.items()
-    })  # fmt: skip
+    return pd.DataFrame({name: pd.Series(values).reindex(range(length)) for name, values in columns.items()})
 
 
 @router.get(
@@ -45,12 +43,19 @@ def reference_frame(profile: ReferenceProfile) -> pd.DataFrame:
     summary="Evidently drift report: one window vs the reference",
     responses={
         200: {"content": {"text/html": {}}, "description": "the report page"},
-        **{code: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
-                  "description": "error"} for code in (401, 404, 503)},
-        422: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Unprocessable"}}},
-              "description": "invalid query"},
+        **{
+            code: {
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
+                "description": "error",
+            }
+            for code in (401, 404, 503)
+        },
+        422: {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Unprocessable"}}},
+            "description": "invalid query",
+        },
     },
-)  # fmt: skip
+)
 def drift_report(
     project: ProjectDep,
     services: ServicesDep,

@@ -48,6 +48,16 @@ def get_stats(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[dict[str, Any]]:
     since, until = storable_range(since, until)
-    rows = stat_rows(storage, project, family, model=model, model_version=model_version, metric=metric, dimension=dimension,
-                     since=since, until=until, limit=limit)  # fmt: skip
+    rows = stat_rows(
+        storage,
+        project,
+        family,
+        model=model,
+        model_version=model_version,
+        metric=metric,
+        dimension=dimension,
+        since=since,
+        until=until,
+        limit=limit,
+    )
     return rebucket(rows, interval) if interval else rows

@@ -30,25 +30,41 @@ def _choice(name: str, value: str, allowed: list[str]) -> str | None:
 
 @router.get("/alerts")
 async def alert_list(
-    ui: UiDep, model: Text = "", kind: Text = "", severity: Text = "", status_: Annotated[str, Query(alias="status", max_length=10)] = "",
-    since: Text = "", until: Text = "",
-) -> Response:  # fmt: skip
+    ui: UiDep,
+    model: Text = "",
+    kind: Text = "",
+    severity: Text = "",
+    status_: Annotated[str, Query(alias="status", max_length=10)] = "",
+    since: Text = "",
+    until: Text = "",
+) -> Response:
     start, end = storable_range(parse_moment("since", since), parse_moment("until", until))
     _choice("status", status_, ["open", "acked"])  # a 422 for anything else
     state: Literal["open", "acked"] | None = "open" if status_ == "open" else "acked" if status_ == "acked" else None
     monitoring = ui.services.monitoring
     listed = partial(
-        monitoring.alerts.list_alerts, ui.project, since=start, until=end, limit=200, model=model or None,
-        kind=_choice("kind", kind, KINDS), severity=_choice("severity", severity, SEVERITIES),
+        monitoring.alerts.list_alerts,
+        ui.project,
+        since=start,
+        until=end,
+        limit=200,
+        model=model or None,
+        kind=_choice("kind", kind, KINDS),
+        severity=_choice("severity", severity, SEVERITIES),
         status=state,
-    )  # fmt: skip
+    )
     alerts, retrains = await asyncio.gather(
         asyncio.to_thread(listed),
         asyncio.to_thread(monitoring.alerts.list_retrains, ui.project, model=model or None, limit=50),
     )
-    return ui.render("alerts.html", alerts=alerts, retrains=retrains, kinds=KINDS, severities=SEVERITIES,
-                     form={"model": model, "kind": kind, "severity": severity, "status": status_, "since": since,
-                           "until": until})  # fmt: skip
+    return ui.render(
+        "alerts.html",
+        alerts=alerts,
+        retrains=retrains,
+        kinds=KINDS,
+        severities=SEVERITIES,
+        form={"model": model, "kind": kind, "severity": severity, "status": status_, "since": since, "until": until},
+    )
 
 
 @router.get("/alerts/{alert_id}")

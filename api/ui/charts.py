@@ -62,10 +62,15 @@ def iso(moment: datetime) -> str:
 
 def line(name: str, xs: Sequence[datetime], ys: Sequence[float | None], index: int, **extra: Any) -> dict[str, Any]:
     return {
-        "type": "scatter", "mode": "lines+markers", "name": name, "x": [iso(x) for x in xs],
+        "type": "scatter",
+        "mode": "lines+markers",
+        "name": name,
+        "x": [iso(x) for x in xs],
         "y": [None if y is None or not math.isfinite(y) else y for y in ys],
-        "line": {"color": PALETTE[index % len(PALETTE)], "width": 2}, "marker": {"size": 4}, **extra,
-    }  # fmt: skip
+        "line": {"color": PALETTE[index % len(PALETTE)], "width": 2},
+        "marker": {"size": 4},
+        **extra,
+    }
 
 
 def band(
@@ -75,8 +80,14 @@ def band(
     colour = PALETTE[index % len(PALETTE)]
     x = [iso(v) for v in xs]
     clean = [[None if not math.isfinite(v) else v for v in seq] for seq in (highs, lows)]
-    edge = {"type": "scatter", "mode": "lines", "x": x, "line": {"width": 0, "color": colour},
-            "hoverinfo": "skip", "showlegend": False}  # fmt: skip
+    edge = {
+        "type": "scatter",
+        "mode": "lines",
+        "x": x,
+        "line": {"width": 0, "color": colour},
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
     return [
         {**edge, "name": f"{name} 95% high", "y": clean[0]},
         {
@@ -105,17 +116,30 @@ def figure(
 ) -> dict[str, Any]:
     """A Plotly figure with our layout; ``markers`` are alerts drawn as vertical lines on the time axis."""
     shapes = [
-        {"type": "line", "xref": "x", "yref": "paper", "x0": m["x"], "x1": m["x"], "y0": 0, "y1": 1,
-         "line": {"color": SEVERITY_COLOURS.get(m["severity"], "#374151"), "width": 1.5, "dash": "dot"}}
+        {
+            "type": "line",
+            "xref": "x",
+            "yref": "paper",
+            "x0": m["x"],
+            "x1": m["x"],
+            "y0": 0,
+            "y1": 1,
+            "line": {"color": SEVERITY_COLOURS.get(m["severity"], "#374151"), "width": 1.5, "dash": "dot"},
+        }
         for m in markers
-    ]  # fmt: skip
+    ]
     layout: dict[str, Any] = {
-        "margin": {"l": 56, "r": 16, "t": 8, "b": 36}, "height": 260, "hovermode": "x unified",
-        "legend": {"orientation": "h", "y": -0.22}, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
+        "margin": {"l": 56, "r": 16, "t": 8, "b": 36},
+        "height": 260,
+        "hovermode": "x unified",
+        "legend": {"orientation": "h", "y": -0.22},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
         "xaxis": {"type": "category" if bar else "date", "gridcolor": "#e5e7eb"},
         "yaxis": {"title": {"text": y_title}, "tickformat": y_format, "gridcolor": "#e5e7eb", "rangemode": "tozero"},
-        "shapes": shapes, "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#1f2937"},
-    }  # fmt: skip
+        "shapes": shapes,
+        "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#1f2937"},
+    }
     if bar:
         layout["barmode"] = "overlay"
     return {"data": traces, "layout": layout}
@@ -134,8 +158,15 @@ def histogram_pair(reference: np.ndarray | None, current: np.ndarray, bins: int 
     for index, (name, values) in enumerate((("reference", ref), ("current", current))):
         if values.size:
             counts, _ = np.histogram(values, bins=edges)
-            traces.append({"type": "bar", "name": name, "x": labels, "y": (counts / values.size).tolist(),
-                           "marker": {"color": PALETTE[index], "opacity": 0.6}})  # fmt: skip
+            traces.append(
+                {
+                    "type": "bar",
+                    "name": name,
+                    "x": labels,
+                    "y": (counts / values.size).tolist(),
+                    "marker": {"color": PALETTE[index], "opacity": 0.6},
+                }
+            )
     return figure(traces, y_title="share", y_format=".0%", bar=True)
 
 
@@ -147,8 +178,15 @@ def category_pair(reference: dict[str, float], current: dict[str, float], top: i
     )
     keys = keys[:top]
     traces = [
-        {"type": "bar", "name": name, "x": keys, "y": [counts.get(k, 0) / total for k in keys],
-         "marker": {"color": PALETTE[index], "opacity": 0.6}}
-        for index, (name, counts, total) in enumerate((("reference", reference, ref_total), ("current", current, cur_total)))
-    ]  # fmt: skip
+        {
+            "type": "bar",
+            "name": name,
+            "x": keys,
+            "y": [counts.get(k, 0) / total for k in keys],
+            "marker": {"color": PALETTE[index], "opacity": 0.6},
+        }
+        for index, (name, counts, total) in enumerate(
+            (("reference", reference, ref_total), ("current", current, cur_total))
+        )
+    ]
     return figure(traces, y_title="share", y_format=".0%", bar=True)

@@ -27,8 +27,9 @@ def _unprocessable(message: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message)
 
 
-async def _filter(ui: UiDep, model: str, model_version: str, kind: list[str], source: str, since: str, until: str,
-                  tag: list[str]) -> FeedbackFilter:  # fmt: skip
+async def _filter(
+    ui: UiDep, model: str, model_version: str, kind: list[str], source: str, since: str, until: str, tag: list[str]
+) -> FeedbackFilter:
     """The API's filter from form fields ('' = not set), validated by the API's own rules."""
     try:
         kinds = [FeedbackKind(k) for k in kind if k]
@@ -39,37 +40,77 @@ async def _filter(ui: UiDep, model: str, model_version: str, kind: list[str], so
     if any(":" not in t or t.startswith(":") for t in tags):
         raise _unprocessable("tag: write 'key:value' (the key up to the first ':')")
     return await feedback_filter(
-        ui.project, model=model or None, model_version=model_version or None, kind=kinds, source=origin,
-        since=parse_moment("since", since), until=parse_moment("until", until), tag=tags,
-    )  # fmt: skip
+        ui.project,
+        model=model or None,
+        model_version=model_version or None,
+        kind=kinds,
+        source=origin,
+        since=parse_moment("since", since),
+        until=parse_moment("until", until),
+        tag=tags,
+    )
 
 
 @router.get("/feedback")
 async def explorer(
-    ui: UiDep, model: Text = "", model_version: Text = "", kind: Many = None, source: Text = "", since: Text = "",
-    until: Text = "", tag: Many = None, cursor: Annotated[str, Query(max_length=300)] = "",
-) -> Response:  # fmt: skip
+    ui: UiDep,
+    model: Text = "",
+    model_version: Text = "",
+    kind: Many = None,
+    source: Text = "",
+    since: Text = "",
+    until: Text = "",
+    tag: Many = None,
+    cursor: Annotated[str, Query(max_length=300)] = "",
+) -> Response:
     if cursor and not _CURSOR.match(cursor):
         raise _unprocessable("cursor: pass the next page's cursor unchanged")
     flt = await _filter(ui, model, model_version, kind or [], source, since, until, tag or [])
-    items, next_cursor = await asyncio.to_thread(feedback_page, ui.services.storage, flt, limit=PAGE_SIZE,
-                                                 cursor=cursor or None)  # fmt: skip
-    params = [("model", model), ("model_version", model_version), *(("kind", k) for k in kind or []),
-              ("source", source), ("since", since), ("until", until), *(("tag", t) for t in tag or [])]  # fmt: skip
+    items, next_cursor = await asyncio.to_thread(
+        feedback_page, ui.services.storage, flt, limit=PAGE_SIZE, cursor=cursor or None
+    )
+    params = [
+        ("model", model),
+        ("model_version", model_version),
+        *(("kind", k) for k in kind or []),
+        ("source", source),
+        ("since", since),
+        ("until", until),
+        *(("tag", t) for t in tag or []),
+    ]
     query = urlencode([(k, v) for k, v in params if v])
     return ui.render(
-        "feedback.html", items=items, next_cursor=next_cursor, query=query, first_page=not cursor,
-        kinds=[k.value for k in FeedbackKind], sources=[s.value for s in FeedbackSource],
-        form={"model": model, "model_version": model_version, "kind": kind or [], "source": source, "since": since,
-              "until": until, "tag": ", ".join(tag or [])},
+        "feedback.html",
+        items=items,
+        next_cursor=next_cursor,
+        query=query,
+        first_page=not cursor,
+        kinds=[k.value for k in FeedbackKind],
+        sources=[s.value for s in FeedbackSource],
+        form={
+            "model": model,
+            "model_version": model_version,
+            "kind": kind or [],
+            "source": source,
+            "since": since,
+            "until": until,
+            "tag": ", ".join(tag or []),
+        },
         formats=[f.value for f in ExportFormat],
-    )  # fmt: skip
+    )
 
 
 @router.get("/feedback/export")
 async def export(
-    ui: UiDep, format: Annotated[ExportFormat, Query()] = ExportFormat.JSONL, model: Text = "", model_version: Text = "",
-    kind: Many = None, source: Text = "", since: Text = "", until: Text = "", tag: Many = None,
-) -> StreamingResponse:  # fmt: skip
+    ui: UiDep,
+    format: Annotated[ExportFormat, Query()] = ExportFormat.JSONL,
+    model: Text = "",
+    model_version: Text = "",
+    kind: Many = None,
+    source: Text = "",
+    since: Text = "",
+    until: Text = "",
+    tag: Many = None,
+) -> StreamingResponse:
     flt = await _filter(ui, model, model_version, kind or [], source, since, until, tag or [])
     return export_feedback(flt, ui.services.storage, format)

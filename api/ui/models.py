@@ -51,21 +51,34 @@ def _quality(rows: list[dict[str, Any]], markers: list[dict[str, Any]]) -> list[
             bands = [charts.wilson(r["value"], r["sample_size"]) for r in picked]
             traces = charts.band(label, xs, [b[0] for b in bands], [b[1] for b in bands], index)
             traces.append(charts.line(label, xs, [r["value"] for r in picked], index))
-            figures.append({"title": label, "id": f"chart-{metric}",
-                            "figure": charts.figure(traces, y_format=".0%", markers=markers)})  # fmt: skip
+            figures.append(
+                {
+                    "title": label,
+                    "id": f"chart-{metric}",
+                    "figure": charts.figure(traces, y_format=".0%", markers=markers),
+                }
+            )
     traces = _lines(rows, [("mean_rating", "mean rating")])
     scores = sorted({r["dimension"] for r in rows if r["metric"] == "score_mean"})
     for index, score in enumerate(scores, 1):
         xs, ys = _series(rows, "score_mean", score)
         traces.append(charts.line(f"score {score}", xs, ys, index))
     if traces:
-        figures.append({"title": "ratings and scores", "id": "chart-ratings",
-                        "figure": charts.figure(traces, markers=markers)})  # fmt: skip
+        figures.append(
+            {"title": "ratings and scores", "id": "chart-ratings", "figure": charts.figure(traces, markers=markers)}
+        )
     return figures
 
 
-def model_page_data(ui_project: str, model: str, services: Runtime, monitoring: Monitoring, since: datetime | None,
-                    until: datetime | None, interval: int | None) -> dict[str, Any]:  # fmt: skip
+def model_page_data(
+    ui_project: str,
+    model: str,
+    services: Runtime,
+    monitoring: Monitoring,
+    since: datetime | None,
+    until: datetime | None,
+    interval: int | None,
+) -> dict[str, Any]:
     """Everything the model page draws (runs in a thread: several storage reads)."""
     storage = services.storage
     span = model_window_range(storage, ui_project, model)
@@ -76,28 +89,55 @@ def model_page_data(ui_project: str, model: str, services: Runtime, monitoring: 
     families = model_series(storage, ui_project, model, since, until)
     if interval:
         families = {family: rebucket(rows, interval) for family, rows in families.items()}
-    alerts = [a for a in monitoring.alerts.list_alerts(ui_project, model=model, limit=500)
-              if (since is None or a["window_end"] > since) and (until is None or a["window_start"] < until)]  # fmt: skip
+    alerts = [
+        a
+        for a in monitoring.alerts.list_alerts(ui_project, model=model, limit=500)
+        if (since is None or a["window_end"] > since) and (until is None or a["window_start"] < until)
+    ]
     markers = [{"x": charts.iso(a["window_start"]), "severity": a["severity"]} for a in alerts]
     latency, cost, drift = families["latency"], families["cost"], families["drift"]
     figures = [
-        {"title": "latency percentiles", "id": "chart-latency", "figure": charts.figure(
-            _lines(latency, [("latency_p50_ms", "p50"), ("latency_p95_ms", "p95"), ("latency_p99_ms", "p99")]),
-            y_title="ms", markers=markers)},
-        {"title": "error rate", "id": "chart-errors",
-         "figure": charts.figure(_lines(latency, [("error_rate", "error rate")]), y_format=".1%", markers=markers)},
-        {"title": "calls", "id": "chart-calls",
-         "figure": charts.figure(_lines(latency, [("count", "calls")]), markers=markers)},
-    ]  # fmt: skip
+        {
+            "title": "latency percentiles",
+            "id": "chart-latency",
+            "figure": charts.figure(
+                _lines(latency, [("latency_p50_ms", "p50"), ("latency_p95_ms", "p95"), ("latency_p99_ms", "p99")]),
+                y_title="ms",
+                markers=markers,
+            ),
+        },
+        {
+            "title": "error rate",
+            "id": "chart-errors",
+            "figure": charts.figure(_lines(latency, [("error_rate", "error rate")]), y_format=".1%", markers=markers),
+        },
+        {
+            "title": "calls",
+            "id": "chart-calls",
+            "figure": charts.figure(_lines(latency, [("count", "calls")]), markers=markers),
+        },
+    ]
     tags = sorted({r["dimension"] for r in cost if r["metric"] == "cost_usd" and r["dimension"]})
     cost_traces = _lines(cost, [("cost_usd", "all")])
     for index, tag in enumerate(tags, 1):
         xs, ys = _series(cost, "cost_usd", tag)
         cost_traces.append(charts.line(tag.removeprefix("tag:"), xs, ys, index))
-    figures.append({"title": "cost per tag (USD)", "id": "chart-cost",
-                    "figure": charts.figure(cost_traces, y_format="$.4f", markers=markers)})  # fmt: skip
-    figures.append({"title": "tokens", "id": "chart-tokens", "figure": charts.figure(
-        _lines(cost, [("input_tokens", "input"), ("output_tokens", "output")]), markers=markers)})  # fmt: skip
+    figures.append(
+        {
+            "title": "cost per tag (USD)",
+            "id": "chart-cost",
+            "figure": charts.figure(cost_traces, y_format="$.4f", markers=markers),
+        }
+    )
+    figures.append(
+        {
+            "title": "tokens",
+            "id": "chart-tokens",
+            "figure": charts.figure(
+                _lines(cost, [("input_tokens", "input"), ("output_tokens", "output")]), markers=markers
+            ),
+        }
+    )
     drift_families = sorted({r["dimension"] for r in drift if r["metric"] == "family_drift"})
     drift_traces = []
     for index, family in enumerate(drift_families):
@@ -105,26 +145,41 @@ def model_page_data(ui_project: str, model: str, services: Runtime, monitoring: 
         drift_traces.append(charts.line(family, xs, ys, index))
     if not drift_traces:
         drift_traces = _lines(drift, [("dataset_drift", "dataset")])
-    figures.append({"title": "drifted share per family", "id": "chart-drift",
-                    "figure": charts.figure(drift_traces, y_format=".0%", markers=markers)})  # fmt: skip
+    figures.append(
+        {
+            "title": "drifted share per family",
+            "id": "chart-drift",
+            "figure": charts.figure(drift_traces, y_format=".0%", markers=markers),
+        }
+    )
     figures += _quality(families["quality"], markers)
     versions = {}
     for metric, label, fmt in (("count", "calls per version", ""), ("latency_p95_ms", "p95 latency per version", "")):
         series = version_series(storage, ui_project, model, metric, since, until)
         if len(series) > 1:
-            traces = [charts.line(version, [p["window_start"] for p in points], [p["value"] for p in points], i)
-                      for i, (version, points) in enumerate(sorted(series.items()))]  # fmt: skip
-            versions[metric] = {"title": label, "id": f"chart-version-{metric}",
-                                "figure": charts.figure(traces, y_format=fmt, markers=markers)}  # fmt: skip
+            traces = [
+                charts.line(version, [p["window_start"] for p in points], [p["value"] for p in points], i)
+                for i, (version, points) in enumerate(sorted(series.items()))
+            ]
+            versions[metric] = {
+                "title": label,
+                "id": f"chart-version-{metric}",
+                "figure": charts.figure(traces, y_format=fmt, markers=markers),
+            }
     windows = sorted(
         {r["window_start"] for r in drift if r["metric"] in ("family_drift", "dataset_drift")}, reverse=True
     )
     flagged_windows = {r["window_start"] for r in drift if r["metric"] == "family_drift" and r["flagged"]}
     return {
-        "figures": figures, "versions": list(versions.values()), "alerts": alerts, "top_columns": top_drifted_columns(storage, ui_project, model, since, until),
-        "windows": [(w, w in flagged_windows) for w in windows[:50]], "since": since, "until": until,
+        "figures": figures,
+        "versions": list(versions.values()),
+        "alerts": alerts,
+        "top_columns": top_drifted_columns(storage, ui_project, model, since, until),
+        "windows": [(w, w in flagged_windows) for w in windows[:50]],
+        "since": since,
+        "until": until,
         "has_data": span is not None,
-    }  # fmt: skip
+    }
 
 
 @router.get("/models/{model:path}")
@@ -134,7 +189,16 @@ async def model_page(
     start, end = storable_range(parse_moment("since", since), parse_moment("until", until))
     seconds = parse_interval(interval)
     monitoring = ui.services.monitoring
-    data = await asyncio.to_thread(model_page_data, ui.project, model, ui.services, monitoring, start, end,
-                                   None if seconds is None or ui.services.settings.window_seconds >= seconds else seconds)  # fmt: skip
-    return ui.render("model.html", model=model, intervals=INTERVALS, interval=interval,
-                     since_text=since, until_text=until, **data)  # fmt: skip
+    data = await asyncio.to_thread(
+        model_page_data,
+        ui.project,
+        model,
+        ui.services,
+        monitoring,
+        start,
+        end,
+        None if seconds is None or ui.services.settings.window_seconds >= seconds else seconds,
+    )
+    return ui.render(
+        "model.html", model=model, intervals=INTERVALS, interval=interval, since_text=since, until_text=until, **data
+    )

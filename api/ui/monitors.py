@@ -19,8 +19,24 @@ from schemas.stats import METRICS
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
-FIELDS = ("monitor_id", "name", "scope", "family", "metric", "dimension", "condition_type", "operator", "value",
-          "alpha", "direction", "min_samples", "cooldown_seconds", "severity", "retrain_after", "channels")  # fmt: skip
+FIELDS = (
+    "monitor_id",
+    "name",
+    "scope",
+    "family",
+    "metric",
+    "dimension",
+    "condition_type",
+    "operator",
+    "value",
+    "alpha",
+    "direction",
+    "min_samples",
+    "cooldown_seconds",
+    "severity",
+    "retrain_after",
+    "channels",
+)
 
 
 def _messages(problems: list[dict[str, Any]] | str) -> list[str]:
@@ -50,10 +66,17 @@ def _condition(form: dict[str, str]) -> dict[str, Any]:
 
 def _body(form: dict[str, str], enabled: bool) -> dict[str, Any]:
     """The JSON body the API would get from this form ('' numbers left to their defaults)."""
-    body: dict[str, Any] = {"name": form["name"], "scope": form["scope"] or "*", "family": form["family"],
-                            "metric": form["metric"], "dimension": form["dimension"], "condition": _condition(form),
-                            "severity": form["severity"], "enabled": enabled,
-                            "retrain_after": form["retrain_after"] or None}  # fmt: skip
+    body: dict[str, Any] = {
+        "name": form["name"],
+        "scope": form["scope"] or "*",
+        "family": form["family"],
+        "metric": form["metric"],
+        "dimension": form["dimension"],
+        "condition": _condition(form),
+        "severity": form["severity"],
+        "enabled": enabled,
+        "retrain_after": form["retrain_after"] or None,
+    }
     for name in ("min_samples", "cooldown_seconds"):
         if form[name]:
             body[name] = form[name]
@@ -72,30 +95,60 @@ def _form_of(fields: dict[str, list[str]]) -> dict[str, str]:
 def _form_from_monitor(monitor: dict[str, Any]) -> dict[str, str]:
     condition = monitor["condition"]
     return {
-        "monitor_id": monitor["monitor_id"], "name": monitor["name"], "scope": monitor["scope"],
-        "family": monitor["family"], "metric": monitor["metric"], "dimension": monitor["dimension"],
-        "condition_type": condition["type"], "operator": condition.get("operator", "gt"),
-        "value": str(condition.get("value", "")), "alpha": str(condition.get("alpha", "")),
-        "direction": condition.get("direction") or "", "min_samples": str(monitor["min_samples"]),
-        "cooldown_seconds": str(monitor["cooldown_seconds"]), "severity": monitor["severity"],
+        "monitor_id": monitor["monitor_id"],
+        "name": monitor["name"],
+        "scope": monitor["scope"],
+        "family": monitor["family"],
+        "metric": monitor["metric"],
+        "dimension": monitor["dimension"],
+        "condition_type": condition["type"],
+        "operator": condition.get("operator", "gt"),
+        "value": str(condition.get("value", "")),
+        "alpha": str(condition.get("alpha", "")),
+        "direction": condition.get("direction") or "",
+        "min_samples": str(monitor["min_samples"]),
+        "cooldown_seconds": str(monitor["cooldown_seconds"]),
+        "severity": monitor["severity"],
         "retrain_after": "" if monitor["retrain_after"] is None else str(monitor["retrain_after"]),
         "channels": json.dumps(monitor["channels"], indent=1) if monitor["channels"] else "",
-    }  # fmt: skip
+    }
 
 
-def _page(ui: Ui, form: dict[str, str], enabled: bool, *, editing: str | None, errors: list[str],
-          builtin: bool = False, status_code: int = 200) -> Response:  # fmt: skip
+def _page(
+    ui: Ui,
+    form: dict[str, str],
+    enabled: bool,
+    *,
+    editing: str | None,
+    errors: list[str],
+    builtin: bool = False,
+    status_code: int = 200,
+) -> Response:
     return ui.render(
-        "monitor_form.html", status_code=status_code, form=form, enabled=enabled, editing=editing, errors=errors,
-        builtin=builtin, families=list(METRICS), metrics=sorted({m for ms in METRICS.values() for m in ms}),
-        operators=list(get_args(Operator)), severities=list(get_args(Severity)),
-    )  # fmt: skip
+        "monitor_form.html",
+        status_code=status_code,
+        form=form,
+        enabled=enabled,
+        editing=editing,
+        errors=errors,
+        builtin=builtin,
+        families=list(METRICS),
+        metrics=sorted({m for ms in METRICS.values() for m in ms}),
+        operators=list(get_args(Operator)),
+        severities=list(get_args(Severity)),
+    )
 
 
 def _blank() -> dict[str, str]:
     form = dict.fromkeys(FIELDS, "")
-    form.update(scope="*", family="latency", metric="latency_p95_ms", condition_type="threshold", operator="gt",
-                severity="warning")  # fmt: skip
+    form.update(
+        scope="*",
+        family="latency",
+        metric="latency_p95_ms",
+        condition_type="threshold",
+        operator="gt",
+        severity="warning",
+    )
     return form
 
 
@@ -155,8 +208,9 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
         changes = MonitorUpdate.model_validate(body)
         await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, monitoring)
     except ValidationError as exc:
-        return _page(ui, form, enabled, editing=monitor_id, errors=_messages(validation_problems(exc, ["body"])),
-                     status_code=422)  # fmt: skip
+        return _page(
+            ui, form, enabled, editing=monitor_id, errors=_messages(validation_problems(exc, ["body"])), status_code=422
+        )
     except HTTPException as exc:
         return _page(ui, form, enabled, editing=monitor_id, errors=_messages(exc.detail), status_code=exc.status_code)
     return redirect(f"/ui/monitors?saved={monitor_id}")

@@ -98,5 +98,10 @@ async def overview(ui: UiDep) -> Response:
         asyncio.to_thread(monitoring.alerts.open_counts, ui.project),
     )
     rows = overview_rows(models, open_alerts)
-    return ui.render("overview.html", rows=rows, columns=COLUMNS, open_alerts=sum(open_alerts.values()),
-                     health=Counter(row.health for row in rows))  # fmt: skip
+    return ui.render(
+        "overview.html",
+        rows=rows,
+        columns=COLUMNS,
+        open_alerts=sum(open_alerts.values()),
+        health=Counter(row.health for row in rows),
+    )

@@ -75,8 +75,9 @@ class SessionSigner:
         return hmac.new(self._key, purpose + b":" + data, hashlib.sha256).digest()
 
     def dumps(self, session: UiSession) -> str:
-        payload = orjson.dumps({"n": session.nonce, "e": session.expires, "p": session.project,
-                                "a": session.admin, "k": session.key_id})  # fmt: skip
+        payload = orjson.dumps(
+            {"n": session.nonce, "e": session.expires, "p": session.project, "a": session.admin, "k": session.key_id}
+        )
         return f"{_b64(payload)}.{_b64(self._mac(b'session', payload))}"
 
     def loads(self, value: str | None) -> UiSession | None:
@@ -92,8 +93,9 @@ class SessionSigner:
             return None
         try:
             data = orjson.loads(payload)
-            session = UiSession(nonce=str(data["n"]), expires=int(data["e"]), project=data["p"],
-                                admin=bool(data["a"]), key_id=data["k"])  # fmt: skip
+            session = UiSession(
+                nonce=str(data["n"]), expires=int(data["e"]), project=data["p"], admin=bool(data["a"]), key_id=data["k"]
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
         return session if session.expires > time.time() else None

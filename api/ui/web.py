@@ -38,16 +38,18 @@ from streams.runtime import Runtime
 # edits are not inline styles) and positions its hover labels through element.style (CSSOM again),
 # so no 'unsafe-inline' is needed for styles either. The one inline <style> Plotly's bundle still
 # tries to add is maplibre's CSS for map traces (we draw none): the policy blocks it, harmlessly.
-CSP = "; ".join([
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "connect-src 'self'",
-    "form-action 'self'",
-    "base-uri 'none'",
-    "frame-ancestors 'none'",
-])  # fmt: skip
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -72,8 +74,15 @@ def _signer(request: Request, services: Runtime) -> SessionSigner:
 @functools.cache
 def templates() -> Environment:
     env = Environment(loader=PackageLoader("api.ui", "templates"), autoescape=select_autoescape(default=True))
-    env.filters.update(num=fmt_number, pct=fmt_percent, usd=fmt_usd, ms=fmt_ms, when=fmt_time, q=quote_path,
-                       dataset_query=dataset_query)  # fmt: skip
+    env.filters.update(
+        num=fmt_number,
+        pct=fmt_percent,
+        usd=fmt_usd,
+        ms=fmt_ms,
+        when=fmt_time,
+        q=quote_path,
+        dataset_query=dataset_query,
+    )
     env.globals["json_block"] = json_block
     return env
 
@@ -191,8 +200,9 @@ def parse_moment(name: str, text: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"{name}: expected an ISO 8601 date-time, e.g. 2026-11-01T00:00") from None  # fmt: skip
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name}: expected an ISO 8601 date-time, e.g. 2026-11-01T00:00"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -259,8 +269,11 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def _error_page(status_code: int, messages: list[str]) -> HTMLResponse:
-    page = templates().get_template("error.html").render(status_code=status_code, messages=messages,
-                                                         signed_in=False, projects=[], project="")  # fmt: skip
+    page = (
+        templates()
+        .get_template("error.html")
+        .render(status_code=status_code, messages=messages, signed_in=False, projects=[], project="")
+    )
     return HTMLResponse(page, status_code=status_code)
 
 
@@ -278,8 +291,15 @@ def secure(response: Response, request: Request) -> Response:
     response.headers.setdefault("Cache-Control", "no-store")
     cookie = getattr(request.state, "ui_cookie", None)
     if cookie is not None:
-        response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, path="/ui", httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+        response.set_cookie(
+            COOKIE,
+            cookie,
+            max_age=SESSION_SECONDS,
+            path="/ui",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
     return response
 
 

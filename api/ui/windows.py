@@ -42,8 +42,9 @@ def _distribution(reference: Any, current: np.ndarray | None) -> dict[str, Any] 
     if isinstance(reference, CategoricalReference) or current.dtype.kind in "OUS":
         ref_counts = (
             {str(k): float(c) for k, c in zip(reference.counts.keys, reference.counts.counts, strict=True)}
-            if isinstance(reference, CategoricalReference) else {}
-        )  # fmt: skip
+            if isinstance(reference, CategoricalReference)
+            else {}
+        )
         cur_counts = Counter(str(v) for v in current if v is not None)
         return charts.category_pair(ref_counts, {k: float(v) for k, v in cur_counts.items()})
     sample = np.asarray(reference.sample, dtype=float) if isinstance(reference, NumericReference) else None
@@ -54,10 +55,26 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
     storage, settings = services.storage, services.settings
     key = window_key(project, model, start, settings.window_seconds)
     start, end = key.start, key.end
-    rows = [r for r in stat_rows(storage, project, "drift", model=model, model_version="", metric=None, dimension=None,
-                                 since=start, until=end, limit=100_000) if r["window_start"] == start]  # fmt: skip
-    columns = sorted((r for r in rows if r["metric"] == "column_drift"),
-                     key=lambda r: (not r["flagged"], r["p_value"] if r["p_value"] is not None else 1.0, r["dimension"]))  # fmt: skip
+    rows = [
+        r
+        for r in stat_rows(
+            storage,
+            project,
+            "drift",
+            model=model,
+            model_version="",
+            metric=None,
+            dimension=None,
+            since=start,
+            until=end,
+            limit=100_000,
+        )
+        if r["window_start"] == start
+    ]
+    columns = sorted(
+        (r for r in rows if r["metric"] == "column_drift"),
+        key=lambda r: (not r["flagged"], r["p_value"] if r["p_value"] is not None else 1.0, r["dimension"]),
+    )
     families = [r for r in rows if r["metric"] == "family_drift"]
     dataset = next((r for r in rows if r["metric"] == "dataset_drift"), None)
     reference = services.references.get(project, model)
@@ -77,11 +94,20 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
             mean = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
             change = (mean - ref.mean) / abs(ref.mean) if ref.mean else None
             flagged = next((r["flagged"] for r in columns if r["dimension"] == name), False)
-            descriptors.append({"name": name, "reference": ref.mean, "current": mean, "change": change,
-                                "flagged": flagged})  # fmt: skip
-    return {"start": start, "end": end, "columns": columns, "families": families, "dataset": dataset,
-            "distributions": distributions, "descriptors": descriptors, "rows": current.rows,
-            "reference": reference}  # fmt: skip
+            descriptors.append(
+                {"name": name, "reference": ref.mean, "current": mean, "change": change, "flagged": flagged}
+            )
+    return {
+        "start": start,
+        "end": end,
+        "columns": columns,
+        "families": families,
+        "dataset": dataset,
+        "distributions": distributions,
+        "descriptors": descriptors,
+        "rows": current.rows,
+        "reference": reference,
+    }
 
 
 @router.get("/models/{model:path}/windows/{start}/report")

@@ -40,9 +40,7 @@ def binned_shares(
     elif isinstance(reference, CategoricalData) and isinstance(current, CategoricalData):
         ref_shares, cur_shares = count_shares(reference, current)
     else:
-        raise TypeError(
-            "reference and current must be prepared the same way (both numeric or both categorical)"
-        )
+        raise TypeError("reference and current must be prepared the same way (both numeric or both categorical)")
     if fill_zeroes:
         ref_shares = fill_empty_shares(ref_shares)
         cur_shares = fill_empty_shares(cur_shares)

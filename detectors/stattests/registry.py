@@ -74,8 +74,7 @@ def get_stat_test(name: str, column_kind: ColumnKind | None = None) -> StatTestS
         raise ValueError(f"unknown drift method {name!r}; available: {sorted(_REGISTRY)}") from None
     if column_kind is not None and column_kind not in spec.column_kinds:
         raise ValueError(
-            f"drift method {name!r} is not applicable to {column_kind!r} columns "
-            f"(allowed: {sorted(spec.column_kinds)})"
+            f"drift method {name!r} is not applicable to {column_kind!r} columns (allowed: {sorted(spec.column_kinds)})"
         )
     return spec
 

@@ -131,20 +131,33 @@ WEBHOOK_SECRET = secrets.token_hex(16)
 def demo_settings(workdir: Path, port: int) -> Settings:
     # allow_private_webhooks: the demo's receiver is on loopback, which production refuses by default.
     return Settings(
-        data_dir=workdir, log_format="console", log_level="warning", window_seconds=10,
-        allowed_lateness_seconds=2, quality_refresh_seconds=0.2, reference_min_rows=100,
-        allow_private_webhooks=True, delivery_backoff_seconds=0.2, public_url=f"http://127.0.0.1:{port}",
+        data_dir=workdir,
+        log_format="console",
+        log_level="warning",
+        window_seconds=10,
+        allowed_lateness_seconds=2,
+        quality_refresh_seconds=0.2,
+        reference_min_rows=100,
+        allow_private_webhooks=True,
+        delivery_backoff_seconds=0.2,
+        public_url=f"http://127.0.0.1:{port}",
         ui_secret=secrets.token_urlsafe(32),  # one process: a fresh secret per run (sessions end with it)
-    )  # fmt: skip
+    )
 
 
 def create_monitor(client: httpx.Client, receiver: WebhookReceiver) -> dict[str, Any]:
     monitor = {
-        "monitor_id": "demo-drift", "name": f"{DEMO_MODEL} input/output drift", "scope": DEMO_MODEL,
-        "family": "drift", "metric": "family_drift", "condition": {"type": "flagged"}, "severity": "critical",
-        "cooldown_seconds": 3600, "retrain_after": 3,
+        "monitor_id": "demo-drift",
+        "name": f"{DEMO_MODEL} input/output drift",
+        "scope": DEMO_MODEL,
+        "family": "drift",
+        "metric": "family_drift",
+        "condition": {"type": "flagged"},
+        "severity": "critical",
+        "cooldown_seconds": 3600,
+        "retrain_after": 3,
         "channels": [{"type": "webhook", "url": receiver.url, "secret": WEBHOOK_SECRET}],
-    }  # fmt: skip
+    }
     return client.post("/v1/monitors", json=monitor).raise_for_status().json()
 
 
@@ -160,9 +173,11 @@ def show_alert(console: Console, receiver: WebhookReceiver, drift_starts: dateti
     features = alert.details.get("features", [])[:5]
     console.rule(f"[bold]alert received by the webhook at {receiver.url}")
     families = [b.get("dimension") for b in alert.details.get("breaching", [])] or [alert.details.get("dimension")]
-    console.print(f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.metric} in "
-                  f"{', '.join(str(f) for f in families if f)} (drifted share of the worst {alert.value:.0%}) "
-                  f"in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}")  # fmt: skip
+    console.print(
+        f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.metric} in "
+        f"{', '.join(str(f) for f in families if f)} (drifted share of the worst {alert.value:.0%}) "
+        f"in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}"
+    )
     console.print("top drifted columns: " + ", ".join(f"{f.get('name')} ({_statistic(f)})" for f in features))
     console.print(f"signature {request.signature[:32]}… verified with the monitor's secret: {request.verified}")
     console.print(f"report: {alert.report_url}")
@@ -178,8 +193,13 @@ def show_alert(console: Console, receiver: WebhookReceiver, drift_starts: dateti
 def window_table(client: httpx.Client, model: str) -> Table:
     """Per-window statistics of one model, as the API serves them."""
     columns: dict[str, dict[str, dict[str, Any]]] = {}
-    for family, metric in (("latency", "count"), ("latency", "latency_p95_ms"), ("cost", "cost_usd"),
-                           ("drift", "dataset_drift"), ("quality", "thumbs_up_rate")):  # fmt: skip
+    for family, metric in (
+        ("latency", "count"),
+        ("latency", "latency_p95_ms"),
+        ("cost", "cost_usd"),
+        ("drift", "dataset_drift"),
+        ("quality", "thumbs_up_rate"),
+    ):
         params = {"model": model, "metric": metric, "dimension": ""}
         for row in client.get(f"/v1/stats/{family}", params=params).raise_for_status().json():
             columns.setdefault(row["window_start"], {})[metric] = row
@@ -189,8 +209,16 @@ def window_table(client: httpx.Client, model: str) -> Table:
         drifted.setdefault(row["window_start"], [])
         if row["flagged"]:
             drifted[row["window_start"]].append(row["dimension"])
-    table = Table("window (UTC)", "calls", "p95 latency", "cost", "drifted share", "drifted families", "thumbs-up rate",
-                  title=f"per-window statistics of {model}")  # fmt: skip
+    table = Table(
+        "window (UTC)",
+        "calls",
+        "p95 latency",
+        "cost",
+        "drifted share",
+        "drifted families",
+        "thumbs-up rate",
+        title=f"per-window statistics of {model}",
+    )
 
     def cell(row: dict[str, Any] | None, fmt: str) -> str:
         if row is None:
@@ -205,9 +233,15 @@ def window_table(client: httpx.Client, model: str) -> Table:
 
     for start in sorted(columns):
         row = columns[start]
-        table.add_row(start[11:19], cell(row.get("count"), "{:.0f}"), cell(row.get("latency_p95_ms"), "{:.0f} ms"),
-                      cell(row.get("cost_usd"), "${:.4f}"), cell(row.get("dataset_drift"), "{:.0%}"),
-                      families(drifted.get(start)), cell(row.get("thumbs_up_rate"), "{:.0%}"))  # fmt: skip
+        table.add_row(
+            start[11:19],
+            cell(row.get("count"), "{:.0f}"),
+            cell(row.get("latency_p95_ms"), "{:.0f} ms"),
+            cell(row.get("cost_usd"), "${:.4f}"),
+            cell(row.get("dataset_drift"), "{:.0%}"),
+            families(drifted.get(start)),
+            cell(row.get("thumbs_up_rate"), "{:.0%}"),
+        )
     return table
 
 
@@ -239,11 +273,15 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
         token = services.keys.create(PROJECT, "demo").token
         console.print(f"service on {server.url}, project key created for [bold]{PROJECT}[/bold]")
         headers = {"authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client, \
-                WebhookReceiver(WEBHOOK_SECRET) as receiver:  # fmt: skip
+        with (
+            httpx.Client(base_url=server.url, headers=headers, timeout=60) as client,
+            WebhookReceiver(WEBHOOK_SECRET) as receiver,
+        ):
             monitor = create_monitor(client, receiver)
-            console.print(f"monitor [bold]{monitor['name']}[/bold]: alert when a drift family (features, prompt, "
-                          f"response, embedding) is flagged → {receiver.url}")  # fmt: skip
+            console.print(
+                f"monitor [bold]{monitor['name']}[/bold]: alert when a drift family (features, prompt, "
+                f"response, embedding) is flagged → {receiver.url}"
+            )
             now = datetime.now(UTC)
             start = now - timedelta(seconds=now.timestamp() % settings.window_seconds)  # whole windows
             traffic = Traffic(PROJECT, start=start, rate_per_second=50, drift_at=events // 2)
@@ -274,8 +312,9 @@ def _summary(
 ) -> int:
     table = Table("model", "versions", "inferences", "errors", "feedback", title="read back through the API")
     for row in models:
-        table.add_row(row["model"], ", ".join(row["versions"]), str(row["inferences"]), str(row["errors"]),
-                      str(row["feedback"]))  # fmt: skip
+        table.add_row(
+            row["model"], ", ".join(row["versions"]), str(row["inferences"]), str(row["errors"]), str(row["feedback"])
+        )
     console.print(table)
     stored = sum(row["inferences"] for row in models)
     checks = [

@@ -86,9 +86,7 @@ class Emitter:
         except ValidationError as exc:
             raise ValueError(f"invalid project name {project!r}: {exc.errors()[0]['msg']}") from exc
         if (kafka_bootstrap is None) == (http_url is None):
-            raise ValueError(
-                "configure exactly one transport: kafka_bootstrap=... or http_url=... (with api_key)"
-            )
+            raise ValueError("configure exactly one transport: kafka_bootstrap=... or http_url=... (with api_key)")
         if http_url is not None and not api_key:
             raise ValueError("http_url needs api_key (a project key from `loopwatch keys create`)")
         if http_url is not None and not http_url.startswith(("http://", "https://")):
@@ -111,9 +109,7 @@ class Emitter:
         self._default_model = default_model
         self._max_buffer = max_buffer
         self._max_bytes = batch_max_bytes
-        self._max_events = (
-            batch_max_events if http_url is None else min(batch_max_events, HTTP_MAX_BATCH_EVENTS)
-        )
+        self._max_events = batch_max_events if http_url is None else min(batch_max_events, HTTP_MAX_BATCH_EVENTS)
         self._linger = linger_seconds
         self._take_max = self._max_events * 16  # per wake-up: several full envelopes across models
         self._exit_timeout = exit_timeout
@@ -151,9 +147,7 @@ class Emitter:
                 timeout=http_timeout,
                 max_attempts=http_max_attempts,
             )
-        self._thread = threading.Thread(
-            target=self._run, name=f"loopwatch-emitter[{self._project}]", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"loopwatch-emitter[{self._project}]", daemon=True)
         self._thread.start()
         atexit.register(self._close_at_exit)
 
@@ -366,9 +360,7 @@ class Emitter:
             ]
         else:
             errors = [type(exc).__name__]
-        log.warning(
-            "emitter_event_invalid", project=self._project, kind=kind, errors=errors, also_invalid=held
-        )
+        log.warning("emitter_event_invalid", project=self._project, kind=kind, errors=errors, also_invalid=held)
 
     # ------------------------------------------------------------------ background thread
 

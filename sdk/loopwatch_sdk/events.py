@@ -159,14 +159,18 @@ _NON_EMPTY = {"type": "string", "minLength": 1}
 _VALUE_PER_KIND: dict[str, Any] = {
     "oneOf": [
         {"properties": {"kind": {"const": "thumbs"}, "value": {"enum": [True, False, 1, -1]}}, "required": ["value"]},
-        {"properties": {"kind": {"const": "rating"}, "value": {"type": "number", "minimum": 1, "maximum": 5}},
-         "required": ["value"]},
+        {
+            "properties": {"kind": {"const": "rating"}, "value": {"type": "number", "minimum": 1, "maximum": 5}},
+            "required": ["value"],
+        },
         {"properties": {"kind": {"const": "label"}, "value": {"type": ["string", "number"]}}, "required": ["value"]},
-        {"properties": {"kind": {"const": "score"}, "value": {"type": "number"}, "name": _NON_EMPTY},
-         "required": ["value", "name"]},
+        {
+            "properties": {"kind": {"const": "score"}, "value": {"type": "number"}, "name": _NON_EMPTY},
+            "required": ["value", "name"],
+        },
         {"properties": {"kind": {"enum": ["correction", "comment"]}, "text": _NON_EMPTY}, "required": ["text"]},
     ]
-}  # fmt: skip
+}
 
 
 class FeedbackEvent(StrictModel):

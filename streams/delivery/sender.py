@@ -274,9 +274,7 @@ class Deliverer:
                 target_id=target_id,
                 event_type=event_type,
                 channel=channel.type,
-                url=safe_url(
-                    channel.webhook_url if isinstance(channel, SlackChannel) else channel.url, channel.type
-                ),
+                url=safe_url(channel.webhook_url if isinstance(channel, SlackChannel) else channel.url, channel.type),
                 attempt=1,
                 status_code=None,
                 error=f"could not build the request: {type(exc).__name__}",
@@ -354,18 +352,14 @@ class Deliverer:
             "POST", url, content=prepared.body, headers=headers, timeout=self._timeout, extensions=extensions
         )
 
-    async def _attempt(
-        self, prepared: _Prepared, number: int, bound: structlog.typing.FilteringBoundLogger
-    ) -> _Try:
+    async def _attempt(self, prepared: _Prepared, number: int, bound: structlog.typing.FilteringBoundLogger) -> _Try:
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
         retry_after: float | None = None
         retryable = False
         try:
-            addresses = await asyncio.to_thread(
-                resolve_target, prepared.url, allow_private=self._allow_private
-            )
+            addresses = await asyncio.to_thread(resolve_target, prepared.url, allow_private=self._allow_private)
             response = await self._client.send(
                 self._request(prepared, addresses[0]), stream=True, follow_redirects=False
             )

@@ -88,9 +88,7 @@ def _header(text: str) -> dict[str, Any]:
 def _fields(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return {
         "type": "section",
-        "fields": [
-            _mrkdwn(f"*{label}*\n{value}", FIELD_TEXT_MAX) for label, value in pairs[:SECTION_FIELDS_MAX]
-        ],
+        "fields": [_mrkdwn(f"*{label}*\n{value}", FIELD_TEXT_MAX) for label, value in pairs[:SECTION_FIELDS_MAX]],
     }
 
 
@@ -246,8 +244,6 @@ def slack_retrain_message(event: RetrainEvent) -> dict[str, Any]:
             _fields(fields),
             _json_block("Evidence", event.evidence),
             _json_block("Training data selector", event.dataset),
-            _context(
-                [f"Request {_code(event.request_id)}", f"Created {event.created_at:%Y-%m-%d %H:%M:%S} UTC"]
-            ),
+            _context([f"Request {_code(event.request_id)}", f"Created {event.created_at:%Y-%m-%d %H:%M:%S} UTC"]),
         ],
     )

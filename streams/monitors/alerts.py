@@ -24,22 +24,70 @@ from streams.storage import Claims, Storage, as_utc, ch_time
 AlertStatus = Literal["open", "acked"]
 
 _ALERT_COLUMNS = [
-    "project", "alert_id", "monitor_id", "monitor_name", "model", "model_version", "kind", "severity",
-    "window_start", "window_end", "metric", "dimension", "value", "threshold", "condition", "p_value",
-    "details", "report_url", "fired_at", "dedup_key", "channels",
-]  # fmt: skip
+    "project",
+    "alert_id",
+    "monitor_id",
+    "monitor_name",
+    "model",
+    "model_version",
+    "kind",
+    "severity",
+    "window_start",
+    "window_end",
+    "metric",
+    "dimension",
+    "value",
+    "threshold",
+    "condition",
+    "p_value",
+    "details",
+    "report_url",
+    "fired_at",
+    "dedup_key",
+    "channels",
+]
 _RETRAIN_COLUMNS = [
-    "project", "request_id", "monitor_id", "model", "model_version", "reason", "window_start", "window_end",
-    "evidence", "dataset", "created_at", "channels",
-]  # fmt: skip
+    "project",
+    "request_id",
+    "monitor_id",
+    "model",
+    "model_version",
+    "reason",
+    "window_start",
+    "window_end",
+    "evidence",
+    "dataset",
+    "created_at",
+    "channels",
+]
 _ATTEMPT_COLUMNS = [
-    "project", "target_id", "target_type", "monitor_id", "channel_index", "channel", "url", "attempt",
-    "status_code", "error", "latency_ms", "succeeded", "final", "at",
-]  # fmt: skip
+    "project",
+    "target_id",
+    "target_type",
+    "monitor_id",
+    "channel_index",
+    "channel",
+    "url",
+    "attempt",
+    "status_code",
+    "error",
+    "latency_ms",
+    "succeeded",
+    "final",
+    "at",
+]
 _EVALUATION_COLUMNS = [
-    "project", "monitor_id", "model", "window_start", "window_end", "breached", "value", "alert_id",
-    "retrain_id", "version",
-]  # fmt: skip
+    "project",
+    "monitor_id",
+    "model",
+    "window_start",
+    "window_end",
+    "breached",
+    "value",
+    "alert_id",
+    "retrain_id",
+    "version",
+]
 
 
 def _json(value: Any) -> str:
@@ -107,20 +155,53 @@ class AlertStore:
 
     def insert_alerts(self, alerts: Sequence[AlertEvent], channels: dict[str, int]) -> None:
         rows = [
-            [a.project, a.alert_id, a.monitor_id, a.monitor_name, a.model, a.model_version, a.kind, a.severity,
-             a.window_start, a.window_end, a.metric, a.dimension, a.value, a.threshold, a.condition, a.p_value,
-             _json(a.details), a.report_url or "", a.fired_at, a.dedup_key, channels.get(a.alert_id, 0)]
+            [
+                a.project,
+                a.alert_id,
+                a.monitor_id,
+                a.monitor_name,
+                a.model,
+                a.model_version,
+                a.kind,
+                a.severity,
+                a.window_start,
+                a.window_end,
+                a.metric,
+                a.dimension,
+                a.value,
+                a.threshold,
+                a.condition,
+                a.p_value,
+                _json(a.details),
+                a.report_url or "",
+                a.fired_at,
+                a.dedup_key,
+                channels.get(a.alert_id, 0),
+            ]
             for a in alerts
-        ]  # fmt: skip
+        ]
         self._storage.insert_rows("alerts", _ALERT_COLUMNS, rows)
 
-    def insert_retrains(self, retrains: Sequence[RetrainEvent], monitor_ids: dict[str, str], channels: dict[str, int]) -> None:
+    def insert_retrains(
+        self, retrains: Sequence[RetrainEvent], monitor_ids: dict[str, str], channels: dict[str, int]
+    ) -> None:
         rows = [
-            [r.project, r.request_id, monitor_ids.get(r.request_id, ""), r.model, r.model_version, list(r.reason),
-             r.window_start, r.window_end, _json(r.evidence), _json(r.dataset), r.created_at,
-             channels.get(r.request_id, 0)]
+            [
+                r.project,
+                r.request_id,
+                monitor_ids.get(r.request_id, ""),
+                r.model,
+                r.model_version,
+                list(r.reason),
+                r.window_start,
+                r.window_end,
+                _json(r.evidence),
+                _json(r.dataset),
+                r.created_at,
+                channels.get(r.request_id, 0),
+            ]
             for r in retrains
-        ]  # fmt: skip
+        ]
         self._storage.insert_rows("retrain_requests", _RETRAIN_COLUMNS, rows)
 
     def alerts_by_dedup_key(self, project: str, keys: Iterable[str]) -> dict[str, str]:
@@ -226,10 +307,25 @@ class AlertStore:
         self._storage.insert_rows(
             "alert_deliveries",
             _ATTEMPT_COLUMNS,
-            [[project, attempt.target_id, attempt.event_type, monitor_id, channel_index, attempt.channel, attempt.url,
-              attempt.attempt, attempt.status_code, attempt.error or "", attempt.latency_ms, int(attempt.succeeded),
-              int(attempt.final), attempt.at]],
-        )  # fmt: skip
+            [
+                [
+                    project,
+                    attempt.target_id,
+                    attempt.event_type,
+                    monitor_id,
+                    channel_index,
+                    attempt.channel,
+                    attempt.url,
+                    attempt.attempt,
+                    attempt.status_code,
+                    attempt.error or "",
+                    attempt.latency_ms,
+                    int(attempt.succeeded),
+                    int(attempt.final),
+                    attempt.at,
+                ]
+            ],
+        )
 
     def _targets(self, project: str, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Per target id, one summary per channel index, from its attempts."""
@@ -239,18 +335,26 @@ class AlertStore:
             "SELECT target_id, channel_index, argMax(channel, at) AS channel, argMax(url, at) AS url, "
             "count() AS attempts, max(final) AS done, max(succeeded) AS delivered, "
             "argMax(status_code, at) AS last_status_code, argMax(error, at) AS last_error, max(at) AS last_attempt_at "
-            f"FROM {self._db}.alert_deliveries WHERE project = {{project:String}} AND target_id IN {{ids:Array(String)}} "
+            f"FROM {self._db}.alert_deliveries WHERE project = "
+            f"{{project:String}} AND target_id IN {{ids:Array(String)}} "
             "GROUP BY target_id, channel_index ORDER BY target_id, channel_index",
             {"project": project, "ids": list(ids)},
         )
         out: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             status = "delivered" if row["delivered"] else ("failed" if row["done"] else "pending")
-            out.setdefault(row.pop("target_id"), []).append({
-                "channel_index": row["channel_index"], "channel": row["channel"], "url": row["url"],
-                "status": status, "attempts": row["attempts"], "last_status_code": row["last_status_code"],
-                "last_error": row["last_error"] or None, "last_attempt_at": as_utc(row["last_attempt_at"]),
-            })  # fmt: skip
+            out.setdefault(row.pop("target_id"), []).append(
+                {
+                    "channel_index": row["channel_index"],
+                    "channel": row["channel"],
+                    "url": row["url"],
+                    "status": status,
+                    "attempts": row["attempts"],
+                    "last_status_code": row["last_status_code"],
+                    "last_error": row["last_error"] or None,
+                    "last_attempt_at": as_utc(row["last_attempt_at"]),
+                }
+            )
         return out
 
     def attempts(self, project: str, target_id: str) -> list[dict[str, Any]]:
@@ -298,16 +402,20 @@ class AlertStore:
             f"SELECT {', '.join(f't.{name} AS {name}' for name in columns)}, "
             "arrayFilter(i -> NOT has(d.done, i), range(t.channels)) AS missing "
             f"FROM (SELECT * FROM {self._db}.{table} FINAL WHERE channels > 0 "
-            f"AND {time_column} BETWEEN {{since:DateTime64(3, 'UTC')}} AND {{until:DateTime64(3, 'UTC')}} {acked}) AS t "
+            f"AND {time_column} BETWEEN {{since:DateTime64(3, 'UTC')}} "
+            f"AND {{until:DateTime64(3, 'UTC')}} {acked}) AS t "
             "LEFT JOIN (SELECT project, target_id, groupArrayIf(channel_index, final = 1 OR succeeded = 1) AS done "
-            f"FROM {self._db}.alert_deliveries WHERE at >= {{since:DateTime64(3, 'UTC')}} GROUP BY project, target_id) AS d "
+            f"FROM {self._db}.alert_deliveries WHERE at >= "
+            f"{{since:DateTime64(3, 'UTC')}} GROUP BY project, target_id) AS d "
             f"ON t.project = d.project AND t.{id_column} = d.target_id "
             f"WHERE notEmpty(missing) ORDER BY t.{time_column} LIMIT {{limit:UInt32}}"
         )
 
     # ------------------------------------------------------------------ API reads and acknowledgements
 
-    def _alert_rows(self, project: str, where: list[str], params: dict[str, Any], status: AlertStatus | None, limit: int) -> list[dict[str, Any]]:
+    def _alert_rows(
+        self, project: str, where: list[str], params: dict[str, Any], status: AlertStatus | None, limit: int
+    ) -> list[dict[str, Any]]:
         clauses = ["project = {project:String}", *where]
         acked = {"open": "WHERE k.acked = 0", "acked": "WHERE k.acked = 1"}.get(status or "", "")
         rows = self._storage.rows(

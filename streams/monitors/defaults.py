@@ -16,8 +16,9 @@ default-spend-anomaly  cost / spend_anomaly              flagged (spend well abo
 
 ``default-family-drift`` watches the per-family verdicts (features, prompt, response, embedding; rule in
 ``detectors.family_drift``): at most one false alarm per 100 stationary windows per model, all families
-together with ``default-thumbs-drop``. Evidently's all-columns ``dataset_drift`` stays in ``window_stats`` for monitors that want it,
-but it is no default: its share over ~30 columns (22 text descriptors) misses shifts of a few features.
+together with ``default-thumbs-drop``. Evidently's all-columns ``dataset_drift`` stays in ``window_stats``
+for monitors that want it, but it is no default: its share over ~30 columns (22 text descriptors) misses
+shifts of a few features.
 
 All four: severity ``warning``, cooldown 1 hour, no retraining requests.
 """
@@ -45,18 +46,49 @@ def default_monitors(project: str, settings: Settings) -> list[Monitor]:
     """The built-in monitors of ``project`` (see the module docstring)."""
     latency_ms = float(getattr(settings, "default_latency_p95_ms", DEFAULT_LATENCY_P95_MS))
     common: dict[str, Any] = {
-        "project": project, "scope": "*", "severity": "warning", "cooldown_seconds": 3600,
-        "builtin": True, "created_at": _EPOCH, "updated_at": _EPOCH,
-    }  # fmt: skip
+        "project": project,
+        "scope": "*",
+        "severity": "warning",
+        "cooldown_seconds": 3600,
+        "builtin": True,
+        "created_at": _EPOCH,
+        "updated_at": _EPOCH,
+    }
     return [
-        Monitor(monitor_id="default-family-drift", name="Drift in features, prompts, responses or embeddings",
-                family="drift", metric="family_drift", condition=FlaggedCondition(), min_samples=30, **common),
-        Monitor(monitor_id="default-thumbs-drop", name="Thumbs-up rate dropped", family="quality",
-                metric="thumbs_up_rate", condition=PValueCondition(alpha=QUALITY_ALPHA, direction="down"), min_samples=30,
-                **common),
-        Monitor(monitor_id="default-latency-p95", name=f"p95 latency above {latency_ms:g} ms", family="latency",
-                metric="latency_p95_ms", condition=ThresholdCondition(operator="gt", value=latency_ms),
-                min_samples=20, **common),
-        Monitor(monitor_id="default-spend-anomaly", name="Spend anomaly", family="cost", metric="spend_anomaly",
-                condition=FlaggedCondition(), min_samples=3, **common),
-    ]  # fmt: skip
+        Monitor(
+            monitor_id="default-family-drift",
+            name="Drift in features, prompts, responses or embeddings",
+            family="drift",
+            metric="family_drift",
+            condition=FlaggedCondition(),
+            min_samples=30,
+            **common,
+        ),
+        Monitor(
+            monitor_id="default-thumbs-drop",
+            name="Thumbs-up rate dropped",
+            family="quality",
+            metric="thumbs_up_rate",
+            condition=PValueCondition(alpha=QUALITY_ALPHA, direction="down"),
+            min_samples=30,
+            **common,
+        ),
+        Monitor(
+            monitor_id="default-latency-p95",
+            name=f"p95 latency above {latency_ms:g} ms",
+            family="latency",
+            metric="latency_p95_ms",
+            condition=ThresholdCondition(operator="gt", value=latency_ms),
+            min_samples=20,
+            **common,
+        ),
+        Monitor(
+            monitor_id="default-spend-anomaly",
+            name="Spend anomaly",
+            family="cost",
+            metric="spend_anomaly",
+            condition=FlaggedCondition(),
+            min_samples=3,
+            **common,
+        ),
+    ]

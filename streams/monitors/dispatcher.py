@@ -134,7 +134,9 @@ class AlertDispatcher:
             return None
         loop = self._loop
         if loop is None or loop.is_closed() or self._closed:
-            log.error("dispatch_unscheduled", reason="no running dispatcher", alerts=len(alerts), retrains=len(retrains))
+            log.error(
+                "dispatch_unscheduled", reason="no running dispatcher", alerts=len(alerts), retrains=len(retrains)
+            )
             return None
         monitors = list(monitors)
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()

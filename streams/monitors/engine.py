@@ -143,7 +143,9 @@ def _worst(monitor: Monitor, rows: list[StatRow]) -> StatRow:
     if isinstance(condition, PValueCondition):
         return min(rows, key=lambda row: row.p_value if row.p_value is not None else 1.0)
     if monitor.metric == "column_drift":
-        return max(rows, key=lambda row: drift_score(row.value, row.p_value, row.threshold, row.details.get("method", "")))
+        return max(
+            rows, key=lambda row: drift_score(row.value, row.p_value, row.threshold, row.details.get("method", ""))
+        )
     return max(rows, key=lambda row: row.value)
 
 
@@ -163,18 +165,32 @@ def _describe(monitor: Monitor) -> tuple[str, float | None]:
 def _feature(row: StatRow | dict[str, Any]) -> dict[str, Any]:
     if isinstance(row, StatRow):
         name, value, p_value, threshold, flagged, details = (
-            row.dimension, row.value, row.p_value, row.threshold, row.flagged, row.details,
-        )  # fmt: skip
+            row.dimension,
+            row.value,
+            row.p_value,
+            row.threshold,
+            row.flagged,
+            row.details,
+        )
     else:
         name, value, p_value, threshold, flagged, details = (
-            row["dimension"], row["value"], row["p_value"], row["threshold"], row["flagged"], row["details"],
-        )  # fmt: skip
+            row["dimension"],
+            row["value"],
+            row["p_value"],
+            row["threshold"],
+            row["flagged"],
+            row["details"],
+        )
     method = str(details.get("method", "")) if isinstance(details, dict) else ""
     return {
-        "name": name, "method": method, "value": _finite(value, None), "threshold": _finite(threshold, None),
-        "p_value": _finite(p_value, None), "drifted": bool(flagged),
+        "name": name,
+        "method": method,
+        "value": _finite(value, None),
+        "threshold": _finite(threshold, None),
+        "p_value": _finite(p_value, None),
+        "drifted": bool(flagged),
         "score": _finite(drift_score(value, p_value, threshold, method), 1e9),
-    }  # fmt: skip
+    }
 
 
 def top_features(rows: Sequence[StatRow | dict[str, Any]], limit: int = TOP_FEATURES) -> list[dict[str, Any]]:
@@ -213,17 +229,17 @@ class MonitorEngine:
 
     # ------------------------------------------------------------------ one window
 
-    def _window(
-        self, key: tuple[str, str, datetime, datetime], rows: list[StatRow], result: EvaluationResult
-    ) -> None:
+    def _window(self, key: tuple[str, str, datetime, datetime], rows: list[StatRow], result: EvaluationResult) -> None:
         project, model, start, end = key
         verdicts: list[_Verdict] = []
         unbreached: list[tuple[Monitor, StatRow]] = []
         for monitor in self.store.active(project):
             counted = [
-                row for row in rows
-                if monitor.matches(model, row.family, row.metric, row.dimension) and row.sample_size >= monitor.min_samples
-            ]  # fmt: skip
+                row
+                for row in rows
+                if monitor.matches(model, row.family, row.metric, row.dimension)
+                and row.sample_size >= monitor.min_samples
+            ]
             if not counted:
                 continue
             breaching = [row for row in counted if _row_breaches(monitor, row)]
@@ -236,12 +252,17 @@ class MonitorEngine:
         if not verdicts:
             return
 
-        fired = self.alerts.alerts_by_dedup_key(project, [dedup_key(v.monitor.monitor_id, model, start) for v in verdicts])
+        fired = self.alerts.alerts_by_dedup_key(
+            project, [dedup_key(v.monitor.monitor_id, model, start) for v in verdicts]
+        )
         longest = max(v.monitor.cooldown_seconds for v in verdicts)
         nearby = self.alerts.fired_between(
-            project, model, [v.monitor.monitor_id for v in verdicts if v.monitor.cooldown_seconds],
-            start - timedelta(seconds=longest), start + timedelta(seconds=longest),
-        )  # fmt: skip
+            project,
+            model,
+            [v.monitor.monitor_id for v in verdicts if v.monitor.cooldown_seconds],
+            start - timedelta(seconds=longest),
+            start + timedelta(seconds=longest),
+        )
         new_alerts: list[AlertEvent] = []
         alert_ids: dict[str, str] = {}  # monitor_id → the alert that stands for this window
         for verdict in verdicts:
@@ -251,19 +272,36 @@ class MonitorEngine:
                 alert_ids[monitor.monitor_id] = fired[key_]
                 continue
             cooldown = timedelta(seconds=monitor.cooldown_seconds)
-            holder = next((alert_id for monitor_id, other, alert_id in nearby
-                           if monitor_id == monitor.monitor_id and abs(other - start) < cooldown), None)  # fmt: skip
+            holder = next(
+                (
+                    alert_id
+                    for monitor_id, other, alert_id in nearby
+                    if monitor_id == monitor.monitor_id and abs(other - start) < cooldown
+                ),
+                None,
+            )
             if holder is not None:
-                log.info("alert_suppressed", reason="cooldown", project=project, model=model,
-                         monitor_id=monitor.monitor_id, window_start=start.isoformat(), by_alert=holder)  # fmt: skip
+                log.info(
+                    "alert_suppressed",
+                    reason="cooldown",
+                    project=project,
+                    model=model,
+                    monitor_id=monitor.monitor_id,
+                    window_start=start.isoformat(),
+                    by_alert=holder,
+                )
                 alert_ids[monitor.monitor_id] = holder
                 continue
             alert = self._alert(verdict, model, start, end, rows)
             new_alerts.append(alert)
             alert_ids[monitor.monitor_id] = alert.alert_id
         if new_alerts:
-            channels = {a.alert_id: len(v.monitor.channels) for a in new_alerts for v in verdicts
-                        if v.monitor.monitor_id == a.monitor_id}  # fmt: skip
+            channels = {
+                a.alert_id: len(v.monitor.channels)
+                for a in new_alerts
+                for v in verdicts
+                if v.monitor.monitor_id == a.monitor_id
+            }
             # Stored first (same id everywhere, so a racing process's copy collapses into it; a crash
             # after this leaves the alert to the delivery sweep), then announced by the claim's winner.
             self.alerts.insert_alerts(new_alerts, channels)
@@ -273,9 +311,16 @@ class MonitorEngine:
             metrics.alerts_fired(new_alerts)
             result.alerts += new_alerts
             for alert in new_alerts:
-                log.warning("alert_fired", project=project, model=model, monitor_id=alert.monitor_id,
-                            metric=alert.metric, value=alert.value, window_start=start.isoformat(),
-                            alert_id=alert.alert_id)  # fmt: skip
+                log.warning(
+                    "alert_fired",
+                    project=project,
+                    model=model,
+                    monitor_id=alert.monitor_id,
+                    metric=alert.metric,
+                    value=alert.value,
+                    window_start=start.isoformat(),
+                    alert_id=alert.alert_id,
+                )
         new_retrains: list[RetrainEvent] = []
         for verdict in verdicts:
             if verdict.monitor.retrain_after:
@@ -285,13 +330,37 @@ class MonitorEngine:
         result.retrains += new_retrains
         firing = {a.monitor_id for a in new_alerts} | {r.evidence["monitor_id"] for r in new_retrains}
         known = {(m.project, m.monitor_id) for m in result.monitors}
-        result.monitors += [v.monitor for v in verdicts
-                            if v.monitor.monitor_id in firing and (project, v.monitor.monitor_id) not in known]  # fmt: skip
+        result.monitors += [
+            v.monitor
+            for v in verdicts
+            if v.monitor.monitor_id in firing and (project, v.monitor.monitor_id) not in known
+        ]
 
-    def _record(self, monitor: Monitor, model: str, window: tuple[datetime, datetime], *, breached: bool,
-                value: float, alert_id: str = "", retrain_id: str = "") -> None:  # fmt: skip
-        self._verdicts.append([monitor.project, monitor.monitor_id, model, window[0], window[1], int(breached),
-                               _finite(value) or 0.0, alert_id, retrain_id, time.time_ns()])  # fmt: skip
+    def _record(
+        self,
+        monitor: Monitor,
+        model: str,
+        window: tuple[datetime, datetime],
+        *,
+        breached: bool,
+        value: float,
+        alert_id: str = "",
+        retrain_id: str = "",
+    ) -> None:
+        self._verdicts.append(
+            [
+                monitor.project,
+                monitor.monitor_id,
+                model,
+                window[0],
+                window[1],
+                int(breached),
+                _finite(value) or 0.0,
+                alert_id,
+                retrain_id,
+                time.time_ns(),
+            ]
+        )
 
     # ------------------------------------------------------------------ alerts
 
@@ -301,17 +370,24 @@ class MonitorEngine:
         details: dict[str, Any] = {"sample_size": worst.sample_size, "statistic": dict(worst.details)}
         if len(verdict.breaching) > 1 or (monitor.dimension in ("", "*") and worst.dimension):
             details["breaching"] = [
-                {"dimension": row.dimension, "value": _finite(row.value, None), "p_value": _finite(row.p_value, None),
-                 "threshold": _finite(row.threshold, None), "sample_size": row.sample_size}
+                {
+                    "dimension": row.dimension,
+                    "value": _finite(row.value, None),
+                    "p_value": _finite(row.p_value, None),
+                    "threshold": _finite(row.threshold, None),
+                    "sample_size": row.sample_size,
+                }
                 for row in sorted(verdict.breaching, key=lambda r: r is not worst)[:MAX_BREACHES]
-            ]  # fmt: skip
+            ]
         if monitor.family == "drift":
             columns: Sequence[StatRow | dict[str, Any]] = [row for row in rows if row.metric == "column_drift"]
             if not columns:
                 columns = self.alerts.drift_columns(monitor.project, model, start)
             features = top_features(columns)
             details["features"] = features
-            details["drifted_columns"] = sum(1 for row in columns if (row.flagged if isinstance(row, StatRow) else row["flagged"]))
+            details["drifted_columns"] = sum(
+                1 for row in columns if (row.flagged if isinstance(row, StatRow) else row["flagged"])
+            )
             details["columns"] = len(columns)
         return AlertEvent(
             alert_id=stable_id("alert", monitor.project, dedup_key(monitor.monitor_id, model, start)),
@@ -355,15 +431,24 @@ class MonitorEngine:
         if same is not None:
             history = history[1:]
             if same["retrain_id"]:  # this window already completed a streak: keep that, fire nothing
-                self._record(monitor, model, window, breached=True, value=verdict.worst.value,
-                             alert_id=alert_id or same["alert_id"], retrain_id=same["retrain_id"])  # fmt: skip
+                self._record(
+                    monitor,
+                    model,
+                    window,
+                    breached=True,
+                    value=verdict.worst.value,
+                    alert_id=alert_id or same["alert_id"],
+                    retrain_id=same["retrain_id"],
+                )
                 return None
         calm_before, requested = self.alerts.episode(monitor.project, monitor.monitor_id, model, at=window[0])
         if requested:
             # One request per episode: drift that persists is not news until the monitor recovers.
             self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id)
             return None
-        streak = [{"window_start": window[0], "window_end": window[1], "value": verdict.worst.value, "alert_id": alert_id}]
+        streak = [
+            {"window_start": window[0], "window_end": window[1], "value": verdict.worst.value, "alert_id": alert_id}
+        ]
         for row in history:
             if not row["breached"] or row["retrain_id"] or len(streak) >= needed:
                 break
@@ -375,14 +460,28 @@ class MonitorEngine:
         # of one episode at once compute the same id; the claim's winner announces it.
         episode = f"{monitor.monitor_id}:{model}:after:{calm_before.isoformat() if calm_before else '-'}"
         retrain = self._retrain(verdict, model, streak[::-1], stable_id("retrain", monitor.project, episode))
-        self.alerts.insert_retrains([retrain], {retrain.request_id: monitor.monitor_id},
-                                    {retrain.request_id: len(monitor.channels)})  # fmt: skip
-        self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id,
-                     retrain_id=retrain.request_id)  # fmt: skip
+        self.alerts.insert_retrains(
+            [retrain], {retrain.request_id: monitor.monitor_id}, {retrain.request_id: len(monitor.channels)}
+        )
+        self._record(
+            monitor,
+            model,
+            window,
+            breached=True,
+            value=verdict.worst.value,
+            alert_id=alert_id,
+            retrain_id=retrain.request_id,
+        )
         if not self.alerts.claims.claim(monitor.project, "retrain", [retrain.request_id]):
             return None  # another process fired this episode's request
-        log.warning("retrain_requested", project=monitor.project, model=model, monitor_id=monitor.monitor_id,
-                    windows=len(streak), request_id=retrain.request_id)  # fmt: skip
+        log.warning(
+            "retrain_requested",
+            project=monitor.project,
+            model=model,
+            monitor_id=monitor.monitor_id,
+            windows=len(streak),
+            request_id=retrain.request_id,
+        )
         return retrain
 
     def _retrain(self, verdict: _Verdict, model: str, streak: list[dict[str, Any]], request_id: str) -> RetrainEvent:
@@ -398,13 +497,21 @@ class MonitorEngine:
             "condition": _describe(monitor)[0],
             "consecutive_breaches": len(streak),
             "windows": [
-                {"window_start": row["window_start"].isoformat(), "window_end": row["window_end"].isoformat(),
-                 "value": _finite(row["value"], None), "alert_id": row["alert_id"] or None}
+                {
+                    "window_start": row["window_start"].isoformat(),
+                    "window_end": row["window_end"].isoformat(),
+                    "value": _finite(row["value"], None),
+                    "alert_id": row["alert_id"] or None,
+                }
                 for row in streak
             ],
-            "latest": {"value": _finite(worst.value, None), "p_value": _finite(worst.p_value, None),
-                       "threshold": _finite(worst.threshold, None), "statistic": dict(worst.details)},
-        }  # fmt: skip
+            "latest": {
+                "value": _finite(worst.value, None),
+                "p_value": _finite(worst.p_value, None),
+                "threshold": _finite(worst.threshold, None),
+                "statistic": dict(worst.details),
+            },
+        }
         since = self.alerts.last_retrain_end(monitor.project, model, before=last["window_end"])
         params: dict[str, str] = {"model": model, "kind": "correction", "format": "chat"}
         if since is not None:

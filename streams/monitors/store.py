@@ -144,9 +144,17 @@ class MonitorStore:
         self._storage.insert_rows(
             "monitors",
             ["project", "monitor_id", "body", "deleted", "version", "updated_at"],
-            [[monitor.project, monitor.monitor_id, orjson.dumps(monitor.storage_json()).decode(), int(deleted),
-              time.time_ns(), datetime.now(UTC)]],
-        )  # fmt: skip
+            [
+                [
+                    monitor.project,
+                    monitor.monitor_id,
+                    orjson.dumps(monitor.storage_json()).decode(),
+                    int(deleted),
+                    time.time_ns(),
+                    datetime.now(UTC),
+                ]
+            ],
+        )
         self.invalidate(monitor.project)
 
     def create(self, project: str, spec: MonitorCreate, *, check: Check | None = None) -> Monitor:

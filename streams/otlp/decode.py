@@ -147,9 +147,11 @@ def trace_view() -> type[Message]:
     field = descriptor_pb2.FieldDescriptorProto
     one, many = field.LABEL_OPTIONAL, field.LABEL_REPEATED
     proto = descriptor_pb2.FileDescriptorProto(
-        name="loopwatch/otlp/trace_view.proto", package=_VIEW_PACKAGE, syntax="proto3",
+        name="loopwatch/otlp/trace_view.proto",
+        package=_VIEW_PACKAGE,
+        syntax="proto3",
         dependency=[common_pb2.DESCRIPTOR.name],
-    )  # fmt: skip
+    )
 
     def message(name: str, fields: list[tuple[str, int, int, int, str]], with_attributes: int = 0) -> None:
         described = proto.message_type.add(name=name)
@@ -158,8 +160,10 @@ def trace_view() -> type[Message]:
             entry.options.map_entry = True
             entry.field.add(name="key", number=1, type=field.TYPE_STRING, label=one)
             entry.field.add(name="value", number=2, type=field.TYPE_MESSAGE, label=one, type_name=_ANY_VALUE)
-            fields = [*fields, ("attributes", with_attributes, field.TYPE_MESSAGE, many,
-                                f".{_VIEW_PACKAGE}.{name}.AttributesEntry")]  # fmt: skip
+            fields = [
+                *fields,
+                ("attributes", with_attributes, field.TYPE_MESSAGE, many, f".{_VIEW_PACKAGE}.{name}.AttributesEntry"),
+            ]
         for field_name, number, kind, label, type_name in fields:
             added = described.field.add(name=field_name, number=number, type=kind, label=label)
             if type_name:
@@ -167,18 +171,33 @@ def trace_view() -> type[Message]:
 
     local = f".{_VIEW_PACKAGE}."
     message("Status", [("code", 3, field.TYPE_INT32, one, "")])  # an enum on the wire is a varint
-    message("Event", [("time_unix_nano", 1, field.TYPE_FIXED64, one, ""), ("name", 2, field.TYPE_STRING, one, "")],
-            with_attributes=3)  # fmt: skip
-    message("Span", [
-        ("trace_id", 1, field.TYPE_BYTES, one, ""), ("span_id", 2, field.TYPE_BYTES, one, ""),
-        ("name", 5, field.TYPE_STRING, one, ""),
-        ("start_time_unix_nano", 7, field.TYPE_FIXED64, one, ""), ("end_time_unix_nano", 8, field.TYPE_FIXED64, one, ""),
-        ("events", 11, field.TYPE_MESSAGE, many, local + "Event"), ("status", 15, field.TYPE_MESSAGE, one, local + "Status"),
-    ], with_attributes=9)  # fmt: skip
+    message(
+        "Event",
+        [("time_unix_nano", 1, field.TYPE_FIXED64, one, ""), ("name", 2, field.TYPE_STRING, one, "")],
+        with_attributes=3,
+    )
+    message(
+        "Span",
+        [
+            ("trace_id", 1, field.TYPE_BYTES, one, ""),
+            ("span_id", 2, field.TYPE_BYTES, one, ""),
+            ("name", 5, field.TYPE_STRING, one, ""),
+            ("start_time_unix_nano", 7, field.TYPE_FIXED64, one, ""),
+            ("end_time_unix_nano", 8, field.TYPE_FIXED64, one, ""),
+            ("events", 11, field.TYPE_MESSAGE, many, local + "Event"),
+            ("status", 15, field.TYPE_MESSAGE, one, local + "Status"),
+        ],
+        with_attributes=9,
+    )
     message("ScopeSpans", [("spans", 2, field.TYPE_MESSAGE, many, local + "Span")])
     message("Resource", [], with_attributes=1)
-    message("ResourceSpans", [("resource", 1, field.TYPE_MESSAGE, one, local + "Resource"),
-                              ("scope_spans", 2, field.TYPE_MESSAGE, many, local + "ScopeSpans")])  # fmt: skip
+    message(
+        "ResourceSpans",
+        [
+            ("resource", 1, field.TYPE_MESSAGE, one, local + "Resource"),
+            ("scope_spans", 2, field.TYPE_MESSAGE, many, local + "ScopeSpans"),
+        ],
+    )
     message("Traces", [("resource_spans", 1, field.TYPE_MESSAGE, many, local + "ResourceSpans")])
     pool = descriptor_pool.Default()
     try:

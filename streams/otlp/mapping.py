@@ -50,28 +50,57 @@ _MAX_PROBLEMS = 5  # reasons quoted in partial_success.error_message
 
 # Record field ← span attributes, first present wins.
 FIELDS: dict[str, tuple[str, ...]] = {
-    "model": ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name", "embedding.model_name",
-              "llm.request.model", "llm.response.model"),
+    "model": (
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "llm.model_name",
+        "embedding.model_name",
+        "llm.request.model",
+        "llm.response.model",
+    ),
     "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
-                     "llm.usage.prompt_tokens"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
-                      "llm.usage.completion_tokens"),
-    "cached_tokens": ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
-                      "llm.token_count.prompt_details.cache_read"),
+    "input_tokens": (
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "llm.token_count.prompt",
+        "llm.usage.prompt_tokens",
+    ),
+    "output_tokens": (
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.token_count.completion",
+        "llm.usage.completion_tokens",
+    ),
+    "cached_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+    ),
     "cost_usd": ("gen_ai.usage.cost", "llm.cost.total"),
     "error_type": ("error.type", "exception.type"),
-}  # fmt: skip
+}
 
 # Numeric attributes kept as features (profiled like any feature), with a unit conversion.
 FEATURES: dict[str, tuple[tuple[str, ...], float]] = {
-    "cache_creation_tokens": (("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens",
-                               "gen_ai.usage.cache_creation_input_tokens",
-                               "llm.token_count.prompt_details.cache_write"), 1.0),
-    "reasoning_tokens": (("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
-                          "llm.token_count.completion_details.reasoning"), 1.0),
+    "cache_creation_tokens": (
+        (
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.cache_write.input_tokens",
+            "gen_ai.usage.cache_creation_input_tokens",
+            "llm.token_count.prompt_details.cache_write",
+        ),
+        1.0,
+    ),
+    "reasoning_tokens": (
+        (
+            "gen_ai.usage.reasoning.output_tokens",
+            "gen_ai.usage.reasoning_tokens",
+            "llm.token_count.completion_details.reasoning",
+        ),
+        1.0,
+    ),
     "time_to_first_chunk_ms": (("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token"), 1000.0),
-}  # fmt: skip
+}
 
 # Tag ← span attributes (then resource attributes), first present wins.
 TAGS: dict[str, tuple[str, ...]] = {
@@ -85,7 +114,7 @@ TAGS: dict[str, tuple[str, ...]] = {
     "tool": ("gen_ai.tool.name", "tool.name"),
     "service": ("service.name",),
     "environment": ("deployment.environment.name", "deployment.environment", "gen_ai.environment"),
-}  # fmt: skip
+}
 
 MODEL_VERSION: tuple[str, ...] = ("service.version",)  # resource attribute → model_version
 
@@ -97,8 +126,10 @@ INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 INDEXED_PROMPT = (("gen_ai.prompt.", ".role", ".content"), ("llm.input_messages.", ".message.role", ".message.content"))
-INDEXED_RESPONSE = (("gen_ai.completion.", ".role", ".content"),
-                    ("llm.output_messages.", ".message.role", ".message.content"))  # fmt: skip
+INDEXED_RESPONSE = (
+    ("gen_ai.completion.", ".role", ".content"),
+    ("llm.output_messages.", ".message.role", ".message.content"),
+)
 RAW_PROMPT, RAW_RESPONSE = "input.value", "output.value"
 
 # A span is GenAI when it carries any ``gen_ai.*`` attribute or a model attribute (``FIELDS["model"]``).
@@ -115,8 +146,12 @@ MODEL_FALLBACKS: dict[str, tuple[str, str]] = {
 
 # Content captured "via events": the details event, and the per-message events instrumentations emitted
 # before it (earlier opentelemetry-instrumentation-openai-v2 releases): prompt messages by role; the choice.
-LEGACY_MESSAGE_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
-                         "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}  # fmt: skip
+LEGACY_MESSAGE_EVENTS = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
 LEGACY_CHOICE_EVENT = "gen_ai.choice"
 CONTENT_EVENTS = frozenset({DETAILS_EVENT, LEGACY_CHOICE_EVENT, *LEGACY_MESSAGE_EVENTS})
 
@@ -135,7 +170,8 @@ def markdown_table() -> str:
     rows.append("| `status` | `error` when the span status is ERROR or `error.type` is set |")
     rows.extend(f"| `{name}` | {', '.join(f'`{key}`' for key in keys)} |" for name, keys in FIELDS.items())
     rows.append(
-        f"| `model` (no model) | {', '.join(f'`{op}` → `{prefix}<{key}>`' for op, (key, prefix) in MODEL_FALLBACKS.items())} |"
+        "| `model` (no model) | "
+        f"{', '.join(f'`{op}` → `{prefix}<{key}>`' for op, (key, prefix) in MODEL_FALLBACKS.items())} |"
     )
     rows.append(f"| `model_version` | resource {', '.join(f'`{key}`' for key in MODEL_VERSION)} |")
     rows.append(
@@ -367,8 +403,12 @@ def _texts(
 def _slots() -> dict[str, tuple[tuple[str, int], ...]]:
     """Attribute name → the slots it fills, with its rank there (lower wins): the tables, inverted."""
     slots: dict[str, list[tuple[str, int]]] = {}
-    tables = [*FIELDS.items(), *((f"features.{name}", keys) for name, (keys, _) in FEATURES.items()),
-              *((f"tags.{name}", keys) for name, keys in TAGS.items()), ("model_version", MODEL_VERSION)]  # fmt: skip
+    tables = [
+        *FIELDS.items(),
+        *((f"features.{name}", keys) for name, (keys, _) in FEATURES.items()),
+        *((f"tags.{name}", keys) for name, keys in TAGS.items()),
+        ("model_version", MODEL_VERSION),
+    ]
     for slot, keys in tables:
         for rank, key in enumerate(keys):
             slots.setdefault(key, []).append((slot, rank))
@@ -665,8 +705,9 @@ def _message_text(message: Value) -> str:
 
 def _add_content(content: _Content, event_name: str, attrs: Attributes, body: AnyValue) -> None:
     if event_name == DETAILS_EVENT:
-        found = {key: any_value(attrs[key]) for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES)
-                 if key in attrs}  # fmt: skip
+        found = {
+            key: any_value(attrs[key]) for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES) if key in attrs
+        }
         prompt, response = _texts(found, {}, [])
         content.prompt = content.prompt or prompt
         content.response = content.response or response
@@ -714,11 +755,13 @@ def map_logs(request: ExportLogsServiceRequest, project: str) -> MappedLogs:
         prompt = content.prompt or _render(content.prompt_turns)
         response = content.response or _render(content.response_turns)
         if prompt or response:
-            mapped.texts.append(LogTexts(
-                inference_id,
-                None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
-                None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
-            ))  # fmt: skip
+            mapped.texts.append(
+                LogTexts(
+                    inference_id,
+                    None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
+                    None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
+                )
+            )
     return mapped
 
 

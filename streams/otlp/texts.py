@@ -57,8 +57,10 @@ def complete_stored(storage: Storage, project: str, texts: Sequence[LogTexts]) -
     new_prompt = "transform(event_id, {ids:Array(String)}, {prompts:Array(String)}, '')"
     new_response = "transform(event_id, {ids:Array(String)}, {responses:Array(String)}, '')"
     missing = f"((prompt = '' AND {new_prompt} != '') OR (response = '' AND {new_response} != ''))"
-    lacking = (f"SELECT * FROM {db}.inferences FINAL WHERE project = {{p:String}} "
-               f"AND event_id IN {{ids:Array(String)}} AND {missing}")  # fmt: skip
+    lacking = (
+        f"SELECT * FROM {db}.inferences FINAL WHERE project = {{p:String}} "
+        f"AND event_id IN {{ids:Array(String)}} AND {missing}"
+    )
     count = int(storage.scalar(f"SELECT count() FROM ({lacking})", params) or 0)
     if count:  # the subquery keeps the filter on the stored columns (an alias below would shadow them)
         storage.command(

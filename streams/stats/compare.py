@@ -61,10 +61,24 @@ def _ranks(family: str, metric: str, a: np.ndarray, b: np.ndarray, *, ratings: b
         return None
     change = ratings_change(a, b) if ratings else score_change(a, b)
     p = _finite(change.p_value)
-    return MetricComparison(family, metric, "", float(a.mean()), float(b.mean()), float(b.mean() - a.mean()), p,
-                            change.test, p is not None and p < ALPHA,
-                            {"median_a": change.median_ref, "median_b": change.median_cur, "n_a": int(a.size),
-                             "n_b": int(b.size), "rank_biserial": _finite(change.rank_biserial)})  # fmt: skip
+    return MetricComparison(
+        family,
+        metric,
+        "",
+        float(a.mean()),
+        float(b.mean()),
+        float(b.mean() - a.mean()),
+        p,
+        change.test,
+        p is not None and p < ALPHA,
+        {
+            "median_a": change.median_ref,
+            "median_b": change.median_cur,
+            "n_a": int(a.size),
+            "n_b": int(b.size),
+            "rank_biserial": _finite(change.rank_biserial),
+        },
+    )
 
 
 def _rate(family: str, metric: str, hits_a: int, n_a: int, hits_b: int, n_b: int) -> MetricComparison | None:
@@ -72,8 +86,18 @@ def _rate(family: str, metric: str, hits_a: int, n_a: int, hits_b: int, n_b: int
         return None
     change = proportion_change(hits_a, n_a, hits_b, n_b)
     p = _finite(change.p_value)
-    return MetricComparison(family, metric, "", change.rate_ref, change.rate_cur, change.difference, p, change.test,
-                            p is not None and p < ALPHA, {"n_a": n_a, "n_b": n_b})  # fmt: skip
+    return MetricComparison(
+        family,
+        metric,
+        "",
+        change.rate_ref,
+        change.rate_cur,
+        change.difference,
+        p,
+        change.test,
+        p is not None and p < ALPHA,
+        {"n_a": n_a, "n_b": n_b},
+    )
 
 
 def compare_versions(a: VersionData, b: VersionData) -> list[MetricComparison]:
@@ -87,10 +111,25 @@ def compare_versions(a: VersionData, b: VersionData) -> list[MetricComparison]:
         _ranks("cost", "output_tokens", a.output_tokens, b.output_tokens),
     ]
     thumbs_a, thumbs_b = np.asarray(a.thumbs, dtype=float), np.asarray(b.thumbs, dtype=float)
-    out.append(_rate("quality", "thumbs_up_rate", int((thumbs_a > 0).sum()), int(thumbs_a.size),
-                     int((thumbs_b > 0).sum()), int(thumbs_b.size)))  # fmt: skip
-    out.append(_ranks("quality", "mean_rating", np.asarray(a.ratings, dtype=float), np.asarray(b.ratings, dtype=float),
-                      ratings=True))  # fmt: skip
+    out.append(
+        _rate(
+            "quality",
+            "thumbs_up_rate",
+            int((thumbs_a > 0).sum()),
+            int(thumbs_a.size),
+            int((thumbs_b > 0).sum()),
+            int(thumbs_b.size),
+        )
+    )
+    out.append(
+        _ranks(
+            "quality",
+            "mean_rating",
+            np.asarray(a.ratings, dtype=float),
+            np.asarray(b.ratings, dtype=float),
+            ratings=True,
+        )
+    )
     families: dict[str, list[str]] = {}
     for name in a.columns.columns:
         for prefix, family in COLUMN_FAMILIES.items():
@@ -98,11 +137,25 @@ def compare_versions(a: VersionData, b: VersionData) -> list[MetricComparison]:
                 families.setdefault(family, []).append(name)
     verdicts = family_drift(a.columns.columns, b.columns.columns, families, column_types=a.columns.kinds)
     for family, verdict in verdicts.items():
-        out.append(MetricComparison("drift", "family_drift", family, None, verdict.share_drifted, None, verdict.p_value,
-                                    "bonferroni_min_p_with_effect_gate", verdict.drifted,
-                                    {"drifted_columns": list(verdict.drifted_columns),
-                                     "strongest_column": verdict.strongest_column,
-                                     "strongest_effect": _finite(verdict.strongest_effect), "alpha": verdict.alpha}))  # fmt: skip
+        out.append(
+            MetricComparison(
+                "drift",
+                "family_drift",
+                family,
+                None,
+                verdict.share_drifted,
+                None,
+                verdict.p_value,
+                "bonferroni_min_p_with_effect_gate",
+                verdict.drifted,
+                {
+                    "drifted_columns": list(verdict.drifted_columns),
+                    "strongest_column": verdict.strongest_column,
+                    "strongest_effect": _finite(verdict.strongest_effect),
+                    "alpha": verdict.alpha,
+                },
+            )
+        )
     return [item for item in out if item is not None]
 
 

@@ -186,12 +186,22 @@ class StatsEngine:
                 rows += work(key)
             except Exception as exc:
                 now = time.monotonic()
-                context = {"what": what, "project": key.project, "model": key.model,
-                           "window_start": key.start.isoformat(), "error": str(exc)[:500]}  # fmt: skip
+                context = {
+                    "what": what,
+                    "project": key.project,
+                    "model": key.model,
+                    "window_start": key.start.isoformat(),
+                    "error": str(exc)[:500],
+                }
                 if isinstance(exc, StorageError) and not self.storage.ping():
                     rest = keys[index:]
-                    log.warning("window_retry", reason="storage_unavailable", windows=len(rest),
-                                retry_in=pending.storage_down(rest, now), **context)  # fmt: skip
+                    log.warning(
+                        "window_retry",
+                        reason="storage_unavailable",
+                        windows=len(rest),
+                        retry_in=pending.storage_down(rest, now),
+                        **context,
+                    )
                     return rows, unfinished + rest
                 retry_in = pending.failed(key, now)
                 if retry_in is None:
@@ -215,8 +225,14 @@ class StatsEngine:
         rows += self._drift(key)
         rows += self._quality(key)
         self._write(rows)
-        log.info("window_closed", project=key.project, model=key.model, window_start=key.start.isoformat(),
-                 rows=len(rows), seconds=round(time.perf_counter() - started, 3))  # fmt: skip
+        log.info(
+            "window_closed",
+            project=key.project,
+            model=key.model,
+            window_start=key.start.isoformat(),
+            rows=len(rows),
+            seconds=round(time.perf_counter() - started, 3),
+        )
         return rows
 
     def _refresh_quality(self, key: WindowKey) -> list[StatRow]:
@@ -239,8 +255,9 @@ class StatsEngine:
         """Model-wide rows, plus the same per model version when the window has named versions."""
         rows = families.latency_rows(key, events.latencies, events.statuses)
         for version, part in versions:
-            rows += [replace(row, model_version=version)
-                     for row in families.latency_rows(key, part.latencies, part.statuses)]  # fmt: skip
+            rows += [
+                replace(row, model_version=version) for row in families.latency_rows(key, part.latencies, part.statuses)
+            ]
         return rows
 
     def _cost(self, key: WindowKey, events: WindowRows, versions: list[tuple[str, WindowRows]]) -> list[StatRow]:
@@ -274,14 +291,19 @@ class StatsEngine:
         if reference is None:
             if current.rows < self.settings.reference_min_rows:
                 return []
-            reference = self.references.ensure_first_window(key.project, key.model, current,
-                                                            range_start=key.start, range_end=key.end)  # fmt: skip
+            reference = self.references.ensure_first_window(
+                key.project, key.model, current, range_start=key.start, range_end=key.end
+            )
         if reference.kind == "first_window" and reference.range_start == key.start:
             return []  # the reference window itself
         rows, _ = families.drift_rows(
-            key, reference, current, drift_share=self.settings.drift_share, correction=self.settings.drift_correction,
+            key,
+            reference,
+            current,
+            drift_share=self.settings.drift_share,
+            correction=self.settings.drift_correction,
             embedding=self._embedding_evidence(key, reference),
-        )  # fmt: skip
+        )
         labels = np.asarray(current.versions, dtype=object)
         for version in sorted(set(current.versions) - {""}):
             part = current.select(labels == version)
@@ -380,7 +402,8 @@ class StatsEngine:
         seconds = int(self.settings.window_seconds)
         db = self.storage.database
         rows = self.storage.query(
-            f"SELECT project, model, toStartOfInterval(timestamp, INTERVAL {seconds} SECOND) AS ws FROM {db}.inferences "
+            "SELECT project, model, toStartOfInterval(timestamp, "
+            f"INTERVAL {seconds} SECOND) AS ws FROM {db}.inferences "
             f"WHERE timestamp > now64(3) - INTERVAL {int(lookback_hours)} HOUR GROUP BY project, model, ws "
             f"HAVING (project, model, ws) NOT IN (SELECT project, model, window_start FROM {db}.window_stats "
             "WHERE family = 'latency' AND metric = 'count')"

@@ -82,8 +82,10 @@ def cost_by_tag(events: WindowRows) -> list[tuple[str, str, float, int]]:
         labels, inverse = np.unique(np.asarray(values, dtype=object)[present].astype(str), return_inverse=True)
         spend = np.bincount(inverse, weights=costs[present], minlength=len(labels))
         counts = np.bincount(inverse, minlength=len(labels))
-        found += [(tag, str(label), float(total), int(count))
-                  for label, total, count in zip(labels, spend, counts, strict=True)]  # fmt: skip
+        found += [
+            (tag, str(label), float(total), int(count))
+            for label, total, count in zip(labels, spend, counts, strict=True)
+        ]
     found.sort(key=lambda item: -item[2])
     return found[:MAX_TAG_VALUES]
 
@@ -93,12 +95,18 @@ def cost_rows(
 ) -> list[StatRow]:
     n = int(totals["events"])
     rows = [
-        _row(key, "cost", "cost_usd", totals["cost_usd"], sample_size=n,
-             details={"priced_events": int(totals["priced_events"])}),
+        _row(
+            key,
+            "cost",
+            "cost_usd",
+            totals["cost_usd"],
+            sample_size=n,
+            details={"priced_events": int(totals["priced_events"])},
+        ),
         _row(key, "cost", "unknown_cost_events", totals["unknown_cost_events"], sample_size=n),
         _row(key, "cost", "input_tokens", totals["input_tokens"], sample_size=n),
         _row(key, "cost", "output_tokens", totals["output_tokens"], sample_size=n),
-    ]  # fmt: skip
+    ]
     for tag, value, cost, events in by_tag:
         rows.append(_row(key, "cost", "cost_usd", cost, dimension=f"tag:{tag}={value}", sample_size=events))
     anomaly = spend_anomaly(list(history), float(totals["cost_usd"]))
@@ -106,9 +114,17 @@ def cost_rows(
         details = {**anomaly.to_dict(), "history_median": anomaly.median}
         details["robust_z"] = str(anomaly.robust_z) if math.isinf(anomaly.robust_z) else anomaly.robust_z
         rows.append(
-            _row(key, "cost", "spend_anomaly", float(np.clip(anomaly.robust_z, -1e9, 1e9)), flagged=anomaly.is_anomaly and anomaly.direction == "up",
-                 sample_size=len(history), threshold=anomaly.threshold, details=details)
-        )  # fmt: skip
+            _row(
+                key,
+                "cost",
+                "spend_anomaly",
+                float(np.clip(anomaly.robust_z, -1e9, 1e9)),
+                flagged=anomaly.is_anomaly and anomaly.direction == "up",
+                sample_size=len(history),
+                threshold=anomaly.threshold,
+                details=details,
+            )
+        )
     return rows
 
 
@@ -131,19 +147,43 @@ def drift_rows(
         if column.status != "ok":
             continue
         rows.append(
-            _row(key, "drift", "column_drift", column.value, dimension=name, p_value=column.p_value,
-                 threshold=column.threshold, flagged=column.drifted, sample_size=column.n_current,
-                 details={"method": column.method, "column_type": column.column_type,
-                          "n_reference": column.n_reference, "adjusted_p_value": column.adjusted_p_value})
-        )  # fmt: skip
+            _row(
+                key,
+                "drift",
+                "column_drift",
+                column.value,
+                dimension=name,
+                p_value=column.p_value,
+                threshold=column.threshold,
+                flagged=column.drifted,
+                sample_size=column.n_current,
+                details={
+                    "method": column.method,
+                    "column_type": column.column_type,
+                    "n_reference": column.n_reference,
+                    "adjusted_p_value": column.adjusted_p_value,
+                },
+            )
+        )
     share = result.share_drifted if math.isfinite(result.share_drifted) else 0.0
     rows.append(
-        _row(key, "drift", "dataset_drift", share, threshold=drift_share, flagged=result.dataset_drifted,
-             sample_size=current.rows,
-             details={"drifted_columns": result.drifted_columns, "columns": result.n_columns,
-                      "reference_kind": reference.kind, "reference_rows": reference.rows,
-                      "skipped": dict(result.skipped)})
-    )  # fmt: skip
+        _row(
+            key,
+            "drift",
+            "dataset_drift",
+            share,
+            threshold=drift_share,
+            flagged=result.dataset_drifted,
+            sample_size=current.rows,
+            details={
+                "drifted_columns": result.drifted_columns,
+                "columns": result.n_columns,
+                "reference_kind": reference.kind,
+                "reference_rows": reference.rows,
+                "skipped": dict(result.skipped),
+            },
+        )
+    )
     rows += family_rows(key, family_verdicts(reference, current, embedding), current.rows)
     return rows, result
 
@@ -158,8 +198,13 @@ def family_verdicts(
         for prefix, family in COLUMN_FAMILIES.items():
             if name.startswith(prefix):
                 families.setdefault(family, []).append(name)
-    verdicts = family_drift(reference.profile, current.columns, families, column_types=current.kinds,
-                            extra_families=int(embedding is not None))  # fmt: skip
+    verdicts = family_drift(
+        reference.profile,
+        current.columns,
+        families,
+        column_types=current.kinds,
+        extra_families=int(embedding is not None),
+    )
     out = list(verdicts.values())
     if embedding is not None:
         share = FAMILY_ALPHA / (len(verdicts) + 1)
@@ -170,13 +215,27 @@ def family_verdicts(
 def family_rows(key: WindowKey, verdicts: Sequence[FamilyVerdict], sample_size: int) -> list[StatRow]:
     """One ``drift / family_drift`` row per family: value = drifted share, p = the family's min-p."""
     return [
-        _row(key, "drift", "family_drift", verdict.share_drifted, dimension=verdict.family, p_value=verdict.p_value,
-             threshold=verdict.alpha, flagged=verdict.drifted, sample_size=sample_size,
-             details={"drifted_columns": list(verdict.drifted_columns), "columns": verdict.n_columns,
-                      "strongest_column": verdict.strongest_column, "strongest_effect": verdict.strongest_effect,
-                      "min_effect": verdict.min_effect, "rule": "bonferroni_min_p_with_effect_gate"})
+        _row(
+            key,
+            "drift",
+            "family_drift",
+            verdict.share_drifted,
+            dimension=verdict.family,
+            p_value=verdict.p_value,
+            threshold=verdict.alpha,
+            flagged=verdict.drifted,
+            sample_size=sample_size,
+            details={
+                "drifted_columns": list(verdict.drifted_columns),
+                "columns": verdict.n_columns,
+                "strongest_column": verdict.strongest_column,
+                "strongest_effect": verdict.strongest_effect,
+                "min_effect": verdict.min_effect,
+                "rule": "bonferroni_min_p_with_effect_gate",
+            },
+        )
         for verdict in verdicts
-    ]  # fmt: skip
+    ]
 
 
 def _degraded(change_p: float | None, current: float, reference: float, *, higher_is_better: bool = True) -> bool:
@@ -188,8 +247,9 @@ def _degraded(change_p: float | None, current: float, reference: float, *, highe
 
 def quality_rows(key: WindowKey, current: Mapping[str, Any], reference: Mapping[str, Any] | None) -> list[StatRow]:
     """Feedback-based quality of a window, each tested against the reference's feedback where it has any."""
-    rows: list[StatRow] = [_row(key, "quality", "feedback_count", current["feedback_count"],
-                                sample_size=current["feedback_count"])]  # fmt: skip
+    rows: list[StatRow] = [
+        _row(key, "quality", "feedback_count", current["feedback_count"], sample_size=current["feedback_count"])
+    ]
     thumbs = np.asarray(current["thumbs"], dtype=float)
     if thumbs.size:
         up, n = int((thumbs > 0).sum()), int(thumbs.size)
@@ -202,8 +262,19 @@ def quality_rows(key: WindowKey, current: Mapping[str, Any], reference: Mapping[
             details.update(reference=change.rate_ref, effect=change.difference, test=change.test)
         rate = up / n
         flagged = _degraded(p_value, rate, details.get("reference", rate))
-        rows.append(_row(key, "quality", "thumbs_up_rate", rate, p_value=p_value, threshold=ALPHA, flagged=flagged,
-                         sample_size=n, details=details))  # fmt: skip
+        rows.append(
+            _row(
+                key,
+                "quality",
+                "thumbs_up_rate",
+                rate,
+                p_value=p_value,
+                threshold=ALPHA,
+                flagged=flagged,
+                sample_size=n,
+                details=details,
+            )
+        )
     for metric, values, ref_values, dimension in _rank_metrics(current, reference):
         cur = np.asarray(values, dtype=float)
         ref_arr = np.asarray(ref_values, dtype=float)
@@ -215,8 +286,20 @@ def quality_rows(key: WindowKey, current: Mapping[str, Any], reference: Mapping[
             details.update(reference=float(ref_arr.mean()), effect=shift.rank_biserial, test="mannwhitneyu")
         mean = float(cur.mean())
         flagged = _degraded(p_value, mean, details.get("reference", mean))
-        rows.append(_row(key, "quality", metric, mean, dimension=dimension, p_value=p_value, threshold=ALPHA,
-                         flagged=flagged, sample_size=int(cur.size), details=details))  # fmt: skip
+        rows.append(
+            _row(
+                key,
+                "quality",
+                metric,
+                mean,
+                dimension=dimension,
+                p_value=p_value,
+                threshold=ALPHA,
+                flagged=flagged,
+                sample_size=int(cur.size),
+                details=details,
+            )
+        )
     labels = current["labels"]
     if labels:
         y_true, y_pred = [t for t, _ in labels], [p for _, p in labels]
@@ -230,8 +313,19 @@ def quality_rows(key: WindowKey, current: Mapping[str, Any], reference: Mapping[
             p_value = change.p_value
             details.update(reference=change.rate_ref, effect=change.difference, test=change.test)
         flagged = _degraded(p_value, quality.accuracy, details.get("reference", quality.accuracy))
-        rows.append(_row(key, "quality", "accuracy", quality.accuracy, p_value=p_value, threshold=ALPHA,
-                         flagged=flagged, sample_size=len(labels), details=details))  # fmt: skip
+        rows.append(
+            _row(
+                key,
+                "quality",
+                "accuracy",
+                quality.accuracy,
+                p_value=p_value,
+                threshold=ALPHA,
+                flagged=flagged,
+                sample_size=len(labels),
+                details=details,
+            )
+        )
         rows.append(_row(key, "quality", "f1_macro", quality.macro_f1, sample_size=len(labels)))
     return rows
 

@@ -100,9 +100,15 @@ class ReferenceStore:
         if rows:
             row = rows[0]
             reference = Reference(
-                project, model, row["kind"], int(row["rows"]), ReferenceProfile.from_dict(orjson.loads(row["profile"])),
-                _utc(row["range_start"]), _utc(row["range_end"]), _utc(row["created_at"]),
-            )  # fmt: skip
+                project,
+                model,
+                row["kind"],
+                int(row["rows"]),
+                ReferenceProfile.from_dict(orjson.loads(row["profile"])),
+                _utc(row["range_start"]),
+                _utc(row["range_end"]),
+                _utc(row["created_at"]),
+            )
         with self._lock:
             if self._saves.get((project, model), 0) != saves:  # a save landed meanwhile: newer than this read
                 return self._cache[(project, model)][1]
@@ -145,8 +151,14 @@ class ReferenceStore:
             if existing is not None:
                 return existing
             created = self._insert(project, model, "first_window", columns, range_start, range_end)
-            log.info("reference_created", project=project, model=model, kind="first_window",
-                     window_start=range_start.isoformat(), rows=columns.rows)  # fmt: skip
+            log.info(
+                "reference_created",
+                project=project,
+                model=model,
+                kind="first_window",
+                window_start=range_start.isoformat(),
+                rows=columns.rows,
+            )
             active = self._load(project, model)
             if active is None:  # not readable yet (asynchronous inserts on a server): what was written
                 active = created

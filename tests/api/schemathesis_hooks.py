@@ -63,8 +63,10 @@ def filter_case(context: Any, case: Any) -> bool:
         # dataset uploads (CSV, JSON lines, Parquet) have contents no JSON Schema describes; the range
         # request is JSON and ordered ("before `end`, else 422")
         body = case.body if isinstance(case.body, dict) else {}
-        return (case.query or {}).get("format") is None and case.media_type == "application/json" and _ordered(
-            body.get("start"), body.get("end")
+        return (
+            (case.query or {}).get("format") is None
+            and case.media_type == "application/json"
+            and _ordered(body.get("start"), body.get("end"))
         )
     if path in ("/v1/inferences", "/v1/feedback") and method == "POST":
         return _storable_times(case.body)

@@ -42,10 +42,18 @@ for table, column in (("inferences", "event_id"), ("feedback", "feedback_id")):
 def _inferences(tag: str, seq: int) -> list[dict[str, object]]:
     now = datetime.now(UTC).isoformat()
     return [
-        {"event_id": f"{tag}-i{seq}-{n}", "model": f"m{n % 3}", "timestamp": now, "latency_ms": 100 + n,
-         "input_tokens": 10, "output_tokens": 20, "prompt": "where is my order?", "response": "on its way"}
+        {
+            "event_id": f"{tag}-i{seq}-{n}",
+            "model": f"m{n % 3}",
+            "timestamp": now,
+            "latency_ms": 100 + n,
+            "input_tokens": 10,
+            "output_tokens": 20,
+            "prompt": "where is my order?",
+            "response": "on its way",
+        }
         for n in range(BATCH)
-    ]  # fmt: skip
+    ]
 
 
 def _feedback(tag: str, seq: int) -> list[dict[str, object]]:

@@ -14,13 +14,19 @@ from tests.poison import FEEDBACK, INFERENCE, poison_messages
 
 
 def _post(api: Api, path: str, items: object, headers: dict[str, str]) -> tuple[int, dict]:
-    response = api.client.post(path, content=orjson.dumps(items), headers={**headers, "content-type": "application/json"})
+    response = api.client.post(
+        path, content=orjson.dumps(items), headers={**headers, "content-type": "application/json"}
+    )
     return response.status_code, response.json() if response.content else {}
 
 
 def _count(api: Api, table: str, project: str) -> int:
     storage = api.services.storage
-    return int(storage.scalar(f"SELECT count() FROM {storage.database}.{table} FINAL WHERE project = {{p:String}}", {"p": project}))
+    return int(
+        storage.scalar(
+            f"SELECT count() FROM {storage.database}.{table} FINAL WHERE project = {{p:String}}", {"p": project}
+        )
+    )
 
 
 class TestIngestVolume:
@@ -57,8 +63,13 @@ class TestIdempotency:
         event = {"event_id": "same-1", "model": "m", "timestamp": "2026-05-01T10:00:00Z", "prompt": "hi"}
         for _ in range(3):
             assert _post(api, "/v1/inferences", [event, event], headers)[0] == 202
-        feedback = {"feedback_id": "fb-1", "inference_id": "same-1", "kind": "thumbs", "value": 1,
-                    "timestamp": "2026-05-01T10:05:00Z"}  # fmt: skip
+        feedback = {
+            "feedback_id": "fb-1",
+            "inference_id": "same-1",
+            "kind": "thumbs",
+            "value": 1,
+            "timestamp": "2026-05-01T10:05:00Z",
+        }
         for _ in range(2):
             assert _post(api, "/v1/feedback", feedback, headers)[0] == 202
         api.wait_written()
@@ -76,20 +87,31 @@ class TestIdempotency:
         storage.command(f"SYSTEM STOP MERGES {storage.database}.feedback")
         try:
             for value in (1, 2, 5):
-                rating = {"feedback_id": "fb-r", "inference_id": "i-r", "kind": "rating", "value": value,
-                          "timestamp": "2026-05-01T10:05:00Z"}  # fmt: skip
+                rating = {
+                    "feedback_id": "fb-r",
+                    "inference_id": "i-r",
+                    "kind": "rating",
+                    "value": value,
+                    "timestamp": "2026-05-01T10:05:00Z",
+                }
                 assert _post(api, "/v1/feedback", rating, headers)[0] == 202
                 api.wait_written()  # one insert, one part each
-            newer = {"feedback_id": "fb-s", "inference_id": "i-r", "kind": "thumbs", "value": 1,
-                     "timestamp": "2026-05-01T10:06:00Z"}  # fmt: skip
+            newer = {
+                "feedback_id": "fb-s",
+                "inference_id": "i-r",
+                "kind": "thumbs",
+                "value": 1,
+                "timestamp": "2026-05-01T10:06:00Z",
+            }
             assert _post(api, "/v1/feedback", newer, headers)[0] == 202
             api.wait_written()
             raw = storage.scalar(f"SELECT count() FROM {storage.database}.feedback WHERE project = 'resend'")
             assert raw == 4  # the copies really are there
             page = api.client.get("/v1/feedback", params={"limit": 1}, headers=headers).json()
             assert [item["feedback_id"] for item in page["items"]] == ["fb-s"]
-            second = api.client.get("/v1/feedback", params={"limit": 1, "cursor": page["next_cursor"]},
-                                    headers=headers).json()  # fmt: skip
+            second = api.client.get(
+                "/v1/feedback", params={"limit": 1, "cursor": page["next_cursor"]}, headers=headers
+            ).json()
             assert [(item["feedback_id"], item["value"]) for item in second["items"]] == [("fb-r", 5.0)]
             assert second["next_cursor"] is None
         finally:

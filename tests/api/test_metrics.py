@@ -36,9 +36,16 @@ T0 = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
-    return make_settings(data_dir, allow_private_webhooks=True, delivery_backoff_seconds=0.01, delivery_max_attempts=3,
-                         window_seconds=60, allowed_lateness_seconds=0, reference_min_rows=10_000,
-                         max_batch_items=50)  # fmt: skip
+    return make_settings(
+        data_dir,
+        allow_private_webhooks=True,
+        delivery_backoff_seconds=0.01,
+        delivery_max_attempts=3,
+        window_seconds=60,
+        allowed_lateness_seconds=0,
+        reference_min_rows=10_000,
+        max_batch_items=50,
+    )
 
 
 @pytest.fixture
@@ -63,8 +70,15 @@ def post(api: Api, path: str, body: Any, headers: dict[str, str]) -> int:
 
 def slow_calls(n: int, model: str = "chat") -> list[dict[str, Any]]:
     """``n`` inferences inside one 60 s window, slow enough to breach a 2000 ms p95 monitor."""
-    return [{"event_id": f"{model}-{i}", "model": model, "latency_ms": 3000.0 + i,
-             "timestamp": (T0 + timedelta(seconds=i)).isoformat()} for i in range(n)]  # fmt: skip
+    return [
+        {
+            "event_id": f"{model}-{i}",
+            "model": model,
+            "latency_ms": 3000.0 + i,
+            "timestamp": (T0 + timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(n)
+    ]
 
 
 def close_all(api: Api) -> None:
@@ -98,8 +112,10 @@ class TestIngestCounts:
 
         assert after.delta(before, "loopwatch_events_accepted_total", kind="inference", transport="http") == 21
         assert after.delta(before, "loopwatch_events_accepted_total", kind="feedback", transport="http") == 5
-        rejected = {status: after.delta(before, "loopwatch_events_rejected_total", kind="inference", status=status)
-                    for status in ("400", "401", "403", "404", "413", "422")}  # fmt: skip
+        rejected = {
+            status: after.delta(before, "loopwatch_events_rejected_total", kind="inference", status=status)
+            for status in ("400", "401", "403", "404", "413", "422")
+        }
         assert rejected == {"400": 1, "401": 1, "403": 1, "404": 0, "413": 1, "422": 1}
         assert after.delta(before, "loopwatch_events_rejected_total", kind="feedback", status="422") == 1
         assert after.delta(before, "loopwatch_dead_letters_total", source="inference") == 1
@@ -181,9 +197,16 @@ class TestWindowsAndAlerts:
             WebhookReceiver(secret=SECRET, fail_first=1) as flaky,
             WebhookReceiver(secret=SECRET, fail_first=1000) as dead,
         ):
-            monitor = {"name": "Slow answers", "family": "latency", "metric": "latency_p95_ms", "severity": "critical",
-                       "condition": {"type": "threshold", "operator": "gt", "value": 2000}, "cooldown_seconds": 0,
-                       "min_samples": 5, "channels": [webhook(flaky.url), webhook(dead.url)]}  # fmt: skip
+            monitor = {
+                "name": "Slow answers",
+                "family": "latency",
+                "metric": "latency_p95_ms",
+                "severity": "critical",
+                "condition": {"type": "threshold", "operator": "gt", "value": 2000},
+                "cooldown_seconds": 0,
+                "min_samples": 5,
+                "channels": [webhook(flaky.url), webhook(dead.url)],
+            }
             assert api.client.post("/v1/monitors", json=monitor, headers=headers).status_code == 201
             before = scrape(api)
             assert post(api, "/v1/inferences", slow_calls(20), headers) == 202
@@ -196,8 +219,12 @@ class TestWindowsAndAlerts:
 
             def finished() -> float:
                 after = scrape(api)
-                return sum(after.delta(before, "loopwatch_alert_deliveries_total", channel="webhook", event="alert",
-                                       outcome=outcome) for outcome in ("delivered", "failed"))  # fmt: skip
+                return sum(
+                    after.delta(
+                        before, "loopwatch_alert_deliveries_total", channel="webhook", event="alert", outcome=outcome
+                    )
+                    for outcome in ("delivered", "failed")
+                )
 
             wait_until(lambda: finished() == 2, "both deliveries to end")
         after = scrape(api)
@@ -206,8 +233,12 @@ class TestWindowsAndAlerts:
         assert after.delta(before, "loopwatch_window_close_failures_total") == 0
         assert after.delta(before, "loopwatch_windows_pending") == 0
         assert after.delta(before, "loopwatch_alerts_fired_total", severity="critical") == 1
-        outcomes = {outcome: after.delta(before, "loopwatch_alert_deliveries_total", channel="webhook", event="alert",
-                                         outcome=outcome) for outcome in ("delivered", "retried", "failed")}  # fmt: skip
+        outcomes = {
+            outcome: after.delta(
+                before, "loopwatch_alert_deliveries_total", channel="webhook", event="alert", outcome=outcome
+            )
+            for outcome in ("delivered", "retried", "failed")
+        }
         # flaky: 503 then 200; dead: 503 three times (delivery_max_attempts=3)
         assert outcomes == {"delivered": 1, "retried": 1 + 2, "failed": 1}
         assert (len(flaky.requests), len(dead.requests)) == (2, 3)

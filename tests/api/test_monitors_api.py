@@ -24,10 +24,20 @@ from streams.runtime import start_runtime
 from tests.conftest import Api, make_settings
 from tests.monitors.conftest import SECRET, drift_rows, webhook
 
-P95 = {"name": "Slow answers", "family": "latency", "metric": "latency_p95_ms",
-       "condition": {"type": "threshold", "operator": "gt", "value": 2000}, "cooldown_seconds": 0}  # fmt: skip
-DRIFT = {"name": "Drift", "family": "drift", "metric": "dataset_drift", "condition": {"type": "flagged"},
-         "cooldown_seconds": 0}  # fmt: skip
+P95 = {
+    "name": "Slow answers",
+    "family": "latency",
+    "metric": "latency_p95_ms",
+    "condition": {"type": "threshold", "operator": "gt", "value": 2000},
+    "cooldown_seconds": 0,
+}
+DRIFT = {
+    "name": "Drift",
+    "family": "drift",
+    "metric": "dataset_drift",
+    "condition": {"type": "flagged"},
+    "cooldown_seconds": 0,
+}
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -49,8 +59,15 @@ def build_app(settings: Settings) -> FastAPI:
 
 @pytest.fixture
 def settings(data_dir: Any) -> Settings:
-    return make_settings(data_dir, allow_private_webhooks=True, delivery_backoff_seconds=0.01, delivery_max_attempts=3,
-                         window_seconds=60, allowed_lateness_seconds=0, reference_min_rows=10_000)  # fmt: skip
+    return make_settings(
+        data_dir,
+        allow_private_webhooks=True,
+        delivery_backoff_seconds=0.01,
+        delivery_max_attempts=3,
+        window_seconds=60,
+        allowed_lateness_seconds=0,
+        reference_min_rows=10_000,
+    )
 
 
 @pytest.fixture
@@ -86,13 +103,16 @@ class TestMonitorCrud:
         shown = created.json()
         assert SECRET not in created.text
         assert "t0ps3cret" not in created.text
-        assert shown["channels"] == [{"type": "webhook", "url": "http://127.0.0.1:9/in", "secret": "********", "headers": {}}]
+        assert shown["channels"] == [
+            {"type": "webhook", "url": "http://127.0.0.1:9/in", "secret": "********", "headers": {}}
+        ]
         assert api.client.post("/v1/monitors", json=body, headers=headers).status_code == 409
         assert api.client.get("/v1/monitors/p95", headers=headers).json() == shown
 
         # read-modify-write: the masked channel sent back keeps its secret
-        patched = api.client.patch("/v1/monitors/p95", json={"severity": "critical", "channels": shown["channels"]},
-                                   headers=headers)  # fmt: skip
+        patched = api.client.patch(
+            "/v1/monitors/p95", json={"severity": "critical", "channels": shown["channels"]}, headers=headers
+        )
         assert patched.status_code == 200, patched.text
         assert patched.json()["severity"] == "critical"
         stored = _monitoring(api).store.get("shop", "p95")
@@ -121,15 +141,16 @@ class TestMonitorCrud:
         listed = api.client.get("/v1/monitors", headers=headers).json()
         assert len(listed) == 4
         assert all(m["builtin"] for m in listed)
-        assert api.client.patch("/v1/monitors/default-latency-p95", json={"name": "x"}, headers=headers).status_code == 409
+        assert (
+            api.client.patch("/v1/monitors/default-latency-p95", json={"name": "x"}, headers=headers).status_code == 409
+        )
         assert api.client.delete("/v1/monitors/default-latency-p95", headers=headers).status_code == 409
 
     @pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "http://[2002:7f00:1::]:9/x", "http://0x7f.1:9/x"])
     def test_private_webhook_refused_unless_allowed(self, api: Api, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
         """Loopback in any spelling: plain, 6to4-embedded, inet_aton number form."""
         monkeypatch.setattr(api.services.settings, "allow_private_webhooks", False)
-        response = api.client.post("/v1/monitors", json={**P95, "channels": [webhook(url)]},
-                                   headers=api.key("shop"))  # fmt: skip
+        response = api.client.post("/v1/monitors", json={**P95, "channels": [webhook(url)]}, headers=api.key("shop"))
         assert response.status_code == 422
         problem = response.json()["detail"][0]
         assert problem["loc"] == ["body", "channels", 0, "url"]
@@ -149,8 +170,9 @@ class TestAlerts:
     def test_list_filter_detail_and_ack(self, api: Api) -> None:
         headers = api.key("shop")
         with WebhookReceiver(secret=SECRET, fail_first=1000) as dead:
-            api.client.post("/v1/monitors", json={**DRIFT, "severity": "critical", "channels": [webhook(dead.url)]},
-                            headers=headers)  # fmt: skip
+            api.client.post(
+                "/v1/monitors", json={**DRIFT, "severity": "critical", "channels": [webhook(dead.url)]}, headers=headers
+            )
             api.client.post("/v1/monitors", json=P95, headers=headers)
             fired = _fire(api, [*drift_rows(0), *drift_rows(1)[-1:]])
         assert len(fired) == 2
@@ -159,7 +181,10 @@ class TestAlerts:
         assert {a["delivery"]["status"] for a in listed} == {"failed"}  # the receiver never accepted
         assert all(a["status"] == "open" and "features" in a["details"] for a in listed)
 
-        assert len(api.client.get("/v1/alerts", params={"severity": "critical", "kind": "drift"}, headers=headers).json()) == 2
+        assert (
+            len(api.client.get("/v1/alerts", params={"severity": "critical", "kind": "drift"}, headers=headers).json())
+            == 2
+        )
         assert api.client.get("/v1/alerts", params={"severity": "info"}, headers=headers).json() == []
         assert api.client.get("/v1/alerts", params={"model": "other"}, headers=headers).json() == []
         future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
@@ -175,14 +200,20 @@ class TestAlerts:
         assert detail["attempts"][-1]["final"] is True
         acked = api.client.post(f"/v1/alerts/{alert_id}/ack", json={"by": "alice", "note": "on it"}, headers=headers)
         assert acked.status_code == 200
-        assert (acked.json()["status"], acked.json()["acked_by"], acked.json()["ack_note"]) == ("acked", "alice", "on it")
+        assert (acked.json()["status"], acked.json()["acked_by"], acked.json()["ack_note"]) == (
+            "acked",
+            "alice",
+            "on it",
+        )
         again = api.client.post(f"/v1/alerts/{alert_id}/ack", headers=headers).json()
         assert again["acked_by"] == "alice"
         assert again["acked_at"] == acked.json()["acked_at"]
         statuses = {a["alert_id"]: a["status"] for a in api.client.get("/v1/alerts", headers=headers).json()}
         assert statuses[alert_id] == "acked"
         assert list(statuses.values()).count("open") == 1
-        assert [a["alert_id"] for a in api.client.get("/v1/alerts", params={"status": "acked"}, headers=headers).json()] == [alert_id]
+        assert [
+            a["alert_id"] for a in api.client.get("/v1/alerts", params={"status": "acked"}, headers=headers).json()
+        ] == [alert_id]
         assert api.client.post("/v1/alerts/nope/ack", headers=headers).status_code == 404
         assert api.client.get("/v1/alerts/nope", headers=headers).status_code == 404
 
@@ -232,10 +263,18 @@ class TestEndToEnd:
             monitor = {**P95, "min_samples": 5, "channels": [webhook(hook.url)]}
             assert api.client.post("/v1/monitors", json=monitor, headers=headers).status_code == 201
             start = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
-            events = [{"event_id": f"e{i}", "model": "chat", "latency_ms": 3000.0 + i, "timestamp": (start + timedelta(seconds=i)).isoformat()}
-                      for i in range(20)]  # fmt: skip
-            response = api.client.post("/v1/inferences", content=orjson.dumps(events),
-                                       headers={**headers, "content-type": "application/json"})  # fmt: skip
+            events = [
+                {
+                    "event_id": f"e{i}",
+                    "model": "chat",
+                    "latency_ms": 3000.0 + i,
+                    "timestamp": (start + timedelta(seconds=i)).isoformat(),
+                }
+                for i in range(20)
+            ]
+            response = api.client.post(
+                "/v1/inferences", content=orjson.dumps(events), headers={**headers, "content-type": "application/json"}
+            )
             assert response.status_code == 202
             api.wait_written()
             pipeline = api.services.runner.pipeline  # type: ignore[union-attr]

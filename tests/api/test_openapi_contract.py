@@ -17,8 +17,12 @@ from tests.conftest import Api, make_settings
 
 ADMIN_KEY = "contract-admin-key-0123456789"
 
-P95 = {"name": "Slow answers", "family": "latency", "metric": "latency_p95_ms",
-       "condition": {"type": "threshold", "operator": "gt", "value": 2000}}  # fmt: skip
+P95 = {
+    "name": "Slow answers",
+    "family": "latency",
+    "metric": "latency_p95_ms",
+    "condition": {"type": "threshold", "operator": "gt", "value": 2000},
+}
 
 
 @pytest.fixture
@@ -128,8 +132,9 @@ class TestMonitors:
     def test_patch_with_null_leaves_the_field(self, api: Api) -> None:
         headers = api.key("patch")
         created = api.client.post("/v1/monitors", json=P95, headers=headers).json()
-        patched = api.client.patch(f"/v1/monitors/{created['monitor_id']}", json={"name": None, "severity": "info"},
-                                   headers=headers)  # fmt: skip
+        patched = api.client.patch(
+            f"/v1/monitors/{created['monitor_id']}", json={"name": None, "severity": "info"}, headers=headers
+        )
         assert patched.status_code == 200, patched.text
         assert (patched.json()["name"], patched.json()["severity"]) == ("Slow answers", "info")
 
@@ -138,20 +143,28 @@ class TestReferences:
     """A JSON body is a time range; a dataset must have columns."""
 
     def test_json_with_a_dataset_format_is_refused(self, api: Api) -> None:
-        response = api.client.post("/v1/models/m/reference", params={"format": "jsonl"}, headers=api.key("ref"),
-                                   json={"start": "2026-01-01T00:00:00Z"})  # fmt: skip
+        response = api.client.post(
+            "/v1/models/m/reference",
+            params={"format": "jsonl"},
+            headers=api.key("ref"),
+            json={"start": "2026-01-01T00:00:00Z"},
+        )
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["query", "format"]
 
     def test_a_dataset_without_columns_is_refused(self, api: Api) -> None:
-        response = api.client.post("/v1/models/m/reference", params={"format": "jsonl"}, headers=api.key("ref"),
-                                   content=b"{}\n{}")  # fmt: skip
+        response = api.client.post(
+            "/v1/models/m/reference", params={"format": "jsonl"}, headers=api.key("ref"), content=b"{}\n{}"
+        )
         assert response.status_code == 422
         assert "no columns" in response.json()["detail"][0]["msg"]
 
     def test_a_range_outside_the_storable_range_is_clamped(self, api: Api) -> None:
-        response = api.client.post("/v1/models/m/reference", headers=api.key("ref"),
-                                   json={"start": "1500-01-01T00:00:00Z", "end": "2400-01-01T00:00:00Z"})  # fmt: skip
+        response = api.client.post(
+            "/v1/models/m/reference",
+            headers=api.key("ref"),
+            json={"start": "1500-01-01T00:00:00Z", "end": "2400-01-01T00:00:00Z"},
+        )
         assert response.status_code == 404  # no traffic of m anywhere: not a 422 about the years
         assert "no inferences" in response.json()["detail"]
 

@@ -42,11 +42,27 @@ def test_all_checks_over_all_operations(data_dir: Path, tmp_path: Path) -> None:
         token = server.app.state.services.keys.create("fuzz").token
         operations = sum(len(methods) for methods in app.openapi()["paths"].values())
         argv = [
-            *_schemathesis(), "--config-file", str(config), "run", f"{server.url}/openapi.json",
-            "--header", f"Authorization: Bearer {token}", "--checks", "all",
-            "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "25", "--seed", "1",
-            "--generation-database", "none", "--request-timeout", "30", "--no-color",
-        ]  # fmt: skip
+            *_schemathesis(),
+            "--config-file",
+            str(config),
+            "run",
+            f"{server.url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--checks",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "30",
+            "--no-color",
+        ]
         result = subprocess.run(  # noqa: S603 - fixed argv, loopback target
             argv,
             capture_output=True,

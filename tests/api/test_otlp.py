@@ -44,8 +44,9 @@ from api import create_app
 from loopwatch._server import BackgroundServer, free_port
 from tests.conftest import make_settings
 
-RESOURCE = Resource.create({"service.name": "support-bot", "service.version": "2.1.0",
-                            "deployment.environment.name": "prod"})  # fmt: skip
+RESOURCE = Resource.create(
+    {"service.name": "support-bot", "service.version": "2.1.0", "deployment.environment.name": "prod"}
+)
 
 
 # --- an OpenAI-compatible server on loopback ---------------------------------------------------------
@@ -59,13 +60,28 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
         if request["model"] == "broken":
             self._send(400, {"error": {"message": "bad model", "type": "invalid_request_error", "code": "bad"}})
             return
-        self._send(200, {
-            "id": "chatcmpl-42", "object": "chat.completion", "created": 1_780_000_000, "model": request["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris is the capital."},
-                         "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 21, "completion_tokens": 6, "total_tokens": 27,
-                      "prompt_tokens_details": {"cached_tokens": 5}},
-        })  # fmt: skip
+        self._send(
+            200,
+            {
+                "id": "chatcmpl-42",
+                "object": "chat.completion",
+                "created": 1_780_000_000,
+                "model": request["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "Paris is the capital."},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": 21,
+                    "completion_tokens": 6,
+                    "total_tokens": 27,
+                    "prompt_tokens_details": {"cached_tokens": 5},
+                },
+            },
+        )
 
     def _send(self, code: int, body: object) -> None:
         raw = json.dumps(body).encode()
@@ -140,9 +156,13 @@ def _evaluate(logger_provider: LoggerProvider, span: ReadableSpan, name: str, sc
     logger_provider.get_logger("evaluator").emit(
         event_name="gen_ai.evaluation.result",
         context=context,
-        attributes={"gen_ai.evaluation.name": name, "gen_ai.evaluation.score.value": score,
-                    "gen_ai.evaluation.score.label": label, "gen_ai.evaluation.explanation": "grounded in the context"},
-    )  # fmt: skip
+        attributes={
+            "gen_ai.evaluation.name": name,
+            "gen_ai.evaluation.score.value": score,
+            "gen_ai.evaluation.score.label": label,
+            "gen_ai.evaluation.explanation": "grounded in the context",
+        },
+    )
 
 
 class _Recorder(SpanExporter):
@@ -280,10 +300,20 @@ def _otlp_json(spans: list[ReadableSpan], hex_ids: bool = True) -> bytes:
     return orjson.dumps(document)
 
 
-def _post(server: BackgroundServer, token: str, body: bytes, content_type: str = "application/x-protobuf",
-          path: str = "/v1/traces", **headers: str) -> httpx.Response:  # fmt: skip
-    return httpx.post(f"{server.url}{path}", content=body, timeout=30,
-                      headers={"authorization": f"Bearer {token}", "content-type": content_type, **headers})  # fmt: skip
+def _post(
+    server: BackgroundServer,
+    token: str,
+    body: bytes,
+    content_type: str = "application/x-protobuf",
+    path: str = "/v1/traces",
+    **headers: str,
+) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}{path}",
+        content=body,
+        timeout=30,
+        headers={"authorization": f"Bearer {token}", "content-type": content_type, **headers},
+    )
 
 
 def _partial(response: httpx.Response) -> tuple[int, str]:
@@ -295,8 +325,13 @@ def _partial(response: httpx.Response) -> tuple[int, str]:
     return parsed.partial_success.rejected_spans, parsed.partial_success.error_message
 
 
-CHAT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
-        "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20}  # fmt: skip
+CHAT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.usage.input_tokens": 100,
+    "gen_ai.usage.output_tokens": 20,
+}
 
 
 class TestEncodings:
@@ -397,18 +432,30 @@ class TestPartialSuccess:
     def test_mix_of_valid_invalid_and_non_genai_spans(self, server: BackgroundServer) -> None:
         token = _token(server, "mix")
         hostile_text = "x" * 100_000
-        spans = _spans([
-            ("chat ok", CHAT, False),
-            ("GET /health", {"http.request.method": "GET", "url.path": "/health"}, False),  # not GenAI: ignored
-            ("chat no model", {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"}, False),
-            ("chat negative", {**CHAT, "gen_ai.usage.input_tokens": -5}, False),
-            ("chat huge model", {**CHAT, "gen_ai.request.model": "m" * 5_000}, False),
-            ("chat nan cost", {**CHAT, "gen_ai.usage.cost": float("nan")}, False),
-            ("chat hostile but fine", {**CHAT, "gen_ai.input.messages": hostile_text, "gen_ai.output.messages": "[[[{",
-                                       "gen_ai.conversation.id": "c" * 10_000, "user.id": ["a", "b"],
-                                       "gen_ai.usage.output_tokens": "12", "gen_ai.response.time_to_first_chunk": "oops"}, True),
-            ("SELECT", {"db.system.name": "postgresql"}, False),  # not GenAI: ignored
-        ])  # fmt: skip
+        spans = _spans(
+            [
+                ("chat ok", CHAT, False),
+                ("GET /health", {"http.request.method": "GET", "url.path": "/health"}, False),  # not GenAI: ignored
+                ("chat no model", {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"}, False),
+                ("chat negative", {**CHAT, "gen_ai.usage.input_tokens": -5}, False),
+                ("chat huge model", {**CHAT, "gen_ai.request.model": "m" * 5_000}, False),
+                ("chat nan cost", {**CHAT, "gen_ai.usage.cost": float("nan")}, False),
+                (
+                    "chat hostile but fine",
+                    {
+                        **CHAT,
+                        "gen_ai.input.messages": hostile_text,
+                        "gen_ai.output.messages": "[[[{",
+                        "gen_ai.conversation.id": "c" * 10_000,
+                        "user.id": ["a", "b"],
+                        "gen_ai.usage.output_tokens": "12",
+                        "gen_ai.response.time_to_first_chunk": "oops",
+                    },
+                    True,
+                ),
+                ("SELECT", {"db.system.name": "postgresql"}, False),  # not GenAI: ignored
+            ]
+        )
         rejected, message = _partial(_post(server, token, encode_spans(spans).SerializeToString()))
         assert rejected == 4
         assert "no model" in message
@@ -423,8 +470,9 @@ class TestPartialSuccess:
         assert len(hostile["tags"]["conversation_id"]) == 256
         assert hostile["output_tokens"] == 12
         for index in (1, 2, 3, 4, 5, 7):
-            missing = httpx.get(f"{server.url}/v1/inferences/{_event_id(spans[index])}",
-                                headers={"authorization": f"Bearer {token}"})  # fmt: skip
+            missing = httpx.get(
+                f"{server.url}/v1/inferences/{_event_id(spans[index])}", headers={"authorization": f"Bearer {token}"}
+            )
             assert missing.status_code == 404
 
     def test_json_request_gets_a_json_partial_success(self, server: BackgroundServer) -> None:
@@ -560,8 +608,7 @@ class TestMetrics:
         meter.create_histogram("gen_ai.client.operation.duration", unit="s").record(0.4)
         data = reader.get_metrics_data()
         provider.shutdown()
-        exporter = OTLPMetricExporter(endpoint=f"{server.url}/v1/metrics",
-                                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        exporter = OTLPMetricExporter(endpoint=f"{server.url}/v1/metrics", headers={"Authorization": f"Bearer {token}"})
         assert exporter.export(data) == MetricExportResult.SUCCESS
         for encoding in ("protobuf", "json"):
             request = encode_metrics(data)
@@ -586,12 +633,17 @@ class TestLargeExports:
     def test_large_export(self, data_dir: Path) -> None:
         with BackgroundServer(create_app(make_settings(data_dir)), free_port()) as running:
             token = _token(running, "large")
-            spans = _spans([(f"chat {i}", {**CHAT, "gen_ai.conversation.id": f"c{i}"}, i % 7 == 0) for i in range(300)]
-                           + [("chat no model", {"gen_ai.operation.name": "chat"}, False), ("GET /", {}, False)])  # fmt: skip
+            spans = _spans(
+                [(f"chat {i}", {**CHAT, "gen_ai.conversation.id": f"c{i}"}, i % 7 == 0) for i in range(300)]
+                + [("chat no model", {"gen_ai.operation.name": "chat"}, False), ("GET /", {}, False)]
+            )
             body = encode_spans(spans).SerializeToString()
-            assert _partial(_post(running, token, body)) == (1, f"span {spans[300].get_span_context().span_id:016x}: "
-                                                             "no model (gen_ai.request.model, gen_ai.response.model, "
-                                                             "llm.model_name)")  # fmt: skip
+            assert _partial(_post(running, token, body)) == (
+                1,
+                f"span {spans[300].get_span_context().span_id:016x}: "
+                "no model (gen_ai.request.model, gen_ai.response.model, "
+                "llm.model_name)",
+            )
             stored = _inference(running, token, _event_id(spans[14]))
             assert (stored["status"], stored["tags"]["conversation_id"]) == ("error", "c14")
             models = httpx.get(f"{running.url}/v1/models", headers={"authorization": f"Bearer {token}"}).json()
@@ -621,14 +673,20 @@ class TestContentViaLogEvents:
         memory_tracer.add_span_processor(SimpleSpanProcessor(memory_spans))
         memory_logger.add_log_record_processor(SimpleLogRecordProcessor(memory_logs))
         questions = ["Capital of France?", "Capital of Italy?", "Capital of Spain?"]
-        for index, (tracer, logger) in enumerate([(tracer_provider, logger_provider),
-                                                   (memory_tracer, memory_logger), (memory_tracer, memory_logger)]):  # fmt: skip
+        for index, (tracer, logger) in enumerate(
+            [(tracer_provider, logger_provider), (memory_tracer, memory_logger), (memory_tracer, memory_logger)]
+        ):
             instrumentor = OpenAIInstrumentor()
             instrumentor.instrument(tracer_provider=tracer, logger_provider=logger)
             try:
                 client = openai.OpenAI(base_url=fake_openai, api_key="sk-test", max_retries=0)
-                client.chat.completions.create(model="gpt-4o-mini", messages=[
-                    {"role": "system", "content": "Be brief."}, {"role": "user", "content": questions[index]}])  # fmt: skip
+                client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[
+                        {"role": "system", "content": "Be brief."},
+                        {"role": "user", "content": questions[index]},
+                    ],
+                )
             finally:
                 instrumentor.uninstrument()
         tracer_provider.shutdown()
@@ -637,8 +695,11 @@ class TestContentViaLogEvents:
         log_first, span_first = memory_spans.get_finished_spans()
 
         def logs_of(span: ReadableSpan) -> bytes:
-            mine = [data for data in memory_logs.get_finished_logs()
-                    if data.log_record.span_id == span.get_span_context().span_id]  # fmt: skip
+            mine = [
+                data
+                for data in memory_logs.get_finished_logs()
+                if data.log_record.span_id == span.get_span_context().span_id
+            ]
             assert [data.log_record.event_name for data in mine] == ["gen_ai.client.inference.operation.details"]
             return encode_logs(mine).SerializeToString()
 
@@ -671,14 +732,17 @@ class TestContentViaLogEvents:
         for event_name, body in [
             ("gen_ai.system.message", {"content": "Be brief."}),
             ("gen_ai.user.message", {"content": "Capital of France?"}),
-            ("gen_ai.choice", {"index": 0, "finish_reason": "stop",
-                               "message": {"role": "assistant", "content": "Paris."}}),
-        ]:  # fmt: skip
+            (
+                "gen_ai.choice",
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Paris."}},
+            ),
+        ]:
             logger.emit(event_name=event_name, body=body, context=context)
         logger.emit(event_name="gen_ai.user.message", body={"content": "orphan"})  # no span: rejected
         provider.shutdown()
-        response = _post(server, token, encode_logs(memory_logs.get_finished_logs()).SerializeToString(),
-                         path="/v1/logs")  # fmt: skip
+        response = _post(
+            server, token, encode_logs(memory_logs.get_finished_logs()).SerializeToString(), path="/v1/logs"
+        )
         assert ExportLogsServiceResponse.FromString(response.content).partial_success.rejected_log_records == 1
         assert _partial(_post(server, token, encode_spans([span]).SerializeToString())) == (0, "")
         stored = _inference(server, token, _event_id(span))

@@ -71,13 +71,15 @@ def report(report_api: Api) -> tuple[object, str]:
     """The report of window 1 against the model's first window (its default reference)."""
     headers = report_api.key("xss")
     for window, n in ((0, 200), (1, 200), (5, 1)):  # the event in window 5 closes windows 0 and 1
-        response = report_api.client.post("/v1/inferences", content=orjson.dumps(_events(window, n, window)),
-                                           headers=headers)  # fmt: skip
+        response = report_api.client.post(
+            "/v1/inferences", content=orjson.dumps(_events(window, n, window)), headers=headers
+        )
         assert response.status_code == 202, response.text
     report_api.wait_written()
     start = T0 + timedelta(seconds=WINDOW)
-    response = report_api.client.get("/v1/reports/drift", headers=headers,
-                                     params={"model": MODEL, "window_start": start.isoformat()})  # fmt: skip
+    response = report_api.client.get(
+        "/v1/reports/drift", headers=headers, params={"model": MODEL, "window_start": start.isoformat()}
+    )
     assert response.status_code == 200, response.text[:500]
     title = f"loopwatch drift: {MODEL} {start.isoformat()} – {(start + timedelta(seconds=WINDOW)).isoformat()}"
     return response, title

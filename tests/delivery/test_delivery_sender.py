@@ -262,9 +262,7 @@ class TestSlack:
     def test_webhook_secret_never_logged(self, receiver: Receiver, alert: AlertEvent) -> None:
         receiver.always(500)
         with structlog.testing.capture_logs() as logs:
-            _, attempts = deliver(
-                alert, webhook(receiver, headers={"Authorization": "Bearer tok3n-value-123"})
-            )
+            _, attempts = deliver(alert, webhook(receiver, headers={"Authorization": "Bearer tok3n-value-123"}))
         assert SECRET not in repr(logs) + repr(attempts)
         assert "tok3n-value-123" not in repr(logs) + repr(attempts)
         assert {entry["event"] for entry in logs} >= {"delivery.attempt", "delivery.failed"}

@@ -110,9 +110,7 @@ class TestHostileAndOddInput:
 
     def test_mrkdwn_is_escaped(self, alert: AlertEvent) -> None:
         payload = slack_message(
-            alert.model_copy(
-                update={"model": "<!channel> & <https://evil.example|click>", "monitor_name": "<@U1>"}
-            )
+            alert.model_copy(update={"model": "<!channel> & <https://evil.example|click>", "monitor_name": "<@U1>"})
         )
         text = all_text(payload)
         assert "<!channel>" not in json.dumps(payload["blocks"][1:])
@@ -169,11 +167,7 @@ class TestHostileAndOddInput:
                 ]
             },
             {"features": [{"name": "f", "value": float("nan"), "threshold": None, "drifted": 1}]},
-            {
-                "features": [
-                    {"name": "`weird` <name>", "value": "high", "method": {"nested": 1}, "drifted": True}
-                ]
-            },
+            {"features": [{"name": "`weird` <name>", "value": "high", "method": {"nested": 1}, "drifted": True}]},
         ],
     )
     def test_malformed_details_do_not_break(self, alert: AlertEvent, details: dict[str, Any]) -> None:

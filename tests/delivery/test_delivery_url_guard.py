@@ -149,9 +149,7 @@ class TestNames:
 
     def test_public_name_accepted(self, monkeypatch: pytest.MonkeyPatch) -> None:
         fake_dns(monkeypatch, {"hooks.example.com": ["93.184.216.34"]})
-        assert [str(a) for a in resolve_target("https://hooks.example.com/x", allow_private=False)] == [
-            "93.184.216.34"
-        ]
+        assert [str(a) for a in resolve_target("https://hooks.example.com/x", allow_private=False)] == ["93.184.216.34"]
 
     def test_one_private_answer_among_public_refuses(self, monkeypatch: pytest.MonkeyPatch) -> None:
         fake_dns(monkeypatch, {"mixed.example.com": ["93.184.216.34", "10.0.0.5"]})

@@ -59,8 +59,7 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, **preset_kwarg
         elif test["id"] == "lt":
             dataset_drifted = test["status"] == "FAIL"
     columns = {
-        name: EvidentlyColumn(value=v, method=m, threshold=t, drifted=flags[name])
-        for name, (v, m, t) in values.items()
+        name: EvidentlyColumn(value=v, method=m, threshold=t, drifted=flags[name]) for name, (v, m, t) in values.items()
     }
     return EvidentlyDrift(columns=columns, count=count, share=share, dataset_drifted=dataset_drifted)
 

@@ -29,9 +29,7 @@ class TestCost:
     """Single-call costs are genai-prices' exact Decimal totals."""
 
     @pytest.mark.parametrize(("model", "provider"), KNOWN)
-    @pytest.mark.parametrize(
-        ("inp", "out", "cached"), [(1000, 200, 0), (12_345, 678, 2_000), (250_000, 4_000, 10_000)]
-    )
+    @pytest.mark.parametrize(("inp", "out", "cached"), [(1000, 200, 0), (12_345, 678, 2_000), (250_000, 4_000, 10_000)])
     def test_known_usage_equals_genai_prices(
         self, model: str, provider: str | None, inp: int, out: int, cached: int
     ) -> None:
@@ -56,9 +54,9 @@ class TestCost:
         assert calculator.cost("gpt-4o", "openai", 10_000, 500, 1_000, at=AT) == expected
         assert calculator.cost("acme-private-7b", None, 10_000, 500, 1_000) == expected
         no_cache_price = PriceOverride(input_per_mtok=Decimal("2"), output_per_mtok=Decimal("2"))
-        assert CostCalculator(CostConfig(overrides={"m": no_cache_price})).cost(
-            "m", None, 100, 0, 50
-        ) == Decimal("0.0002")
+        assert CostCalculator(CostConfig(overrides={"m": no_cache_price})).cost("m", None, 100, 0, 50) == Decimal(
+            "0.0002"
+        )
 
     def test_invalid_tokens(self) -> None:
         with pytest.raises(ValueError, match="cannot exceed"):
@@ -89,13 +87,9 @@ class TestCostBatch:
         cached = (inp * rng.random(n) * 0.5).astype(np.int64)
         out = rng.integers(0, 8_000, n)
         calculator = CostCalculator(
-            CostConfig(
-                overrides={"acme": PriceOverride(input_per_mtok=Decimal("3"), output_per_mtok=Decimal("9"))}
-            )
+            CostConfig(overrides={"acme": PriceOverride(input_per_mtok=Decimal("3"), output_per_mtok=Decimal("9"))})
         )
-        batch = calculator.cost_batch(
-            list(models), [providers.get(m) for m in models], inp, out, cached, at=AT
-        )
+        batch = calculator.cost_batch(list(models), [providers.get(m) for m in models], inp, out, cached, at=AT)
         assert batch.n_unknown == int((models == "unknown-model").sum())
         assert batch.unknown == {(None, "unknown-model"): batch.n_unknown}
         for i in range(0, n, 7):

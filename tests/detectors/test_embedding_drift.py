@@ -10,9 +10,7 @@ from detectors import embedding_drift
 from detectors.embedding_drift import random_auc_threshold, roc_auc, split_indices
 
 
-def _embeddings(
-    n_ref: int, n_cur: int, shift: float, d: int = 16, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def _embeddings(n_ref: int, n_cur: int, shift: float, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     ref = rng.normal(size=(n_ref, d))
     cur = rng.normal(size=(n_cur, d))
@@ -51,9 +49,7 @@ class TestModelMethodProtocol:
         methods = pytest.importorskip("evidently.legacy.metrics.data_drift.embedding_drift_methods")
         ref, cur = _embeddings(n_ref, 500, shift, seed=3)
         ours = embedding_drift(ref, cur)
-        their_score, their_drift, _ = methods.model(bootstrap=n_ref < 1000)(
-            pd.DataFrame(cur), pd.DataFrame(ref)
-        )
+        their_score, their_drift, _ = methods.model(bootstrap=n_ref < 1000)(pd.DataFrame(cur), pd.DataFrame(ref))
         assert ours.method == "model"
         assert ours.drifted == their_drift
         if shift == 0.0:  # both classifiers are at chance level

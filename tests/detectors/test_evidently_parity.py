@@ -105,12 +105,8 @@ class TestDataDriftPresetParity:
 
     def test_constant_columns(self, evidently_runner) -> None:
         n = 1200
-        reference = pd.DataFrame(
-            {"const": np.full(n, 2.5), "const_cat": ["a"] * n, "x": np.linspace(0, 1, n)}
-        )
-        current = pd.DataFrame(
-            {"const": np.full(900, 2.5), "const_cat": ["a"] * 900, "x": np.linspace(0, 1, 900) ** 2}
-        )
+        reference = pd.DataFrame({"const": np.full(n, 2.5), "const_cat": ["a"] * n, "x": np.linspace(0, 1, n)})
+        current = pd.DataFrame({"const": np.full(900, 2.5), "const_cat": ["a"] * 900, "x": np.linspace(0, 1, 900) ** 2})
         _assert_equal(dataset_drift(reference, current), evidently_runner(reference, current))
 
     @pytest.mark.parametrize("method", ["psi", "jensenshannon"])

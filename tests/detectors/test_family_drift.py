@@ -33,8 +33,10 @@ def _llm_window(rng: np.random.Generator, n: int, *, shifted: bool) -> dict[str,
     return data
 
 
-FAMILIES = {"features": ["feature.a", "feature.b", "feature.c", "feature.d", "feature.plan"],
-            "prompt": [f"prompt.d{i}" for i in range(22)]}  # fmt: skip
+FAMILIES = {
+    "features": ["feature.a", "feature.b", "feature.c", "feature.d", "feature.plan"],
+    "prompt": [f"prompt.d{i}" for i in range(22)],
+}
 
 
 class TestColumnTestsEqualScipy:
@@ -110,6 +112,7 @@ class TestEmbeddingEvidence:
 
     def test_stationary_embeddings_have_uniform_p_values(self) -> None:
         rng = np.random.default_rng(9)
-        p_values = [embedding_evidence("e", rng.normal(size=(200, 8)), rng.normal(size=(200, 8))).p_value
-                    for _ in range(200)]  # fmt: skip
+        p_values = [
+            embedding_evidence("e", rng.normal(size=(200, 8)), rng.normal(size=(200, 8))).p_value for _ in range(200)
+        ]
         assert 0.02 <= float(np.mean(np.asarray(p_values) < 0.1)) <= 0.2

@@ -83,9 +83,7 @@ class TestReferenceProfile:
     def test_json_round_trip_is_lossless(self) -> None:
         reference = _reference(50_000)
         reference.loc[::7, "x"] = None
-        profile = ReferenceProfile.from_arrays(
-            reference, config=ProfileConfig(sample_size=1000, max_categories=3)
-        )
+        profile = ReferenceProfile.from_arrays(reference, config=ProfileConfig(sample_size=1000, max_categories=3))
         restored = _round_trip(profile)
         assert restored.to_dict() == profile.to_dict()
         x = restored.columns["x"]

@@ -24,9 +24,7 @@ class TestProportionChange:
         assert result.statistic == pytest.approx(z_hand, rel=1e-12) == pytest.approx(z_sm, rel=1e-12)
         assert result.p_value == pytest.approx(p_sm, rel=1e-9)
         assert result.difference == pytest.approx(165 / 420 - 120 / 400)
-        assert result.cohens_h == pytest.approx(
-            2 * math.asin(math.sqrt(165 / 420)) - 2 * math.asin(math.sqrt(0.3))
-        )
+        assert result.cohens_h == pytest.approx(2 * math.asin(math.sqrt(165 / 420)) - 2 * math.asin(math.sqrt(0.3)))
 
     def test_fisher_when_expected_cell_below_five(self) -> None:
         result = proportion_change(1, 40, 6, 35)  # 7 successes: expected cells 3.7 and 3.3

@@ -41,17 +41,13 @@ class TestKolmogorovSmirnov:
     def test_ties_match_scipy(self) -> None:
         rng = _rng()
         ref, cur = rng.integers(0, 30, 300).astype(float), rng.integers(2, 32, 250).astype(float)
-        assert ks_p_value(numeric_data(ref), numeric_data(cur)) == pytest.approx(
-            stats.ks_2samp(ref, cur).pvalue
-        )
+        assert ks_p_value(numeric_data(ref), numeric_data(cur)) == pytest.approx(stats.ks_2samp(ref, cur).pvalue)
 
 
 class TestWasserstein:
     """Quantile-form W1 equals scipy.stats.wasserstein_distance; the norm follows evidently."""
 
-    @pytest.mark.parametrize(
-        ("n", "m"), [(1, 1), (1, 9), (7, 7), (10, 15), (333, 1000), (4096, 6000), (99991, 4)]
-    )
+    @pytest.mark.parametrize(("n", "m"), [(1, 1), (1, 9), (7, 7), (10, 15), (333, 1000), (4096, 6000), (99991, 4)])
     def test_matches_scipy(self, n: int, m: int) -> None:
         rng = _rng()
         u, v = rng.standard_t(3, size=n), rng.normal(0.3, 2.0, size=m)
@@ -89,9 +85,7 @@ class TestChiSquare:
         f_obs = np.array([np.sum(cur == k) for k in keys], dtype=float)
         f_exp = np.array([np.sum(ref == k) for k in keys], dtype=float) * len(cur) / len(ref)
         expected = stats.chisquare(f_obs, f_exp).pvalue
-        assert chisquare_p_value(categorical_data(ref), categorical_data(cur)) == pytest.approx(
-            expected, rel=1e-12
-        )
+        assert chisquare_p_value(categorical_data(ref), categorical_data(cur)) == pytest.approx(expected, rel=1e-12)
 
     def test_agrees_with_contingency_direction(self) -> None:
         """Not the same test as chi2_contingency, but both see the same strong shift."""
@@ -128,9 +122,7 @@ class TestZTest:
         assert z_p_value(categorical_data(ref), categorical_data(cur)) == pytest.approx(expected, rel=1e-9)
 
     def test_identical_single_value_is_one(self) -> None:
-        assert (
-            z_p_value(categorical_data(np.array([True] * 10)), categorical_data(np.array([True] * 7))) == 1.0
-        )
+        assert z_p_value(categorical_data(np.array([True] * 10)), categorical_data(np.array([True] * 7))) == 1.0
 
     def test_different_single_values(self) -> None:
         p = z_p_value(categorical_data(np.array(["a"] * 40)), categorical_data(np.array(["b"] * 40)))
@@ -153,9 +145,7 @@ class TestJensenShannonAndPsi:
         p_f, q_f = p.copy(), q.copy()
         p_f[p_f == 0], q_f[q_f == 0] = 0.0001, 0.0001
         expected_psi = np.sum((p_f - q_f) * np.log(p_f / q_f))
-        assert psi_value(categorical_data(ref), categorical_data(cur)) == pytest.approx(
-            expected_psi, rel=1e-12
-        )
+        assert psi_value(categorical_data(ref), categorical_data(cur)) == pytest.approx(expected_psi, rel=1e-12)
 
     def test_numeric_histogram_psi(self) -> None:
         rng = _rng()
@@ -219,9 +209,7 @@ class TestBinningPrimitives:
 
     def test_sturges_degenerate_range(self) -> None:
         data = np.full(50, 7.0)
-        np.testing.assert_array_equal(
-            sturges_edges(7.0, 7.0, 50), np.histogram_bin_edges(data, bins="sturges")
-        )
+        np.testing.assert_array_equal(sturges_edges(7.0, 7.0, 50), np.histogram_bin_edges(data, bins="sturges"))
 
     def test_histogram_counts_edges_inclusive_like_numpy(self) -> None:
         edges = np.array([0.0, 1.0, 2.0, 3.0])

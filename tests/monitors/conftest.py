@@ -23,9 +23,14 @@ WINDOW = timedelta(minutes=5)
 
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
-    return make_settings(data_dir, allow_private_webhooks=True, delivery_backoff_seconds=0.01,
-                         delivery_max_attempts=4, delivery_timeout_seconds=2.0,
-                         public_url="https://loopwatch.example.com")  # fmt: skip
+    return make_settings(
+        data_dir,
+        allow_private_webhooks=True,
+        delivery_backoff_seconds=0.01,
+        delivery_max_attempts=4,
+        delivery_timeout_seconds=2.0,
+        public_url="https://loopwatch.example.com",
+    )
 
 
 @pytest.fixture
@@ -44,8 +49,9 @@ def window(n: int) -> tuple[datetime, datetime]:
     return start, start + WINDOW
 
 
-def row(n: int, family: str, metric: str, value: float, *, project: str = "shop", model: str = "m1",
-        **fields: Any) -> StatRow:  # fmt: skip
+def row(
+    n: int, family: str, metric: str, value: float, *, project: str = "shop", model: str = "m1", **fields: Any
+) -> StatRow:
     start, end = window(n)
     fields.setdefault("sample_size", 500)
     return StatRow(project, model, start, end, family, metric, value, **fields)  # type: ignore[arg-type]
@@ -61,18 +67,48 @@ def drift_rows(n: int, *, drifted: bool = True, project: str = "shop", model: st
         ("feature.income", 0.4, 0.4, 0.05, "ks"),  # never drifted
     ]
     rows = [
-        row(n, "drift", "column_drift", value, project=project, model=model, dimension=name, p_value=p,
-            threshold=threshold, flagged=(p is not None and p < threshold) or (p is None and value >= threshold),
-            details={"method": method})
+        row(
+            n,
+            "drift",
+            "column_drift",
+            value,
+            project=project,
+            model=model,
+            dimension=name,
+            p_value=p,
+            threshold=threshold,
+            flagged=(p is not None and p < threshold) or (p is None and value >= threshold),
+            details={"method": method},
+        )
         for name, value, p, threshold, method in columns
-    ]  # fmt: skip
+    ]
     share = sum(r.flagged for r in rows) / len(rows)
-    family = row(n, "drift", "family_drift", 0.5 if drifted else 0.0, project=project, model=model,
-                 dimension="features", p_value=1e-8 if drifted else 0.5, threshold=0.0033, flagged=drifted,
-                 details={"drifted_columns": ["feature.age", "feature.country"] if drifted else []})  # fmt: skip
-    rows.append(row(n, "drift", "dataset_drift", share, project=project, model=model, threshold=0.5,
-                    flagged=share >= 0.5, details={"drifted_columns": [r.dimension for r in rows if r.flagged],
-                                                   "columns": len(rows)}))  # fmt: skip
+    family = row(
+        n,
+        "drift",
+        "family_drift",
+        0.5 if drifted else 0.0,
+        project=project,
+        model=model,
+        dimension="features",
+        p_value=1e-8 if drifted else 0.5,
+        threshold=0.0033,
+        flagged=drifted,
+        details={"drifted_columns": ["feature.age", "feature.country"] if drifted else []},
+    )
+    rows.append(
+        row(
+            n,
+            "drift",
+            "dataset_drift",
+            share,
+            project=project,
+            model=model,
+            threshold=0.5,
+            flagged=share >= 0.5,
+            details={"drifted_columns": [r.dimension for r in rows if r.flagged], "columns": len(rows)},
+        )
+    )
     rows.insert(-1, family)  # the dataset verdict stays last
     return rows
 

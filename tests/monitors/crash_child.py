@@ -31,8 +31,13 @@ from streams.storage import Storage
 from tests.monitors.conftest import drift_rows, webhook
 
 PROJECT = "shop"
-DRIFT = {"name": "Dataset drift", "family": "drift", "metric": "dataset_drift", "condition": {"type": "flagged"},
-         "cooldown_seconds": 0}  # fmt: skip
+DRIFT = {
+    "name": "Dataset drift",
+    "family": "drift",
+    "metric": "dataset_drift",
+    "condition": {"type": "flagged"},
+    "cooldown_seconds": 0,
+}
 
 
 def _say(payload: object) -> None:

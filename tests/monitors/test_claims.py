@@ -24,8 +24,14 @@ from streams.monitors.store import MonitorStore
 from streams.storage import Claims, Storage
 from tests.monitors.conftest import drift_rows, webhook
 
-DRIFT = {"name": "Dataset drift", "family": "drift", "metric": "dataset_drift", "condition": {"type": "flagged"},
-         "cooldown_seconds": 0, "retrain_after": 1}  # fmt: skip
+DRIFT = {
+    "name": "Dataset drift",
+    "family": "drift",
+    "metric": "dataset_drift",
+    "condition": {"type": "flagged"},
+    "cooldown_seconds": 0,
+    "retrain_after": 1,
+}
 
 
 class RacingAlertStore(AlertStore):

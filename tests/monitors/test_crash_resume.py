@@ -35,8 +35,11 @@ class Child:
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.process = subprocess.Popen(  # noqa: S603 - fixed argv
             [sys.executable, "-m", "tests.monitors.crash_child", *args],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self._lines: queue.Queue[str] = queue.Queue()
         self._stderr: list[bytes] = []
         threading.Thread(target=self._pump, daemon=True).start()

@@ -20,8 +20,13 @@ from streams.monitors import EvaluationResult, Monitoring, topic_publisher
 from tests.delivery.delivery_receiver import Receiver, Reply
 from tests.monitors.conftest import SECRET, drift_rows, webhook
 
-DRIFT = {"name": "Dataset drift", "family": "drift", "metric": "dataset_drift", "condition": {"type": "flagged"},
-         "cooldown_seconds": 0}  # fmt: skip
+DRIFT = {
+    "name": "Dataset drift",
+    "family": "drift",
+    "metric": "dataset_drift",
+    "condition": {"type": "flagged"},
+    "cooldown_seconds": 0,
+}
 
 
 def _fire(monitoring: Monitoring, channels: list[dict[str, Any]], *, n: int = 0, **spec: Any) -> EvaluationResult:
@@ -52,14 +57,22 @@ class TestWebhookDelivery:
         alert_id = result.alerts[0].alert_id
         attempts = monitoring.alerts.attempts("shop", alert_id)
         assert [(a["attempt"], a["status_code"], a["succeeded"], a["final"]) for a in attempts] == [
-            (1, 503, False, False), (2, 503, False, False), (3, 200, True, True),
-        ]  # fmt: skip
+            (1, 503, False, False),
+            (2, 503, False, False),
+            (3, 200, True, True),
+        ]
         assert all(a["url"] == receiver.url and a["channel"] == "webhook" for a in attempts)
         assert {r.idempotency_key for r in receiver.requests} == {alert_id}  # one key for every retry
         delivery = monitoring.alerts.get_alert("shop", alert_id)["delivery"]  # type: ignore[index]
-        assert (delivery["status"], delivery["attempts"], delivery["targets"][0]["status"]) == ("delivered", 3, "delivered")
+        assert (delivery["status"], delivery["attempts"], delivery["targets"][0]["status"]) == (
+            "delivered",
+            3,
+            "delivered",
+        )
 
-    def test_always_failing_ends_failed_and_alert_stays(self, monitoring: Monitoring, receiver: WebhookReceiver) -> None:
+    def test_always_failing_ends_failed_and_alert_stays(
+        self, monitoring: Monitoring, receiver: WebhookReceiver
+    ) -> None:
         receiver.fail_first = 1000
         result = _fire(monitoring, [webhook(receiver.url)])
         outcomes = _dispatch(monitoring, result)
@@ -100,13 +113,20 @@ class TestSlackAndFanOut:
     def test_slack_block_kit_and_webhook_together(self, monitoring: Monitoring, receiver: WebhookReceiver) -> None:
         with WebhookReceiver() as slack:
             slack_url = slack.url.replace("/hooks/loopwatch", "/services/T000/B000/XXXXXXXX")
-            result = _fire(monitoring, [{"type": "slack", "webhook_url": slack_url}, webhook(receiver.url)],
-                           severity="critical", retrain_after=1)  # fmt: skip
+            result = _fire(
+                monitoring,
+                [{"type": "slack", "webhook_url": slack_url}, webhook(receiver.url)],
+                severity="critical",
+                retrain_after=1,
+            )
             assert len(result.retrains) == 1
             outcomes = _dispatch(monitoring, result)
             assert sorted((o.channel, o.status) for o in outcomes) == [
-                ("slack", "delivered"), ("slack", "delivered"), ("webhook", "delivered"), ("webhook", "delivered"),
-            ]  # fmt: skip
+                ("slack", "delivered"),
+                ("slack", "delivered"),
+                ("webhook", "delivered"),
+                ("webhook", "delivered"),
+            ]
             by_type = {r.event_type: r.json for r in slack.wait_for(2)}
         alert_payload = by_type["alert"]
         for payload in by_type.values():
@@ -131,7 +151,9 @@ class TestSlackAndFanOut:
 class TestPublishAndRecovery:
     """Distributed mode publishes every event; a broken bus never stops delivery; lost hand-offs resume."""
 
-    def test_publish_callable_gets_alerts_and_retrains(self, storage: Any, settings: Any, receiver: WebhookReceiver) -> None:
+    def test_publish_callable_gets_alerts_and_retrains(
+        self, storage: Any, settings: Any, receiver: WebhookReceiver
+    ) -> None:
         published: list[tuple[str, str]] = []
 
         async def publish(kind: str, event: Any) -> None:
@@ -167,7 +189,9 @@ class TestPublishAndRecovery:
         assert resent_alert.model_dump(exclude={"fired_at"}) == result.alerts[0].model_dump(exclude={"fired_at"})
         assert abs(resent_alert.fired_at - result.alerts[0].fired_at) < timedelta(milliseconds=1)
         resent_retrain = RetrainEvent.model_validate_json(by_type["retrain"].body)
-        assert resent_retrain.model_dump(exclude={"created_at"}) == result.retrains[0].model_dump(exclude={"created_at"})
+        assert resent_retrain.model_dump(exclude={"created_at"}) == result.retrains[0].model_dump(
+            exclude={"created_at"}
+        )
         assert monitoring.alerts.get_alert("shop", result.alerts[0].alert_id)["delivery"]["status"] == "delivered"  # type: ignore[index]
         assert asyncio.run(_resume(monitoring)) == 0  # complete now: nothing to resume
 

@@ -13,8 +13,13 @@ from schemas.stats import StatRow
 from streams.monitors import Monitoring
 from tests.monitors.conftest import drift_rows, row, window
 
-DRIFT = {"name": "Dataset drift", "family": "drift", "metric": "dataset_drift", "condition": {"type": "flagged"},
-         "cooldown_seconds": 0}  # fmt: skip
+DRIFT = {
+    "name": "Dataset drift",
+    "family": "drift",
+    "metric": "dataset_drift",
+    "condition": {"type": "flagged"},
+    "cooldown_seconds": 0,
+}
 
 
 def _create(monitoring: Monitoring, project: str = "shop", **spec: Any) -> str:
@@ -47,8 +52,15 @@ class TestDriftAlert:
         assert (alert.window_start, alert.window_end) == (start, end)
         features = alert.details["features"]
         assert [f["name"] for f in features[:4]] == ["feature.country", "prompt.chars", "feature.age", "response.words"]
-        assert features[0] == {"name": "feature.country", "method": "chisquare", "value": 1e-9, "threshold": 0.05,
-                               "p_value": 1e-9, "drifted": True, "score": pytest.approx(6.92, abs=0.01)}  # fmt: skip
+        assert features[0] == {
+            "name": "feature.country",
+            "method": "chisquare",
+            "value": 1e-9,
+            "threshold": 0.05,
+            "p_value": 1e-9,
+            "drifted": True,
+            "score": pytest.approx(6.92, abs=0.01),
+        }
         assert (alert.details["drifted_columns"], alert.details["columns"]) == (4, 5)
         link = urlsplit(alert.report_url or "")
         assert f"{link.scheme}://{link.netloc}{link.path}" == "https://loopwatch.example.com/v1/reports/drift"
@@ -99,8 +111,15 @@ class TestConditions:
     """Thresholds, p-values, min_samples, scope and dimension, as stored monitors see real rows."""
 
     def test_threshold_and_min_samples(self, monitoring: Monitoring) -> None:
-        _create(monitoring, name="p95", family="latency", metric="latency_p95_ms", cooldown_seconds=0,
-                condition={"type": "threshold", "operator": "gt", "value": 2000}, min_samples=50)  # fmt: skip
+        _create(
+            monitoring,
+            name="p95",
+            family="latency",
+            metric="latency_p95_ms",
+            cooldown_seconds=0,
+            condition={"type": "threshold", "operator": "gt", "value": 2000},
+            min_samples=50,
+        )
         assert not monitoring.engine.evaluate([_p95(0, 1999.0)])
         assert not monitoring.engine.evaluate([_p95(1, 9000.0, sample_size=49)])  # too few calls to judge
         alert = monitoring.engine.evaluate([_p95(2, 2500.0, sample_size=50)]).alerts[0]
@@ -108,13 +127,25 @@ class TestConditions:
         assert "/v1/stats/latency?" in (alert.report_url or "")
 
     def test_error_rate_alerts_are_their_own_kind(self, monitoring: Monitoring) -> None:
-        _create(monitoring, name="errors", family="latency", metric="error_rate", cooldown_seconds=0,
-                condition={"type": "threshold", "operator": "gte", "value": 0.05})  # fmt: skip
+        _create(
+            monitoring,
+            name="errors",
+            family="latency",
+            metric="error_rate",
+            cooldown_seconds=0,
+            condition={"type": "threshold", "operator": "gte", "value": 0.05},
+        )
         assert monitoring.engine.evaluate([row(0, "latency", "error_rate", 0.2)]).alerts[0].kind == "error_rate"
 
     def test_p_value_drop_only(self, monitoring: Monitoring) -> None:
-        _create(monitoring, name="thumbs", family="quality", metric="thumbs_up_rate", cooldown_seconds=0,
-                condition={"type": "p_value", "alpha": 0.01})  # fmt: skip
+        _create(
+            monitoring,
+            name="thumbs",
+            family="quality",
+            metric="thumbs_up_rate",
+            cooldown_seconds=0,
+            condition={"type": "p_value", "alpha": 0.01},
+        )
 
         def thumbs(n: int, value: float, p: float | None) -> StatRow:
             details = {"reference": 0.8, "effect": value - 0.8, "test": "fisher"}
@@ -124,20 +155,38 @@ class TestConditions:
         assert not monitoring.engine.evaluate([thumbs(1, 0.95, 0.001)])  # significant, but better
         assert not monitoring.engine.evaluate([thumbs(2, 0.6, None)])  # not testable
         alert = monitoring.engine.evaluate([thumbs(3, 0.5, 0.001)]).alerts[0]
-        assert (alert.kind, alert.p_value, alert.threshold, alert.condition) == ("quality", 0.001, 0.01, "p < 0.01, decrease")
+        assert (alert.kind, alert.p_value, alert.threshold, alert.condition) == (
+            "quality",
+            0.001,
+            0.01,
+            "p < 0.01, decrease",
+        )
         assert alert.details["statistic"] == {"reference": 0.8, "effect": pytest.approx(-0.3), "test": "fisher"}
 
     def test_any_column_picks_the_most_drifted(self, monitoring: Monitoring) -> None:
-        _create(monitoring, name="columns", family="drift", metric="column_drift", condition={"type": "p_value"},
-                cooldown_seconds=0)  # fmt: skip
+        _create(
+            monitoring,
+            name="columns",
+            family="drift",
+            metric="column_drift",
+            condition={"type": "p_value"},
+            cooldown_seconds=0,
+        )
         alert = monitoring.engine.evaluate(drift_rows(0)).alerts[0]
         assert alert.dimension == "feature.country"
         assert alert.p_value == 1e-9
         assert [b["dimension"] for b in alert.details["breaching"]] == ["feature.country", "feature.age"]
 
     def test_scope_project_and_version(self, monitoring: Monitoring) -> None:
-        _create(monitoring, name="p95", family="latency", metric="latency_p95_ms", scope="m1", cooldown_seconds=0,
-                condition={"type": "threshold", "operator": "gt", "value": 1})  # fmt: skip
+        _create(
+            monitoring,
+            name="p95",
+            family="latency",
+            metric="latency_p95_ms",
+            scope="m1",
+            cooldown_seconds=0,
+            condition={"type": "threshold", "operator": "gt", "value": 1},
+        )
         assert not monitoring.engine.evaluate([_p95(0, 5.0, model="m2")])  # other model
         assert not monitoring.engine.evaluate([_p95(0, 5.0, model_version="v2")])  # per-version copy
         other = monitoring.engine.evaluate([_p95(0, 5.0, project="elsewhere")])  # other project: its defaults
@@ -178,10 +227,16 @@ class TestRetraining:
         assert [w["window_start"] for w in evidence["windows"]] == [window(n)[0].isoformat() for n in (3, 4, 5)]
         stored = {a["alert_id"]: a["window_start"] for a in _stored_alerts(monitoring)}
         # window 3 fired; 4 was inside its cooldown (its alert stands for it); 5 fired again
-        assert event.reason == [a for a, start in sorted(stored.items(), key=lambda kv: kv[1]) if start in (window(3)[0], window(5)[0])]
+        assert event.reason == [
+            a for a, start in sorted(stored.items(), key=lambda kv: kv[1]) if start in (window(3)[0], window(5)[0])
+        ]
         assert event.dataset["endpoint"] == "/v1/feedback/export"
-        assert event.dataset["params"] == {"model": "m1", "kind": "correction", "format": "chat",
-                                           "until": window(5)[1].isoformat()}  # fmt: skip
+        assert event.dataset["params"] == {
+            "model": "m1",
+            "kind": "correction",
+            "format": "chat",
+            "until": window(5)[1].isoformat(),
+        }
         requests = monitoring.alerts.list_retrains("shop")
         assert [r["request_id"] for r in requests] == [event.request_id]
         assert requests[0]["monitor_id"] == monitor_id

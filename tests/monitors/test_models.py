@@ -24,9 +24,11 @@ SLACK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
 
 def _spec(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "name": "p95", "family": "latency", "metric": "latency_p95_ms",
+        "name": "p95",
+        "family": "latency",
+        "metric": "latency_p95_ms",
         "condition": {"type": "threshold", "operator": "gt", "value": 2000},
-    }  # fmt: skip
+    }
     return {**base, **overrides}
 
 
@@ -104,9 +106,13 @@ class TestSecrets:
     def _monitor(self) -> Monitor:
         channels = [
             {"type": "slack", "webhook_url": SLACK},
-            {"type": "webhook", "url": "https://user:pw@hooks.example.com/in?token=abc", "secret": SECRET,
-             "headers": {"Authorization": "Bearer very-secret-token"}},
-        ]  # fmt: skip
+            {
+                "type": "webhook",
+                "url": "https://user:pw@hooks.example.com/in?token=abc",
+                "secret": SECRET,
+                "headers": {"Authorization": "Bearer very-secret-token"},
+            },
+        ]
         return Monitor(project="shop", **_spec(channels=channels))
 
     def test_public_form_masks_every_secret(self) -> None:
@@ -115,8 +121,12 @@ class TestSecrets:
         for secret in ("XXXXSECRETXXXX", SECRET, "very-secret-token", "token=abc", "pw@"):
             assert secret not in text
         assert shown["channels"][0]["webhook_url"] == "https://hooks.slack.com/…"
-        assert shown["channels"][1] == {"type": "webhook", "url": "https://hooks.example.com/in", "secret": MASK,
-                                        "headers": {"Authorization": MASK}}  # fmt: skip
+        assert shown["channels"][1] == {
+            "type": "webhook",
+            "url": "https://hooks.example.com/in",
+            "secret": MASK,
+            "headers": {"Authorization": MASK},
+        }
 
     def test_storage_form_keeps_secrets_and_round_trips(self) -> None:
         monitor = self._monitor()
@@ -151,8 +161,9 @@ class TestConditions:
         assert not breaches(cond, value=0.5, p_value=None, flagged=True, reference=0.8, direction="any")
 
     def test_default_direction_is_the_metric_bad_direction(self) -> None:
-        quality = Monitor(project="p", **_spec(family="quality", metric="thumbs_up_rate",
-                                               condition={"type": "p_value"}))  # fmt: skip
+        quality = Monitor(
+            project="p", **_spec(family="quality", metric="thumbs_up_rate", condition={"type": "p_value"})
+        )
         drift = Monitor(project="p", **_spec(family="drift", metric="column_drift", condition={"type": "p_value"}))
         assert quality.direction() == "down"
         assert drift.direction() == "any"

@@ -21,8 +21,12 @@ from streams.storage import Storage
 from tests.conftest import make_settings
 from tests.monitors.conftest import SECRET
 
-P95 = {"name": "p95", "family": "latency", "metric": "latency_p95_ms",
-       "condition": {"type": "threshold", "operator": "gt", "value": 2000}}  # fmt: skip
+P95 = {
+    "name": "p95",
+    "family": "latency",
+    "metric": "latency_p95_ms",
+    "condition": {"type": "threshold", "operator": "gt", "value": 2000},
+}
 
 YAML = """
 monitors:
@@ -80,8 +84,11 @@ class TestCrud:
         store = monitoring.store
         defaults = store.list("fresh")
         assert {m.monitor_id for m in defaults} == {
-            "default-family-drift", "default-thumbs-drop", "default-latency-p95", "default-spend-anomaly",
-        }  # fmt: skip
+            "default-family-drift",
+            "default-thumbs-drop",
+            "default-latency-p95",
+            "default-spend-anomaly",
+        }
         assert all(m.builtin and not m.channels and m.scope == "*" for m in defaults)
         assert store.get("fresh", "default-latency-p95") is not None
         with pytest.raises(BuiltinMonitorError):
@@ -126,7 +133,11 @@ class TestYaml:
     def test_every_problem_is_reported_with_its_location(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("LW_TEST_SECRET", raising=False)
         path = tmp_path / "bad.yaml"
-        path.write_text(YAML.replace("value: 1500", "value: lots").replace("  - monitor_id: checkout-p95\n    project", "  - project"))
+        path.write_text(
+            YAML.replace("value: 1500", "value: lots").replace(
+                "  - monitor_id: checkout-p95\n    project", "  - project"
+            )
+        )
         with pytest.raises(MonitorFileError) as caught:
             load_monitors_file(path)
         message = str(caught.value)
@@ -134,8 +145,9 @@ class TestYaml:
         assert "monitors[1].monitor_id: field required" in message
         assert "monitors[1].condition.threshold.value" in message
 
-    def test_private_targets_refused_unless_allowed(self, storage: Storage, data_dir: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    def test_private_targets_refused_unless_allowed(
+        self, storage: Storage, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setenv("LW_TEST_SECRET", SECRET)
         path = tmp_path / "monitors.yaml"
         path.write_text(YAML)
@@ -144,8 +156,9 @@ class TestYaml:
             strict.load_file(path)
         assert strict.get("checkout", "checkout-drift") is None  # nothing written from a refused file
 
-    def test_file_loaded_at_start(self, storage: Storage, settings: Settings, tmp_path: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    def test_file_loaded_at_start(
+        self, storage: Storage, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         import asyncio
 
         monkeypatch.setenv("LW_TEST_SECRET", SECRET)

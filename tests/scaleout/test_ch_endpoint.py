@@ -63,12 +63,22 @@ def test_dataframes_arrow_and_row_binary(client: Client) -> None:
 
 
 def test_raw_json_insert_with_settings_and_command(client: Client) -> None:
-    client.raw_insert("cc.t", ["a", "s", "at"], insert_block=b'{"a":7,"s":"j","at":"2025-03-04T05:06:07Z"}\n',
-                      fmt="JSONEachRow", settings={"date_time_input_format": "best_effort"})  # fmt: skip
+    client.raw_insert(
+        "cc.t",
+        ["a", "s", "at"],
+        insert_block=b'{"a":7,"s":"j","at":"2025-03-04T05:06:07Z"}\n',
+        fmt="JSONEachRow",
+        settings={"date_time_input_format": "best_effort"},
+    )
     assert client.command("SELECT count() FROM cc.t WHERE a = 7") == 1
     with pytest.raises(DatabaseError):  # the setting really reaches the engine: without it, ISO 'Z' fails
-        client.raw_insert("cc.t", ["a", "s", "at"], insert_block=b'{"a":8,"s":"j","at":"2025-03-04T05:06:07Z"}\n',
-                          fmt="JSONEachRow", settings={"date_time_input_format": "basic"})  # fmt: skip
+        client.raw_insert(
+            "cc.t",
+            ["a", "s", "at"],
+            insert_block=b'{"a":8,"s":"j","at":"2025-03-04T05:06:07Z"}\n',
+            fmt="JSONEachRow",
+            settings={"date_time_input_format": "basic"},
+        )
 
 
 def test_errors_like_clickhouse(endpoint: EndpointProcess, client: Client) -> None:

@@ -49,10 +49,18 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = CONVERG
 def _batch(window: int) -> list[dict[str, object]]:
     start = T0 + window * WINDOW
     return [
-        {"event_id": f"e-{model}-{window}-{n}", "model": model, "latency_ms": 100 + n, "input_tokens": 10,
-         "output_tokens": 20, "timestamp": (start + timedelta(seconds=n)).isoformat(), "prompt": "hello"}
-        for model in MODELS for n in range(PER_WINDOW)
-    ]  # fmt: skip
+        {
+            "event_id": f"e-{model}-{window}-{n}",
+            "model": model,
+            "latency_ms": 100 + n,
+            "input_tokens": 10,
+            "output_tokens": 20,
+            "timestamp": (start + timedelta(seconds=n)).isoformat(),
+            "prompt": "hello",
+        }
+        for model in MODELS
+        for n in range(PER_WINDOW)
+    ]
 
 
 @pytest.fixture
@@ -84,15 +92,23 @@ def test_api_replicas_and_workers_share_one_clickhouse(topology: Topology, tmp_p
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
 
     with WebhookReceiver(secret=SECRET) as first, WebhookReceiver(secret=SECRET) as second:
-        monitor = {"monitor_id": "volume", "name": "Volume", "family": "latency", "metric": "count",
-                   "condition": {"type": "threshold", "operator": "gte", "value": 1}, "cooldown_seconds": 0,
-                   "retrain_after": 2, "channels": [webhook(first.url), webhook(second.url)]}  # fmt: skip
+        monitor = {
+            "monitor_id": "volume",
+            "name": "Volume",
+            "family": "latency",
+            "metric": "count",
+            "condition": {"type": "threshold", "operator": "gte", "value": 1},
+            "cooldown_seconds": 0,
+            "retrain_after": 2,
+            "channels": [webhook(first.url), webhook(second.url)],
+        }
         created = httpx.post(f"{apis[0].url}/v1/monitors", json=monitor, headers=headers, timeout=30)
         assert created.status_code == 201, created.text
 
         def send(window: int, api: int) -> None:
-            response = httpx.post(f"{apis[api].url}/v1/inferences", content=orjson.dumps(_batch(window)),
-                                  headers=headers, timeout=60)  # fmt: skip
+            response = httpx.post(
+                f"{apis[api].url}/v1/inferences", content=orjson.dumps(_batch(window)), headers=headers, timeout=60
+            )
             assert response.status_code == 202, response.text
 
         def alerts() -> int:
@@ -108,8 +124,10 @@ def test_api_replicas_and_workers_share_one_clickhouse(topology: Topology, tmp_p
 
         expected_alerts = len(MODELS) * WINDOWS
         closed = f"window_start < toDateTime64('{(T0 + WINDOWS * WINDOW).strftime('%Y-%m-%d %H:%M:%S')}', 3, 'UTC')"
-        _wait_for(lambda: storage.scalar(f"SELECT uniqExact(alert_id) FROM {db}.alerts WHERE {closed}") == expected_alerts,
-                  "an alert for every closed window")  # fmt: skip
+        _wait_for(
+            lambda: storage.scalar(f"SELECT uniqExact(alert_id) FROM {db}.alerts WHERE {closed}") == expected_alerts,
+            "an alert for every closed window",
+        )
         alert_ids = {
             row[0] for row in storage.query(f"SELECT DISTINCT alert_id FROM {db}.alerts WHERE {closed}").result_rows
         }

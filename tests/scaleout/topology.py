@@ -38,9 +38,14 @@ class Topology:
     def cli(self, *args: str) -> str:
         """``loopwatch <args>`` against the shared ClickHouse; returns stdout."""
         done = subprocess.run(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "loopwatch", *args], env=self.env(), cwd=ROOT, capture_output=True, text=True,
-            timeout=120, check=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "loopwatch", *args],
+            env=self.env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         return done.stdout
 
     def start_api(self) -> ServerProcess:
@@ -51,8 +56,11 @@ class Topology:
     def start_worker(self) -> subprocess.Popen[bytes]:
         worker = subprocess.Popen(  # noqa: S603 - our own CLI
             [sys.executable, "-m", "loopwatch", "worker", "--app-id", self.group],
-            env=self.env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            env=self.env(),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.workers.append(worker)
         return worker
 

@@ -91,7 +91,9 @@ class TestFeedbackEvent:
         ],
     )
     def test_valid(self, kind: str, value: object, extra: dict[str, object]) -> None:
-        event = FeedbackEvent.model_validate({"project": "p", "inference_id": "i1", "kind": kind, "value": value, **extra})
+        event = FeedbackEvent.model_validate(
+            {"project": "p", "inference_id": "i1", "kind": kind, "value": value, **extra}
+        )
         assert event.kind == FeedbackKind(kind)
 
     @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ NEAR_MISS: dict[str, st.SearchStrategy[Any]] = {
             ]
         ),
         st.integers(0, 2_000_000_000),
-    ),  # fmt: skip
+    ),
     "non_negative": st.sampled_from([-1, -0.5, "3", True, 1e308 * 10]),
     "tokens": st.sampled_from([-1, limits.MAX_TOKENS + 1, 2**70, 3.0, 1.5, "3", True]),
     "text": st.sampled_from(["p" * (limits.MAX_TEXT_CHARS + 1), 5]),
@@ -90,7 +90,7 @@ NEAR_MISS: dict[str, st.SearchStrategy[Any]] = {
             {f"f{i}": 1 for i in range(limits.MAX_FEATURES + 1)},
             [],
         ]
-    ),  # fmt: skip
+    ),
     "prediction": st.sampled_from([[1], {"a": 1}, "s" * (limits.MAX_FEATURE_STRING_LENGTH + 1)]),
     "probabilities": st.sampled_from([{"a": "x"}, {"a": None}, [0.5]]),
     "embedding": st.sampled_from([[], ["a"], [None], [0.0] * (limits.MAX_EMBEDDING_DIM + 1)]),
@@ -101,20 +101,36 @@ NEAR_MISS: dict[str, st.SearchStrategy[Any]] = {
             {"k": "v" * (limits.MAX_TAG_VALUE_LENGTH + 1)},
             {f"k{i}": "v" for i in range(limits.MAX_TAGS + 1)},
         ]
-    ),  # fmt: skip
+    ),
 }
 
 INFERENCE_FIELDS = {  # field → value kind above; "project" is filled from the key when absent
-    "event_id": "id", "model": "name", "model_version": "optional_name", "provider": "optional_name",
-    "timestamp": "timestamp", "latency_ms": "non_negative", "error_type": "optional_name",
-    "input_tokens": "tokens", "output_tokens": "tokens", "cached_tokens": "tokens", "cost_usd": "non_negative",
-    "prompt": "text", "response": "text", "features": "features", "prediction": "prediction",
-    "probabilities": "probabilities", "embedding": "embedding", "tags": "tags",
-}  # fmt: skip
+    "event_id": "id",
+    "model": "name",
+    "model_version": "optional_name",
+    "provider": "optional_name",
+    "timestamp": "timestamp",
+    "latency_ms": "non_negative",
+    "error_type": "optional_name",
+    "input_tokens": "tokens",
+    "output_tokens": "tokens",
+    "cached_tokens": "tokens",
+    "cost_usd": "non_negative",
+    "prompt": "text",
+    "response": "text",
+    "features": "features",
+    "prediction": "prediction",
+    "probabilities": "probabilities",
+    "embedding": "embedding",
+    "tags": "tags",
+}
 FEEDBACK_FIELDS = {
-    "feedback_id": "id", "inference_id": "id", "timestamp": "timestamp", "name": "optional_name",
+    "feedback_id": "id",
+    "inference_id": "id",
+    "timestamp": "timestamp",
+    "name": "optional_name",
     "user_id": "optional_name",
-}  # fmt: skip
+}
 _kinds = st.sampled_from(["thumbs", "rating", "label", "score", "correction", "comment"])
 _feedback_values = st.one_of(st.sampled_from([1, -1, True, False, 0, 3, 5, 6, 2.5, None, "yes", ""]), _finite, _text)
 
@@ -161,8 +177,7 @@ GENERATED = {"event_id", "feedback_id", "timestamp"}  # filled at decode time wh
 def _compare(fast: list[Any] | None, items: list[dict[str, Any]], model: type[Any], to_record: Any) -> None:
     """Fast result (project filled like the API does) vs pydantic on the same items."""
     try:
-        expected = [to_record(model.model_validate_json(_dumps({"project": DEFAULT_PROJECT} | item)))
-                    for item in items]  # fmt: skip
+        expected = [to_record(model.model_validate_json(_dumps({"project": DEFAULT_PROJECT} | item))) for item in items]
     except ValidationError:
         expected = None
     if fast is None:
@@ -201,11 +216,21 @@ class TestFastPathTakesRealTraffic:
 
     def test_sdk_shaped_events_decode_fast(self) -> None:
         events = [
-            InferenceEvent(project="p", model="gpt-4o", provider="openai", input_tokens=10, output_tokens=5,
-                           latency_ms=12.5, prompt="hi", response="hello", tags={"route": "/chat"},
-                           features={"age": 3, "plan": "pro", "ok": True}, embedding=[0.1, 0.2])
+            InferenceEvent(
+                project="p",
+                model="gpt-4o",
+                provider="openai",
+                input_tokens=10,
+                output_tokens=5,
+                latency_ms=12.5,
+                prompt="hi",
+                response="hello",
+                tags={"route": "/chat"},
+                features={"age": 3, "plan": "pro", "ok": True},
+                embedding=[0.1, 0.2],
+            )
             for _ in range(3)
-        ]  # fmt: skip
+        ]
         body = InferenceDecoder().decode(orjson.dumps([event.model_dump(mode="json") for event in events]))
         assert body == [inference_record(event) for event in events]
 
@@ -225,6 +250,11 @@ class TestFastPathTakesRealTraffic:
         assert len(event.prompt or "") == limits.MAX_TEXT_CHARS
 
     def test_encoding_matches_the_pydantic_json(self) -> None:
-        event = InferenceEvent(project="p", model="m", timestamp=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
-                               features={"a": 1.5, "b": None}, tags={"k": "v"})  # fmt: skip
+        event = InferenceEvent(
+            project="p",
+            model="m",
+            timestamp=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+            features={"a": 1.5, "b": None},
+            tags={"k": "v"},
+        )
         assert orjson.loads(encode_records([inference_record(event)])) == [event.model_dump(mode="json")]

@@ -88,9 +88,7 @@ class TestNeverBlocksNeverRaises:
             assert len(ids) == 100
             stats = emitter.stats
             assert (stats.queued, stats.dropped) == (10, 90)
-            assert [entry["reason"] for entry in logs if entry["event"] == "emitter_event_dropped"] == [
-                "buffer_full"
-            ]
+            assert [entry["reason"] for entry in logs if entry["event"] == "emitter_event_dropped"] == ["buffer_full"]
             emitter.close(timeout=1)
         assert emitter.stats.failed == 10
 
@@ -115,9 +113,7 @@ class TestNeverBlocksNeverRaises:
             emitter.close(timeout=0)
 
     def test_default_model_and_client_side_ids(self) -> None:
-        with Emitter(
-            "proj", http_url=_dead_url(), api_key="k", default_model="gpt-x", linger_seconds=30
-        ) as emitter:
+        with Emitter("proj", http_url=_dead_url(), api_key="k", default_model="gpt-x", linger_seconds=30) as emitter:
             assert emitter.log_inference(prompt="p", event_id="my-id-1") == "my-id-1"
             assert emitter.log_feedback("my-id-1", kind="comment", text="ok", feedback_id="fb-1") == "fb-1"
             assert emitter.stats.queued == 2

@@ -34,9 +34,7 @@ class TestHttpDelivery:
 
     def test_three_thousand_inferences_and_feedback_are_stored(self, server: BackgroundServer) -> None:
         token = server.app.state.services.keys.create("sdk-http").token
-        emitter = Emitter(
-            "sdk-http", http_url=server.url, api_key=token, batch_max_events=400, linger_seconds=0.05
-        )
+        emitter = Emitter("sdk-http", http_url=server.url, api_key=token, batch_max_events=400, linger_seconds=0.05)
         ids = [
             emitter.log_inference(model=f"model-{i % 3}", prompt=f"q{i}", response="a", output_tokens=i % 50)
             for i in range(3_000)
@@ -49,21 +47,15 @@ class TestHttpDelivery:
         assert (emitter.stats.failed, emitter.stats.dropped, emitter.stats.invalid) == (0, 0, 0)
 
         _wait_written(server)
-        response = httpx.get(
-            f"{server.url}/v1/models", headers={"authorization": f"Bearer {token}"}, timeout=30
-        )
+        response = httpx.get(f"{server.url}/v1/models", headers={"authorization": f"Bearer {token}"}, timeout=30)
         assert response.status_code == 200, response.text
         models = response.json()
-        assert {model["model"]: model["inferences"] for model in models} == {
-            f"model-{i}": 1_000 for i in range(3)
-        }
+        assert {model["model"]: model["inferences"] for model in models} == {f"model-{i}": 1_000 for i in range(3)}
         assert sum(model["feedback"] for model in models) == 500
 
     def test_a_refused_key_fails_the_events_without_raising(self, server: BackgroundServer) -> None:
         with capture_logs() as logs:
-            emitter = Emitter(
-                "sdk-http", http_url=server.url, api_key="lw_not-a-real-key", linger_seconds=0.01
-            )
+            emitter = Emitter("sdk-http", http_url=server.url, api_key="lw_not-a-real-key", linger_seconds=0.01)
             for _ in range(10):
                 emitter.log_inference(model="m")
             assert emitter.flush(timeout=30)  # 401 is final: no retries, settled at once

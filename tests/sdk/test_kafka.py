@@ -26,9 +26,7 @@ INFERENCES = TypeAdapter(list[InferenceEvent])
 FEEDBACK = TypeAdapter(list[FeedbackEvent])
 
 
-def consume(
-    bootstrap: str, topics: Iterable[str], events: int, timeout: float = 60.0
-) -> list[ConsumerRecord]:
+def consume(bootstrap: str, topics: Iterable[str], events: int, timeout: float = 60.0) -> list[ConsumerRecord]:
     """All records from the start of ``topics`` until they hold ``events`` events (or the time is up)."""
     consumer = KafkaConsumer(
         *topics,
@@ -70,9 +68,7 @@ class TestKafkaDelivery:
         for i in range(20_000):
             model = list(models)[i % 3]
             sent_inferences.append(
-                emitter.log_inference(
-                    model=model, prompt=models[model] or None, latency_ms=i % 900, input_tokens=i
-                )
+                emitter.log_inference(model=model, prompt=models[model] or None, latency_ms=i % 900, input_tokens=i)
             )
         sent_feedback = [
             emitter.log_feedback(sent_inferences[i * 5], kind="rating", value=1 + i % 5) for i in range(3_000)
@@ -118,12 +114,8 @@ class TestTrack:
     """track() times the call, records failures and hands the host its own exception back."""
 
     def test_latency_status_and_reraise(self, kafka_bootstrap: str, kafka_topic_prefix: str) -> None:
-        with Emitter(
-            "sdk-track", kafka_bootstrap=kafka_bootstrap, topic_prefix=kafka_topic_prefix
-        ) as emitter:
-            with emitter.track(
-                model="gpt-test", prompt="hello", provider="openai", tags={"route": "/chat"}
-            ) as ok:
+        with Emitter("sdk-track", kafka_bootstrap=kafka_bootstrap, topic_prefix=kafka_topic_prefix) as emitter:
+            with emitter.track(model="gpt-test", prompt="hello", provider="openai", tags={"route": "/chat"}) as ok:
                 time.sleep(0.05)
                 ok.response = "hi there"
                 ok.input_tokens, ok.output_tokens = 5, 2
@@ -149,10 +141,7 @@ class TestTrack:
         topics = Topics(kafka_topic_prefix)
         records = consume(kafka_bootstrap, [topics.inference, topics.feedback], 4)
         events = {
-            e.event_id: e
-            for r in records
-            if r.topic == topics.inference
-            for e in INFERENCES.validate_json(r.value)
+            e.event_id: e for r in records if r.topic == topics.inference for e in INFERENCES.validate_json(r.value)
         }
         assert set(events) == {ok.event_id, failed.event_id, async_id}
         good, bad = events[ok.event_id], events[failed.event_id]
@@ -166,18 +155,14 @@ class TestTrack:
         assert bad.error_type == "RuntimeError"
         assert bad.latency_ms is not None
         assert events[async_id].response == "async"
-        (feedback,) = [
-            e for r in records if r.topic == topics.feedback for e in FEEDBACK.validate_json(r.value)
-        ]
+        (feedback,) = [e for r in records if r.topic == topics.feedback for e in FEEDBACK.validate_json(r.value)]
         assert (feedback.feedback_id, feedback.inference_id, feedback.value) == (feedback_id, ok.event_id, 1)
 
 
 class TestExit:
     """An app that exits without close() still delivers what it logged (the atexit hook flushes)."""
 
-    def test_events_logged_just_before_exit_are_delivered(
-        self, kafka_bootstrap: str, kafka_topic_prefix: str
-    ) -> None:
+    def test_events_logged_just_before_exit_are_delivered(self, kafka_bootstrap: str, kafka_topic_prefix: str) -> None:
         script = (
             "from loopwatch import Emitter\n"
             f"emitter = Emitter('sdk-exit', kafka_bootstrap={kafka_bootstrap!r}, "

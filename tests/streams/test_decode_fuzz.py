@@ -50,8 +50,9 @@ class TestRecordDecoder:
     @pytest.mark.parametrize(("fast", "decoder", "base"), _KINDS)
     @_FUZZ
     @given(data=st.data())
-    def test_never_raises(self, fast: RecordDecoder[Any], decoder: EventDecoder[Any, Any], base: dict[str, Any],
-                          data: st.DataObject) -> None:  # fmt: skip
+    def test_never_raises(
+        self, fast: RecordDecoder[Any], decoder: EventDecoder[Any, Any], base: dict[str, Any], data: st.DataObject
+    ) -> None:
         records = fast.decode(data.draw(poison_messages(base)))
         if records is not None:
             _storable(records)
@@ -74,8 +75,9 @@ class TestEventDecoder:
     @pytest.mark.parametrize(("fast", "decoder", "base"), _KINDS)
     @_FUZZ
     @given(data=st.data())
-    def test_total(self, fast: RecordDecoder[Any], decoder: EventDecoder[Any, Any], base: dict[str, Any],
-                   data: st.DataObject) -> None:  # fmt: skip
+    def test_total(
+        self, fast: RecordDecoder[Any], decoder: EventDecoder[Any, Any], base: dict[str, Any], data: st.DataObject
+    ) -> None:
         out = decoder.decode(data.draw(poison_messages(base)))
         assert out.events or out.dead_letters
         assert all(event.project for event in out.events)

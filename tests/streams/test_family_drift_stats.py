@@ -41,14 +41,23 @@ def _events(window: int, n: int, *, shifted: bool, embedding_shift: float = 0.0,
         words = rng.randint(8, 30) if shifted else rng.randint(5, 20)
         plans = (["free", "pro", "team"], [0.4, 0.4, 0.2] if shifted else [0.6, 0.3, 0.1])
         event = {
-            "event_id": f"w{window}-{i}", "model": MODEL, "provider": "openai",
+            "event_id": f"w{window}-{i}",
+            "model": MODEL,
+            "provider": "openai",
             "timestamp": (T0 + timedelta(seconds=window * WINDOW + i * WINDOW / n)).isoformat(),
-            "latency_ms": rng.lognormvariate(5, 0.3), "input_tokens": 100, "output_tokens": 50,
+            "latency_ms": rng.lognormvariate(5, 0.3),
+            "input_tokens": 100,
+            "output_tokens": 50,
             "prompt": " ".join(rng.choice(WORDS) for _ in range(words)),
             "response": " ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 30))),
-            "features": {"a": rng.gauss(shift, 1), "b": rng.gauss(shift, 1), "c": rng.gauss(shift, 1),
-                         "d": rng.gauss(0, 1), "plan": rng.choices(*plans)[0]},
-        }  # fmt: skip
+            "features": {
+                "a": rng.gauss(shift, 1),
+                "b": rng.gauss(shift, 1),
+                "c": rng.gauss(shift, 1),
+                "d": rng.gauss(0, 1),
+                "plan": rng.choices(*plans)[0],
+            },
+        }
         event["embedding"] = [rng.gauss(embedding_shift if k < 4 else 0.0, 1) for k in range(8)]
         out.append(event)
     return out
@@ -146,8 +155,15 @@ def _thumbs(window: int, n: int) -> list[dict]:
     out = []
     for version in ("v1", "v2"):
         up_share = 0.4 if version == "v2" and window >= 1 else 0.9
-        out += [{"inference_id": f"w{window}-{i}-{version}", "kind": "thumbs", "feedback_id": f"t{window}-{i}-{version}",
-                 "value": 1 if i < up_share * n else -1} for i in range(n)]  # fmt: skip
+        out += [
+            {
+                "inference_id": f"w{window}-{i}-{version}",
+                "kind": "thumbs",
+                "feedback_id": f"t{window}-{i}-{version}",
+                "value": 1 if i < up_share * n else -1,
+            }
+            for i in range(n)
+        ]
     return out
 
 
@@ -210,5 +226,9 @@ class TestPerVersion:
         assert status(a="v1", b="v9", since=since, until=until) == 404  # unknown version
         assert status(a="v1", b="v2", since=until, until=(T0 + timedelta(hours=2)).isoformat()) == 404  # no events
         assert status(a="v1", b="v2", since=until, until=since) == 422  # empty range
-        assert family_api.client.get(url.replace(MODEL, "nope"), params={"a": "v1", "b": "v2", "since": since},
-                                     headers=headers).status_code == 404  # fmt: skip
+        assert (
+            family_api.client.get(
+                url.replace(MODEL, "nope"), params={"a": "v1", "b": "v2", "since": since}, headers=headers
+            ).status_code
+            == 404
+        )

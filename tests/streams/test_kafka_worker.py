@@ -55,19 +55,29 @@ class TestSdkToClickHouse:
     def test_fifty_thousand_inferences_and_ten_thousand_feedback(self, kafka_settings: Settings, run_worker) -> None:
         worker: KafkaWorker = run_worker()
         storage = worker.pipeline.storage
-        emitter = Emitter("shop", kafka_bootstrap=kafka_settings.kafka_bootstrap, topic_prefix=kafka_settings.topic_prefix)
+        emitter = Emitter(
+            "shop", kafka_bootstrap=kafka_settings.kafka_bootstrap, topic_prefix=kafka_settings.topic_prefix
+        )
         ids = [
-            emitter.log_inference(model=f"model-{i % 4}", prompt=f"question {i}", response="answer",
-                                  input_tokens=20 + i % 50, output_tokens=40, latency_ms=100.0 + i % 300)
+            emitter.log_inference(
+                model=f"model-{i % 4}",
+                prompt=f"question {i}",
+                response="answer",
+                input_tokens=20 + i % 50,
+                output_tokens=40,
+                latency_ms=100.0 + i % 300,
+            )
             for i in range(50_000)
-        ]  # fmt: skip
+        ]
         for inference_id in ids[:10_000]:
             emitter.log_feedback(inference_id, kind="thumbs", value=1)
         assert emitter.flush(timeout=60)
         emitter.close()
         assert emitter.stats.sent == 60_000 and emitter.stats.dropped == 0
-        _wait_for(lambda: _counts(storage)["inferences"] == 50_000 and _counts(storage)["feedback"] == 10_000,
-                  what="all events in ClickHouse")  # fmt: skip
+        _wait_for(
+            lambda: _counts(storage)["inferences"] == 50_000 and _counts(storage)["feedback"] == 10_000,
+            what="all events in ClickHouse",
+        )
         counts = _counts(storage)
         assert counts == {"inferences": 50_000, "inferences_unique": 50_000, "feedback": 10_000, "dead_letters": 0}
 
@@ -94,15 +104,21 @@ class TestDeadLetters:
             producer.send(topics.inference, value=value, key=b"p/m")
         producer.flush()
         producer.close()
-        _wait_for(lambda: _counts(storage)["inferences"] == 31 and _counts(storage)["dead_letters"] == 4,
-                  what="valid rows and dead letters")  # fmt: skip
+        _wait_for(
+            lambda: _counts(storage)["inferences"] == 31 and _counts(storage)["dead_letters"] == 4,
+            what="valid rows and dead letters",
+        )
         errors = sorted(row["error"] for row in storage.rows(f"SELECT error FROM {storage.database}.dead_letters"))
         assert any(error.startswith("invalid JSON") for error in errors)
         assert any("[1].model: Field required" in error and "[1].latency_ms" in error for error in errors)
         assert any(error.startswith("event_id: String should have at most 128 characters") for error in errors)
         assert any("exceeds 50000" in error for error in errors)
-        consumer = KafkaConsumer(topics.dlq, bootstrap_servers=kafka_settings.kafka_bootstrap,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=3_000)  # fmt: skip
+        consumer = KafkaConsumer(
+            topics.dlq,
+            bootstrap_servers=kafka_settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=3_000,
+        )
         dlq = [json.loads(record.value) for record in consumer]
         consumer.close()
         assert sorted(letter["error"] for letter in dlq) == errors
@@ -142,14 +158,22 @@ class TestPoisonMessages:
             b"[]",
             b"[" * 3000 + b"]" * 3000,
         ]
-        envelopes = [orjson.dumps([{"project": "p", "model": "m", "event_id": f"ok-{i}-{j}"} for j in range(5)])
-                     for i in range(len(poison) + 1)]  # fmt: skip
+        envelopes = [
+            orjson.dumps([{"project": "p", "model": "m", "event_id": f"ok-{i}-{j}"} for j in range(5)])
+            for i in range(len(poison) + 1)
+        ]
         interleaved = [message for pair in zip(envelopes, poison, strict=False) for message in pair]
         self._send(kafka_settings, topics.inference, [*interleaved, envelopes[-1]])
         score = b'{"project": "p", "inference_id": "ok-0-0", "kind": "score", "name": "n", "value": %s}'
         self._send(kafka_settings, topics.feedback, [score % b"0.5", score % (b"9" * 400), score % b"1"])
-        _wait_for(lambda: _counts(storage)["dead_letters"] == 5 and _counts(storage)["feedback"] == 2
-                  and _counts(storage)["inferences"] == 25, what="valid rows and dead letters")  # fmt: skip
+        _wait_for(
+            lambda: (
+                _counts(storage)["dead_letters"] == 5
+                and _counts(storage)["feedback"] == 2
+                and _counts(storage)["inferences"] == 25
+            ),
+            what="valid rows and dead letters",
+        )
         letters = sorted((row["source"], row["error"]) for row in self._dead_letters(storage))
         wanted = [
             ("feedback", "invalid JSON: number is infinity"),
@@ -158,7 +182,9 @@ class TestPoisonMessages:
             ("inference", "invalid JSON: depth limit exceeded"),
             ("inference", "invalid JSON: str is not valid UTF-8"),
         ]
-        assert [(source, error[: len(want)]) for (source, error), (_, want) in zip(letters, wanted, strict=True)] == wanted
+        assert [
+            (source, error[: len(want)]) for (source, error), (_, want) in zip(letters, wanted, strict=True)
+        ] == wanted
         self._send(kafka_settings, topics.feedback, [score % b"2"])  # the agent is still consuming
         _wait_for(lambda: _counts(storage)["feedback"] == 3, what="feedback after the poison")
 
@@ -167,12 +193,19 @@ class TestPoisonMessages:
         storage = worker.pipeline.storage
         topics = Topics(kafka_settings.topic_prefix)
         envelope = [{"project": "p", "model": "m", "event_id": "before"}]
-        self._send(kafka_settings, topics.inference, [
-            orjson.dumps(envelope), orjson.dumps([{"project": "p", "model": "boom"}]),
-            orjson.dumps([{"project": "p", "model": "m", "event_id": "after"}]),
-        ])  # fmt: skip
-        _wait_for(lambda: _counts(storage)["inferences"] == 2 and _counts(storage)["dead_letters"] == 1,
-                  what="the messages around the failing one")  # fmt: skip
+        self._send(
+            kafka_settings,
+            topics.inference,
+            [
+                orjson.dumps(envelope),
+                orjson.dumps([{"project": "p", "model": "boom"}]),
+                orjson.dumps([{"project": "p", "model": "m", "event_id": "after"}]),
+            ],
+        )
+        _wait_for(
+            lambda: _counts(storage)["inferences"] == 2 and _counts(storage)["dead_letters"] == 1,
+            what="the messages around the failing one",
+        )
         (letter,) = self._dead_letters(storage)
         assert letter["error"] == "unexpected error: RuntimeError: enrichment failed"
         assert '"boom"' in letter["payload"]
@@ -190,11 +223,14 @@ class TestKafkaModeApi:
             assert response.status_code == 202 and response.json()["accepted"] == 700
             bad = client.post("/v1/inferences", content=b'[{"model": 1}]', headers=headers)
             assert bad.status_code == 422
-            feedback = client.post("/v1/feedback", json={"inference_id": "k-1", "kind": "thumbs", "value": 1},
-                                   headers=headers)  # fmt: skip
+            feedback = client.post(
+                "/v1/feedback", json={"inference_id": "k-1", "kind": "thumbs", "value": 1}, headers=headers
+            )
             assert feedback.status_code == 202
-            _wait_for(lambda: _counts(services.storage)["inferences"] == 700 and _counts(services.storage)["feedback"] == 1,
-                      what="API events via Kafka")  # fmt: skip
+            _wait_for(
+                lambda: _counts(services.storage)["inferences"] == 700 and _counts(services.storage)["feedback"] == 1,
+                what="API events via Kafka",
+            )
             assert client.get("/v1/inferences/k-1", headers=headers).json()["feedback"][0]["value"] == 1
             storage = services.storage
         storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
@@ -228,8 +264,12 @@ class TestCrashRecovery:
             "LOOPWATCH_LOG_LEVEL": "warning",
         }
         total = 60_000
-        emitter = Emitter("crash", kafka_bootstrap=kafka_settings.kafka_bootstrap,
-                          topic_prefix=kafka_settings.topic_prefix, batch_max_events=100)  # fmt: skip
+        emitter = Emitter(
+            "crash",
+            kafka_bootstrap=kafka_settings.kafka_bootstrap,
+            topic_prefix=kafka_settings.topic_prefix,
+            batch_max_events=100,
+        )
         for i in range(total):
             emitter.log_inference(model=f"m{i % 3}", event_id=f"c-{i}", prompt="p" * 50, input_tokens=5)
         assert emitter.flush(timeout=60)
@@ -241,16 +281,22 @@ class TestCrashRecovery:
             )
 
         first = start()
-        _wait_for(lambda: _committed(kafka_settings, group, topics.inference)[0] > 0, timeout=120,
-                  what="the first worker to commit some offsets")  # fmt: skip
+        _wait_for(
+            lambda: _committed(kafka_settings, group, topics.inference)[0] > 0,
+            timeout=120,
+            what="the first worker to commit some offsets",
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(30)
         committed, end = _committed(kafka_settings, group, topics.inference)
         assert 0 < committed < end, "the kill must land mid-stream"
 
         second = start()
-        _wait_for(lambda: _committed(kafka_settings, group, topics.inference)[0] == end, timeout=180,
-                  what="the restarted worker to catch up")  # fmt: skip
+        _wait_for(
+            lambda: _committed(kafka_settings, group, topics.inference)[0] == end,
+            timeout=180,
+            what="the restarted worker to catch up",
+        )
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0
 
@@ -278,6 +324,7 @@ class TestAlertTopics:
         from streams.monitors import topic_publisher
 
         topics = Topics(kafka_settings.topic_prefix)
+
         async def started() -> KafkaPublisher:  # aiokafka objects belong to the loop that made them
             publisher = KafkaPublisher(kafka_settings)
             await publisher.start()
@@ -285,15 +332,32 @@ class TestAlertTopics:
 
         publisher = loop_thread.run(started())
         publish = topic_publisher(publisher.send_raw, topics)
-        window = {"window_start": datetime(2026, 1, 1, tzinfo=UTC), "window_end": datetime(2026, 1, 1, 0, 5, tzinfo=UTC)}
-        alert = AlertEvent(project="p", monitor_id="m", model="gpt", kind="drift", metric="dataset_drift", value=0.6,
-                           threshold=0.5, dedup_key="m:gpt:2026-01-01", **window)  # fmt: skip
+        window = {
+            "window_start": datetime(2026, 1, 1, tzinfo=UTC),
+            "window_end": datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
+        }
+        alert = AlertEvent(
+            project="p",
+            monitor_id="m",
+            model="gpt",
+            kind="drift",
+            metric="dataset_drift",
+            value=0.6,
+            threshold=0.5,
+            dedup_key="m:gpt:2026-01-01",
+            **window,
+        )
         retrain = RetrainEvent(project="p", model="gpt", reason=[alert.alert_id], **window)
         loop_thread.run(publish("alerts", alert))
         loop_thread.run(publish("retrain", retrain))
         loop_thread.run(publisher.stop())
-        consumer = KafkaConsumer(topics.alerts, topics.retrain, bootstrap_servers=kafka_settings.kafka_bootstrap,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=5_000)  # fmt: skip
+        consumer = KafkaConsumer(
+            topics.alerts,
+            topics.retrain,
+            bootstrap_servers=kafka_settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=5_000,
+        )
         records = {record.topic: record for record in consumer}
         consumer.close()
         assert AlertEvent.model_validate_json(records[topics.alerts].value) == alert

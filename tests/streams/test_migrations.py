@@ -23,11 +23,22 @@ def _old_store(storage: Storage) -> None:
 
 
 def _events(count: int) -> bytes:
-    return orjson.dumps([
-        {"project": "p", "event_id": f"e{n}", "model": f"m{n % 3}", "timestamp": (START + timedelta(seconds=n)).isoformat(),
-         "latency_ms": float(n), "status": "ok", "prompt": "hi", "response": "hello", "tags": {"route": "/chat"}}
-        for n in range(count)
-    ])  # fmt: skip
+    return orjson.dumps(
+        [
+            {
+                "project": "p",
+                "event_id": f"e{n}",
+                "model": f"m{n % 3}",
+                "timestamp": (START + timedelta(seconds=n)).isoformat(),
+                "latency_ms": float(n),
+                "status": "ok",
+                "prompt": "hi",
+                "response": "hello",
+                "tags": {"route": "/chat"},
+            }
+            for n in range(count)
+        ]
+    )
 
 
 def _sorting_key(storage: Storage) -> str:
@@ -99,7 +110,9 @@ class TestMigrationLock:
         try:
             db = holder.database
             holder.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-            holder.command(f"CREATE TABLE {db}.migration_lock (pid UInt32) ENGINE = Memory")  # another process migrating
+            holder.command(
+                f"CREATE TABLE {db}.migration_lock (pid UInt32) ENGINE = Memory"
+            )  # another process migrating
             with ThreadPoolExecutor(1) as pool:
                 applied = pool.submit(waiter.migrate)
                 time.sleep(2.5)

@@ -29,25 +29,37 @@ def test_spans_and_evaluations_arrive_through_kafka(kafka_settings: Settings) ->
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs_memory))
     tracer = tracer_provider.get_tracer("app")
     for i in range(300):
-        with tracer.start_as_current_span("chat", attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.usage.input_tokens": 10 + i, "gen_ai.usage.output_tokens": 5,
-        }):  # fmt: skip
+        with tracer.start_as_current_span(
+            "chat",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 10 + i,
+                "gen_ai.usage.output_tokens": 5,
+            },
+        ):
             pass
     with tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):  # no model: rejected
         pass
     first = spans_memory.get_finished_spans()[0]
     context = trace.set_span_in_context(trace.NonRecordingSpan(first.get_span_context()))
-    logger_provider.get_logger("eval").emit(event_name="gen_ai.evaluation.result", context=context, attributes={
-        "gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.25})  # fmt: skip
+    logger_provider.get_logger("eval").emit(
+        event_name="gen_ai.evaluation.result",
+        context=context,
+        attributes={"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.25},
+    )
     event_id = f"{first.context.trace_id:032x}{first.context.span_id:016x}"
 
     with TestClient(create_app(kafka_settings, with_worker=True)) as client:
         services = client.app.state.services
-        headers = {"authorization": f"Bearer {services.keys.create('otlp-kafka').token}",
-                   "content-type": "application/x-protobuf"}  # fmt: skip
-        logs = client.post("/v1/logs", content=encode_logs(logs_memory.get_finished_logs()).SerializeToString(),
-                           headers=headers)  # fmt: skip
+        headers = {
+            "authorization": f"Bearer {services.keys.create('otlp-kafka').token}",
+            "content-type": "application/x-protobuf",
+        }
+        logs = client.post(
+            "/v1/logs", content=encode_logs(logs_memory.get_finished_logs()).SerializeToString(), headers=headers
+        )
         assert logs.status_code == 200, logs.text
         body = encode_spans(list(spans_memory.get_finished_spans())).SerializeToString()
         response = client.post("/v1/traces", content=body, headers=headers)

@@ -39,38 +39,63 @@ class TestConventions:
     """Each instrumentation family's attributes land in the same fields."""
 
     def test_legacy_openllmetry_attributes(self) -> None:
-        record = _one({
-            "gen_ai.system": "openai", "llm.request.type": "chat", "gen_ai.request.model": "gpt-4o",
-            "gen_ai.usage.prompt_tokens": 40, "gen_ai.usage.completion_tokens": 9,
-            "gen_ai.usage.cache_read_input_tokens": 8,
-            "gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "Be brief.",
-            "gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": "Hi?",
-            "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "Hello.",
-        })  # fmt: skip
+        record = _one(
+            {
+                "gen_ai.system": "openai",
+                "llm.request.type": "chat",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.prompt_tokens": 40,
+                "gen_ai.usage.completion_tokens": 9,
+                "gen_ai.usage.cache_read_input_tokens": 8,
+                "gen_ai.prompt.0.role": "system",
+                "gen_ai.prompt.0.content": "Be brief.",
+                "gen_ai.prompt.1.role": "user",
+                "gen_ai.prompt.1.content": "Hi?",
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": "Hello.",
+            }
+        )
         assert (record.model, record.provider, record.tags["operation"]) == ("gpt-4o", "openai", "chat")
         assert (record.input_tokens, record.output_tokens, record.cached_tokens) == (40, 9, 8)
         assert record.prompt == "system: Be brief.\nuser: Hi?"
         assert record.response == "Hello."
 
     def test_openlit_attributes(self) -> None:
-        record = _one({
-            "gen_ai.system": "anthropic", "gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-sonnet-4",
-            "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5, "gen_ai.usage.cost": 0.0125,
-            "gen_ai.application_name": "helpdesk", "gen_ai.environment": "staging",
-        })  # fmt: skip
+        record = _one(
+            {
+                "gen_ai.system": "anthropic",
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "claude-sonnet-4",
+                "gen_ai.usage.input_tokens": 10,
+                "gen_ai.usage.output_tokens": 5,
+                "gen_ai.usage.cost": 0.0125,
+                "gen_ai.application_name": "helpdesk",
+                "gen_ai.environment": "staging",
+            }
+        )
         assert (record.provider, record.cost_usd) == ("anthropic", 0.0125)
         assert (record.tags["application"], record.tags["environment"]) == ("helpdesk", "staging")
 
     def test_openinference_indexed_messages_win_over_raw_values(self) -> None:
-        record = _one({
-            "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.provider": "openai",
-            "llm.token_count.prompt": 12, "llm.token_count.completion": 3,
-            "llm.token_count.prompt_details.cache_read": 2, "llm.token_count.completion_details.reasoning": 7,
-            "llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": "Q",
-            "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": "A",
-            "input.value": '{"messages": []}', "output.value": '{"choices": []}',
-            "session.id": "s-1", "user.id": "u-9",
-        })  # fmt: skip
+        record = _one(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "gpt-4o-mini",
+                "llm.provider": "openai",
+                "llm.token_count.prompt": 12,
+                "llm.token_count.completion": 3,
+                "llm.token_count.prompt_details.cache_read": 2,
+                "llm.token_count.completion_details.reasoning": 7,
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.content": "Q",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": "A",
+                "input.value": '{"messages": []}',
+                "output.value": '{"choices": []}',
+                "session.id": "s-1",
+                "user.id": "u-9",
+            }
+        )
         assert (record.model, record.input_tokens, record.output_tokens, record.cached_tokens) == (
             "gpt-4o-mini",
             12,
@@ -87,15 +112,26 @@ class TestConventions:
 
     def test_semconv_details_event_tool_call_and_extras(self) -> None:
         record = _one(
-            {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-             "gen_ai.response.time_to_first_chunk": 0.25, "gen_ai.usage.cache_creation.input_tokens": 30,
-             "gen_ai.usage.reasoning.output_tokens": 4, "error.type": "timeout"},
-            events=[("gen_ai.client.inference.operation.details", {
-                "gen_ai.system_instructions": '[{"type": "text", "content": "Be kind."}]',
-                "gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", "content": "Weather?"}]}]',
-                "gen_ai.output.messages": '[{"role": "assistant", "parts": [{"type": "tool_call", "name": "weather", "arguments": {"city": "Oslo"}}]}]',
-            })],
-        )  # fmt: skip
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.response.time_to_first_chunk": 0.25,
+                "gen_ai.usage.cache_creation.input_tokens": 30,
+                "gen_ai.usage.reasoning.output_tokens": 4,
+                "error.type": "timeout",
+            },
+            events=[
+                (
+                    "gen_ai.client.inference.operation.details",
+                    {
+                        "gen_ai.system_instructions": '[{"type": "text", "content": "Be kind."}]',
+                        "gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", "content": "Weather?"}]}]',
+                        "gen_ai.output.messages": '[{"role": "assistant", "parts": [{"type": "tool_call", "name": "weather", "arguments": {"city": "Oslo"}}]}]',
+                    },
+                )
+            ],
+        )
         assert record.prompt == "system: Be kind.\nuser: Weather?"
         assert record.response == '{"name":"weather","arguments":{"city":"Oslo"}}'
         assert record.features == {"time_to_first_chunk_ms": 250.0, "cache_creation_tokens": 30, "reasoning_tokens": 4}

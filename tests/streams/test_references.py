@@ -39,11 +39,16 @@ def _dataset(seed: int = 1) -> list[dict[str, Any]]:
 def _events(window: int, n: int, *, project: str = "") -> list[dict[str, Any]]:
     rng = random.Random(window)
     return [
-        {"event_id": f"w{window}-{i}", "model": "m", "timestamp": (T0 + timedelta(seconds=window * WINDOW + i * WINDOW / n)).isoformat(),
-         "latency_ms": 100.0, "features": {"age": rng.gauss(40, 5), "plan": rng.choice(["a", "b"])},
-         **({"project": project} if project else {})}
+        {
+            "event_id": f"w{window}-{i}",
+            "model": "m",
+            "timestamp": (T0 + timedelta(seconds=window * WINDOW + i * WINDOW / n)).isoformat(),
+            "latency_ms": 100.0,
+            "features": {"age": rng.gauss(40, 5), "plan": rng.choice(["a", "b"])},
+            **({"project": project} if project else {}),
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def _post(api: Api, headers: dict[str, str], items: list[dict[str, Any]]) -> None:
@@ -85,8 +90,14 @@ def _window(n: int) -> datetime:
 def _row(project: str, kind: str, **extra: Any) -> bytes:
     """A references row as a process writes it (a profile of 100 traffic-like rows)."""
     profile = profile_from_columns(columns_from_records([{"age": 40.0 + i % 9} for i in range(100)]))
-    row = {"project": project, "model": "m", "kind": kind, "rows": 100,
-           "profile": orjson.dumps(profile.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY).decode(), **extra}  # fmt: skip
+    row = {
+        "project": project,
+        "model": "m",
+        "kind": kind,
+        "rows": 100,
+        "profile": orjson.dumps(profile.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+        **extra,
+    }
     return orjson.dumps([row])
 
 

@@ -24,10 +24,14 @@ GRACE_SECONDS = 3
 
 def _backfill(start: datetime) -> list[bytes]:
     events = [
-        {"event_id": f"e{n}", "model": "backfilled", "timestamp": (start + timedelta(seconds=n // 2)).isoformat(),
-         "latency_ms": 100.0 + n % 7}
+        {
+            "event_id": f"e{n}",
+            "model": "backfilled",
+            "timestamp": (start + timedelta(seconds=n // 2)).isoformat(),
+            "latency_ms": 100.0 + n % 7,
+        }
         for n in range(WINDOWS * 2)
-    ]  # fmt: skip
+    ]
     return [orjson.dumps(events[i : i + 500]) for i in range(0, len(events), 500)]
 
 

@@ -42,7 +42,9 @@ class TestFailedFlush:
     def test_buffers_survive_a_failed_flush(self, settings: Settings) -> None:
         storage = Storage(settings)  # database not created yet: every insert fails
         sink = EventSink(storage)
-        sink.add_inferences([inference_record(InferenceEvent(project="p", model="m", event_id=f"e{i}")) for i in range(50)])
+        sink.add_inferences(
+            [inference_record(InferenceEvent(project="p", model="m", event_id=f"e{i}")) for i in range(50)]
+        )
         sink.add_feedback([feedback_record(FeedbackEvent(project="p", inference_id="e1", kind="thumbs", value=1))])
         with pytest.raises(StorageError, match="UNKNOWN_DATABASE|does not exist"):
             sink.flush()

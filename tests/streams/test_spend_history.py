@@ -17,10 +17,15 @@ WINDOW = 60
 
 def _window(pipeline: Pipeline, window: int, cost: float) -> None:
     events = [
-        {"project": "spend", "model": "m", "event_id": f"w{window}-{i}", "cost_usd": cost / 20,
-         "timestamp": (T0 + timedelta(seconds=window * WINDOW + i)).isoformat()}
+        {
+            "project": "spend",
+            "model": "m",
+            "event_id": f"w{window}-{i}",
+            "cost_usd": cost / 20,
+            "timestamp": (T0 + timedelta(seconds=window * WINDOW + i)).isoformat(),
+        }
         for i in range(20)
-    ]  # fmt: skip
+    ]
     pipeline.accept_raw("inference", orjson.dumps(events))
 
 

@@ -27,8 +27,14 @@ from tests.conftest import Api, make_settings
 
 WINDOW = 60
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-SLOW = {"monitor_id": "slow", "name": "Slow answers", "family": "latency", "metric": "latency_p95_ms",
-        "condition": {"type": "threshold", "operator": "gt", "value": 2000}, "cooldown_seconds": 0}  # fmt: skip
+SLOW = {
+    "monitor_id": "slow",
+    "name": "Slow answers",
+    "family": "latency",
+    "metric": "latency_p95_ms",
+    "condition": {"type": "threshold", "operator": "gt", "value": 2000},
+    "cooldown_seconds": 0,
+}
 
 
 class FaultyStorage(Storage):
@@ -88,10 +94,16 @@ class FaultyStorage(Storage):
 
 def _events(start: datetime, window: int, n: int, *, latency: float = 100.0, project: str = "") -> list[dict[str, Any]]:
     return [
-        {"event_id": f"w{window}-{i}", "model": "m", "timestamp": (start + timedelta(seconds=window * WINDOW + i)).isoformat(),
-         "latency_ms": latency, "features": {"x": float(i)}, **({"project": project} if project else {})}
+        {
+            "event_id": f"w{window}-{i}",
+            "model": "m",
+            "timestamp": (start + timedelta(seconds=window * WINDOW + i)).isoformat(),
+            "latency_ms": latency,
+            "features": {"x": float(i)},
+            **({"project": project} if project else {}),
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def _wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -134,8 +146,13 @@ def _app(settings: Settings, storage: Storage) -> FastAPI:
 
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
-    return make_settings(data_dir, window_seconds=WINDOW, allowed_lateness_seconds=0,
-                         quality_refresh_seconds=0.01, reference_min_rows=10_000)  # fmt: skip
+    return make_settings(
+        data_dir,
+        window_seconds=WINDOW,
+        allowed_lateness_seconds=0,
+        quality_refresh_seconds=0.01,
+        reference_min_rows=10_000,
+    )
 
 
 @pytest.fixture
@@ -182,8 +199,11 @@ class TestStorageOutage:
     def test_late_feedback_refresh_survives_an_outage(self, faulty: FaultyStorage, faulty_api: Api) -> None:
         headers = faulty_api.key("fb")
         items = _events(T0, 0, 40) + _events(T0, 1, 40) + _events(T0, 5, 1)
-        thumbs = [{"inference_id": f"w{w}-{i}", "kind": "thumbs", "value": 1, "feedback_id": f"t{w}-{i}"}
-                  for w in (0, 1) for i in range(20)]  # fmt: skip
+        thumbs = [
+            {"inference_id": f"w{w}-{i}", "kind": "thumbs", "value": 1, "feedback_id": f"t{w}-{i}"}
+            for w in (0, 1)
+            for i in range(20)
+        ]
         assert faulty_api.client.post("/v1/inferences", content=orjson.dumps(items), headers=headers).status_code == 202
         assert faulty_api.client.post("/v1/feedback", content=orjson.dumps(thumbs), headers=headers).status_code == 202
         faulty_api.wait_written()
@@ -192,8 +212,10 @@ class TestStorageOutage:
         assert _stat(faulty, window1, "quality", "thumbs_up_rate") == 1.0
 
         faulty.outage_from(window1, 3.0, sql="feedback")  # from the refresh of window 1's quality
-        late = [{"inference_id": f"w1-{i}", "kind": "thumbs", "value": -1, "feedback_id": f"late-{i}"}
-                for i in range(20, 40)]  # fmt: skip
+        late = [
+            {"inference_id": f"w1-{i}", "kind": "thumbs", "value": -1, "feedback_id": f"late-{i}"}
+            for i in range(20, 40)
+        ]
         assert faulty_api.client.post("/v1/feedback", content=orjson.dumps(late), headers=headers).status_code == 202
         faulty_api.wait_written()
         faulty_api.client.portal.call(faulty_api.wait_written_stats)  # type: ignore[union-attr]

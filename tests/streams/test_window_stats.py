@@ -21,8 +21,14 @@ WINDOW = 60
 
 @pytest.fixture
 def stats_api(data_dir):
-    settings = make_settings(data_dir, window_seconds=WINDOW, allowed_lateness_seconds=0,
-                             quality_refresh_seconds=0.01, reference_min_rows=50, drift_share=0.1)  # fmt: skip
+    settings = make_settings(
+        data_dir,
+        window_seconds=WINDOW,
+        allowed_lateness_seconds=0,
+        quality_refresh_seconds=0.01,
+        reference_min_rows=50,
+        drift_share=0.1,
+    )
     with TestClient(create_app(settings)) as client:
         yield Api(client)
         storage = client.app.state.services.storage
@@ -34,15 +40,22 @@ def _events(window: int, n: int, *, shifted: bool, seed: int) -> list[dict]:
     out = []
     for i in range(n):
         words = rng.randint(40, 80) if shifted else rng.randint(5, 15)
-        out.append({
-            "event_id": f"w{window}-{i}", "model": "gpt-4o-mini", "provider": "openai",
-            "timestamp": (T0 + timedelta(seconds=window * WINDOW + i * WINDOW / n)).isoformat(),
-            "latency_ms": rng.lognormvariate(5, 0.3), "status": "error" if i % 20 == 0 else "ok",
-            "input_tokens": 100 + i % 7, "output_tokens": 50,
-            "prompt": " ".join(["hello"] * words), "response": "fine thanks",
-            "features": {"age": rng.gauss(60 if shifted else 40, 5), "plan": rng.choice(["a", "b"])},
-            "tags": {"route": "/chat" if i % 2 else "/help"},
-        })  # fmt: skip
+        out.append(
+            {
+                "event_id": f"w{window}-{i}",
+                "model": "gpt-4o-mini",
+                "provider": "openai",
+                "timestamp": (T0 + timedelta(seconds=window * WINDOW + i * WINDOW / n)).isoformat(),
+                "latency_ms": rng.lognormvariate(5, 0.3),
+                "status": "error" if i % 20 == 0 else "ok",
+                "input_tokens": 100 + i % 7,
+                "output_tokens": 50,
+                "prompt": " ".join(["hello"] * words),
+                "response": "fine thanks",
+                "features": {"age": rng.gauss(60 if shifted else 40, 5), "plan": rng.choice(["a", "b"])},
+                "tags": {"route": "/chat" if i % 2 else "/help"},
+            }
+        )
     return out
 
 
@@ -73,11 +86,17 @@ class TestWindows:
         flagged = {row["window_start"]: row["flagged"] for row in drift}
         # window 0 is the default reference; windows 1..5 are compared with it
         assert len(flagged) == windows - 1
-        assert [flagged[(T0 + timedelta(seconds=w * WINDOW)).isoformat().replace("+00:00", "Z")]
-                for w in range(1, windows)] == [False, False, False, True, False]  # fmt: skip
-        shifted = _stats(stats_api, headers, "drift", metric="column_drift",
-                         since=(T0 + timedelta(seconds=4 * WINDOW)).isoformat(),
-                         until=(T0 + timedelta(seconds=5 * WINDOW)).isoformat())  # fmt: skip
+        assert [
+            flagged[(T0 + timedelta(seconds=w * WINDOW)).isoformat().replace("+00:00", "Z")] for w in range(1, windows)
+        ] == [False, False, False, True, False]
+        shifted = _stats(
+            stats_api,
+            headers,
+            "drift",
+            metric="column_drift",
+            since=(T0 + timedelta(seconds=4 * WINDOW)).isoformat(),
+            until=(T0 + timedelta(seconds=5 * WINDOW)).isoformat(),
+        )
         by_column = {row["dimension"]: row for row in shifted}
         assert by_column["feature.age"]["flagged"] and by_column["prompt.word_count"]["flagged"]
         assert not by_column["feature.plan"]["flagged"]
@@ -93,8 +112,12 @@ class TestWindows:
         stats_api.wait_written()
         stats_api.client.portal.call(stats_api.wait_written_stats)
         window = (T0).isoformat()
-        latency = {r["metric"]: r for r in _stats(stats_api, headers, "latency", since=window,
-                                                    until=(T0 + timedelta(seconds=WINDOW)).isoformat())}  # fmt: skip
+        latency = {
+            r["metric"]: r
+            for r in _stats(
+                stats_api, headers, "latency", since=window, until=(T0 + timedelta(seconds=WINDOW)).isoformat()
+            )
+        }
         values = np.array([e["latency_ms"] for e in events])
         assert latency["count"]["value"] == 200
         assert latency["error_rate"]["value"] == pytest.approx(10 / 200)
@@ -103,10 +126,16 @@ class TestWindows:
         cost = _stats(stats_api, headers, "cost", since=window, until=(T0 + timedelta(seconds=WINDOW)).isoformat())
         total = next(r for r in cost if r["metric"] == "cost_usd" and r["dimension"] == "")
         expected = sum(
-            float(calc_price(Usage(input_tokens=e["input_tokens"], output_tokens=e["output_tokens"]),
-                             model_ref="gpt-4o-mini", provider_id="openai", genai_request_timestamp=T0).total_price)
+            float(
+                calc_price(
+                    Usage(input_tokens=e["input_tokens"], output_tokens=e["output_tokens"]),
+                    model_ref="gpt-4o-mini",
+                    provider_id="openai",
+                    genai_request_timestamp=T0,
+                ).total_price
+            )
             for e in events
-        )  # fmt: skip
+        )
         assert total["value"] == pytest.approx(expected, rel=1e-9)
         by_route = {r["dimension"]: r["value"] for r in cost if r["dimension"].startswith("tag:route=")}
         assert sum(by_route.values()) == pytest.approx(expected, rel=1e-9)
@@ -119,13 +148,30 @@ class TestUnknownModelCost:
 
     def test_unknown_model(self, stats_api: Api) -> None:
         headers = stats_api.key("unk")
-        events = [{"event_id": f"u{i}", "model": "my-private-llm", "timestamp": (T0 + timedelta(seconds=i)).isoformat(),
-                   "input_tokens": 10, "output_tokens": 5} for i in range(20)]  # fmt: skip
+        events = [
+            {
+                "event_id": f"u{i}",
+                "model": "my-private-llm",
+                "timestamp": (T0 + timedelta(seconds=i)).isoformat(),
+                "input_tokens": 10,
+                "output_tokens": 5,
+            }
+            for i in range(20)
+        ]
         _post(stats_api, headers, "/v1/inferences", events)
-        _post(stats_api, headers, "/v1/inferences", [{**events[0], "event_id": "late", "timestamp": (T0 + timedelta(minutes=10)).isoformat()}])
+        _post(
+            stats_api,
+            headers,
+            "/v1/inferences",
+            [{**events[0], "event_id": "late", "timestamp": (T0 + timedelta(minutes=10)).isoformat()}],
+        )
         stats_api.wait_written()
         stats_api.client.portal.call(stats_api.wait_written_stats)
-        cost = {r["metric"]: r["value"] for r in _stats(stats_api, headers, "cost", until=(T0 + timedelta(seconds=WINDOW)).isoformat()) if r["dimension"] == ""}
+        cost = {
+            r["metric"]: r["value"]
+            for r in _stats(stats_api, headers, "cost", until=(T0 + timedelta(seconds=WINDOW)).isoformat())
+            if r["dimension"] == ""
+        }
         assert cost["unknown_cost_events"] == 20
         detail = stats_api.client.get("/v1/inferences/u1", headers=headers).json()
         assert detail["cost_usd"] is None
@@ -138,8 +184,11 @@ class TestLateFeedback:
         headers = stats_api.key("fb")
         for window in range(3):
             _post(stats_api, headers, "/v1/inferences", _events(window, 100, shifted=False, seed=window))
-        thumbs = [{"inference_id": f"w{w}-{i}", "kind": "thumbs", "value": 1, "feedback_id": f"t{w}-{i}"}
-                  for w in range(3) for i in range(40)]  # fmt: skip
+        thumbs = [
+            {"inference_id": f"w{w}-{i}", "kind": "thumbs", "value": 1, "feedback_id": f"t{w}-{i}"}
+            for w in range(3)
+            for i in range(40)
+        ]
         _post(stats_api, headers, "/v1/feedback", thumbs)
         _post(stats_api, headers, "/v1/inferences", _events(6, 1, shifted=False, seed=9))
         stats_api.wait_written()
@@ -151,8 +200,16 @@ class TestLateFeedback:
 
         before = rates()
         assert set(before.values()) == {1.0}
-        late = [{"inference_id": f"w1-{i}", "kind": "thumbs", "value": -1, "feedback_id": f"late-{i}",
-                 "timestamp": (T0 + timedelta(hours=5)).isoformat()} for i in range(40, 80)]  # fmt: skip
+        late = [
+            {
+                "inference_id": f"w1-{i}",
+                "kind": "thumbs",
+                "value": -1,
+                "feedback_id": f"late-{i}",
+                "timestamp": (T0 + timedelta(hours=5)).isoformat(),
+            }
+            for i in range(40, 80)
+        ]
         _post(stats_api, headers, "/v1/feedback", late)
         stats_api.wait_written()
         stats_api.client.portal.call(stats_api.wait_written_stats)
@@ -160,7 +217,9 @@ class TestLateFeedback:
         window1 = (T0 + timedelta(seconds=WINDOW)).isoformat().replace("+00:00", "Z")
         assert after[window1] == pytest.approx(40 / 80)
         assert {k: v for k, v in after.items() if k != window1} == {k: v for k, v in before.items() if k != window1}
-        row = next(r for r in _stats(stats_api, headers, "quality", metric="thumbs_up_rate") if r["window_start"] == window1)
+        row = next(
+            r for r in _stats(stats_api, headers, "quality", metric="thumbs_up_rate") if r["window_start"] == window1
+        )
         assert row["flagged"] and row["p_value"] < 0.05
 
 
@@ -176,24 +235,35 @@ class TestReferencesAndReports:
         first = stats_api.client.get("/v1/models/gpt-4o-mini/reference", headers=headers).json()
         assert first["kind"] == "first_window" and first["rows"] == 200
         pinned = stats_api.client.post(
-            "/v1/models/gpt-4o-mini/reference", headers=headers,
-            json={"start": (T0 + timedelta(seconds=2 * WINDOW)).isoformat(), "end": (T0 + timedelta(seconds=3 * WINDOW)).isoformat()},
-        )  # fmt: skip
+            "/v1/models/gpt-4o-mini/reference",
+            headers=headers,
+            json={
+                "start": (T0 + timedelta(seconds=2 * WINDOW)).isoformat(),
+                "end": (T0 + timedelta(seconds=3 * WINDOW)).isoformat(),
+            },
+        )
         assert pinned.status_code == 201, pinned.text
         assert pinned.json()["kind"] == "range" and "feature.age" in pinned.json()["columns"]
         rows = "\n".join(orjson.dumps({"age": 40.0 + i % 7, "plan": "a"}).decode() for i in range(300))
-        uploaded = stats_api.client.post("/v1/models/other/reference", params={"format": "jsonl"}, headers=headers,
-                                         content=rows.encode())  # fmt: skip
+        uploaded = stats_api.client.post(
+            "/v1/models/other/reference", params={"format": "jsonl"}, headers=headers, content=rows.encode()
+        )
         assert uploaded.status_code == 201 and uploaded.json()["rows"] == 300
-        bad = stats_api.client.post("/v1/models/other/reference", params={"format": "csv"}, headers=headers, content=b"\x00\x01")
+        bad = stats_api.client.post(
+            "/v1/models/other/reference", params={"format": "csv"}, headers=headers, content=b"\x00\x01"
+        )
         assert bad.status_code in (400, 422)
-        report = stats_api.client.get("/v1/reports/drift", headers=headers,
-                                      params={"model": "gpt-4o-mini", "window_start": (T0 + timedelta(seconds=WINDOW)).isoformat()})  # fmt: skip
+        report = stats_api.client.get(
+            "/v1/reports/drift",
+            headers=headers,
+            params={"model": "gpt-4o-mini", "window_start": (T0 + timedelta(seconds=WINDOW)).isoformat()},
+        )
         assert report.status_code == 200, report.text[:500]
         assert report.headers["content-type"].startswith("text/html")
         assert "<html" in report.text.lower() and "feature.age" in report.text
-        missing = stats_api.client.get("/v1/reports/drift", headers=headers,
-                                       params={"model": "nope", "window_start": T0.isoformat()})  # fmt: skip
+        missing = stats_api.client.get(
+            "/v1/reports/drift", headers=headers, params={"model": "nope", "window_start": T0.isoformat()}
+        )
         assert missing.status_code == 404
 
 
@@ -209,14 +279,18 @@ class TestPerVersion:
         _post(stats_api, headers, "/v1/inferences", _events(4, 1, shifted=False, seed=4))
         stats_api.wait_written()
         until = (T0 + timedelta(seconds=WINDOW)).isoformat()
-        counts = {v: _stats(stats_api, headers, "latency", metric="count", model_version=v, until=until)[0]["value"]
-                  for v in ("", "v1", "v2")}  # fmt: skip
+        counts = {
+            v: _stats(stats_api, headers, "latency", metric="count", model_version=v, until=until)[0]["value"]
+            for v in ("", "v1", "v2")
+        }
         assert counts == {"": 100, "v1": 75, "v2": 25}
         p95 = _stats(stats_api, headers, "latency", metric="latency_p95_ms", model_version="v2", until=until)[0]
         expected = np.percentile([e["latency_ms"] for e in events if e["model_version"] == "v2"], 95)
         assert p95["value"] == pytest.approx(expected, rel=1e-9)
-        cost = {v: _stats(stats_api, headers, "cost", metric="input_tokens", model_version=v, until=until)[0]["value"]
-                for v in ("v1", "v2")}  # fmt: skip
+        cost = {
+            v: _stats(stats_api, headers, "cost", metric="input_tokens", model_version=v, until=until)[0]["value"]
+            for v in ("v1", "v2")
+        }
         assert cost["v2"] == sum(e["input_tokens"] for e in events if e["model_version"] == "v2")
 
 

@@ -39,8 +39,11 @@ def inference(i: int) -> tuple[bytes, bytes]:
 
 def lag(scrape: Scrape, topic: str) -> dict[str, float]:
     """Lag per partition of ``topic``."""
-    return {dict(labels)["partition"]: value for labels, value in scrape.series("loopwatch_kafka_consumer_lag").items()
-            if dict(labels)["topic"] == topic}  # fmt: skip
+    return {
+        dict(labels)["partition"]: value
+        for labels, value in scrape.series("loopwatch_kafka_consumer_lag").items()
+        if dict(labels)["topic"] == topic
+    }
 
 
 class TestConsumerLag:

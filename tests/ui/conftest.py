@@ -34,9 +34,15 @@ HOSTILE_COMMENT = "</textarea><script>alert(4)</script>"
 
 def dashboard_settings(data_dir: Path, **overrides: object) -> Settings:
     return make_settings(
-        data_dir, window_seconds=WINDOW, allowed_lateness_seconds=2, reference_min_rows=100,
-        quality_refresh_seconds=0.2, admin_key=ADMIN_KEY, ui_secret=UI_SECRET, **overrides,
-    )  # fmt: skip
+        data_dir,
+        window_seconds=WINDOW,
+        allowed_lateness_seconds=2,
+        reference_min_rows=100,
+        quality_refresh_seconds=0.2,
+        admin_key=ADMIN_KEY,
+        ui_secret=UI_SECRET,
+        **overrides,
+    )
 
 
 @dataclass
@@ -47,8 +53,11 @@ class Seeded:
 
 def _post(client: httpx.Client, path: str, token: str, items: list[dict[str, object]]) -> None:
     if items:
-        response = client.post(path, content=orjson.dumps(items),
-                               headers={"authorization": f"Bearer {token}", "content-type": "application/json"})  # fmt: skip
+        response = client.post(
+            path,
+            content=orjson.dumps(items),
+            headers={"authorization": f"Bearer {token}", "content-type": "application/json"},
+        )
         assert response.status_code == 202, response.text
 
 
@@ -57,14 +66,27 @@ def _hostile_events() -> tuple[list[dict[str, object]], list[dict[str, object]]]
     for window in range(3):
         for i in range(150):
             event_id = f"h{window}-{i}"
-            inferences.append({
-                "event_id": event_id, "model": HOSTILE_MODEL,
-                "timestamp": (T0 + timedelta(seconds=window * WINDOW + i * WINDOW / 150)).isoformat(),
-                "latency_ms": 100.0 + i, "prompt": "hello", "response": "world",
-                "features": {HOSTILE_FEATURE: float(i % 7 + window * 10)}, "tags": {"route": HOSTILE_TAG},
-            })  # fmt: skip
-    feedback.append({"feedback_id": "hfb-1", "inference_id": "h0-1", "kind": "comment", "text": HOSTILE_COMMENT,
-                     "timestamp": (T0 + timedelta(seconds=1)).isoformat()})  # fmt: skip
+            inferences.append(
+                {
+                    "event_id": event_id,
+                    "model": HOSTILE_MODEL,
+                    "timestamp": (T0 + timedelta(seconds=window * WINDOW + i * WINDOW / 150)).isoformat(),
+                    "latency_ms": 100.0 + i,
+                    "prompt": "hello",
+                    "response": "world",
+                    "features": {HOSTILE_FEATURE: float(i % 7 + window * 10)},
+                    "tags": {"route": HOSTILE_TAG},
+                }
+            )
+    feedback.append(
+        {
+            "feedback_id": "hfb-1",
+            "inference_id": "h0-1",
+            "kind": "comment",
+            "text": HOSTILE_COMMENT,
+            "timestamp": (T0 + timedelta(seconds=1)).isoformat(),
+        }
+    )
     return inferences, feedback
 
 

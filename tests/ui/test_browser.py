@@ -49,12 +49,20 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def browser(downloads: Path) -> Iterator[WebDriver]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):  # fmt: skip
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})  # fmt: skip
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.set_page_load_timeout(WAIT * 2)
@@ -197,7 +205,8 @@ class TestDashboardInChromium:
         # the health colours as the browser computes them from our stylesheet: badges (white on colour)
         # and coloured text on the white table, each at least WCAG AA (4.5:1)
         for severity in ("critical", "warning", "ok", "info"):
-            colours = browser.execute_script("""
+            colours = browser.execute_script(
+                """
                 const out = [];
                 for (const cls of ['badge ' + arguments[0], 'health-text ' + arguments[0]]) {
                   const el = document.createElement('span');
@@ -208,7 +217,9 @@ class TestDashboardInChromium:
                   el.remove();
                 }
                 return out;
-            """, severity)  # fmt: skip
+            """,
+                severity,
+            )
             badge, text = colours
             assert contrast(badge[0], badge[1]) >= 4.5, (severity, badge)
             assert contrast(text[0], "rgb(255, 255, 255)") >= 4.5, (severity, text)
@@ -322,8 +333,12 @@ class TestDashboardInChromium:
         no_dialog(browser)
         assert HOSTILE_MODEL in browser.find_element(By.TAG_NAME, "main").text  # shown as text
         model = quote(HOSTILE_MODEL, safe="")
-        for path in (f"/ui/models/{model}", f"/ui/models/{model}/windows/2026-06-01T12%3A00%3A10%2B00%3A00",
-                     "/ui/feedback", "/ui/alerts"):  # fmt: skip
+        for path in (
+            f"/ui/models/{model}",
+            f"/ui/models/{model}/windows/2026-06-01T12%3A00%3A10%2B00%3A00",
+            "/ui/feedback",
+            "/ui/alerts",
+        ):
             browser.get(url + path)
             charts_drawn(browser)
             no_dialog(browser)

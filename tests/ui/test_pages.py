@@ -45,8 +45,9 @@ def app_client(data_dir: Path) -> Iterator[tuple[TestClient, Seeded]]:
 def sign_in(client: TestClient, token: str) -> None:
     client.cookies.clear()
     page = client.get("/ui/signin")
-    response = client.post("/ui/signin", data={"csrf_token": csrf_of(page.text), "api_key": token, "next": "/ui"},
-                           follow_redirects=False)  # fmt: skip
+    response = client.post(
+        "/ui/signin", data={"csrf_token": csrf_of(page.text), "api_key": token, "next": "/ui"}, follow_redirects=False
+    )
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/ui"
 
@@ -80,8 +81,9 @@ class TestAuth:
         client, seeded = app_client
         client.cookies.clear()
         page = client.get("/ui/signin")
-        response = client.post("/ui/signin", data={"csrf_token": csrf_of(page.text), "api_key": seeded.token},
-                               follow_redirects=False)  # fmt: skip
+        response = client.post(
+            "/ui/signin", data={"csrf_token": csrf_of(page.text), "api_key": seeded.token}, follow_redirects=False
+        )
         cookie = response.headers["set-cookie"]
         assert cookie.startswith(f"{COOKIE}=")
         assert "HttpOnly" in cookie
@@ -102,8 +104,11 @@ class TestAuth:
         client, seeded = app_client
         client.cookies.clear()
         page = client.get("/ui/signin")
-        response = client.post("/ui/signin", follow_redirects=False, data={
-            "csrf_token": csrf_of(page.text), "api_key": seeded.token, "next": "//evil.example/ui"})  # fmt: skip
+        response = client.post(
+            "/ui/signin",
+            follow_redirects=False,
+            data={"csrf_token": csrf_of(page.text), "api_key": seeded.token, "next": "//evil.example/ui"},
+        )
         assert response.headers["location"] == "/ui"
 
     def test_project_key_sees_only_its_project(self, app_client: tuple[TestClient, Seeded]) -> None:
@@ -120,8 +125,9 @@ class TestAuth:
         page = client.get("/ui").text
         assert f'<option value="{HOSTILE_PROJECT}"' in page
         assert f'<option value="{PROJECT}"' in page
-        response = client.post("/ui/project", data={"csrf_token": csrf_of(page), "project": HOSTILE_PROJECT},
-                               follow_redirects=False)  # fmt: skip
+        response = client.post(
+            "/ui/project", data={"csrf_token": csrf_of(page), "project": HOSTILE_PROJECT}, follow_redirects=False
+        )
         assert response.status_code == 303
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/ui").text
 
@@ -176,8 +182,9 @@ class TestCsrf:
         sign_in(client, seeded.token)  # a new session: a new nonce
         monitoring = client.app.state.services.monitoring  # type: ignore[attr-defined]
         alert = monitoring.alerts.list_alerts(PROJECT, status="open", limit=1)[0]
-        response = client.post(f"/ui/alerts/{alert['alert_id']}/ack", data={"csrf_token": other, "note": "x"},
-                               follow_redirects=False)  # fmt: skip
+        response = client.post(
+            f"/ui/alerts/{alert['alert_id']}/ack", data={"csrf_token": other, "note": "x"}, follow_redirects=False
+        )
         assert response.status_code == 403
         assert monitoring.alerts.get_alert(PROJECT, alert["alert_id"])["status"] == "open"
 
@@ -191,10 +198,23 @@ class TestCsrf:
 class TestHeaders:
     """A strict CSP (no inline script, no eval, no inline style) on every /ui response."""
 
-    PATHS = ("/ui", "/ui/signin", "/ui/alerts", "/ui/feedback", "/ui/monitors", "/ui/models/gpt-4o-mini",
-             "/ui/static/ui.js", "/ui/static/ui.css", "/ui/static/vendor/plotly.min.js", "/ui/static/nope.js",
-             "/ui/alerts/does-not-exist", "/ui/models/gpt-4o-mini?since=yesterday", "/ui/no/such/page",
-             "/ui/models/" + "m" * 201, "/ui/feedback?cursor=not-a-cursor")  # fmt: skip
+    PATHS = (
+        "/ui",
+        "/ui/signin",
+        "/ui/alerts",
+        "/ui/feedback",
+        "/ui/monitors",
+        "/ui/models/gpt-4o-mini",
+        "/ui/static/ui.js",
+        "/ui/static/ui.css",
+        "/ui/static/vendor/plotly.min.js",
+        "/ui/static/nope.js",
+        "/ui/alerts/does-not-exist",
+        "/ui/models/gpt-4o-mini?since=yesterday",
+        "/ui/no/such/page",
+        "/ui/models/" + "m" * 201,
+        "/ui/feedback?cursor=not-a-cursor",
+    )
 
     def test_csp_on_every_response(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
@@ -262,8 +282,11 @@ class TestHostileNames:
         client, seeded = app_client
         sign_in(client, seeded.hostile_token)
         model = quote(HOSTILE_MODEL, safe="")
-        pages = {"/ui": client.get("/ui").text, "model": client.get(f"/ui/models/{model}").text,
-                 "feedback": client.get("/ui/feedback").text}  # fmt: skip
+        pages = {
+            "/ui": client.get("/ui").text,
+            "model": client.get(f"/ui/models/{model}").text,
+            "feedback": client.get("/ui/feedback").text,
+        }
         window = client.get(f"/ui/models/{model}/windows/2026-06-01T12:00:10%2B00:00")
         assert window.status_code == 200, window.text[:300]
         pages["window"] = window.text
@@ -348,8 +371,11 @@ class TestPages:
             if r.get("data-alert")
         )
         detail = client.get(f"/ui/alerts/{alert_id}").text
-        response = client.post(f"/ui/alerts/{alert_id}/ack", data={"csrf_token": csrf_of(detail), "note": "<b>on it</b>"},
-                               follow_redirects=True)  # fmt: skip
+        response = client.post(
+            f"/ui/alerts/{alert_id}/ack",
+            data={"csrf_token": csrf_of(detail), "note": "<b>on it</b>"},
+            follow_redirects=True,
+        )
         assert response.status_code == 200
         assert "Acknowledged." in response.text
         assert "&lt;b&gt;on it&lt;/b&gt;" in response.text
@@ -386,8 +412,11 @@ class TestPages:
             "/ui/feedback/export", params={"format": "csv", "kind": "correction", "model": "gpt-4o-mini"}
         )
         assert csv_export.status_code == 200
-        api = client.get("/v1/feedback/export", params={"format": "csv", "kind": "correction", "model": "gpt-4o-mini"},
-                         headers={"authorization": f"Bearer {seeded.token}"})  # fmt: skip
+        api = client.get(
+            "/v1/feedback/export",
+            params={"format": "csv", "kind": "correction", "model": "gpt-4o-mini"},
+            headers={"authorization": f"Bearer {seeded.token}"},
+        )
         assert csv_export.content == api.content  # the same export code
         assert client.get("/ui/feedback", params={"tag": "no-colon"}).status_code == 422
 
@@ -395,13 +424,29 @@ class TestPages:
         client, seeded = app_client
         sign_in(client, seeded.token)
         form = client.get("/ui/monitors/new").text
-        fields = {"csrf_token": csrf_of(form), "name": "p95 change", "scope": "*", "family": "latency",
-                  "metric": "latency_p95_ms", "dimension": "", "condition_type": "p_value", "severity": "warning",
-                  "enabled": "on"}  # fmt: skip
+        fields = {
+            "csrf_token": csrf_of(form),
+            "name": "p95 change",
+            "scope": "*",
+            "family": "latency",
+            "metric": "latency_p95_ms",
+            "dimension": "",
+            "condition_type": "p_value",
+            "severity": "warning",
+            "enabled": "on",
+        }
         page = client.post("/ui/monitors/new", data=fields)
         assert page.status_code == 422
-        api = client.post("/v1/monitors", headers={"authorization": f"Bearer {seeded.token}"}, json={
-            "name": "p95 change", "family": "latency", "metric": "latency_p95_ms", "condition": {"type": "p_value"}})  # fmt: skip
+        api = client.post(
+            "/v1/monitors",
+            headers={"authorization": f"Bearer {seeded.token}"},
+            json={
+                "name": "p95 change",
+                "family": "latency",
+                "metric": "latency_p95_ms",
+                "condition": {"type": "p_value"},
+            },
+        )
         assert api.status_code == 422
         message = api.json()["detail"][0]["msg"]
         assert "carries no p-value" in message
@@ -416,17 +461,40 @@ class TestPages:
             sign_in(client, token)
             builtin = client.get("/ui/monitors/default-family-drift")
             assert builtin.status_code == 200
-            refused = client.post("/ui/monitors/default-family-drift", data={
-                "csrf_token": csrf_of(builtin.text), "name": "mine now", "scope": "*", "family": "drift",
-                "metric": "family_drift", "condition_type": "flagged", "severity": "warning"})  # fmt: skip
+            refused = client.post(
+                "/ui/monitors/default-family-drift",
+                data={
+                    "csrf_token": csrf_of(builtin.text),
+                    "name": "mine now",
+                    "scope": "*",
+                    "family": "drift",
+                    "metric": "family_drift",
+                    "condition_type": "flagged",
+                    "severity": "warning",
+                },
+            )
             assert refused.status_code == 409
             assert "is a built-in default and read-only" in refused.text
             form = client.get("/ui/monitors/new").text
             channels = '[{"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret-value-of-16-chars"}]'
-            created = client.post("/ui/monitors/new", follow_redirects=False, data={
-                "csrf_token": csrf_of(form), "monitor_id": "p95", "name": "slow", "scope": "*", "family": "latency",
-                "metric": "latency_p95_ms", "condition_type": "threshold", "operator": "gt", "value": "2000",
-                "severity": "critical", "enabled": "on", "channels": channels})  # fmt: skip
+            created = client.post(
+                "/ui/monitors/new",
+                follow_redirects=False,
+                data={
+                    "csrf_token": csrf_of(form),
+                    "monitor_id": "p95",
+                    "name": "slow",
+                    "scope": "*",
+                    "family": "latency",
+                    "metric": "latency_p95_ms",
+                    "condition_type": "threshold",
+                    "operator": "gt",
+                    "value": "2000",
+                    "severity": "critical",
+                    "enabled": "on",
+                    "channels": channels,
+                },
+            )
             assert created.status_code == 303, re.findall(r"<li>(.*?)</li>", created.text)
             edit = client.get("/ui/monitors/p95").text
             assert "s3cret-value-of-16-chars" not in edit  # masked in the form
@@ -434,10 +502,23 @@ class TestPages:
             assert masked
             import html
 
-            saved = client.post("/ui/monitors/p95", follow_redirects=False, data={
-                "csrf_token": csrf_of(edit), "name": "slower", "scope": "*", "family": "latency",
-                "metric": "latency_p95_ms", "condition_type": "threshold", "operator": "gt", "value": "3000",
-                "severity": "critical", "enabled": "on", "channels": html.unescape(masked.group(1))})  # fmt: skip
+            saved = client.post(
+                "/ui/monitors/p95",
+                follow_redirects=False,
+                data={
+                    "csrf_token": csrf_of(edit),
+                    "name": "slower",
+                    "scope": "*",
+                    "family": "latency",
+                    "metric": "latency_p95_ms",
+                    "condition_type": "threshold",
+                    "operator": "gt",
+                    "value": "3000",
+                    "severity": "critical",
+                    "enabled": "on",
+                    "channels": html.unescape(masked.group(1)),
+                },
+            )
             assert saved.status_code == 303, re.findall(r"<li>(.*?)</li>", saved.text)
             monitor = services.monitoring.store.get("monitors", "p95")
             assert monitor.name == "slower"
