@@ -1,8 +1,8 @@
 """Send one alert or retraining request to one channel, retrying until delivered or clearly failed.
 
-The sender owns no storage: every attempt is handed to ``on_attempt`` (the delivery agent writes it
-to ``alert_deliveries``) and ``deliver`` returns an outcome instead of raising, so one bad channel can
-never stop the agent's loop. Retries follow the usual contract of webhook receivers: connection
+The sender owns no storage: every attempt is handed to ``on_attempt`` (``streams.monitors.dispatcher``
+writes it to ``alert_deliveries``) and ``deliver`` returns an outcome instead of raising, so one bad
+channel can never stop the dispatcher. Retries follow the usual contract of webhook receivers: connection
 errors, timeouts, 408, 429 and 5xx are worth another try (after exponential backoff with full jitter,
 or the receiver's ``Retry-After``); any other status, or a certificate that fails verification, is
 final. Every attempt carries the same ``Idempotency-Key`` so a receiver can drop the duplicates that
@@ -268,7 +268,7 @@ class Deliverer:
         bound = log.bind(**{id_key: target_id}, channel=channel.type)
         try:
             prepared = _prepare(event, channel)
-        except Exception as exc:  # a payload bug must cost one delivery, not the delivery agent
+        except Exception as exc:  # a payload bug must cost one delivery, not the dispatcher
             bound.exception("delivery.prepare_failed")
             attempt = DeliveryAttempt(
                 target_id=target_id,
