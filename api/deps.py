@@ -8,14 +8,13 @@ Only a key-cache miss goes to a thread (it queries storage).
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from streams.bus import Publisher
-from streams.keys import ApiKey
+from streams.keys import ApiKey, is_admin_token
 from streams.monitors import Monitoring
 from streams.runtime import Runtime
 from streams.storage import Storage
@@ -90,7 +89,7 @@ async def require_admin(services: ServicesDep, credentials: Credentials) -> None
     admin = services.settings.admin_key
     if admin is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "key management over HTTP needs LOOPWATCH_ADMIN_KEY set")
-    if credentials is None or not hmac.compare_digest(credentials.credentials, admin.get_secret_value()):
+    if credentials is None or not is_admin_token(admin, credentials.credentials):
         raise _unauthorized("admin key required")
 
 

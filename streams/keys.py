@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from pydantic import SecretStr
 
 from streams.storage import Storage, as_utc
 
@@ -17,6 +20,18 @@ _CACHE_SECONDS = 10.0
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def is_admin_token(admin: SecretStr | None, token: str) -> bool:
+    """``token`` is the admin key (``LOOPWATCH_ADMIN_KEY``); compared in constant time, as bytes, so
+    any string a client sends is a plain no, never an error."""
+    return admin is not None and hmac.compare_digest(token.encode(), admin.get_secret_value().encode())
+
+
+def admin_fingerprint(admin: SecretStr) -> str:
+    """A short, non-reversible name of the admin key: dashboard admin sessions carry it, so changing
+    the key ends them."""
+    return hashlib.sha256(b"loopwatch-admin:" + admin.get_secret_value().encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)

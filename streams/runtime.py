@@ -77,19 +77,26 @@ class Runtime:
             await self.runner.wait_idle(timeout, close_windows=close_windows)
 
     async def stop(self, *, close_storage: bool = True) -> None:
-        """Stop consuming and write what is buffered, then let alert deliveries finish, then close."""
-        if self.runner is not None:
-            await self.runner.stop()
-        if self.worker is not None:
-            await self.worker.stop()
-        await self.monitoring.stop()
-        if self.kafka_publisher is not None:
-            await self.kafka_publisher.stop()
-        if self.stop_metrics_server is not None:
-            self.stop_metrics_server()
-        if close_storage:
-            self.storage.close()
-        log.info("runtime_stopped")
+        """Stop consuming and write what is buffered, then let alert deliveries finish, then close.
+
+        Each step runs even when an earlier one raised (a final write that gave up), so deliveries,
+        the producer and storage are still closed; the first error is raised at the end."""
+        try:
+            if self.runner is not None:
+                await self.runner.stop()
+            if self.worker is not None:
+                await self.worker.stop()
+        finally:
+            try:
+                await self.monitoring.stop()
+                if self.kafka_publisher is not None:
+                    await self.kafka_publisher.stop()
+            finally:
+                if self.stop_metrics_server is not None:
+                    self.stop_metrics_server()
+                if close_storage:
+                    self.storage.close()
+                log.info("runtime_stopped")
 
 
 async def start_runtime(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.ui.session import UiSession, anonymous
 from api.ui.web import UiDep, UiRoute, VisitorDep, admin_matches, first, redirect
+from streams.keys import admin_fingerprint
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 
@@ -31,7 +32,9 @@ async def signin(ui: VisitorDep) -> Response:
     token, target = first(fields, "api_key"), _safe_next(first(fields, "next"))
     fresh = anonymous()
     if token and admin_matches(ui.services, token):
-        ui.sign_in(UiSession(nonce=fresh.nonce, expires=fresh.expires, admin=True))
+        admin = ui.services.settings.admin_key
+        assert admin is not None  # admin_matches checked it
+        ui.sign_in(UiSession(nonce=fresh.nonce, expires=fresh.expires, admin=True, key_id=admin_fingerprint(admin)))
         return redirect(target)
     key = await asyncio.to_thread(ui.services.keys.resolve, token) if token else None
     if key is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from api.deps import ServicesDep
 from api.queries.dashboard import projects
 from api.report_page import script_json
 from api.ui.session import COOKIE, CSRF_FIELD, SESSION_SECONDS, SessionSigner, UiSession, anonymous
-from streams.keys import ApiKey
+from schemas.times import assume_utc
+from streams.keys import ApiKey, admin_fingerprint, is_admin_token
 from streams.runtime import Runtime
 
 # Scripts and styles come only from our own origin: no inline script, no eval, chart data in
@@ -203,7 +203,7 @@ def parse_moment(name: str, text: str) -> datetime | None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name}: expected an ISO 8601 date-time, e.g. 2026-11-01T00:00"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return assume_utc(moment)
 
 
 def parse_interval(text: str) -> int | None:
@@ -232,7 +232,7 @@ async def _visitor(request: Request, services: ServicesDep) -> Ui:
             request.state.ui_cookie = signer.dumps(session)
     if session.admin:
         admin = services.settings.admin_key
-        if admin is None:  # the admin key was removed from the settings: admin sessions end
+        if admin is None or session.key_id != admin_fingerprint(admin):  # the admin key was removed or changed
             session = anonymous()
             request.state.ui_cookie = signer.dumps(session)
         else:
@@ -260,8 +260,7 @@ UiDep = Annotated[Ui, Depends(_signed_in)]
 
 
 def admin_matches(services: Runtime, token: str) -> bool:
-    admin = services.settings.admin_key
-    return admin is not None and hmac.compare_digest(token.encode(), admin.get_secret_value().encode())
+    return is_admin_token(services.settings.admin_key, token)
 
 
 def redirect(url: str) -> RedirectResponse:

@@ -314,7 +314,7 @@ class AlertDispatcher:
         ``fired_before`` (default: ``older_than`` ago) bounds what counts as abandoned. At start-up it is
         the start time: no earlier event can be in flight in this process, so all of them go out at
         once. A periodic sweep keeps the age margin, because another process sharing the store may
-        still be delivering a younger event (there is no cross-process claim yet). Acknowledged alerts
+        still be delivering a younger event. Acknowledged alerts
         and channels that got a 2xx are never resent (``AlertStore.pending``), nor a channel this
         dispatcher is delivering right now, nor one another live process holds the claim of (``_claim``).
         """

@@ -575,12 +575,6 @@ def _validated(values: dict[str, object]) -> InferenceRecord | str:
         return f"span {str(values['event_id'])[32:]}: {exc}"
 
 
-def span_record(span: Span, resource: ResourceContext, project: str) -> InferenceRecord | str | None:
-    """The inference a span describes, a reason it cannot be one (str), or None for a non-GenAI span."""
-    values = _span_values(span, resource, project)
-    return values if values is None or isinstance(values, str) else _validated(values)
-
-
 def map_traces(request: TracesView, project: str) -> Mapped[InferenceRecord]:
     """Every span of an export: GenAI spans → records or rejections, other spans → ignored.
 

@@ -131,6 +131,23 @@ class TestAuth:
         assert response.status_code == 303
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/ui").text
 
+    def test_changing_the_admin_key_ends_admin_sessions(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, _ = app_client
+        sign_in(client, ADMIN_KEY)
+        assert client.get("/ui", follow_redirects=False).status_code == 200
+        settings = client.app.state.services.settings  # type: ignore[attr-defined]
+        old = settings.admin_key
+        settings.admin_key = SecretStr(ADMIN_KEY + "-rotated")
+        try:
+            assert client.get("/ui", follow_redirects=False).status_code == 303  # the old cookie is no admin any more
+        finally:
+            settings.admin_key = old
+
+    def test_a_non_ascii_admin_token_is_refused_not_an_error(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, _ = app_client
+        response = client.get("/v1/keys", headers={"authorization": "Bearer clé-ünïcode".encode()})
+        assert response.status_code == 401
+
     def test_revoked_key_ends_its_sessions(self, data_dir: Path) -> None:
         with TestClient(create_app(dashboard_settings(data_dir))) as client:
             keys = client.app.state.services.keys  # type: ignore[attr-defined]
