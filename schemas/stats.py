@@ -62,10 +62,6 @@ ADDITIVE_METRICS: frozenset[str] = frozenset(
 )
 
 
-def is_known_metric(family: str, metric: str) -> bool:
-    return metric in METRICS.get(family, {})
-
-
 @dataclass(frozen=True, slots=True)
 class WindowKey:
     """One tumbling window of one model."""

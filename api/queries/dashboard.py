@@ -8,12 +8,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from api.queries.stats import overlapping
 from streams.storage import Storage, as_utc
+
+T = TypeVar("T")
 
 # The model-wide numbers of the overview: (family, metric) with dimension '' (family_drift has one per family).
 OVERVIEW_METRICS: tuple[tuple[str, str], ...] = (
@@ -64,7 +67,12 @@ class ModelWindows:
 
 
 def projects(storage: Storage) -> list[str]:
-    """Every project with a key or an event (the admin's project picker)."""
+    """Every project with a key or an event (the admin's project picker, read on every admin request:
+    cached, since it scans the project column of every stored event)."""
+    return _cached(("projects", storage.database), lambda: _read_projects(storage))
+
+
+def _read_projects(storage: Storage) -> list[str]:
     db = storage.database
     rows = storage.query(
         f"SELECT DISTINCT project FROM {db}.api_keys UNION DISTINCT SELECT DISTINCT project FROM {db}.inferences"
@@ -112,25 +120,31 @@ def model_windows(storage: Storage, project: str, windows: int) -> list[ModelWin
     return sorted(models.values(), key=lambda m: m.model)
 
 
-_REFERENCE_SECONDS = 30.0
-_reference_cache: dict[tuple[str, str], tuple[float, list[tuple[str, str, float]]]] = {}
-_reference_lock = threading.Lock()
+_CACHE_SECONDS = 30.0
+_cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def _cached(key: tuple[str, ...], compute: Callable[[], T]) -> T:
+    """``compute()``, kept for 30 s per ``key``: for the dashboard's reads that change rarely and cost
+    the most (the reference join of the overview, the admin's project list on every request)."""
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit and hit[0] > now:
+        return cast(T, hit[1])
+    value = compute()
+    with _cache_lock:
+        if len(_cache) > 1000:
+            _cache.clear()
+        _cache[key] = (now + _CACHE_SECONDS, value)
+    return value
 
 
 def _reference_means(storage: Storage, project: str) -> list[tuple[str, str, float]]:
-    """``_read_reference_means``, kept for 30 s: references change rarely (a first window once, an
-    upload now and then) and the join is the overview's most expensive read."""
-    key, now = (storage.database, project), time.monotonic()
-    with _reference_lock:
-        hit = _reference_cache.get(key)
-    if hit and hit[0] > now:
-        return hit[1]
-    means = _read_reference_means(storage, project)
-    with _reference_lock:
-        if len(_reference_cache) > 1000:
-            _reference_cache.clear()
-        _reference_cache[key] = (now + _REFERENCE_SECONDS, means)
-    return means
+    """``_read_reference_means``, cached: references change rarely (a first window once, an upload now
+    and then) and the join is the overview's most expensive read."""
+    return _cached(("reference", storage.database, project), lambda: _read_reference_means(storage, project))
 
 
 def _read_reference_means(storage: Storage, project: str) -> list[tuple[str, str, float]]:

@@ -50,7 +50,8 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with a 413 past ``max_bytes`` (declared or streamed); OTLP shares it."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body of {declared} bytes exceeds {max_bytes}")
@@ -116,7 +117,7 @@ async def _accept(
     request: Request, project: str, services: Runtime, publisher: Publisher, kind: EventKind[Any, Any]
 ) -> Response:
     settings = services.settings
-    body = await _read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes)
     records = _fast_records(kind, body, project, settings.max_batch_items)
     if records is None:
         records = _slow_records(kind, body, project, settings.max_batch_items)

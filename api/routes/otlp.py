@@ -46,7 +46,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from structlog import get_logger
 
 from api.deps import Credentials, ServicesDep, current_key, publisher_of
-from api.routes.ingest import _read_body
+from api.routes.ingest import read_body
 from streams import metrics
 from streams.bus import Kind, NotWrittenYet
 from streams.otlp import texts
@@ -135,7 +135,7 @@ def _error(code: int, message: str, encoding: Encoding, headers: Mapping[str, st
 
 async def _read(request: Request, max_bytes: int) -> bytes:
     """The body within ``max_bytes``, inflated if gzip (``HTTPException`` 413 / 400 / 415 otherwise)."""
-    body = await _read_body(request, max_bytes)
+    body = await read_body(request, max_bytes)
     content_encoding = request.headers.get("content-encoding", "").strip().lower()
     if content_encoding == "gzip":
         try:
