@@ -241,15 +241,20 @@ class StatsEngine:
         return rows
 
     def _write(self, rows: list[StatRow]) -> None:
-        """Store the rows, then run the hooks. Once stored the window is done: a hook that raises is
-        logged, not retried here (hooks keep their own retries, as ``Monitoring`` does)."""
+        """Run the hooks (the monitors store their alerts), then store the rows.
+
+        Stored rows mark the window done: start-up recovery re-computes only windows without them. So
+        the hooks come first: a process killed between the two re-computes the window and evaluates it
+        again (alert ids are deterministic and claimed once, so nothing doubles), where the opposite
+        order lost that window's alerts for good. A hook that raises is logged, not retried here (hooks
+        keep their own retries, as ``Monitoring`` does)."""
         if rows:
-            self.storage.insert_json("window_stats", orjson.dumps([_stat_json(row) for row in rows]))
             for hook in self.on_rows:
                 try:
                     hook(rows)
                 except Exception:
                     log.exception("stats_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), rows=len(rows))
+            self.storage.insert_json("window_stats", orjson.dumps([_stat_json(row) for row in rows]))
 
     def _latency(self, key: WindowKey, events: WindowRows, versions: list[tuple[str, WindowRows]]) -> list[StatRow]:
         """Model-wide rows, plus the same per model version when the window has named versions."""
