@@ -89,6 +89,7 @@ from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.traffic import Traffic
 from schemas.settings import Settings
+from streams.allocator import tune_malloc
 from streams.runtime import Runtime
 from streams.storage import Storage
 
@@ -400,7 +401,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=16, help="keep-alive connections per process")
     parser.add_argument("--event-rate", type=float, default=1_000.0, help="events per second of event time")
     parser.add_argument("--quick", action="store_true", help="smoke run: 20k events, 500 baseline, 1 run")
+    parser.add_argument(
+        "--malloc-default", action="store_true", help="keep glibc's malloc defaults (`serve` tunes them first)"
+    )
     args = parser.parse_args()
+    if not args.malloc_default:
+        tune_malloc()  # what `loopwatch serve` does before chDB starts
     if args.quick:
         args.events, args.single, args.runs, args.stats_off_runs, args.queued_runs = 20_000, 500, 1, 1, 1
 

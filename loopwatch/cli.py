@@ -25,6 +25,10 @@ console = Console()
 def _settings(**overrides: Any) -> Settings:
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     configure_logging(settings)
+    if settings.malloc_tuning:  # before chDB loads and its threads start
+        from streams.allocator import tune_malloc
+
+        tune_malloc()
     return settings
 
 

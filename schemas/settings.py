@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         description="embedded chDB: the memory its caches may hold (marks, primary index, skip-index marks, "
         "query conditions; ClickHouse's defaults are 5 GiB each), so the process stays flat as data grows",
     )
+    malloc_tuning: bool = Field(
+        default=True,
+        description="`serve`/`worker`/`up`: fixed glibc malloc thresholds and 2 arenas (streams/allocator.py), so "
+        "freed chDB buffers go back to the OS instead of fragmenting the heap; false keeps glibc's defaults",
+    )
 
     kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = embedded")
     topic_prefix: str = "loopwatch"

@@ -262,6 +262,10 @@ _GAUGES = _ScrapeTimeGauges(
             "Windows open or waiting to close (events seen, statistics not yet computed).",
             (),
         ),
+        "loopwatch_storage_memory_bytes": (
+            "Memory embedded chDB tracks in this process (queries, merges, caches); 0 with a ClickHouse server.",
+            (),
+        ),
         "loopwatch_kafka_consumer_lag": (
             "Messages after this worker's committed offset: highwater - committed, per assigned partition.",
             ("topic", "partition"),
@@ -280,6 +284,11 @@ def watch_pipeline(owner: OwnerT, buffered: Callable[[OwnerT], int], windows: Ca
     """Hook: report ``owner``'s buffered events and its pending windows (None: it computes none) while it lives."""
     _GAUGES.watch("loopwatch_sink_pending_events", owner, lambda live: [((), float(buffered(live)))])
     _GAUGES.watch("loopwatch_windows_pending", owner, lambda live: _sample(windows(live)))
+
+
+def watch_storage(owner: OwnerT, tracked: Callable[[OwnerT], int | None]) -> None:
+    """Hook: report ``tracked(owner)`` (embedded chDB's tracked memory, None for a server) while it lives."""
+    _GAUGES.watch("loopwatch_storage_memory_bytes", owner, lambda live: _sample(tracked(live)))
 
 
 def _sample(value: int | None) -> list[Sample]:

@@ -120,6 +120,7 @@ async def start_runtime(
     """
     storage = storage or Storage(settings)
     storage.migrate()
+    metrics.watch_storage(storage, Storage.tracked_memory)
     loop = asyncio.get_running_loop()
     keys = KeyStore(storage)
     if settings.embedded:

@@ -136,6 +136,15 @@ class Storage:
     def embedded(self) -> bool:
         return self._dsn.startswith("chdb:")
 
+    def tracked_memory(self) -> int | None:
+        """Bytes embedded chDB's memory tracker counts (queries, merges, caches) inside this process, or
+        None for a ClickHouse server (its memory is not this process's). The rest of the process's RSS
+        is Python and the allocator's retained free pages: the split says which one grows."""
+        if not self.embedded:
+            return None
+        value = self.scalar("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'")
+        return None if value is None else int(value)
+
     def _client(self) -> Client:
         client = getattr(self._local, "client", None)
         if client is None:

@@ -172,6 +172,12 @@ class TestGauges:
         assert scrape(api).value("loopwatch_queue_depth") == idle
         assert int(api.services.storage.scalar(f"SELECT count() FROM {api.services.storage.database}.inferences")) == 3
 
+    def test_storage_memory_is_what_embedded_chdb_tracks(self, api: Api) -> None:
+        tracked = api.services.storage.tracked_memory()
+        scraped = scrape(api).value("loopwatch_storage_memory_bytes")
+        assert tracked is not None and tracked > 0  # queries ran: the tracker counts their memory
+        assert 0 < scraped < 16 * 2**30  # one live storage; the engine's figure, not a placeholder
+
     def test_sink_pending_follows_a_pipeline_while_it_lives(self, storage: Storage, settings: Settings) -> None:
         gc.collect()
         before = scrape_process()
