@@ -213,6 +213,33 @@ class TestPublishAndRecovery:
         assert len(receiver.requests) == 1
         assert receiver.requests[0].verified
 
+    def test_close_waits_for_a_delivery_submitted_just_before(
+        self, monitoring: Monitoring, receiver: WebhookReceiver
+    ) -> None:
+        result = _fire(monitoring, [webhook(receiver.url)])
+
+        async def run() -> list[Any]:
+            monitoring.dispatcher.bind()
+            future = monitoring.dispatcher.submit(result.alerts, result.retrains, result.monitors)
+            assert future is not None
+            await monitoring.dispatcher.aclose()  # the submitted dispatch has not started yet
+            assert future.done()
+            return list(future.result())
+
+        outcomes = asyncio.run(run())
+        assert [(o.status, o.attempts) for o in outcomes] == [("delivered", 1)]
+        assert len(receiver.requests) == 1
+
+    def test_submit_after_close_is_refused(self, monitoring: Monitoring) -> None:
+        result = _fire(monitoring, [webhook("http://127.0.0.1:9/hook")])
+
+        async def run() -> object:
+            monitoring.dispatcher.bind()
+            await monitoring.dispatcher.aclose()
+            return monitoring.dispatcher.submit(result.alerts, result.retrains, result.monitors)
+
+        assert asyncio.run(run()) is None
+
 
 async def _resume(monitoring: Monitoring) -> int:
     try:
