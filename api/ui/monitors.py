@@ -14,7 +14,7 @@ from api.routes.monitors import create_monitor, delete_monitor, update_monitor
 from api.ui.web import Ui, UiDep, UiRoute, first, redirect
 from schemas.events import Severity
 from schemas.monitors import MonitorCreate, MonitorUpdate, Operator
-from schemas.problems import validation_problems
+from schemas.problems import problem_line, validation_problems
 from schemas.stats import METRICS
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -43,11 +43,10 @@ def _messages(problems: list[dict[str, Any]] | str) -> list[str]:
     """API problems as lines: ``condition: metric 'x' carries no p-value; …`` (location without 'body')."""
     if isinstance(problems, str):
         return [problems]
-    lines = []
-    for problem in problems:
-        loc = [str(part) for part in problem.get("loc", []) if part != "body"]
-        lines.append(f"{'.'.join(loc)}: {problem.get('msg', '')}" if loc else str(problem.get("msg", "")))
-    return lines
+    return [
+        problem_line([part for part in problem.get("loc", []) if part != "body"], str(problem.get("msg", "")))
+        for problem in problems
+    ]
 
 
 def _condition(form: dict[str, str]) -> dict[str, Any]:
