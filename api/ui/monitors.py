@@ -13,30 +13,30 @@ from pydantic import ValidationError
 from api.routes.monitors import create_monitor, delete_monitor, update_monitor
 from api.ui.web import Ui, UiDep, UiRoute, first, redirect
 from schemas.events import Severity
-from schemas.monitors import MonitorCreate, MonitorUpdate, Operator
+from schemas.monitors import Condition, MonitorCreate, MonitorUpdate, Operator
 from schemas.problems import problem_line, validation_problems
 from schemas.stats import METRICS
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
-FIELDS = (
-    "monitor_id",
-    "name",
-    "scope",
-    "family",
-    "metric",
-    "dimension",
-    "condition_type",
-    "operator",
-    "value",
-    "alpha",
-    "direction",
-    "min_samples",
-    "cooldown_seconds",
-    "severity",
-    "retrain_after",
-    "channels",
-)
+
+
+def _form_fields() -> tuple[str, ...]:
+    """The form's inputs, from the monitor contract: one per ``MonitorCreate`` field, the condition
+    flattened into ``condition_type`` plus the fields of every condition kind; ``enabled`` is the
+    checkbox, read on its own (an unchecked box is absent from a form post)."""
+    conditions = get_args(get_args(Condition)[0])  # Annotated[A | B | C, discriminator] → (A, B, C)
+    names: list[str] = []
+    for name in MonitorCreate.model_fields:
+        if name == "condition":
+            names.append("condition_type")
+            names += dict.fromkeys(f for kind in conditions for f in kind.model_fields if f != "type")
+        elif name != "enabled":
+            names.append(name)
+    return tuple(names)
+
+
+FIELDS = _form_fields()
 
 
 def _messages(problems: list[dict[str, Any]] | str) -> list[str]:
