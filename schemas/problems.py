@@ -1,7 +1,9 @@
-"""Validation errors as the API's 422 items: one shape for every place that reports them.
+"""Validation errors as the API's 422 items, and as ``location: message`` lines: one shape and one
+wording for every place that reports them.
 
-Routes answer with these items, and the monitors-file loader (``streams.monitors.store``) prints the
-same locations and messages, so a user sees one wording wherever a monitor is refused.
+Routes answer with these items; the monitors-file loader (``streams.monitors.store``), ingest's dead
+letters and the dashboard print the same locations and messages as lines (``problem_line``, written
+once in the SDK, which the server depends on), so a user sees one wording wherever a value is refused.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from loopwatch_sdk.problems import location, problem_line, problem_lines
 from pydantic import ValidationError
+
+__all__ = ["location", "problem_line", "problem_lines", "validation_problems"]
 
 
 def validation_problems(exc: ValidationError, prefix: Iterable[str | int] = ()) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from schemas.events import DeadLetter, FeedbackEvent, InferenceEvent
+from schemas.problems import problem_lines
 from schemas.records import (
     FeedbackDecoder,
     FeedbackRecord,
@@ -83,14 +84,9 @@ class Decoded(Generic[R]):
 
 
 def describe(error: ValidationError, *, index: int | None = None) -> str:
-    """One line per problem, naming the field path, e.g. ``[3].latency_ms: Input should be >= 0``."""
-    problems = []
-    for item in error.errors(include_url=False, include_context=False):
-        loc = list(item["loc"])
-        prefix = f"[{index}]" if index is not None else ""
-        path = ".".join(str(part) for part in loc if not isinstance(part, int) or part != index)
-        problems.append(f"{prefix}{'.' if prefix and path else ''}{path}: {item['msg']}")
-    return "; ".join(problems)
+    """One line per problem, naming the field path, e.g. ``[3].latency_ms: Input should be >= 0``
+    (``index``: the item's place in the batch)."""
+    return "; ".join(problem_lines(error, [] if index is None else [index]))
 
 
 def _truncate(raw: bytes | str) -> str:

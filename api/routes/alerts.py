@@ -1,4 +1,8 @@
-"""``/v1/alerts`` (list, detail with every delivery attempt, acknowledge) and ``/v1/retrain-requests``."""
+"""``/v1/alerts`` (list, detail with every delivery attempt, acknowledge) and ``/v1/retrain-requests``.
+
+The handlers return the alert store's typed records; the response models below document the JSON and
+are validated from those records' attributes (``from_attributes``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentKey, MonitoringDep, ProjectDep
 from api.errors import responses
 from api.time_range import Since, Until, storable_range
 from schemas.events import AlertKind, Severity
+from streams.monitors.records import AlertDetail as StoredAlertDetail
+from streams.monitors.records import StoredAlert, StoredRetrain
 
 router = APIRouter(prefix="/v1", tags=["alerts"], responses=responses(400, 401, 422, 503))
 
@@ -21,7 +27,13 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 AlertIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-class DeliveryTarget(BaseModel):
+class _FromRecord(BaseModel):
+    """A response body read from a record's attributes (``streams.monitors.records``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class DeliveryTarget(_FromRecord):
     channel_index: int
     channel: str
     url: str = Field(description="without secrets")
@@ -32,7 +44,7 @@ class DeliveryTarget(BaseModel):
     last_attempt_at: datetime
 
 
-class DeliverySummary(BaseModel):
+class DeliverySummary(_FromRecord):
     status: Literal["none", "pending", "delivered", "failed"] = Field(
         description="none: no channels; delivered: every channel; failed: a channel gave up after its retries"
     )
@@ -41,7 +53,7 @@ class DeliverySummary(BaseModel):
     targets: list[DeliveryTarget]
 
 
-class Attempt(BaseModel):
+class Attempt(_FromRecord):
     channel_index: int
     channel: str
     url: str
@@ -54,7 +66,7 @@ class Attempt(BaseModel):
     at: datetime
 
 
-class AlertOut(BaseModel):
+class AlertOut(_FromRecord):
     alert_id: str
     project: str
     monitor_id: str
@@ -91,7 +103,7 @@ class AckRequest(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
-class RetrainOut(BaseModel):
+class RetrainOut(_FromRecord):
     request_id: str
     project: str
     monitor_id: str
@@ -118,7 +130,7 @@ def list_alerts(
     since: Since = None,
     until: Until = None,
     limit: Limit = 100,
-) -> list[dict[str, Any]]:
+) -> list[StoredAlert]:
     """``since``/``until`` bound the time the alert fired."""
     since, until = storable_range(since, until)
     return monitoring.alerts.list_alerts(
@@ -140,7 +152,7 @@ def list_alerts(
     responses=responses(404),
     summary="One alert with every delivery attempt",
 )
-def get_alert(alert_id: AlertIdPath, project: ProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
+def get_alert(alert_id: AlertIdPath, project: ProjectDep, monitoring: MonitoringDep) -> StoredAlertDetail:
     alert = monitoring.alerts.get_alert(project, alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in this project")
@@ -159,7 +171,7 @@ def ack_alert(
     key: CurrentKey,
     monitoring: MonitoringDep,
     body: AckRequest | None = None,
-) -> dict[str, Any]:
+) -> StoredAlertDetail:
     body = body or AckRequest()
     alert = monitoring.alerts.ack(project, alert_id, by=body.by or f"key:{key.key_id}", note=body.note)
     if alert is None:
@@ -175,7 +187,7 @@ def list_retrain_requests(
     since: Since = None,
     until: Until = None,
     limit: Limit = 100,
-) -> list[dict[str, Any]]:
+) -> list[StoredRetrain]:
     """``since``/``until`` bound the time the request was made."""
     since, until = storable_range(since, until)
     return monitoring.alerts.list_retrains(project, model=model, since=since, until=until, limit=limit)

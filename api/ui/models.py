@@ -92,9 +92,9 @@ def model_page_data(
     alerts = [
         a
         for a in monitoring.alerts.list_alerts(ui_project, model=model, limit=500)
-        if (since is None or a["window_end"] > since) and (until is None or a["window_start"] < until)
+        if (since is None or a.window_end > since) and (until is None or a.window_start < until)
     ]
-    markers = [{"x": charts.iso(a["window_start"]), "severity": a["severity"]} for a in alerts]
+    markers = [{"x": charts.iso(a.window_start), "severity": a.severity} for a in alerts]
     latency, cost, drift = families["latency"], families["cost"], families["drift"]
     figures = [
         {

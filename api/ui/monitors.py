@@ -13,41 +13,40 @@ from pydantic import ValidationError
 from api.routes.monitors import create_monitor, delete_monitor, update_monitor
 from api.ui.web import Ui, UiDep, UiRoute, first, redirect
 from schemas.events import Severity
-from schemas.monitors import MonitorCreate, MonitorUpdate, Operator
-from schemas.problems import validation_problems
+from schemas.monitors import Condition, MonitorCreate, MonitorUpdate, Operator
+from schemas.problems import problem_line, validation_problems
 from schemas.stats import METRICS
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
-FIELDS = (
-    "monitor_id",
-    "name",
-    "scope",
-    "family",
-    "metric",
-    "dimension",
-    "condition_type",
-    "operator",
-    "value",
-    "alpha",
-    "direction",
-    "min_samples",
-    "cooldown_seconds",
-    "severity",
-    "retrain_after",
-    "channels",
-)
+
+
+def _form_fields() -> tuple[str, ...]:
+    """The form's inputs, from the monitor contract: one per ``MonitorCreate`` field, the condition
+    flattened into ``condition_type`` plus the fields of every condition kind; ``enabled`` is the
+    checkbox, read on its own (an unchecked box is absent from a form post)."""
+    conditions = get_args(get_args(Condition)[0])  # Annotated[A | B | C, discriminator] → (A, B, C)
+    names: list[str] = []
+    for name in MonitorCreate.model_fields:
+        if name == "condition":
+            names.append("condition_type")
+            names += dict.fromkeys(f for kind in conditions for f in kind.model_fields if f != "type")
+        elif name != "enabled":
+            names.append(name)
+    return tuple(names)
+
+
+FIELDS = _form_fields()
 
 
 def _messages(problems: list[dict[str, Any]] | str) -> list[str]:
     """API problems as lines: ``condition: metric 'x' carries no p-value; …`` (location without 'body')."""
     if isinstance(problems, str):
         return [problems]
-    lines = []
-    for problem in problems:
-        loc = [str(part) for part in problem.get("loc", []) if part != "body"]
-        lines.append(f"{'.'.join(loc)}: {problem.get('msg', '')}" if loc else str(problem.get("msg", "")))
-    return lines
+    return [
+        problem_line([part for part in problem.get("loc", []) if part != "body"], str(problem.get("msg", "")))
+        for problem in problems
+    ]
 
 
 def _condition(form: dict[str, str]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from api.deps import ServicesDep
 from api.queries.dashboard import projects
 from api.report_page import script_json
 from api.ui.session import COOKIE, CSRF_FIELD, SESSION_SECONDS, SessionSigner, UiSession, anonymous
+from schemas.problems import problem_line
 from schemas.times import assume_utc
 from streams.keys import ApiKey, admin_fingerprint, is_admin_token
 from streams.runtime import Runtime
@@ -318,7 +319,8 @@ class UiRoute(APIRoute):
             except HTTPException as exc:
                 response = _error_page(exc.status_code, _problems(exc.detail))
             except RequestValidationError as exc:
-                response = _error_page(422, [f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors()])
+                # The location without its first part (``query``, ``path``, ``body``): a form names fields.
+                response = _error_page(422, [problem_line(e["loc"][1:], e["msg"]) for e in exc.errors()])
             return secure(response, request)
 
         return run

@@ -36,6 +36,7 @@ from loopwatch_sdk._transports import (
     Transport,
 )
 from loopwatch_sdk.events import FeedbackEvent, InferenceEvent, ProjectName, new_id
+from loopwatch_sdk.problems import problem_lines
 from loopwatch_sdk.wire import Kind, Topics, feedback_envelopes, inference_envelopes
 
 log = structlog.get_logger("loopwatch.emitter")
@@ -352,14 +353,8 @@ class Emitter:
         held = self._throttle.allow(f"invalid:{kind}")
         if held is None:
             return
-        if isinstance(exc, ValidationError):
-            # Locations and messages only: inputs (prompts, responses) never reach the logs.
-            errors = [
-                f"{'.'.join(str(part) for part in error['loc']) or '(event)'}: {error['msg']}"
-                for error in exc.errors(include_url=False, include_context=False, include_input=False)
-            ]
-        else:
-            errors = [type(exc).__name__]
+        # Locations and messages only: inputs (prompts, responses) never reach the logs.
+        errors = problem_lines(exc, whole="(event)") if isinstance(exc, ValidationError) else [type(exc).__name__]
         log.warning("emitter_event_invalid", project=self._project, kind=kind, errors=errors, also_invalid=held)
 
     # ------------------------------------------------------------------ background thread

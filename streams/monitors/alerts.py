@@ -10,18 +10,31 @@ final attempt failed, ``pending`` until then.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 import orjson
 
 from schemas.events import AlertEvent, RetrainEvent
+from schemas.stats import StatRow
 from streams.delivery.sender import DeliveryAttempt
+from streams.monitors.records import (
+    AlertDetail,
+    AlertStatus,
+    DeliveryStatus,
+    DeliverySummary,
+    DeliveryTarget,
+    Evaluation,
+    StoredAlert,
+    StoredAttempt,
+    StoredRetrain,
+)
 from streams.storage import Claims, Storage, as_utc, ch_time
 
-AlertStatus = Literal["open", "acked"]
+_Alert = TypeVar("_Alert", bound=AlertEvent)
+_Retrain = TypeVar("_Retrain", bound=RetrainEvent)
 
 _ALERT_COLUMNS = [
     "project",
@@ -94,23 +107,19 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
-def delivery_summary(channels: int, targets: list[dict[str, Any]]) -> dict[str, Any]:
+def delivery_summary(channels: int, targets: Sequence[DeliveryTarget]) -> DeliverySummary:
     """``none`` (no channels) | ``pending`` | ``delivered`` (every channel) | ``failed`` (any channel
     gave up), with the per-channel breakdown."""
+    status: DeliveryStatus
     if channels == 0:
         status = "none"
-    elif len(targets) < channels or any(t["status"] == "pending" for t in targets):
+    elif len(targets) < channels or any(t.status == "pending" for t in targets):
         status = "pending"
-    elif all(t["status"] == "delivered" for t in targets):
+    elif all(t.status == "delivered" for t in targets):
         status = "delivered"
     else:
         status = "failed"
-    return {
-        "status": status,
-        "channels": channels,
-        "attempts": sum(t["attempts"] for t in targets),
-        "targets": targets,
-    }
+    return DeliverySummary(status, channels, sum(t.attempts for t in targets), tuple(targets))
 
 
 @dataclass(frozen=True)
@@ -122,25 +131,73 @@ class Pending:
     missing: list[int]
 
 
-def _alert_event(row: dict[str, Any]) -> AlertEvent:
-    """The ``AlertEvent`` an ``alerts`` row was written from (``insert_alerts`` in reverse)."""
+def _loads(text: str) -> dict[str, Any]:
+    return orjson.loads(text) if text else {}
+
+
+def _alert_event(row: Mapping[str, Any], cls: type[_Alert], **state: Any) -> _Alert:
+    """The ``alerts`` row as ``cls`` (``insert_alerts`` in reverse): the ``AlertEvent`` it was written
+    from, or a ``StoredAlert`` given its ``state`` (acknowledgement, delivery)."""
     fields = {name: row[name] for name in AlertEvent.model_fields}
-    fields["details"] = orjson.loads(row["details"]) if row["details"] else {}
+    fields["details"] = _loads(row["details"])
     fields["report_url"] = row["report_url"] or None
     for name in ("window_start", "window_end", "fired_at"):
         fields[name] = as_utc(row[name])
-    return AlertEvent.model_validate(fields)
+    return cls.model_validate({**fields, **state})
 
 
-def _retrain_event(row: dict[str, Any]) -> RetrainEvent:
-    """The ``RetrainEvent`` a ``retrain_requests`` row was written from (``insert_retrains`` in reverse)."""
+def _retrain_event(row: Mapping[str, Any], cls: type[_Retrain], **state: Any) -> _Retrain:
+    """The ``retrain_requests`` row as ``cls`` (``insert_retrains`` in reverse): the ``RetrainEvent``
+    it was written from, or a ``StoredRetrain`` given its ``state`` (monitor, delivery)."""
     fields = {name: row[name] for name in RetrainEvent.model_fields}
     fields["reason"] = list(row["reason"])
     for name in ("evidence", "dataset"):
-        fields[name] = orjson.loads(row[name]) if row[name] else {}
+        fields[name] = _loads(row[name])
     for name in ("window_start", "window_end", "created_at"):
         fields[name] = as_utc(row[name])
-    return RetrainEvent.model_validate(fields)
+    return cls.model_validate({**fields, **state})
+
+
+def _target(row: Mapping[str, Any]) -> DeliveryTarget:
+    """One channel's summary row (``AlertStore._targets``'s query)."""
+    return DeliveryTarget(
+        channel_index=row["channel_index"],
+        channel=row["channel"],
+        url=row["url"],
+        status="delivered" if row["delivered"] else ("failed" if row["done"] else "pending"),
+        attempts=row["attempts"],
+        last_status_code=row["last_status_code"],
+        last_error=row["last_error"] or None,
+        last_attempt_at=as_utc(row["last_attempt_at"]),
+    )
+
+
+def _attempt(row: Mapping[str, Any]) -> StoredAttempt:
+    """An ``alert_deliveries`` row."""
+    return StoredAttempt(
+        channel_index=row["channel_index"],
+        channel=row["channel"],
+        url=row["url"],
+        attempt=row["attempt"],
+        status_code=row["status_code"],
+        error=row["error"] or None,
+        latency_ms=row["latency_ms"],
+        succeeded=bool(row["succeeded"]),
+        final=bool(row["final"]),
+        at=as_utc(row["at"]),
+    )
+
+
+def _evaluation(row: Mapping[str, Any]) -> Evaluation:
+    """A ``monitor_evaluations`` row."""
+    return Evaluation(
+        window_start=as_utc(row["window_start"]),
+        window_end=as_utc(row["window_end"]),
+        breached=bool(row["breached"]),
+        value=row["value"],
+        alert_id=row["alert_id"],
+        retrain_id=row["retrain_id"],
+    )
 
 
 class AlertStore:
@@ -238,7 +295,7 @@ class AlertStore:
 
     def evaluations(
         self, project: str, monitor_id: str, model: str, *, up_to: datetime, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[Evaluation]:
         """The newest verdicts of (monitor, model) with window_start <= ``up_to``, newest first."""
         rows = self._storage.rows(
             "SELECT window_start, window_end, breached, value, alert_id, retrain_id "
@@ -247,10 +304,7 @@ class AlertStore:
             "AND window_start <= {up_to:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {limit:UInt32}",
             {"project": project, "monitor_id": monitor_id, "model": model, "up_to": ch_time(up_to), "limit": limit},
         )
-        for row in rows:
-            row["window_start"], row["window_end"] = as_utc(row["window_start"]), as_utc(row["window_end"])
-            row["breached"] = bool(row["breached"])
-        return rows
+        return [_evaluation(row) for row in rows]
 
     def episode(self, project: str, monitor_id: str, model: str, *, at: datetime) -> tuple[datetime | None, bool]:
         """The breach episode around the window starting ``at``: (start of the calm window it follows,
@@ -287,19 +341,33 @@ class AlertStore:
             return None
         return as_utc(value)
 
-    def drift_columns(self, project: str, model: str, window_start: datetime) -> list[dict[str, Any]]:
+    def drift_columns(self, project: str, model: str, window_start: datetime) -> list[StatRow]:
         """A window's stored column drift rows (when the engine was handed only the dataset row)."""
         rows = self._storage.rows(
-            "SELECT dimension, value, p_value, threshold, flagged, sample_size, details "
+            "SELECT window_end, dimension, value, p_value, threshold, flagged, sample_size, details "
             f"FROM {self._db}.window_stats FINAL WHERE project = {{project:String}} AND model = {{model:String}} "
             "AND family = 'drift' AND metric = 'column_drift' AND model_version = '' "
             "AND window_start = {start:DateTime64(3, 'UTC')}",
             {"project": project, "model": model, "start": ch_time(window_start)},
         )
-        for row in rows:
-            row["details"] = orjson.loads(row["details"]) if row["details"] else {}
-            row["flagged"] = bool(row["flagged"])
-        return rows
+        return [
+            StatRow(
+                project,
+                model,
+                as_utc(window_start),
+                as_utc(row["window_end"]),
+                "drift",
+                "column_drift",
+                row["value"],
+                dimension=row["dimension"],
+                p_value=row["p_value"],
+                threshold=row["threshold"],
+                flagged=bool(row["flagged"]),
+                sample_size=row["sample_size"],
+                details=_loads(row["details"]),
+            )
+            for row in rows
+        ]
 
     # ------------------------------------------------------------------ dispatcher
 
@@ -327,7 +395,7 @@ class AlertStore:
             ],
         )
 
-    def _targets(self, project: str, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    def _targets(self, project: str, ids: Sequence[str]) -> dict[str, list[DeliveryTarget]]:
         """Per target id, one summary per channel index, from its attempts."""
         if not ids:
             return {}
@@ -340,35 +408,20 @@ class AlertStore:
             "GROUP BY target_id, channel_index ORDER BY target_id, channel_index",
             {"project": project, "ids": list(ids)},
         )
-        out: dict[str, list[dict[str, Any]]] = {}
+        out: dict[str, list[DeliveryTarget]] = {}
         for row in rows:
-            status = "delivered" if row["delivered"] else ("failed" if row["done"] else "pending")
-            out.setdefault(row.pop("target_id"), []).append(
-                {
-                    "channel_index": row["channel_index"],
-                    "channel": row["channel"],
-                    "url": row["url"],
-                    "status": status,
-                    "attempts": row["attempts"],
-                    "last_status_code": row["last_status_code"],
-                    "last_error": row["last_error"] or None,
-                    "last_attempt_at": as_utc(row["last_attempt_at"]),
-                }
-            )
+            out.setdefault(row["target_id"], []).append(_target(row))
         return out
 
-    def attempts(self, project: str, target_id: str) -> list[dict[str, Any]]:
+    def attempts(self, project: str, target_id: str) -> list[StoredAttempt]:
+        """Every delivery attempt of an alert or request, oldest first."""
         rows = self._storage.rows(
             "SELECT channel_index, channel, url, attempt, status_code, error, latency_ms, succeeded, final, at "
             f"FROM {self._db}.alert_deliveries WHERE project = {{project:String}} AND target_id = {{id:String}} "
             "ORDER BY at, channel_index, attempt",
             {"project": project, "id": target_id},
         )
-        for row in rows:
-            row["at"] = as_utc(row["at"])
-            row["succeeded"], row["final"] = bool(row["succeeded"]), bool(row["final"])
-            row["error"] = row["error"] or None
-        return rows
+        return [_attempt(row) for row in rows]
 
     def pending(self, *, since: datetime, until: datetime, limit: int = 1000) -> list[Pending]:
         """Alerts and retraining requests fired in [since, until] that still owe a channel a delivery.
@@ -385,9 +438,9 @@ class AlertStore:
         retrains = self._storage.rows(
             self._pending_sql("retrain_requests", "request_id", "created_at", _RETRAIN_COLUMNS), params
         )
-        pending = [Pending(_alert_event(row), row["monitor_id"], list(row["missing"])) for row in alerts]
+        pending = [Pending(_alert_event(row, AlertEvent), row["monitor_id"], list(row["missing"])) for row in alerts]
         for row in retrains:
-            pending.append(Pending(_retrain_event(row), row["monitor_id"], list(row["missing"])))
+            pending.append(Pending(_retrain_event(row, RetrainEvent), row["monitor_id"], list(row["missing"])))
         return pending
 
     def _pending_sql(
@@ -415,7 +468,7 @@ class AlertStore:
 
     def _alert_rows(
         self, project: str, where: list[str], params: dict[str, Any], status: AlertStatus | None, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredAlert]:
         clauses = ["project = {project:String}", *where]
         acked = {"open": "WHERE k.acked = 0", "acked": "WHERE k.acked = 1"}.get(status or "", "")
         rows = self._storage.rows(
@@ -433,18 +486,18 @@ class AlertStore:
             {**params, "project": project, "limit": limit},
         )
         targets = self._targets(project, [row["alert_id"] for row in rows])
-        for row in rows:
-            for name in ("window_start", "window_end", "fired_at"):
-                row[name] = as_utc(row[name])
-            row["details"] = orjson.loads(row["details"]) if row["details"] else {}
-            row["report_url"] = row["report_url"] or None
-            is_acked = bool(row.pop("acked"))
-            row["status"] = "acked" if is_acked else "open"
-            row["acked_at"] = as_utc(row["acked_at"]) if is_acked else None
-            row["acked_by"] = row["acked_by"] if is_acked else None
-            row["ack_note"] = row["ack_note"] if is_acked else None
-            row["delivery"] = delivery_summary(row.pop("channels"), targets.get(row["alert_id"], []))
-        return rows
+        return [
+            _alert_event(
+                row,
+                StoredAlert,
+                status="acked" if row["acked"] else "open",
+                acked_at=as_utc(row["acked_at"]) if row["acked"] else None,
+                acked_by=row["acked_by"] if row["acked"] else None,
+                ack_note=row["ack_note"] if row["acked"] else None,
+                delivery=delivery_summary(row["channels"], targets.get(row["alert_id"], [])),
+            )
+            for row in rows
+        ]
 
     def list_alerts(
         self,
@@ -458,9 +511,10 @@ class AlertStore:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredAlert]:
         """Alerts of ``project``, newest first; ``since``/``until`` bound ``fired_at``."""
-        where, params = [], {}
+        where: list[str] = []
+        params: dict[str, Any] = {}
         for name, value in (("model", model), ("kind", kind), ("severity", severity), ("monitor_id", monitor_id)):
             if value is not None:
                 where.append(f"{name} = {{{name}:String}}")
@@ -483,19 +537,17 @@ class AlertStore:
         ).result_rows
         return {(str(model), str(severity)): int(count) for model, severity, count in rows}
 
-    def get_alert(self, project: str, alert_id: str) -> dict[str, Any] | None:
+    def get_alert(self, project: str, alert_id: str) -> AlertDetail | None:
         """One alert with every delivery attempt."""
         rows = self._alert_rows(project, ["alert_id = {alert_id:String}"], {"alert_id": alert_id}, None, 1)
         if not rows:
             return None
-        alert = rows[0]
-        alert["attempts"] = self.attempts(project, alert_id)
-        return alert
+        return AlertDetail(**dict(rows[0]), attempts=tuple(self.attempts(project, alert_id)))
 
-    def ack(self, project: str, alert_id: str, *, by: str, note: str = "") -> dict[str, Any] | None:
+    def ack(self, project: str, alert_id: str, *, by: str, note: str = "") -> AlertDetail | None:
         """Acknowledge an alert (idempotent: the first acknowledgement stays); None when unknown."""
         alert = self.get_alert(project, alert_id)
-        if alert is None or alert["status"] == "acked":
+        if alert is None or alert.status == "acked":
             return alert
         self._storage.insert_rows(
             "alert_acks",
@@ -513,9 +565,10 @@ class AlertStore:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredRetrain]:
         """Retraining requests of ``project``, newest first; ``since``/``until`` bound ``created_at``."""
-        where, params = ["project = {project:String}"], {"project": project, "limit": limit}
+        where = ["project = {project:String}"]
+        params: dict[str, Any] = {"project": project, "limit": limit}
         for name, value in (("model", model), ("request_id", request_id)):
             if value is not None:
                 where.append(f"{name} = {{{name}:String}}")
@@ -533,10 +586,12 @@ class AlertStore:
             params,
         )
         targets = self._targets(project, [row["request_id"] for row in rows])
-        for row in rows:
-            for name in ("window_start", "window_end", "created_at"):
-                row[name] = as_utc(row[name])
-            row["evidence"] = orjson.loads(row["evidence"]) if row["evidence"] else {}
-            row["dataset"] = orjson.loads(row["dataset"]) if row["dataset"] else {}
-            row["delivery"] = delivery_summary(row.pop("channels"), targets.get(row["request_id"], []))
-        return rows
+        return [
+            _retrain_event(
+                row,
+                StoredRetrain,
+                monitor_id=row["monitor_id"],
+                delivery=delivery_summary(row["channels"], targets.get(row["request_id"], [])),
+            )
+            for row in rows
+        ]

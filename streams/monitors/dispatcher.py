@@ -20,7 +20,7 @@ A resume takes over a claim only when its holder is gone (a dead pid on this hos
 ``STALE_AFTER``, with the claim's next generation, which again only one process wins.
 
 A dispatcher belongs to one event loop (its HTTP client and semaphore do); ``submit`` is the
-thread-safe way in from the worker threads that evaluate monitors.
+thread-safe way in from the worker threads that evaluate monitors (``asyncio.run_coroutine_threadsafe``).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class AlertDispatcher:
 
     def submit(
         self, alerts: Sequence[AlertEvent], retrains: Sequence[RetrainEvent], monitors: Iterable[Monitor]
-    ) -> concurrent.futures.Future[Any] | None:
+    ) -> concurrent.futures.Future[list[DeliveryOutcome]] | None:
         """Schedule ``dispatch`` on the bound loop from any thread; never blocks, never raises.
 
         Without a bound loop the events stay stored and undelivered until ``resume_pending`` runs.
@@ -138,30 +138,26 @@ class AlertDispatcher:
                 "dispatch_unscheduled", reason="no running dispatcher", alerts=len(alerts), retrains=len(retrains)
             )
             return None
-        monitors = list(monitors)
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def start() -> None:
-            task = self.spawn(self.dispatch(alerts, retrains, monitors))
-
-            def done(task: asyncio.Task[Any]) -> None:
-                if future.cancelled():
-                    return
-                if task.cancelled():
-                    future.cancel()
-                elif task.exception() is not None:
-                    future.set_exception(task.exception())
-                else:
-                    future.set_result(task.result())
-
-            task.add_done_callback(done)
-
+        coroutine = self._dispatch_tracked(alerts, retrains, list(monitors))
         try:
-            loop.call_soon_threadsafe(start)
+            return asyncio.run_coroutine_threadsafe(coroutine, loop)
         except RuntimeError:  # the loop closed meanwhile
+            coroutine.close()
             log.error("dispatch_unscheduled", reason="event loop closed", alerts=len(alerts), retrains=len(retrains))
             return None
-        return future
+
+    async def _dispatch_tracked(
+        self, alerts: Sequence[AlertEvent], retrains: Sequence[RetrainEvent], monitors: list[Monitor]
+    ) -> list[DeliveryOutcome]:
+        """``dispatch`` as a task ``aclose`` waits for, like ``spawn``'s; ``run_coroutine_threadsafe`` makes
+        the task, so it registers itself in its first step."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            return await self.dispatch(alerts, retrains, monitors)
+        finally:
+            self._tasks.discard(task)
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Let running deliveries finish for up to ``timeout`` seconds, cancel the rest, close HTTP.
@@ -169,7 +165,11 @@ class AlertDispatcher:
         Events submitted afterwards stay stored and undelivered until ``resume_pending``.
         """
         self._closed = True
-        await asyncio.sleep(0)  # let deliveries submitted from threads just before this start
+        # Let deliveries submitted from threads just before this start: one pass of the loop runs the
+        # callbacks ``run_coroutine_threadsafe`` queued (they create the tasks), the next runs the tasks'
+        # first steps (which register them in ``_tasks``).
+        for _ in range(2):
+            await asyncio.sleep(0)
         pending = [task for task in self._tasks if not task.done()]
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)

@@ -52,6 +52,7 @@ from schemas.settings import Settings
 from schemas.stats import StatRow
 from streams import metrics
 from streams.monitors.alerts import AlertStore
+from streams.monitors.records import Evaluation
 from streams.monitors.store import MonitorStore
 from streams.storage import as_utc
 
@@ -162,38 +163,20 @@ def _describe(monitor: Monitor) -> tuple[str, float | None]:
     return condition.describe(), None
 
 
-def _feature(row: StatRow | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(row, StatRow):
-        name, value, p_value, threshold, flagged, details = (
-            row.dimension,
-            row.value,
-            row.p_value,
-            row.threshold,
-            row.flagged,
-            row.details,
-        )
-    else:
-        name, value, p_value, threshold, flagged, details = (
-            row["dimension"],
-            row["value"],
-            row["p_value"],
-            row["threshold"],
-            row["flagged"],
-            row["details"],
-        )
-    method = str(details.get("method", "")) if isinstance(details, dict) else ""
+def _feature(row: StatRow) -> dict[str, Any]:
+    method = str(row.details.get("method", ""))
     return {
-        "name": name,
+        "name": row.dimension,
         "method": method,
-        "value": _finite(value, None),
-        "threshold": _finite(threshold, None),
-        "p_value": _finite(p_value, None),
-        "drifted": bool(flagged),
-        "score": _finite(drift_score(value, p_value, threshold, method), 1e9),
+        "value": _finite(row.value, None),
+        "threshold": _finite(row.threshold, None),
+        "p_value": _finite(row.p_value, None),
+        "drifted": bool(row.flagged),
+        "score": _finite(drift_score(row.value, row.p_value, row.threshold, method), 1e9),
     }
 
 
-def top_features(rows: Sequence[StatRow | dict[str, Any]], limit: int = TOP_FEATURES) -> list[dict[str, Any]]:
+def top_features(rows: Sequence[StatRow], limit: int = TOP_FEATURES) -> list[dict[str, Any]]:
     """Columns sorted most drifted first: drifted before not, then by ``drift_score`` descending."""
     features = [_feature(row) for row in rows]
     features.sort(key=lambda f: (not f["drifted"], -(f["score"] or 0.0), f["name"]))
@@ -380,14 +363,12 @@ class MonitorEngine:
                 for row in sorted(verdict.breaching, key=lambda r: r is not worst)[:MAX_BREACHES]
             ]
         if monitor.family == "drift":
-            columns: Sequence[StatRow | dict[str, Any]] = [row for row in rows if row.metric == "column_drift"]
+            columns = [row for row in rows if row.metric == "column_drift"]
             if not columns:
                 columns = self.alerts.drift_columns(monitor.project, model, start)
             features = top_features(columns)
             details["features"] = features
-            details["drifted_columns"] = sum(
-                1 for row in columns if (row.flagged if isinstance(row, StatRow) else row["flagged"])
-            )
+            details["drifted_columns"] = sum(1 for row in columns if row.flagged)
             details["columns"] = len(columns)
         return AlertEvent(
             alert_id=stable_id("alert", monitor.project, dedup_key(monitor.monitor_id, model, start)),
@@ -427,18 +408,18 @@ class MonitorEngine:
         monitor = verdict.monitor
         needed = int(monitor.retrain_after or 0)
         history = self.alerts.evaluations(monitor.project, monitor.monitor_id, model, up_to=window[0], limit=needed)
-        same = history[0] if history and history[0]["window_start"] == window[0] else None
+        same = history[0] if history and history[0].window_start == window[0] else None
         if same is not None:
             history = history[1:]
-            if same["retrain_id"]:  # this window already completed a streak: keep that, fire nothing
+            if same.retrain_id:  # this window already completed a streak: keep that, fire nothing
                 self._record(
                     monitor,
                     model,
                     window,
                     breached=True,
                     value=verdict.worst.value,
-                    alert_id=alert_id or same["alert_id"],
-                    retrain_id=same["retrain_id"],
+                    alert_id=alert_id or same.alert_id,
+                    retrain_id=same.retrain_id,
                 )
                 return None
         calm_before, requested = self.alerts.episode(monitor.project, monitor.monitor_id, model, at=window[0])
@@ -446,11 +427,9 @@ class MonitorEngine:
             # One request per episode: drift that persists is not news until the monitor recovers.
             self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id)
             return None
-        streak = [
-            {"window_start": window[0], "window_end": window[1], "value": verdict.worst.value, "alert_id": alert_id}
-        ]
+        streak = [Evaluation(window[0], window[1], True, verdict.worst.value, alert_id, "")]
         for row in history:
-            if not row["breached"] or row["retrain_id"] or len(streak) >= needed:
+            if not row.breached or row.retrain_id or len(streak) >= needed:
                 break
             streak.append(row)
         if len(streak) < needed:
@@ -484,10 +463,10 @@ class MonitorEngine:
         )
         return retrain
 
-    def _retrain(self, verdict: _Verdict, model: str, streak: list[dict[str, Any]], request_id: str) -> RetrainEvent:
+    def _retrain(self, verdict: _Verdict, model: str, streak: list[Evaluation], request_id: str) -> RetrainEvent:
         monitor, worst = verdict.monitor, verdict.worst
         first, last = streak[0], streak[-1]
-        reason = list(dict.fromkeys(row["alert_id"] for row in streak if row["alert_id"]))
+        reason = list(dict.fromkeys(row.alert_id for row in streak if row.alert_id))
         evidence: dict[str, Any] = {
             "monitor_id": monitor.monitor_id,
             "monitor_name": monitor.name,
@@ -498,10 +477,10 @@ class MonitorEngine:
             "consecutive_breaches": len(streak),
             "windows": [
                 {
-                    "window_start": row["window_start"].isoformat(),
-                    "window_end": row["window_end"].isoformat(),
-                    "value": _finite(row["value"], None),
-                    "alert_id": row["alert_id"] or None,
+                    "window_start": row.window_start.isoformat(),
+                    "window_end": row.window_end.isoformat(),
+                    "value": _finite(row.value, None),
+                    "alert_id": row.alert_id or None,
                 }
                 for row in streak
             ],
@@ -512,11 +491,11 @@ class MonitorEngine:
                 "statistic": dict(worst.details),
             },
         }
-        since = self.alerts.last_retrain_end(monitor.project, model, before=last["window_end"])
+        since = self.alerts.last_retrain_end(monitor.project, model, before=last.window_end)
         params: dict[str, str] = {"model": model, "kind": "correction", "format": "chat"}
         if since is not None:
             params["since"] = since.isoformat()
-        params["until"] = last["window_end"].isoformat()
+        params["until"] = last.window_end.isoformat()
         dataset = {
             "endpoint": "/v1/feedback/export",
             "params": params,
@@ -527,8 +506,8 @@ class MonitorEngine:
             project=monitor.project,
             model=model,
             reason=reason,
-            window_start=first["window_start"],
-            window_end=last["window_end"],
+            window_start=first.window_start,
+            window_end=last.window_end,
             evidence=evidence,
             dataset=dataset,
         )

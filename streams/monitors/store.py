@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from schemas.channels import WebhookChannel
 from schemas.monitors import Monitor, MonitorCreate, MonitorSpec
-from schemas.problems import validation_problems
+from schemas.problems import location, problem_lines
 from schemas.settings import Settings
 from streams.delivery.url_guard import UnresolvableTargetError, UnsafeTargetError, check_target
 from streams.monitors.defaults import default_monitors, defaults_enabled
@@ -47,13 +47,6 @@ class BuiltinMonitorError(Exception):
 
 class MonitorFileError(ValueError):
     """The monitors file is unreadable or invalid; the message lists every problem with its location."""
-
-
-def _loc(parts: Iterable[str | int]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def channel_problems(
@@ -245,7 +238,7 @@ def _expand_env(value: Any, where: list[str | int], problems: list[str]) -> Any:
         def lookup(match: re.Match[str]) -> str:
             name = match[1]
             if name not in os.environ:
-                problems.append(f"{_loc(where)}: environment variable {name} is not set")
+                problems.append(f"{location(where)}: environment variable {name} is not set")
                 return ""
             return os.environ[name]
 
@@ -280,23 +273,23 @@ def load_monitors_file(path: str | Path) -> list[Monitor]:
     for index, entry in enumerate(entries):
         where: list[str | int] = ["monitors", index]
         if not isinstance(entry, dict):
-            problems.append(f"{_loc(where)}: each monitor must be a mapping")
+            problems.append(f"{location(where)}: each monitor must be a mapping")
             continue
         for required in ("project", "monitor_id"):
             if required not in entry:
-                problems.append(f"{_loc([*where, required])}: field required (the upsert key)")
+                problems.append(f"{location([*where, required])}: field required (the upsert key)")
         entry = _expand_env(entry, where, problems)
         for field in ("builtin", "created_at", "updated_at"):
             if field in entry:
-                problems.append(f"{_loc([*where, field])}: set by loopwatch, not by the file")
+                problems.append(f"{location([*where, field])}: set by loopwatch, not by the file")
         try:
             monitor = Monitor.model_validate(entry)
         except ValidationError as exc:
-            problems += [f"{_loc([*where, *p['loc']])}: {p['msg']}" for p in validation_problems(exc)]
+            problems += problem_lines(exc, where)
             continue
         key = (monitor.project, monitor.monitor_id)
         if key in seen:
-            problems.append(f"{_loc([*where, 'monitor_id'])}: duplicate monitor_id {monitor.monitor_id!r}")
+            problems.append(f"{location([*where, 'monitor_id'])}: duplicate monitor_id {monitor.monitor_id!r}")
         seen.add(key)
         monitors.append(monitor)
     if problems:

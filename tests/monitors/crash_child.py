@@ -54,13 +54,13 @@ async def fire(settings: Settings, urls: list[str], answered: int) -> None:
     await asyncio.to_thread(monitoring.on_rows, drift_rows(0))
     (alert,) = monitoring.alerts.list_alerts(PROJECT)
     while True:
-        found = monitoring.alerts.get_alert(PROJECT, alert["alert_id"])
+        found = monitoring.alerts.get_alert(PROJECT, alert.alert_id)
         assert found is not None
-        targets = found["delivery"]["targets"]
-        if sum(target["status"] == "delivered" for target in targets) >= answered:
+        targets = found.delivery.targets
+        if sum(target.status == "delivered" for target in targets) >= answered:
             break
         await asyncio.sleep(0.05)
-    _say({"alert_id": alert["alert_id"]})
+    _say({"alert_id": alert.alert_id})
     await asyncio.Event().wait()  # the hanging deliveries stay in flight until the test kills us
 
 
@@ -73,7 +73,7 @@ async def serve(settings: Settings, ack: str | None) -> None:
     runtime = await start_runtime(settings, storage)
     await runtime.stop(close_storage=False)
     (alert,) = alerts.list_alerts(PROJECT)
-    _say({"status": alert["status"], "targets": [target["status"] for target in alert["delivery"]["targets"]]})
+    _say({"status": alert.status, "targets": [target.status for target in alert.delivery.targets]})
     storage.close()
 
 

@@ -90,10 +90,10 @@ def test_racing_evaluations_fire_and_deliver_once(storage: Storage, settings: Se
     assert sum(len(result.retrains) for result in results) == 1
     alerts = AlertStore(storage).list_alerts("shop")
     assert len(alerts) == 1
-    assert alerts[0]["delivery"]["status"] == "delivered"
+    assert alerts[0].delivery.status == "delivered"
     assert len(AlertStore(storage).list_retrains("shop")) == 1
     assert sorted(r.event_type for r in requests) == ["alert", "retrain"]
-    assert {r.idempotency_key for r in requests if r.event_type == "alert"} == {alerts[0]["alert_id"]}
+    assert {r.idempotency_key for r in requests if r.event_type == "alert"} == {alerts[0].alert_id}
 
 
 def test_racing_claims_have_one_winner(storage: Storage) -> None:

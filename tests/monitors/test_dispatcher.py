@@ -56,15 +56,17 @@ class TestWebhookDelivery:
         assert [(o.status, o.attempts) for o in outcomes] == [("delivered", 3)]
         alert_id = result.alerts[0].alert_id
         attempts = monitoring.alerts.attempts("shop", alert_id)
-        assert [(a["attempt"], a["status_code"], a["succeeded"], a["final"]) for a in attempts] == [
+        assert [(a.attempt, a.status_code, a.succeeded, a.final) for a in attempts] == [
             (1, 503, False, False),
             (2, 503, False, False),
             (3, 200, True, True),
         ]
-        assert all(a["url"] == receiver.url and a["channel"] == "webhook" for a in attempts)
+        assert all(a.url == receiver.url and a.channel == "webhook" for a in attempts)
         assert {r.idempotency_key for r in receiver.requests} == {alert_id}  # one key for every retry
-        delivery = monitoring.alerts.get_alert("shop", alert_id)["delivery"]  # type: ignore[index]
-        assert (delivery["status"], delivery["attempts"], delivery["targets"][0]["status"]) == (
+        alert = monitoring.alerts.get_alert("shop", alert_id)
+        assert alert is not None
+        delivery = alert.delivery
+        assert (delivery.status, delivery.attempts, delivery.targets[0].status) == (
             "delivered",
             3,
             "delivered",
@@ -80,11 +82,11 @@ class TestWebhookDelivery:
         assert [(o.status, o.attempts, o.status_code) for o in outcomes] == [("failed", max_attempts, 503)]
         alert = monitoring.alerts.get_alert("shop", result.alerts[0].alert_id)
         assert alert is not None
-        assert alert["status"] == "open"
-        assert alert["delivery"]["status"] == "failed"
-        assert len(alert["attempts"]) == max_attempts == len(receiver.requests)
-        assert [a["final"] for a in alert["attempts"]] == [False] * (max_attempts - 1) + [True]
-        assert alert["attempts"][-1]["error"].startswith("HTTP 503")
+        assert alert.status == "open"
+        assert alert.delivery.status == "failed"
+        assert len(alert.attempts) == max_attempts == len(receiver.requests)
+        assert [a.final for a in alert.attempts] == [False] * (max_attempts - 1) + [True]
+        assert (alert.attempts[-1].error or "").startswith("HTTP 503")
 
     def test_signature_verifies_with_the_secret_only(self, monitoring: Monitoring, receiver: WebhookReceiver) -> None:
         result = _fire(monitoring, [webhook(receiver.url)])
@@ -144,8 +146,8 @@ class TestSlackAndFanOut:
         retrain = RetrainEvent.model_validate_json(next(r.body for r in receiver.requests if r.event_type == "retrain"))
         assert retrain == result.retrains[0]
         stored = monitoring.alerts.list_retrains("shop")[0]
-        assert stored["delivery"]["status"] == "delivered"
-        assert stored["delivery"]["channels"] == 2
+        assert stored.delivery.status == "delivered"
+        assert stored.delivery.channels == 2
 
 
 class TestPublishAndRecovery:
@@ -192,7 +194,9 @@ class TestPublishAndRecovery:
         assert resent_retrain.model_dump(exclude={"created_at"}) == result.retrains[0].model_dump(
             exclude={"created_at"}
         )
-        assert monitoring.alerts.get_alert("shop", result.alerts[0].alert_id)["delivery"]["status"] == "delivered"  # type: ignore[index]
+        alert = monitoring.alerts.get_alert("shop", result.alerts[0].alert_id)
+        assert alert is not None
+        assert alert.delivery.status == "delivered"
         assert asyncio.run(_resume(monitoring)) == 0  # complete now: nothing to resume
 
     def test_submit_from_a_worker_thread(self, monitoring: Monitoring, receiver: WebhookReceiver) -> None:
@@ -208,6 +212,33 @@ class TestPublishAndRecovery:
         asyncio.run(run())
         assert len(receiver.requests) == 1
         assert receiver.requests[0].verified
+
+    def test_close_waits_for_a_delivery_submitted_just_before(
+        self, monitoring: Monitoring, receiver: WebhookReceiver
+    ) -> None:
+        result = _fire(monitoring, [webhook(receiver.url)])
+
+        async def run() -> list[Any]:
+            monitoring.dispatcher.bind()
+            future = monitoring.dispatcher.submit(result.alerts, result.retrains, result.monitors)
+            assert future is not None
+            await monitoring.dispatcher.aclose()  # the submitted dispatch has not started yet
+            assert future.done()
+            return list(future.result())
+
+        outcomes = asyncio.run(run())
+        assert [(o.status, o.attempts) for o in outcomes] == [("delivered", 1)]
+        assert len(receiver.requests) == 1
+
+    def test_submit_after_close_is_refused(self, monitoring: Monitoring) -> None:
+        result = _fire(monitoring, [webhook("http://127.0.0.1:9/hook")])
+
+        async def run() -> object:
+            monitoring.dispatcher.bind()
+            await monitoring.dispatcher.aclose()
+            return monitoring.dispatcher.submit(result.alerts, result.retrains, result.monitors)
+
+        assert asyncio.run(run()) is None
 
 
 async def _resume(monitoring: Monitoring) -> int:

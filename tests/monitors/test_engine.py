@@ -11,6 +11,7 @@ import pytest
 from schemas.monitors import MonitorCreate
 from schemas.stats import StatRow
 from streams.monitors import Monitoring
+from streams.monitors.records import StoredAlert
 from tests.monitors.conftest import drift_rows, row, window
 
 DRIFT = {
@@ -26,7 +27,7 @@ def _create(monitoring: Monitoring, project: str = "shop", **spec: Any) -> str:
     return monitoring.store.create(project, MonitorCreate.model_validate(spec)).monitor_id
 
 
-def _stored_alerts(monitoring: Monitoring, project: str = "shop") -> list[dict[str, Any]]:
+def _stored_alerts(monitoring: Monitoring, project: str = "shop") -> list[StoredAlert]:
     return monitoring.alerts.list_alerts(project)
 
 
@@ -65,7 +66,7 @@ class TestDriftAlert:
         link = urlsplit(alert.report_url or "")
         assert f"{link.scheme}://{link.netloc}{link.path}" == "https://loopwatch.example.com/v1/reports/drift"
         assert parse_qs(link.query) == {"model": ["m1"], "window_start": [start.isoformat()]}
-        assert [a["alert_id"] for a in _stored_alerts(monitoring)] == [alert.alert_id]
+        assert [a.alert_id for a in _stored_alerts(monitoring)] == [alert.alert_id]
         assert result.monitors[0].monitor_id == monitor_id
 
     def test_same_window_again_never_fires_twice(self, monitoring: Monitoring) -> None:
@@ -225,7 +226,7 @@ class TestRetraining:
         assert evidence["monitor_id"] == monitor_id
         assert evidence["consecutive_breaches"] == 3
         assert [w["window_start"] for w in evidence["windows"]] == [window(n)[0].isoformat() for n in (3, 4, 5)]
-        stored = {a["alert_id"]: a["window_start"] for a in _stored_alerts(monitoring)}
+        stored = {a.alert_id: a.window_start for a in _stored_alerts(monitoring)}
         # window 3 fired; 4 was inside its cooldown (its alert stands for it); 5 fired again
         assert event.reason == [
             a for a, start in sorted(stored.items(), key=lambda kv: kv[1]) if start in (window(3)[0], window(5)[0])
@@ -238,8 +239,8 @@ class TestRetraining:
             "until": window(5)[1].isoformat(),
         }
         requests = monitoring.alerts.list_retrains("shop")
-        assert [r["request_id"] for r in requests] == [event.request_id]
-        assert requests[0]["monitor_id"] == monitor_id
+        assert [r.request_id for r in requests] == [event.request_id]
+        assert requests[0].monitor_id == monitor_id
 
     def test_recomputed_window_does_not_request_twice(self, monitoring: Monitoring) -> None:
         _create(monitoring, **{**DRIFT, "retrain_after": 2})
@@ -261,7 +262,7 @@ class TestRetraining:
         assert self._requests(monitoring, range(6, 7), drifted=False) == [0]  # recovered: the episode ends
         assert self._requests(monitoring, range(7, 10)) == [0, 0, 1]  # a new episode asks again
         requests = monitoring.alerts.list_retrains("shop")
-        assert sorted(r["window_start"] for r in requests) == [window(0)[0], window(7)[0]]
+        assert sorted(r.window_start for r in requests) == [window(0)[0], window(7)[0]]
 
     def test_windows_too_small_to_evaluate_do_not_end_the_episode(self, monitoring: Monitoring) -> None:
         _create(monitoring, **{**DRIFT, "retrain_after": 2, "min_samples": 100})

@@ -200,10 +200,12 @@ class TestCsrf:
         monitoring = client.app.state.services.monitoring  # type: ignore[attr-defined]
         alert = monitoring.alerts.list_alerts(PROJECT, status="open", limit=1)[0]
         response = client.post(
-            f"/ui/alerts/{alert['alert_id']}/ack", data={"csrf_token": other, "note": "x"}, follow_redirects=False
+            f"/ui/alerts/{alert.alert_id}/ack", data={"csrf_token": other, "note": "x"}, follow_redirects=False
         )
         assert response.status_code == 403
-        assert monitoring.alerts.get_alert(PROJECT, alert["alert_id"])["status"] == "open"
+        found = monitoring.alerts.get_alert(PROJECT, alert.alert_id)
+        assert found is not None
+        assert found.status == "open"
 
     def test_sign_out_needs_the_token(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
@@ -407,7 +409,7 @@ class TestPages:
 
         client, _ = app_client
         alerts = client.app.state.services.monitoring.alerts  # type: ignore[attr-defined]
-        listed = Counter((a["model"], a["severity"]) for a in alerts.list_alerts(PROJECT, status="open", limit=1000))
+        listed = Counter((a.model, a.severity) for a in alerts.list_alerts(PROJECT, status="open", limit=1000))
         assert alerts.open_counts(PROJECT) == dict(listed)
         assert alerts.list_alerts(PROJECT, status="acked", limit=1000)  # the ack test ran: some are left out
         assert sum(listed.values()) < len(alerts.list_alerts(PROJECT, limit=1000))
