@@ -50,6 +50,13 @@ class Settings(BaseSettings):
 
     window_seconds: int = Field(default=300, ge=1)
     allowed_lateness_seconds: int = Field(default=60, ge=0)
+    close_share_under_ingest: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="while events arrive, the window closer computes at most this share of the time and pauses "
+        "for the rest (streams/stats/pacing.py): ingest keeps its throughput during a backlog; 1 = never pause",
+    )
     batch_max_events: int = Field(default=10_000, ge=1)
     batch_max_seconds: float = Field(default=0.5, gt=0)
     queue_max_batches: int = Field(default=256, ge=1)

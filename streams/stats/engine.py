@@ -29,6 +29,7 @@ from schemas.settings import Settings
 from schemas.stats import StatRow, WindowKey
 from streams import metrics
 from streams.stats import families
+from streams.stats.pacing import Pacer
 from streams.stats.quality_data import fetch_quality, fetch_quality_by_version
 from streams.stats.references import Reference, ReferenceStore
 from streams.stats.retries import PendingWindows, RetryPolicy
@@ -99,6 +100,7 @@ class StatsEngine:
         self._spend: dict[tuple[str, str], list[tuple[datetime, float]]] = {}  # see _spend_history
         self._reference_quality_cache: dict[WindowKey, tuple[float, dict[str, Any]]] = {}
         self._reference_embeddings: dict[WindowKey, np.ndarray] = {}
+        self.pacer = Pacer(settings.close_share_under_ingest)  # ingest first while a backlog is worked off
         # Set by ``finish_by`` when the process stops: windows still due then are left to start-up recovery.
         self._deadline: float | None = None
         # Guards the in-memory bookkeeping only: flushes observe events while a window is being computed.
@@ -107,6 +109,7 @@ class StatsEngine:
     # ---------------------------------------------------------------- ingest side (cheap, in memory)
 
     def observe_inferences(self, events: Sequence[InferenceRecord]) -> None:
+        self.pacer.ingest_seen()
         by_model: dict[tuple[str, str], list[datetime]] = {}
         for event in events:
             by_model.setdefault((event.project, event.model), []).append(event.timestamp)
@@ -182,6 +185,7 @@ class StatsEngine:
                 pending.keep(rest, time.monotonic())
                 log.warning("windows_left_for_recovery", what=what, windows=len(rest))
                 return rows, unfinished + rest
+            started = time.monotonic()
             try:
                 rows += work(key)
             except Exception as exc:
@@ -211,6 +215,7 @@ class StatsEngine:
                     unfinished.append(key)
             else:
                 pending.written(key)
+                self.pacer.pause(time.monotonic() - started)
         return rows, unfinished
 
     @metrics.timed_window_close
