@@ -14,6 +14,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,9 @@ def _script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """``127.0.0.1:<port>`` of a single-node KRaft broker (Kafka 4.1), wiped at the end of the session."""
+@contextmanager
+def broker() -> Iterator[str]:
+    """A single-node KRaft broker (Kafka 4.1) on a free port: ``127.0.0.1:<port>``, stopped and wiped after."""
     port = _free_port_pair()
     started = _script("start", "--port", str(port), timeout=300)
     try:
@@ -59,7 +60,19 @@ def kafka_bootstrap() -> Iterator[str]:
         assert address == f"127.0.0.1:{port}", started.stdout
         yield address
     finally:
-        _script("stop", "--port", str(port), "--wipe", timeout=120)
+        stop_broker(address)
+
+
+def stop_broker(address: str) -> None:
+    """Stop and wipe the broker at ``address`` (idempotent: a test may stop its own broker early)."""
+    _script("stop", "--port", address.rsplit(":", 1)[1], "--wipe", timeout=120)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """The session's broker (see ``broker``), wiped at the end of the session."""
+    with broker() as address:
+        yield address
 
 
 def delete_topics(bootstrap: str, prefix: str) -> None:

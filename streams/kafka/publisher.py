@@ -1,6 +1,9 @@
 """The API's publisher in distributed mode: validated events → batched envelopes → Kafka.
 
-``acks=all`` and awaiting every send means a 202 is only returned once Kafka has the events.
+``acks=all`` and awaiting every send means a 202 is only returned once Kafka has the events. A broker
+that does not acknowledge within ``ack_timeout_seconds`` (down, no leader, partitions moving) makes the
+request a 503 with Retry-After (``NotWrittenYet``), as a slow write does in embedded mode: the client
+resends, and event ids make a send that did land harmless.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from collections.abc import Iterator, Sequence
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from loopwatch_sdk.wire import Envelope, feedback_envelopes, inference_envelopes
 
 from schemas.records import FeedbackRecord, InferenceRecord, encode_record
 from schemas.settings import Settings
 from schemas.topics import Topics
+from streams.bus import NotWrittenYet
 from streams.kafka.admin import ensure_topics
 
 log = structlog.get_logger(__name__)
@@ -40,13 +45,31 @@ class KafkaPublisher:
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        """Close the producer, waiting at most ``stop_grace_seconds`` for sends in flight.
+
+        With the broker gone, aiokafka retries an unacknowledged batch for as long as the broker's
+        metadata still names a leader: its ``stop`` would wait forever and hang the process's shutdown.
+        Nothing a client was told is stored waits here (each 202 awaited Kafka's acknowledgement), so
+        giving up loses no acknowledged event; the loop's end cancels the producer's tasks.
+        """
+        grace = self._settings.stop_grace_seconds
+        try:
+            await asyncio.wait_for(self._producer.stop(), grace)
+        except TimeoutError:
+            log.warning("publisher_stop_abandoned", reason="sends unacknowledged by Kafka", after_seconds=grace)
 
     async def _send_all(self, topic: str, envelopes: Iterator[Envelope]) -> None:
-        futures = [
-            await self._producer.send(topic, value=envelope.body, key=envelope.key.encode()) for envelope in envelopes
-        ]
-        await asyncio.gather(*futures)
+        timeout = self._settings.ack_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                futures = [
+                    await self._producer.send(topic, value=envelope.body, key=envelope.key.encode())
+                    for envelope in envelopes
+                ]
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("publish_failed", topic=topic, error=f"{type(exc).__name__}: {exc}"[:300])
+            raise NotWrittenYet(f"Kafka did not acknowledge the events within {timeout:g} s") from exc
 
     async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None:
         if events:
