@@ -10,7 +10,7 @@ the queue, which is faster per request but loses them if the process dies before
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -23,6 +23,18 @@ Kind = Literal["inference", "feedback"]
 class NotWrittenYet(StorageError):
     """The events were accepted but not written within ``ack_timeout_seconds``: they may still be
     written (or lost, if the process dies), so the client must resend; ids make that harmless."""
+
+
+class EventsRefused(Exception):
+    """Storage refused some of a request's events for their content (``reasons``: event id → error).
+
+    They are dead letters now and the request's other events are stored; sending the same events
+    again would be refused again, so this is the client's error, not an outage to retry."""
+
+    def __init__(self, reasons: Mapping[str, str]) -> None:
+        self.reasons = dict(reasons)
+        event_id, reason = next(iter(self.reasons.items()))
+        super().__init__(f"{len(self.reasons)} event(s) refused by storage, first {event_id!r}: {reason}")
 
 
 class Publisher(Protocol):

@@ -14,8 +14,9 @@ writes grow instead of multiplying. With ``ingest_ack="queued"`` nobody waits an
 written when full or ``batch_max_seconds`` old.
 
 A failed flush is retried with backoff (the buffers are kept, the requests keep waiting until their
-``ack_timeout_seconds``), and ``stop`` drains the queue and flushes, so an orderly shutdown loses
-nothing that was accepted.
+``ack_timeout_seconds``); events storage refuses for their content are dead letters instead, and their
+requests fail with ``EventsRefused`` (the API answers 422 with the reason). ``stop`` drains the queue
+and flushes, so an orderly shutdown loses nothing that was accepted.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from typing import cast
 import structlog
 
 from schemas.settings import Settings
-from streams.bus import Envelope, InProcessBus
+from streams.bus import Envelope, EventsRefused, InProcessBus
 from streams.closer import WindowCloser
 from streams.pipeline import Pipeline
+from streams.sink import Refused
 from streams.writes import FINAL_ATTEMPTS, write_buffers
 
 log = structlog.get_logger(__name__)
@@ -158,6 +160,7 @@ class EmbeddedRunner:
         if written is None:
             return
         _settle(written.acks)
+        _refuse(written.refused)
         self._room.set()
         if written.inferences or written.feedback:
             self.closer.wake()
@@ -168,3 +171,17 @@ def _settle(acks: Sequence[object]) -> None:
         future = cast("asyncio.Future[None]", ack)
         if not future.done():
             future.set_result(None)
+
+
+def _refuse(refused: Sequence[Refused]) -> None:
+    """Requests some of whose events storage refused learn why (their request answers 422)."""
+    for refusal in refused:
+        future = cast("asyncio.Future[None]", refusal.ack)
+        if not future.done():
+            future.set_exception(EventsRefused(refusal.reasons))
+            future.add_done_callback(_retrieved)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Mark the exception seen: a request that timed out before its refusal no longer awaits it."""
+    future.exception()

@@ -36,6 +36,13 @@ def _windows_pending(pipeline: Pipeline) -> int | None:
     return None if pipeline.stats is None else pipeline.stats.windows_pending()
 
 
+def _dead_lettered(letters: Sequence[DeadLetter]) -> None:
+    """Count and log dead letters, whether decoding or storage set them aside."""
+    metrics.dead_lettered(letters)
+    for letter in letters:
+        log.warning("dead_letter", source=letter.source, project=letter.project, error=letter.error[:500])
+
+
 class Pipeline:
     """Validated events in, rows and statistics out."""
 
@@ -78,9 +85,7 @@ class Pipeline:
         self.sink.add_feedback(events, ack)
 
     def accept_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        metrics.dead_lettered(letters)
-        for letter in letters:
-            log.warning("dead_letter", source=letter.source, project=letter.project, error=letter.error[:500])
+        _dead_lettered(letters)
         self.sink.add_dead_letters(letters)
 
     @property
@@ -92,10 +97,12 @@ class Pipeline:
 
         Closing windows is not part of a flush: runners leave it to a ``WindowCloser`` so statistics
         never hold up writes. Raises with the buffers kept, so the caller may retry
-        (``streams.writes``). A failure of the window bookkeeping is logged and does not fail the
-        write (the rows are stored; repeating it would not help).
+        (``streams.writes``); events storage refuses for their content are not retried but come back
+        as ``rejected`` dead letters (``EventSink``). A failure of the window bookkeeping is logged and
+        does not fail the write (the rows are stored; repeating it would not help).
         """
         written = self.sink.flush()
+        _dead_lettered(written.rejected)  # events storage refused: dead letters written by that flush
         if self.stats is not None:  # only stored events count towards a window, so a closed window is complete
             try:
                 self.stats.observe_inferences(written.written_inferences)

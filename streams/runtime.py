@@ -15,6 +15,8 @@ A ``Runtime`` holds each part as a typed attribute (``None`` where this kind of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -107,7 +109,29 @@ async def start_runtime(
     with_worker: bool = False,
     app_id: str | None = None,
 ) -> Runtime:
-    """Open storage, apply migrations and start this process's parts.
+    """Open storage, apply migrations and start this process's parts (see ``_start``).
+
+    A step that fails stops what the steps before it started, in reverse order, then the error is
+    raised: a failed start-up leaves no consumer, producer, task or thread running and closes the
+    storage it opened (a ``storage`` passed in stays the caller's to close), so the process can exit.
+    """
+    async with contextlib.AsyncExitStack() as started:
+        runtime = await _start(settings, storage, started, serve_api=serve_api, with_worker=with_worker, app_id=app_id)
+        started.pop_all()  # all running: from here ``Runtime.stop`` ends them
+        return runtime
+
+
+async def _start(
+    settings: Settings,
+    storage: Storage | None,
+    started: contextlib.AsyncExitStack,
+    *,
+    serve_api: bool,
+    with_worker: bool,
+    app_id: str | None,
+) -> Runtime:
+    """Start this process's parts, registering how to stop each in ``started`` before starting it
+    (a part that fails half-way is stopped too).
 
     * embedded mode (no ``LOOPWATCH_KAFKA_BOOTSTRAP``): the API feeds an ``EmbeddedRunner``;
     * Kafka mode, ``serve_api``: the API publishes to Kafka; with ``with_worker`` a ``KafkaWorker``
@@ -118,7 +142,9 @@ async def start_runtime(
     Alert delivery runs where windows are evaluated (and sweeps for lost hand-offs there); an
     API-only replica stores and serves monitors but neither evaluates nor delivers.
     """
-    storage = storage or Storage(settings)
+    if storage is None:
+        storage = Storage(settings)
+        started.push_async_callback(_undo, "storage", storage.close)
     storage.migrate()
     metrics.watch_storage(storage, Storage.tracked_memory)
     loop = asyncio.get_running_loop()
@@ -128,7 +154,9 @@ async def start_runtime(
         runner = EmbeddedRunner(Pipeline(storage, settings), settings)
         _evaluate_windows(runner.pipeline, monitoring)
         metrics.watch_queue(runner, lambda live: live.bus.queue.qsize())
+        started.push_async_callback(_undo, "monitoring", monitoring.stop)
         await monitoring.start()
+        started.push_async_callback(_undo, "runner", runner.stop)
         await runner.start()
         log.info("runtime_started", mode="embedded", database=storage.database)
         references = _references(runner.pipeline, storage)
@@ -153,10 +181,13 @@ async def start_runtime(
         sweep_seconds=SWEEP_SECONDS if consumes else None,
     )
     if kafka_publisher is not None:
+        started.push_async_callback(_undo, "kafka_publisher", kafka_publisher.stop)
         await kafka_publisher.start()
     if worker is not None:
         _evaluate_windows(worker.pipeline, monitoring)
+        started.push_async_callback(_undo, "worker", worker.stop)
         await worker.start()
+    started.push_async_callback(_undo, "monitoring", monitoring.stop)
     await monitoring.start()
     stop_metrics_server = None if serve_api else metrics.serve(settings.metrics_host, settings.metrics_port)
     references = _references(worker.pipeline, storage) if worker is not None else ReferenceStore(storage)
@@ -173,6 +204,18 @@ async def start_runtime(
         worker=worker,
         stop_metrics_server=stop_metrics_server,
     )
+
+
+async def _undo(part: str, stop: Callable[[], object]) -> None:
+    """Stop one part after a failed start-up. Its own error is logged, never raised: the start-up's
+    error is the one to report, and the parts started before it must still be stopped."""
+    log.warning("start_failed_stopping", part=part)
+    try:
+        result = stop()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("start_failed_stop_failed", part=part)
 
 
 def _references(pipeline: Pipeline, storage: Storage) -> ReferenceStore:

@@ -3,27 +3,36 @@
 Shape borrowed from quix-streams' sinks: ``add`` is cheap and in memory, ``flush`` does the I/O. A
 buffer is cleared only after its insert succeeded, so a failed flush can be retried (embedded mode) or
 the offsets stay uncommitted and Kafka redelivers (distributed mode); event ids make both harmless.
+
+An insert that ClickHouse refuses because of the data itself (``StorageRejectedError``: a value it
+cannot store, a violated constraint) would fail again on every retry, so it is not retried whole: the
+rows are halved until each refused row is alone, the rest is stored, and each refused row becomes a
+dead letter carrying the storage error, written in the same flush.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import orjson
 import structlog
 from pydantic import TypeAdapter
 
 from schemas.events import DeadLetter
-from schemas.records import FeedbackRecord, InferenceRecord, encode_records
+from schemas.records import FeedbackRecord, InferenceRecord, encode_record, encode_records
 from streams import metrics
-from streams.storage import Storage
+from streams.decode import dead_letter
+from streams.storage import Storage, StorageRejectedError
 
 log = structlog.get_logger(__name__)
 
 _DEAD: TypeAdapter[list[DeadLetter]] = TypeAdapter(list[DeadLetter])
+
+Row = TypeVar("Row", InferenceRecord, FeedbackRecord, DeadLetter)
 
 
 def feedback_rows_json(events: Sequence[FeedbackRecord]) -> bytes:
@@ -48,6 +57,15 @@ def feedback_rows_json(events: Sequence[FeedbackRecord]) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class Refused:
+    """An ack token some of whose events storage refused (they are dead letters now; the others are
+    stored): ``reasons`` maps each refused event's id to the storage error."""
+
+    ack: object
+    reasons: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class FlushStats:
     """What a flush wrote. The records themselves feed the window bookkeeping: windows must only
     see events that are stored."""
@@ -58,6 +76,10 @@ class FlushStats:
     seconds: float = 0.0
     # the tokens handed to ``add_*`` with events this flush wrote (every one of their events is stored)
     acks: Sequence[object] = field(default=(), repr=False)
+    # the dead letters of events storage refused (stored, and counted in ``dead_letters``), and the
+    # tokens whose events include one of them (not in ``acks``)
+    rejected: Sequence[DeadLetter] = field(default=(), repr=False)
+    refused: Sequence[Refused] = field(default=(), repr=False)
 
     @property
     def inferences(self) -> int:
@@ -72,12 +94,23 @@ class FlushStats:
         return self.inferences + self.feedback + self.dead_letters
 
 
+@dataclass(slots=True)
+class _Unreported:
+    """What a flush that then failed had already done: reported by the next flush that succeeds."""
+
+    inferences: list[InferenceRecord] = field(default_factory=list)
+    feedback: list[FeedbackRecord] = field(default_factory=list)
+    rejected: list[DeadLetter] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+
+
 class EventSink:
     """Buffers for the raw-event tables; thread-safe so the API and processors can share one.
 
     A caller that must know when its events are stored (the embedded runner's durable 202) passes an
     ack token with them: it is taken out together with the events, under the same lock, and comes back
-    in the ``FlushStats.acks`` of the flush that wrote all of them (or is put back with them on failure).
+    in the ``FlushStats.acks`` of the flush that wrote all of them (or is put back with them on failure),
+    or in ``FlushStats.refused`` if storage refused one of them.
     """
 
     def __init__(self, storage: Storage) -> None:
@@ -85,11 +118,11 @@ class EventSink:
         self._inferences: list[InferenceRecord] = []
         self._feedback: list[FeedbackRecord] = []
         self._dead: list[DeadLetter] = []
-        self._acks: list[object] = []
+        self._acks: list[tuple[object, Sequence[InferenceRecord] | Sequence[FeedbackRecord]]] = []
         self._since: float | None = None  # when the oldest buffered event came (time.monotonic)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._unreported: tuple[list[InferenceRecord], list[FeedbackRecord]] = ([], [])
+        self._unreported = _Unreported()
 
     @property
     def pending(self) -> int:
@@ -108,23 +141,23 @@ class EventSink:
     def add_inferences(self, events: Sequence[InferenceRecord], ack: object | None = None) -> None:
         with self._lock:
             self._inferences.extend(events)
-            self._added(ack)
+            self._added(ack, events)
 
     def add_feedback(self, events: Sequence[FeedbackRecord], ack: object | None = None) -> None:
         with self._lock:
             self._feedback.extend(events)
-            self._added(ack)
+            self._added(ack, events)
 
-    def _added(self, ack: object | None) -> None:
+    def _added(self, ack: object | None, events: Sequence[InferenceRecord] | Sequence[FeedbackRecord]) -> None:
         if self._since is None:
             self._since = time.monotonic()
         if ack is not None:
-            self._acks.append(ack)
+            self._acks.append((ack, events))
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         with self._lock:
             self._dead.extend(letters)
-            self._added(None)
+            self._added(None, ())
 
     def flush(self) -> FlushStats:
         """Write every buffer. On error the unwritten buffers are kept and the error propagates."""
@@ -134,23 +167,24 @@ class EventSink:
                 inferences, feedback, dead, acks = self._inferences, self._feedback, self._dead, self._acks
                 self._inferences, self._feedback, self._dead, self._acks = [], [], [], []
                 since, self._since = self._since, None
-            # written by an earlier flush that then failed on another table: reported now
-            written_inferences, written_feedback = self._unreported
-            self._unreported = ([], [])
+            # done by an earlier flush that then failed on another table: reported now
+            done, self._unreported = self._unreported, _Unreported()
             dead_done = 0
             try:
                 if inferences:
-                    self._storage.insert_json("inferences", encode_records(inferences))
-                    written_inferences, inferences = written_inferences + inferences, []
+                    refused = self._insert("inferences", inferences, encode_records)
+                    done.inferences += _without(inferences, refused)
+                    inferences, acks = [], self._refuse("inference", refused, acks, done, dead)
                 if feedback:
-                    self._storage.insert_json("feedback", feedback_rows_json(feedback))
-                    written_feedback, feedback = written_feedback + feedback, []
+                    refused_feedback = self._insert("feedback", feedback, feedback_rows_json)
+                    done.feedback += _without(feedback, refused_feedback)
+                    feedback, acks = [], self._refuse("feedback", refused_feedback, acks, done, dead)
                 if dead:
-                    self._storage.insert_json("dead_letters", _DEAD.dump_json(dead))
-                    dead_done, dead = len(dead), []
+                    dead_done = len(dead) - len(self._insert_dead_letters(dead))
+                    dead = []
             except BaseException:
                 metrics.flush_failed()
-                self._unreported = (written_inferences, written_feedback)
+                self._unreported = done
                 raise
             finally:
                 if inferences or feedback or dead:  # put back what was not written, in front
@@ -162,7 +196,15 @@ class EventSink:
                         if since is not None:
                             self._since = since if self._since is None else min(since, self._since)
                     acks = []
-            stats = FlushStats(written_inferences, written_feedback, dead_done, time.perf_counter() - started, acks)
+            stats = FlushStats(
+                done.inferences,
+                done.feedback,
+                dead_done,
+                time.perf_counter() - started,
+                [ack for ack, _ in acks],
+                done.rejected,
+                done.refused,
+            )
             metrics.flushed(stats)
             if stats.total:
                 log.debug(
@@ -170,6 +212,71 @@ class EventSink:
                     inferences=stats.inferences,
                     feedback=stats.feedback,
                     dead_letters=stats.dead_letters,
+                    refused=len(stats.rejected),
                     seconds=round(stats.seconds, 4),
                 )
             return stats
+
+    def _insert(self, table: str, rows: list[Row], encode: Callable[[list[Row]], bytes]) -> list[tuple[Row, str]]:
+        """Insert ``rows``; the rows storage refuses (found by halving) with the error, the rest stored.
+
+        A refusal costs about two inserts per halving step of each refused row; any other error
+        propagates (rows stored by then are stored again on the retry, which ids make harmless)."""
+        try:
+            self._storage.insert_json(table, encode(rows))
+        except StorageRejectedError as exc:
+            if len(rows) == 1:
+                return [(rows[0], str(exc))]
+            log.debug("insert_refused_halving", table=table, rows=len(rows), code=exc.code)
+            middle = len(rows) // 2
+            return self._insert(table, rows[:middle], encode) + self._insert(table, rows[middle:], encode)
+        return []
+
+    def _refuse(
+        self,
+        source: str,
+        refused: list[tuple[InferenceRecord, str]] | list[tuple[FeedbackRecord, str]],
+        acks: list[tuple[object, Sequence[InferenceRecord] | Sequence[FeedbackRecord]]],
+        done: _Unreported,
+        dead: list[DeadLetter],
+    ) -> list[tuple[object, Sequence[InferenceRecord] | Sequence[FeedbackRecord]]]:
+        """Turn refused rows into dead letters (into ``dead``, written next) and take the ack tokens of
+        their events out of ``acks`` (into ``done.refused``); returns the remaining tokens."""
+        if not refused:
+            return acks
+        reasons: dict[int, tuple[str, str]] = {}
+        for row, error in refused:
+            event_id = row.event_id if isinstance(row, InferenceRecord) else row.feedback_id
+            letter = dead_letter(source, f"refused by storage: {error}", encode_record(row), row.project)
+            done.rejected.append(letter)
+            dead.append(letter)
+            reasons[id(row)] = (event_id, letter.error)
+        kept = []
+        for ack, events in acks:
+            mine = dict(reasons[id(event)] for event in events if id(event) in reasons)
+            if mine:
+                done.refused.append(Refused(ack, mine))
+            else:
+                kept.append((ack, events))
+        return kept
+
+    def _insert_dead_letters(self, dead: list[DeadLetter]) -> list[tuple[DeadLetter, str]]:
+        """Dead letters storage refuses have nowhere left to go: logged (without payload) and dropped."""
+        refused = self._insert("dead_letters", dead, _DEAD.dump_json)
+        for letter, error in refused:
+            log.error(
+                "dead_letter_refused",
+                source=letter.source,
+                project=letter.project,
+                error=letter.error[:500],
+                storage_error=error[:500],
+            )
+        return refused
+
+
+def _without(rows: list[Row], refused: Sequence[tuple[Row, str]]) -> list[Row]:
+    """``rows`` but the refused ones (by identity: equal events may be sent twice)."""
+    if not refused:
+        return rows
+    out = {id(row) for row, _ in refused}
+    return [row for row in rows if id(row) not in out]

@@ -3,7 +3,8 @@
 A write that fails keeps its buffers (``EventSink.flush``), so trying again is always safe. The
 embedded runner's requests wait for their write and a Kafka batch's offsets wait for it too, so a
 failure is retried with backoff rather than dropped; only a stopping runner gives up, after a few
-final attempts, and says so.
+final attempts, and says so. Events ClickHouse refuses for their content never get here as failures:
+retrying them could only fail again, so the flush sets them aside as dead letters (``EventSink``).
 """
 
 from __future__ import annotations

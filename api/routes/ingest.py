@@ -2,6 +2,8 @@
 
 A request is all or nothing: any invalid item fails the whole request with a 422 that names each bad
 item's index and field, so a client can fix and resend the batch (ids make the resend idempotent).
+The one exception is an event ClickHouse itself refuses after validation (e.g. a table constraint):
+it becomes a dead letter, the batch's other events are stored, and the 422 names it with the reason.
 
 Bodies are decoded by the msgspec fast path (``schemas.records``); a body it cannot take goes through
 the pydantic models, which accept what the fast path is too strict for and word every 422.
@@ -23,7 +25,7 @@ from api.models import Accepted
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.problems import validation_problems
 from streams import metrics
-from streams.bus import Kind, Publisher
+from streams.bus import EventsRefused, Kind, Publisher
 from streams.decode import FEEDBACK, INFERENCES, EventKind
 from streams.runtime import Runtime
 
@@ -113,6 +115,20 @@ def _slow_records(kind: EventKind[Any, Any], body: bytes, project: str, max_item
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_problems(exc, ["body"])) from exc
 
 
+def _refused(ids: list[str], exc: EventsRefused) -> HTTPException:
+    """A 422 naming each event storage refused (now a dead letter); the batch's other events are stored."""
+    problems = [
+        {
+            "loc": ["body", index],
+            "msg": f"{exc.reasons[event_id]} (kept as a dead letter; the others are stored)",
+            "type": "refused_by_storage",
+        }
+        for index, event_id in enumerate(ids)
+        if event_id in exc.reasons
+    ]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems)
+
+
 async def _accept(
     request: Request, project: str, services: Runtime, publisher: Publisher, kind: EventKind[Any, Any]
 ) -> Response:
@@ -122,7 +138,10 @@ async def _accept(
     if records is None:
         records = _slow_records(kind, body, project, settings.max_batch_items)
     ids = [getattr(record, kind.id_field) for record in records]
-    await _PUBLISH[kind.name](publisher)(records)
+    try:
+        await _PUBLISH[kind.name](publisher)(records)
+    except EventsRefused as exc:  # storage refused these events for their content: resending cannot help
+        raise _refused(ids, exc) from exc
     metrics.events_accepted(kind.name, "http", len(ids))
     # Accepted's JSON, without a pydantic round trip of every id
     return Response(

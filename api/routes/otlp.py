@@ -48,7 +48,7 @@ from structlog import get_logger
 from api.deps import Credentials, ServicesDep, current_key, publisher_of
 from api.routes.ingest import read_body
 from streams import metrics
-from streams.bus import Kind, NotWrittenYet
+from streams.bus import EventsRefused, Kind, NotWrittenYet
 from streams.otlp import texts
 from streams.otlp.decode import (
     BodyTooLarge,
@@ -170,6 +170,9 @@ async def _export(
         _rejected(kind, exc.status_code)
         return _error(exc.status_code, str(exc.detail), reply, exc.headers)
     except UndecodableBody as exc:
+        _rejected(kind, 400)
+        return _error(400, str(exc), reply)
+    except EventsRefused as exc:  # not retryable: storage refuses these records for their content
         _rejected(kind, 400)
         return _error(400, str(exc), reply)
     except StorageError as exc:

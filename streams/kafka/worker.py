@@ -2,7 +2,8 @@
 
 At-least-once: ``take_events`` acks a batch only after the loop body returns, and the body returns
 only once the pipeline's flush has written the batch to ClickHouse (a failing write is retried, never
-skipped), so a committed offset always points past written rows. A crash between write and commit
+skipped; an event ClickHouse refuses for its content is a dead letter instead, see ``EventSink``), so
+a committed offset always points past written rows. A crash between write and commit
 replays the batch; event ids make the replay collapse. Window statistics are a ``WindowCloser``'s
 job, woken by each flush: they never delay a batch or its commit, and a crash before a window closed
 is recovered at start-up from the stored rows.
@@ -117,8 +118,14 @@ class KafkaWorker:
         return dead
 
     async def _flush_until_written(self) -> None:
+        """Write the buffers; events storage refused for their content are dead letters by then (in
+        the table) and go to the dead-letter topic too, before the batch's offsets are committed."""
         written = await write_buffers(self.pipeline)
-        if written is not None and (written.inferences or written.feedback):
+        if written is None:
+            return
+        for letter in written.rejected:
+            await self.dlq_topic.send(value=letter.model_dump_json().encode())
+        if written.inferences or written.feedback:
             self.closer.wake()
 
     async def start(self) -> None:

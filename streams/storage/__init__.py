@@ -1,7 +1,13 @@
 """ClickHouse storage behind one small interface; the DSN picks embedded chDB or a server."""
 
 from streams.storage.claims import Claims, Holder, generation, process_owner
-from streams.storage.client import Storage, StorageError, StorageLockedError, refuse_if_held
+from streams.storage.client import (
+    Storage,
+    StorageError,
+    StorageLockedError,
+    StorageRejectedError,
+    refuse_if_held,
+)
 from streams.storage.times import as_utc, ch_time
 
 __all__ = [
@@ -10,6 +16,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageLockedError",
+    "StorageRejectedError",
     "as_utc",
     "ch_time",
     "generation",

@@ -44,6 +44,45 @@ class StorageError(RuntimeError):
     """Anything that went wrong talking to ClickHouse, with the statement kind that failed."""
 
 
+class StorageRejectedError(StorageError):
+    """ClickHouse refused the data itself (a value it cannot parse or store, a violated constraint):
+    sending the same rows again fails the same way, unlike an outage. ``code`` is the server's error code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ClickHouse error codes that are about the rows sent, not about the server or the connection: the same
+# insert fails again however often it is retried. Timeouts, memory, read-only, too many parts, unknown
+# tables (a migration not applied yet) are left out on purpose: those may pass on a later try.
+DATA_ERROR_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        26,  # CANNOT_PARSE_QUOTED_STRING
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        128,  # TOO_LARGE_ARRAY_SIZE
+        130,  # CANNOT_READ_ARRAY_FROM_TEXT
+        131,  # TOO_LARGE_STRING_SIZE
+        190,  # SIZES_OF_ARRAYS_DONT_MATCH
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        376,  # CANNOT_PARSE_UUID
+        395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+        407,  # DECIMAL_OVERFLOW
+        469,  # VIOLATED_CONSTRAINT
+        691,  # UNKNOWN_ELEMENT_OF_ENUM
+    }
+)
+
+
 class StorageLockedError(StorageError):
     """The embedded engine's directory is held by another process (chDB opens a directory in one
     process at a time, e.g. a running ``loopwatch serve``)."""
@@ -167,6 +206,9 @@ class Storage:
         try:
             yield
         except ClickHouseError as exc:
+            code = getattr(exc, "code", None)  # the server's error code, from chDB and HTTP alike
+            if code in DATA_ERROR_CODES:
+                raise StorageRejectedError(f"{what} failed: {exc}", code) from exc
             raise StorageError(f"{what} failed: {exc}") from exc
 
     def migrate(self, *, up_to: int | None = None) -> list[int]:

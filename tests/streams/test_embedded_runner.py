@@ -78,3 +78,33 @@ class TestBursts:
             db = api.services.storage.database
             assert int(api.services.storage.scalar(f"SELECT count() FROM {db}.inferences FINAL")) == 15 * 8 * 50
             api.services.storage.command(f"DROP DATABASE IF EXISTS {db}")
+
+
+class TestRefusedByStorage:
+    """An event ClickHouse refuses (a real table constraint) fails its request with a 422 naming it and
+    the storage error, promptly; it is a dead letter, its batch's other events are stored and the
+    runner keeps writing."""
+
+    def test_refused_event_answers_422(self, api: Api) -> None:
+        storage = api.services.storage
+        db = storage.database
+        storage.command(f"ALTER TABLE {db}.inferences ADD CONSTRAINT no_refused CHECK model != 'refused'")
+        headers = api.key("refusing")
+        batch = [
+            {"event_id": "ok-1", "model": "m"},
+            {"event_id": "bad", "model": "refused"},
+            {"event_id": "ok-2", "model": "m"},
+        ]
+        response = api.client.post("/v1/inferences", json=batch, headers=headers)
+        assert response.status_code == 422
+        (problem,) = response.json()["detail"]
+        assert problem["loc"] == ["body", 1] and problem["type"] == "refused_by_storage"
+        assert "VIOLATED_CONSTRAINT" in problem["msg"] and "dead letter" in problem["msg"]
+        later = api.client.post("/v1/inferences", json=[{"event_id": "later", "model": "m"}], headers=headers)
+        assert later.status_code == 202
+        stored = storage.query(f"SELECT event_id FROM {db}.inferences ORDER BY event_id").result_rows
+        assert stored == [("later",), ("ok-1",), ("ok-2",)]
+        (letter,) = storage.rows(f"SELECT source, project, error, payload FROM {db}.dead_letters")
+        assert (letter["source"], letter["project"]) == ("inference", "refusing")
+        assert letter["error"].startswith("refused by storage:") and "no_refused" in letter["error"]
+        assert '"bad"' in letter["payload"]

@@ -211,6 +211,63 @@ class TestPoisonMessages:
         assert '"boom"' in letter["payload"]
 
 
+class TestRefusedByStorage:
+    """An event that decodes but that ClickHouse refuses (a real table constraint) is a dead letter with
+    the storage error, in the table and on the dead-letter topic; the events around it are stored exactly
+    once, the offsets move on, later messages keep flowing and the worker stops promptly."""
+
+    def test_refused_event_between_good_ones(self, kafka_settings: Settings, loop_thread) -> None:
+        storage = Storage(kafka_settings)
+        storage.migrate()
+        db = storage.database
+        storage.command(f"ALTER TABLE {db}.inferences ADD CONSTRAINT no_refused CHECK model != 'refused'")
+        worker = KafkaWorker(kafka_settings, Pipeline(storage, kafka_settings))
+        loop_thread.run(worker.start())
+        topics = Topics(kafka_settings.topic_prefix)
+        try:
+            producer = KafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap)
+
+            def send(*envelopes: list[dict[str, str]]) -> None:
+                for envelope in envelopes:  # one key: one partition, one take() batch, in this order
+                    producer.send(topics.inference, value=orjson.dumps(envelope), key=b"p/m")
+                producer.flush()
+
+            good = [{"project": "p", "model": "m", "event_id": f"good-{i}"} for i in range(9)]
+            send(good[:4], [good[4], {"project": "p", "model": "refused", "event_id": "bad"}, good[5]], good[6:])
+            _wait_for(
+                lambda: _counts(storage)["inferences"] == 9 and _counts(storage)["dead_letters"] == 1,
+                timeout=60,
+                what="the good events and the refused one's dead letter",
+            )
+            assert int(storage.scalar(f"SELECT count() FROM {db}.inferences")) == 9  # not FINAL: each once
+            (letter,) = storage.rows(f"SELECT source, project, error, payload FROM {db}.dead_letters")
+            assert (letter["source"], letter["project"]) == ("inference", "p")
+            assert letter["error"].startswith("refused by storage: insert into inferences failed")
+            assert "no_refused" in letter["error"] and "VIOLATED_CONSTRAINT" in letter["error"]
+            assert orjson.loads(letter["payload"])["event_id"] == "bad"
+            send([{"project": "p", "model": "m", "event_id": "later"}])  # the partition is not stuck
+            _wait_for(lambda: _counts(storage)["inferences"] == 10, timeout=60, what="a later message")
+            group = f"{kafka_settings.topic_prefix}-worker"
+            _wait_for(
+                lambda: _committed(kafka_settings, group, topics.inference) == (4, 4),
+                timeout=60,
+                what="every offset committed",
+            )
+            producer.close()
+        finally:
+            loop_thread.run(worker.stop(), timeout=60)  # a stuck write would hang here
+            storage.command(f"DROP DATABASE IF EXISTS {db}")
+        consumer = KafkaConsumer(
+            topics.dlq,
+            bootstrap_servers=kafka_settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=3_000,
+        )
+        dlq = [json.loads(record.value) for record in consumer]
+        consumer.close()
+        assert [(item["source"], item["error"]) for item in dlq] == [("inference", letter["error"])]
+
+
 class TestKafkaModeApi:
     """The API in Kafka mode: same endpoints and responses, events arrive through the worker."""
 

@@ -11,7 +11,7 @@ from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.records import feedback_record, inference_record
 from schemas.settings import Settings
 from streams.sink import EventSink
-from streams.storage import Storage, StorageError
+from streams.storage import Storage, StorageError, StorageRejectedError
 
 
 class TestAcks:
@@ -71,3 +71,57 @@ class TestGracefulShutdown:
             storage = services.storage
         assert storage.scalar(f"SELECT count() FROM {storage.database}.inferences FINAL") == 5_000
         storage.command(f"DROP DATABASE {storage.database}")
+
+
+class TestRefusedByStorage:
+    """Rows ClickHouse refuses for their content (a real table constraint) are found by halving and become
+    dead letters with the storage error; every other row is stored once and the flush succeeds."""
+
+    def test_refused_rows_become_dead_letters(self, storage: Storage) -> None:
+        db = storage.database
+        storage.command(f"ALTER TABLE {db}.inferences ADD CONSTRAINT no_refused CHECK model != 'refused'")
+        storage.command(f"ALTER TABLE {db}.feedback ADD CONSTRAINT no_nine CHECK value IS NULL OR value != 9")
+        sink = EventSink(storage)
+        good_ack, bad_ack, feedback_ack = object(), object(), object()
+        models = ["m"] * 40
+        models[7] = models[31] = "refused"
+        events = [
+            inference_record(InferenceEvent(project="p", model=model, event_id=f"e{i}"))
+            for i, model in enumerate(models)
+        ]
+        sink.add_inferences(events[:5], good_ack)
+        sink.add_inferences(events[5:], bad_ack)
+        scores = [
+            feedback_record(
+                FeedbackEvent(project="p", inference_id="e0", kind="score", name="n", value=v, feedback_id=f"f{v}")
+            )
+            for v in (1, 9, 2)
+        ]
+        sink.add_feedback(scores, feedback_ack)
+        written = sink.flush()
+        assert (written.inferences, written.feedback, written.dead_letters, sink.pending) == (38, 2, 3, 0)
+        assert list(written.acks) == [good_ack]
+        assert [(r.ack, sorted(r.reasons)) for r in written.refused] == [
+            (bad_ack, ["e31", "e7"]),
+            (feedback_ack, ["f9"]),
+        ]
+        assert all("VIOLATED_CONSTRAINT" in reason for r in written.refused for reason in r.reasons.values())
+        assert storage.scalar(f"SELECT count() FROM {db}.inferences") == 38  # not FINAL: each row stored once
+        assert storage.scalar(f"SELECT countIf(model = 'refused') FROM {db}.inferences") == 0
+        assert storage.scalar(f"SELECT count() FROM {db}.feedback") == 2
+        letters = storage.rows(f"SELECT source, project, error, payload FROM {db}.dead_letters ORDER BY source")
+        assert [(row["source"], row["project"]) for row in letters] == [("feedback", "p")] + [("inference", "p")] * 2
+        assert all(row["error"].startswith("refused by storage: insert into ") for row in letters)
+        assert "no_nine" in letters[0]["error"] and all("no_refused" in row["error"] for row in letters[1:])
+        assert orjson.loads(letters[0]["payload"])["feedback_id"] == "f9"
+        assert sorted(orjson.loads(row["payload"])["event_id"] for row in letters[1:]) == ["e31", "e7"]
+        assert sorted(letter.error for letter in written.rejected) == sorted(row["error"] for row in letters)
+
+    def test_an_outage_is_not_a_refusal(self, settings: Settings) -> None:
+        storage = Storage(settings)  # database not created yet: the insert fails, but not for the data
+        sink = EventSink(storage)
+        sink.add_inferences([inference_record(InferenceEvent(project="p", model="m", event_id="a"))])
+        with pytest.raises(StorageError) as raised:
+            sink.flush()
+        assert not isinstance(raised.value, StorageRejectedError)
+        assert sink.pending == 1
