@@ -236,14 +236,14 @@ def run_worker(args: argparse.Namespace, data_dir: Path, start: datetime) -> lis
 
     broker = Broker()
     print(f"starting the Kafka broker on port {broker.port} (scripts/kafka)", flush=True)
-    bootstrap = broker.start()
-    metrics_port = free_port()
-    prefix = f"mem{uuid.uuid4().hex[:8]}"
-    env = _env(data_dir, kafka_bootstrap=bootstrap, topic_prefix=prefix, metrics_port=str(metrics_port))
-    worker = subprocess.Popen([sys.executable, "-m", "loopwatch", "worker"], env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{metrics_port}/metrics"
-    emitter = None
+    worker, emitter = None, None
     try:
+        bootstrap = broker.start()
+        metrics_port = free_port()
+        prefix = f"mem{uuid.uuid4().hex[:8]}"
+        env = _env(data_dir, kafka_bootstrap=bootstrap, topic_prefix=prefix, metrics_port=str(metrics_port))
+        worker = subprocess.Popen([sys.executable, "-m", "loopwatch", "worker"], env=env, cwd=ROOT)
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
         # /metrics is served once the worker has created its topics and started consuming
         _wait_until(lambda: WRITTEN in _metrics(url), worker, "loopwatch worker")
         emitter = Emitter(PROJECT, kafka_bootstrap=bootstrap, topic_prefix=prefix, max_buffer=args.backlog + BATCH)
@@ -290,7 +290,8 @@ def run_worker(args: argparse.Namespace, data_dir: Path, start: datetime) -> lis
     finally:
         if emitter is not None:
             emitter.close()
-        _stop(worker)
+        if worker is not None:
+            _stop(worker)
         broker.stop()
     return steps.readings
 
