@@ -11,8 +11,10 @@ What is measured
     ``/metrics`` on ``LOOPWATCH_METRICS_PORT``). This process produces the same events with the SDK's
     Kafka ``Emitter``, at most ``--backlog`` (200k) events ahead of what the worker has written, so the
     worker consumes a steady stream rather than one huge backlog. Steps are counted in events the
-    worker has written, read from its ``/metrics`` (``loopwatch_events_written_total{table="inferences"}``,
-    counted after each ClickHouse insert returns).
+    worker has written, read from its ``/metrics`` every 0.5 s
+    (``loopwatch_events_written_total{table="inferences"}``, counted after each ClickHouse insert
+    returns); each read is a real scrape, so a scrape that leaks (as the storage-memory gauge once did:
+    a chDB connection per scrape thread) shows up here.
 
     ``--mode both`` runs serve, then worker. In both modes event time advances 2,000 events per second
     over 20 models, so 60-second windows keep closing during the run (``LOOPWATCH_WINDOW_SECONDS=60``).
@@ -271,7 +273,7 @@ def run_worker(args: argparse.Namespace, data_dir: Path, start: datetime) -> lis
                 look()
                 next_look = time.monotonic() + 0.5
             while produced - written > args.backlog:
-                time.sleep(0.2)
+                time.sleep(0.5)
                 look()
         if not emitter.flush(timeout=600):
             raise SystemExit(f"the emitter did not deliver everything: {emitter.stats}")
