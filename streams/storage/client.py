@@ -158,6 +158,14 @@ def chdb_cache_limits(megabytes: int) -> dict[str, int]:
     }
 
 
+def _close_all(clients: Sequence[Client]) -> None:
+    for client in clients:
+        try:
+            client.close()
+        except Exception:
+            log.warning("client_close_failed")
+
+
 class Storage:
     """Thread-safe access to one loopwatch database."""
 
@@ -168,7 +176,7 @@ class Storage:
         self._retention_days = settings.retention_days
         self._chdb_options = chdb_cache_limits(settings.chdb_cache_mb)
         self._local = threading.local()
-        self._clients: list[Client] = []
+        self._clients: dict[threading.Thread, Client] = {}  # for close(); see _keep
         self._lock = threading.Lock()
 
     @property
@@ -197,9 +205,22 @@ class Storage:
             except ClickHouseError as exc:
                 raise StorageError(f"cannot connect to ClickHouse: {exc}") from exc
             self._local.client = client
-            with self._lock:
-                self._clients.append(client)
+            self._keep(client)
         return client
+
+    def _keep(self, client: Client) -> None:
+        """Hold this thread's new client for ``close()``, and close those of threads that have ended.
+
+        Each embedded client is an open chDB connection (~1 MiB of engine memory). Callers on short-lived
+        threads — prometheus_client's server answers every scrape of a worker's ``/metrics`` on a new
+        thread, thread pools retire idle threads — would otherwise leave one behind per thread for the
+        life of the process. A thread that ended can no longer use its client, so closing it is safe.
+        """
+        with self._lock:
+            ended = [thread for thread in self._clients if not thread.is_alive()]
+            stale = [self._clients.pop(thread) for thread in ended]
+            self._clients[threading.current_thread()] = client
+        _close_all(stale)
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -331,10 +352,6 @@ class Storage:
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            try:
-                client.close()
-            except Exception:
-                log.warning("client_close_failed")
+            clients, self._clients = list(self._clients.values()), {}
+        _close_all(clients)
         self._local = threading.local()
