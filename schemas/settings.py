@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     window_seconds: int = Field(default=300, ge=1)
     allowed_lateness_seconds: int = Field(default=60, ge=0)
     close_share_under_ingest: float = Field(
-        default=0.5,
+        default=0.25,
         gt=0,
         le=1,
         description="while events arrive, the window closer computes at most this share of the time and pauses "

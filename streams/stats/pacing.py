@@ -6,6 +6,10 @@ thousands of due windows (a backfill, a restart) at full speed took a fifth of i
 closer now spends at most ``share`` of its time computing: after a window that took ``t`` seconds it
 pauses ``t * (1 / share - 1)``. With no ingest it runs flat out. The backlog's size is the
 ``loopwatch_windows_pending`` gauge.
+
+The default share (0.25, ``LOOPWATCH_CLOSE_SHARE_UNDER_INGEST``) was measured: beside 1,835 due windows
+ingest kept 53-54k events/s (55k alone) while 4-5 windows/s closed; 0.5 left it at 46-51k, never
+pausing at 43-50k. The pause keys on events arriving, not on how many: light traffic slows catch-up too.
 """
 
 from __future__ import annotations
