@@ -30,6 +30,8 @@ from streams.storage import Storage, StorageRejectedError
 
 log = structlog.get_logger(__name__)
 
+REFUSAL_INSERTS = 64  # inserts per table and flush spent on finding the rows storage refuses
+
 _DEAD: TypeAdapter[list[DeadLetter]] = TypeAdapter(list[DeadLetter])
 
 Row = TypeVar("Row", InferenceRecord, FeedbackRecord, DeadLetter)
@@ -217,19 +219,31 @@ class EventSink:
                 )
             return stats
 
-    def _insert(self, table: str, rows: list[Row], encode: Callable[[list[Row]], bytes]) -> list[tuple[Row, str]]:
+    def _insert(
+        self, table: str, rows: list[Row], encode: Callable[[list[Row]], bytes], budget: list[int] | None = None
+    ) -> list[tuple[Row, str]]:
         """Insert ``rows``; the rows storage refuses (found by halving) with the error, the rest stored.
 
-        A refusal costs about two inserts per halving step of each refused row; any other error
-        propagates (rows stored by then are stored again on the retry, which ids make harmless)."""
+        A refusal costs about two inserts per halving step of each refused row, all under the flush
+        lock: at most ``REFUSAL_INSERTS`` per table and flush (a batch whose every row is refused would
+        otherwise take one insert per row while every waiting request times out). Once they are spent, a
+        refused part becomes dead letters whole, good rows included (their payloads can be replayed).
+        Any other error propagates (rows stored by then are stored again on the retry: ids)."""
+        budget = [REFUSAL_INSERTS] if budget is None else budget
         try:
             self._storage.insert_json(table, encode(rows))
         except StorageRejectedError as exc:
             if len(rows) == 1:
                 return [(rows[0], str(exc))]
+            if budget[0] <= 0:
+                whole = f"{exc} (refused together with {len(rows) - 1} other rows, not narrowed down)"
+                return [(row, whole) for row in rows]
+            budget[0] -= 2
             log.debug("insert_refused_halving", table=table, rows=len(rows), code=exc.code)
             middle = len(rows) // 2
-            return self._insert(table, rows[:middle], encode) + self._insert(table, rows[middle:], encode)
+            return self._insert(table, rows[:middle], encode, budget) + self._insert(
+                table, rows[middle:], encode, budget
+            )
         return []
 
     def _refuse(

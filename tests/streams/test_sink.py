@@ -10,7 +10,7 @@ from api import create_app
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.records import feedback_record, inference_record
 from schemas.settings import Settings
-from streams.sink import EventSink
+from streams.sink import REFUSAL_INSERTS, EventSink
 from streams.storage import Storage, StorageError, StorageRejectedError
 
 
@@ -116,6 +116,28 @@ class TestRefusedByStorage:
         assert orjson.loads(letters[0]["payload"])["feedback_id"] == "f9"
         assert sorted(orjson.loads(row["payload"])["event_id"] for row in letters[1:]) == ["e31", "e7"]
         assert sorted(letter.error for letter in written.rejected) == sorted(row["error"] for row in letters)
+
+    def test_a_batch_refused_row_by_row_costs_a_bounded_number_of_inserts(
+        self, storage: Storage, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        db = storage.database
+        storage.command(f"ALTER TABLE {db}.inferences ADD CONSTRAINT no_refused CHECK model != 'refused'")
+        inserts: list[str] = []
+        real_insert = storage.insert_json
+
+        def counted(table: str, rows_json: bytes) -> None:
+            inserts.append(table)
+            real_insert(table, rows_json)
+
+        monkeypatch.setattr(storage, "insert_json", counted)  # a spy: the real engine still refuses
+        sink = EventSink(storage)
+        events = [inference_record(InferenceEvent(project="p", model="refused", event_id=f"r{i}")) for i in range(500)]
+        sink.add_inferences(events, object())
+        written = sink.flush()
+        assert inserts.count("inferences") <= REFUSAL_INSERTS + 1  # not ~1,000 (one per row and halving)
+        assert (written.inferences, written.dead_letters, sink.pending) == (0, 500, 0)  # every row accounted for
+        assert storage.scalar(f"SELECT count() FROM {db}.dead_letters") == 500
+        assert any("not narrowed down" in letter.error for letter in written.rejected)
 
     def test_an_outage_is_not_a_refusal(self, settings: Settings) -> None:
         storage = Storage(settings)  # database not created yet: the insert fails, but not for the data
