@@ -13,6 +13,7 @@ and the statistics are CPU work.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 
@@ -25,7 +26,7 @@ from streams import metrics
 from streams.bus import Kind
 from streams.decode import Decoded, feedback_decoder, inference_decoder
 from streams.pricing import Pricer
-from streams.sink import EventSink, FlushStats
+from streams.sink import REFUSED, EventSink, FlushStats
 from streams.stats import StatsEngine
 from streams.storage import Storage
 
@@ -40,7 +41,17 @@ def _dead_lettered(letters: Sequence[DeadLetter]) -> None:
     """Count and log dead letters, whether decoding or storage set them aside."""
     metrics.dead_lettered(letters)
     for letter in letters:
-        log.warning("dead_letter", source=letter.source, project=letter.project, error=letter.error[:500])
+        log.warning("dead_letter", source=letter.source, project=letter.project, error=_loggable(letter.error))
+
+
+def _loggable(error: str) -> str:
+    """ClickHouse's text for a refused row can quote its values (a constraint's "Column values: ...", a
+    parse error's input): a prompt must not reach the logs, so they get the error's name only; the full
+    text is in the ``dead_letters`` row. Decoding errors never include inputs (``problem_lines``)."""
+    if not error.startswith(REFUSED):
+        return error[:500]
+    names = re.findall(r"\(([A-Z][A-Z_]+)\)", error)
+    return f"{REFUSED}{names[-1] if names else 'see the dead_letters row'}"
 
 
 class Pipeline:

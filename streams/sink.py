@@ -30,6 +30,7 @@ from streams.storage import Storage, StorageRejectedError
 
 log = structlog.get_logger(__name__)
 
+REFUSED = "refused by storage: "  # how a dead letter's error starts when ClickHouse refused the row
 REFUSAL_INSERTS = 64  # inserts per table and flush spent on finding the rows storage refuses
 
 _DEAD: TypeAdapter[list[DeadLetter]] = TypeAdapter(list[DeadLetter])
@@ -261,7 +262,7 @@ class EventSink:
         reasons: dict[int, tuple[str, str]] = {}
         for row, error in refused:
             event_id = row.event_id if isinstance(row, InferenceRecord) else row.feedback_id
-            letter = dead_letter(source, f"refused by storage: {error}", encode_record(row), row.project)
+            letter = dead_letter(source, f"{REFUSED}{error}", encode_record(row), row.project)
             done.rejected.append(letter)
             dead.append(letter)
             reasons[id(row)] = (event_id, letter.error)

@@ -56,6 +56,10 @@ class StorageRejectedError(StorageError):
 # ClickHouse error codes that are about the rows sent, not about the server or the connection: the same
 # insert fails again however often it is retried. Timeouts, memory, read-only, too many parts, unknown
 # tables (a migration not applied yet) are left out on purpose: those may pass on a later try.
+# ...except rows naming a column the table lacks (117 INCORRECT_DATA "Unknown field found"): a process of
+# a newer release writing to a database an older one migrated. That is a deploy to finish, so it is
+# retried rather than turning every event into a dead letter.
+SCHEMA_MISMATCH = ("Unknown field found",)
 DATA_ERROR_CODES = frozenset(
     {
         6,  # CANNOT_PARSE_TEXT
@@ -228,7 +232,7 @@ class Storage:
             yield
         except ClickHouseError as exc:
             code = getattr(exc, "code", None)  # the server's error code, from chDB and HTTP alike
-            if code in DATA_ERROR_CODES:
+            if code in DATA_ERROR_CODES and not any(marker in str(exc) for marker in SCHEMA_MISMATCH):
                 raise StorageRejectedError(f"{what} failed: {exc}", code) from exc
             raise StorageError(f"{what} failed: {exc}") from exc
 

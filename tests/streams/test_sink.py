@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 from fastapi.testclient import TestClient
 
 from api import create_app
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.records import feedback_record, inference_record
 from schemas.settings import Settings
+from streams.pipeline import Pipeline
 from streams.sink import REFUSAL_INSERTS, EventSink
 from streams.storage import Storage, StorageError, StorageRejectedError
 
@@ -138,6 +140,26 @@ class TestRefusedByStorage:
         assert (written.inferences, written.dead_letters, sink.pending) == (0, 500, 0)  # every row accounted for
         assert storage.scalar(f"SELECT count() FROM {db}.dead_letters") == 500
         assert any("not narrowed down" in letter.error for letter in written.rejected)
+
+    def test_refused_values_reach_the_dead_letter_but_not_the_logs(self, storage: Storage, settings: Settings) -> None:
+        db = storage.database
+        storage.command(f"ALTER TABLE {db}.inferences ADD CONSTRAINT no_secret CHECK prompt != 'SECRET-PROMPT-42'")
+        pipeline = Pipeline(storage, settings)
+        event = InferenceEvent(project="p", model="m", event_id="s", prompt="SECRET-PROMPT-42")
+        pipeline.accept_inferences([inference_record(event)])
+        with capture_logs() as logs:
+            pipeline.flush()
+        assert "SECRET-PROMPT-42" in storage.scalar(f"SELECT error FROM {db}.dead_letters")  # ClickHouse quotes it
+        letters = [entry for entry in logs if entry["event"] == "dead_letter"]
+        assert [entry["error"] for entry in letters] == ["refused by storage: VIOLATED_CONSTRAINT"]
+        assert "SECRET-PROMPT-42" not in repr(logs)
+
+    def test_a_column_the_table_lacks_is_retried_not_refused(self, storage: Storage) -> None:
+        # a newer release writing to a database an older one migrated: finish the deploy, lose nothing
+        with pytest.raises(StorageError) as raised:
+            storage.insert_json("inferences", b'[{"event_id": "x", "column_of_a_newer_release": 1}]')
+        assert "Unknown field" in str(raised.value)
+        assert not isinstance(raised.value, StorageRejectedError)
 
     def test_an_outage_is_not_a_refusal(self, settings: Settings) -> None:
         storage = Storage(settings)  # database not created yet: the insert fails, but not for the data
