@@ -3,8 +3,9 @@
 In one process the closer and ingest share two cores and one GIL. Working through a backlog of
 thousands of due windows (a backfill, a restart) at full speed took a fifth of ingest's throughput
 (``bench/ingest_http.py``, backlog run). While events arrived within the last ``BUSY_SECONDS``, the
-closer now spends at most ``share`` of its time computing: after a window that took ``t`` seconds it
-pauses ``t * (1 / share - 1)``. With no ingest it runs flat out. The backlog's size is the
+closer now spends at most ``share`` of its time computing windows of a backlog (due for longer than
+a window, ``StatsEngine._overdue``; windows closing on time are never held back): after a window
+that took ``t`` seconds it pauses ``t * (1 / share - 1)``. With no ingest it runs flat out. The backlog's size is the
 ``loopwatch_windows_pending`` gauge.
 
 The default share (0.25, ``LOOPWATCH_CLOSE_SHARE_UNDER_INGEST``) was measured: beside 1,835 due windows

@@ -48,9 +48,11 @@ def test_share_of_one_never_pauses_and_nonsense_is_refused() -> None:
         Pacer(0)
 
 
-def _backfill(windows: int) -> bytes:
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    start -= timedelta(seconds=start.timestamp() % WINDOW)
+def _events(windows: int, *, backlog: bool) -> bytes:
+    """``windows`` consecutive windows: an hour old (a backfill) or the last ones up to now (on time)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    current = now - timedelta(seconds=now.timestamp() % WINDOW)
+    start = current - timedelta(hours=1) if backlog else current - timedelta(seconds=(windows - 1) * WINDOW)
     return orjson.dumps(
         [
             {
@@ -66,15 +68,23 @@ def _backfill(windows: int) -> bytes:
     )
 
 
-@pytest.mark.parametrize("ingest_active", [True, False], ids=["ingest-active", "ingest-quiet"])
-def test_closer_pauses_between_real_windows_only_while_events_arrive(
-    storage: Storage, settings: Settings, ingest_active: bool
+@pytest.mark.parametrize(
+    ("case", "backlog", "ingest_active", "pauses"),
+    [
+        ("backlog-while-ingest-active", True, True, 3),  # after each window but the last
+        ("backlog-ingest-quiet", True, False, 0),
+        ("on-time-while-ingest-active", False, True, 0),  # steady traffic never slows the usual closes
+    ],
+)
+def test_closer_pauses_between_backlog_windows_only_while_events_arrive(
+    storage: Storage, settings: Settings, case: str, backlog: bool, ingest_active: bool, pauses: int
 ) -> None:
+    windows = 4 if backlog else 2
     pipeline = Pipeline(storage, settings.model_copy(update={"window_seconds": WINDOW, "allowed_lateness_seconds": 0}))
     assert pipeline.stats is not None
     clock = Clock()
     pipeline.stats.pacer = Pacer(0.5, clock=clock, sleep=clock.sleep)
-    pipeline.accept_raw("inference", _backfill(4))  # observed: ingest seen at clock.now
+    pipeline.accept_raw("inference", _events(windows, backlog=backlog))  # observed: ingest seen at clock.now
     pipeline.flush()
     if not ingest_active:
         clock.now += BUSY_SECONDS + 1
@@ -83,8 +93,6 @@ def test_closer_pauses_between_real_windows_only_while_events_arrive(
         f"SELECT uniqExact(window_start) FROM {storage.database}.window_stats "
         "WHERE family = 'latency' AND metric = 'count'"
     )
-    assert closed == 4  # the backlog is worked off either way
-    if ingest_active:  # one pause per closed window, as long as the window took (share 0.5)
-        assert len(clock.slept) == 4 and all(pause > 0 for pause in clock.slept)
-    else:
-        assert clock.slept == []
+    assert closed == windows  # the windows are closed either way
+    assert len(clock.slept) == pauses, case
+    assert all(pause > 0 for pause in clock.slept)  # as long as the window took (share 0.5)
