@@ -9,13 +9,15 @@ large blocks are carved out of the arenas and leave holes behind. Measured over 
 with the values below the arenas stayed at ~78 MiB (13 MiB free) and RSS stopped climbing.
 
 Preloading jemalloc is not an option: chDB then aborts on its first query ("free(): invalid
-pointer"). Call ``tune_malloc`` before chDB is imported and before threads start.
+pointer"). Call ``tune_malloc`` before chDB is imported and before threads start. Measured on 2 cores
+only: on a many-core host more arenas may serve better; ``MALLOC_ARENA_MAX`` set by the operator wins.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import platform
 
 import structlog
@@ -33,17 +35,14 @@ TRIM_THRESHOLD = 1024 * 1024  # free memory above this at the top of an arena go
 
 
 def tune_malloc() -> bool:
-    """Apply the values above with ``mallopt``; returns False where the C library is not glibc."""
+    """Apply the values above with ``mallopt``; returns False where the C library is not glibc or a value
+    was refused. An arena count the operator set (``MALLOC_ARENA_MAX``) is kept."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    applied = all(
-        libc.mallopt(parameter, value) == 1
-        for parameter, value in (
-            (_M_ARENA_MAX, ARENAS),
-            (_M_MMAP_THRESHOLD, MMAP_THRESHOLD),
-            (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-        )
-    )
-    log.debug("malloc_tuned", applied=applied, arenas=ARENAS, mmap_threshold=MMAP_THRESHOLD)
-    return applied
+    wanted = [(_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD)]
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        wanted.append((_M_ARENA_MAX, ARENAS))
+    refused = [parameter for parameter, value in wanted if libc.mallopt(parameter, value) != 1]  # each applied
+    log.debug("malloc_tuned", refused=refused, arenas=ARENAS, mmap_threshold=MMAP_THRESHOLD)
+    return not refused

@@ -26,6 +26,7 @@ once per process; nothing here does I/O until ``serve`` is called.
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 import time
 import weakref
@@ -218,8 +219,11 @@ class _ScrapeTimeGauges(Collector):
     consumer mid-rebalance) is skipped for that scrape rather than failing the whole exposition.
     """
 
-    def __init__(self, gauges: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+    def __init__(
+        self, gauges: dict[str, tuple[str, tuple[str, ...]]], combine: Callable[[float, float], float] = operator.add
+    ) -> None:
         self._gauges = gauges
+        self._combine = combine
         self._watched: dict[str, list[tuple[weakref.ref[Any], _Read]]] = {name: [] for name in gauges}
         self._lock = threading.Lock()
 
@@ -247,7 +251,7 @@ class _ScrapeTimeGauges(Collector):
                     log.warning("metric_read_failed", metric=name, error=f"{type(exc).__name__}: {exc}"[:300])
                     continue
                 for values, value in samples:
-                    totals[values] = totals.get(values, 0.0) + value
+                    totals[values] = self._combine(totals[values], value) if values in totals else value
             family = GaugeMetricFamily(name, documentation, labels=labels)
             for values, value in sorted(totals.items()):
                 family.add_metric(list(values), value)
@@ -262,10 +266,6 @@ _GAUGES = _ScrapeTimeGauges(
             "Windows open or waiting to close (events seen, statistics not yet computed).",
             (),
         ),
-        "loopwatch_storage_memory_bytes": (
-            "Memory embedded chDB tracks in this process (queries, merges, caches); 0 with a ClickHouse server.",
-            (),
-        ),
         "loopwatch_kafka_consumer_lag": (
             "Messages after this worker's committed offset: highwater - committed, per assigned partition.",
             ("topic", "partition"),
@@ -273,6 +273,17 @@ _GAUGES = _ScrapeTimeGauges(
     }
 )
 REGISTRY.register(_GAUGES)
+# One engine per process: every live Storage reads the same figure, so the largest reading, not a sum.
+_ENGINE_GAUGES = _ScrapeTimeGauges(
+    {
+        "loopwatch_storage_memory_bytes": (
+            "Memory embedded chDB tracks in this process (queries, merges, caches); 0 with a ClickHouse server.",
+            (),
+        ),
+    },
+    combine=max,
+)
+REGISTRY.register(_ENGINE_GAUGES)
 
 
 def watch_queue(owner: OwnerT, depth: Callable[[OwnerT], int]) -> None:
@@ -288,7 +299,7 @@ def watch_pipeline(owner: OwnerT, buffered: Callable[[OwnerT], int], windows: Ca
 
 def watch_storage(owner: OwnerT, tracked: Callable[[OwnerT], int | None]) -> None:
     """Hook: report ``tracked(owner)`` (embedded chDB's tracked memory, None for a server) while it lives."""
-    _GAUGES.watch("loopwatch_storage_memory_bytes", owner, lambda live: _sample(tracked(live)))
+    _ENGINE_GAUGES.watch("loopwatch_storage_memory_bytes", owner, lambda live: _sample(tracked(live)))
 
 
 def _sample(value: int | None) -> list[Sample]:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from loopwatch_sdk.wire import Envelope, feedback_envelopes, inference_envelopes
 
 from schemas.records import FeedbackRecord, InferenceRecord, encode_record
@@ -68,6 +68,8 @@ class KafkaPublisher:
                 ]
                 await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
+            if isinstance(exc, KafkaError) and not exc.retriable and not isinstance(exc, KafkaTimeoutError):
+                raise  # authorization, an invalid topic...: a resend would fail the same way (500, logged)
             log.warning("publish_failed", topic=topic, error=f"{type(exc).__name__}: {exc}"[:300])
             raise NotWrittenYet(f"Kafka did not acknowledge the events within {timeout:g} s") from exc
 
