@@ -180,6 +180,8 @@ async def _start(
         publish=topic_publisher(send, Topics(settings.topic_prefix)),  # alerts also go to their topics
         sweep_seconds=SWEEP_SECONDS if consumes else None,
     )
+    # Undone last (callbacks run in reverse): a stopping worker's final window close still delivers alerts.
+    started.push_async_callback(_undo, "monitoring", monitoring.stop)
     if kafka_publisher is not None:
         started.push_async_callback(_undo, "kafka_publisher", kafka_publisher.stop)
         await kafka_publisher.start()
@@ -187,7 +189,6 @@ async def _start(
         _evaluate_windows(worker.pipeline, monitoring)
         started.push_async_callback(_undo, "worker", worker.stop)
         await worker.start()
-    started.push_async_callback(_undo, "monitoring", monitoring.stop)
     await monitoring.start()
     stop_metrics_server = None if serve_api else metrics.serve(settings.metrics_host, settings.metrics_port)
     references = _references(worker.pipeline, storage) if worker is not None else ReferenceStore(storage)

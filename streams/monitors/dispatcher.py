@@ -102,13 +102,14 @@ class AlertDispatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inflight: set[tuple[str, int]] = set()  # (target id, channel index) being delivered here
         self._closed = False
+        self._collected = False  # ``aclose`` has gathered the tasks it waits for
 
     # ------------------------------------------------------------------ lifecycle
 
     def bind(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Attach to the running (or given) loop: ``submit`` schedules there."""
         self._loop = loop or asyncio.get_running_loop()
-        self._closed = False
+        self._closed = self._collected = False
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -151,6 +152,9 @@ class AlertDispatcher:
     ) -> list[DeliveryOutcome]:
         """``dispatch`` as a task ``aclose`` waits for, like ``spawn``'s; ``run_coroutine_threadsafe`` makes
         the task, so it registers itself in its first step."""
+        if self._collected:  # started after ``aclose`` gathered its tasks: left to ``resume_pending``
+            log.error("dispatch_unscheduled", reason="dispatcher closed", alerts=len(alerts), retrains=len(retrains))
+            return []
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -171,6 +175,7 @@ class AlertDispatcher:
         for _ in range(2):
             await asyncio.sleep(0)
         pending = [task for task in self._tasks if not task.done()]
+        self._collected = True  # a task starting later would make an HTTP client nobody closes
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)
             for task in still:

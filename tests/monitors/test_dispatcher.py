@@ -240,6 +240,27 @@ class TestPublishAndRecovery:
 
         assert asyncio.run(run()) is None
 
+    def test_a_delivery_starting_after_close_gathered_its_tasks_is_left_to_resume(
+        self, monitoring: Monitoring, receiver: WebhookReceiver
+    ) -> None:
+        """``submit`` passed its check on another thread just before ``aclose``; the loop ran its task
+        only after ``aclose`` had gathered the tasks to wait for: nothing may start (an HTTP client would
+        be made that nobody closes), the alert stays stored for ``resume_pending``."""
+        result = _fire(monitoring, [webhook(receiver.url)])
+        dispatcher = monitoring.dispatcher
+
+        async def run() -> object:
+            dispatcher.bind()
+            late = dispatcher._dispatch_tracked(result.alerts, result.retrains, list(result.monitors))  # as queued
+            await dispatcher.aclose()
+            return await late
+
+        assert asyncio.run(run()) == []
+        assert receiver.requests == []
+        assert dispatcher._client is None  # no client left open
+        assert asyncio.run(_resume(monitoring)) == 1  # still owed, resumed later
+        assert len(receiver.requests) == 1
+
 
 async def _resume(monitoring: Monitoring) -> int:
     try:
