@@ -17,7 +17,7 @@ from api.errors import responses
 from api.time_range import Since, Until, storable_range
 from schemas.events import AlertKind, Severity
 from streams.monitors.records import AlertDetail as StoredAlertDetail
-from streams.monitors.records import StoredAlert, StoredRetrain
+from streams.monitors.records import StoredAlert, StoredAttempt, StoredRetrain
 
 router = APIRouter(prefix="/v1", tags=["alerts"], responses=responses(400, 401, 422, 503))
 
@@ -53,19 +53,6 @@ class DeliverySummary(_FromRecord):
     targets: list[DeliveryTarget]
 
 
-class Attempt(_FromRecord):
-    channel_index: int
-    channel: str
-    url: str
-    attempt: int
-    status_code: int | None
-    error: str | None
-    latency_ms: float
-    succeeded: bool
-    final: bool
-    at: datetime
-
-
 class AlertOut(_FromRecord):
     alert_id: str
     project: str
@@ -95,7 +82,7 @@ class AlertOut(_FromRecord):
 
 
 class AlertDetail(AlertOut):
-    attempts: list[Attempt] = Field(description="every delivery attempt, oldest first")
+    attempts: list[StoredAttempt] = Field(description="every delivery attempt, oldest first")
 
 
 class AckRequest(BaseModel):
