@@ -44,6 +44,16 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return documented
 
 
-def unprocessable(loc: list[str | int], message: str, kind: str = "value_error") -> HTTPException:
+def problem(loc: list[str | int], message: str, kind: str = "value_error") -> dict[str, Any]:
+    """One item of a 422's ``detail`` (``Problem``'s JSON)."""
+    return {"loc": loc, "msg": message, "type": kind}
+
+
+def unprocessable_all(problems: list[dict[str, Any]]) -> HTTPException:
     """A 422 in FastAPI's own shape, so clients parse every validation error the same way."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": loc, "msg": message, "type": kind}])
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems)
+
+
+def unprocessable(loc: list[str | int], message: str, kind: str = "value_error") -> HTTPException:
+    """A 422 with one problem."""
+    return unprocessable_all([problem(loc, message, kind)])

@@ -20,7 +20,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
 from api.deps import ProjectDep, PublisherDep, ServicesDep
-from api.errors import responses, unprocessable
+from api.errors import problem, responses, unprocessable, unprocessable_all
 from api.models import Accepted
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.problems import validation_problems
@@ -117,16 +117,17 @@ def _slow_records(kind: EventKind[Any, Any], body: bytes, project: str, max_item
 
 def _refused(ids: list[str], exc: EventsRefused) -> HTTPException:
     """A 422 naming each event storage refused (now a dead letter); the batch's other events are stored."""
-    problems = [
-        {
-            "loc": ["body", index],
-            "msg": f"{exc.reasons[event_id]} (kept as a dead letter; the others are stored)",
-            "type": "refused_by_storage",
-        }
-        for index, event_id in enumerate(ids)
-        if event_id in exc.reasons
-    ]
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems)
+    return unprocessable_all(
+        [
+            problem(
+                ["body", index],
+                f"{exc.reasons[event_id]} (kept as a dead letter; the others are stored)",
+                "refused_by_storage",
+            )
+            for index, event_id in enumerate(ids)
+            if event_id in exc.reasons
+        ]
+    )
 
 
 async def _accept(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, ValidationError
 
 from api.deps import MonitoringDep, ProjectDep
-from api.errors import ErrorMessage, responses
+from api.errors import ErrorMessage, problem, responses, unprocessable_all
 from schemas.events import Severity
 from schemas.monitors import Condition, Monitor, MonitorCreate, MonitorUpdate, unmask_channels
 from schemas.problems import validation_problems
@@ -62,16 +62,13 @@ def _vet_channels(allow_private: bool) -> Any:
     def check(monitor: Monitor) -> None:
         problems = channel_problems(monitor, allow_private=allow_private)
         if problems:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
+            raise unprocessable_all(
                 [
-                    {
-                        "loc": ["body", "channels", index, field],
-                        "msg": f"channels[{index}].{field}: {message}",
-                        "type": "unsafe_target",
-                    }
+                    problem(
+                        ["body", "channels", index, field], f"channels[{index}].{field}: {message}", "unsafe_target"
+                    )
                     for index, field, message in problems
-                ],
+                ]
             )
 
     return check
