@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from api.queries.stats import overlapping
-from streams.storage import Storage, as_utc
+from streams.storage import Storage, as_utc, ch_time
 
 T = TypeVar("T")
 
@@ -24,6 +24,7 @@ OVERVIEW_METRICS: tuple[tuple[str, str], ...] = (
     ("latency", "latency_p95_ms"),
     ("latency", "error_rate"),
     ("cost", "cost_usd"),
+    ("cost", "unknown_cost_events"),
     ("quality", "thumbs_up_rate"),
     ("drift", "dataset_drift"),
     ("drift", "family_drift"),
@@ -54,6 +55,7 @@ class Point:
     window_start: datetime
     value: float
     flagged: bool
+    sample_size: int = 0
 
 
 @dataclass(slots=True)
@@ -80,15 +82,20 @@ def _read_projects(storage: Storage) -> list[str]:
     return sorted(str(row[0]) for row in rows)
 
 
-def model_windows(storage: Storage, project: str, windows: int) -> list[ModelWindows]:
-    """Every model of the project with its last ``windows`` windows of the overview metrics."""
+def project_models(storage: Storage, project: str) -> list[str]:
+    """The models the project has sent events for, sorted."""
+    rows = storage.query(
+        f"SELECT DISTINCT model FROM {storage.database}.inferences WHERE project = {{project:String}}",
+        {"project": project},
+    ).result_rows
+    return sorted(str(model) for (model,) in rows)
+
+
+def model_windows(storage: Storage, project: str, windows: int, now: datetime) -> list[ModelWindows]:
+    """Every model of the project with its last ``windows`` windows of the overview metrics that start
+    by ``now`` (a window stamped in the future, e.g. by a client's wrong clock, never becomes "latest")."""
     db = storage.database
-    models = {
-        str(model): ModelWindows(str(model))
-        for (model,) in storage.query(
-            f"SELECT DISTINCT model FROM {db}.inferences WHERE project = {{project:String}}", {"project": project}
-        ).result_rows
-    }
+    models = {model: ModelWindows(model) for model in project_models(storage, project)}
     wanted = " OR ".join(
         f"(family = '{family}' AND metric = '{metric}'" + (")" if metric == "family_drift" else " AND dimension = '')")
         for family, metric in OVERVIEW_METRICS
@@ -97,19 +104,20 @@ def model_windows(storage: Storage, project: str, windows: int) -> list[ModelWin
     # windows are read, each row's newest version kept (what FINAL keeps: ReplacingMergeTree(computed_at))
     # without FINAL's merge of every part of the project.
     rows = storage.query(
-        "SELECT model, metric, dimension, window_start, value, flagged FROM ("
-        f"SELECT model, metric, dimension, window_start, value, flagged FROM {db}.window_stats "
+        "SELECT model, metric, dimension, window_start, value, flagged, sample_size FROM ("
+        f"SELECT model, metric, dimension, window_start, value, flagged, sample_size FROM {db}.window_stats "
         f"WHERE project = {{project:String}} AND model_version = '' AND ({wanted}) AND (model, window_start) IN "
         f"(SELECT model, window_start FROM {db}.window_stats WHERE project = {{project:String}} "
         "AND family = 'latency' AND metric = 'count' AND dimension = '' AND model_version = '' "
+        "AND window_start <= {now:DateTime64(3, 'UTC')} "
         "ORDER BY window_start DESC LIMIT {windows:UInt32} BY model) "
         "ORDER BY computed_at DESC LIMIT 1 BY model, metric, dimension, window_start"
         ") ORDER BY window_start DESC LIMIT {windows:UInt32} BY model, metric, dimension",
-        {"project": project, "windows": windows},
+        {"project": project, "windows": windows, "now": ch_time(now)},
     ).result_rows
-    for model, metric, dimension, start, value, flagged in reversed(rows):
+    for model, metric, dimension, start, value, flagged, size in reversed(rows):
         summary = models.setdefault(str(model), ModelWindows(str(model)))
-        point = Point(as_utc(start), float(value), bool(flagged))
+        point = Point(as_utc(start), float(value), bool(flagged), int(size))
         if metric == "family_drift":
             summary.families[str(dimension)] = point  # rows run oldest first: the last one stays
         else:
@@ -263,12 +271,27 @@ def version_series(
     return dict(out)
 
 
-def model_window_range(storage: Storage, project: str, model: str) -> tuple[datetime, datetime] | None:
-    """The first and last window start of a model (the model page's default range)."""
+@dataclass(frozen=True, slots=True)
+class WindowSpan:
+    """A model's closed windows as of ``now``: the first start, the last end of those that started by
+    ``now`` (None when every window lies ahead), and how many start after ``now`` (future timestamps)."""
+
+    first_start: datetime
+    last_end: datetime | None
+    ahead: int
+
+
+def model_window_range(storage: Storage, project: str, model: str, now: datetime) -> WindowSpan | None:
+    """The model page's default range comes from this (None: no closed window yet)."""
     row = storage.query(
-        f"SELECT min(window_start), max(window_end), count() FROM {storage.database}.window_stats "
+        "SELECT min(window_start), maxIf(window_end, window_start <= {now:DateTime64(3, 'UTC')}), "
+        "uniqExactIf(window_start, window_start > {now:DateTime64(3, 'UTC')}), uniqExact(window_start) "
+        f"FROM {storage.database}.window_stats "
         "WHERE project = {project:String} AND model = {model:String} AND family = 'latency' AND metric = 'count' "
         "AND dimension = '' AND model_version = ''",
-        {"project": project, "model": model},
+        {"project": project, "model": model, "now": ch_time(now)},
     ).result_rows[0]
-    return None if not row[2] else (as_utc(row[0]), as_utc(row[1]))
+    if not row[3]:
+        return None
+    past = int(row[3]) - int(row[2])
+    return WindowSpan(as_utc(row[0]), as_utc(row[1]) if past else None, int(row[2]))

@@ -1,13 +1,24 @@
 """Static files: our own CSS/JS from ``api/ui/static`` and Plotly's bundle from the installed
-``plotly`` package (no CDN at run time, no third-party copy in the repository)."""
+``plotly`` package (no CDN at run time, no third-party copy in the repository).
+
+The bundle is served less one statement. plotly.js registers its map traces when it loads, and
+registering them runs webpack's style-loader, which appends maplibre's CSS to ``<head>`` as an inline
+``<style>``: the CSP refuses it (two console errors on every chart page). The dashboard draws no map,
+so ``plotly_js_source`` removes that call, ``"map"===name&&require(id)`` in the registry, and nothing
+else; a plotly release that spells it otherwise is served as installed and the browser tests, which
+fail on any console error, say so.
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
 from importlib import resources
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, status
+import structlog
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse
 
 from api.ui.web import UiRoute
@@ -15,6 +26,9 @@ from api.ui.web import UiRoute
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 _TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 _CACHE = {"Cache-Control": "public, max-age=3600"}
+# The registry's `"map"===p&&r(96144)` (minified names and module id vary between releases).
+MAP_CSS_INJECTION = re.compile(rb'"map"===[A-Za-z_$][\w$]*&&[A-Za-z_$][\w$]*\(\d+\)')
+log = structlog.get_logger(__name__)
 
 
 @functools.cache
@@ -29,9 +43,24 @@ def plotly_bundle() -> Path:
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
 
+@functools.cache
+def plotly_js_source() -> tuple[bytes, str]:
+    """The installed bundle without its maplibre CSS injection (see the module docstring), and its ETag."""
+    source = plotly_bundle().read_bytes()
+    served, found = MAP_CSS_INJECTION.subn(b"!1", source)
+    if found != 1:
+        log.warning("plotly_map_css_kept", matches=found, bundle=str(plotly_bundle()))
+        served = source
+    return served, '"' + hashlib.sha256(served).hexdigest()[:32] + '"'
+
+
 @router.get("/static/vendor/plotly.min.js")
-def plotly_js() -> FileResponse:
-    return FileResponse(plotly_bundle(), media_type=_TYPES[".js"], headers=_CACHE)
+def plotly_js(request: Request) -> Response:
+    body, etag = plotly_js_source()
+    headers = {**_CACHE, "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(body, media_type=_TYPES[".js"], headers=headers)
 
 
 @router.get("/static/{name}")

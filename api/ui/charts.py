@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,11 +31,14 @@ class Sparkline:
 
 
 def sparkline(values: Sequence[float], width: int = 120, height: int = 28) -> Sparkline | None:
-    """An SVG polyline of ``values`` scaled into the box (None for fewer than two finite values)."""
+    """An SVG polyline of ``values`` scaled into the box (None for fewer than two finite values).
+
+    The scale starts at zero for quantities that cannot go below it (calls, milliseconds, dollars,
+    rates), so 166 → 167 calls is a flat line, not a sawtooth from the bottom of the box to its top."""
     finite = [v for v in values if math.isfinite(v)]
     if len(finite) < 2:
         return None
-    low, high = min(finite), max(finite)
+    low, high = min(0.0, min(finite)), max(finite)
     span = (high - low) or 1.0
     step = (width - 4) / (len(values) - 1)
     coords = []
@@ -60,7 +63,33 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def line(name: str, xs: Sequence[datetime], ys: Sequence[float | None], index: int, **extra: Any) -> dict[str, Any]:
+def with_gaps(
+    xs: Sequence[datetime], ys: Sequence[float | None], step: timedelta | None
+) -> tuple[list[datetime], list[float | None]]:
+    """A ``None`` point inserted wherever consecutive points are more than ``step`` apart, so the line
+    breaks at windows that have no statistics instead of drawing a ramp across them."""
+    if step is None or len(xs) < 2:
+        return list(xs), list(ys)
+    out_x, out_y = [xs[0]], [ys[0]]
+    for before, x, y in zip(xs, xs[1:], ys[1:], strict=False):
+        if x - before > step:
+            out_x.append(before + step)
+            out_y.append(None)
+        out_x.append(x)
+        out_y.append(y)
+    return out_x, out_y
+
+
+def line(
+    name: str,
+    xs: Sequence[datetime],
+    ys: Sequence[float | None],
+    index: int,
+    step: timedelta | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One series over time; with ``step`` (the window or bucket length) the line breaks at gaps."""
+    xs, ys = with_gaps(xs, ys, step)
     return {
         "type": "scatter",
         "mode": "lines+markers",
@@ -74,12 +103,19 @@ def line(name: str, xs: Sequence[datetime], ys: Sequence[float | None], index: i
 
 
 def band(
-    name: str, xs: Sequence[datetime], lows: Sequence[float], highs: Sequence[float], index: int
+    name: str,
+    xs: Sequence[datetime],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    index: int,
+    step: timedelta | None = None,
 ) -> list[dict[str, Any]]:
     """A shaded confidence band: the upper edge, then the lower edge filled up to it."""
     colour = PALETTE[index % len(PALETTE)]
-    x = [iso(v) for v in xs]
-    clean = [[None if not math.isfinite(v) else v for v in seq] for seq in (highs, lows)]
+    gapped, highs_ = with_gaps(xs, highs, step)
+    lows_ = with_gaps(xs, lows, step)[1]
+    x = [iso(v) for v in gapped]
+    clean = [[None if v is None or not math.isfinite(v) else v for v in seq] for seq in (highs_, lows_)]
     edge = {
         "type": "scatter",
         "mode": "lines",
@@ -111,10 +147,14 @@ def figure(
     *,
     y_title: str = "",
     y_format: str = "",
+    x_title: str = "window start (UTC)",
     markers: Sequence[dict[str, Any]] = (),
     bar: bool = False,
 ) -> dict[str, Any]:
-    """A Plotly figure with our layout; ``markers`` are alerts drawn as vertical lines on the time axis."""
+    """A Plotly figure with our layout and both axes titled; ``markers`` are alerts drawn as vertical
+    lines on the time axis. A figure with nothing to draw has no traces (the page says "no data")."""
+    if not any(y is not None for trace in traces for y in trace.get("y", [])):
+        traces = []
     shapes = [
         {
             "type": "line",
@@ -129,14 +169,25 @@ def figure(
         for m in markers
     ]
     layout: dict[str, Any] = {
-        "margin": {"l": 56, "r": 16, "t": 8, "b": 36},
-        "height": 260,
+        "margin": {"l": 64, "r": 16, "t": 8, "b": 48},
+        "height": 280,
         "hovermode": "x unified",
-        "legend": {"orientation": "h", "y": -0.22},
+        "legend": {"orientation": "h", "y": -0.3},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
-        "xaxis": {"type": "category" if bar else "date", "gridcolor": "#e5e7eb"},
-        "yaxis": {"title": {"text": y_title}, "tickformat": y_format, "gridcolor": "#e5e7eb", "rangemode": "tozero"},
+        "xaxis": {
+            "type": "linear" if bar else "date",
+            "title": {"text": x_title, "standoff": 4},
+            "gridcolor": "#e5e7eb",
+            "automargin": True,
+        },
+        "yaxis": {
+            "title": {"text": y_title},
+            "tickformat": y_format,
+            "gridcolor": "#e5e7eb",
+            "rangemode": "tozero",
+            "automargin": True,
+        },
         "shapes": shapes,
         "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#1f2937"},
     }
@@ -145,15 +196,22 @@ def figure(
     return {"data": traces, "layout": layout}
 
 
-def histogram_pair(reference: np.ndarray | None, current: np.ndarray, bins: int = 20) -> dict[str, Any]:
-    """Reference vs current distribution of a numeric column, as shares per shared bin."""
+def histogram_pair(
+    reference: np.ndarray | None, current: np.ndarray, column: str = "value", bins: int = 20
+) -> dict[str, Any]:
+    """Reference vs current distribution of a numeric column, as shares per shared bin on a numeric
+    axis (Plotly labels the ticks); a yes/no column (only 0 and 1) as two bars instead."""
     current = current[np.isfinite(current)] if current.dtype.kind == "f" else current.astype(float)
     ref = reference[np.isfinite(reference)] if reference is not None else np.array([])
     both = np.concatenate([ref, current]) if ref.size else current
     if both.size == 0:
-        return figure([], bar=True)
+        return figure([], bar=True, x_title=column)
+    if np.isin(both, (0.0, 1.0)).all():
+        return category_pair(_yes_no(ref), _yes_no(current), column=column)
     edges = np.histogram_bin_edges(both, bins=bins)
-    labels = [f"{(edges[i] + edges[i + 1]) / 2:.3g}" for i in range(len(edges) - 1)]
+    if np.all(both == np.round(both)) and edges[-1] - edges[0] < bins:  # a few whole numbers: one bar each
+        edges = np.arange(np.floor(edges[0]) - 0.5, np.ceil(edges[-1]) + 1.5)
+    centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     traces = []
     for index, (name, values) in enumerate((("reference", ref), ("current", current))):
         if values.size:
@@ -162,15 +220,23 @@ def histogram_pair(reference: np.ndarray | None, current: np.ndarray, bins: int 
                 {
                     "type": "bar",
                     "name": name,
-                    "x": labels,
+                    "x": centres.tolist(),
+                    "width": widths.tolist(),
                     "y": (counts / values.size).tolist(),
                     "marker": {"color": PALETTE[index], "opacity": 0.6},
+                    "hovertemplate": "%{x:,.4~g}: %{y:.1%}",
                 }
             )
-    return figure(traces, y_title="share", y_format=".0%", bar=True)
+    return figure(traces, y_title="share of rows", y_format=".0%", x_title=column, bar=True)
 
 
-def category_pair(reference: dict[str, float], current: dict[str, float], top: int = 15) -> dict[str, Any]:
+def _yes_no(values: np.ndarray) -> dict[str, float]:
+    return {"no": float((values == 0).sum()), "yes": float((values == 1).sum())} if values.size else {}
+
+
+def category_pair(
+    reference: dict[str, float], current: dict[str, float], top: int = 15, column: str = "value"
+) -> dict[str, Any]:
     """Reference vs current shares of a categorical column's most common values."""
     ref_total, cur_total = sum(reference.values()) or 1.0, sum(current.values()) or 1.0
     keys = sorted(
@@ -189,4 +255,6 @@ def category_pair(reference: dict[str, float], current: dict[str, float], top: i
             (("reference", reference, ref_total), ("current", current, cur_total))
         )
     ]
-    return figure(traces, y_title="share", y_format=".0%", bar=True)
+    out = figure(traces, y_title="share of rows", y_format=".0%", x_title=column, bar=True)
+    out["layout"]["xaxis"]["type"] = "category"
+    return out

@@ -7,16 +7,22 @@ Series are ``window_stats`` rows read and re-bucketed exactly as ``GET /v1/stats
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.queries.dashboard import model_series, model_window_range, top_drifted_columns, version_series
+from api.queries.dashboard import (
+    WindowSpan,
+    model_series,
+    model_window_range,
+    top_drifted_columns,
+    version_series,
+)
 from api.queries.stats import rebucket
 from api.time_range import storable_range
 from api.ui import charts
-from api.ui.web import UiDep, UiRoute, parse_interval, parse_moment
+from api.ui.web import UiDep, UiRoute, duration, parse_interval, parse_moment
 from streams.monitors import Monitoring
 from streams.runtime import Runtime
 
@@ -32,16 +38,18 @@ def _series(rows: list[dict[str, Any]], metric: str, dimension: str = "") -> tup
     return [r["window_start"] for r in picked], [r["value"] for r in picked]
 
 
-def _lines(rows: list[dict[str, Any]], metrics: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def _lines(rows: list[dict[str, Any]], metrics: list[tuple[str, str]], step: timedelta) -> list[dict[str, Any]]:
     traces = []
     for index, (metric, label) in enumerate(metrics):
         xs, ys = _series(rows, metric)
         if xs:
-            traces.append(charts.line(label, xs, ys, index))
+            traces.append(charts.line(label, xs, ys, index, step))
     return traces
 
 
-def _quality(rows: list[dict[str, Any]], markers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _quality(
+    rows: list[dict[str, Any]], markers: list[dict[str, Any]], step: timedelta, per: str
+) -> list[dict[str, Any]]:
     """Rates with their 95 % Wilson band (from the sample size), means as lines."""
     figures = []
     for index, (metric, label) in enumerate((("thumbs_up_rate", "thumbs-up rate"), ("accuracy", "accuracy"))):
@@ -49,25 +57,55 @@ def _quality(rows: list[dict[str, Any]], markers: list[dict[str, Any]]) -> list[
         if picked:
             xs = [r["window_start"] for r in picked]
             bands = [charts.wilson(r["value"], r["sample_size"]) for r in picked]
-            traces = charts.band(label, xs, [b[0] for b in bands], [b[1] for b in bands], index)
-            traces.append(charts.line(label, xs, [r["value"] for r in picked], index))
+            traces = charts.band(label, xs, [b[0] for b in bands], [b[1] for b in bands], index, step)
+            traces.append(
+                charts.line(
+                    label,
+                    xs,
+                    [r["value"] for r in picked],
+                    index,
+                    step,
+                    customdata=[r["sample_size"] for r in picked],
+                    hovertemplate="%{y:.0%} of %{customdata:,} ratings",
+                )
+            )
             figures.append(
                 {
-                    "title": label,
+                    "title": f"{label} {per}, with its 95 % interval",
                     "id": f"chart-{metric}",
-                    "figure": charts.figure(traces, y_format=".0%", markers=markers),
+                    "figure": charts.figure(traces, y_title=label, y_format=".0%", markers=markers),
                 }
             )
-    traces = _lines(rows, [("mean_rating", "mean rating")])
+    traces = _lines(rows, [("mean_rating", "mean rating")], step)
     scores = sorted({r["dimension"] for r in rows if r["metric"] == "score_mean"})
     for index, score in enumerate(scores, 1):
         xs, ys = _series(rows, "score_mean", score)
-        traces.append(charts.line(f"score {score}", xs, ys, index))
+        traces.append(charts.line(f"score {score}", xs, ys, index, step))
     if traces:
         figures.append(
-            {"title": "ratings and scores", "id": "chart-ratings", "figure": charts.figure(traces, markers=markers)}
+            {
+                "title": f"ratings and scores {per} (means)",
+                "id": "chart-ratings",
+                "figure": charts.figure(traces, y_title="mean", markers=markers),
+            }
         )
     return figures
+
+
+def default_range(span: WindowSpan | None, now: datetime, window: timedelta) -> tuple[datetime, datetime] | None:
+    """The range a model page opens on: the last ``DEFAULT_WINDOWS`` windows up to now. A model quiet
+    for longer opens on its last windows before now instead (never on windows stamped in the future)."""
+    if span is None:
+        return None
+    length = DEFAULT_WINDOWS * window
+    if span.last_end is None:  # every window lies ahead: the range up to now is empty, and says why
+        return now - length, now
+    end = now if now - span.last_end < length else span.last_end
+    return max(span.first_start, end - length), end
+
+
+def _per(interval: int | None, window_seconds: int) -> str:
+    return f"per {duration(interval or window_seconds)}"
 
 
 def model_page_data(
@@ -81,11 +119,16 @@ def model_page_data(
 ) -> dict[str, Any]:
     """Everything the model page draws (runs in a thread: several storage reads)."""
     storage = services.storage
-    span = model_window_range(storage, ui_project, model)
-    if span is not None and since is None:
-        since = max(span[0], span[1] - timedelta(seconds=DEFAULT_WINDOWS * services.settings.window_seconds))
-    if span is not None and until is None:
-        until = span[1]
+    now = datetime.now(UTC)
+    window_seconds = services.settings.window_seconds
+    span = model_window_range(storage, ui_project, model, now)
+    default = default_range(span, now, timedelta(seconds=window_seconds))
+    if default is not None and since is None:
+        since = default[0] if until is None else until - DEFAULT_WINDOWS * timedelta(seconds=window_seconds)
+    if default is not None and until is None:
+        until = default[1]
+    step = timedelta(seconds=interval or window_seconds)
+    per = _per(interval, window_seconds)
     families = model_series(storage, ui_project, model, since, until)
     if interval:
         families = {family: rebucket(rows, interval) for family, rows in families.items()}
@@ -98,43 +141,56 @@ def model_page_data(
     latency, cost, drift = families["latency"], families["cost"], families["drift"]
     figures = [
         {
-            "title": "latency percentiles",
+            "title": f"latency percentiles {per}",
             "id": "chart-latency",
             "figure": charts.figure(
-                _lines(latency, [("latency_p50_ms", "p50"), ("latency_p95_ms", "p95"), ("latency_p99_ms", "p99")]),
-                y_title="ms",
+                _lines(
+                    latency, [("latency_p50_ms", "p50"), ("latency_p95_ms", "p95"), ("latency_p99_ms", "p99")], step
+                ),
+                y_title="latency (ms)",
+                y_format=",~f",
                 markers=markers,
             ),
         },
         {
-            "title": "error rate",
+            "title": f"error rate {per}",
             "id": "chart-errors",
-            "figure": charts.figure(_lines(latency, [("error_rate", "error rate")]), y_format=".1%", markers=markers),
+            "figure": charts.figure(
+                _lines(latency, [("error_rate", "error rate")], step),
+                y_title="share of calls",
+                y_format=".1%",
+                markers=markers,
+            ),
         },
         {
-            "title": "calls",
+            "title": f"calls {per}",
             "id": "chart-calls",
-            "figure": charts.figure(_lines(latency, [("count", "calls")]), markers=markers),
+            "figure": charts.figure(
+                _lines(latency, [("count", "calls")], step), y_title="calls", y_format=",~f", markers=markers
+            ),
         },
     ]
     tags = sorted({r["dimension"] for r in cost if r["metric"] == "cost_usd" and r["dimension"]})
-    cost_traces = _lines(cost, [("cost_usd", "all")])
+    cost_traces = _lines(cost, [("cost_usd", "all")], step)
     for index, tag in enumerate(tags, 1):
         xs, ys = _series(cost, "cost_usd", tag)
-        cost_traces.append(charts.line(tag.removeprefix("tag:"), xs, ys, index))
+        cost_traces.append(charts.line(tag.removeprefix("tag:"), xs, ys, index, step))
     figures.append(
         {
-            "title": "cost per tag (USD)",
+            "title": f"cost per tag {per}",
             "id": "chart-cost",
-            "figure": charts.figure(cost_traces, y_format="$.4f", markers=markers),
+            "figure": charts.figure(cost_traces, y_title="cost (USD)", y_format="$,.4~f", markers=markers),
         }
     )
     figures.append(
         {
-            "title": "tokens",
+            "title": f"tokens {per}",
             "id": "chart-tokens",
             "figure": charts.figure(
-                _lines(cost, [("input_tokens", "input"), ("output_tokens", "output")]), markers=markers
+                _lines(cost, [("input_tokens", "input"), ("output_tokens", "output")], step),
+                y_title="tokens",
+                y_format=",~f",
+                markers=markers,
             ),
         }
     )
@@ -142,29 +198,32 @@ def model_page_data(
     drift_traces = []
     for index, family in enumerate(drift_families):
         xs, ys = _series(drift, "family_drift", family)
-        drift_traces.append(charts.line(family, xs, ys, index))
+        drift_traces.append(charts.line(family, xs, ys, index, step))
     if not drift_traces:
-        drift_traces = _lines(drift, [("dataset_drift", "dataset")])
+        drift_traces = _lines(drift, [("dataset_drift", "dataset")], step)
     figures.append(
         {
-            "title": "drifted share per family",
+            "title": f"drifted share of columns per family, {per}",
             "id": "chart-drift",
-            "figure": charts.figure(drift_traces, y_format=".0%", markers=markers),
+            "figure": charts.figure(drift_traces, y_title="drifted columns", y_format=".0%", markers=markers),
         }
     )
-    figures += _quality(families["quality"], markers)
+    figures += _quality(families["quality"], markers, step, per)
     versions = {}
-    for metric, label, fmt in (("count", "calls per version", ""), ("latency_p95_ms", "p95 latency per version", "")):
+    for metric, label, y_title in (
+        ("count", f"calls per version, {per}", "calls"),
+        ("latency_p95_ms", f"p95 latency per version, {per}", "latency (ms)"),
+    ):
         series = version_series(storage, ui_project, model, metric, since, until)
         if len(series) > 1:
             traces = [
-                charts.line(version, [p["window_start"] for p in points], [p["value"] for p in points], i)
+                charts.line(version, [p["window_start"] for p in points], [p["value"] for p in points], i, step)
                 for i, (version, points) in enumerate(sorted(series.items()))
             ]
             versions[metric] = {
                 "title": label,
                 "id": f"chart-version-{metric}",
-                "figure": charts.figure(traces, y_format=fmt, markers=markers),
+                "figure": charts.figure(traces, y_title=y_title, y_format=",~f", markers=markers),
             }
     windows = sorted(
         {r["window_start"] for r in drift if r["metric"] in ("family_drift", "dataset_drift")}, reverse=True
@@ -179,6 +238,9 @@ def model_page_data(
         "since": since,
         "until": until,
         "has_data": span is not None,
+        "ahead": span.ahead if span is not None else 0,
+        "point": duration(interval or window_seconds),
+        "rebucketed": bool(interval),
     }
 
 

@@ -1,15 +1,20 @@
 """Monitors: the list, and create/edit forms that go through the API's own route functions, so a
-refused monitor shows exactly the API's validation messages (422 items, 409 conflicts)."""
+refused monitor shows exactly the API's validation messages (422 items, 409 conflicts).
+
+The form is plain HTML that works without JavaScript: every condition kind's fields and one row per
+channel (the saved ones, then an empty one to add); ``static/ui.js`` only hides what the chosen
+condition or channel type does not use."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import ValidationError
 
+from api.queries.dashboard import project_models
 from api.routes.monitors import create_monitor, delete_monitor, update_monitor
 from api.ui.web import Ui, UiDep, UiRoute, first, redirect
 from schemas.events import Severity
@@ -19,19 +24,65 @@ from schemas.stats import METRICS
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+OPERATOR_LABELS = {"gt": "above (>)", "gte": "at or above (≥)", "lt": "below (<)", "lte": "at or below (≤)"}
+CHANNEL_FIELDS = ("channel_type", "channel_url", "channel_secret", "channel_headers")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRow:
+    """One channel as the form shows it: a type, its URL, and for webhooks the signing secret and
+    extra headers (``Name: value`` lines). Saved secrets come masked and, sent back unchanged, stay."""
+
+    type: str = ""
+    url: str = ""
+    secret: str = ""
+    headers: str = ""
+
+    @classmethod
+    def of(cls, channel: dict[str, Any]) -> ChannelRow:
+        if channel.get("type") == "slack":
+            return cls("slack", str(channel.get("webhook_url", "")))
+        headers = "\n".join(f"{name}: {value}" for name, value in (channel.get("headers") or {}).items())
+        return cls(str(channel.get("type", "")), str(channel.get("url", "")), str(channel.get("secret", "")), headers)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.type or self.url.strip() or self.secret.strip() or self.headers.strip())
+
+    def body(self) -> dict[str, Any]:
+        """The channel as the API takes it; an incomplete row is left for the API to refuse by name."""
+        if self.type == "slack":
+            return {"type": "slack", "webhook_url": self.url.strip()}
+        if self.type == "webhook":
+            headers = {}
+            for line in self.headers.splitlines():
+                if line.strip():
+                    name, _, value = line.partition(":")
+                    headers[name.strip()] = value.strip()
+            return {"type": "webhook", "url": self.url.strip(), "secret": self.secret, "headers": headers}
+        return {"type": self.type or None, "url": self.url.strip()}
+
+
+def channel_rows(fields: dict[str, list[str]]) -> list[ChannelRow]:
+    """The channel rows of a posted form (the inputs of each row share their names, in row order)."""
+    columns = [fields.get(name, []) for name in CHANNEL_FIELDS]
+    count = max(len(column) for column in columns)
+    rows = [ChannelRow(*(column[i] if i < len(column) else "" for column in columns)) for i in range(count)]
+    return [row for row in rows if not row.empty]
 
 
 def _form_fields() -> tuple[str, ...]:
     """The form's inputs, from the monitor contract: one per ``MonitorCreate`` field, the condition
     flattened into ``condition_type`` plus the fields of every condition kind; ``enabled`` is the
-    checkbox, read on its own (an unchecked box is absent from a form post)."""
+    checkbox, read on its own (an unchecked box is absent from a form post); channels are rows of
+    ``CHANNEL_FIELDS``, read by ``channel_rows``."""
     conditions = get_args(get_args(Condition)[0])  # Annotated[A | B | C, discriminator] → (A, B, C)
     names: list[str] = []
     for name in MonitorCreate.model_fields:
         if name == "condition":
             names.append("condition_type")
             names += dict.fromkeys(f for kind in conditions for f in kind.model_fields if f != "type")
-        elif name != "enabled":
+        elif name not in ("enabled", "channels"):
             names.append(name)
     return tuple(names)
 
@@ -63,7 +114,7 @@ def _condition(form: dict[str, str]) -> dict[str, Any]:
     return {"type": kind}
 
 
-def _body(form: dict[str, str], enabled: bool) -> dict[str, Any]:
+def _body(form: dict[str, str], enabled: bool, channels: list[ChannelRow]) -> dict[str, Any]:
     """The JSON body the API would get from this form ('' numbers left to their defaults)."""
     body: dict[str, Any] = {
         "name": form["name"],
@@ -75,15 +126,11 @@ def _body(form: dict[str, str], enabled: bool) -> dict[str, Any]:
         "severity": form["severity"],
         "enabled": enabled,
         "retrain_after": form["retrain_after"] or None,
+        "channels": [row.body() for row in channels],
     }
     for name in ("min_samples", "cooldown_seconds"):
         if form[name]:
             body[name] = form[name]
-    if form["channels"]:
-        try:
-            body["channels"] = json.loads(form["channels"])
-        except ValueError:
-            body["channels"] = form["channels"]  # refused below with the API's "valid list" message
     return body
 
 
@@ -91,7 +138,7 @@ def _form_of(fields: dict[str, list[str]]) -> dict[str, str]:
     return {name: first(fields, name) for name in FIELDS}
 
 
-def _form_from_monitor(monitor: dict[str, Any]) -> dict[str, str]:
+def _form_from_monitor(monitor: dict[str, Any]) -> tuple[dict[str, str], list[ChannelRow]]:
     condition = monitor["condition"]
     return {
         "monitor_id": monitor["monitor_id"],
@@ -109,31 +156,37 @@ def _form_from_monitor(monitor: dict[str, Any]) -> dict[str, str]:
         "cooldown_seconds": str(monitor["cooldown_seconds"]),
         "severity": monitor["severity"],
         "retrain_after": "" if monitor["retrain_after"] is None else str(monitor["retrain_after"]),
-        "channels": json.dumps(monitor["channels"], indent=1) if monitor["channels"] else "",
-    }
+    }, [ChannelRow.of(channel) for channel in monitor["channels"]]
 
 
-def _page(
+async def _page(
     ui: Ui,
     form: dict[str, str],
     enabled: bool,
+    channels: list[ChannelRow],
     *,
     editing: str | None,
     errors: list[str],
     builtin: bool = False,
     status_code: int = 200,
 ) -> Response:
+    models = await asyncio.to_thread(project_models, ui.services.storage, ui.project)
+    scopes = ["*", *models]
+    if form["scope"] and form["scope"] not in scopes:
+        scopes.append(form["scope"])  # a scope saved before its model sent anything
     return ui.render(
         "monitor_form.html",
         status_code=status_code,
         form=form,
+        scopes=scopes,
+        channels=[*channels, ChannelRow()],  # the saved ones and one empty row to add another
         enabled=enabled,
         editing=editing,
         errors=errors,
         builtin=builtin,
         families=list(METRICS),
         metrics=sorted({m for ms in METRICS.values() for m in ms}),
-        operators=list(get_args(Operator)),
+        operators=[(o, OPERATOR_LABELS.get(o, o)) for o in get_args(Operator)],
         severities=list(get_args(Severity)),
     )
 
@@ -160,14 +213,14 @@ async def monitor_list(ui: UiDep) -> Response:
 
 @router.get("/monitors/new")
 async def new_monitor(ui: UiDep) -> Response:
-    return _page(ui, _blank(), True, editing=None, errors=[])
+    return await _page(ui, _blank(), True, [], editing=None, errors=[])
 
 
 @router.post("/monitors/new")
 async def create(ui: UiDep) -> Response:
     fields = await ui.form()
-    form, enabled = _form_of(fields), first(fields, "enabled") == "on"
-    body = _body(form, enabled)
+    form, enabled, channels = _form_of(fields), first(fields, "enabled") == "on", channel_rows(fields)
+    body = _body(form, enabled, channels)
     if form["monitor_id"]:
         body["monitor_id"] = form["monitor_id"]
     monitoring = ui.services.monitoring
@@ -175,11 +228,11 @@ async def create(ui: UiDep) -> Response:
         spec = MonitorCreate.model_validate(body)
         created = await asyncio.to_thread(create_monitor, spec, ui.project, monitoring)
     except ValidationError as exc:
-        return _page(
-            ui, form, enabled, editing=None, errors=_messages(validation_problems(exc, ["body"])), status_code=422
-        )
+        errors = _messages(validation_problems(exc, ["body"]))
+        return await _page(ui, form, enabled, channels, editing=None, errors=errors, status_code=422)
     except HTTPException as exc:
-        return _page(ui, form, enabled, editing=None, errors=_messages(exc.detail), status_code=exc.status_code)
+        errors = _messages(exc.detail)
+        return await _page(ui, form, enabled, channels, editing=None, errors=errors, status_code=exc.status_code)
     return redirect(f"/ui/monitors?saved={created['monitor_id']}")
 
 
@@ -190,28 +243,26 @@ async def edit_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
     if monitor is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
     shown = monitor.public_json()
-    return _page(
-        ui, _form_from_monitor(shown), shown["enabled"], editing=monitor_id, errors=[], builtin=shown["builtin"]
-    )
+    form, channels = _form_from_monitor(shown)
+    return await _page(ui, form, shown["enabled"], channels, editing=monitor_id, errors=[], builtin=shown["builtin"])
 
 
 @router.post("/monitors/{monitor_id}")
 async def save_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
     fields = await ui.form()
-    form, enabled = _form_of(fields), first(fields, "enabled") == "on"
+    form, enabled, channels = _form_of(fields), first(fields, "enabled") == "on", channel_rows(fields)
     form["monitor_id"] = monitor_id
-    body = _body(form, enabled)
-    body.setdefault("channels", [])
+    body = _body(form, enabled, channels)
     monitoring = ui.services.monitoring
     try:
         changes = MonitorUpdate.model_validate(body)
         await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, monitoring)
     except ValidationError as exc:
-        return _page(
-            ui, form, enabled, editing=monitor_id, errors=_messages(validation_problems(exc, ["body"])), status_code=422
-        )
+        errors = _messages(validation_problems(exc, ["body"]))
+        return await _page(ui, form, enabled, channels, editing=monitor_id, errors=errors, status_code=422)
     except HTTPException as exc:
-        return _page(ui, form, enabled, editing=monitor_id, errors=_messages(exc.detail), status_code=exc.status_code)
+        errors = _messages(exc.detail)
+        return await _page(ui, form, enabled, channels, editing=monitor_id, errors=errors, status_code=exc.status_code)
     return redirect(f"/ui/monitors?saved={monitor_id}")
 
 

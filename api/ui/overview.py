@@ -7,12 +7,14 @@ import asyncio
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 
-from api.queries.dashboard import ModelWindows, model_windows
+from api.queries.dashboard import OVERVIEW_METRICS, ModelWindows, model_windows
 from api.ui.charts import Sparkline, sparkline
-from api.ui.web import UiDep, UiRoute
+from api.ui.web import UiDep, UiRoute, duration
+from schemas.monitors import Monitor
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 SPARK_WINDOWS = 24
@@ -25,6 +27,18 @@ COLUMNS: tuple[tuple[str, str, str, bool | None], ...] = (
 )
 
 
+FAMILY_OF = {metric: family for family, metric in OVERVIEW_METRICS}
+
+
+@dataclass(frozen=True, slots=True)
+class Unevaluated:
+    """A monitor that skipped the latest window: fewer samples than its ``min_samples``."""
+
+    monitor: str
+    samples: int
+    needed: int
+
+
 @dataclass(slots=True)
 class Tile:
     """One number of one model: its latest value, a sparkline, and the change vs the reference."""
@@ -33,6 +47,9 @@ class Tile:
     spark: Sparkline | None
     change: float | None  # relative change vs the reference mean
     worse: bool  # the change goes the bad way by more than 10 %
+    samples: int = 0  # behind the latest value (calls, ratings)
+    unevaluated: list[Unevaluated] = field(default_factory=list)
+    unpriced: int = 0  # cost only: calls of the latest window with tokens but no known price
 
 
 @dataclass(slots=True)
@@ -44,6 +61,13 @@ class ModelRow:
     drifted: list[str] = field(default_factory=list)  # families drifted in the latest window
     drift_share: Tile | None = None
     last_window: str = ""
+
+    @property
+    def unevaluated(self) -> list[tuple[str, Unevaluated]]:
+        """(column label, skipped monitor) for every tile whose latest window a monitor did not evaluate."""
+        labels = {metric: label for metric, label, _, _ in COLUMNS}
+        found = [(labels[metric], u) for metric, tile in self.tiles.items() for u in tile.unevaluated]
+        return found + [("drift", u) for u in (self.drift_share.unevaluated if self.drift_share else [])]
 
 
 def _tile(windows: ModelWindows, metric: str, higher_is_better: bool | None) -> Tile:
@@ -58,10 +82,44 @@ def _tile(windows: ModelWindows, metric: str, higher_is_better: bool | None) -> 
     worse = (
         change is not None and higher_is_better is not None and (change < -0.1 if higher_is_better else change > 0.1)
     )
-    return Tile(value, sparkline([p.value for p in points], width=96, height=24), change, worse)
+    return Tile(value, sparkline([p.value for p in points], width=96, height=24), change, worse, points[-1].sample_size)
 
 
-def overview_rows(models: list[ModelWindows], open_alerts: dict[tuple[str, str], int]) -> list[ModelRow]:
+def _unevaluated(windows: ModelWindows, metric: str, monitors: list[Monitor]) -> list[Unevaluated]:
+    """The monitors watching ``metric`` of this model that skipped its latest window for want of samples."""
+    if metric == "family_drift":
+        latest = list(windows.families.items())
+    else:
+        points = windows.series.get(metric, [])
+        latest = [("", points[-1])] if points else []
+    found = []
+    for monitor in monitors:
+        short = [
+            point.sample_size
+            for dimension, point in latest
+            if monitor.matches(windows.model, FAMILY_OF[metric], metric, dimension)
+            and point.sample_size < monitor.min_samples
+        ]
+        if short:
+            found.append(Unevaluated(monitor.name, min(short), monitor.min_samples))
+    return found
+
+
+def _cost_tile(windows: ModelWindows) -> Tile:
+    """Cost, with the latest window's calls that have tokens but no known price: a model nobody can
+    price shows as unpriced, never as $0."""
+    tile = _tile(windows, "cost_usd", False)
+    unknown = windows.series.get("unknown_cost_events", [])
+    tile.unpriced = int(unknown[-1].value) if unknown else 0
+    costs = windows.series.get("cost_usd", [])
+    if not any(point.value for point in costs):  # never priced: a flat $0 line and "+0 %" would mislead
+        tile.spark, tile.change = None, None
+    return tile
+
+
+def overview_rows(
+    models: list[ModelWindows], open_alerts: dict[tuple[str, str], int], monitors: list[Monitor] | None = None
+) -> list[ModelRow]:
     by_model: dict[str, Counter[str]] = {}
     for (model, severity), count in open_alerts.items():
         by_model.setdefault(model, Counter())[severity] += count
@@ -81,8 +139,14 @@ def overview_rows(models: list[ModelWindows], open_alerts: dict[tuple[str, str],
         else:
             health = "ok"
         row = ModelRow(windows.model, health, alerts, drifted=drifted)
-        row.tiles = {metric: _tile(windows, metric, better) for metric, _, _, better in COLUMNS}
+        row.tiles = {
+            metric: _cost_tile(windows) if metric == "cost_usd" else _tile(windows, metric, better)
+            for metric, _, _, better in COLUMNS
+        }
         row.drift_share = _tile(windows, "dataset_drift", False)
+        for metric, tile in row.tiles.items():
+            tile.unevaluated = _unevaluated(windows, metric, monitors or [])
+        row.drift_share.unevaluated = _unevaluated(windows, "family_drift", monitors or [])
         points = windows.series.get("count", [])
         row.last_window = points[-1].window_start.isoformat() if points else ""
         rows.append(row)
@@ -93,15 +157,17 @@ def overview_rows(models: list[ModelWindows], open_alerts: dict[tuple[str, str],
 @router.get("")
 async def overview(ui: UiDep) -> Response:
     monitoring = ui.services.monitoring
-    models, open_alerts = await asyncio.gather(
-        asyncio.to_thread(model_windows, ui.services.storage, ui.project, SPARK_WINDOWS),
+    models, open_alerts, monitors = await asyncio.gather(
+        asyncio.to_thread(model_windows, ui.services.storage, ui.project, SPARK_WINDOWS, datetime.now(UTC)),
         asyncio.to_thread(monitoring.alerts.open_counts, ui.project),
+        asyncio.to_thread(monitoring.store.active, ui.project),
     )
-    rows = overview_rows(models, open_alerts)
+    rows = overview_rows(models, open_alerts, monitors)
     return ui.render(
         "overview.html",
         rows=rows,
         columns=COLUMNS,
         open_alerts=sum(open_alerts.values()),
+        window=duration(ui.services.settings.window_seconds),
         health=Counter(row.health for row in rows),
     )

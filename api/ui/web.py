@@ -37,8 +37,8 @@ from streams.runtime import Runtime
 # <script type="application/json"> blocks that ui.js reads. Plotly inserts its few CSS rules through
 # the CSSOM into the <link id="plotly.js-style-global"> stylesheet the base template provides (CSSOM
 # edits are not inline styles) and positions its hover labels through element.style (CSSOM again),
-# so no 'unsafe-inline' is needed for styles either. The one inline <style> Plotly's bundle still
-# tries to add is maplibre's CSS for map traces (we draw none): the policy blocks it, harmlessly.
+# so no 'unsafe-inline' is needed for styles either. The one inline <style> Plotly's bundle would add,
+# maplibre's CSS for map traces (we draw none), is taken out of the bundle we serve (api/ui/assets.py).
 CSP = "; ".join(
     [
         "default-src 'none'",
@@ -83,6 +83,8 @@ def templates() -> Environment:
         when=fmt_time,
         q=quote_path,
         dataset_query=dataset_query,
+        plural=plural,
+        duration=duration,
     )
     env.globals["json_block"] = json_block
     return env
@@ -115,6 +117,21 @@ def fmt_usd(value: float | None) -> str:
 
 def fmt_ms(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:,.0f} ms"
+
+
+def plural(count: float | None, noun: str, nouns: str = "") -> str:
+    """``1 alert``, ``3 alerts``, ``1,200 calls`` (``nouns`` for an irregular plural)."""
+    if count is None:
+        return f"– {nouns or noun + 's'}"
+    return f"{fmt_number(count)} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def duration(seconds: int) -> str:
+    """``10 s``, ``5 min``, ``1 h``, ``1 d`` (the window or bucket length, as pages say it)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def fmt_time(value: datetime | None) -> str:

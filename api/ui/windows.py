@@ -36,7 +36,7 @@ def _start(text: str) -> datetime:
     return moment
 
 
-def _distribution(reference: Any, current: np.ndarray | None) -> dict[str, Any] | None:
+def _distribution(name: str, reference: Any, current: np.ndarray | None) -> dict[str, Any] | None:
     if current is None:
         return None
     if isinstance(reference, CategoricalReference) or current.dtype.kind in "OUS":
@@ -46,9 +46,9 @@ def _distribution(reference: Any, current: np.ndarray | None) -> dict[str, Any] 
             else {}
         )
         cur_counts = Counter(str(v) for v in current if v is not None)
-        return charts.category_pair(ref_counts, {k: float(v) for k, v in cur_counts.items()})
+        return charts.category_pair(ref_counts, {k: float(v) for k, v in cur_counts.items()}, column=name)
     sample = np.asarray(reference.sample, dtype=float) if isinstance(reference, NumericReference) else None
-    return charts.histogram_pair(sample, np.asarray(current, dtype=float))
+    return charts.histogram_pair(sample, np.asarray(current, dtype=float), column=name)
 
 
 def window_data(services: Runtime, project: str, model: str, start: datetime, column: str | None) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
     shown = [column] if column else [r["dimension"] for r in columns[:DISTRIBUTIONS]]
     distributions = []
     for index, name in enumerate(shown):
-        figure = _distribution(profile.get(name), current.columns.get(name))
+        figure = _distribution(name, profile.get(name), current.columns.get(name))
         if figure is not None:
             distributions.append({"title": name, "id": f"chart-dist-{index}", "figure": figure})
     descriptors = []

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from loopwatch.demo.traffic import Traffic
+from schemas.records import InferenceRecord
 from schemas.settings import Settings
 from streams.runtime import Runtime
 from tests.conftest import make_settings
@@ -30,6 +31,11 @@ HOSTILE_MODEL = "<script>alert(1)</script>"
 HOSTILE_FEATURE = "f</script><img src=x onerror=alert(2)>"
 HOSTILE_TAG = "<svg onload=alert(3)>"
 HOSTILE_COMMENT = "</textarea><script>alert(4)</script>"
+# A project whose traffic runs up to the real clock: windows with a gap, events stamped in the future
+# (one in 2036, some a few hours ahead), a slow model with too few calls for the p95 monitor, and a
+# private model no price list knows.
+TIMELY_PROJECT = "timely"
+FAR_FUTURE = datetime(2036, 1, 1, tzinfo=UTC)
 
 
 def dashboard_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -49,6 +55,41 @@ def dashboard_settings(data_dir: Path, **overrides: object) -> Settings:
 class Seeded:
     token: str
     hostile_token: str
+    timely_token: str
+    now: datetime  # the real time the timely project's traffic ends at
+
+
+def _timely_events(now: datetime) -> list[InferenceRecord]:
+    """Records, not HTTP: ingest may refuse future timestamps, but stored data can still hold them."""
+    latest = datetime.fromtimestamp(now.timestamp() // WINDOW * WINDOW, UTC) - timedelta(seconds=WINDOW)
+    events = []
+
+    def call(model: str, at: datetime, index: int, latency: float, tokens: int | None = 100) -> None:
+        events.append(
+            InferenceRecord(
+                event_id=f"t-{model}-{at.timestamp():.0f}-{index}",
+                project=TIMELY_PROJECT,
+                model=model,
+                timestamp=at,
+                latency_ms=latency,
+                input_tokens=tokens,
+                output_tokens=tokens,
+                prompt="hello",
+                response="world",
+            )
+        )
+
+    for back in (*range(12, 8, -1), *range(4, 0, -1)):  # two runs of windows with a gap between them
+        for i in range(30):
+            call("gpt-4o-mini", latest - timedelta(seconds=back * WINDOW - i / 3), i, 100.0 + i)
+    for i in range(30):
+        call("gpt-4o-mini", latest + timedelta(hours=3, seconds=i / 3), i, 100.0)  # a few hours ahead
+    call("gpt-4o-mini", FAR_FUTURE, 0, 100.0)
+    for i in range(5):
+        call("slowpoke", latest - timedelta(seconds=2 * WINDOW - i), i, 9000.0)
+    for i in range(30):
+        call("private-llm-v7", latest - timedelta(seconds=2 * WINDOW - i / 3), i, 200.0, tokens=500)
+    return events
 
 
 def _post(client: httpx.Client, path: str, token: str, items: list[dict[str, object]]) -> None:
@@ -105,8 +146,13 @@ def seed(client: httpx.Client, services: Runtime) -> Seeded:
     inferences, feedback = _hostile_events()
     _post(client, "/v1/inferences", hostile, inferences)
     _post(client, "/v1/feedback", hostile, feedback)
+    timely = services.keys.create(TIMELY_PROJECT, "ui-tests").token
+    now = datetime.now(UTC)
+    publisher = services.publisher
+    assert publisher is not None
+    asyncio.run_coroutine_threadsafe(publisher.publish_inferences(_timely_events(now)), services.loop).result(60)
     close_all(services)
-    return Seeded(token, hostile)
+    return Seeded(token, hostile, timely, now)
 
 
 def close_all(services: Runtime) -> None:

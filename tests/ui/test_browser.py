@@ -8,8 +8,6 @@ test, so the strict policy is checked against what Plotly really does, not what 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import itertools
 import re
 import shutil
@@ -88,27 +86,9 @@ def screenshot(driver: WebDriver, name: str) -> Path:
     return path
 
 
-def _blocked_map_css(driver: WebDriver) -> set[str]:
-    """CSP hashes of the one inline style Plotly's bundle tries to add: the maplibre (map trace) CSS its
-    style-loader injects at load, first empty, then filled. We draw no maps, so the CSP blocks it."""
-    texts = driver.execute_script("return Array.from(document.querySelectorAll('style')).map(s => s.textContent)")
-    css = [text for text in texts if text.startswith(".maplibregl")]
-    return {"sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() for text in ["", *css]}
-
-
 def console_problems(driver: WebDriver) -> list[str]:
-    """Console errors since the last call: script errors and CSP violations, except the blocked map CSS."""
-    allowed = _blocked_map_css(driver)
-    problems = []
-    for entry in driver.get_log("browser"):
-        message = entry["message"]
-        if entry["level"] != "SEVERE":
-            continue
-        blocked = re.search(r"'(sha256-[A-Za-z0-9+/=]+)'", message)
-        if "Applying inline style" in message and blocked and blocked.group(1) in allowed:
-            continue
-        problems.append(message)
-    return problems
+    """Console errors since the last call: script errors, CSP violations, failed loads. None is allowed."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 def no_dialog(driver: WebDriver) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api.ui.monitors import FIELDS, _body, _form_from_monitor
+from api.ui.monitors import CHANNEL_FIELDS, FIELDS, ChannelRow, _body, _form_from_monitor, channel_rows
 from schemas.monitors import Monitor, MonitorCreate
 
 TEMPLATE = Path(__file__).parents[2] / "api" / "ui" / "templates" / "monitor_form.html"
@@ -24,7 +24,15 @@ FULL: dict[str, Any] = {
     "min_samples": 50,
     "cooldown_seconds": 600,
     "severity": "critical",
-    "channels": [{"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret-value-of-16-chars"}],
+    "channels": [
+        {
+            "type": "webhook",
+            "url": "http://127.0.0.1:9/hook",
+            "secret": "s3cret-value-of-16-chars",
+            "headers": {"X-Team": "ml"},
+        },
+        {"type": "slack", "webhook_url": "http://127.0.0.1:9/services/T0/B0/XX"},
+    ],
     "retrain_after": 3,
     "enabled": False,
 }
@@ -39,16 +47,36 @@ def test_every_contract_field_is_in_the_form() -> None:
     spec = MonitorCreate.model_validate({**FULL, "condition": CONDITIONS[0]})
     assert spec.model_fields_set == set(MonitorCreate.model_fields), "FULL must set every contract field"
     inputs = set(re.findall(r'name="(\w+)"', TEMPLATE.read_text()))
-    assert inputs == {*FIELDS, "enabled"}
+    assert inputs == {*FIELDS, *CHANNEL_FIELDS, "enabled"}
 
 
 @pytest.mark.parametrize("condition", CONDITIONS, ids=[c["type"] for c in CONDITIONS])
 def test_a_monitor_survives_the_form(condition: dict[str, Any]) -> None:
     spec = MonitorCreate.model_validate({**FULL, "condition": condition})
     shown = Monitor.model_validate({**spec.model_dump(), "project": "shop"}).public_json()
-    form = _form_from_monitor(shown)
+    form, channels = _form_from_monitor(shown)
     assert set(form) == set(FIELDS)
-    body = {**_body(form, shown["enabled"]), "monitor_id": form["monitor_id"]}
+    body = {**_body(form, shown["enabled"], channels), "monitor_id": form["monitor_id"]}
     assert body["channels"] == shown["channels"]  # masked: saving keeps the stored secrets (the API merges)
     saved = MonitorCreate.model_validate({**body, "channels": FULL["channels"]})
     assert saved == spec
+
+
+def test_channel_rows_are_read_by_position_and_empty_rows_dropped() -> None:
+    """Each channel row posts its four inputs; the empty row the form always offers adds nothing."""
+    fields = {
+        "channel_type": ["webhook", "", "slack"],
+        "channel_url": ["https://a.example/hook", "", "https://hooks.slack.com/services/T/B/X"],
+        "channel_secret": ["a-secret-of-16-chars", "", ""],
+        "channel_headers": ["X-One: 1\nX-Two: two words", "", ""],
+    }
+    rows = channel_rows(fields)
+    assert [row.type for row in rows] == ["webhook", "slack"]
+    assert rows[0].body() == {
+        "type": "webhook",
+        "url": "https://a.example/hook",
+        "secret": "a-secret-of-16-chars",
+        "headers": {"X-One": "1", "X-Two": "two words"},
+    }
+    assert rows[1].body() == {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/X"}
+    assert ChannelRow(url="https://x.example").body()["type"] is None  # no type: the API names the field

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import html5lib
@@ -24,6 +26,7 @@ from tests.ui.conftest import (
     HOSTILE_TAG,
     PROJECT,
     UI_SECRET,
+    WINDOW,
     Seeded,
     csrf_of,
     dashboard_settings,
@@ -275,14 +278,19 @@ class TestHeaders:
             assert any(fnmatch.fnmatch(relative, pattern) for pattern in globs), relative
 
     def test_plotly_served_from_the_installed_package(self, app_client: tuple[TestClient, Seeded]) -> None:
+        """The installed bundle less its one call that injects maplibre's CSS (an inline style)."""
         import plotly
 
         client, _ = app_client
         response = client.get("/ui/static/vendor/plotly.min.js")
         assert response.status_code == 200
-        bundle = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-        assert response.content == bundle.read_bytes()
+        installed = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+        call = re.search(rb'"map"===\w+&&\w+\(\d+\)', installed)
+        assert call, "the installed plotly.js no longer injects maplibre's CSS this way: see api/ui/assets.py"
+        assert response.content == installed[: call.start()] + b"!1" + installed[call.end() :]
         assert response.headers["content-type"].startswith("text/javascript")
+        again = client.get("/ui/static/vendor/plotly.min.js", headers={"if-none-match": response.headers["etag"]})
+        assert again.status_code == 304
 
     def test_no_inline_script_or_handler_in_any_page(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
@@ -495,7 +503,6 @@ class TestPages:
             assert refused.status_code == 409
             assert "is a built-in default and read-only" in refused.text
             form = client.get("/ui/monitors/new").text
-            channels = '[{"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret-value-of-16-chars"}]'
             created = client.post(
                 "/ui/monitors/new",
                 follow_redirects=False,
@@ -511,15 +518,19 @@ class TestPages:
                     "value": "2000",
                     "severity": "critical",
                     "enabled": "on",
-                    "channels": channels,
+                    "channel_type": ["webhook", ""],
+                    "channel_url": ["http://127.0.0.1:9/hook", ""],
+                    "channel_secret": ["s3cret-value-of-16-chars", ""],
+                    "channel_headers": ["X-Team: ml", ""],
                 },
             )
             assert created.status_code == 303, re.findall(r"<li>(.*?)</li>", created.text)
             edit = client.get("/ui/monitors/p95").text
             assert "s3cret-value-of-16-chars" not in edit  # masked in the form
-            masked = re.search(r'<textarea id="m-channels" name="channels"[^>]*>(.*?)</textarea>', edit, re.DOTALL)
-            assert masked
-            import html
+            secret = re.search(r'<input id="c1-secret" name="channel_secret" value="([^"]*)"', edit)
+            assert secret
+            assert secret.group(1) == "********"
+            assert 'id="c2-type"' in edit  # an empty row to add another channel
 
             saved = client.post(
                 "/ui/monitors/p95",
@@ -535,7 +546,10 @@ class TestPages:
                     "value": "3000",
                     "severity": "critical",
                     "enabled": "on",
-                    "channels": html.unescape(masked.group(1)),
+                    "channel_type": ["webhook", ""],
+                    "channel_url": ["http://127.0.0.1:9/hook", ""],
+                    "channel_secret": [secret.group(1), ""],
+                    "channel_headers": ["X-Team: ********", ""],
                 },
             )
             assert saved.status_code == 303, re.findall(r"<li>(.*?)</li>", saved.text)
@@ -543,4 +557,115 @@ class TestPages:
             assert monitor.name == "slower"
             assert monitor.condition.value == 3000
             assert monitor.channels[0].secret.get_secret_value() == "s3cret-value-of-16-chars"  # kept through the mask
+            assert monitor.channels[0].headers == {"X-Team": "ml"}
             services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
+
+
+def _rows(page: str) -> dict[str, str]:
+    tree = html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
+    return {
+        row.get("data-model"): " ".join("".join(row.itertext()).split())
+        for row in tree.iter("tr")
+        if row.get("data-model")
+    }
+
+
+def _tile_values(page: str) -> dict[str, list[str]]:
+    """Per model, the overview's latest values (calls, p95, cost, thumbs-up) as shown."""
+    tree = html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
+    return {
+        row.get("data-model"): [
+            " ".join("".join(div.itertext()).split()) for div in row.iter("div") if div.get("class") == "value"
+        ]
+        for row in tree.iter("tr")
+        if row.get("data-model")
+    }
+
+
+def _charts(page: str) -> dict[str, Any]:
+    import json
+
+    tree = html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
+    return {s.get("id"): json.loads(s.text) for s in tree.iter("script") if s.get("type") == "application/json"}
+
+
+class TestPeopleReadIt:
+    """What a person reads: no future window taking over, unpriced and unevaluated said as such,
+    plurals that agree, no internal names."""
+
+    def test_future_windows_do_not_become_the_latest(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.timely_token)
+        values = _tile_values(client.get("/ui").text)["gpt-4o-mini"]
+        assert values[0] == "30", values  # the calls of the last window before now, not 2036's single call
+        page = client.get("/ui/models/gpt-4o-mini").text
+        assert "2 windows of this model start after now" in page
+        calls_chart = _charts(page)["chart-calls-data"]["data"][0]
+        starts = [datetime.fromisoformat(x) for x in calls_chart["x"]]
+        assert max(starts) < seeded.now  # opened on the range that ends now, not on 2036
+        assert len([y for y in calls_chart["y"] if y is not None]) == 8  # both runs of windows
+        assert calls_chart["y"].count(None) == 1  # the line breaks once, at the gap between them
+        later = client.get(
+            "/ui/models/gpt-4o-mini", params={"since": "2026-01-01T00:00", "until": "2037-01-01T00:00"}
+        ).text
+        assert "2036-01-01T00:00:00Z" in _charts(later)["chart-calls-data"]["data"][0]["x"]  # still reachable
+
+    def test_a_model_without_a_price_is_unpriced(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.timely_token)
+        row = _rows(client.get("/ui").text)["private-llm-v7"]
+        assert "unpriced" in row
+        assert "30 calls without a known price" in row
+        assert "$0.0000" not in row
+
+    def test_a_window_too_small_for_its_monitor_says_so(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.timely_token)
+        row = _rows(client.get("/ui").text)["slowpoke"]
+        assert "9,000 ms" in row
+        assert "p95 latency not evaluated: 5 samples, the monitor needs 20" in row
+
+    def test_rates_carry_their_sample_size(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        row = _rows(client.get("/ui").text)["gpt-4o-mini"]
+        assert re.search(r"\d+% of [\d,]+ ratings?", row), row
+
+    def test_counts_agree_with_their_nouns(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        pages = [client.get(path).text for path in ("/ui", "/ui/alerts", "/ui/models/gpt-4o-mini")]
+        for page in pages:
+            assert not re.search(r"\b1 (open alerts|alerts|attempts|models)\b", page)
+        assert re.search(r"\d+ open alerts?<", pages[0])
+        assert re.search(r"[\d,]+ attempts?<", pages[1])
+        assert "Each point is one 10 s window" in pages[2]
+        charts = _charts(pages[2])
+        assert charts["chart-calls-data"]["layout"]["yaxis"]["title"]["text"] == "calls"
+        assert "per 10 s" in pages[2]
+        assert "Each point is a 1 min bucket" in client.get("/ui/models/gpt-4o-mini", params={"interval": "60"}).text
+
+    def test_no_internal_names(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        window = client.get("/ui/models/gpt-4o-mini/windows/2026-06-01T12:00:20%2B00:00").text
+        assert "first_window" not in window
+        assert "the model&#39;s first window" in window or "the model's first window" in window
+        feedback = client.get("/ui/feedback", params={"kind": "thumbs"}).text
+        shown = set(re.findall(r'<strong class="feedback-what">([^<]*)</strong>', feedback))
+        assert shown
+        assert shown <= {"thumbs up", "thumbs down"}
+
+    def test_monitor_form_offers_the_models(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        form = client.get("/ui/monitors/new").text
+        tree = html5lib.parse(form, treebuilder="etree", namespaceHTMLElements=False)
+        scope = next(s for s in tree.iter("select") if s.get("name") == "scope")
+        assert [o.get("value") for o in scope.iter("option")] == [
+            "*",
+            "claude-3-5-haiku-latest",
+            "gpt-4o-mini",
+            "llama-3-8b-internal",
+        ]
+        assert "<textarea" not in form.split('id="channels"')[0]  # no raw JSON box for channels

@@ -40,9 +40,38 @@
     });
   }
 
+  // Monitor form: show only the fields the chosen condition type / channel type uses. Without this
+  // script every field shows, labelled with the type it belongs to, and the server ignores the rest.
+  function dependentFields() {
+    var condition = document.querySelector("select[data-shows='condition']");
+    if (condition) {
+      var showCondition = function () {
+        var parts = condition.form.querySelectorAll("[data-condition]");
+        Array.prototype.forEach.call(parts, function (part) {
+          part.hidden = part.getAttribute("data-condition") !== condition.value;
+        });
+      };
+      condition.addEventListener("change", showCondition);
+      showCondition();
+    }
+    var channels = document.querySelectorAll("select[data-shows='channel']");
+    Array.prototype.forEach.call(channels, function (select) {
+      var row = select.closest("[data-channel]");
+      var showChannel = function () {
+        var parts = row.querySelectorAll("[data-channel-type]");
+        Array.prototype.forEach.call(parts, function (part) {
+          part.hidden = part.getAttribute("data-channel-type").split(" ").indexOf(select.value) < 0;
+        });
+      };
+      select.addEventListener("change", showChannel);
+      showChannel();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts();
     autosubmit();
     confirmations();
+    dependentFields();
   });
 }());
