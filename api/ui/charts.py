@@ -207,7 +207,7 @@ def histogram_pair(
     if both.size == 0:
         return figure([], bar=True, x_title=column)
     if np.isin(both, (0.0, 1.0)).all():
-        return category_pair(_yes_no(ref), _yes_no(current), column=column)
+        return category_pair(_yes_no(ref), _yes_no(current), column=column, order=("no", "yes"))
     edges = np.histogram_bin_edges(both, bins=bins)
     if np.all(both == np.round(both)) and edges[-1] - edges[0] < bins:  # a few whole numbers: one bar each
         edges = np.arange(np.floor(edges[0]) - 0.5, np.ceil(edges[-1]) + 1.5)
@@ -235,11 +235,15 @@ def _yes_no(values: np.ndarray) -> dict[str, float]:
 
 
 def category_pair(
-    reference: dict[str, float], current: dict[str, float], top: int = 15, column: str = "value"
+    reference: dict[str, float],
+    current: dict[str, float],
+    top: int = 15,
+    column: str = "value",
+    order: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Reference vs current shares of a categorical column's most common values."""
+    """Reference vs current shares of a categorical column's most common values (or of ``order``'s)."""
     ref_total, cur_total = sum(reference.values()) or 1.0, sum(current.values()) or 1.0
-    keys = sorted(
+    keys = list(order) or sorted(
         set(reference) | set(current), key=lambda k: -(reference.get(k, 0) / ref_total + current.get(k, 0) / cur_total)
     )
     keys = keys[:top]

@@ -94,8 +94,16 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
             mean = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
             change = (mean - ref.mean) / abs(ref.mean) if ref.mean else None
             flagged = next((r["flagged"] for r in columns if r["dimension"] == name), False)
+            yes_no = bool(np.isin(values[np.isfinite(values)], (0.0, 1.0)).all()) and 0 <= ref.mean <= 1
             descriptors.append(
-                {"name": name, "reference": ref.mean, "current": mean, "change": change, "flagged": flagged}
+                {
+                    "name": name,
+                    "reference": ref.mean,
+                    "current": mean,
+                    "change": change,
+                    "flagged": flagged,
+                    "yes_no": yes_no and bool(np.isin(np.asarray(ref.sample, dtype=float), (0.0, 1.0)).all()),
+                }
             )
     return {
         "start": start,

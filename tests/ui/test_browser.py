@@ -307,6 +307,58 @@ class TestDashboardInChromium:
         # the refused form answers 422, which the console lists as a failed load: expected, nothing else
         assert [p for p in console_problems(browser) if "422 (Unprocessable" not in p] == []
 
+    def test_monitor_form_shows_what_the_choice_uses(
+        self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]
+    ) -> None:
+        """With ui.js, only the chosen condition's and channel's fields show (without it, all do)."""
+        url, _, seeded = live_server
+        sign_in(browser, url, seeded.token)
+        browser.get(f"{url}/ui/monitors/new")
+        shown = lambda element_id: browser.find_element(By.ID, element_id).is_displayed()  # noqa: E731
+        assert shown("m-value")
+        assert not shown("m-alpha")
+        Select(browser.find_element(By.ID, "m-ctype")).select_by_value("p_value")
+        assert shown("m-alpha")
+        assert not shown("m-value")
+        Select(browser.find_element(By.ID, "m-ctype")).select_by_value("flagged")
+        assert not shown("m-alpha")
+        assert not shown("m-op")
+        assert not shown("c1-url")
+        Select(browser.find_element(By.ID, "c1-type")).select_by_value("slack")
+        assert shown("c1-url")
+        assert not shown("c1-secret")
+        Select(browser.find_element(By.ID, "c1-type")).select_by_value("webhook")
+        assert shown("c1-secret")
+        assert shown("c1-headers")
+        scope = Select(browser.find_element(By.ID, "m-scope"))
+        assert [o.get_attribute("value") for o in scope.options][:2] == ["*", "claude-3-5-haiku-latest"]
+        box, label = (
+            browser.find_element(By.ID, "m-enabled"),
+            browser.find_element(By.CSS_SELECTOR, "label[for='m-enabled']"),
+        )
+        assert (
+            abs(box.rect["y"] + box.rect["height"] / 2 - (label.rect["y"] + label.rect["height"] / 2)) < 4
+        )  # one line
+        check_accessibility(browser, "monitor form")
+        screenshot(browser, "10-monitor-form-webhook")
+        assert console_problems(browser) == []
+
+    def test_timely_project_with_future_events(
+        self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]
+    ) -> None:
+        """Traffic up to now with a gap, events stamped ahead, an unpriced model, a too-small window."""
+        url, _, seeded = live_server
+        sign_in(browser, url, seeded.timely_token)
+        assert "unpriced" in browser.find_element(By.CSS_SELECTOR, "tr[data-model='private-llm-v7']").text
+        assert "not evaluated" in browser.find_element(By.CSS_SELECTOR, "tr[data-model='slowpoke']").text
+        screenshot(browser, "11-overview-timely")
+        assert console_problems(browser) == []
+        browser.find_element(By.LINK_TEXT, "gpt-4o-mini").click()
+        assert charts_drawn(browser) >= 3
+        assert "start after now" in browser.find_element(By.ID, "ahead-note").text
+        screenshot(browser, "12-model-gap-and-future")
+        assert console_problems(browser) == []
+
     def test_hostile_names_do_not_run(self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]) -> None:
         url, _, seeded = live_server
         sign_in(browser, url, seeded.hostile_token)

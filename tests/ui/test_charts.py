@@ -46,8 +46,8 @@ class TestFigures:
 
     def test_yes_no_columns_are_two_bars(self) -> None:
         figure = charts.histogram_pair(np.array([0.0, 1.0, 1.0, 1.0]), np.array([0.0, 0.0, 1.0]), column="q")
-        assert len(figure["data"]) == 2
-        assert {x for t in figure["data"] for x in t["x"]} == {"no", "yes"}
+        assert [t["x"] for t in figure["data"]] == [["no", "yes"], ["no", "yes"]]
+        assert [t["y"] for t in figure["data"]] == [[0.25, 0.75], [2 / 3, 1 / 3]]
         assert figure["layout"]["xaxis"]["type"] == "category"
         assert figure["layout"]["xaxis"]["title"]["text"] == "q"
 
