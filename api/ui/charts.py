@@ -148,6 +148,7 @@ def figure(
     y_title: str = "",
     y_format: str = "",
     x_title: str = "window start (UTC)",
+    x_range: tuple[datetime, datetime] | None = None,
     markers: Sequence[dict[str, Any]] = (),
     bar: bool = False,
 ) -> dict[str, Any]:
@@ -191,6 +192,8 @@ def figure(
         "shapes": shapes,
         "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#1f2937"},
     }
+    if x_range is not None:  # the range asked for, so a model that went quiet shows the silence
+        layout["xaxis"]["range"] = [iso(x_range[0]), iso(x_range[1])]
     if bar:
         layout["barmode"] = "overlay"
     return {"data": traces, "layout": layout}

@@ -48,7 +48,11 @@ def _lines(rows: list[dict[str, Any]], metrics: list[tuple[str, str]], step: tim
 
 
 def _quality(
-    rows: list[dict[str, Any]], markers: list[dict[str, Any]], step: timedelta, per: str
+    rows: list[dict[str, Any]],
+    markers: list[dict[str, Any]],
+    step: timedelta,
+    per: str,
+    shown: tuple[datetime, datetime] | None,
 ) -> list[dict[str, Any]]:
     """Rates with their 95 % Wilson band (from the sample size), means as lines."""
     figures = []
@@ -73,7 +77,7 @@ def _quality(
                 {
                     "title": f"{label} {per}, with its 95 % interval",
                     "id": f"chart-{metric}",
-                    "figure": charts.figure(traces, y_title=label, y_format=".0%", markers=markers),
+                    "figure": charts.figure(traces, y_title=label, y_format=".0%", markers=markers, x_range=shown),
                 }
             )
     traces = _lines(rows, [("mean_rating", "mean rating")], step)
@@ -86,7 +90,7 @@ def _quality(
             {
                 "title": f"ratings and scores {per} (means)",
                 "id": "chart-ratings",
-                "figure": charts.figure(traces, y_title="mean", markers=markers),
+                "figure": charts.figure(traces, y_title="mean", markers=markers, x_range=shown),
             }
         )
     return figures
@@ -129,6 +133,7 @@ def model_page_data(
         until = default[1]
     step = timedelta(seconds=interval or window_seconds)
     per = _per(interval, window_seconds)
+    shown = (since, until) if since is not None and until is not None else None
     families = model_series(storage, ui_project, model, since, until)
     if interval:
         families = {family: rebucket(rows, interval) for family, rows in families.items()}
@@ -150,6 +155,7 @@ def model_page_data(
                 y_title="latency (ms)",
                 y_format=",~f",
                 markers=markers,
+                x_range=shown,
             ),
         },
         {
@@ -160,13 +166,18 @@ def model_page_data(
                 y_title="share of calls",
                 y_format=".1%",
                 markers=markers,
+                x_range=shown,
             ),
         },
         {
             "title": f"calls {per}",
             "id": "chart-calls",
             "figure": charts.figure(
-                _lines(latency, [("count", "calls")], step), y_title="calls", y_format=",~f", markers=markers
+                _lines(latency, [("count", "calls")], step),
+                y_title="calls",
+                y_format=",~f",
+                markers=markers,
+                x_range=shown,
             ),
         },
     ]
@@ -179,7 +190,9 @@ def model_page_data(
         {
             "title": f"cost per tag {per}",
             "id": "chart-cost",
-            "figure": charts.figure(cost_traces, y_title="cost (USD)", y_format="$,.4~f", markers=markers),
+            "figure": charts.figure(
+                cost_traces, y_title="cost (USD)", y_format="$,.4~f", markers=markers, x_range=shown
+            ),
         }
     )
     figures.append(
@@ -191,6 +204,7 @@ def model_page_data(
                 y_title="tokens",
                 y_format=",~f",
                 markers=markers,
+                x_range=shown,
             ),
         }
     )
@@ -205,10 +219,12 @@ def model_page_data(
         {
             "title": f"drifted share of columns per family, {per}",
             "id": "chart-drift",
-            "figure": charts.figure(drift_traces, y_title="drifted columns", y_format=".0%", markers=markers),
+            "figure": charts.figure(
+                drift_traces, y_title="drifted columns", y_format=".0%", markers=markers, x_range=shown
+            ),
         }
     )
-    figures += _quality(families["quality"], markers, step, per)
+    figures += _quality(families["quality"], markers, step, per, shown)
     versions = {}
     for metric, label, y_title in (
         ("count", f"calls per version, {per}", "calls"),
@@ -223,7 +239,7 @@ def model_page_data(
             versions[metric] = {
                 "title": label,
                 "id": f"chart-version-{metric}",
-                "figure": charts.figure(traces, y_title=y_title, y_format=",~f", markers=markers),
+                "figure": charts.figure(traces, y_title=y_title, y_format=",~f", markers=markers, x_range=shown),
             }
     windows = sorted(
         {r["window_start"] for r in drift if r["metric"] in ("family_drift", "dataset_drift")}, reverse=True

@@ -602,6 +602,8 @@ class TestPeopleReadIt:
         calls_chart = _charts(page)["chart-calls-data"]["data"][0]
         starts = [datetime.fromisoformat(x) for x in calls_chart["x"]]
         assert max(starts) < seeded.now  # opened on the range that ends now, not on 2036
+        axis = _charts(page)["chart-calls-data"]["layout"]["xaxis"]["range"]
+        assert datetime.fromisoformat(axis[1]) >= seeded.now  # the axis runs to now: silence shows as such
         assert len([y for y in calls_chart["y"] if y is not None]) == 8  # both runs of windows
         assert calls_chart["y"].count(None) == 1  # the line breaks once, at the gap between them
         later = client.get(
