@@ -77,6 +77,7 @@ def templates() -> Environment:
     env = Environment(loader=PackageLoader("api.ui", "templates"), autoescape=select_autoescape(default=True))
     env.filters.update(
         num=fmt_number,
+        value=fmt_value,
         pct=fmt_percent,
         usd=fmt_usd,
         ms=fmt_ms,
@@ -105,6 +106,20 @@ def fmt_number(value: float | None, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     return f"{value:,.{digits}f}"
+
+
+def fmt_value(value: float | None) -> str:
+    """A statistic as people read it: ``1,030`` and ``12,345.7``, not ``1.03e+03``; four significant
+    digits below 1,000; scientific notation only for the very small (p-values)."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}" if value == round(value) else f"{value:,.1f}"
+    if abs(value) >= 0.001:
+        return f"{value:.4g}"
+    return f"{value:.2e}"
 
 
 def fmt_percent(value: float | None, digits: int = 0) -> str:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from api.ui import charts
-from api.ui.web import duration, plural
+from api.ui.web import duration, fmt_value, plural
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 STEP = timedelta(seconds=10)
@@ -89,3 +89,14 @@ class TestWording:
 
     def test_duration(self) -> None:
         assert [duration(s) for s in (10, 60, 300, 3600, 86400, 90)] == ["10 s", "1 min", "5 min", "1 h", "1 d", "90 s"]
+
+    def test_values_without_exponents(self) -> None:
+        assert [fmt_value(v) for v in (1030.0, 12345.67, 0.25, 3.14159, 2.6e-99, 0.0, None)] == [
+            "1,030",
+            "12,345.7",
+            "0.25",
+            "3.142",
+            "2.60e-99",
+            "0",
+            "–",
+        ]
