@@ -658,6 +658,18 @@ class TestPeopleReadIt:
         assert shown
         assert shown <= {"thumbs up", "thumbs down"}
 
+    def test_monitor_list_speaks_plainly(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.timely_token)  # no monitor of its own: the built-ins
+        page = client.get("/ui/monitors").text
+        assert "above 5,000" in page
+        assert "significant drop (α = 0.002)" in page
+        assert "flagged by the detector" in page
+        assert "every model" in page
+        assert "none: listed only" in page
+        assert "threshold gt" not in page
+        assert "p_value" not in page
+
     def test_monitor_form_offers_the_models(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
         sign_in(client, seeded.token)
