@@ -39,6 +39,7 @@ MODEL_PAGE_METRICS: tuple[str, ...] = (
     "latency_p95_ms",
     "latency_p99_ms",
     "cost_usd",
+    "unknown_cost_events",
     "input_tokens",
     "output_tokens",
     "dataset_drift",

@@ -186,13 +186,22 @@ def model_page_data(
     for index, tag in enumerate(tags, 1):
         xs, ys = _series(cost, "cost_usd", tag)
         cost_traces.append(charts.line(tag.removeprefix("tag:"), xs, ys, index, step))
+    unpriced = sum(r["value"] for r in cost if r["metric"] == "unknown_cost_events" and r["dimension"] == "")
+    priced = any(r["value"] for r in cost if r["metric"] == "cost_usd")
     figures.append(
         {
             "title": f"cost per tag {per}",
             "id": "chart-cost",
             "figure": charts.figure(
-                cost_traces, y_title="cost (USD)", y_format="$,.4~f", markers=markers, x_range=shown
+                cost_traces if priced or not unpriced else [],
+                y_title="cost (USD)",
+                y_format="$,.4~f",
+                markers=markers,
+                x_range=shown,
             ),
+            "empty": f"Unpriced: no known price for this model ({unpriced:,.0f} calls with tokens in the range)."
+            if unpriced and not priced
+            else "",
         }
     )
     figures.append(

@@ -618,6 +618,9 @@ class TestPeopleReadIt:
         assert "unpriced" in row
         assert "30 calls without a known price" in row
         assert "$0.0000" not in row
+        page = client.get("/ui/models/private-llm-v7").text
+        assert "Unpriced: no known price for this model (30 calls with tokens in the range)." in page
+        assert "chart-cost-data" not in page  # no $0 line
 
     def test_a_window_too_small_for_its_monitor_says_so(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
