@@ -67,6 +67,7 @@ DESCRIPTOR_NAMES: tuple[str, ...] = (
     "refusal",
     "has_code_block",
 )
+YES_NO_DESCRIPTORS: frozenset[str] = frozenset({"has_question", "refusal", "has_code_block"})  # 1.0 yes, 0.0 no
 
 _SENTENCE_SPLIT = re.compile(r"(?<!\w\.\w.)(?<![A-Z][a-z]\.)(?<=\.|\?)\s")
 """Copied from evidently ``legacy/features/sentence_count_feature.py``."""

@@ -200,16 +200,21 @@ def figure(
 
 
 def histogram_pair(
-    reference: np.ndarray | None, current: np.ndarray, column: str = "value", bins: int = 20
+    reference: np.ndarray | None,
+    current: np.ndarray,
+    column: str = "value",
+    bins: int = 20,
+    *,
+    yes_no: bool = False,
 ) -> dict[str, Any]:
     """Reference vs current distribution of a numeric column, as shares per shared bin on a numeric
-    axis (Plotly labels the ticks); a yes/no column (only 0 and 1) as two bars instead."""
+    axis (Plotly labels the ticks); a ``yes_no`` column (1 yes, 0 no) as two bars instead."""
     current = current[np.isfinite(current)] if current.dtype.kind == "f" else current.astype(float)
     ref = reference[np.isfinite(reference)] if reference is not None else np.array([])
     both = np.concatenate([ref, current]) if ref.size else current
     if both.size == 0:
         return figure([], bar=True, x_title=column)
-    if np.isin(both, (0.0, 1.0)).all():
+    if yes_no:
         return category_pair(_yes_no(ref), _yes_no(current), column=column, order=("no", "yes"))
     edges = np.histogram_bin_edges(both, bins=bins)
     if np.all(both == np.round(both)) and edges[-1] - edges[0] < bins:  # a few whole numbers: one bar each

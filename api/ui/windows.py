@@ -19,6 +19,7 @@ from api.time_range import check_moment
 from api.ui import charts
 from api.ui.web import UiDep, UiRoute, parse_moment
 from detectors import CategoricalReference, NumericReference
+from detectors.text_descriptors import YES_NO_DESCRIPTORS
 from streams.runtime import Runtime
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -48,7 +49,12 @@ def _distribution(name: str, reference: Any, current: np.ndarray | None) -> dict
         cur_counts = Counter(str(v) for v in current if v is not None)
         return charts.category_pair(ref_counts, {k: float(v) for k, v in cur_counts.items()}, column=name)
     sample = np.asarray(reference.sample, dtype=float) if isinstance(reference, NumericReference) else None
-    return charts.histogram_pair(sample, np.asarray(current, dtype=float), column=name)
+    return charts.histogram_pair(sample, np.asarray(current, dtype=float), column=name, yes_no=_yes_no(name))
+
+
+def _yes_no(column: str) -> bool:
+    """A text descriptor that is 1 for yes and 0 for no (``prompt.has_question``, ``response.refusal``)."""
+    return column.startswith(DESCRIPTOR_PREFIXES) and column.split(".", 1)[1] in YES_NO_DESCRIPTORS
 
 
 def window_data(services: Runtime, project: str, model: str, start: datetime, column: str | None) -> dict[str, Any]:
@@ -94,7 +100,6 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
             mean = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
             change = (mean - ref.mean) / abs(ref.mean) if ref.mean else None
             flagged = next((r["flagged"] for r in columns if r["dimension"] == name), False)
-            yes_no = bool(np.isin(values[np.isfinite(values)], (0.0, 1.0)).all()) and 0 <= ref.mean <= 1
             descriptors.append(
                 {
                     "name": name,
@@ -102,7 +107,7 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
                     "current": mean,
                     "change": change,
                     "flagged": flagged,
-                    "yes_no": yes_no and bool(np.isin(np.asarray(ref.sample, dtype=float), (0.0, 1.0)).all()),
+                    "yes_no": _yes_no(name),
                 }
             )
     return {

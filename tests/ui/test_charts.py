@@ -45,11 +45,17 @@ class TestFigures:
         assert charts.figure([nothing], y_format="$.4f")["data"] == []
 
     def test_yes_no_columns_are_two_bars(self) -> None:
-        figure = charts.histogram_pair(np.array([0.0, 1.0, 1.0, 1.0]), np.array([0.0, 0.0, 1.0]), column="q")
+        figure = charts.histogram_pair(
+            np.array([0.0, 1.0, 1.0, 1.0]), np.array([0.0, 0.0, 1.0]), column="q", yes_no=True
+        )
         assert [t["x"] for t in figure["data"]] == [["no", "yes"], ["no", "yes"]]
         assert [t["y"] for t in figure["data"]] == [[0.25, 0.75], [2 / 3, 1 / 3]]
         assert figure["layout"]["xaxis"]["type"] == "category"
         assert figure["layout"]["xaxis"]["title"]["text"] == "q"
+
+    def test_counts_that_happen_to_be_zero_or_one_stay_numbers(self) -> None:
+        figure = charts.histogram_pair(np.array([1.0, 1.0]), np.array([0.0, 1.0]), column="prompt.word_count")
+        assert figure["layout"]["xaxis"]["type"] == "linear"
 
     def test_numeric_bins_on_a_numeric_axis(self) -> None:
         """Bin centres are numbers Plotly labels itself: no `1.03e+03` category labels cut off."""

@@ -654,7 +654,8 @@ class TestPeopleReadIt:
         sign_in(client, seeded.token)
         window = client.get("/ui/models/gpt-4o-mini/windows/2026-06-01T12:00:20%2B00:00").text
         assert "first_window" not in window
-        assert re.search(r"<td>\d+% yes</td><td>\d+% yes</td><td>[+-]\d+ points</td>", window)  # yes/no descriptors
+        assert re.search(r"has_question</th><td>\d+% yes</td><td>\d+% yes</td><td>[+-]\d+ points</td>", window)
+        assert not re.search(r"word_count</th><td>\d+% yes", window)  # a count stays a count
         assert "the model&#39;s first window" in window or "the model's first window" in window
         feedback = client.get("/ui/feedback", params={"kind": "thumbs"}).text
         shown = set(re.findall(r'<strong class="feedback-what">([^<]*)</strong>', feedback))
