@@ -11,9 +11,11 @@ from typing import Any, Literal
 
 from loopwatch_sdk.events import (
     EARLIEST_TIMESTAMP,
+    EVENT_TIME,
     LATEST_TIMESTAMP,
     TIMESTAMP_DOC,
     EventId,
+    EventTimeRules,
     FeedbackEvent,
     FeedbackKind,
     FeedbackSource,
@@ -32,12 +34,14 @@ from pydantic import Field
 
 __all__ = [
     "EARLIEST_TIMESTAMP",
+    "EVENT_TIME",
     "LATEST_TIMESTAMP",
     "TIMESTAMP_DOC",
     "AlertEvent",
     "AlertKind",
     "DeadLetter",
     "EventId",
+    "EventTimeRules",
     "FeedbackEvent",
     "FeedbackKind",
     "FeedbackSource",
