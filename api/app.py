@@ -16,6 +16,7 @@ from starlette.routing import compile_path
 from api.errors import ErrorMessage, Unprocessable
 from api.routes import (
     alerts,
+    docs,
     feedback,
     inferences,
     ingest,
@@ -70,11 +71,14 @@ def create_app(
         version="0.1.0",
         description="Monitoring and feedback for LLM and ML models in production.",
         lifespan=lifespan,
+        docs_url=None,  # api.routes.docs serves Swagger UI without a CDN
+        redoc_url=None,
     )
     if services is not None:
         app.state.services = services
     for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
+    app.include_router(docs.router)  # / → /ui, and /docs
     app.include_router(ui_router)  # the dashboard at /ui (api/ui)
 
     @app.exception_handler(StarletteHTTPException)

@@ -63,10 +63,23 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def current_key(services: ServicesDep, credentials: Credentials) -> ApiKey:
+def _no_bearer(request: Request) -> HTTPException:
+    """401 for a request without a bearer token, saying what its Authorization header lacks (never its value)."""
+    header = request.headers.get("authorization", "").strip()
+    if not header:
+        return _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    if header.partition(" ")[0].lower() == "bearer":
+        return _unauthorized("missing API key after 'Bearer': send 'Authorization: Bearer <key>'")
+    return _unauthorized(
+        "the Authorization header holds no bearer API key (is the 'Bearer ' before the key missing?): "
+        "send 'Authorization: Bearer <key>'"
+    )
+
+
+async def current_key(request: Request, services: ServicesDep, credentials: Credentials) -> ApiKey:
     """The project key behind the bearer token."""
     if credentials is None:
-        raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        raise _no_bearer(request)
     found, key = services.keys.cached(credentials.credentials)
     if not found:
         key = await asyncio.to_thread(services.keys.resolve, credentials.credentials)
@@ -85,11 +98,13 @@ async def current_project(key: CurrentKey) -> str:
 ProjectDep = Annotated[str, Depends(current_project)]
 
 
-async def require_admin(services: ServicesDep, credentials: Credentials) -> None:
+async def require_admin(request: Request, services: ServicesDep, credentials: Credentials) -> None:
     admin = services.settings.admin_key
     if admin is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "key management over HTTP needs LOOPWATCH_ADMIN_KEY set")
-    if credentials is None or not is_admin_token(admin, credentials.credentials):
+    if credentials is None:
+        raise _no_bearer(request)
+    if not is_admin_token(admin, credentials.credentials):
         raise _unauthorized("admin key required")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvicorn
@@ -51,3 +52,31 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def browsable(host: str, port: int) -> str:
+    """The URL a person opens for a server bound to ``host`` (a wildcard address means this machine)."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104 - a name, no bind
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's server that calls ``announce`` once it listens (after the lifespan start-up), so what
+    is printed is true: the address answers."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._announce()
+
+
+def serve_forever(app: FastAPI, host: str, port: int, announce: Callable[[], None]) -> None:
+    """Run the API in the foreground until Ctrl-C / SIGTERM, calling ``announce`` once it listens."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    AnnouncingServer(config, announce).run()

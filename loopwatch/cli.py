@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -43,19 +44,35 @@ def _refuse_if_held(settings: Settings) -> None:
         raise typer.Exit(1) from exc
 
 
+def _announcer(settings: Settings, host: str, port: int, what: str) -> Callable[[], None]:
+    """What a person needs once the server listens: where the API, the dashboard and the docs are."""
+    from loopwatch._server import browsable
+
+    def announce() -> None:
+        url = browsable(host, port)
+        data = escape(str(settings.data_dir))
+        console.print(f"loopwatch {what} on [bold]{url}[/bold] (data: {data}); Ctrl-C stops it", soft_wrap=True)
+        console.print(
+            f"  dashboard  {url}/ui  (sign in with a key from `loopwatch keys create --project NAME`)", soft_wrap=True
+        )
+        console.print(f"  API docs   {url}/docs", soft_wrap=True)
+
+    return announce
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
 ) -> None:
     """Run the API with the processors in this process (embedded), or the API alone in Kafka mode."""
-    import uvicorn
-
     from api import create_app
+    from loopwatch._server import serve_forever
 
     settings = _settings()
     _refuse_if_held(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    what = "API (Kafka mode)" if settings.kafka_bootstrap else "serving"
+    serve_forever(create_app(settings), host, port, _announcer(settings, host, port, what))
 
 
 @app.command()
@@ -81,16 +98,16 @@ def up(
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
 ) -> None:
     """API and Kafka worker in one process: distributed transport with an embedded chDB."""
-    import uvicorn
-
     from api import create_app
+    from loopwatch._server import serve_forever
 
     settings = _settings()
     if not settings.kafka_bootstrap:
         console.print("[red]loopwatch up needs LOOPWATCH_KAFKA_BOOTSTRAP (use `serve` without Kafka)[/red]")
         raise typer.Exit(2)
     _refuse_if_held(settings)
-    uvicorn.run(create_app(settings, with_worker=True), host=host, port=port, log_level="warning", access_log=False)
+    app_ = create_app(settings, with_worker=True)
+    serve_forever(app_, host, port, _announcer(settings, host, port, "API and Kafka worker"))
 
 
 @app.command()

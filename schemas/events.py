@@ -11,9 +11,12 @@ from typing import Any, Literal
 
 from loopwatch_sdk.events import (
     EARLIEST_TIMESTAMP,
+    EVENT_TIME,
     LATEST_TIMESTAMP,
     TIMESTAMP_DOC,
     EventId,
+    EventTime,
+    EventTimeRules,
     FeedbackEvent,
     FeedbackKind,
     FeedbackSource,
@@ -32,12 +35,15 @@ from pydantic import Field
 
 __all__ = [
     "EARLIEST_TIMESTAMP",
+    "EVENT_TIME",
     "LATEST_TIMESTAMP",
     "TIMESTAMP_DOC",
     "AlertEvent",
     "AlertKind",
     "DeadLetter",
     "EventId",
+    "EventTime",
+    "EventTimeRules",
     "FeedbackEvent",
     "FeedbackKind",
     "FeedbackSource",

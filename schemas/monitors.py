@@ -34,7 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from schemas.channels import Channel, SlackChannel, WebhookChannel, safe_url
 from schemas.events import EventId, Name, ProjectName, Severity, UtcDatetime, new_id
-from schemas.stats import DRIFT_FAMILIES, METRICS, DimensionKind, Family, MetricSpec
+from schemas.stats import DRIFT_FAMILIES, METRICS, DimensionKind, Family, MetricSpec, unknown_metric
 
 MASK = "********"
 MAX_CHANNELS = 10
@@ -169,12 +169,9 @@ class MonitorSpec(_Strict):
         family = info.data.get("family")
         if family is None:  # the family already failed; its own error says why
             return value
-        known = METRICS[family]
-        if value not in known:
-            raise _error(
-                "unknown_metric",
-                f"{family!r} has no metric {value!r}; choose one of: {', '.join(sorted(known))}",
-            )
+        problem = unknown_metric(family, value)
+        if problem is not None:
+            raise _error("unknown_metric", problem)
         return value
 
     @field_validator("dimension")

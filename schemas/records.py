@@ -25,6 +25,7 @@ from schemas import limits
 from schemas.events import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
+    EventTimeRules,
     FeedbackEvent,
     InferenceEvent,
     feedback_label,
@@ -149,24 +150,32 @@ class RecordDecoder(Generic[R]):
         # built at run time from the subclass's record type (a value to the type checker, not a type)
         self._decoder = msgspec.json.Decoder(GenericAlias(list, (self.record,)) | self.record)
 
-    def decode(self, raw: bytes) -> list[R] | None:
+    def decode(self, raw: bytes, rules: EventTimeRules | None = None) -> list[R] | None:
+        """``rules``: the server's event-time rules; an event they refuse is a miss (pydantic words it)."""
         try:
             decoded = self._decoder.decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError):
             # ValidationError is a DecodeError; invalid UTF-8 inside a string is a UnicodeDecodeError
             return None
         records = decoded if isinstance(decoded, list) else [decoded]
-        return records if self._finish(records, datetime.now(UTC)) else None
+        if rules is None:
+            return records if self._finish(records, datetime.now(UTC), naive_utc=True) else None
+        if not self._finish(records, rules.now, naive_utc=rules.naive_utc):
+            return None
+        latest = rules.latest
+        return records if all(record.timestamp <= latest for record in records) else None
 
-    def _finish(self, records: list[R], now: datetime) -> bool:
+    def _finish(self, records: list[R], now: datetime, *, naive_utc: bool) -> bool:
         """Apply the pydantic model's defaults and after-validators; False = a miss."""
         raise NotImplementedError
 
     @staticmethod
-    def _timestamp(record: InferenceRecord | FeedbackRecord, now: datetime) -> bool:
+    def _timestamp(record: InferenceRecord | FeedbackRecord, now: datetime, naive_utc: bool) -> bool:
         stamp = record.timestamp
         if stamp is _NO_TIME:
             record.timestamp = now
+        elif stamp.tzinfo is None and not naive_utc:
+            return False
         elif stamp.tzinfo is not UTC or not EARLIEST_TIMESTAMP <= stamp < LATEST_TIMESTAMP:
             utc = _utc(stamp)
             if utc is None:
@@ -178,11 +187,11 @@ class RecordDecoder(Generic[R]):
 class InferenceDecoder(RecordDecoder[InferenceRecord]):
     record = InferenceRecord
 
-    def _finish(self, records: list[InferenceRecord], now: datetime) -> bool:
+    def _finish(self, records: list[InferenceRecord], now: datetime, *, naive_utc: bool) -> bool:
         for record in records:
             if not record.event_id:
                 record.event_id = new_id()
-            if not self._timestamp(record, now):
+            if not self._timestamp(record, now, naive_utc):
                 return False
         return True
 
@@ -190,11 +199,11 @@ class InferenceDecoder(RecordDecoder[InferenceRecord]):
 class FeedbackDecoder(RecordDecoder[FeedbackRecord]):
     record = FeedbackRecord
 
-    def _finish(self, records: list[FeedbackRecord], now: datetime) -> bool:
+    def _finish(self, records: list[FeedbackRecord], now: datetime, *, naive_utc: bool) -> bool:
         for record in records:
             if not record.feedback_id:
                 record.feedback_id = new_id()
-            if not self._timestamp(record, now):
+            if not self._timestamp(record, now, naive_utc):
                 return False
             try:
                 record.value = feedback_value(record.kind, record.value, record.name, record.text)

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=5_000, ge=1)
+    max_future_skew_seconds: float = Field(
+        default=300.0, ge=0, description="events stamped further ahead of this server's clock are refused (422)"
+    )
+    naive_timestamps: Literal["utc", "refuse"] = Field(
+        default="utc", description="event times without a time zone: taken as UTC, or refused (422)"
+    )
     admin_key: SecretStr | None = None
     ui_secret: SecretStr | None = Field(
         default=None,

@@ -57,6 +57,14 @@ METRICS: dict[str, dict[str, MetricSpec]] = {
 }
 
 
+def unknown_metric(family: str, metric: str) -> str | None:
+    """Why ``metric`` is not one of ``family``'s (naming the ones it has), or None when it is."""
+    known = METRICS[family]
+    if metric in known:
+        return None
+    return f"{family!r} has no metric {metric!r}; choose one of: {', '.join(sorted(known))}"
+
+
 ADDITIVE_METRICS: frozenset[str] = frozenset(
     metric for metrics in METRICS.values() for metric, spec in metrics.items() if spec.additive
 )

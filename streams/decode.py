@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from schemas.events import DeadLetter, FeedbackEvent, InferenceEvent
+from schemas.events import EVENT_TIME, DeadLetter, EventTimeRules, FeedbackEvent, InferenceEvent, utc_now
 from schemas.problems import problem_lines
 from schemas.records import (
     FeedbackDecoder,
@@ -30,6 +31,7 @@ from schemas.records import (
     feedback_record,
     inference_record,
 )
+from schemas.settings import Settings
 from streams.bus import Kind
 
 MAX_DEAD_PAYLOAD_CHARS = 16_000
@@ -37,6 +39,22 @@ MAX_DEAD_ERROR_CHARS = 4_000  # a dead letter stays one small Kafka message, wha
 
 E = TypeVar("E", bound=BaseModel)
 R = TypeVar("R", InferenceRecord, FeedbackRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class EventTimePolicy:
+    """The settings' event-time rules (``LOOPWATCH_MAX_FUTURE_SKEW_SECONDS``, ``_NAIVE_TIMESTAMPS``);
+    ``rules()`` fixes them at the present moment for one request or message."""
+
+    max_future: timedelta = timedelta(minutes=5)
+    naive_utc: bool = True
+
+    @classmethod
+    def of(cls, settings: Settings) -> EventTimePolicy:
+        return cls(timedelta(seconds=settings.max_future_skew_seconds), settings.naive_timestamps == "utc")
+
+    def rules(self) -> EventTimeRules:
+        return EventTimeRules(now=utc_now(), max_future=self.max_future, naive_utc=self.naive_utc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +78,14 @@ class EventKind(Generic[E, R]):
         object.__setattr__(self, "adapter", TypeAdapter(self.model))
         object.__setattr__(self, "many", TypeAdapter(list[self.model]))  # type: ignore[name-defined]
 
-    def validate(self, item: Any) -> R:
-        """One parsed item through the contract; raises ``ValidationError`` naming each problem."""
-        return self.to_record(self.adapter.validate_python(item))
+    def validate(self, item: Any, rules: EventTimeRules | None = None) -> R:
+        """One parsed item through the contract; raises ``ValidationError`` naming each problem.
+        ``rules``: the server's event-time rules (none: any storable time, naive = UTC)."""
+        return self.to_record(self.adapter.validate_python(item, context={EVENT_TIME: rules}))
 
-    def validate_all(self, items: list[Any]) -> list[R]:
+    def validate_all(self, items: list[Any], rules: EventTimeRules | None = None) -> list[R]:
         """All items or a ``ValidationError`` whose locations carry each bad item's index."""
-        return [self.to_record(event) for event in self.many.validate_python(items)]
+        return [self.to_record(event) for event in self.many.validate_python(items, context={EVENT_TIME: rules})]
 
 
 INFERENCES: EventKind[InferenceEvent, InferenceRecord] = EventKind(
@@ -97,10 +116,18 @@ def _truncate(raw: bytes | str) -> str:
 class EventDecoder(Generic[E, R]):
     """Decodes envelopes of one event kind into records; every bad item becomes a dead letter."""
 
-    def __init__(self, kind: EventKind[E, R], *, source: str | None = None, max_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        kind: EventKind[E, R],
+        *,
+        source: str | None = None,
+        max_bytes: int = 16 * 1024 * 1024,
+        times: EventTimePolicy | None = None,
+    ) -> None:
         self._kind: EventKind[E, R] = kind
         self._source = source or kind.name
         self._max_bytes = max_bytes
+        self._times = times  # None: any storable time (the contract alone)
 
     def decode(self, raw: bytes) -> Decoded[R]:
         """Events and dead letters for one message; never raises."""
@@ -116,7 +143,8 @@ class EventDecoder(Generic[E, R]):
         if len(raw) > self._max_bytes:
             out.dead_letters.append(self._dead(f"message of {len(raw)} bytes exceeds {self._max_bytes}", raw))
             return out
-        records = self._kind.fast.decode(raw)
+        rules = self._times.rules() if self._times is not None else None
+        records = self._kind.fast.decode(raw, rules)
         if records and all(record.project for record in records):  # no API key fills it in here
             out.events = records
             return out
@@ -130,12 +158,12 @@ class EventDecoder(Generic[E, R]):
             return out
         items = parsed if isinstance(parsed, list) else [parsed]
         for index, item in enumerate(items):
-            self._validate_item(item, index if isinstance(parsed, list) else None, out)
+            self._validate_item(item, index if isinstance(parsed, list) else None, out, rules)
         return out
 
-    def _validate_item(self, item: Any, index: int | None, out: Decoded[R]) -> None:
+    def _validate_item(self, item: Any, index: int | None, out: Decoded[R], rules: EventTimeRules | None) -> None:
         try:
-            out.events.append(self._kind.validate(item))
+            out.events.append(self._kind.validate(item, rules))
         except ValidationError as exc:
             project = item.get("project", "") if isinstance(item, dict) else ""
             out.dead_letters.append(
@@ -156,9 +184,13 @@ def unexpected_letter(source: str, exc: Exception, raw: bytes) -> DeadLetter:
     return dead_letter(source, f"unexpected error: {type(exc).__name__}: {exc}", raw)
 
 
-def inference_decoder(*, max_bytes: int = 16 * 1024 * 1024) -> EventDecoder[InferenceEvent, InferenceRecord]:
-    return EventDecoder(INFERENCES, max_bytes=max_bytes)
+def inference_decoder(
+    *, max_bytes: int = 16 * 1024 * 1024, times: EventTimePolicy | None = None
+) -> EventDecoder[InferenceEvent, InferenceRecord]:
+    return EventDecoder(INFERENCES, max_bytes=max_bytes, times=times)
 
 
-def feedback_decoder(*, max_bytes: int = 16 * 1024 * 1024) -> EventDecoder[FeedbackEvent, FeedbackRecord]:
-    return EventDecoder(FEEDBACK, max_bytes=max_bytes)
+def feedback_decoder(
+    *, max_bytes: int = 16 * 1024 * 1024, times: EventTimePolicy | None = None
+) -> EventDecoder[FeedbackEvent, FeedbackRecord]:
+    return EventDecoder(FEEDBACK, max_bytes=max_bytes, times=times)

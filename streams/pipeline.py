@@ -24,7 +24,7 @@ from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
 from streams import metrics
 from streams.bus import Kind
-from streams.decode import Decoded, feedback_decoder, inference_decoder
+from streams.decode import Decoded, EventTimePolicy, feedback_decoder, inference_decoder
 from streams.pricing import Pricer
 from streams.sink import REFUSED, EventSink, FlushStats
 from streams.stats import StatsEngine
@@ -62,8 +62,9 @@ class Pipeline:
         self.settings = settings
         self.sink = EventSink(storage)
         self.pricer = Pricer(settings)
-        self.inference_decoder = inference_decoder(max_bytes=settings.max_body_bytes)
-        self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes)
+        times = EventTimePolicy.of(settings)
+        self.inference_decoder = inference_decoder(max_bytes=settings.max_body_bytes, times=times)
+        self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes, times=times)
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
         metrics.watch_pipeline(self, lambda live: live.pending, _windows_pending)

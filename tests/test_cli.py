@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -55,6 +56,27 @@ def server(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     process.wait(60)
 
 
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """``loopwatch serve`` on a free port; yields its URL once it printed that it listens."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "loopwatch", "serve", "--port", str(port)],
+        cwd=REPO,
+        env={**env, "COLUMNS": "80"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # printed once the server listens ('' if it died)
+        assert first.startswith(f"loopwatch serving on http://127.0.0.1:{port} "), first
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
 class TestKeysWhileServing:
     """Keys commands on a directory a running server holds: one line saying what to do, exit 1."""
 
@@ -88,3 +110,34 @@ class TestKeysWhileServing:
         result = _loopwatch(env, "keys", "create", "--project", "shop")
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.splitlines()[-1].startswith("lw_")
+
+
+class TestServeSaysWhereItIs:
+    """``loopwatch serve`` prints the address, the dashboard and the docs once it listens; they answer."""
+
+    def test_the_printed_urls_answer(self, env: dict[str, str], tmp_path: Path) -> None:
+        port = free_port()
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            [sys.executable, "-m", "loopwatch", "serve", "--port", str(port)],
+            cwd=REPO,
+            env={**env, "COLUMNS": "80"},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            lines = [process.stdout.readline() for _ in range(3)]  # printed once the server listens
+            url = f"http://127.0.0.1:{port}"
+            assert lines == [
+                f"loopwatch serving on {url} (data: {tmp_path}); Ctrl-C stops it\n",
+                f"  dashboard  {url}/ui  (sign in with a key from `loopwatch keys create --project NAME`)\n",
+                f"  API docs   {url}/docs\n",
+            ]
+            with httpx.Client(base_url=url, timeout=30) as client:
+                root = client.get("/", follow_redirects=False)
+                assert (root.status_code, root.headers["location"]) == (307, "/ui")
+                assert client.get("/ui", follow_redirects=True).url.path == "/ui/signin"
+                assert "swagger-ui-bundle.js" in client.get("/docs").text
+        finally:
+            process.terminate()
+            process.wait(60)

@@ -8,7 +8,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
+import orjson
+
+from tests.test_cli import serving
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +48,29 @@ def test_demo_counts_match(tmp_path: Path) -> None:
     assert "alert within one window of it: yes" in out
     assert "verified with the monitor's secret: True" in out
     assert '"type": "header"' in out  # the Slack Block Kit rendering of the alert
-    assert re.search(r"open http://127\.0\.0\.1:\d+/ui and sign in with the demo project key: lw_", out)
+    ended = datetime.now(UTC)
+    # without a terminal the demo's server is gone: it names no URL of it, but how to serve what it left
+    assert "the demo's server has stopped" in out
+    assert re.findall(r"http://127\.0\.0\.1:(\d+)/ui", out) == ["8000"]  # the port `loopwatch serve` takes
+    found = re.search(r"LOOPWATCH_DATA_DIR=(\S+) loopwatch serve .* sign in with the demo project key: (lw_\S+)", out)
+    assert found, out[-3000:]
+    data_dir, token = found.groups()
+    assert Path(data_dir) == tmp_path
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path), "LOOPWATCH_DATA_DIR": data_dir}
+    with serving(env) as url, httpx.Client(base_url=url, timeout=30) as client:
+        page = client.get("/ui/signin").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert csrf
+        client.post("/ui/signin", data={"csrf_token": csrf.group(1), "api_key": token})
+        assert 'data-model="gpt-4o-mini"' in client.get("/ui").text
+        # no event is stamped later than it was sent (all were sent before the demo ended)
+        headers = {"authorization": f"Bearer {token}"}
+        models = client.get("/v1/models", headers=headers).raise_for_status().json()
+        assert max(datetime.fromisoformat(model["last_seen"]) for model in models) <= ended
+        export = client.get("/v1/feedback/export", params={"format": "jsonl"}, headers=headers).raise_for_status()
+        stamps = [datetime.fromisoformat(orjson.loads(line)["timestamp"]) for line in export.text.splitlines()]
+        assert len(stamps) > 100
+        assert max(stamps) <= ended
 
 
 def test_demo_serves_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RANK = {"schemas": 0, "detectors": 1, "streams": 2, "api": 3, "loopwatch": 4}
 SDK = ROOT / "sdk" / "loopwatch_sdk"
 #: Import names of the SDK's dependencies (sdk/pyproject.toml); lz4 and crc32c are kafka-python's.
-SDK_DEPENDENCIES = {"pydantic", "httpx", "kafka", "structlog"}
+SDK_DEPENDENCIES = {"pydantic", "pydantic_core", "httpx", "kafka", "structlog"}
 
 
 def _imported(tree: ast.AST) -> list[tuple[int, str]]:

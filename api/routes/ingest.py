@@ -22,11 +22,11 @@ from pydantic import BaseModel, ValidationError
 from api.deps import ProjectDep, PublisherDep, ServicesDep
 from api.errors import problem, responses, unprocessable, unprocessable_all
 from api.models import Accepted
-from schemas.events import FeedbackEvent, InferenceEvent
+from schemas.events import EventTimeRules, FeedbackEvent, InferenceEvent
 from schemas.problems import validation_problems
 from streams import metrics
 from streams.bus import EventsRefused, Kind, Publisher
-from streams.decode import FEEDBACK, INFERENCES, EventKind
+from streams.decode import FEEDBACK, INFERENCES, EventKind, EventTimePolicy
 from streams.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=responses(400, 401, 403, 413, 422, 503))
@@ -82,8 +82,10 @@ def _foreign_project(index: int, project: str, claimed: Any) -> HTTPException:
     )
 
 
-def _fast_records(kind: EventKind[Any, Any], body: bytes, project: str, max_items: int) -> list[Any] | None:
-    records = kind.fast.decode(body)
+def _fast_records(
+    kind: EventKind[Any, Any], body: bytes, project: str, max_items: int, rules: EventTimeRules
+) -> list[Any] | None:
+    records = kind.fast.decode(body, rules)
     if records is None:
         return None
     _check_count(len(records), max_items)
@@ -95,7 +97,9 @@ def _fast_records(kind: EventKind[Any, Any], body: bytes, project: str, max_item
     return records
 
 
-def _slow_records(kind: EventKind[Any, Any], body: bytes, project: str, max_items: int) -> list[Any]:
+def _slow_records(
+    kind: EventKind[Any, Any], body: bytes, project: str, max_items: int, rules: EventTimeRules
+) -> list[Any]:
     """The pydantic path: coercions the fast path does not do, and a precise 4xx for everything else."""
     try:
         parsed = orjson.loads(body)
@@ -110,7 +114,7 @@ def _slow_records(kind: EventKind[Any, Any], body: bytes, project: str, max_item
         if claimed != project:
             raise _foreign_project(index, project, claimed)
     try:
-        return kind.validate_all(items)
+        return kind.validate_all(items, rules)
     except ValidationError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_problems(exc, ["body"])) from exc
 
@@ -135,9 +139,10 @@ async def _accept(
 ) -> Response:
     settings = services.settings
     body = await read_body(request, settings.max_body_bytes)
-    records = _fast_records(kind, body, project, settings.max_batch_items)
+    rules = EventTimePolicy.of(settings).rules()
+    records = _fast_records(kind, body, project, settings.max_batch_items, rules)
     if records is None:
-        records = _slow_records(kind, body, project, settings.max_batch_items)
+        records = _slow_records(kind, body, project, settings.max_batch_items, rules)
     ids = [getattr(record, kind.id_field) for record in records]
     try:
         await _PUBLISH[kind.name](publisher)(records)

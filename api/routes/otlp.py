@@ -49,6 +49,7 @@ from api.deps import Credentials, ServicesDep, current_key, publisher_of
 from api.routes.ingest import read_body
 from streams import metrics
 from streams.bus import EventsRefused, Kind, NotWrittenYet
+from streams.decode import EventTimePolicy
 from streams.otlp import texts
 from streams.otlp.decode import (
     BodyTooLarge,
@@ -159,7 +160,7 @@ async def _export(
     encoding = media_encoding(request.headers.get("content-type"))
     reply: Encoding = encoding or "json"  # a request in neither encoding is answered in JSON
     try:
-        key = await current_key(services, credentials)  # the key before anything else: 401 first
+        key = await current_key(request, services, credentials)  # the key before anything else: 401 first
         if encoding is None:
             raise HTTPException(
                 status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/x-protobuf or application/json (OTLP/HTTP)"
@@ -205,7 +206,8 @@ def _logged(signal: str, project: str, mapped: Mapped[Any]) -> None:
 
 
 async def _traces(body: bytes, encoding: Encoding, project: str, services: Runtime) -> Message:
-    mapped = map_traces(decode_traces(body, encoding), project)
+    latest = EventTimePolicy.of(services.settings).rules().latest
+    mapped = map_traces(decode_traces(body, encoding), project, latest)
     if any(record.prompt is None and record.response is None for record in mapped.records):
         await asyncio.to_thread(texts.fill_records, services.storage, project, mapped.records)
     await publisher_of(services).publish_inferences(mapped.records)

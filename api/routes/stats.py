@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
 from api.deps import ProjectDep, StorageDep
-from api.errors import responses
+from api.errors import responses, unprocessable
 from api.queries.stats import rebucket, stat_rows
 from api.time_range import Since, Until, storable_range
+from schemas.stats import unknown_metric
+from streams.storage.inferences import has_model
 
-router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=responses(401, 503))
+router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=responses(401, 404, 422, 503))
 
 
 class StatPoint(BaseModel):
@@ -31,7 +33,13 @@ class StatPoint(BaseModel):
     details: dict[str, Any]
 
 
-@router.get("/{family}", response_model=list[StatPoint], summary="Per-window statistics of one family")
+@router.get(
+    "/{family}",
+    response_model=list[StatPoint],
+    summary="Per-window statistics of one family",
+    description="422 for a metric the family does not have (naming those it has); 404 for a model the project "
+    "never sent. A known model and metric without statistics in the range: an empty list.",
+)
 def get_stats(
     family: Annotated[Literal["drift", "quality", "cost", "latency"], Path()],
     project: ProjectDep,
@@ -47,6 +55,9 @@ def get_stats(
     interval: Annotated[int | None, Query(ge=1, le=31 * 86400, description="re-bucket to N seconds")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[dict[str, Any]]:
+    problem = None if metric is None else unknown_metric(family, metric)
+    if problem is not None:
+        raise unprocessable(["query", "metric"], problem)
     since, until = storable_range(since, until)
     rows = stat_rows(
         storage,
@@ -60,4 +71,8 @@ def get_stats(
         until=until,
         limit=limit,
     )
+    if not rows and model is not None and not has_model(storage, project, model):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no model {model!r} in project {project!r}: it sent no inferences"
+        )
     return rebucket(rows, interval) if interval else rows

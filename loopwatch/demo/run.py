@@ -12,7 +12,8 @@ alert it receives is printed with its verified signature and the Slack Block Kit
 alert becomes on a Slack channel.
 
 Event time is compressed (50 events per second of event time, sent as fast as the API takes them), so
-ten-second windows close as the stream moves on and the whole loop takes seconds.
+ten-second windows close as the stream moves on and the whole loop takes seconds. The stream's event
+time ends at the moment it starts: no event is stamped later than when it is sent.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from streams.delivery import slack_message
 from streams.runtime import Runtime
 
 PROJECT = "demo"
+RATE_PER_SECOND = 50  # events per second of event time
 
 
 P_VALUE_TESTS = ("ks", "chisquare", "z")  # their value is a p-value: smaller = more drifted
@@ -245,13 +247,20 @@ def window_table(client: httpx.Client, model: str) -> Table:
     return table
 
 
-def serve_dashboard(console: Console, url: str, token: str, *, serve: bool) -> None:
-    """Print where the dashboard is; keep serving it until Ctrl-C when a person is at the terminal
-    (stdin is a TTY and not ``--no-serve``), so CI and scripts never wait."""
+def serve_dashboard(console: Console, url: str, token: str, workdir: Path, *, serve: bool) -> None:
+    """Keep serving the dashboard until Ctrl-C when a person is at the terminal (stdin is a TTY and not
+    ``--no-serve``); otherwise (CI, scripts: they never wait) say how to serve the data the demo leaves."""
     console.rule("[bold]dashboard")
-    console.print(f"open {url}/ui and sign in with the demo project key: {token}", soft_wrap=True)
     if not serve or not sys.stdin.isatty():
+        console.print(
+            f"the demo's server has stopped; its data stays in {workdir}. To look at it in the dashboard, run\n"
+            f"  LOOPWATCH_DATA_DIR={workdir} loopwatch serve\n"
+            f"then open http://127.0.0.1:8000/ui and sign in with the demo project key: {token}\n"
+            f"(delete {workdir} when you are done)",
+            soft_wrap=True,
+        )
         return
+    console.print(f"open {url}/ui and sign in with the demo project key: {token}", soft_wrap=True)
     console.print("serving the dashboard until Ctrl-C …")
     try:
         while True:
@@ -282,9 +291,11 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
                 f"monitor [bold]{monitor['name']}[/bold]: alert when a drift family (features, prompt, "
                 f"response, embedding) is flagged → {receiver.url}"
             )
+            # event time ends now (never ahead of the server's clock) and starts on a window boundary
             now = datetime.now(UTC)
-            start = now - timedelta(seconds=now.timestamp() % settings.window_seconds)  # whole windows
-            traffic = Traffic(PROJECT, start=start, rate_per_second=50, drift_at=events // 2)
+            start = now - timedelta(seconds=events / RATE_PER_SECOND)
+            start -= timedelta(seconds=start.timestamp() % settings.window_seconds)
+            traffic = Traffic(PROJECT, start=start, rate_per_second=RATE_PER_SECOND, drift_at=events // 2)
             sent, sent_feedback = stream_traffic(client, traffic, events, batch, console)
             _wait_written(services)
             _close_windows(services)
@@ -296,7 +307,7 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
                 console.print(f"retraining requested after 3 drifted windows: {retrains[0]['dataset']}")
             models, kinds, joined = read_back(client)
         code = _summary(console, sent, sent_feedback, models, kinds, joined) or (0 if alerted else 1)
-        serve_dashboard(console, server.url, token, serve=serve)
+        serve_dashboard(console, server.url, token, workdir, serve=serve)
     finally:
         server.stop()
     return code

@@ -34,7 +34,8 @@ class Traffic:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self._start = self.start or datetime.now(UTC)
+        # default: hours ago, so the traffic and its feedback (up to ~3 h late) are already in the past
+        self._start = self.start or datetime.now(UTC) - timedelta(hours=4)
 
     def inference(self, index: int) -> dict[str, Any]:
         rng = self._rng
@@ -70,14 +71,16 @@ class Traffic:
         }
 
     def feedback_for(self, inference: dict[str, Any], index: int) -> list[dict[str, Any]]:
-        """0–2 feedback events, timestamped minutes to hours after the inference."""
+        """0–2 feedback events, timestamped minutes to hours after the inference, but never later than
+        now (a server refuses event times ahead of its clock)."""
         rng = self._rng
         if rng.random() >= self.feedback_share:
             return []
         drifted = self.drift_at is not None and index >= self.drift_at
         happy = rng.random() < (0.45 if drifted else 0.85)
         delay = timedelta(seconds=rng.uniform(30, 3 * 3600))
-        when = datetime.fromisoformat(inference["timestamp"]) + delay
+        now = datetime.now(UTC)
+        when = min(datetime.fromisoformat(inference["timestamp"]) + delay, now)
         events = [
             {
                 "feedback_id": f"fb-{inference['event_id']}-t",
@@ -96,7 +99,7 @@ class Traffic:
                     "feedback_id": f"fb-{inference['event_id']}-c",
                     "inference_id": inference["event_id"],
                     "project": self.project,
-                    "timestamp": (when + timedelta(minutes=5)).isoformat(),
+                    "timestamp": min(when + timedelta(minutes=5), now).isoformat(),
                     "kind": "correction",
                     "text": "A better answer: " + inference["response"][:200],
                     "source": "annotator",

@@ -8,8 +8,10 @@ fields are errors) and error locations name the field, so a 422 tells the sender
 
 from __future__ import annotations
 
+import difflib
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -20,17 +22,54 @@ from pydantic import (
     Field,
     FiniteFloat,
     StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from loopwatch_sdk import limits
-from loopwatch_sdk.times import as_utc
+from loopwatch_sdk.times import as_utc, iso_8601
 
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-TIMESTAMP_DOC = "ISO 8601 (naive = UTC), between 2000-01-01 and 2200-01-01 UTC; default: when received"
+TIMESTAMP_DOC = (
+    "ISO 8601 with a time zone (a server may take one without as UTC), between 2000-01-01 and 2200-01-01 UTC "
+    "and not ahead of the server's clock by more than its allowed skew; default: when received"
+)
+EVENT_TIME = "event_time"  # the validation context key a server passes its ``EventTimeRules`` under
+
+
+@dataclass(frozen=True, slots=True)
+class EventTimeRules:
+    """How a server judges event time, passed to validation as ``context={EVENT_TIME: rules}``.
+
+    Without them (the SDK validating an app's call) any time in range is taken and a time without a
+    zone is UTC: the server's clock decides the rest when the event arrives.
+    """
+
+    now: datetime
+    max_future: timedelta
+    naive_utc: bool = True  # False: a date-time without a time zone is refused
+
+    @property
+    def latest(self) -> datetime:
+        return self.now + self.max_future
+
+
+def _span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _stamp(value: datetime) -> str:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def new_id() -> str:
@@ -46,6 +85,27 @@ def to_utc(value: datetime) -> datetime:
         raise ValueError("timestamp must be between 2000-01-01 and 2200-01-01 UTC") from None
     if not EARLIEST_TIMESTAMP <= value < LATEST_TIMESTAMP:
         raise ValueError("timestamp must be between 2000-01-01 and 2200-01-01 UTC")
+    return value
+
+
+def event_time(value: datetime, info: ValidationInfo) -> datetime:
+    """``to_utc``, then the server's ``EventTimeRules`` when it passed them: no time without a zone
+    (if it says so) and none further ahead of its clock than the allowed skew."""
+    rules = info.context.get(EVENT_TIME) if isinstance(info.context, dict) else None
+    naive = value.tzinfo is None
+    if naive and rules is not None and not rules.naive_utc:
+        raise PydanticCustomError(
+            "timezone_required",
+            "this server refuses date-times without a time zone: add Z or an offset, e.g. 2026-12-07T13:00:00Z",
+        )
+    value = to_utc(value)
+    if rules is not None and value > rules.latest:
+        hint = " (a time without a zone is read as UTC: add its offset, e.g. +01:00)" if naive else ""
+        raise PydanticCustomError(
+            "timestamp_in_future",
+            f"{_stamp(value)} is {_span(value - rules.now)} ahead of the server's clock ({_stamp(rules.now)}); "
+            f"events may be at most {_span(rules.max_future)} in the future: check the sender's clock{hint}",
+        )
     return value
 
 
@@ -68,6 +128,7 @@ ProjectName = Annotated[str, StringConstraints(min_length=1, max_length=64, patt
 Name = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME_LENGTH)]
 OptionalName = Annotated[str, StringConstraints(max_length=limits.MAX_NAME_LENGTH)] | None
 UtcDatetime = Annotated[datetime, AfterValidator(to_utc)]
+EventTime = Annotated[datetime, WrapValidator(iso_8601), AfterValidator(event_time)]
 Text = Annotated[str | None, AfterValidator(_truncate_text)]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_FEATURE_NAME_LENGTH)]
 FeatureValue = (
@@ -84,6 +145,29 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_the_field_meant(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """An unknown field's error suggests the field it resembles (``latency`` → ``latency_ms``)."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            if not any(error["type"] == "extra_forbidden" for error in errors):
+                raise
+            raise ValidationError.from_exception_data(exc.title, [cls._suggest(error) for error in errors]) from None
+
+    @classmethod
+    def _suggest(cls, error: Any) -> InitErrorDetails:
+        """The error as it was (type and message), an unknown field's with the field it resembles."""
+        message = error["msg"]
+        if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+            name = str(error["loc"][0])
+            close = difflib.get_close_matches(name, list(cls.model_fields), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(cls.model_fields)}"
+            message = f"unknown field {name!r}: {hint}"
+        return {"type": PydanticCustomError(error["type"], message), "loc": error["loc"], "input": error["input"]}
+
 
 class InferenceEvent(StrictModel):
     """One model call as the app saw it. ``event_id`` is the idempotency key: resending is harmless."""
@@ -93,7 +177,7 @@ class InferenceEvent(StrictModel):
     model: Name
     model_version: OptionalName = None
     provider: OptionalName = None
-    timestamp: UtcDatetime = Field(default_factory=utc_now, description=TIMESTAMP_DOC)
+    timestamp: EventTime = Field(default_factory=utc_now, description=TIMESTAMP_DOC)
     latency_ms: Annotated[FiniteFloat, Field(ge=0)] | None = None
     status: Literal["ok", "error"] = "ok"
     error_type: OptionalName = None
@@ -186,7 +270,7 @@ class FeedbackEvent(StrictModel):
     feedback_id: EventId = Field(default_factory=new_id)
     project: ProjectName
     inference_id: EventId
-    timestamp: UtcDatetime = Field(default_factory=utc_now, description=TIMESTAMP_DOC)
+    timestamp: EventTime = Field(default_factory=utc_now, description=TIMESTAMP_DOC)
     kind: FeedbackKind
     value: bool | int | FiniteFloat | Annotated[str, StringConstraints(max_length=limits.MAX_NAME_LENGTH)] | None = None
     name: OptionalName = None

@@ -515,7 +515,9 @@ class ResourceContext:
         return cls(_tags(found, {}), _name(found.get("model_version")))
 
 
-def _span_values(span: Span, resource: ResourceContext, project: str) -> dict[str, object] | str | None:
+def _span_values(
+    span: Span, resource: ResourceContext, project: str, latest: datetime | None = None
+) -> dict[str, object] | str | None:
     """The fields of the inference a span describes (to validate as an ``InferenceRecord``), a reason
     it cannot be one (str), or None for a non-GenAI span."""
     attributes = span.attributes
@@ -542,6 +544,9 @@ def _span_values(span: Span, resource: ResourceContext, project: str) -> dict[st
     timestamp = _timestamp(started)
     if timestamp is None:
         return f"span {span_id.hex()}: start time missing or outside 2000..2200"
+    if latest is not None and timestamp > latest:
+        ahead = timestamp.isoformat(timespec="seconds")
+        return f"span {span_id.hex()}: start time {ahead} is ahead of the server's clock by more than the allowed skew"
     ended = span.end_time_unix_nano
     details, exception = _events(span) if len(span.events) else ((), None)
     error_type = _error_type(found, exception, span)
@@ -575,11 +580,13 @@ def _validated(values: dict[str, object]) -> InferenceRecord | str:
         return f"span {str(values['event_id'])[32:]}: {exc}"
 
 
-def map_traces(request: TracesView, project: str) -> Mapped[InferenceRecord]:
+def map_traces(request: TracesView, project: str, latest: datetime | None = None) -> Mapped[InferenceRecord]:
     """Every span of an export: GenAI spans → records or rejections, other spans → ignored.
 
     ``request`` is the traces view ``streams.otlp.decode.decode_traces`` returns (an
     ``ExportTraceServiceRequest`` is converted to it first).
+
+    ``latest``: spans that start after it are rejected (the server's clock plus the allowed skew).
 
     The records are validated by the same ``msgspec`` structs as the JSON fast path
     (``schemas.records``), in one call for the whole export; only when that fails are the spans
@@ -593,7 +600,7 @@ def map_traces(request: TracesView, project: str) -> Mapped[InferenceRecord]:
         resource = ResourceContext.of(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                outcome = _span_values(span, resource, project)
+                outcome = _span_values(span, resource, project, latest)
                 if outcome is None:
                     mapped.ignored += 1
                 elif isinstance(outcome, str):
