@@ -13,9 +13,11 @@ from fastapi import APIRouter, Response
 from api.queries.dashboard import ModelWindows, model_windows
 from api.ui.charts import Sparkline, sparkline
 from api.ui.web import UiDep, UiRoute
+from streams.storage import dead_letters
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 SPARK_WINDOWS = 24
+REJECTION_DAYS = 7  # the "recent ingest rejections" panel: dead letters of the project this recent
 # (metric, label, format filter, higher is better?) for the overview columns
 COLUMNS: tuple[tuple[str, str, str, bool | None], ...] = (
     ("count", "calls", "num", None),
@@ -93,9 +95,10 @@ def overview_rows(models: list[ModelWindows], open_alerts: dict[tuple[str, str],
 @router.get("")
 async def overview(ui: UiDep) -> Response:
     monitoring = ui.services.monitoring
-    models, open_alerts = await asyncio.gather(
+    models, open_alerts, rejections = await asyncio.gather(
         asyncio.to_thread(model_windows, ui.services.storage, ui.project, SPARK_WINDOWS),
         asyncio.to_thread(monitoring.alerts.open_counts, ui.project),
+        asyncio.to_thread(dead_letters.recent, ui.services.storage, ui.project, days=REJECTION_DAYS),
     )
     rows = overview_rows(models, open_alerts)
     return ui.render(
@@ -104,4 +107,6 @@ async def overview(ui: UiDep) -> Response:
         columns=COLUMNS,
         open_alerts=sum(open_alerts.values()),
         health=Counter(row.health for row in rows),
+        rejections=rejections,
+        rejection_days=REJECTION_DAYS,
     )
