@@ -17,7 +17,7 @@ from streams.storage import dead_letters
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 SPARK_WINDOWS = 24
-REJECTION_DAYS = 7  # the "recent ingest rejections" panel: dead letters of the project this recent
+REJECTION_DAYS, REJECTION_LIMIT = 7, 10  # the "recent ingest rejections" panel: the project's newest dead letters
 # (metric, label, format filter, higher is better?) for the overview columns
 COLUMNS: tuple[tuple[str, str, str, bool | None], ...] = (
     ("count", "calls", "num", None),
@@ -98,7 +98,9 @@ async def overview(ui: UiDep) -> Response:
     models, open_alerts, rejections = await asyncio.gather(
         asyncio.to_thread(model_windows, ui.services.storage, ui.project, SPARK_WINDOWS),
         asyncio.to_thread(monitoring.alerts.open_counts, ui.project),
-        asyncio.to_thread(dead_letters.recent, ui.services.storage, ui.project, days=REJECTION_DAYS),
+        asyncio.to_thread(
+            dead_letters.recent, ui.services.storage, ui.project, days=REJECTION_DAYS, limit=REJECTION_LIMIT
+        ),
     )
     rows = overview_rows(models, open_alerts)
     return ui.render(
@@ -109,4 +111,5 @@ async def overview(ui: UiDep) -> Response:
         health=Counter(row.health for row in rows),
         rejections=rejections,
         rejection_days=REJECTION_DAYS,
+        rejection_limit=REJECTION_LIMIT,
     )

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 from structlog.testing import capture_logs
 
 from api import create_app
@@ -25,6 +27,20 @@ from loopwatch._server import BackgroundServer, free_port
 from streams.storage import dead_letters
 from tests.conftest import make_settings
 from tests.metrics_text import Scrape
+from tests.ui.test_browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    browser,
+    check_accessibility,
+    console_problems,
+    downloads,
+    no_dialog,
+    screenshot,
+    sign_in,
+)
+
+__all__ = ["browser", "downloads"]  # the browser fixtures, imported with their helpers
+HOSTILE = '<img src=x onerror="alert(1)">'
 
 RECORDINGS = Path(__file__).parent / "otlp_recordings"
 # the calls scripts/record_otlp_driver.py makes
@@ -76,7 +92,8 @@ class Project:
 
     def __init__(self, server: BackgroundServer, name: str) -> None:
         self.server = server
-        self.headers = {"authorization": f"Bearer {server.app.state.services.keys.create(name, 'otel').token}"}
+        self.token = str(server.app.state.services.keys.create(name, "otel").token)
+        self.headers = {"authorization": f"Bearer {self.token}"}
 
     def replay(self, exports: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Post every export as the exporter did (OTLP JSON here); the ``partialSuccess`` of each."""
@@ -238,6 +255,61 @@ class TestRejections:
         assert "gen_ai.input.messages" in of_span["attributes"]  # its keys, not its values
         assert PLAIN not in repr(payloads)
         assert STREAMED not in repr(payloads)
+
+    @pytest.mark.skipif(
+        not CHROMEDRIVER.exists() or not CHROMIUM.exists(),
+        reason="needs chromium + chromium-driver: run scripts/browser (scripts/test does)",
+    )
+    def test_the_overview_lists_a_projects_recent_rejections(
+        self, server: BackgroundServer, browser: WebDriver, openllmetry: Replayed
+    ) -> None:
+        project = Project(server, "rec-panel")
+        export, span = self.without_model(recording("openllmetry"))
+        evaluation = {  # an evaluation of that span with neither a score nor a label, named to be hostile
+            "resourceLogs": [
+                {
+                    "scopeLogs": [
+                        {
+                            "logRecords": [
+                                {
+                                    "eventName": "gen_ai.evaluation.result",
+                                    "traceId": span["traceId"],
+                                    "spanId": span["spanId"],
+                                    "attributes": [
+                                        {"key": "gen_ai.evaluation.name", "value": {"stringValue": HOSTILE}}
+                                    ],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
+        project.replay([export, {"path": "/v1/logs", "body": evaluation}])
+        sign_in(browser, server.url, project.token)
+        rows = browser.find_elements(By.CSS_SELECTOR, "table.rejections tbody tr")
+        cells = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")][1:] for row in rows]
+        assert sorted(cells) == sorted(
+            [
+                [
+                    "otlp_logs",
+                    f"evaluation {HOSTILE!r} of {span['traceId']}{span['spanId']}: neither "
+                    "gen_ai.evaluation.score.value nor gen_ai.evaluation.score.label",
+                ],
+                [
+                    "otlp_traces",
+                    f"span {span['spanId']}: no model (gen_ai.request.model, gen_ai.response.model, llm.model_name)",
+                ],
+            ]
+        )
+        no_dialog(browser)
+        assert console_problems(browser) == []
+        check_accessibility(browser, "overview with rejections")
+        screenshot(browser, "overview-rejections")
+        # another project's page: its own heading, and no panel (it had no rejection)
+        sign_in(browser, server.url, openllmetry.project.token)
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Models of rec-openllmetry"
+        assert browser.find_elements(By.ID, "rejections") == []
 
 
 class TestOpenLIT:
