@@ -12,7 +12,9 @@ Responses follow the OTLP/HTTP specification:
 * 200 with an ``Export…ServiceResponse`` in the request's encoding, whose ``partial_success`` counts
   what could not become events and says why (GenAI spans without a model, evaluations without a span,
   every metric data point: loopwatch stores no metrics). Spans and logs that are not GenAI are
-  ignored, not rejected.
+  ignored, not rejected. Exporters drop a ``partial_success`` on a 200 without a word, so rejected
+  spans and log records are also logged with their reasons, counted and kept as dead letters
+  (``_rejections``), which the dashboard's overview lists.
 * Any error carries a ``google.rpc.Status`` (``code`` = the gRPC code of the HTTP status, ``message``)
   in the request's encoding: protobuf for ``application/x-protobuf``, the protobuf JSON mapping for
   ``application/json`` (and for a request whose content type is neither).

@@ -7,7 +7,10 @@ README's "Send OpenTelemetry" table is ``markdown_table()`` of the same tables (
 * A span is GenAI when it names an operation, a provider or a model; other spans (HTTP, database,
   framework spans) are counted as ignored, never as errors.
 * A GenAI span that cannot become a valid event (no model, no ids, a value out of range) is rejected
-  with a reason; the rest of its export is kept (OTLP ``partial_success``).
+  with a reason; the rest of its export is kept (OTLP ``partial_success``). Each rejection also keeps
+  what identifies the item (ids, name, attribute keys: never values) for its dead letter.
+* One requested model is one model whichever convention reports it: the requested name wins over the
+  response's (OpenInference's ``llm.invocation_parameters`` over its ``llm.model_name``), which is a tag.
 * ``event_id`` is the trace id and span id in hex, so a re-exported span replaces itself.
 * A ``gen_ai.evaluation.result`` log record becomes feedback on the inference of its span
   (``inference_id`` from the log's trace and span id), whether it arrives before or after the span.
