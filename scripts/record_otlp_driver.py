@@ -17,6 +17,7 @@ to the output file:  ``python record_otlp_driver.py {openllmetry|openlit|openinf
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -156,12 +157,10 @@ def openai_calls(base_url: str) -> None:
     client.chat.completions.create(
         model="gpt-4o-mini", messages=[system, {"role": "user", "content": TOOL}], user=USER, tools=TOOLS
     )
-    try:
+    with contextlib.suppress(openai.BadRequestError):
         client.chat.completions.create(
             model="gpt-4o-mini", messages=[system, {"role": "user", "content": FAILED}], user=USER
         )
-    except openai.BadRequestError:
-        pass
 
 
 def langchain_calls(base_url: str) -> None:
@@ -175,10 +174,8 @@ def langchain_calls(base_url: str) -> None:
     for _ in chat.stream([SystemMessage(SYSTEM), HumanMessage(STREAMED)]):
         pass
     chat.bind_tools(TOOLS).invoke([SystemMessage(SYSTEM), HumanMessage(TOOL)])
-    try:
+    with contextlib.suppress(openai.BadRequestError):
         chat.invoke([SystemMessage(SYSTEM), HumanMessage(FAILED)])
-    except openai.BadRequestError:
-        pass
 
 
 def record(name: str, fake: str, receiver: str) -> None:

@@ -22,10 +22,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from structlog.testing import capture_logs
 
-from api import create_app
-from loopwatch._server import BackgroundServer, free_port
+from loopwatch._server import BackgroundServer
 from streams.storage import dead_letters
-from tests.conftest import make_settings
+from tests.api.test_otlp import server
 from tests.metrics_text import Scrape
 from tests.ui.test_browser import (
     CHROMEDRIVER,
@@ -39,7 +38,7 @@ from tests.ui.test_browser import (
     sign_in,
 )
 
-__all__ = ["browser", "downloads"]  # the browser fixtures, imported with their helpers
+__all__ = ["browser", "downloads", "server"]  # fixtures: the app under uvicorn, the browser
 HOSTILE = '<img src=x onerror="alert(1)">'
 
 RECORDINGS = Path(__file__).parent / "otlp_recordings"
@@ -47,14 +46,6 @@ RECORDINGS = Path(__file__).parent / "otlp_recordings"
 SYSTEM = "You are a terse travel assistant."
 PLAIN, STREAMED, TOOL, FAILED = "Capital of France?", "Count to three.", "Weather in Paris?", "FAIL this call"
 TOOL_CALL = '{"name":"get_weather","arguments":{"city":"Paris"}}'
-
-
-@pytest.fixture(scope="module")
-def server(data_dir: Path) -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_app(make_settings(data_dir)), free_port()) as running:
-        storage = running.app.state.services.storage
-        yield running
-    storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 
 def recording(name: str) -> list[dict[str, Any]]:
