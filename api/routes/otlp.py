@@ -2,10 +2,11 @@
 
 Every export goes through ``_export``: content type, API key, body limit, gzip, then the signal's
 handler, then the response in the request's encoding. The handlers decode with the official
-``opentelemetry-proto`` classes (``streams.otlp.decode``), map to records (``streams.otlp.mapping``)
-and hand them to the same publisher as ``/v1/inferences`` and ``/v1/feedback``: in embedded mode the
-200 waits for the durable write, in distributed mode for the Kafka produce. Prompts and responses
-captured via log events land on the inference of their span, in either order (``streams.otlp.texts``).
+``opentelemetry-proto`` classes (``streams.otlp.decode``), map to records (``streams.otlp.mapping``
+for spans, ``streams.otlp.logs`` for log records) and hand them to the same publisher as
+``/v1/inferences`` and ``/v1/feedback``: in embedded mode the 200 waits for the durable write, in
+distributed mode for the Kafka produce. Prompts and responses captured via log events land on the
+inference of their span, in either order (``streams.otlp.texts``).
 
 Responses follow the OTLP/HTTP specification:
 
@@ -65,7 +66,8 @@ from streams.otlp.decode import (
     gunzip,
     media_encoding,
 )
-from streams.otlp.mapping import Mapped, count_data_points, map_logs, map_traces
+from streams.otlp.logs import count_data_points, map_logs
+from streams.otlp.mapping import Mapped, map_traces
 from streams.runtime import Runtime
 from streams.storage import StorageError, dead_letters
 
