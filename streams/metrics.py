@@ -8,11 +8,12 @@ this process did: ``transport="http"`` events in an API process, ``transport="ka
 **Labels are bounded on purpose.** Every label combination is a time series that the process and
 Prometheus keep forever, so a label may only take values the code chooses: ``kind``
 (inference|feedback), ``transport`` (http|kafka), ``status`` (the few 4xx codes ingest answers),
-``source`` (the decoder that wrote the dead letter: inference|feedback), ``table`` (the three raw
-tables), ``channel`` (slack|webhook), ``event`` (alert|retrain), ``outcome`` (delivered|retried|failed),
-``severity`` (info|warning|critical), and ``topic``/``partition`` (the worker's own two topics). Never a
-project, model, monitor id or error text: clients choose those, so they grow without bound; per-model
-numbers live in ClickHouse (``window_stats``, ``alerts``, ``dead_letters``) and the API.
+``source`` (the decoder that wrote the dead letter: inference|feedback|otlp_traces|otlp_logs), ``signal``
+(traces|logs), ``table`` (the three raw tables), ``channel`` (slack|webhook), ``event`` (alert|retrain),
+``outcome`` (delivered|retried|failed), ``severity`` (info|warning|critical), and ``topic``/``partition``
+(the worker's own two topics). Never a project, model, monitor id or error text: clients choose those, so
+they grow without bound; per-model numbers live in ClickHouse (``window_stats``, ``alerts``, ``dead_letters``)
+and the API.
 
 **Ingest pays (almost) nothing.** Counters move once per request, message, flush, window or delivery
 attempt, never per event (ingest runs at ~60k events/s). Gauges are not set on the hot path at all:
@@ -63,6 +64,7 @@ class FlushFigures(Protocol):
 log = structlog.get_logger(__name__)
 
 Transport = Literal["http", "kafka"]
+Signal = Literal["traces", "logs"]  # OTLP signals whose items can be rejected (metrics are all dropped)
 P = ParamSpec("P")
 T = TypeVar("T")
 OwnerT = TypeVar("OwnerT")
@@ -85,6 +87,12 @@ DEAD_LETTERS = Counter(
     "loopwatch_dead_letters_total",
     "Items that could not be accepted and went to dead_letters (bad JSON, schema violations, oversize).",
     ["source"],
+)
+OTLP_REJECTED = Counter(
+    "loopwatch_otlp_rejected_total",
+    "GenAI spans (traces) and log records (logs) of OTLP exports that could not become events; each is "
+    "answered in partial_success, logged with its reason (otlp.rejected) and kept as a dead letter.",
+    ["signal"],
 )
 EVENTS_WRITTEN = Counter(
     "loopwatch_events_written_total", "Rows written to ClickHouse by the sink, by table.", ["table"]
@@ -138,6 +146,11 @@ def events_accepted(kind: Kind, transport: Transport, count: int) -> None:
 def events_rejected(kind: Kind, status: int) -> None:
     """Hook: an ingest request of ``kind`` was refused with ``status``."""
     EVENTS_REJECTED.labels(kind, str(status)).inc()
+
+
+def otlp_rejected(signal: Signal, count: int) -> None:
+    """Hook: an OTLP export of ``signal`` had ``count`` items that could not become events."""
+    OTLP_REJECTED.labels(signal).inc(count)
 
 
 def dead_lettered(letters: Sequence[DeadLetter]) -> None:

@@ -20,20 +20,17 @@ from typing import TypeVar
 
 import orjson
 import structlog
-from pydantic import TypeAdapter
 
 from schemas.events import DeadLetter
 from schemas.records import FeedbackRecord, InferenceRecord, encode_record, encode_records
 from streams import metrics
 from streams.decode import dead_letter
-from streams.storage import Storage, StorageRejectedError
+from streams.storage import Storage, StorageRejectedError, dead_letters
 
 log = structlog.get_logger(__name__)
 
 REFUSED = "refused by storage: "  # how a dead letter's error starts when ClickHouse refused the row
 REFUSAL_INSERTS = 64  # inserts per table and flush spent on finding the rows storage refuses
-
-_DEAD: TypeAdapter[list[DeadLetter]] = TypeAdapter(list[DeadLetter])
 
 Row = TypeVar("Row", InferenceRecord, FeedbackRecord, DeadLetter)
 
@@ -277,7 +274,7 @@ class EventSink:
 
     def _insert_dead_letters(self, dead: list[DeadLetter]) -> list[tuple[DeadLetter, str]]:
         """Dead letters storage refuses have nowhere left to go: logged (without payload) and dropped."""
-        refused = self._insert("dead_letters", dead, _DEAD.dump_json)
+        refused = self._insert("dead_letters", dead, dead_letters.rows_json)
         for letter, error in refused:
             log.error(
                 "dead_letter_refused",

@@ -2,17 +2,20 @@
 
 Every export goes through ``_export``: content type, API key, body limit, gzip, then the signal's
 handler, then the response in the request's encoding. The handlers decode with the official
-``opentelemetry-proto`` classes (``streams.otlp.decode``), map to records (``streams.otlp.mapping``)
-and hand them to the same publisher as ``/v1/inferences`` and ``/v1/feedback``: in embedded mode the
-200 waits for the durable write, in distributed mode for the Kafka produce. Prompts and responses
-captured via log events land on the inference of their span, in either order (``streams.otlp.texts``).
+``opentelemetry-proto`` classes (``streams.otlp.decode``), map to records (``streams.otlp.mapping``
+for spans, ``streams.otlp.logs`` for log records) and hand them to the same publisher as
+``/v1/inferences`` and ``/v1/feedback``: in embedded mode the 200 waits for the durable write, in
+distributed mode for the Kafka produce. Prompts and responses captured via log events land on the
+inference of their span, in either order (``streams.otlp.texts``).
 
 Responses follow the OTLP/HTTP specification:
 
 * 200 with an ``Export…ServiceResponse`` in the request's encoding, whose ``partial_success`` counts
   what could not become events and says why (GenAI spans without a model, evaluations without a span,
   every metric data point: loopwatch stores no metrics). Spans and logs that are not GenAI are
-  ignored, not rejected.
+  ignored, not rejected. Exporters drop a ``partial_success`` on a 200 without a word, so rejected
+  spans and log records are also logged with their reasons, counted and kept as dead letters
+  (``_rejections``), which the dashboard's overview lists.
 * Any error carries a ``google.rpc.Status`` (``code`` = the gRPC code of the HTTP status, ``message``)
   in the request's encoding: protobuf for ``application/x-protobuf``, the protobuf JSON mapping for
   ``application/json`` (and for a request whose content type is neither).
@@ -49,7 +52,8 @@ from api.deps import Credentials, ServicesDep, current_key, publisher_of
 from api.routes.ingest import read_body
 from streams import metrics
 from streams.bus import EventsRefused, Kind, NotWrittenYet
-from streams.decode import EventTimePolicy
+from streams.decode import EventTimePolicy, dead_letter
+from streams.metrics import Signal
 from streams.otlp import texts
 from streams.otlp.decode import (
     BodyTooLarge,
@@ -62,9 +66,10 @@ from streams.otlp.decode import (
     gunzip,
     media_encoding,
 )
-from streams.otlp.mapping import Mapped, count_data_points, map_logs, map_traces
+from streams.otlp.logs import count_data_points, map_logs
+from streams.otlp.mapping import Mapped, map_traces
 from streams.runtime import Runtime
-from streams.storage import StorageError
+from streams.storage import StorageError, dead_letters
 
 log = get_logger(__name__)
 
@@ -193,15 +198,31 @@ def _rejected(kind: Kind | None, code: int) -> None:
         metrics.events_rejected(kind, code)
 
 
-def _logged(signal: str, project: str, mapped: Mapped[Any]) -> None:
-    if mapped.rejected:
-        log.info(
-            "otlp.partial",
-            signal=signal,
-            project=project,
-            accepted=len(mapped.records),
-            rejected=mapped.rejected,
-            ignored=mapped.ignored,
+async def _rejections(signal: Signal, project: str, mapped: Mapped[Any], services: Runtime) -> None:
+    """What an export could not store, told to operators (exporters drop ``partial_success`` on a 200):
+    a log line with the reasons (no attribute values, so no prompt text), a counter, and dead letters
+    (the first ``MAX_REJECTIONS`` of the export) that the dashboard lists."""
+    if not mapped.rejected:
+        return
+    log.warning(
+        "otlp.rejected",
+        signal=signal,
+        project=project,
+        accepted=len(mapped.records),
+        rejected=mapped.rejected,
+        ignored=mapped.ignored,
+        reasons=mapped.message,
+    )
+    metrics.otlp_rejected(signal, mapped.rejected)
+    letters = [
+        dead_letter(f"otlp_{signal}", rejection.reason, rejection.payload(), project) for rejection in mapped.rejections
+    ]
+    metrics.dead_lettered(letters)
+    try:
+        await asyncio.to_thread(dead_letters.store, services.storage, letters)
+    except StorageError as exc:  # the export's events are stored; its answer still says what was rejected
+        log.warning(
+            "otlp.dead_letters_not_stored", signal=signal, project=project, letters=len(letters), error=str(exc)
         )
 
 
@@ -212,7 +233,7 @@ async def _traces(body: bytes, encoding: Encoding, project: str, services: Runti
         await asyncio.to_thread(texts.fill_records, services.storage, project, mapped.records)
     await publisher_of(services).publish_inferences(mapped.records)
     metrics.events_accepted("inference", "http", len(mapped.records))
-    _logged("traces", project, mapped)
+    await _rejections("traces", project, mapped, services)
     response = ExportTraceServiceResponse()
     if mapped.rejected:
         response.partial_success.CopyFrom(
@@ -229,7 +250,7 @@ async def _logs(body: bytes, encoding: Encoding, project: str, services: Runtime
         await asyncio.to_thread(texts.store, services.storage, project, mapped.texts)
         completed = await asyncio.to_thread(texts.complete_stored, services.storage, project, mapped.texts)
         log.info("otlp.texts", project=project, texts=len(mapped.texts), completed=completed)
-    _logged("logs", project, mapped)
+    await _rejections("logs", project, mapped, services)
     response = ExportLogsServiceResponse()
     if mapped.rejected:
         response.partial_success.CopyFrom(

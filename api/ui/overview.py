@@ -15,9 +15,11 @@ from api.queries.dashboard import OVERVIEW_METRICS, ModelWindows, model_windows
 from api.ui.charts import Sparkline, sparkline
 from api.ui.web import UiDep, UiRoute, duration
 from schemas.monitors import Monitor
+from streams.storage import dead_letters
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 SPARK_WINDOWS = 24
+REJECTION_DAYS, REJECTION_LIMIT = 7, 10  # the "recent ingest rejections" panel: the project's newest dead letters
 # (metric, label, format filter, higher is better?) for the overview columns
 COLUMNS: tuple[tuple[str, str, str, bool | None], ...] = (
     ("count", "calls", "num", None),
@@ -157,10 +159,13 @@ def overview_rows(
 @router.get("")
 async def overview(ui: UiDep) -> Response:
     monitoring = ui.services.monitoring
-    models, open_alerts, monitors = await asyncio.gather(
+    models, open_alerts, monitors, rejections = await asyncio.gather(
         asyncio.to_thread(model_windows, ui.services.storage, ui.project, SPARK_WINDOWS, datetime.now(UTC)),
         asyncio.to_thread(monitoring.alerts.open_counts, ui.project),
         asyncio.to_thread(monitoring.store.active, ui.project),
+        asyncio.to_thread(
+            dead_letters.recent, ui.services.storage, ui.project, days=REJECTION_DAYS, limit=REJECTION_LIMIT
+        ),
     )
     rows = overview_rows(models, open_alerts, monitors)
     return ui.render(
@@ -170,4 +175,7 @@ async def overview(ui: UiDep) -> Response:
         open_alerts=sum(open_alerts.values()),
         window=duration(ui.services.settings.window_seconds),
         health=Counter(row.health for row in rows),
+        rejections=rejections,
+        rejection_days=REJECTION_DAYS,
+        rejection_limit=REJECTION_LIMIT,
     )

@@ -1,4 +1,4 @@
-"""OTLP spans and log records → inference and feedback records, driven by one table of attribute names.
+"""OTLP spans → inference records, driven by one table of attribute names (log records: ``logs``).
 
 Each record field lists the attributes that may carry it, first present wins: the current GenAI
 semantic conventions, then their deprecated names, then OpenLLMetry, OpenInference and OpenLIT. The
@@ -7,31 +7,29 @@ README's "Send OpenTelemetry" table is ``markdown_table()`` of the same tables (
 * A span is GenAI when it names an operation, a provider or a model; other spans (HTTP, database,
   framework spans) are counted as ignored, never as errors.
 * A GenAI span that cannot become a valid event (no model, no ids, a value out of range) is rejected
-  with a reason; the rest of its export is kept (OTLP ``partial_success``).
+  with a reason; the rest of its export is kept (OTLP ``partial_success``). Each rejection also keeps
+  what identifies the item (ids, name, attribute keys: never values) for its dead letter.
+* One requested model is one model whichever convention reports it: the requested name wins over the
+  response's (OpenInference's ``llm.invocation_parameters`` over its ``llm.model_name``), which is a tag.
 * ``event_id`` is the trace id and span id in hex, so a re-exported span replaces itself.
-* A ``gen_ai.evaluation.result`` log record becomes feedback on the inference of its span
-  (``inference_id`` from the log's trace and span id), whether it arrives before or after the span.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
 import msgspec
 import orjson
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from schemas import limits
-from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, feedback_value
+from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 from schemas.records import FeedbackRecord, InferenceRecord
 from streams.otlp.decode import as_trace_view
 
@@ -45,6 +43,7 @@ TracesView: TypeAlias = Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_PROBLEMS = 5  # reasons quoted in partial_success.error_message
+MAX_REJECTIONS = 100  # rejected items of one export kept as dead letters (all are counted)
 
 # --- the tables ------------------------------------------------------------------------------------
 
@@ -52,6 +51,7 @@ _MAX_PROBLEMS = 5  # reasons quoted in partial_success.error_message
 FIELDS: dict[str, tuple[str, ...]] = {
     "model": (
         "gen_ai.request.model",
+        "llm.invocation_parameters",  # OpenInference: the requested model, a member of this JSON (MEMBERS)
         "gen_ai.response.model",
         "llm.model_name",
         "embedding.model_name",
@@ -80,6 +80,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "error_type": ("error.type", "exception.type"),
 }
 
+FIELD_NOTES = {
+    "cost_usd": " (0 for a call with tokens is read as no cost: priced from the tokens, or unknown)",
+    "model": " (the requested model first: the response's is `tags.response_model`)",
+}
+
 # Numeric attributes kept as features (profiled like any feature), with a unit conversion.
 FEATURES: dict[str, tuple[tuple[str, ...], float]] = {
     "cache_creation_tokens": (
@@ -106,8 +111,8 @@ FEATURES: dict[str, tuple[tuple[str, ...], float]] = {
 TAGS: dict[str, tuple[str, ...]] = {
     "operation": ("gen_ai.operation.name", "llm.request.type", "openinference.span.kind"),
     "conversation_id": ("gen_ai.conversation.id", "session.id"),
-    "user_id": ("user.id", "enduser.id", "gen_ai.user.id"),
-    "response_model": ("gen_ai.response.model",),
+    "user_id": ("user.id", "enduser.id", "gen_ai.user.id", "gen_ai.user", "gen_ai.request.user"),
+    "response_model": ("gen_ai.response.model", "llm.model_name"),
     "response_id": ("gen_ai.response.id",),
     "application": ("gen_ai.application_name",),
     "agent": ("gen_ai.agent.name",),
@@ -118,6 +123,12 @@ TAGS: dict[str, tuple[str, ...]] = {
 
 MODEL_VERSION: tuple[str, ...] = ("service.version",)  # resource attribute → model_version
 
+# Attributes holding a JSON object, of which a slot takes the first member present. OpenInference puts
+# the response's model (``gpt-4o-mini-2024-07-18``) in ``llm.model_name`` when the response names one
+# and the requested model otherwise (streamed and failed calls); the requested model is always in its
+# invocation parameters, so one requested model is one loopwatch model (the response's is a tag).
+MEMBERS: dict[str, tuple[str, ...]] = {"llm.invocation_parameters": ("model", "model_name")}
+
 # Prompt / response text, in order of preference: semconv attributes (or the
 # ``gen_ai.client.inference.operation.details`` span event), OpenLLMetry's indexed attributes,
 # OpenInference's indexed messages, then OpenInference's raw values.
@@ -125,12 +136,36 @@ SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
-INDEXED_PROMPT = (("gen_ai.prompt.", ".role", ".content"), ("llm.input_messages.", ".message.role", ".message.content"))
-INDEXED_RESPONSE = (
-    ("gen_ai.completion.", ".role", ".content"),
-    ("llm.output_messages.", ".message.role", ".message.content"),
+
+
+class Indexed(NamedTuple):
+    """Messages as indexed attributes: ``{prefix}{i}{role}``, ``{prefix}{i}{content}``, and each tool call
+    as ``{prefix}{i}{tool_calls}{j}{tool_name}`` / ``…{tool_arguments}``."""
+
+    prefix: str
+    role: str
+    content: str
+    tool_calls: str
+    tool_name: str
+    tool_arguments: str
+
+
+_OPENLLMETRY = (".role", ".content", ".tool_calls.", ".name", ".arguments")
+_OPENINFERENCE = (".message.role", ".message.content", ".message.tool_calls.")
+_OPENINFERENCE_TOOL = (".tool_call.function.name", ".tool_call.function.arguments")
+INDEXED_PROMPT = (
+    Indexed("gen_ai.prompt.", *_OPENLLMETRY),
+    Indexed("llm.input_messages.", *_OPENINFERENCE, *_OPENINFERENCE_TOOL),
 )
+INDEXED_RESPONSE = (
+    Indexed("gen_ai.completion.", *_OPENLLMETRY),
+    Indexed("llm.output_messages.", *_OPENINFERENCE, *_OPENINFERENCE_TOOL),
+)
+# OpenInference's raw values, used when no message says more, unless their mime type is JSON: then they
+# are a framework's serialisation (LangChain's, 600+ characters), neither a prompt nor a response.
 RAW_PROMPT, RAW_RESPONSE = "input.value", "output.value"
+RAW_MIME_TYPES = {RAW_PROMPT: "input.mime_type", RAW_RESPONSE: "output.mime_type"}
+JSON_MIME_TYPE = "application/json"
 
 # A span is GenAI when it carries any ``gen_ai.*`` attribute or a model attribute (``FIELDS["model"]``).
 # OpenInference span kinds that are not model calls (chains, retrievers…) are not inferences.
@@ -144,22 +179,20 @@ MODEL_FALLBACKS: dict[str, tuple[str, str]] = {
     "invoke_workflow": ("gen_ai.workflow.name", "workflow:"),
 }
 
-# Content captured "via events": the details event, and the per-message events instrumentations emitted
-# before it (earlier opentelemetry-instrumentation-openai-v2 releases): prompt messages by role; the choice.
-LEGACY_MESSAGE_EVENTS = {
-    "gen_ai.system.message": "system",
-    "gen_ai.user.message": "user",
-    "gen_ai.assistant.message": "assistant",
-    "gen_ai.tool.message": "tool",
-}
-LEGACY_CHOICE_EVENT = "gen_ai.choice"
-CONTENT_EVENTS = frozenset({DETAILS_EVENT, LEGACY_CHOICE_EVENT, *LEGACY_MESSAGE_EVENTS})
 
-EVALUATION_EVENT = "gen_ai.evaluation.result"
-EVALUATION_NAME = "gen_ai.evaluation.name"
-EVALUATION_SCORE = "gen_ai.evaluation.score.value"
-EVALUATION_LABEL = "gen_ai.evaluation.score.label"
-EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
+def _cell(keys: tuple[str, ...]) -> str:
+    return ", ".join(
+        f"`{key}` ({' / '.join(f'`{member}`' for member in MEMBERS[key])} in it)" if key in MEMBERS else f"`{key}`"
+        for key in keys
+    )
+
+
+def _indexed_cell(pattern: Indexed) -> str:
+    calls = f"{pattern.prefix}{{i}}{pattern.tool_calls}{{j}}"
+    return (
+        f"`{pattern.prefix}{{i}}{pattern.content}` and its tool calls "
+        f"(`{calls}{pattern.tool_name}`, `{pattern.tool_arguments}`)"
+    )
 
 
 def markdown_table() -> str:
@@ -168,21 +201,22 @@ def markdown_table() -> str:
     rows.append("| `event_id` | trace id + span id (hex): a re-export replaces the event |")
     rows.append("| `timestamp`, `latency_ms` | span start time; end − start |")
     rows.append("| `status` | `error` when the span status is ERROR or `error.type` is set |")
-    rows.extend(f"| `{name}` | {', '.join(f'`{key}`' for key in keys)} |" for name, keys in FIELDS.items())
+    rows.extend(f"| `{name}` | {_cell(keys)}{FIELD_NOTES.get(name, '')} |" for name, keys in FIELDS.items())
     rows.append(
         "| `model` (no model) | "
         f"{', '.join(f'`{op}` → `{prefix}<{key}>`' for op, (key, prefix) in MODEL_FALLBACKS.items())} |"
     )
     rows.append(f"| `model_version` | resource {', '.join(f'`{key}`' for key in MODEL_VERSION)} |")
     rows.append(
-        f"| `prompt` | `{SYSTEM_INSTRUCTIONS}` + `{INPUT_MESSAGES}` (span or `{DETAILS_EVENT}` event), "
-        + ", ".join(f"`{prefix}{{i}}{content}`" for prefix, _, content in INDEXED_PROMPT)
-        + f", `{RAW_PROMPT}` |"
+        f"| `prompt` | `{SYSTEM_INSTRUCTIONS}` (unless a system message repeats it) + `{INPUT_MESSAGES}` "
+        f"(span or `{DETAILS_EVENT}` event), "
+        + ", ".join(_indexed_cell(pattern) for pattern in INDEXED_PROMPT)
+        + f", `{RAW_PROMPT}` (not when `{RAW_MIME_TYPES[RAW_PROMPT]}` is JSON) |"
     )
     rows.append(
         f"| `response` | `{OUTPUT_MESSAGES}`, "
-        + ", ".join(f"`{prefix}{{i}}{content}`" for prefix, _, content in INDEXED_RESPONSE)
-        + f", `{RAW_RESPONSE}` |"
+        + ", ".join(_indexed_cell(pattern) for pattern in INDEXED_RESPONSE)
+        + f", `{RAW_RESPONSE}` (not when `{RAW_MIME_TYPES[RAW_RESPONSE]}` is JSON) |"
     )
     for name, (keys, scale) in FEATURES.items():
         unit = " (s → ms)" if scale == 1000.0 else ""
@@ -197,6 +231,28 @@ def markdown_table() -> str:
 # --- results ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A GenAI span or log record that could not become an event: why, and what it was (names and
+    ids only: no attribute value, so no prompt text)."""
+
+    reason: str
+    trace_id: str = ""
+    span_id: str = ""
+    name: str = ""  # the span's name, or the log record's event name
+    attributes: tuple[str, ...] = ()  # the attribute keys it carried
+
+    def payload(self) -> bytes:
+        return orjson.dumps(
+            {
+                "trace_id": self.trace_id,
+                "span_id": self.span_id,
+                "name": self.name,
+                "attributes": sorted(self.attributes),
+            }
+        )
+
+
 @dataclass(slots=True)
 class Mapped(Generic[R]):
     """What an export became: records to publish, and counts for the response and the logs."""
@@ -205,11 +261,14 @@ class Mapped(Generic[R]):
     rejected: int = 0
     ignored: int = 0
     problems: list[str] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)  # the first MAX_REJECTIONS, kept as dead letters
 
-    def reject(self, reason: str) -> None:
+    def reject(self, reason: str, what: Rejection | None = None) -> None:
         self.rejected += 1
         if len(self.problems) < _MAX_PROBLEMS:
             self.problems.append(reason)
+        if len(self.rejections) < MAX_REJECTIONS:
+            self.rejections.append(what or Rejection(reason))
 
     @property
     def message(self) -> str:
@@ -234,10 +293,6 @@ def any_value(value: AnyValue) -> Value:
     if kind == "kvlist_value":
         return {item.key: any_value(item.value) for item in value.kvlist_value.values}
     return getattr(value, kind)
-
-
-def _index(attributes: Iterable[KeyValue]) -> dict[str, AnyValue]:
-    return {item.key: item.value for item in attributes}
 
 
 def _first(keys: tuple[str, ...], *scopes: Attributes) -> Value:
@@ -283,6 +338,15 @@ def _tokens(value: Value) -> int | float | None:
     return number  # a fractional count fails validation: the span is rejected with the reason
 
 
+def _cost(value: Value, input_tokens: float | None, output_tokens: float | None) -> float | int | None:
+    """A reported cost; a zero cost for a call that used tokens is no cost at all (None, to be priced
+    at ingest or counted as unknown): OpenLIT sends 0 when it could not load its price list."""
+    cost = _number(value)
+    if cost == 0 and ((input_tokens or 0) > 0 or (output_tokens or 0) > 0):
+        return None
+    return cost
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit]
 
@@ -303,7 +367,7 @@ def _parts_text(parts: Value) -> str:
         if kind in ("text", "reasoning", None) and isinstance(content, str):
             texts.append(content)
         elif kind == "tool_call":
-            texts.append(orjson.dumps({"name": part.get("name"), "arguments": part.get("arguments")}).decode())
+            texts.append(_tool_call(part.get("name"), part.get("arguments")))
         elif kind == "tool_call_response":
             texts.append(orjson.dumps({"response": part.get("response")}, default=str).decode())
     return "\n".join(texts)
@@ -342,28 +406,60 @@ def _semconv_messages(value: Value) -> list[tuple[str | None, str]]:
     return turns
 
 
-def _indexed(attrs: Attributes, prefix: str, role_suffix: str, content_suffix: str) -> list[tuple[str | None, str]]:
-    """``prefix{i}<suffix>`` attributes (OpenLLMetry, OpenInference) in index order."""
-    found: dict[int, tuple[str | None, str]] = {}
+def _tool_call(name: Value, arguments: Value) -> str:
+    """A tool call as compact JSON, the same whichever convention carried it (arguments parsed when JSON)."""
+    return orjson.dumps({"name": name, "arguments": _loads(arguments)}, default=str).decode()
+
+
+def _indexed(attrs: Attributes, pattern: Indexed) -> list[tuple[str | None, str]]:
+    """One ``Indexed`` pattern's messages (OpenLLMetry, OpenInference) in index order: each message's
+    content, then its tool calls."""
+    prefix = pattern.prefix
+    contents: dict[int, str] = {}
+    calls: dict[int, dict[int, str]] = {}
     for key in attrs:
-        if key.startswith(prefix) and key.endswith(content_suffix):
-            index = key[len(prefix) : len(key) - len(content_suffix)]
-            if index.isdigit():
-                role = (
-                    _name(any_value(attrs[f"{prefix}{index}{role_suffix}"]))
-                    if f"{prefix}{index}{role_suffix}" in attrs
-                    else None
-                )
-                content = any_value(attrs[key])
-                text = content if isinstance(content, str) else orjson.dumps(content, default=str).decode()
-                found[int(index)] = (role, text)
-    return [found[index] for index in sorted(found)]
+        if not key.startswith(prefix):
+            continue
+        index, dot, tail = key[len(prefix) :].partition(".")
+        if not index.isdigit() or not dot:
+            continue
+        tail = "." + tail
+        if tail == pattern.content:
+            content = any_value(attrs[key])
+            contents[int(index)] = content if isinstance(content, str) else orjson.dumps(content, default=str).decode()
+        elif tail.startswith(pattern.tool_calls) and tail.endswith(pattern.tool_name):
+            call = tail[len(pattern.tool_calls) : len(tail) - len(pattern.tool_name)]
+            if call.isdigit():
+                arguments = attrs.get(key[: len(key) - len(pattern.tool_name)] + pattern.tool_arguments)
+                text = _tool_call(any_value(attrs[key]), None if arguments is None else any_value(arguments))
+                calls.setdefault(int(index), {})[int(call)] = text
+    turns: list[tuple[str | None, str]] = []
+    for number in sorted(contents.keys() | calls.keys()):
+        role_key = f"{prefix}{number}{pattern.role}"
+        role = _name(any_value(attrs[role_key])) if role_key in attrs else None
+        texts = [contents[number]] if contents.get(number) else []
+        texts.extend(text for _, text in sorted(calls.get(number, {}).items()))
+        turns.append((role, "\n".join(texts)))
+    return turns
 
 
 def _prompt(scope: Mapping[str, Value]) -> str | None:
+    """System instructions, then the input messages; instructions the messages already carry as a
+    system message (OpenLIT sends them both ways) are not repeated."""
+    messages = _semconv_messages(scope.get(INPUT_MESSAGES))
     system = scope.get(SYSTEM_INSTRUCTIONS)
-    turns = [("system", _parts_text(_loads(system)))] if system is not None else []
-    return _render(turns + _semconv_messages(scope.get(INPUT_MESSAGES)))
+    instructions = _parts_text(_loads(system)) if system is not None else ""
+    if instructions and ("system", instructions) not in messages:
+        messages.insert(0, ("system", instructions))
+    return _render(messages)
+
+
+def _raw(found: dict[str, Value], attrs: Attributes, key: str) -> str | None:
+    """OpenInference's raw ``input.value`` / ``output.value``, unless its mime type says JSON."""
+    mime = attrs.get(RAW_MIME_TYPES[key])
+    if mime is not None and any_value(mime) == JSON_MIME_TYPE:
+        return None
+    return _name(found.get(key))
 
 
 def _texts(
@@ -383,14 +479,14 @@ def _texts(
         if response is None and OUTPUT_MESSAGES in scope:
             response = _render(_semconv_messages(scope[OUTPUT_MESSAGES]))
     if (prompt is None or response is None) and any(key.startswith(_INDEXED_PREFIXES) for key in indexed):
-        for prefix, role, content in INDEXED_PROMPT:
-            prompt = prompt or _render(_indexed(indexed, prefix, role, content))
-        for prefix, role, content in INDEXED_RESPONSE:
-            response = response or _render(_indexed(indexed, prefix, role, content))
+        for pattern in INDEXED_PROMPT:
+            prompt = prompt or _render(_indexed(indexed, pattern))
+        for pattern in INDEXED_RESPONSE:
+            response = response or _render(_indexed(indexed, pattern))
     if prompt is None:
-        prompt = _name(found.get(RAW_PROMPT))
+        prompt = _raw(found, indexed, RAW_PROMPT)
     if response is None:
-        response = _name(found.get(RAW_RESPONSE))
+        response = _raw(found, indexed, RAW_RESPONSE)
     return (
         None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
         None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
@@ -421,9 +517,10 @@ _SLOTS = _slots()
 _KNOWN_KEYS = frozenset(_SLOTS)
 _GENAI_KEYS = frozenset(key for key in _SLOTS if key.startswith("gen_ai."))
 _UNRANKED = 1 << 30
+_MODEL_NAMES = ", ".join([key for key in FIELDS["model"] if key not in MEMBERS][:3])  # quoted when none is there
 _TAG_NAMES = {f"tags.{name}": name for name in TAGS}
 _FEATURE_SLOTS = tuple((name, f"features.{name}", scale) for name, (_, scale) in FEATURES.items())
-_INDEXED_PREFIXES = tuple(prefix for prefix, _, _ in (*INDEXED_PROMPT, *INDEXED_RESPONSE))
+_INDEXED_PREFIXES = tuple(pattern.prefix for pattern in (*INDEXED_PROMPT, *INDEXED_RESPONSE))
 
 
 def _gather(attributes: Attributes) -> tuple[dict[str, Value], bool]:
@@ -441,6 +538,8 @@ def _gather(attributes: Attributes) -> tuple[dict[str, Value], bool]:
     for key in present:
         raw = attributes[key]
         value: Value = raw.string_value or any_value(raw)  # "" when it holds another kind
+        if key in MEMBERS:
+            value = _member(value, MEMBERS[key])
         if value is None or value == "":
             continue
         for slot, rank in _SLOTS[key]:
@@ -451,6 +550,17 @@ def _gather(attributes: Attributes) -> tuple[dict[str, Value], bool]:
         len(present) < len(attributes) and any(key.startswith("gen_ai.") for key in attributes)
     )
     return found, genai
+
+
+def _member(value: Value, members: tuple[str, ...]) -> Value:
+    """The first of ``members`` in a JSON object attribute (a JSON string or a key/value list), or None."""
+    document = _loads(value)
+    if isinstance(document, dict):
+        for member in members:
+            found = document.get(member)
+            if isinstance(found, str | int | float) and not isinstance(found, bool) and found != "":
+                return found
+    return None
 
 
 def _timestamp(nanos: int) -> datetime | None:
@@ -539,7 +649,7 @@ def _span_values(
         named = _name(any_value(attributes[key])) if key in attributes else None
         model = None if named is None else prefix + named
     if model is None:
-        return f"span {span_id.hex()}: no model ({', '.join(FIELDS['model'][:3])})"
+        return f"span {span_id.hex()}: no model ({_MODEL_NAMES})"
     started = span.start_time_unix_nano
     timestamp = _timestamp(started)
     if timestamp is None:
@@ -552,6 +662,7 @@ def _span_values(
     error_type = _error_type(found, exception, span)
     prompt, response = _texts(found, attributes, details)  # type: ignore[arg-type]
     get = found.get
+    input_tokens, output_tokens = _tokens(get("input_tokens")), _tokens(get("output_tokens"))
     return {
         "event_id": trace_id.hex() + span_id.hex(),
         "project": project,
@@ -562,10 +673,10 @@ def _span_values(
         "latency_ms": (ended - started) / 1e6 if ended >= started else None,
         "status": "error" if error_type is not None else "ok",
         "error_type": error_type,
-        "input_tokens": _tokens(get("input_tokens")),
-        "output_tokens": _tokens(get("output_tokens")),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
         "cached_tokens": _tokens(get("cached_tokens")),
-        "cost_usd": _number(get("cost_usd")),
+        "cost_usd": _cost(get("cost_usd"), input_tokens, output_tokens),
         "prompt": prompt,
         "response": response,
         "features": _features(found),
@@ -596,6 +707,7 @@ def map_traces(request: TracesView, project: str, latest: datetime | None = None
         request = as_trace_view(request)
     mapped: Mapped[InferenceRecord] = Mapped()
     candidates: list[dict[str, object]] = []
+    spans: list[Span] = []
     for resource_spans in request.resource_spans:
         resource = ResourceContext.of(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
@@ -604,178 +716,21 @@ def map_traces(request: TracesView, project: str, latest: datetime | None = None
                 if outcome is None:
                     mapped.ignored += 1
                 elif isinstance(outcome, str):
-                    mapped.reject(outcome)
+                    mapped.reject(outcome, _span_rejection(outcome, span))
                 else:
                     candidates.append(outcome)
+                    spans.append(span)
     try:
         mapped.records = msgspec.convert(candidates, list[InferenceRecord])
     except msgspec.ValidationError:
-        for values in candidates:
+        for values, span in zip(candidates, spans, strict=True):
             record = _validated(values)
             if isinstance(record, str):
-                mapped.reject(record)
+                mapped.reject(record, _span_rejection(record, span))
             else:
                 mapped.records.append(record)
     return mapped
 
 
-# --- evaluation log records → feedback records ----------------------------------------------------------
-
-
-def _feedback_id(inference_id: str, name: str) -> str:
-    return f"otel-eval-{inference_id}-{hashlib.blake2b(name.encode(), digest_size=8).hexdigest()}"
-
-
-def evaluation_record(
-    event_name: str, attrs: Attributes, trace_id: bytes, span_id: bytes, nanos: int, project: str
-) -> FeedbackRecord | str | None:
-    """Feedback from a ``gen_ai.evaluation.result`` event, a reason it cannot be one, or None (other logs)."""
-    if event_name != EVALUATION_EVENT:
-        return None
-    if len(trace_id) != 16 or len(span_id) != 8:
-        return "evaluation without the trace and span of its inference"
-    inference_id = trace_id.hex() + span_id.hex()
-    name = _name(_first((EVALUATION_NAME,), attrs))
-    if name is None:
-        return f"evaluation of {inference_id}: no {EVALUATION_NAME}"
-    score = _number(_first((EVALUATION_SCORE,), attrs))
-    label = _name(_first((EVALUATION_LABEL,), attrs))
-    explanation = _name(_first((EVALUATION_EXPLANATION,), attrs))
-    if score is not None:
-        kind: str = "score"
-        value: float | int | str = score
-        text = " — ".join(part for part in (label, explanation) if part) or None
-    elif label is not None:
-        kind, value, text = "label", _clip(label, limits.MAX_NAME_LENGTH), explanation
-    else:
-        return f"evaluation {name!r} of {inference_id}: neither {EVALUATION_SCORE} nor {EVALUATION_LABEL}"
-    values = {
-        "feedback_id": _feedback_id(inference_id, name),
-        "project": project,
-        "inference_id": inference_id,
-        "timestamp": _timestamp(nanos) or datetime.now(UTC),
-        "kind": kind,
-        "value": value,
-        "name": name,
-        "text": None if text is None else _clip(text, limits.MAX_FEEDBACK_TEXT_CHARS),
-        "source": "evaluator",
-    }
-    try:
-        record = msgspec.convert(values, FeedbackRecord)
-        record.value = feedback_value(record.kind, record.value, record.name, record.text)
-    except (msgspec.ValidationError, ValueError) as exc:
-        return f"evaluation {name[:64]!r} of {inference_id}: {exc}"
-    if isinstance(record.value, float) and not math.isfinite(record.value):
-        return f"evaluation {name[:64]!r} of {inference_id}: score must be finite"
-    return record
-
-
-@dataclass(frozen=True, slots=True)
-class LogTexts:
-    """The prompt and response a span's log events carried (content captured "via events")."""
-
-    inference_id: str
-    prompt: str | None
-    response: str | None
-
-
-@dataclass(slots=True)
-class MappedLogs(Mapped[FeedbackRecord]):
-    """What a logs export became: feedback records, and the texts to join to their inferences."""
-
-    texts: list[LogTexts] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Content:
-    prompt: str | None = None
-    response: str | None = None
-    prompt_turns: list[tuple[str | None, str]] = field(default_factory=list)
-    response_turns: list[tuple[str | None, str]] = field(default_factory=list)
-
-
-def _message_text(message: Value) -> str:
-    """The text of one legacy message body (``content`` as text, parts, or anything else as JSON)."""
-    content = message.get("content") if isinstance(message, dict) else message
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return _parts_text(content)
-    return "" if content is None else orjson.dumps(content, default=str).decode()
-
-
-def _add_content(content: _Content, event_name: str, attrs: Attributes, body: AnyValue) -> None:
-    if event_name == DETAILS_EVENT:
-        found = {
-            key: any_value(attrs[key]) for key in (SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES) if key in attrs
-        }
-        prompt, response = _texts(found, {}, [])
-        content.prompt = content.prompt or prompt
-        content.response = content.response or response
-    elif event_name == LEGACY_CHOICE_EVENT:
-        message = any_value(body)
-        message = message.get("message", message) if isinstance(message, dict) else message
-        content.response_turns.append((None, _message_text(message)))
-    else:
-        content.prompt_turns.append((LEGACY_MESSAGE_EVENTS[event_name], _message_text(any_value(body))))
-
-
-def map_logs(request: ExportLogsServiceRequest, project: str) -> MappedLogs:
-    """Every log record of an export: evaluations → feedback or rejections; content events (the
-    ``gen_ai.client.inference.operation.details`` event, or the older per-message events, gathered per
-    span within the export) → texts for their inference; other records → ignored."""
-    mapped = MappedLogs()
-    contents: dict[str, _Content] = {}
-    for resource_logs in request.resource_logs:
-        for scope_logs in resource_logs.scope_logs:
-            for log in scope_logs.log_records:
-                attrs = _index(log.attributes)
-                event_name = log.event_name or _name(_first(("event.name",), attrs)) or ""
-                if event_name in CONTENT_EVENTS:
-                    if len(log.trace_id) != 16 or len(log.span_id) != 8:
-                        mapped.reject(f"{event_name} without the trace and span of its inference")
-                        continue
-                    inference_id = log.trace_id.hex() + log.span_id.hex()
-                    _add_content(contents.setdefault(inference_id, _Content()), event_name, attrs, log.body)
-                    continue
-                outcome = evaluation_record(
-                    event_name,
-                    attrs,
-                    log.trace_id,
-                    log.span_id,
-                    log.time_unix_nano or log.observed_time_unix_nano,
-                    project,
-                )
-                if outcome is None:
-                    mapped.ignored += 1
-                elif isinstance(outcome, str):
-                    mapped.reject(outcome)
-                else:
-                    mapped.records.append(outcome)
-    for inference_id, content in contents.items():
-        prompt = content.prompt or _render(content.prompt_turns)
-        response = content.response or _render(content.response_turns)
-        if prompt or response:
-            mapped.texts.append(
-                LogTexts(
-                    inference_id,
-                    None if prompt is None else _clip(prompt, limits.MAX_TEXT_CHARS),
-                    None if response is None else _clip(response, limits.MAX_TEXT_CHARS),
-                )
-            )
-    return mapped
-
-
-# --- metrics ---------------------------------------------------------------------------------------------
-
-
-def count_data_points(request: ExportMetricsServiceRequest) -> int:
-    """The data points of an export (all of them are dropped: loopwatch reads GenAI metrics from spans)."""
-    points = 0
-    for resource_metrics in request.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                kind = metric.WhichOneof("data")
-                if kind is not None:
-                    points += len(getattr(metric, kind).data_points)
-    return points
+def _span_rejection(reason: str, span: Span) -> Rejection:
+    return Rejection(reason, span.trace_id.hex(), span.span_id.hex(), span.name[:200], tuple(span.attributes))

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from schemas.records import InferenceRecord
-from streams.otlp.mapping import LogTexts
+from streams.otlp.logs import LogTexts
 from streams.storage import Storage
 
 TABLE = "otlp_texts"

@@ -155,6 +155,61 @@ class TestConventions:
         )
 
 
+class TestEdges:
+    """The edges of the rules the recorded instrumentations need (tests/api/test_otlp_recordings.py)."""
+
+    def test_invocation_parameters_without_a_model_leave_llm_model_name(self) -> None:
+        record = _one(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "local-llama",
+                "llm.invocation_parameters": '{"temperature": 0.2}',
+            }
+        )
+        assert (record.model, record.tags["response_model"]) == ("local-llama", "local-llama")
+        not_json = _map({"openinference.span.kind": "LLM", "llm.invocation_parameters": "model=x"})
+        assert (not_json.records, not_json.rejected) == ([], 1)  # not JSON: it names no model
+
+    def test_raw_values_count_unless_json(self) -> None:
+        text = _one({"openinference.span.kind": "LLM", "llm.model_name": "m", "output.value": "plain answer"})
+        assert text.response == "plain answer"
+        dumped = _one(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "m",
+                "output.value": '{"generations": []}',
+                "output.mime_type": "application/json",
+            }
+        )
+        assert dumped.response is None
+
+    def test_zero_cost_stays_zero_without_tokens_and_other_costs_are_kept(self) -> None:
+        base = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+        assert _one({**base, "gen_ai.usage.cost": 0}).cost_usd == 0
+        assert _one({**base, "gen_ai.usage.cost": 0, "gen_ai.usage.input_tokens": 5}).cost_usd is None
+        assert _one({**base, "gen_ai.usage.cost": 0.5, "gen_ai.usage.input_tokens": 5}).cost_usd == 0.5
+
+    def test_system_instructions_other_than_the_system_message_are_kept(self) -> None:
+        record = _one(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.system_instructions": '[{"type": "text", "content": "Be kind."}]',
+                "gen_ai.input.messages": '[{"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},'
+                ' {"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]',
+            }
+        )
+        assert record.prompt == "system: Be kind.\nsystem: Be brief.\nuser: Hi"
+
+    def test_rejections_keep_ids_and_attribute_keys(self) -> None:
+        mapped = _map({"gen_ai.operation.name": "chat", "gen_ai.input.messages": "secret prompt"})
+        [rejection] = mapped.rejections
+        assert rejection.reason.endswith("no model (gen_ai.request.model, gen_ai.response.model, llm.model_name)")
+        assert (len(rejection.trace_id), len(rejection.span_id), rejection.name) == (32, 16, "op")
+        assert b"secret prompt" not in rejection.payload()
+        assert b"gen_ai.input.messages" in rejection.payload()
+
+
 def test_readme_documents_the_mapping_table() -> None:
     """The README's table is generated from the mapping's own tables: change one, regenerate the other."""
     assert markdown_table() in README.read_text()
