@@ -190,3 +190,36 @@ def category_pair(reference: dict[str, float], current: dict[str, float], top: i
         )
     ]
     return figure(traces, y_title="share", y_format=".0%", bar=True)
+
+
+def threshold_chart(
+    xs: Sequence[datetime],
+    ys: Sequence[float | None],
+    *,
+    name: str,
+    threshold: float | None,
+    threshold_name: str,
+    window: datetime,
+    severity: str,
+    log_y: bool = False,
+    y_format: str = "",
+) -> dict[str, Any]:
+    """A statistic over the windows around an alert: its line, the threshold as a dashed horizontal
+    line (named in the legend), and the alert's window as a dotted vertical line."""
+    traces = [line(name, xs, ys, 0)]
+    if threshold is not None and math.isfinite(threshold) and xs:
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": threshold_name,
+                "x": [iso(xs[0]), iso(xs[-1])],
+                "y": [threshold, threshold],
+                "line": {"color": SEVERITY_COLOURS.get(severity, "#374151"), "width": 1.5, "dash": "dash"},
+                "hoverinfo": "skip",
+            }
+        )
+    spec = figure(traces, y_format=y_format, markers=[{"x": iso(window), "severity": severity}])
+    if log_y:
+        spec["layout"]["yaxis"] |= {"type": "log", "rangemode": "normal", "exponentformat": "e"}
+    return spec

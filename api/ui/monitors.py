@@ -76,7 +76,7 @@ def _body(form: dict[str, str], enabled: bool) -> dict[str, Any]:
         "enabled": enabled,
         "retrain_after": form["retrain_after"] or None,
     }
-    for name in ("min_samples", "cooldown_seconds"):
+    for name in ("min_samples", "cooldown_seconds", "resolve_after"):
         if form[name]:
             body[name] = form[name]
     if form["channels"]:
@@ -109,6 +109,7 @@ def _form_from_monitor(monitor: dict[str, Any]) -> dict[str, str]:
         "cooldown_seconds": str(monitor["cooldown_seconds"]),
         "severity": monitor["severity"],
         "retrain_after": "" if monitor["retrain_after"] is None else str(monitor["retrain_after"]),
+        "resolve_after": str(monitor["resolve_after"]),
         "channels": json.dumps(monitor["channels"], indent=1) if monitor["channels"] else "",
     }
 

@@ -26,6 +26,7 @@ FULL: dict[str, Any] = {
     "severity": "critical",
     "channels": [{"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret-value-of-16-chars"}],
     "retrain_after": 3,
+    "resolve_after": 4,
     "enabled": False,
 }
 CONDITIONS = [
