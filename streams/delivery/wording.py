@@ -37,7 +37,9 @@ def number(value: float | None) -> str:
 
 
 def percent(value: float) -> str:
-    return f"{value * 100:.0f} %" if abs(value) >= 0.01 or value == 0 else f"{value * 100:.2g} %"
+    """A share as a percentage: whole above 10 %, two significant digits below (2.4 %, 0.73 %)."""
+    share = value * 100
+    return f"{share:.0f} %" if share == 0 or abs(share) >= 10 else f"{share:.2g} %"
 
 
 def p_value_text(value: float | None) -> str:
@@ -128,11 +130,9 @@ def breach_words(rows: Sequence[StatRow], *, condition: str, threshold: float | 
     if condition.startswith("p <"):
         reference = worst.details.get("reference")
         was = (
-            f" from {metric_value(worst.metric, float(reference))} in the reference"
-            if isinstance(reference, int | float)
-            else ""
+            f"reference {metric_value(worst.metric, float(reference))}; " if isinstance(reference, int | float) else ""
         )
-        return f"{_label(worst)} {value}{was} (p = {p_value_text(worst.p_value)}, alert below {number(threshold)})"
+        return f"{_label(worst)} {value} ({was}p = {p_value_text(worst.p_value)}, alert below {number(threshold)})"
     if condition in _OPERATORS and threshold is not None:
         return f"{_label(worst)} {value} {_OPERATORS[condition]} {metric_value(worst.metric, threshold)}"
     if worst.metric == "spend_anomaly":

@@ -68,4 +68,4 @@ class TestBreachWords:
     def test_p_value_condition_names_the_reference(self) -> None:
         row = _row("thumbs_up_rate", 0.61, p_value=0.0004, details={"reference": 0.8})
         text = breach_words([row], condition="p < 0.002, decrease", threshold=0.002)
-        assert text == "thumbs_up_rate 61 % from 80 % in the reference (p = 0.0004, alert below 0.002)"
+        assert text == "thumbs_up_rate 61 % (reference 80 %; p = 0.0004, alert below 0.002)"
