@@ -9,9 +9,11 @@ links followed are the ones a person receives.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -275,3 +277,40 @@ class TestOneWording:
         assert set(body["summary"].split("; ")) == set(words)
         for row in flagged:  # "7 of 11 columns" is the family's stored drifted share, nothing else
             assert len(row["details"]["drifted_columns"]) / row["details"]["columns"] == row["value"]
+
+
+class TestSnoozeFromTheAlertPage:
+    """The alert page snoozes its monitor for the model (or every model) and lifts it; bad input is a 422."""
+
+    def test_snooze_and_lift(self, alerting: Alerting) -> None:
+        alert_path = urlsplit(_slack_buttons(alerting)["Open alert"]).path
+        with httpx.Client(base_url=alerting.url, timeout=30) as client:
+            form = {"csrf_token": csrf_of(client.get("/ui/signin").text), "api_key": alerting.token}
+            assert client.post("/ui/signin", data=form).status_code == 303
+            page = client.get(alert_path).text
+            assert "The monitor is not snoozed for gpt-4o-mini." in page
+            refused = client.post(
+                f"{alert_path}/snooze", data={"csrf_token": csrf_of(page), "hours": "5", "scope": "model"}
+            )
+            assert refused.status_code == 422
+            assert "hours: one of 0, 1, 4, 24, 72, 168" in refused.text
+            saved = client.post(
+                f"{alert_path}/snooze",
+                data={"csrf_token": csrf_of(page), "hours": "4", "scope": "model"},
+                follow_redirects=True,
+            )
+            assert saved.status_code == 200
+            assert "Snooze saved." in saved.text
+            assert re.search(r"gpt-4o-mini: snoozed until [0-9-]+ [0-9:]+ UTC by ui:key:", saved.text)
+            snoozes = alerting.services.monitoring.alerts.snoozes.active(
+                PROJECT, ["support-drift"], at=datetime.now(UTC)
+            )
+            assert [(s.model, s.until > datetime.now(UTC) + timedelta(hours=3)) for s in snoozes] == [
+                ("gpt-4o-mini", True)
+            ]
+            lifted = client.post(
+                f"{alert_path}/snooze",
+                data={"csrf_token": csrf_of(saved.text), "hours": "0", "scope": "model"},
+                follow_redirects=True,
+            )
+            assert "The monitor is not snoozed for gpt-4o-mini." in lifted.text
