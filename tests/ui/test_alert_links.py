@@ -32,7 +32,7 @@ from streams.runtime import Runtime
 from tests.delivery.delivery_receiver import Receiver
 from tests.metrics_text import wait_until
 from tests.ui import test_browser
-from tests.ui.conftest import PROJECT, csrf_of, dashboard_settings, seed
+from tests.ui.conftest import ADMIN_KEY, HOSTILE_PROJECT, PROJECT, csrf_of, dashboard_settings, seed
 from tests.ui.test_browser import charts_drawn, check_accessibility, console_problems, screenshot, wait
 
 SECRET = "whsec-links-0123456789"  # noqa: S105 - a test signing secret
@@ -314,3 +314,18 @@ class TestSnoozeFromTheAlertPage:
                 follow_redirects=True,
             )
             assert "The monitor is not snoozed for gpt-4o-mini." in lifted.text
+
+
+def test_an_admin_on_another_project_lands_on_the_alert(alerting: Alerting) -> None:
+    """The link names the alert's project: an admin looking at another project is switched to it."""
+    alert_url = _slack_buttons(alerting)["Open alert"]
+    with httpx.Client(base_url=alerting.url, timeout=30) as client:
+        form = {"csrf_token": csrf_of(client.get("/ui/signin").text), "api_key": ADMIN_KEY}
+        assert client.post("/ui/signin", data=form).status_code == 303
+        overview = client.get("/ui").text
+        client.post("/ui/project", data={"csrf_token": csrf_of(overview), "project": HOSTILE_PROJECT})
+        assert f'<option value="{HOSTILE_PROJECT}" selected>' in client.get("/ui").text
+        page = client.get(alert_url)
+        assert page.status_code == 200
+        assert 'id="alert-summary"' in page.text
+        assert f'<option value="{PROJECT}" selected>' in page.text
