@@ -308,18 +308,14 @@ class AlertStore:
         ).result_rows
         return [(monitor_id, as_utc(window_start), alert_id) for monitor_id, window_start, alert_id in rows]
 
-    def firing(self, project: str, model: str, monitor_ids: Iterable[str], *, before: datetime) -> list[AlertEvent]:
-        """Unresolved alerts of ``model`` by these monitors whose window starts before ``before``."""
-        ids = sorted(set(monitor_ids))
-        if not ids:
-            return []
+    def firing(self, project: str, model: str) -> list[AlertEvent]:
+        """Unresolved alerts of ``model`` (any monitor, any window), oldest window first."""
         rows = self._storage.rows(
             f"SELECT * FROM {self._db}.alerts FINAL WHERE project = {{project:String}} AND model = {{model:String}} "
-            "AND monitor_id IN {ids:Array(String)} AND window_start < {before:DateTime64(3, 'UTC')} "
             f"AND alert_id NOT IN (SELECT alert_id FROM {self._db}.alert_resolutions "
             "WHERE project = {project:String}) "
             "ORDER BY window_start LIMIT 1000",
-            {"project": project, "model": model, "ids": ids, "before": ch_time(before)},
+            {"project": project, "model": model},
         )
         return [_alert_event(row, AlertEvent) for row in rows]
 

@@ -67,6 +67,7 @@ from streams.storage import as_utc
 log = structlog.get_logger(__name__)
 
 TOP_FEATURES = 50  # drift details carry at most this many columns, most drifted first
+QUIET_SECONDS = 60.0  # how long "no unresolved alert for this model" is trusted without asking again
 MAX_BREACHES = 20
 
 
@@ -236,6 +237,9 @@ class MonitorEngine:
         self.settings = settings
         self._lock = threading.Lock()
         self._verdicts: list[list[Any]] = []  # this window's verdicts, written in one insert
+        # (project, model) → until when it is known to have no unresolved alert: spares calm windows
+        # the query for alerts to resolve (an alert another process fires is seen after this at most)
+        self._quiet: dict[tuple[str, str], float] = {}
 
     def evaluate(self, rows: Sequence[StatRow]) -> EvaluationResult:
         """Fire (and store) the alerts and retraining requests ``rows`` call for. Raises StorageError."""
@@ -346,6 +350,7 @@ class MonitorEngine:
             # Stored first (same id everywhere, so a racing process's copy collapses into it; a crash
             # after this leaves the alert to the delivery sweep), then announced by the claim's winner.
             self.alerts.insert_alerts(new_alerts, channels)
+            self._quiet.pop((project, model), None)
             won = self.alerts.claims.claim(project, "alert", [a.alert_id for a in new_alerts])
             for alert in new_alerts:
                 if alert.alert_id in won and alert.snoozed_until is not None:
@@ -397,9 +402,18 @@ class MonitorEngine:
         by the winner of the ``resolve`` claim, and only to channels that were sent the alert. Returns
         the monitors that had firing alerts of ``model`` (their calm verdict is worth storing)."""
         start, end = window
+        key = (project, model)
+        if self._quiet.get(key, 0.0) > time.monotonic():
+            return set()  # no alert of this model was firing a moment ago, and none fired here since
+        unresolved = self.alerts.firing(project, model)
+        if not unresolved:
+            self._quiet[key] = time.monotonic() + QUIET_SECONDS
+            return set()
+        calm_ids = {monitor.monitor_id for monitor in calm}
         firing: dict[str, list[AlertEvent]] = defaultdict(list)
-        for alert in self.alerts.firing(project, model, [m.monitor_id for m in calm], before=start):
-            firing[alert.monitor_id].append(alert)
+        for alert in unresolved:
+            if alert.monitor_id in calm_ids and alert.window_start < start:
+                firing[alert.monitor_id].append(alert)
         resolutions: list[AlertResolved] = []
         channels: dict[str, int] = {}
         monitors: dict[str, Monitor] = {}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -174,6 +173,22 @@ class TestSnooze:
         hooks = receiver.wait_for(1)
         assert [json.loads(h.body)["model"] for h in hooks] == ["m2"]
 
+    def test_an_alert_fired_elsewhere_is_resolved_too(
+        self, monitoring: Monitoring, storage: Storage, settings: Settings
+    ) -> None:
+        """A process that knew of no firing alert still resolves one another process fired (it asks
+        again at the latest after ``QUIET_SECONDS``; a new process asks at once)."""
+        _create(monitoring, [], resolve_after=1)
+        assert not monitoring.engine.evaluate(drift_rows(0, drifted=False)).resolved  # quiet: nothing firing
+        other = _engine(storage, settings, "test-c:3:z")
+        alert = other.evaluate(drift_rows(1)).alerts[0]
+        monitoring.engine._quiet.clear()  # what QUIET_SECONDS of waiting does
+        monitoring.engine.evaluate(drift_rows(2, drifted=False))
+        stored = monitoring.alerts.get_alert("shop", alert.alert_id)
+        assert stored is not None
+        assert stored.resolution is not None  # stored; no channel to tell (the monitor has none)
+        assert stored.resolution.calm_since == drift_rows(2)[0].window_start
+
     def test_lifted_snooze_delivers_again(self, monitoring: Monitoring) -> None:
         monitor_id = _create(monitoring, [])
         monitoring.alerts.snoozes.put("shop", monitor_id, "*", datetime.now(UTC) + timedelta(hours=1), by="test")
@@ -190,8 +205,8 @@ class RacingFiringStore(AlertStore):
         super().__init__(storage, owner=owner)
         self._barrier = barrier
 
-    def firing(self, project: str, model: str, monitor_ids: Iterable[str], *, before: datetime) -> list[AlertEvent]:
-        found = super().firing(project, model, monitor_ids, before=before)
+    def firing(self, project: str, model: str) -> list[AlertEvent]:
+        found = super().firing(project, model)
         self._barrier.wait(timeout=30)
         return found
 
