@@ -296,14 +296,17 @@ class AlertStore:
     def fired_between(
         self, project: str, model: str, monitor_ids: Iterable[str], start: datetime, end: datetime
     ) -> list[tuple[str, datetime, str]]:
-        """(monitor_id, window_start, alert_id) of alerts of ``model`` with windows in [start, end]."""
+        """(monitor_id, window_start, alert_id) of unresolved alerts of ``model`` with windows in [start,
+        end]: the alerts whose cooldown holds back a new one (a resolved alert's breach is over)."""
         ids = sorted(set(monitor_ids))
         if not ids:
             return []
         rows = self._storage.query(
             f"SELECT monitor_id, window_start, alert_id FROM {self._db}.alerts WHERE project = {{project:String}} "
             "AND model = {model:String} AND monitor_id IN {ids:Array(String)} "
-            "AND window_start BETWEEN {start:DateTime64(3, 'UTC')} AND {end:DateTime64(3, 'UTC')}",
+            "AND window_start BETWEEN {start:DateTime64(3, 'UTC')} AND {end:DateTime64(3, 'UTC')} "
+            f"AND alert_id NOT IN (SELECT alert_id FROM {self._db}.alert_resolutions "
+            "WHERE project = {project:String})",
             {"project": project, "model": model, "ids": ids, "start": ch_time(start), "end": ch_time(end)},
         ).result_rows
         return [(monitor_id, as_utc(window_start), alert_id) for monitor_id, window_start, alert_id in rows]

@@ -125,6 +125,19 @@ class TestResolution:
         assert sorted(r.alert_id for r in resolved) == sorted([first.alert_id, second.alert_id])
         assert {r.calm_since for r in resolved} == {drift_rows(3)[0].window_start}
 
+    def test_a_breach_after_resolution_is_a_new_alert_despite_the_cooldown(self, monitoring: Monitoring) -> None:
+        _create(monitoring, [], cooldown_seconds=3600)
+        first = monitoring.engine.evaluate(drift_rows(0)).alerts[0]
+        assert not monitoring.engine.evaluate(drift_rows(1)).alerts  # still firing: the cooldown holds
+        for n in (2, 3):
+            monitoring.engine.evaluate(drift_rows(n, drifted=False))
+        stored = monitoring.alerts.get_alert("shop", first.alert_id)
+        assert stored is not None
+        assert stored.resolution is not None
+        again = monitoring.engine.evaluate(drift_rows(4)).alerts  # within the hour, but a new breach
+        assert len(again) == 1
+        assert again[0].alert_id != first.alert_id
+
     def test_resolved_after_a_crash_is_resent_to_the_channels_still_owed(
         self, monitoring: Monitoring, receiver: WebhookReceiver, settings: Settings
     ) -> None:
