@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import CurrentKey, MonitoringDep, ProjectDep
@@ -15,7 +15,7 @@ from schemas.monitors import Condition, Monitor, MonitorCreate, MonitorUpdate, u
 from schemas.problems import validation_problems
 from streams.monitors import BuiltinMonitorError, MonitorExistsError, Monitoring, default_monitors
 from streams.monitors.store import channel_problems
-from streams.storage.snoozes import ALL_MODELS, Snooze
+from streams.storage.snoozes import Snooze
 
 router = APIRouter(prefix="/v1/monitors", tags=["monitors"], responses=responses(400, 401, 422, 503))
 
@@ -24,6 +24,7 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 MAX_SNOOZE = timedelta(days=90)
+SnoozeModelPath = Annotated[str, Path(min_length=1, max_length=200, description="a model, or '*' for every model")]
 
 
 class MaskedSlackChannel(BaseModel):
@@ -167,14 +168,13 @@ def delete_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: M
 class SnoozeRequest(BaseModel):
     """Hold back a monitor's alerts until ``until``: breaches are stored, not delivered."""
 
-    until: UtcDatetime = Field(description="when delivery resumes (at most 90 days ahead)")
-    model: str = Field(default=ALL_MODELS, min_length=1, max_length=200, description="one model, or '*' for all")
+    until: UtcDatetime = Field(description="when delivery resumes: in the future, at most 90 days ahead")
     note: str = Field(default="", max_length=2000)
 
 
 class SnoozeOut(BaseModel):
     monitor_id: str
-    model: str
+    model: str = Field(description="a model, or '*' for every model of the monitor")
     until: datetime
     snoozed_by: str
     note: str
@@ -195,14 +195,28 @@ def _known_monitor(monitoring: Monitoring, project: str, monitor_id: str) -> Non
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
 
 
-@router.post(
-    "/{monitor_id}/snooze",
+def _running(monitoring: Monitoring, project: str, monitor_id: str, model: str) -> Snooze:
+    _known_monitor(monitoring, project, monitor_id)
+    snoozes = monitoring.alerts.snoozes.active(project, [monitor_id], at=datetime.now(UTC))
+    found = next((snooze for snooze in snoozes if snooze.model == model), None)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"monitor {monitor_id!r} is not snoozed for {model!r}")
+    return found
+
+
+@router.put(
+    "/{monitor_id}/snoozes/{model:path}",
     response_model=SnoozeOut,
     responses=responses(404),
-    summary="Snooze a monitor (or one model of it) until a time: breaches are stored, not delivered",
+    summary="Snooze a monitor for one model ('*': every model) until a time: breaches are stored, not delivered",
 )
 def snooze_monitor(
-    monitor_id: MonitorIdPath, body: SnoozeRequest, project: ProjectDep, key: CurrentKey, monitoring: MonitoringDep
+    monitor_id: MonitorIdPath,
+    model: SnoozeModelPath,
+    body: SnoozeRequest,
+    project: ProjectDep,
+    key: CurrentKey,
+    monitoring: MonitoringDep,
 ) -> SnoozeOut:
     now = datetime.now(UTC)
     if body.until <= now:
@@ -211,7 +225,7 @@ def snooze_monitor(
         raise unprocessable(["body", "until"], "until is at most 90 days ahead")
     _known_monitor(monitoring, project, monitor_id)
     snooze = monitoring.alerts.snoozes.put(
-        project, monitor_id, body.model, body.until, by=f"key:{key.key_id}", note=body.note
+        project, monitor_id, model, body.until, by=f"key:{key.key_id}", note=body.note
     )
     return _snooze_out(snooze)
 
@@ -228,19 +242,31 @@ def list_snoozes(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: Mon
     return [_snooze_out(snooze) for snooze in snoozes]
 
 
+@router.get(
+    "/{monitor_id}/snoozes/{model:path}",
+    response_model=SnoozeOut,
+    responses=responses(404),
+    summary="The running snooze of a monitor for one model ('*': every model)",
+)
+def get_snooze(
+    monitor_id: MonitorIdPath, model: SnoozeModelPath, project: ProjectDep, monitoring: MonitoringDep
+) -> SnoozeOut:
+    return _snooze_out(_running(monitoring, project, monitor_id, model))
+
+
 @router.delete(
-    "/{monitor_id}/snooze",
+    "/{monitor_id}/snoozes/{model:path}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(404),
     summary="Lift a snooze: alerts of later breaches are delivered again",
 )
 def lift_snooze(
     monitor_id: MonitorIdPath,
+    model: SnoozeModelPath,
     project: ProjectDep,
     key: CurrentKey,
     monitoring: MonitoringDep,
-    model: Annotated[str, Query(min_length=1, max_length=200)] = ALL_MODELS,
 ) -> Response:
-    _known_monitor(monitoring, project, monitor_id)
+    _running(monitoring, project, monitor_id, model)
     monitoring.alerts.snoozes.put(project, monitor_id, model, datetime.now(UTC), by=f"key:{key.key_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""``/v1/monitors/{id}/snooze`` over HTTP: set, list, lift; precise 4xx for bad input."""
+"""``/v1/monitors/{id}/snoozes/{model}`` over HTTP: set, read, list, lift; precise 4xx for bad input."""
 
 from __future__ import annotations
 
@@ -22,21 +22,26 @@ class TestSnoozeApi:
         headers = api.key("shop")
         assert api.client.post("/v1/monitors", json=P95, headers=headers).status_code == 201
         until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
-        response = api.client.post(
-            "/v1/monitors/slow/snooze", json={"until": until.isoformat(), "model": "gpt-4o"}, headers=headers
+        response = api.client.put(
+            "/v1/monitors/slow/snoozes/gpt-4o", json={"until": until.isoformat()}, headers=headers
         )
         assert response.status_code == 200, response.text
         assert response.json()["model"] == "gpt-4o"
         listed = api.client.get("/v1/monitors/slow/snoozes", headers=headers).json()
         assert [(s["model"], datetime.fromisoformat(s["until"])) for s in listed] == [("gpt-4o", until)]
-        assert api.client.delete("/v1/monitors/slow/snooze?model=gpt-4o", headers=headers).status_code == 204
+        assert api.client.get("/v1/monitors/slow/snoozes/gpt-4o", headers=headers).json()["model"] == "gpt-4o"
+        assert api.client.delete("/v1/monitors/slow/snoozes/gpt-4o", headers=headers).status_code == 204
         assert api.client.get("/v1/monitors/slow/snoozes", headers=headers).json() == []
+        gone = api.client.get("/v1/monitors/slow/snoozes/gpt-4o", headers=headers)
+        assert gone.status_code == 404
+        assert gone.json()["detail"] == "monitor 'slow' is not snoozed for 'gpt-4o'"
+        assert api.client.delete("/v1/monitors/slow/snoozes/gpt-4o", headers=headers).status_code == 404
         assert api.client.get("/v1/monitors/slow", headers=headers).json()["resolve_after"] == 2
 
     def test_bad_input(self, api: Api) -> None:
         headers = api.key("shop")
         assert api.client.post("/v1/monitors", json=P95, headers=headers).status_code == 201
-        past = api.client.post("/v1/monitors/slow/snooze", json={"until": "2020-01-01T00:00:00Z"}, headers=headers)
+        past = api.client.put("/v1/monitors/slow/snoozes/*", json={"until": "2020-01-01T00:00:00Z"}, headers=headers)
         assert past.status_code == 422
         assert past.json()["detail"] == [
             {
@@ -46,10 +51,10 @@ class TestSnoozeApi:
             }
         ]
         far = (datetime.now(UTC) + timedelta(days=91)).isoformat()
-        too_far = api.client.post("/v1/monitors/slow/snooze", json={"until": far}, headers=headers)
+        too_far = api.client.put("/v1/monitors/slow/snoozes/*", json={"until": far}, headers=headers)
         assert too_far.status_code == 422
         assert too_far.json()["detail"][0]["msg"] == "until is at most 90 days ahead"
         soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-        unknown = api.client.post("/v1/monitors/nope/snooze", json={"until": soon}, headers=headers)
+        unknown = api.client.put("/v1/monitors/nope/snoozes/*", json={"until": soon}, headers=headers)
         assert unknown.status_code == 404
         assert unknown.json()["detail"] == "no monitor 'nope' in this project"
