@@ -221,5 +221,13 @@ def threshold_chart(
         )
     spec = figure(traces, y_format=y_format, markers=[{"x": iso(window), "severity": severity}])
     if log_y:
-        spec["layout"]["yaxis"] |= {"type": "log", "rangemode": "normal", "exponentformat": "e"}
+        # ticks at whole decades only (Plotly's minor labels "2" and "5" read like values), at most ~6
+        lowest = min([y for y in ys if y is not None and y > 0] + ([threshold] if threshold else []), default=0.1)
+        decades = max(1, math.ceil(-math.log10(lowest)) + 1)
+        spec["layout"]["yaxis"] |= {
+            "type": "log",
+            "rangemode": "normal",
+            "exponentformat": "e",
+            "dtick": max(1, math.ceil(decades / 6)),
+        }
     return spec
