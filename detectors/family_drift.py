@@ -61,6 +61,8 @@ class ColumnEvidence:
     p_value: float
     n_reference: int
     n_current: int
+    reference_mean: float | None = None  # numeric columns: what moved, in the column's own unit
+    current_mean: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,11 @@ class FamilyVerdict:
     strongest_column: str | None
     strongest_effect: float
     drifted: bool
+    columns: tuple[ColumnEvidence, ...] = ()  # every tested column's evidence
+
+    def adjusted_p_value(self, evidence: ColumnEvidence) -> float:
+        """A column's p-value as the rule compares it with ``alpha`` (Bonferroni over the family)."""
+        return min(1.0, self.n_columns * evidence.p_value)
 
     @property
     def share_drifted(self) -> float:
@@ -100,7 +107,7 @@ def ks_evidence(column: str, reference: NumericData, current: NumericData) -> Co
     d = float(np.max(np.abs(cdf_ref - cdf_cur)))
     effective = round(n * m / (n + m))
     p_value = float(np.clip(kstwo.sf(d, effective), 0.0, 1.0))
-    return ColumnEvidence(column, "ks", d, p_value, n, m)
+    return ColumnEvidence(column, "ks", d, p_value, n, m, float(ref.mean()), float(cur.mean()))
 
 
 def chi2_evidence(column: str, reference: CategoricalData, current: CategoricalData) -> ColumnEvidence:
@@ -187,6 +194,7 @@ def family_verdict(
         strongest_column=strongest.column,
         strongest_effect=strongest.effect,
         drifted=bool(drifted),
+        columns=tuple(tested),
     )
 
 

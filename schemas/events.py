@@ -40,6 +40,7 @@ __all__ = [
     "TIMESTAMP_DOC",
     "AlertEvent",
     "AlertKind",
+    "AlertResolved",
     "DeadLetter",
     "EventId",
     "EventTime",
@@ -104,9 +105,44 @@ class AlertEvent(StrictModel):
     condition: str = ""
     p_value: float | None = None
     details: dict[str, Any] = Field(default_factory=dict)
-    report_url: str | None = None
+    summary: str = Field(default="", description="the breach in words, as Slack, the dashboard and the demo say it")
+    alert_url: str | None = Field(
+        default=None, description="the alert's dashboard page (people: sign in, then the page)"
+    )
+    window_url: str | None = Field(default=None, description="the dashboard page of the breaching window")
+    api_url: str | None = Field(default=None, description="GET /v1/alerts/{alert_id} (machines: Bearer key)")
+    stats_api_url: str | None = Field(
+        default=None, description="the window's statistics in the API: /v1/reports/drift or /v1/stats (Bearer key)"
+    )
+    snoozed_until: UtcDatetime | None = Field(
+        default=None, description="set when the monitor was snoozed as it fired: stored, not delivered"
+    )
     fired_at: UtcDatetime = Field(default_factory=utc_now)
     dedup_key: str
+
+
+class AlertResolved(StrictModel):
+    """An alert that stopped: ``resolve_after`` evaluated windows in a row no longer breached.
+
+    Sent to the channels that got the alert (webhooks: ``event = "alert.resolved"``, signed, with
+    ``Idempotency-Key: <resolution_id>``)."""
+
+    event: Literal["alert.resolved"] = "alert.resolved"
+    resolution_id: str
+    alert_id: str
+    project: ProjectName
+    monitor_id: str
+    monitor_name: str = ""
+    model: str
+    severity: Severity = "warning"
+    summary: str = Field(default="", description="what the alert said when it fired")
+    fired_window_start: UtcDatetime
+    calm_since: UtcDatetime = Field(description="start of the first window that no longer breached")
+    calm_windows: int = Field(description="evaluated windows in a row without a breach")
+    resolved_window_end: UtcDatetime = Field(description="end of the window that resolved it")
+    alert_url: str | None = None
+    api_url: str | None = None
+    resolved_at: UtcDatetime = Field(default_factory=utc_now)
 
 
 class RetrainEvent(StrictModel):

@@ -161,6 +161,12 @@ class MonitorSpec(_Strict):
     retrain_after: int | None = Field(
         default=None, ge=1, le=1000, description="request retraining after this many consecutive breaching windows"
     )
+    resolve_after: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="an alert is resolved once this many evaluated windows in a row no longer breach",
+    )
     enabled: bool = True
 
     @field_validator("metric")
@@ -266,6 +272,7 @@ class MonitorUpdate(BaseModel):
         default=None, description="the new list; masked channels from GET keep their stored secrets"
     )
     retrain_after: int | None = None
+    resolve_after: int | None = None
     enabled: bool | None = None
 
 

@@ -47,6 +47,10 @@ def test_demo_counts_match(tmp_path: Path) -> None:
     out = " ".join(result.stdout.split())  # rich wraps long lines
     assert "alert within one window of it: yes" in out
     assert "verified with the monitor's secret: True" in out
+    # the alert and the table word drift alike: the family's drifted columns, Evidently's share apart
+    assert re.search(r"— (response|prompt|features) family drifted: \d+ of \d+ columns", out)
+    assert "Evidently share" in out
+    assert re.search(r"open the alert: http://127\.0\.0\.1:\d+/ui/alerts/[0-9a-f]+\?project=demo", out)
     assert '"type": "header"' in out  # the Slack Block Kit rendering of the alert
     ended = datetime.now(UTC)
     # without a terminal the demo's server is gone: it names no URL of it, but how to serve what it left

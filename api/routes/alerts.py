@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import CurrentKey, MonitoringDep, ProjectDep
 from api.errors import responses
 from api.time_range import Since, Until, storable_range
-from schemas.events import AlertKind, Severity
+from schemas.events import AlertKind, AlertResolved, Severity
 from streams.monitors.records import AlertDetail as StoredAlertDetail
 from streams.monitors.records import StoredAlert, StoredAttempt, StoredRetrain
 
@@ -71,7 +71,12 @@ class AlertOut(_FromRecord):
     condition: str
     p_value: float | None
     details: dict[str, Any]
-    report_url: str | None
+    summary: str = Field(description="what breached, in words (the Slack message and the dashboard say the same)")
+    alert_url: str | None = Field(description="the alert's dashboard page, for people")
+    window_url: str | None = Field(description="the dashboard page of the breaching window")
+    api_url: str | None = Field(description="this resource")
+    stats_api_url: str | None = Field(description="the window's statistics in the API (report_url before)")
+    snoozed_until: datetime | None = Field(description="set when the monitor was snoozed as it fired: not delivered")
     fired_at: datetime
     dedup_key: str
     status: Literal["open", "acked"]
@@ -79,6 +84,7 @@ class AlertOut(_FromRecord):
     acked_by: str | None
     ack_note: str | None
     delivery: DeliverySummary
+    resolution: AlertResolved | None = Field(description="set once the alert stopped breaching (resolve_after)")
 
 
 class AlertDetail(AlertOut):

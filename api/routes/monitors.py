@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import MonitoringDep, ProjectDep
-from api.errors import ErrorMessage, problem, responses, unprocessable_all
-from schemas.events import Severity
+from api.deps import CurrentKey, MonitoringDep, ProjectDep
+from api.errors import ErrorMessage, problem, responses, unprocessable, unprocessable_all
+from schemas.events import Severity, UtcDatetime
 from schemas.monitors import Condition, Monitor, MonitorCreate, MonitorUpdate, unmask_channels
 from schemas.problems import validation_problems
-from streams.monitors import BuiltinMonitorError, MonitorExistsError, default_monitors
+from streams.monitors import BuiltinMonitorError, MonitorExistsError, Monitoring, default_monitors
 from streams.monitors.store import channel_problems
+from streams.storage.snoozes import Snooze
 
 router = APIRouter(prefix="/v1/monitors", tags=["monitors"], responses=responses(400, 401, 422, 503))
 
@@ -22,6 +23,8 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorMessage, "description": "the id is taken or a built-in default's (built-ins are read-only)"}
 }
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+MAX_SNOOZE = timedelta(days=90)
+SnoozeModelPath = Annotated[str, Path(min_length=1, max_length=200, description="a model, or '*' for every model")]
 
 
 class MaskedSlackChannel(BaseModel):
@@ -52,6 +55,7 @@ class MonitorOut(BaseModel):
     severity: Severity
     channels: list[MaskedSlackChannel | MaskedWebhookChannel]
     retrain_after: int | None
+    resolve_after: int
     enabled: bool
     builtin: bool
     created_at: datetime
@@ -158,4 +162,111 @@ def delete_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: M
         ) from exc
     if not deleted:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class SnoozeRequest(BaseModel):
+    """Hold back a monitor's alerts until ``until``: breaches are stored, not delivered."""
+
+    until: UtcDatetime = Field(description="when delivery resumes: in the future, at most 90 days ahead")
+    note: str = Field(default="", max_length=2000)
+
+
+class SnoozeOut(BaseModel):
+    monitor_id: str
+    model: str = Field(description="a model, or '*' for every model of the monitor")
+    until: datetime
+    snoozed_by: str
+    note: str
+
+
+def _snooze_out(snooze: Snooze) -> SnoozeOut:
+    return SnoozeOut(
+        monitor_id=snooze.monitor_id,
+        model=snooze.model,
+        until=snooze.until,
+        snoozed_by=snooze.snoozed_by,
+        note=snooze.note,
+    )
+
+
+def _known_monitor(monitoring: Monitoring, project: str, monitor_id: str) -> None:
+    if monitoring.store.get(project, monitor_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
+
+
+def _running(monitoring: Monitoring, project: str, monitor_id: str, model: str) -> Snooze:
+    _known_monitor(monitoring, project, monitor_id)
+    snoozes = monitoring.alerts.snoozes.active(project, [monitor_id], at=datetime.now(UTC))
+    found = next((snooze for snooze in snoozes if snooze.model == model), None)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"monitor {monitor_id!r} is not snoozed for {model!r}")
+    return found
+
+
+@router.put(
+    "/{monitor_id}/snoozes/{model:path}",
+    response_model=SnoozeOut,
+    responses=responses(404),
+    summary="Snooze a monitor for one model ('*': every model) until a time: breaches are stored, not delivered",
+)
+def snooze_monitor(
+    monitor_id: MonitorIdPath,
+    model: SnoozeModelPath,
+    body: SnoozeRequest,
+    project: ProjectDep,
+    key: CurrentKey,
+    monitoring: MonitoringDep,
+) -> SnoozeOut:
+    now = datetime.now(UTC)
+    if body.until <= now:
+        raise unprocessable(["body", "until"], "until must be in the future (DELETE the snooze to lift it)")
+    if body.until > now + MAX_SNOOZE:
+        raise unprocessable(["body", "until"], "until is at most 90 days ahead")
+    _known_monitor(monitoring, project, monitor_id)
+    snooze = monitoring.alerts.snoozes.put(
+        project, monitor_id, model, body.until, by=f"key:{key.key_id}", note=body.note
+    )
+    return _snooze_out(snooze)
+
+
+@router.get(
+    "/{monitor_id}/snoozes",
+    response_model=list[SnoozeOut],
+    responses=responses(404),
+    summary="The monitor's running snoozes",
+)
+def list_snoozes(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: MonitoringDep) -> list[SnoozeOut]:
+    _known_monitor(monitoring, project, monitor_id)
+    snoozes = monitoring.alerts.snoozes.active(project, [monitor_id], at=datetime.now(UTC))
+    return [_snooze_out(snooze) for snooze in snoozes]
+
+
+@router.get(
+    "/{monitor_id}/snoozes/{model:path}",
+    response_model=SnoozeOut,
+    responses=responses(404),
+    summary="The running snooze of a monitor for one model ('*': every model)",
+)
+def get_snooze(
+    monitor_id: MonitorIdPath, model: SnoozeModelPath, project: ProjectDep, monitoring: MonitoringDep
+) -> SnoozeOut:
+    return _snooze_out(_running(monitoring, project, monitor_id, model))
+
+
+@router.delete(
+    "/{monitor_id}/snoozes/{model:path}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(404),
+    summary="Lift a snooze: alerts of later breaches are delivered again",
+)
+def lift_snooze(
+    monitor_id: MonitorIdPath,
+    model: SnoozeModelPath,
+    project: ProjectDep,
+    key: CurrentKey,
+    monitoring: MonitoringDep,
+) -> Response:
+    _running(monitoring, project, monitor_id, model)
+    monitoring.alerts.snoozes.put(project, monitor_id, model, datetime.now(UTC), by=f"key:{key.key_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

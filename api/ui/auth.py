@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
+from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, Query, Response
 
@@ -14,22 +15,29 @@ from streams.keys import admin_fingerprint
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a path inside the dashboard (no //host, no scheme): an open redirect is a phishing tool."""
-    if target and target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/ui"
+def safe_next(target: str | None) -> str:
+    """Only a path inside the dashboard: ``/ui`` or below it, no scheme or host (``//host``), no
+    backslash, control character or dot segment a browser could bend into another origin or path;
+    anything else goes to ``/ui``. An open redirect is a phishing tool."""
+    if not target or any(ord(ch) < 0x21 or ch in "\\\x7f" for ch in target):
+        return "/ui"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not (parts.path == "/ui" or parts.path.startswith("/ui/")):
+        return "/ui"
+    if any(segment in (".", "..") for segment in unquote(parts.path).split("/")):
+        return "/ui"
+    return target
 
 
 @router.get("/signin")
 def signin_page(ui: VisitorDep, next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
-    return ui.render("signin.html", next=_safe_next(next), error=None)
+    return ui.render("signin.html", next=safe_next(next), error=None)
 
 
 @router.post("/signin")
 async def signin(ui: VisitorDep) -> Response:
     fields = await ui.form()
-    token, target = first(fields, "api_key"), _safe_next(first(fields, "next"))
+    token, target = first(fields, "api_key"), safe_next(first(fields, "next"))
     fresh = anonymous()
     if token and admin_matches(ui.services, token):
         admin = ui.services.settings.admin_key

@@ -270,3 +270,44 @@ def category_pair(
     out = figure(traces, y_title="share of rows", y_format=".0%", x_title=column, bar=True)
     out["layout"]["xaxis"]["type"] = "category"
     return out
+
+
+def threshold_chart(
+    xs: Sequence[datetime],
+    ys: Sequence[float | None],
+    *,
+    name: str,
+    threshold: float | None,
+    threshold_name: str,
+    window: datetime,
+    severity: str,
+    log_y: bool = False,
+    y_format: str = "",
+) -> dict[str, Any]:
+    """A statistic over the windows around an alert: its line, the threshold as a dashed horizontal
+    line (named in the legend), and the alert's window as a dotted vertical line."""
+    traces = [line(name, xs, ys, 0)]
+    if threshold is not None and math.isfinite(threshold) and xs:
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": threshold_name,
+                "x": [iso(xs[0]), iso(xs[-1])],
+                "y": [threshold, threshold],
+                "line": {"color": SEVERITY_COLOURS.get(severity, "#374151"), "width": 1.5, "dash": "dash"},
+                "hoverinfo": "skip",
+            }
+        )
+    spec = figure(traces, y_format=y_format, markers=[{"x": iso(window), "severity": severity}])
+    if log_y:
+        # ticks at whole decades only (Plotly's minor labels "2" and "5" read like values), at most ~6
+        lowest = min([y for y in ys if y is not None and y > 0] + ([threshold] if threshold else []), default=0.1)
+        decades = max(1, math.ceil(-math.log10(lowest)) + 1)
+        spec["layout"]["yaxis"] |= {
+            "type": "log",
+            "rangemode": "normal",
+            "exponentformat": "e",
+            "dtick": max(1, math.ceil(decades / 6)),
+        }
+    return spec

@@ -128,7 +128,7 @@ def _body(form: dict[str, str], enabled: bool, channels: list[ChannelRow]) -> di
         "retrain_after": form["retrain_after"] or None,
         "channels": [row.body() for row in channels],
     }
-    for name in ("min_samples", "cooldown_seconds"):
+    for name in ("min_samples", "cooldown_seconds", "resolve_after"):
         if form[name]:
             body[name] = form[name]
     return body
@@ -156,6 +156,7 @@ def _form_from_monitor(monitor: dict[str, Any]) -> tuple[dict[str, str], list[Ch
         "cooldown_seconds": str(monitor["cooldown_seconds"]),
         "severity": monitor["severity"],
         "retrain_after": "" if monitor["retrain_after"] is None else str(monitor["retrain_after"]),
+        "resolve_after": str(monitor["resolve_after"]),
     }, [ChannelRow.of(channel) for channel in monitor["channels"]]
 
 

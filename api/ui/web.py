@@ -329,7 +329,9 @@ def secure(response: Response, request: Request) -> Response:
             max_age=SESSION_SECONDS,
             path="/ui",
             httponly=True,
-            samesite="strict",
+            # Lax, not Strict: a link from Slack or a mail (another site) must arrive signed in. Lax
+            # still keeps the cookie off cross-site POSTs, and every form checks its CSRF token.
+            samesite="lax",
             secure=request.url.scheme == "https",
         )
     return response

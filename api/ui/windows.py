@@ -20,6 +20,7 @@ from api.ui import charts
 from api.ui.web import UiDep, UiRoute, parse_moment
 from detectors import CategoricalReference, NumericReference
 from detectors.text_descriptors import YES_NO_DESCRIPTORS
+from streams.delivery.wording import P_VALUE_TESTS, column_change, family_words
 from streams.runtime import Runtime
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -82,6 +83,25 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
         key=lambda r: (not r["flagged"], r["p_value"] if r["p_value"] is not None else 1.0, r["dimension"]),
     )
     families = [r for r in rows if r["metric"] == "family_drift"]
+    for family in families:
+        family["words"] = family_words(family["dimension"], family["details"], flagged=bool(family["flagged"]))
+    evidence = {
+        str(item["column"]): item
+        for family in families
+        for item in family["details"].get("evidence") or []
+        if isinstance(item, dict) and "column" in item
+    }
+    for row in columns:
+        row["evidence"] = evidence.get(row["dimension"])
+        row["p_value_test"] = row["details"].get("method", "") in P_VALUE_TESTS  # its value is the p-value
+    if evidence:  # the family rule decides, strongest effect first
+        columns.sort(
+            key=lambda r: (
+                not (r["evidence"] or {}).get("drifted", False),
+                -((r["evidence"] or {}).get("effect") or 0.0),
+                r["dimension"],
+            )
+        )
     dataset = next((r for r in rows if r["metric"] == "dataset_drift"), None)
     reference = services.references.get(project, model)
     current = sampled_columns(storage, key, settings.drift_sample_rows)
@@ -136,4 +156,4 @@ async def window_page(
     data = await asyncio.to_thread(window_data, ui.services, ui.project, model, _start(start), column or None)
     if not data["columns"] and not data["families"] and not data["rows"]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statistics of {model!r} in the window at {start}")
-    return ui.render("window.html", model=model, column=column, **data)
+    return ui.render("window.html", model=model, column=column, change=column_change, **data)

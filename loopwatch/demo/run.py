@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -42,19 +43,20 @@ from loopwatch.demo.traffic import Traffic
 from schemas.events import AlertEvent
 from schemas.settings import Settings
 from streams.delivery import slack_message
+from streams.delivery.wording import P_VALUE_TESTS, family_words
 from streams.runtime import Runtime
 
 PROJECT = "demo"
 RATE_PER_SECOND = 50  # events per second of event time
 
 
-P_VALUE_TESTS = ("ks", "chisquare", "z")  # their value is a p-value: smaller = more drifted
-
-
 def _statistic(feature: dict[str, Any]) -> str:
-    """``ks p=1e-99`` for p-value tests (a bare ``z 0`` reads as "no drift"), ``wasserstein 0.31`` else."""
+    """``ks p=1e-99, effect 0.62`` for p-value tests (a bare ``z 0`` reads as "no drift"),
+    ``wasserstein 0.31`` else; the family rule's effect size where the alert carries it."""
     method, value = feature.get("method"), feature.get("value", float("nan"))
-    return f"{method} p={value:.2g}" if method in P_VALUE_TESTS else f"{method} {value:.3g}"
+    text = f"{method} p={value:.2g}" if method in P_VALUE_TESTS else f"{method} {value:.3g}"
+    effect = feature.get("effect")
+    return text + (f", effect {effect:.2f}" if isinstance(effect, int | float) else "")
 
 
 def _wait_written(services: Runtime) -> None:
@@ -174,15 +176,14 @@ def show_alert(console: Console, receiver: WebhookReceiver, drift_starts: dateti
     alert = AlertEvent.model_validate_json(request.body)
     features = alert.details.get("features", [])[:5]
     console.rule(f"[bold]alert received by the webhook at {receiver.url}")
-    families = [b.get("dimension") for b in alert.details.get("breaching", [])] or [alert.details.get("dimension")]
     console.print(
-        f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.metric} in "
-        f"{', '.join(str(f) for f in families if f)} (drifted share of the worst {alert.value:.0%}) "
-        f"in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}"
+        f"{alert.severity.upper()} {alert.kind}: {alert.monitor_name} — {alert.summary} "
+        f"in window {alert.window_start:%H:%M:%S}–{alert.window_end:%H:%M:%S}",
+        soft_wrap=True,
     )
     console.print("top drifted columns: " + ", ".join(f"{f.get('name')} ({_statistic(f)})" for f in features))
     console.print(f"signature {request.signature[:32]}… verified with the monitor's secret: {request.verified}")
-    console.print(f"report: {alert.report_url}")
+    console.print(f"open the alert: {alert.alert_url}", soft_wrap=True)
     console.print("[bold]the same alert as a Slack message (Block Kit):[/bold]")
     console.print_json(orjson.dumps(slack_message(alert)).decode())
     window_of_drift = drift_starts - timedelta(seconds=drift_starts.timestamp() % window_seconds)
@@ -209,15 +210,15 @@ def window_table(client: httpx.Client, model: str) -> Table:
     params = {"model": model, "metric": "family_drift"}
     for row in client.get("/v1/stats/drift", params=params).raise_for_status().json():
         drifted.setdefault(row["window_start"], [])
-        if row["flagged"]:
-            drifted[row["window_start"]].append(row["dimension"])
+        if row["flagged"]:  # worded as the alert words it: the family's own columns, not Evidently's share
+            drifted[row["window_start"]].append(family_words(row["dimension"], row["details"]))
     table = Table(
         "window (UTC)",
         "calls",
         "p95 latency",
         "cost",
-        "drifted share",
-        "drifted families",
+        "drift (family rule: drifted of tested columns)",
+        "Evidently share",
         "thumbs-up rate",
         title=f"per-window statistics of {model}",
     )
@@ -231,7 +232,7 @@ def window_table(client: httpx.Client, model: str) -> Table:
     def families(names: list[str] | None) -> str:
         if names is None:
             return "–"
-        return f"[bold red]{', '.join(sorted(names))} ⚠[/bold red]" if names else "none"
+        return f"[bold red]{escape('; '.join(sorted(names)))} ⚠[/bold red]" if names else "none"
 
     for start in sorted(columns):
         row = columns[start]
@@ -240,8 +241,8 @@ def window_table(client: httpx.Client, model: str) -> Table:
             cell(row.get("count"), "{:.0f}"),
             cell(row.get("latency_p95_ms"), "{:.0f} ms"),
             cell(row.get("cost_usd"), "${:.4f}"),
-            cell(row.get("dataset_drift"), "{:.0%}"),
             families(drifted.get(start)),
+            cell(row.get("dataset_drift"), "{:.0%}"),
             cell(row.get("thumbs_up_rate"), "{:.0%}"),
         )
     return table

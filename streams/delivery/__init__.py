@@ -3,7 +3,7 @@
 from schemas.channels import Channel, SlackChannel, WebhookChannel, parse_channel
 from streams.delivery.sender import Deliverer, DeliveryAttempt, DeliveryOutcome
 from streams.delivery.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign, verify
-from streams.delivery.slack import slack_message, slack_retrain_message
+from streams.delivery.slack import slack_message, slack_resolved_message, slack_retrain_message
 from streams.delivery.url_guard import UnsafeTargetError, check_target
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "parse_channel",
     "sign",
     "slack_message",
+    "slack_resolved_message",
     "slack_retrain_message",
     "verify",
 ]

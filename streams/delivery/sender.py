@@ -39,11 +39,11 @@ from tenacity import (
 )
 
 from schemas.channels import ChannelType, SlackChannel, WebhookChannel, safe_url
-from schemas.events import AlertEvent, RetrainEvent
+from schemas.events import AlertEvent, AlertResolved, RetrainEvent
 from schemas.settings import Settings
 from streams import metrics
 from streams.delivery.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
-from streams.delivery.slack import slack_message, slack_retrain_message
+from streams.delivery.slack import slack_message, slack_resolved_message, slack_retrain_message
 from streams.delivery.url_guard import IPAddress, UnresolvableTargetError, UnsafeTargetError, resolve_target
 
 log = structlog.get_logger(__name__)
@@ -55,6 +55,8 @@ _ERROR_BODY_BYTES = 300
 _MIN_SCRUB_LENGTH = 8  # shorter header values are too likely to be ordinary words to scrub safely
 
 OnAttempt = Callable[["DeliveryAttempt"], Awaitable[object] | object]
+EventType = Literal["alert", "retrain", "alert.resolved"]
+Event = AlertEvent | RetrainEvent | AlertResolved
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class DeliveryAttempt:
     """One try at one target, as stored in ``alert_deliveries``. ``url`` is safe to store and log."""
 
     target_id: str  # alert_id or request_id
-    event_type: Literal["alert", "retrain"]
+    event_type: EventType
     channel: ChannelType
     url: str
     attempt: int
@@ -91,7 +93,7 @@ class _Prepared:
     """Everything an attempt needs, built once so every retry sends the same bytes and key."""
 
     target_id: str
-    event_type: Literal["alert", "retrain"]
+    event_type: EventType
     channel: ChannelType
     url: str
     safe_url: str
@@ -107,13 +109,23 @@ class _Try:
     retry_after: float | None
 
 
-def _target(event: AlertEvent | RetrainEvent) -> tuple[str, Literal["alert", "retrain"]]:
+def _target(event: Event) -> tuple[str, EventType]:
     if isinstance(event, AlertEvent):
         return event.alert_id, "alert"
+    if isinstance(event, AlertResolved):
+        return event.resolution_id, "alert.resolved"
     return event.request_id, "retrain"
 
 
-def _prepare(event: AlertEvent | RetrainEvent, channel: SlackChannel | WebhookChannel) -> _Prepared:
+def _slack_payload(event: Event) -> dict[str, object]:
+    if isinstance(event, AlertEvent):
+        return slack_message(event)
+    if isinstance(event, AlertResolved):
+        return slack_resolved_message(event)
+    return slack_retrain_message(event)
+
+
+def _prepare(event: Event, channel: SlackChannel | WebhookChannel) -> _Prepared:
     target_id, event_type = _target(event)
     headers = {
         "Content-Type": "application/json",
@@ -122,7 +134,7 @@ def _prepare(event: AlertEvent | RetrainEvent, channel: SlackChannel | WebhookCh
         EVENT_HEADER: event_type,
     }
     if isinstance(channel, SlackChannel):
-        payload = slack_message(event) if isinstance(event, AlertEvent) else slack_retrain_message(event)
+        payload = _slack_payload(event)
         url, secret = channel.webhook_url, None
         body = json.dumps(payload, ensure_ascii=False).encode()
         scrub: list[tuple[str, str]] = [(url, safe_url(url, "slack"))]
@@ -258,13 +270,11 @@ class Deliverer:
     ) -> None:
         await self.aclose()
 
-    async def deliver(
-        self, event: AlertEvent | RetrainEvent, channel: SlackChannel | WebhookChannel
-    ) -> DeliveryOutcome:
+    async def deliver(self, event: Event, channel: SlackChannel | WebhookChannel) -> DeliveryOutcome:
         """Deliver ``event`` to ``channel``; report each attempt; return how it ended. Never raises for
         delivery problems (cancellation still propagates)."""
         target_id, event_type = _target(event)
-        id_key = "alert_id" if event_type == "alert" else "request_id"
+        id_key = {"alert": "alert_id", "alert.resolved": "resolution_id", "retrain": "request_id"}[event_type]
         bound = log.bind(**{id_key: target_id}, channel=channel.type)
         try:
             prepared = _prepare(event, channel)

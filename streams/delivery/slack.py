@@ -1,8 +1,10 @@
 """Slack Block Kit messages for alerts and retraining requests.
 
-An on-call engineer should see from the notification alone what broke (metric, value vs threshold),
-where (project, model, version, window) and why (the features that drifted), with one click to the
-report. Slack rejects a whole message when one block breaks a limit, so every text is clipped to its
+An on-call engineer should see from the notification alone what broke (the breach in words, from
+``wording``: the same sentence the dashboard and webhooks carry), where (project, model, version,
+window) and why (the features that drifted, with their effect sizes), with one click to the alert's
+dashboard page (sign-in, then the page) and one to its window.
+Slack rejects a whole message when one block breaks a limit, so every text is clipped to its
 Block Kit limit here rather than trusting the size of user-controlled strings. Those strings (model,
 feature and monitor names) are escaped so they cannot inject links or @channel mentions.
 """
@@ -15,7 +17,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from schemas.events import AlertEvent, RetrainEvent
+from schemas.events import AlertEvent, AlertResolved, RetrainEvent
+from streams.delivery.wording import column_change
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
 HEADER_TEXT_MAX = 150
@@ -136,6 +139,11 @@ def _feature_lines(details: Mapping[str, Any]) -> tuple[list[str], int, int]:
             line += f" — {stat}{_num(row['value'])}"
         if "threshold" in row:
             line += f" (threshold {_num(row['threshold'])})"
+        if isinstance(row.get("effect"), int | float):
+            line += f", effect {_num(row['effect'])}"
+        change = column_change(str(row.get("name", "")), row.get("reference_mean"), row.get("current_mean"))
+        if change != str(row.get("name", "")):
+            line += f": {_esc(_clip(change, 120))}"
         lines.append(line)
     return lines, len(drifted), len(rows)
 
@@ -162,16 +170,21 @@ def _features_block(details: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"type": "section", "text": _mrkdwn(text, SECTION_TEXT_MAX)}
 
 
-def _report_button(url: str | None) -> dict[str, Any] | None:
+def _button(text: str, url: str | None, action_id: str) -> dict[str, Any] | None:
     if not url or not url.startswith(("https://", "http://")) or len(url) > BUTTON_URL_MAX:
         return None
-    button = {
+    return {
         "type": "button",
-        "text": {"type": "plain_text", "text": "Open report", "emoji": True},
+        "text": {"type": "plain_text", "text": text, "emoji": True},
         "url": url,
-        "action_id": "loopwatch_open_report",
+        "action_id": action_id,
     }
-    return {"type": "actions", "elements": [button]}
+
+
+def _buttons(*buttons: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Links to the dashboard (people sign in there), never to the API (it needs a key header)."""
+    present = [button for button in buttons if button is not None]
+    return {"type": "actions", "elements": present} if present else None
 
 
 def _message(fallback: str, blocks: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -188,10 +201,11 @@ def slack_message(alert: AlertEvent) -> dict[str, Any]:
         ("Project", _esc(alert.project)),
         ("Model", _model_label(alert.model, alert.model_version)),
         ("Metric", metric),
-        ("Value vs threshold", _value_vs_threshold(alert)),
         ("Window", _window(alert.window_start, alert.window_end)),
         ("Severity", _esc(alert.severity)),
     ]
+    if not alert.summary:
+        fields.insert(3, ("Value vs threshold", _value_vs_threshold(alert)))
     if alert.p_value is not None:
         fields.append(("p-value", _num(alert.p_value)))
     monitor = _esc(alert.monitor_name) + " " if alert.monitor_name else ""
@@ -200,15 +214,47 @@ def slack_message(alert: AlertEvent) -> dict[str, Any]:
         f"Monitor {monitor}{_code(alert.monitor_id)}",
         f"Fired {alert.fired_at:%Y-%m-%d %H:%M:%S} UTC",
     ]
-    fallback = f"{_esc(title)} — {metric} {_value_vs_threshold(alert)} ({_esc(alert.project)})"
+    said = _esc(alert.summary) if alert.summary else f"{metric} {_value_vs_threshold(alert)}"
+    fallback = f"{_esc(title)} — {said} ({_esc(alert.project)})"
+    summary = {"type": "section", "text": _mrkdwn(f"*{said}*", SECTION_TEXT_MAX)} if alert.summary else None
     return _message(
         fallback,
         [
             _header(title),
+            summary,
             _fields(fields),
             _features_block(alert.details),
             _context(context),
-            _report_button(alert.report_url),
+            _buttons(
+                _button("Open alert", alert.alert_url, "loopwatch_open_alert"),
+                _button("Open window", alert.window_url, "loopwatch_open_window"),
+            ),
+        ],
+    )
+
+
+def slack_resolved_message(event: AlertResolved) -> dict[str, Any]:
+    """The incoming-webhook payload for a resolved alert: which alert, since when it is calm."""
+    title = f"✅ Resolved: {event.monitor_name or event.monitor_id} on {event.model}"
+    said = f"was: {_esc(event.summary)}" if event.summary else f"alert {_code(event.alert_id)}"
+    calm = (
+        f"No breach in {event.calm_windows} evaluated window{'s' if event.calm_windows != 1 else ''} "
+        f"since {event.calm_since:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    fallback = f"{_esc(title)} — {calm} ({_esc(event.project)})"
+    return _message(
+        fallback,
+        [
+            _header(title),
+            {"type": "section", "text": _mrkdwn(f"{calm}\n{said}", SECTION_TEXT_MAX)},
+            _context(
+                [
+                    f"Alert {_code(event.alert_id)}",
+                    f"Monitor {_code(event.monitor_id)}",
+                    f"Fired for the window at {event.fired_window_start:%Y-%m-%d %H:%M:%S} UTC",
+                ]
+            ),
+            _buttons(_button("Open alert", event.alert_url, "loopwatch_open_alert")),
         ],
     )
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from schemas.events import AlertEvent, RetrainEvent
+from schemas.events import AlertEvent, AlertResolved, RetrainEvent
 from schemas.stats import StatRow
 from streams.delivery.sender import DeliveryAttempt
 from streams.monitors.records import (
@@ -32,6 +32,8 @@ from streams.monitors.records import (
     StoredRetrain,
 )
 from streams.storage import Claims, Storage, as_utc, ch_time
+from streams.storage.resolutions import ResolutionStore
+from streams.storage.snoozes import SnoozeStore
 
 _Alert = TypeVar("_Alert", bound=AlertEvent)
 _Retrain = TypeVar("_Retrain", bound=RetrainEvent)
@@ -58,7 +60,13 @@ _ALERT_COLUMNS = [
     "fired_at",
     "dedup_key",
     "channels",
+    "summary",
+    "alert_url",
+    "window_url",
+    "api_url",
+    "snoozed_until",
 ]
+_URL_COLUMNS = ("alert_url", "window_url", "api_url")
 _RETRAIN_COLUMNS = [
     "project",
     "request_id",
@@ -126,7 +134,7 @@ def delivery_summary(channels: int, targets: Sequence[DeliveryTarget]) -> Delive
 class Pending:
     """A stored event whose delivery is unfinished: the channel indexes (of its monitor) still owed it."""
 
-    event: AlertEvent | RetrainEvent
+    event: AlertEvent | RetrainEvent | AlertResolved
     monitor_id: str
     missing: list[int]
 
@@ -138,11 +146,15 @@ def _loads(text: str) -> dict[str, Any]:
 def _alert_event(row: Mapping[str, Any], cls: type[_Alert], **state: Any) -> _Alert:
     """The ``alerts`` row as ``cls`` (``insert_alerts`` in reverse): the ``AlertEvent`` it was written
     from, or a ``StoredAlert`` given its ``state`` (acknowledgement, delivery)."""
-    fields = {name: row[name] for name in AlertEvent.model_fields}
+    fields = {name: row[name] for name in AlertEvent.model_fields if name != "stats_api_url"}
     fields["details"] = _loads(row["details"])
-    fields["report_url"] = row["report_url"] or None
+    fields["stats_api_url"] = row["report_url"] or None  # the column's older name
+    for name in _URL_COLUMNS:
+        fields[name] = row[name] or None
     for name in ("window_start", "window_end", "fired_at"):
         fields[name] = as_utc(row[name])
+    if row["snoozed_until"] is not None:
+        fields["snoozed_until"] = as_utc(row["snoozed_until"])
     return cls.model_validate({**fields, **state})
 
 
@@ -185,6 +197,7 @@ def _attempt(row: Mapping[str, Any]) -> StoredAttempt:
         succeeded=bool(row["succeeded"]),
         final=bool(row["final"]),
         at=as_utc(row["at"]),
+        event=row["event"],
     )
 
 
@@ -207,6 +220,8 @@ class AlertStore:
         self._storage = storage
         self._db = storage.database
         self.claims = Claims(storage, owner)  # who fires and delivers what, across processes
+        self.resolutions = ResolutionStore(storage)
+        self.snoozes = SnoozeStore(storage)
 
     # ------------------------------------------------------------------ engine: writes and state
 
@@ -230,10 +245,15 @@ class AlertStore:
                 a.condition,
                 a.p_value,
                 _json(a.details),
-                a.report_url or "",
+                a.stats_api_url or "",
                 a.fired_at,
                 a.dedup_key,
                 channels.get(a.alert_id, 0),
+                a.summary,
+                a.alert_url or "",
+                a.window_url or "",
+                a.api_url or "",
+                a.snoozed_until,
             ]
             for a in alerts
         ]
@@ -276,17 +296,31 @@ class AlertStore:
     def fired_between(
         self, project: str, model: str, monitor_ids: Iterable[str], start: datetime, end: datetime
     ) -> list[tuple[str, datetime, str]]:
-        """(monitor_id, window_start, alert_id) of alerts of ``model`` with windows in [start, end]."""
+        """(monitor_id, window_start, alert_id) of unresolved alerts of ``model`` with windows in [start,
+        end]: the alerts whose cooldown holds back a new one (a resolved alert's breach is over)."""
         ids = sorted(set(monitor_ids))
         if not ids:
             return []
         rows = self._storage.query(
             f"SELECT monitor_id, window_start, alert_id FROM {self._db}.alerts WHERE project = {{project:String}} "
             "AND model = {model:String} AND monitor_id IN {ids:Array(String)} "
-            "AND window_start BETWEEN {start:DateTime64(3, 'UTC')} AND {end:DateTime64(3, 'UTC')}",
+            "AND window_start BETWEEN {start:DateTime64(3, 'UTC')} AND {end:DateTime64(3, 'UTC')} "
+            f"AND alert_id NOT IN (SELECT alert_id FROM {self._db}.alert_resolutions "
+            "WHERE project = {project:String})",
             {"project": project, "model": model, "ids": ids, "start": ch_time(start), "end": ch_time(end)},
         ).result_rows
         return [(monitor_id, as_utc(window_start), alert_id) for monitor_id, window_start, alert_id in rows]
+
+    def firing(self, project: str, model: str) -> list[AlertEvent]:
+        """Unresolved alerts of ``model`` (any monitor, any window), oldest window first."""
+        rows = self._storage.rows(
+            f"SELECT * FROM {self._db}.alerts FINAL WHERE project = {{project:String}} AND model = {{model:String}} "
+            f"AND alert_id NOT IN (SELECT alert_id FROM {self._db}.alert_resolutions "
+            "WHERE project = {project:String}) "
+            "ORDER BY window_start LIMIT 1000",
+            {"project": project, "model": model},
+        )
+        return [_alert_event(row, AlertEvent) for row in rows]
 
     def record_evaluations(self, verdicts: Sequence[Sequence[Any]]) -> None:
         """Store verdicts, each ``[project, monitor_id, model, window_start, window_end, breached, value,
@@ -413,13 +447,13 @@ class AlertStore:
             out.setdefault(row["target_id"], []).append(_target(row))
         return out
 
-    def attempts(self, project: str, target_id: str) -> list[StoredAttempt]:
-        """Every delivery attempt of an alert or request, oldest first."""
+    def attempts(self, project: str, *target_ids: str) -> list[StoredAttempt]:
+        """Every delivery attempt of an alert or request (and of its resolution), oldest first."""
         rows = self._storage.rows(
-            "SELECT channel_index, channel, url, attempt, status_code, error, latency_ms, succeeded, final, at "
-            f"FROM {self._db}.alert_deliveries WHERE project = {{project:String}} AND target_id = {{id:String}} "
-            "ORDER BY at, channel_index, attempt",
-            {"project": project, "id": target_id},
+            "SELECT channel_index, channel, url, attempt, status_code, error, latency_ms, succeeded, final, at, "
+            f"target_type AS event FROM {self._db}.alert_deliveries WHERE project = {{project:String}} "
+            "AND target_id IN {ids:Array(String)} ORDER BY at, channel_index, attempt",
+            {"project": project, "ids": list(target_ids)},
         )
         return [_attempt(row) for row in rows]
 
@@ -438,9 +472,18 @@ class AlertStore:
         retrains = self._storage.rows(
             self._pending_sql("retrain_requests", "request_id", "created_at", _RETRAIN_COLUMNS), params
         )
+        resolutions = self._storage.rows(
+            self._pending_sql(
+                "alert_resolutions", "resolution_id", "resolved_at", ["project", "resolution_id", "monitor_id", "body"]
+            ),
+            params,
+        )
         pending = [Pending(_alert_event(row, AlertEvent), row["monitor_id"], list(row["missing"])) for row in alerts]
         for row in retrains:
             pending.append(Pending(_retrain_event(row, RetrainEvent), row["monitor_id"], list(row["missing"])))
+        for row in resolutions:
+            event = AlertResolved.model_validate_json(row["body"])
+            pending.append(Pending(event, row["monitor_id"], list(row["missing"])))
         return pending
 
     def _pending_sql(
@@ -477,7 +520,9 @@ class AlertStore:
             "a.severity AS severity, a.window_start AS window_start, a.window_end AS window_end, a.metric AS metric, "
             "a.dimension AS dimension, a.value AS value, a.threshold AS threshold, a.condition AS condition, "
             "a.p_value AS p_value, a.details AS details, a.report_url AS report_url, a.fired_at AS fired_at, "
-            "a.dedup_key AS dedup_key, a.channels AS channels, k.acked AS acked, k.acked_at AS acked_at, "
+            "a.dedup_key AS dedup_key, a.channels AS channels, a.summary AS summary, a.alert_url AS alert_url, "
+            "a.window_url AS window_url, a.api_url AS api_url, a.snoozed_until AS snoozed_until, "
+            "k.acked AS acked, k.acked_at AS acked_at, "
             "k.acked_by AS acked_by, k.note AS ack_note "
             f"FROM (SELECT * FROM {self._db}.alerts FINAL WHERE {' AND '.join(clauses)}) AS a "
             "LEFT JOIN (SELECT alert_id, toUInt8(1) AS acked, acked_at, acked_by, note "
@@ -486,6 +531,7 @@ class AlertStore:
             {**params, "project": project, "limit": limit},
         )
         targets = self._targets(project, [row["alert_id"] for row in rows])
+        resolved = self.resolutions.of_alerts(project, [row["alert_id"] for row in rows])
         return [
             _alert_event(
                 row,
@@ -495,6 +541,7 @@ class AlertStore:
                 acked_by=row["acked_by"] if row["acked"] else None,
                 ack_note=row["ack_note"] if row["acked"] else None,
                 delivery=delivery_summary(row["channels"], targets.get(row["alert_id"], [])),
+                resolution=resolved.get(row["alert_id"]),
             )
             for row in rows
         ]
@@ -542,7 +589,9 @@ class AlertStore:
         rows = self._alert_rows(project, ["alert_id = {alert_id:String}"], {"alert_id": alert_id}, None, 1)
         if not rows:
             return None
-        return AlertDetail(**dict(rows[0]), attempts=tuple(self.attempts(project, alert_id)))
+        alert = rows[0]
+        ids = [alert_id] + ([alert.resolution.resolution_id] if alert.resolution is not None else [])
+        return AlertDetail(**dict(alert), attempts=tuple(self.attempts(project, *ids)))
 
     def ack(self, project: str, alert_id: str, *, by: str, note: str = "") -> AlertDetail | None:
         """Acknowledge an alert (idempotent: the first acknowledgement stays); None when unknown."""

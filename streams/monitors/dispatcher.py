@@ -37,7 +37,7 @@ import structlog
 from loopwatch_sdk.wire import model_key
 
 from schemas.channels import SlackChannel, WebhookChannel
-from schemas.events import AlertEvent, RetrainEvent
+from schemas.events import AlertEvent, AlertResolved, RetrainEvent
 from schemas.monitors import Monitor
 from schemas.settings import Settings
 from schemas.topics import Topics
@@ -48,7 +48,8 @@ from streams.storage import generation
 log = structlog.get_logger(__name__)
 
 TopicKind = Literal["alerts", "retrain"]
-Publish = Callable[[TopicKind, AlertEvent | RetrainEvent], Awaitable[object]]
+Event = AlertEvent | RetrainEvent | AlertResolved
+Publish = Callable[[TopicKind, Event], Awaitable[object]]
 MonitorLookup = Callable[[str, str], Monitor | None]
 # What a periodic resume leaves alone: another process sharing the store may still be delivering it
 # (a delivery retries for a few minutes at most). Start-up does not wait (``resume_pending``).
@@ -62,19 +63,21 @@ def topic_publisher(send: Callable[[str, bytes, bytes], Awaitable[object]], topi
     ``lambda topic, value, key: worker.app.send(topic, key=key, value=value)`` in a faust worker.
     """
 
-    async def publish(kind: TopicKind, event: AlertEvent | RetrainEvent) -> None:
+    async def publish(kind: TopicKind, event: Event) -> None:
         topic = topics.alerts if kind == "alerts" else topics.retrain
         await send(topic, event.model_dump_json().encode(), model_key(event.project, event.model).encode())
 
     return publish
 
 
-def _target_id(event: AlertEvent | RetrainEvent) -> str:
+def _target_id(event: Event) -> str:
+    if isinstance(event, AlertResolved):
+        return event.resolution_id
     return event.alert_id if isinstance(event, AlertEvent) else event.request_id
 
 
-def _monitor_id(event: AlertEvent | RetrainEvent) -> str:
-    if isinstance(event, AlertEvent):
+def _monitor_id(event: Event) -> str:
+    if isinstance(event, AlertEvent | AlertResolved):
         return event.monitor_id
     return str(event.evidence.get("monitor_id", ""))
 
@@ -125,13 +128,17 @@ class AlertDispatcher:
         return task
 
     def submit(
-        self, alerts: Sequence[AlertEvent], retrains: Sequence[RetrainEvent], monitors: Iterable[Monitor]
+        self,
+        alerts: Sequence[AlertEvent],
+        retrains: Sequence[RetrainEvent],
+        monitors: Iterable[Monitor],
+        resolved: Sequence[AlertResolved] = (),
     ) -> concurrent.futures.Future[list[DeliveryOutcome]] | None:
         """Schedule ``dispatch`` on the bound loop from any thread; never blocks, never raises.
 
         Without a bound loop the events stay stored and undelivered until ``resume_pending`` runs.
         """
-        if not alerts and not retrains:
+        if not alerts and not retrains and not resolved:
             return None
         loop = self._loop
         if loop is None or loop.is_closed() or self._closed:
@@ -139,7 +146,7 @@ class AlertDispatcher:
                 "dispatch_unscheduled", reason="no running dispatcher", alerts=len(alerts), retrains=len(retrains)
             )
             return None
-        coroutine = self._dispatch_tracked(alerts, retrains, list(monitors))
+        coroutine = self._dispatch_tracked(alerts, retrains, list(monitors), resolved)
         try:
             return asyncio.run_coroutine_threadsafe(coroutine, loop)
         except RuntimeError:  # the loop closed meanwhile
@@ -148,7 +155,11 @@ class AlertDispatcher:
             return None
 
     async def _dispatch_tracked(
-        self, alerts: Sequence[AlertEvent], retrains: Sequence[RetrainEvent], monitors: list[Monitor]
+        self,
+        alerts: Sequence[AlertEvent],
+        retrains: Sequence[RetrainEvent],
+        monitors: list[Monitor],
+        resolved: Sequence[AlertResolved] = (),
     ) -> list[DeliveryOutcome]:
         """``dispatch`` as a task ``aclose`` waits for, like ``spawn``'s; ``run_coroutine_threadsafe`` makes
         the task, so it registers itself in its first step."""
@@ -159,7 +170,7 @@ class AlertDispatcher:
         assert task is not None
         self._tasks.add(task)
         try:
-            return await self.dispatch(alerts, retrains, monitors)
+            return await self.dispatch(alerts, retrains, monitors, resolved=resolved)
         finally:
             self._tasks.discard(task)
 
@@ -196,6 +207,7 @@ class AlertDispatcher:
         retrains: Sequence[RetrainEvent],
         monitors: Iterable[Monitor],
         *,
+        resolved: Sequence[AlertResolved] = (),
         only: dict[str, list[int]] | None = None,
     ) -> list[DeliveryOutcome]:
         """Publish (when configured) and deliver each event to its monitor's channels.
@@ -207,8 +219,8 @@ class AlertDispatcher:
         claimed: list[tuple[str, int]] = []
         try:
             by_key = {(monitor.project, monitor.monitor_id): monitor for monitor in monitors}
-            events: list[AlertEvent | RetrainEvent] = [*alerts, *retrains]
-            deliveries: list[tuple[AlertEvent | RetrainEvent, str, int, SlackChannel | WebhookChannel]] = []
+            events: list[Event] = [*alerts, *retrains, *resolved]
+            deliveries: list[tuple[Event, str, int, SlackChannel | WebhookChannel]] = []
             for event in events:
                 monitor = by_key.get((event.project, _monitor_id(event)))
                 if monitor is None:
@@ -281,16 +293,16 @@ class AlertDispatcher:
             won |= {keys[key] for key in claims.claim(project, "delivery", list(keys))}
         return won
 
-    async def _publish_one(self, event: AlertEvent | RetrainEvent) -> None:
+    async def _publish_one(self, event: Event) -> None:
         assert self._publish is not None
-        kind: TopicKind = "alerts" if isinstance(event, AlertEvent) else "retrain"
+        kind: TopicKind = "retrain" if isinstance(event, RetrainEvent) else "alerts"
         try:
             await self._publish(kind, event)
         except Exception:  # delivery to channels must not depend on the bus
             log.exception("publish_failed", topic_kind=kind, project=event.project)
 
     async def _deliver(
-        self, event: AlertEvent | RetrainEvent, monitor_id: str, index: int, channel: SlackChannel | WebhookChannel
+        self, event: Event, monitor_id: str, index: int, channel: SlackChannel | WebhookChannel
     ) -> DeliveryOutcome:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._max_concurrency)
@@ -343,9 +355,10 @@ class AlertDispatcher:
             return 0
         alerts = [row.event for row in rows if isinstance(row.event, AlertEvent)]
         retrains = [row.event for row in rows if isinstance(row.event, RetrainEvent)]
-        log.warning("delivery_resumed", alerts=len(alerts), retrains=len(retrains))
+        resolved = [row.event for row in rows if isinstance(row.event, AlertResolved)]
+        log.warning("delivery_resumed", alerts=len(alerts), retrains=len(retrains), resolved=len(resolved))
         only = {_target_id(row.event): row.missing for row in rows}
-        await self.dispatch(alerts, retrains, monitors.values(), only=only)
+        await self.dispatch(alerts, retrains, monitors.values(), resolved=resolved, only=only)
         return len(rows)
 
     @staticmethod

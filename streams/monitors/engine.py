@@ -21,6 +21,13 @@ once per window and again whenever a window is recomputed (late feedback). Per w
    may close windows out of order), so it survives restarts. Its id is derived from (monitor, model,
    episode) and it is claimed like an alert, so processes racing in one episode fire it once.
 
+6. snooze: a monitor snoozed (``monitor_snoozes``) for the model at evaluation time still stores its
+   alert, with ``snoozed_until`` and no channel owed: it is never delivered, nor its resolution;
+7. resolution: a firing alert of (monitor, model) is resolved when ``resolve_after`` evaluated windows
+   in a row after it did not breach (breaching verdicts are always stored, calm ones of monitors with a
+   firing alert or a retraining rule). The resolution's id is derived from the alert and a ``resolve``
+   claim decides which process announces it, so it is stored and sent once.
+
 Only model-wide rows (``model_version == ''``) are evaluated; per-version copies are for dashboards.
 Alerts and requests are stored before ``evaluate`` returns, so delivery works from stored facts.
 """
@@ -34,13 +41,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import structlog
 
-from schemas.events import AlertEvent, AlertKind, RetrainEvent
+from schemas.events import AlertEvent, AlertKind, AlertResolved, RetrainEvent
 from schemas.monitors import (
     FlaggedCondition,
     Monitor,
@@ -51,6 +58,7 @@ from schemas.monitors import (
 from schemas.settings import Settings
 from schemas.stats import StatRow
 from streams import metrics
+from streams.delivery.wording import breach_words
 from streams.monitors.alerts import AlertStore
 from streams.monitors.records import Evaluation
 from streams.monitors.store import MonitorStore
@@ -59,6 +67,7 @@ from streams.storage import as_utc
 log = structlog.get_logger(__name__)
 
 TOP_FEATURES = 50  # drift details carry at most this many columns, most drifted first
+QUIET_SECONDS = 60.0  # how long "no unresolved alert for this model" is trusted without asking again
 MAX_BREACHES = 20
 
 
@@ -69,9 +78,17 @@ class EvaluationResult:
     alerts: list[AlertEvent] = field(default_factory=list)
     retrains: list[RetrainEvent] = field(default_factory=list)
     monitors: list[Monitor] = field(default_factory=list)
+    resolved: list[AlertResolved] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.retrains)
+        return bool(self.alerts or self.retrains or self.resolved)
+
+    def add_monitors(self, monitors: Sequence[Monitor]) -> None:
+        known = {(m.project, m.monitor_id) for m in self.monitors}
+        for monitor in monitors:
+            if (monitor.project, monitor.monitor_id) not in known:
+                known.add((monitor.project, monitor.monitor_id))
+                self.monitors.append(monitor)
 
 
 @dataclass
@@ -183,6 +200,34 @@ def top_features(rows: Sequence[StatRow], limit: int = TOP_FEATURES) -> list[dic
     return features[:limit]
 
 
+def window_url(base: str, model: str, start: datetime) -> str:
+    """The dashboard page of a model's window (the alert's window links there)."""
+    return f"{base}/ui/models/{quote(model, safe='')}/windows/{quote(as_utc(start).isoformat(), safe='')}"
+
+
+def _add_family_effects(features: list[dict[str, Any]], families: Sequence[StatRow], verdict: bool) -> None:
+    """Each column's effect size and family-adjusted p-value (the family rule's evidence) beside its
+    Evidently statistic, where the family verdicts of the window carry them. With ``verdict`` (a
+    ``family_drift`` monitor) a column is ``drifted`` by the family rule, as the alert's summary counts
+    it, not by Evidently's per-column test, and the columns are ordered by effect."""
+    evidence: dict[str, dict[str, Any]] = {}
+    for row in families:
+        for item in row.details.get("evidence") or []:
+            if isinstance(item, dict) and "column" in item:
+                evidence[str(item["column"])] = item
+    for feature in features:
+        item = evidence.get(str(feature["name"]))
+        if item is not None:
+            feature["effect"] = _finite(item.get("effect"), None)
+            feature["family_p_value"] = _finite(item.get("p_value"), None)
+            feature["reference_mean"] = _finite(item.get("reference_mean"), None)
+            feature["current_mean"] = _finite(item.get("current_mean"), None)
+            if verdict:
+                feature["drifted"] = bool(item.get("drifted"))
+    if verdict:
+        features.sort(key=lambda f: (not f["drifted"], -(f.get("effect") or 0.0), f["name"]))
+
+
 class MonitorEngine:
     """Evaluates statistics rows against the project's monitors; thread-safe (one evaluation at a time)."""
 
@@ -192,6 +237,9 @@ class MonitorEngine:
         self.settings = settings
         self._lock = threading.Lock()
         self._verdicts: list[list[Any]] = []  # this window's verdicts, written in one insert
+        # (project, model) → until when it is known to have no unresolved alert: spares calm windows
+        # the query for alerts to resolve (an alert another process fires is seen after this at most)
+        self._quiet: dict[tuple[str, str], float] = {}
 
     def evaluate(self, rows: Sequence[StatRow]) -> EvaluationResult:
         """Fire (and store) the alerts and retraining requests ``rows`` call for. Raises StorageError."""
@@ -228,12 +276,19 @@ class MonitorEngine:
             breaching = [row for row in counted if _row_breaches(monitor, row)]
             if breaching:
                 verdicts.append(_Verdict(monitor, breaching, _worst(monitor, breaching)))
-            elif monitor.retrain_after:
+            else:
                 unbreached.append((monitor, counted[0]))
-        for monitor, row in unbreached:  # a calm window ends the streak
-            self._record(monitor, model, (start, end), breached=False, value=row.value)
+        firing = (
+            self._resolve(project, model, (start, end), [m for m, _ in unbreached], result) if unbreached else set()
+        )
+        for monitor, row in unbreached:  # a calm verdict ends a retraining streak, counts towards resolving
+            if monitor.retrain_after or monitor.monitor_id in firing:  # (other calm verdicts are not needed)
+                self._record(monitor, model, (start, end), breached=False, value=row.value)
         if not verdicts:
             return
+        snoozed = self.alerts.snoozes.snoozed_until(
+            project, [v.monitor.monitor_id for v in verdicts], model, at=datetime.now(UTC)
+        )
 
         fired = self.alerts.alerts_by_dedup_key(
             project, [dedup_key(v.monitor.monitor_id, model, start) for v in verdicts]
@@ -275,12 +330,19 @@ class MonitorEngine:
                 )
                 alert_ids[monitor.monitor_id] = holder
                 continue
-            alert = self._alert(verdict, model, start, end, rows)
+            alert = self._alert(verdict, model, start, end, rows, snoozed.get(monitor.monitor_id))
             new_alerts.append(alert)
             alert_ids[monitor.monitor_id] = alert.alert_id
+        for verdict in verdicts:  # monitors with retrain_after record theirs in ``_streak``
+            if not verdict.monitor.retrain_after:
+                alert_id = alert_ids.get(verdict.monitor.monitor_id, "")
+                self._record(
+                    verdict.monitor, model, (start, end), breached=True, value=verdict.worst.value, alert_id=alert_id
+                )
         if new_alerts:
+            # A snoozed monitor's alert is stored owing no channel: never delivered, not even later.
             channels = {
-                a.alert_id: len(v.monitor.channels)
+                a.alert_id: 0 if a.snoozed_until is not None else len(v.monitor.channels)
                 for a in new_alerts
                 for v in verdicts
                 if v.monitor.monitor_id == a.monitor_id
@@ -288,8 +350,19 @@ class MonitorEngine:
             # Stored first (same id everywhere, so a racing process's copy collapses into it; a crash
             # after this leaves the alert to the delivery sweep), then announced by the claim's winner.
             self.alerts.insert_alerts(new_alerts, channels)
+            self._quiet.pop((project, model), None)
             won = self.alerts.claims.claim(project, "alert", [a.alert_id for a in new_alerts])
-            new_alerts = [alert for alert in new_alerts if alert.alert_id in won]
+            for alert in new_alerts:
+                if alert.alert_id in won and alert.snoozed_until is not None:
+                    log.info(
+                        "alert_snoozed",
+                        project=project,
+                        model=model,
+                        monitor_id=alert.monitor_id,
+                        alert_id=alert.alert_id,
+                        until=alert.snoozed_until.isoformat(),
+                    )
+            new_alerts = [alert for alert in new_alerts if alert.alert_id in won and alert.snoozed_until is None]
         if new_alerts:
             metrics.alerts_fired(new_alerts)
             result.alerts += new_alerts
@@ -312,12 +385,93 @@ class MonitorEngine:
                     new_retrains.append(retrain)
         result.retrains += new_retrains
         firing = {a.monitor_id for a in new_alerts} | {r.evidence["monitor_id"] for r in new_retrains}
-        known = {(m.project, m.monitor_id) for m in result.monitors}
-        result.monitors += [
-            v.monitor
-            for v in verdicts
-            if v.monitor.monitor_id in firing and (project, v.monitor.monitor_id) not in known
-        ]
+        result.add_monitors([v.monitor for v in verdicts if v.monitor.monitor_id in firing])
+
+    # ------------------------------------------------------------------ resolution
+
+    def _resolve(
+        self,
+        project: str,
+        model: str,
+        window: tuple[datetime, datetime],
+        calm: list[Monitor],
+        result: EvaluationResult,
+    ) -> set[str]:
+        """Resolve the firing alerts of monitors that ``calm`` this window completes ``resolve_after``
+        evaluated calm windows for. Stored by every process that gets here (one id per alert), announced
+        by the winner of the ``resolve`` claim, and only to channels that were sent the alert. Returns
+        the monitors that had firing alerts of ``model`` (their calm verdict is worth storing)."""
+        start, end = window
+        key = (project, model)
+        if self._quiet.get(key, 0.0) > time.monotonic():
+            return set()  # no alert of this model was firing a moment ago, and none fired here since
+        unresolved = self.alerts.firing(project, model)
+        if not unresolved:
+            self._quiet[key] = time.monotonic() + QUIET_SECONDS
+            return set()
+        calm_ids = {monitor.monitor_id for monitor in calm}
+        firing: dict[str, list[AlertEvent]] = defaultdict(list)
+        for alert in unresolved:
+            if alert.monitor_id in calm_ids and alert.window_start < start:
+                firing[alert.monitor_id].append(alert)
+        resolutions: list[AlertResolved] = []
+        channels: dict[str, int] = {}
+        monitors: dict[str, Monitor] = {}
+        for monitor in calm:
+            alerts = firing.get(monitor.monitor_id)
+            if not alerts:
+                continue
+            needed = monitor.resolve_after
+            history = [
+                row
+                for row in self.alerts.evaluations(project, monitor.monitor_id, model, up_to=start, limit=needed + 1)
+                if row.window_start != start
+            ][: needed - 1]
+            streak = [Evaluation(start, end, False, 0.0, "", ""), *history]
+            if len(streak) < needed or any(row.breached for row in streak):
+                continue
+            calm_since = streak[-1].window_start
+            for alert in alerts:
+                if alert.window_start >= calm_since:
+                    continue
+                resolution = AlertResolved(
+                    resolution_id=stable_id("resolved", project, alert.alert_id),
+                    alert_id=alert.alert_id,
+                    project=project,
+                    monitor_id=monitor.monitor_id,
+                    monitor_name=alert.monitor_name,
+                    model=model,
+                    severity=alert.severity,
+                    summary=alert.summary,
+                    fired_window_start=alert.window_start,
+                    calm_since=calm_since,
+                    calm_windows=needed,
+                    resolved_window_end=end,
+                    alert_url=alert.alert_url,
+                    api_url=alert.api_url,
+                )
+                resolutions.append(resolution)
+                sent = alert.snoozed_until is None and bool(monitor.channels)
+                channels[resolution.resolution_id] = len(monitor.channels) if sent else 0
+                monitors[resolution.resolution_id] = monitor
+        if not resolutions:
+            return set(firing)
+        self.alerts.resolutions.insert(resolutions, channels)
+        won = self.alerts.claims.claim(project, "resolve", [r.alert_id for r in resolutions])
+        announced = [r for r in resolutions if r.alert_id in won]
+        for resolution in announced:
+            log.info(
+                "alert_resolved",
+                project=project,
+                model=model,
+                monitor_id=resolution.monitor_id,
+                alert_id=resolution.alert_id,
+                calm_windows=resolution.calm_windows,
+            )
+        delivered = [r for r in announced if channels[r.resolution_id]]
+        result.resolved += delivered
+        result.add_monitors([monitors[r.resolution_id] for r in delivered])
+        return set(firing)
 
     def _record(
         self,
@@ -347,10 +501,23 @@ class MonitorEngine:
 
     # ------------------------------------------------------------------ alerts
 
-    def _alert(self, verdict: _Verdict, model: str, start: datetime, end: datetime, rows: list[StatRow]) -> AlertEvent:
+    def _alert(
+        self,
+        verdict: _Verdict,
+        model: str,
+        start: datetime,
+        end: datetime,
+        rows: list[StatRow],
+        snoozed_until: datetime | None = None,
+    ) -> AlertEvent:
         monitor, worst = verdict.monitor, verdict.worst
         condition, threshold = _describe(monitor)
-        details: dict[str, Any] = {"sample_size": worst.sample_size, "statistic": dict(worst.details)}
+        ordered = sorted(verdict.breaching, key=lambda r: r is not worst)
+        details: dict[str, Any] = {
+            "sample_size": worst.sample_size,
+            "statistic": dict(worst.details),
+            "resolve_after": monitor.resolve_after,
+        }
         if len(verdict.breaching) > 1 or (monitor.dimension in ("", "*") and worst.dimension):
             details["breaching"] = [
                 {
@@ -366,12 +533,16 @@ class MonitorEngine:
             columns = [row for row in rows if row.metric == "column_drift"]
             if not columns:
                 columns = self.alerts.drift_columns(monitor.project, model, start)
-            features = top_features(columns)
-            details["features"] = features
-            details["drifted_columns"] = sum(1 for row in columns if row.flagged)
+            features = top_features(columns, limit=len(columns))
+            by_family_rule = monitor.metric == "family_drift"
+            _add_family_effects(features, [row for row in rows if row.metric == "family_drift"], by_family_rule)
+            details["features"] = features[:TOP_FEATURES]
+            details["drifted_columns"] = sum(1 for feature in features if feature["drifted"])
             details["columns"] = len(columns)
+        alert_id = stable_id("alert", monitor.project, dedup_key(monitor.monitor_id, model, start))
+        base = self.settings.public_url.rstrip("/")
         return AlertEvent(
-            alert_id=stable_id("alert", monitor.project, dedup_key(monitor.monitor_id, model, start)),
+            alert_id=alert_id,
             project=monitor.project,
             monitor_id=monitor.monitor_id,
             monitor_name=monitor.name,
@@ -387,11 +558,16 @@ class MonitorEngine:
             condition=condition,
             p_value=_finite(worst.p_value, None),
             details=details,
-            report_url=self._report_url(monitor, model, start, end),
+            summary=breach_words(ordered, condition=condition, threshold=threshold),
+            alert_url=f"{base}/ui/alerts/{quote(alert_id, safe='')}?" + urlencode({"project": monitor.project}),
+            window_url=window_url(base, model, start),
+            api_url=f"{base}/v1/alerts/{quote(alert_id, safe='')}",
+            stats_api_url=self._stats_api_url(monitor, model, start, end),
+            snoozed_until=snoozed_until,
             dedup_key=dedup_key(monitor.monitor_id, model, start),
         )
 
-    def _report_url(self, monitor: Monitor, model: str, start: datetime, end: datetime) -> str:
+    def _stats_api_url(self, monitor: Monitor, model: str, start: datetime, end: datetime) -> str:
         base = self.settings.public_url.rstrip("/")
         if monitor.family == "drift":
             return f"{base}/v1/reports/drift?" + urlencode({"model": model, "window_start": start.isoformat()})

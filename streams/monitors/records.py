@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from schemas.events import AlertEvent, RetrainEvent
+from schemas.events import AlertEvent, AlertResolved, RetrainEvent
 
 AlertStatus = Literal["open", "acked"]
 TargetStatus = Literal["pending", "delivered", "failed"]
@@ -59,6 +59,7 @@ class StoredAttempt:
     succeeded: bool
     final: bool
     at: datetime
+    event: str = "alert"  # what was sent: ``alert``, ``alert.resolved`` or ``retrain``
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class StoredAlert(AlertEvent):
     acked_by: str | None
     ack_note: str | None
     delivery: DeliverySummary
+    resolution: AlertResolved | None = None  # set once the alert stopped breaching
 
 
 class AlertDetail(StoredAlert):

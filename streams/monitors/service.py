@@ -104,7 +104,7 @@ class Monitoring:
             log.exception("monitor_evaluation_failed", rows=len(batch), kept_for_retry=len(self._retry))
             return EvaluationResult()
         if result:
-            self.dispatcher.submit(result.alerts, result.retrains, result.monitors)
+            self.dispatcher.submit(result.alerts, result.retrains, result.monitors, result.resolved)
         return result
 
     def on_rows(self, rows: list[StatRow]) -> None:

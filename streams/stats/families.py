@@ -232,9 +232,29 @@ def family_rows(key: WindowKey, verdicts: Sequence[FamilyVerdict], sample_size: 
                 "strongest_effect": verdict.strongest_effect,
                 "min_effect": verdict.min_effect,
                 "rule": "bonferroni_min_p_with_effect_gate",
+                "evidence": family_evidence(verdict),
             },
         )
         for verdict in verdicts
+    ]
+
+
+def family_evidence(verdict: FamilyVerdict) -> list[dict[str, Any]]:
+    """Each tested column of a family as the rule judged it (effect, adjusted p-value, means), drifted
+    columns first, then by effect: what the alert, the window page and Slack show beside p-values."""
+    drifted = set(verdict.drifted_columns)
+    ordered = sorted(verdict.columns, key=lambda e: (e.column not in drifted, -e.effect, e.column))
+    return [
+        {
+            "column": e.column,
+            "test": e.test,
+            "effect": e.effect,
+            "p_value": verdict.adjusted_p_value(e),
+            "drifted": e.column in drifted,
+            "reference_mean": e.reference_mean,
+            "current_mean": e.current_mean,
+        }
+        for e in ordered
     ]
 
 

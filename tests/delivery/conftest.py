@@ -108,7 +108,10 @@ def alert() -> AlertEvent:
                 },
             ]
         },
-        report_url="https://loopwatch.example.com/reports/drift?alert=alert-7f3a",
+        alert_url="https://loopwatch.example.com/ui/alerts/alert-7f3a?project=checkout",
+        window_url="https://loopwatch.example.com/ui/models/fraud-scorer/windows/2025-03-04T10%3A00%3A00%2B00%3A00",
+        api_url="https://loopwatch.example.com/v1/alerts/alert-7f3a",
+        stats_api_url="https://loopwatch.example.com/v1/reports/drift?model=fraud-scorer&window_start=2025-03-04T10%3A00%3A00%2B00%3A00",
         dedup_key="mon-42:fraud-scorer:2025-03-04T10:00",
     )
 

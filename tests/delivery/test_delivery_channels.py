@@ -96,6 +96,7 @@ def test_public_api_is_exactly_all() -> None:
             "parse_channel",
             "sign",
             "slack_message",
+            "slack_resolved_message",
             "slack_retrain_message",
             "verify",
         ]

@@ -9,9 +9,9 @@ import pytest
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
-from schemas.events import AlertEvent, RetrainEvent
+from schemas.events import AlertEvent, AlertResolved, RetrainEvent
 from streams.delivery import slack as limits
-from streams.delivery import slack_message, slack_retrain_message
+from streams.delivery import slack_message, slack_resolved_message, slack_retrain_message
 
 
 def assert_valid_for_slack(payload: dict[str, Any]) -> None:
@@ -80,17 +80,21 @@ class TestAlertMessage:
             assert stat in features
         assert "country" not in features  # not drifted
 
-    def test_context_and_report_button(self, alert: AlertEvent) -> None:
+    def test_context_and_dashboard_buttons(self, alert: AlertEvent) -> None:
         payload = slack_message(alert)
         context = " ".join(element["text"] for element in blocks_of(payload, "context")[0]["elements"])
         assert "alert-7f3a" in context
         assert "mon-42" in context
         assert "Feature drift (PSI)" in context
-        button = blocks_of(payload, "actions")[0]["elements"][0]
-        assert button["url"] == alert.report_url
+        buttons = blocks_of(payload, "actions")[0]["elements"]
+        assert [(b["text"]["text"], b["url"]) for b in buttons] == [
+            ("Open alert", alert.alert_url),
+            ("Open window", alert.window_url),
+        ]
+        assert all("/v1/" not in b["url"] for b in buttons)  # the API answers a browser 401
 
-    def test_no_report_no_button(self, alert: AlertEvent) -> None:
-        payload = slack_message(alert.model_copy(update={"report_url": None}))
+    def test_no_links_no_buttons(self, alert: AlertEvent) -> None:
+        payload = slack_message(alert.model_copy(update={"alert_url": None, "window_url": None}))
         assert blocks_of(payload, "actions") == []
         assert_valid_for_slack(payload)
 
@@ -231,3 +235,31 @@ class TestRetrainMessage:
         assert_valid_for_slack(payload)
         assert_within_limits(payload)
         assert "and 45 more" in all_text(payload)
+
+
+class TestResolvedMessage:
+    """A resolved alert is a valid Block Kit message that names the alert and links to its page."""
+
+    def test_names_the_alert_and_links_the_dashboard(self, alert: AlertEvent) -> None:
+        resolved = AlertResolved(
+            resolution_id="res-1",
+            alert_id=alert.alert_id,
+            project=alert.project,
+            monitor_id=alert.monitor_id,
+            monitor_name=alert.monitor_name,
+            model=alert.model,
+            summary="features family drifted: 3 of 4 columns, feature.amount 12 → 30",
+            fired_window_start=alert.window_start,
+            calm_since=alert.window_end,
+            calm_windows=2,
+            resolved_window_end=alert.window_end + (alert.window_end - alert.window_start) * 2,
+            alert_url=alert.alert_url,
+        )
+        payload = slack_resolved_message(resolved)
+        assert_valid_for_slack(payload)
+        text = json.dumps(payload, ensure_ascii=False)
+        assert "Resolved: Feature drift (PSI) on fraud-scorer" in text
+        assert alert.alert_id in text
+        assert "No breach in 2 evaluated windows since 2025-03-04 10:05:00 UTC" in text
+        assert "was: features family drifted: 3 of 4 columns" in text
+        assert blocks_of(payload, "actions")[0]["elements"][0]["url"] == alert.alert_url

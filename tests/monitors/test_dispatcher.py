@@ -141,7 +141,7 @@ class TestSlackAndFanOut:
         text = json.dumps(alert_payload)
         assert "Drift detected: m1" in text
         assert "feature.country" in text
-        assert "Open report" in text
+        assert "Open alert" in text
         assert "Retraining requested: m1" in json.dumps(by_type["retrain"])
         retrain = RetrainEvent.model_validate_json(next(r.body for r in receiver.requests if r.event_type == "retrain"))
         assert retrain == result.retrains[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import quote, parse_qs, urlsplit
 
 import pytest
 
@@ -63,9 +63,16 @@ class TestDriftAlert:
             "score": pytest.approx(6.92, abs=0.01),
         }
         assert (alert.details["drifted_columns"], alert.details["columns"]) == (4, 5)
-        link = urlsplit(alert.report_url or "")
+        link = urlsplit(alert.stats_api_url or "")
         assert f"{link.scheme}://{link.netloc}{link.path}" == "https://loopwatch.example.com/v1/reports/drift"
         assert parse_qs(link.query) == {"model": ["m1"], "window_start": [start.isoformat()]}
+        # people get the dashboard (sign-in, then the page), machines the API under their own names
+        assert alert.alert_url == f"https://loopwatch.example.com/ui/alerts/{alert.alert_id}?project=shop"
+        assert alert.window_url == (
+            "https://loopwatch.example.com/ui/models/m1/windows/" + quote(start.isoformat(), safe="")
+        )
+        assert alert.api_url == f"https://loopwatch.example.com/v1/alerts/{alert.alert_id}"
+        assert alert.summary == "4 of 5 columns drifted (80 %, Evidently's share rule flags at 50 %)"
         assert [a.alert_id for a in _stored_alerts(monitoring)] == [alert.alert_id]
         assert result.monitors[0].monitor_id == monitor_id
 
@@ -125,7 +132,8 @@ class TestConditions:
         assert not monitoring.engine.evaluate([_p95(1, 9000.0, sample_size=49)])  # too few calls to judge
         alert = monitoring.engine.evaluate([_p95(2, 2500.0, sample_size=50)]).alerts[0]
         assert (alert.kind, alert.value, alert.threshold, alert.condition) == ("latency", 2500.0, 2000.0, ">")
-        assert "/v1/stats/latency?" in (alert.report_url or "")
+        assert "/v1/stats/latency?" in (alert.stats_api_url or "")
+        assert alert.summary == "latency_p95_ms 2,500 ms > 2,000 ms"
 
     def test_error_rate_alerts_are_their_own_kind(self, monitoring: Monitoring) -> None:
         _create(

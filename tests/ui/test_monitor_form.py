@@ -34,6 +34,7 @@ FULL: dict[str, Any] = {
         {"type": "slack", "webhook_url": "http://127.0.0.1:9/services/T0/B0/XX"},
     ],
     "retrain_after": 3,
+    "resolve_after": 4,
     "enabled": False,
 }
 CONDITIONS = [
