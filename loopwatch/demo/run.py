@@ -132,7 +132,13 @@ DEMO_MODEL = "gpt-4o-mini"
 WEBHOOK_SECRET = secrets.token_hex(16)
 
 
-def demo_settings(workdir: Path, port: int) -> Settings:
+#: Where ``loopwatch serve`` serves the data a demo leaves behind (its default port).
+SERVE_AFTERWARDS_URL = "http://127.0.0.1:8000"
+
+
+def demo_settings(workdir: Path, port: int, *, keeps_serving: bool = True) -> Settings:
+    """The demo's server. Links in its alerts point where the dashboard will be when a person clicks them:
+    this server while it keeps serving, else the ``loopwatch serve`` the demo tells people to run."""
     # allow_private_webhooks: the demo's receiver is on loopback, which production refuses by default.
     return Settings(
         data_dir=workdir,
@@ -144,7 +150,7 @@ def demo_settings(workdir: Path, port: int) -> Settings:
         reference_min_rows=100,
         allow_private_webhooks=True,
         delivery_backoff_seconds=0.2,
-        public_url=f"http://127.0.0.1:{port}",
+        public_url=f"http://127.0.0.1:{port}" if keeps_serving else SERVE_AFTERWARDS_URL,
         ui_secret=secrets.token_urlsafe(32),  # one process: a fresh secret per run (sessions end with it)
     )
 
@@ -248,15 +254,20 @@ def window_table(client: httpx.Client, model: str) -> Table:
     return table
 
 
+def keeps_serving(*, serve: bool) -> bool:
+    """A person is at the terminal (stdin is a TTY) and did not pass ``--no-serve``."""
+    return serve and sys.stdin.isatty()
+
+
 def serve_dashboard(console: Console, url: str, token: str, workdir: Path, *, serve: bool) -> None:
     """Keep serving the dashboard until Ctrl-C when a person is at the terminal (stdin is a TTY and not
     ``--no-serve``); otherwise (CI, scripts: they never wait) say how to serve the data the demo leaves."""
     console.rule("[bold]dashboard")
-    if not serve or not sys.stdin.isatty():
+    if not keeps_serving(serve=serve):
         console.print(
             f"the demo's server has stopped; its data stays in {workdir}. To look at it in the dashboard, run\n"
             f"  LOOPWATCH_DATA_DIR={workdir} loopwatch serve\n"
-            f"then open http://127.0.0.1:8000/ui and sign in with the demo project key: {token}\n"
+            f"then open {SERVE_AFTERWARDS_URL}/ui (the alert's links lead there too) and sign in with the demo project key: {token}\n"
             f"(delete {workdir} when you are done)",
             soft_wrap=True,
         )
@@ -273,7 +284,7 @@ def serve_dashboard(console: Console, url: str, token: str, workdir: Path, *, se
 def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None, serve: bool = True) -> int:
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="loopwatch-demo-"))
     port = free_port()
-    settings = demo_settings(workdir, port)
+    settings = demo_settings(workdir, port, keeps_serving=keeps_serving(serve=serve))
     configure_logging(settings)
     console.rule("[bold]loopwatch demo")
     console.print(f"data: {workdir} (chDB, embedded mode)")
