@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import ValidationError
 
 from api.routes.monitors import create_monitor, delete_monitor, update_monitor
-from api.ui.web import Ui, UiDep, UiRoute, first, redirect
+from api.ui.web import Ui, UiDep, UiRoute, first, quote_path, redirect
 from schemas.events import Severity
 from schemas.monitors import Condition, MonitorCreate, MonitorUpdate, Operator
 from schemas.problems import problem_line, validation_problems
@@ -120,6 +120,7 @@ def _page(
     *,
     editing: str | None,
     errors: list[str],
+    warnings: list[str] | None = None,
     builtin: bool = False,
     status_code: int = 200,
 ) -> Response:
@@ -130,6 +131,7 @@ def _page(
         enabled=enabled,
         editing=editing,
         errors=errors,
+        warnings=warnings or [],
         builtin=builtin,
         families=list(METRICS),
         metrics=sorted({m for ms in METRICS.values() for m in ms}),
@@ -180,6 +182,8 @@ async def create(ui: UiDep) -> Response:
         )
     except HTTPException as exc:
         return _page(ui, form, enabled, editing=None, errors=_messages(exc.detail), status_code=exc.status_code)
+    if created["warnings"]:  # stored, but the person should read why it may judge nothing: show the form
+        return redirect(f"/ui/monitors/{quote_path(created['monitor_id'])}")
     return redirect(f"/ui/monitors?saved={created['monitor_id']}")
 
 
@@ -190,8 +194,15 @@ async def edit_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
     if monitor is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
     shown = monitor.public_json()
+    warnings = [] if monitor.builtin else await asyncio.to_thread(monitoring.scope_warnings, ui.project, monitor.scope)
     return _page(
-        ui, _form_from_monitor(shown), shown["enabled"], editing=monitor_id, errors=[], builtin=shown["builtin"]
+        ui,
+        _form_from_monitor(shown),
+        shown["enabled"],
+        editing=monitor_id,
+        errors=[],
+        warnings=warnings,
+        builtin=shown["builtin"],
     )
 
 
@@ -205,13 +216,15 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
     monitoring = ui.services.monitoring
     try:
         changes = MonitorUpdate.model_validate(body)
-        await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, monitoring)
+        saved = await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, monitoring)
     except ValidationError as exc:
         return _page(
             ui, form, enabled, editing=monitor_id, errors=_messages(validation_problems(exc, ["body"])), status_code=422
         )
     except HTTPException as exc:
         return _page(ui, form, enabled, editing=monitor_id, errors=_messages(exc.detail), status_code=exc.status_code)
+    if saved["warnings"]:
+        return redirect(f"/ui/monitors/{quote_path(monitor_id)}")
     return redirect(f"/ui/monitors?saved={monitor_id}")
 
 

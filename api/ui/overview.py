@@ -13,6 +13,8 @@ from fastapi import APIRouter, Response
 from api.queries.dashboard import ModelWindows, model_windows
 from api.ui.charts import Sparkline, sparkline
 from api.ui.web import UiDep, UiRoute
+from schemas.monitors import Monitor
+from streams.monitors.defaults import monitors_for
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 SPARK_WINDOWS = 24
@@ -44,6 +46,7 @@ class ModelRow:
     drifted: list[str] = field(default_factory=list)  # families drifted in the latest window
     drift_share: Tile | None = None
     last_window: str = ""
+    monitors: list[Monitor] = field(default_factory=list)  # the monitors that judge its windows
 
 
 def _tile(windows: ModelWindows, metric: str, higher_is_better: bool | None) -> Tile:
@@ -61,7 +64,9 @@ def _tile(windows: ModelWindows, metric: str, higher_is_better: bool | None) -> 
     return Tile(value, sparkline([p.value for p in points], width=96, height=24), change, worse)
 
 
-def overview_rows(models: list[ModelWindows], open_alerts: dict[tuple[str, str], int]) -> list[ModelRow]:
+def overview_rows(
+    models: list[ModelWindows], open_alerts: dict[tuple[str, str], int], monitors: list[Monitor]
+) -> list[ModelRow]:
     by_model: dict[str, Counter[str]] = {}
     for (model, severity), count in open_alerts.items():
         by_model.setdefault(model, Counter())[severity] += count
@@ -85,6 +90,7 @@ def overview_rows(models: list[ModelWindows], open_alerts: dict[tuple[str, str],
         row.drift_share = _tile(windows, "dataset_drift", False)
         points = windows.series.get("count", [])
         row.last_window = points[-1].window_start.isoformat() if points else ""
+        row.monitors = monitors_for(monitors, windows.model)
         rows.append(row)
     order = {"critical": 0, "warning": 1, "ok": 2, "idle": 3}
     return sorted(rows, key=lambda r: (order[r.health], r.model))
@@ -93,11 +99,12 @@ def overview_rows(models: list[ModelWindows], open_alerts: dict[tuple[str, str],
 @router.get("")
 async def overview(ui: UiDep) -> Response:
     monitoring = ui.services.monitoring
-    models, open_alerts = await asyncio.gather(
+    models, open_alerts, monitors = await asyncio.gather(
         asyncio.to_thread(model_windows, ui.services.storage, ui.project, SPARK_WINDOWS),
         asyncio.to_thread(monitoring.alerts.open_counts, ui.project),
+        asyncio.to_thread(monitoring.store.list, ui.project),
     )
-    rows = overview_rows(models, open_alerts)
+    rows = overview_rows(models, open_alerts, monitors)
     return ui.render(
         "overview.html",
         rows=rows,
