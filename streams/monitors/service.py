@@ -29,7 +29,7 @@ from streams.monitors.alerts import AlertStore
 from streams.monitors.dispatcher import STALE_AFTER, AlertDispatcher, Publish
 from streams.monitors.engine import EvaluationResult, MonitorEngine
 from streams.monitors.store import MonitorStore
-from streams.storage import Storage
+from streams.storage import Storage, StorageError
 from streams.storage.inferences import has_model, model_names
 
 log = structlog.get_logger(__name__)
@@ -95,10 +95,17 @@ class Monitoring:
     def scope_warnings(self, project: str, scope: str) -> list[str]:
         """What a person should hear about ``scope`` before relying on the monitor: a scope naming a
         model the project has never sent judges nothing (a typo, or a model not deployed yet). Empty for
-        ``*`` and for models with events. Raises StorageError."""
-        if scope == ANY or has_model(self.storage, project, scope):
+        ``*``, for models with events, and when storage cannot tell (the monitor is stored already)."""
+        if scope == ANY:
             return []
-        sent = model_names(self.storage, project)
+        try:
+            if has_model(self.storage, project, scope):
+                return []
+            sent = model_names(self.storage, project)
+        except StorageError as exc:
+            log.warning("monitor_scope_unchecked", project=project, error=type(exc).__name__)
+            return []
+        log.info("monitor_scope_unknown", project=project, scope=scope)
         message = (
             f"scope {scope!r} names no model this project has sent: the monitor judges nothing until its events arrive"
         )
