@@ -1,24 +1,22 @@
-"""Queries of the ``inferences`` table outside the write path (which ``streams.writes`` owns)."""
+"""Queries of the ``inferences`` table that the API asks (the writes are ``streams.writes``)."""
 
 from __future__ import annotations
 
 from streams.storage.client import Storage
 
-MAX_MODELS = 1000
-
 
 def has_model(storage: Storage, project: str, model: str) -> bool:
-    """Whether ``project`` has sent an inference of ``model`` (one primary-key lookup)."""
-    return bool(
-        storage.rows(
-            f"SELECT 1 FROM {storage.database}.inferences "
-            "WHERE project = {project:String} AND model = {model:String} LIMIT 1",
-            {"project": project, "model": model},
-        )
-    )
+    """Whether the project ever sent an inference of ``model`` (one granule read: the table is sorted
+    by project and model)."""
+    rows = storage.query(
+        f"SELECT 1 FROM {storage.database}.inferences WHERE project = {{project:String}} "
+        "AND model = {model:String} LIMIT 1",
+        {"project": project, "model": model},
+    ).result_rows
+    return bool(rows)
 
 
-def model_names(storage: Storage, project: str, limit: int = MAX_MODELS) -> list[str]:
+def model_names(storage: Storage, project: str, limit: int = 1000) -> list[str]:
     """The models ``project`` has sent inferences of, by name (at most ``limit``)."""
     rows = storage.rows(
         f"SELECT DISTINCT model FROM {storage.database}.inferences WHERE project = {{project:String}} "
