@@ -6,11 +6,12 @@ Counters are process-global and every test in the session moves them, so tests c
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.waiting import wait_until
+
+__all__ = ["Scrape", "scrape_process", "wait_until"]  # wait_until lives in tests.waiting
 
 
 class Scrape:
@@ -42,12 +43,3 @@ class Scrape:
 def scrape_process() -> Scrape:
     """This process's registry, as ``/metrics`` and the worker's metrics port serve it."""
     return Scrape(generate_latest().decode())
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll ``predicate``; the timeout only guards against a hang."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)

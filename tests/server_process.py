@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from loopwatch._server import free_port
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,16 +56,15 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 120
-        while True:
+
+        def ready() -> bool:
             assert self.proc.poll() is None, self.proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
+                return False
+
+        wait_until(ready, "the server to be ready", timeout=120, interval=0.1)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from loopwatch._server import free_port
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,17 +40,19 @@ def server(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "loopwatch", "serve", "--port", str(port)], cwd=REPO, env=env
     )
-    deadline = time.monotonic() + 120
-    while True:
+
+    def ready() -> bool:
+        assert process.poll() is None, f"loopwatch serve exited with {process.returncode}"
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                break
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("loopwatch serve did not become ready")
-        time.sleep(0.2)
+            return False
+
+    try:
+        wait_until(ready, "loopwatch serve to be ready", timeout=120, interval=0.2)
+    except AssertionError:
+        process.kill()
+        raise
     yield process
     process.terminate()
     process.wait(60)

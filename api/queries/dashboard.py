@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 from api.queries.stats import overlapping
 from streams.storage import Storage, as_utc, ch_time
+from streams.storage.inferences import model_names
 
 T = TypeVar("T")
 
@@ -83,20 +84,11 @@ def _read_projects(storage: Storage) -> list[str]:
     return sorted(str(row[0]) for row in rows)
 
 
-def project_models(storage: Storage, project: str) -> list[str]:
-    """The models the project has sent events for, sorted."""
-    rows = storage.query(
-        f"SELECT DISTINCT model FROM {storage.database}.inferences WHERE project = {{project:String}}",
-        {"project": project},
-    ).result_rows
-    return sorted(str(model) for (model,) in rows)
-
-
 def model_windows(storage: Storage, project: str, windows: int, now: datetime) -> list[ModelWindows]:
     """Every model of the project with its last ``windows`` windows of the overview metrics that start
     by ``now`` (a window stamped in the future, e.g. by a client's wrong clock, never becomes "latest")."""
     db = storage.database
-    models = {model: ModelWindows(model) for model in project_models(storage, project)}
+    models = {model: ModelWindows(model) for model in model_names(storage, project)}
     wanted = " OR ".join(
         f"(family = '{family}' AND metric = '{metric}'" + (")" if metric == "family_drift" else " AND dimension = '')")
         for family, metric in OVERVIEW_METRICS

@@ -62,6 +62,17 @@ class MonitorOut(BaseModel):
     updated_at: datetime
 
 
+class MonitorSaved(MonitorOut):
+    """A monitor just created or changed, with what the caller should know about it (the monitor is
+    stored either way): e.g. a ``scope`` naming no model the project has sent."""
+
+    warnings: list[str]
+
+
+def _saved(monitor: Monitor, monitoring: Monitoring) -> dict[str, Any]:
+    return {**monitor.public_json(), "warnings": monitoring.scope_warnings(monitor.project, monitor.scope)}
+
+
 def _vet_channels(allow_private: bool) -> Any:
     def check(monitor: Monitor) -> None:
         problems = channel_problems(monitor, allow_private=allow_private)
@@ -80,10 +91,10 @@ def _vet_channels(allow_private: bool) -> Any:
 
 @router.post(
     "",
-    response_model=MonitorOut,
+    response_model=MonitorSaved,
     status_code=status.HTTP_201_CREATED,
     responses=_CONFLICT,
-    summary="Create a monitor (replaces the built-in defaults of the project)",
+    summary="Create a monitor (on its models and family it takes the built-in defaults' place)",
 )
 def create_monitor(body: MonitorCreate, project: ProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
     if body.monitor_id in {builtin.monitor_id for builtin in default_monitors(project, monitoring.settings)}:
@@ -94,10 +105,10 @@ def create_monitor(body: MonitorCreate, project: ProjectDep, monitoring: Monitor
         monitor = monitoring.store.create(project, body, check=check)
     except MonitorExistsError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return monitor.public_json()
+    return _saved(monitor, monitoring)
 
 
-@router.get("", response_model=list[MonitorOut], summary="The project's monitors (the built-in defaults if none)")
+@router.get("", response_model=list[MonitorOut], summary="The project's monitors, then the built-in defaults")
 def list_monitors(project: ProjectDep, monitoring: MonitoringDep) -> list[dict[str, Any]]:
     return [monitor.public_json() for monitor in monitoring.store.list(project)]
 
@@ -112,7 +123,7 @@ def get_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: Moni
 
 @router.patch(
     "/{monitor_id}",
-    response_model=MonitorOut,
+    response_model=MonitorSaved,
     responses={**responses(404), **_CONFLICT},
     summary="Change some fields of a monitor; the result is validated as a whole",
 )
@@ -142,7 +153,7 @@ def update_monitor(
         ) from exc
     if monitor is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
-    return monitor.public_json()
+    return _saved(monitor, monitoring)
 
 
 @router.delete(
@@ -157,8 +168,8 @@ def delete_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: M
     except BuiltinMonitorError as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"{monitor_id!r} is a built-in default and cannot be deleted; creating a monitor of your own replaces "
-            "all built-in defaults of the project",
+            f"{monitor_id!r} is a built-in default and cannot be deleted; a monitor of your own on the same family "
+            "takes its place on the models in its scope",
         ) from exc
     if not deleted:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")

@@ -24,6 +24,7 @@ from api.time_range import storable_range
 from api.ui import charts
 from api.ui.web import UiDep, UiRoute, duration, parse_interval, parse_moment
 from streams.monitors import Monitoring
+from streams.monitors.defaults import monitors_for
 from streams.runtime import Runtime
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -258,6 +259,7 @@ def model_page_data(
         "figures": figures,
         "versions": list(versions.values()),
         "alerts": alerts,
+        "monitors": monitors_for(monitoring.store.list(ui_project), model),
         "top_columns": top_drifted_columns(storage, ui_project, model, since, until),
         "windows": [(w, w in flagged_windows) for w in windows[:50]],
         "since": since,

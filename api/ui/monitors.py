@@ -14,13 +14,13 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import ValidationError
 
-from api.queries.dashboard import project_models
 from api.routes.monitors import create_monitor, delete_monitor, update_monitor
-from api.ui.web import Ui, UiDep, UiRoute, first, redirect
+from api.ui.web import Ui, UiDep, UiRoute, first, quote_path, redirect
 from schemas.events import Severity
 from schemas.monitors import Condition, MonitorCreate, MonitorUpdate, Operator
 from schemas.problems import problem_line, validation_problems
 from schemas.stats import METRICS
+from streams.storage.inferences import model_names
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
@@ -168,10 +168,11 @@ async def _page(
     *,
     editing: str | None,
     errors: list[str],
+    warnings: list[str] | None = None,
     builtin: bool = False,
     status_code: int = 200,
 ) -> Response:
-    models = await asyncio.to_thread(project_models, ui.services.storage, ui.project)
+    models = await asyncio.to_thread(model_names, ui.services.storage, ui.project)
     scopes = ["*", *models]
     if form["scope"] and form["scope"] not in scopes:
         scopes.append(form["scope"])  # a scope saved before its model sent anything
@@ -184,6 +185,7 @@ async def _page(
         enabled=enabled,
         editing=editing,
         errors=errors,
+        warnings=warnings or [],
         builtin=builtin,
         families=list(METRICS),
         metrics=sorted({m for ms in METRICS.values() for m in ms}),
@@ -234,6 +236,8 @@ async def create(ui: UiDep) -> Response:
     except HTTPException as exc:
         errors = _messages(exc.detail)
         return await _page(ui, form, enabled, channels, editing=None, errors=errors, status_code=exc.status_code)
+    if created["warnings"]:  # stored, but the person should read why it may judge nothing: show the form
+        return redirect(f"/ui/monitors/{quote_path(created['monitor_id'])}")
     return redirect(f"/ui/monitors?saved={created['monitor_id']}")
 
 
@@ -244,8 +248,11 @@ async def edit_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
     if monitor is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
     shown = monitor.public_json()
+    warnings = [] if monitor.builtin else await asyncio.to_thread(monitoring.scope_warnings, ui.project, monitor.scope)
     form, channels = _form_from_monitor(shown)
-    return await _page(ui, form, shown["enabled"], channels, editing=monitor_id, errors=[], builtin=shown["builtin"])
+    return await _page(
+        ui, form, shown["enabled"], channels, editing=monitor_id, errors=[], warnings=warnings, builtin=shown["builtin"]
+    )
 
 
 @router.post("/monitors/{monitor_id}")
@@ -257,13 +264,15 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
     monitoring = ui.services.monitoring
     try:
         changes = MonitorUpdate.model_validate(body)
-        await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, monitoring)
+        saved = await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, monitoring)
     except ValidationError as exc:
         errors = _messages(validation_problems(exc, ["body"]))
         return await _page(ui, form, enabled, channels, editing=monitor_id, errors=errors, status_code=422)
     except HTTPException as exc:
         errors = _messages(exc.detail)
         return await _page(ui, form, enabled, channels, editing=monitor_id, errors=errors, status_code=exc.status_code)
+    if saved["warnings"]:
+        return redirect(f"/ui/monitors/{quote_path(monitor_id)}")
     return redirect(f"/ui/monitors?saved={monitor_id}")
 
 

@@ -15,6 +15,7 @@ from api.queries.dashboard import OVERVIEW_METRICS, ModelWindows, model_windows
 from api.ui.charts import Sparkline, sparkline
 from api.ui.web import UiDep, UiRoute, duration
 from schemas.monitors import Monitor
+from streams.monitors.defaults import monitors_for
 from streams.storage import dead_letters
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -63,6 +64,7 @@ class ModelRow:
     drifted: list[str] = field(default_factory=list)  # families drifted in the latest window
     drift_share: Tile | None = None
     last_window: str = ""
+    monitors: list[Monitor] = field(default_factory=list)  # the monitors that judge its windows
 
     @property
     def unevaluated(self) -> list[tuple[str, Unevaluated]]:
@@ -146,9 +148,10 @@ def overview_rows(
             for metric, _, _, better in COLUMNS
         }
         row.drift_share = _tile(windows, "dataset_drift", False)
+        row.monitors = monitors_for(monitors or [], windows.model)  # the monitors that judge its windows
         for metric, tile in row.tiles.items():
-            tile.unevaluated = _unevaluated(windows, metric, monitors or [])
-        row.drift_share.unevaluated = _unevaluated(windows, "family_drift", monitors or [])
+            tile.unevaluated = _unevaluated(windows, metric, row.monitors)
+        row.drift_share.unevaluated = _unevaluated(windows, "family_drift", row.monitors)
         points = windows.series.get("count", [])
         row.last_window = points[-1].window_start.isoformat() if points else ""
         rows.append(row)

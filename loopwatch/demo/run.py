@@ -267,7 +267,8 @@ def serve_dashboard(console: Console, url: str, token: str, workdir: Path, *, se
         console.print(
             f"the demo's server has stopped; its data stays in {workdir}. To look at it in the dashboard, run\n"
             f"  LOOPWATCH_DATA_DIR={workdir} loopwatch serve\n"
-            f"then open {SERVE_AFTERWARDS_URL}/ui (the alert's links lead there too) and sign in with the demo project key: {token}\n"
+            f"then open {SERVE_AFTERWARDS_URL}/ui (the alert's links lead there too) and sign in with the demo "
+            f"project key: {token}\n"
             f"(delete {workdir} when you are done)",
             soft_wrap=True,
         )

@@ -1,9 +1,10 @@
 """The monitors a project gets until it configures its own.
 
 They watch every model of the project (scope ``*``) and have no channels: their alerts are stored
-(``GET /v1/alerts``) and published to the alerts topic in distributed mode, but delivered nowhere
-until the project creates monitors with channels. Creating any monitor replaces all four defaults;
-``LOOPWATCH_DEFAULT_MONITORS=false`` turns them off everywhere.
+(``GET /v1/alerts``) and published to the alerts topic in distributed mode, but delivered nowhere.
+Each keeps watching every model its family is not *covered* on (``covers``): a user monitor only
+takes a built-in's place on the models and the family it watches itself, so a monitor on one model
+never leaves the others unwatched. ``LOOPWATCH_DEFAULT_MONITORS=false`` turns them off everywhere.
 
 =====================  ================================  ======================================  ============
 monitor_id             statistic                         condition                               min samples
@@ -25,10 +26,11 @@ All four: severity ``warning``, cooldown 1 hour, no retraining requests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.monitors import FlaggedCondition, Monitor, PValueCondition, ThresholdCondition
+from schemas.monitors import ANY, FlaggedCondition, Monitor, PValueCondition, ThresholdCondition
 from schemas.settings import Settings
 
 DEFAULT_LATENCY_P95_MS = 5000.0
@@ -92,3 +94,21 @@ def default_monitors(project: str, settings: Settings) -> list[Monitor]:
             **common,
         ),
     ]
+
+
+def covers(monitor: Monitor, builtin: Monitor, model: str) -> bool:
+    """Whether ``monitor`` takes the built-in ``builtin``'s place on ``model``: it is a user monitor,
+    enabled, its scope includes the model (the model's name or ``*``) and it watches the same family of
+    statistics (drift, quality, latency or cost), whatever its metric, dimension and condition."""
+    return (
+        not monitor.builtin and monitor.enabled and monitor.scope in (ANY, model) and monitor.family == builtin.family
+    )
+
+
+def monitors_for(monitors: Sequence[Monitor], model: str) -> list[Monitor]:
+    """The monitors that judge ``model``'s windows, out of a project's ``monitors`` (user and built-in):
+    every enabled user monitor whose scope includes the model, and every enabled built-in that none of
+    them covers. Order kept."""
+    applying = [m for m in monitors if m.enabled and m.scope in (ANY, model)]
+    users = [m for m in applying if not m.builtin]
+    return [m for m in applying if not m.builtin or not any(covers(user, m, model) for user in users)]

@@ -3,6 +3,8 @@
 Called synchronously from the worker thread that has just written the rows (``StatsEngine.on_rows``),
 once per window and again whenever a window is recomputed (late feedback). Per window and monitor:
 
+0. the monitors of the window's model: the user monitors whose scope includes it and the built-ins
+   none of them covers (``defaults.monitors_for``: a user monitor covers a built-in's family);
 1. the rows the monitor watches (scope, family, metric, dimension), with at least ``min_samples``;
    no such rows → the monitor has nothing to say about this window;
 2. breach = any of them meets the condition; the worst one becomes the alert's value;
@@ -60,6 +62,7 @@ from schemas.stats import StatRow
 from streams import metrics
 from streams.delivery.wording import breach_words
 from streams.monitors.alerts import AlertStore
+from streams.monitors.defaults import monitors_for
 from streams.monitors.records import Evaluation
 from streams.monitors.store import MonitorStore
 from streams.storage import as_utc
@@ -264,7 +267,7 @@ class MonitorEngine:
         project, model, start, end = key
         verdicts: list[_Verdict] = []
         unbreached: list[tuple[Monitor, StatRow]] = []
-        for monitor in self.store.active(project):
+        for monitor in monitors_for(self.store.active(project), model):
             counted = [
                 row
                 for row in rows

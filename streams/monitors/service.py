@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,13 +22,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import structlog
 
+from schemas.monitors import ANY
 from schemas.settings import Settings
 from schemas.stats import StatRow
 from streams.monitors.alerts import AlertStore
 from streams.monitors.dispatcher import STALE_AFTER, AlertDispatcher, Publish
 from streams.monitors.engine import EvaluationResult, MonitorEngine
 from streams.monitors.store import MonitorStore
-from streams.storage import Storage
+from streams.storage import Storage, StorageError
+from streams.storage.inferences import has_model, model_names
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +51,7 @@ class Monitoring:
         sweep_seconds: float | None = SWEEP_SECONDS,
     ) -> None:
         self.settings = settings
+        self.storage = storage
         self.store = MonitorStore(storage, settings)
         self.alerts = AlertStore(storage)
         self.engine = MonitorEngine(self.store, self.alerts, settings)
@@ -87,6 +91,33 @@ class Monitoring:
         while True:
             await asyncio.sleep(interval)
             await self.dispatcher.resume_pending(self.store.get, older_than=STALE_AFTER)
+
+    def scope_warnings(self, project: str, scope: str) -> list[str]:
+        """What a person should hear about ``scope`` before relying on the monitor: a scope naming a
+        model the project has never sent judges nothing (a typo, or a model not deployed yet). Empty for
+        ``*``, for models with events, and when storage cannot tell (the monitor is stored already)."""
+        if scope == ANY:
+            return []
+        try:
+            if has_model(self.storage, project, scope):
+                return []
+            sent = model_names(self.storage, project)
+        except StorageError as exc:
+            log.warning("monitor_scope_unchecked", project=project, error=type(exc).__name__)
+            return []
+        log.info("monitor_scope_unknown", project=project, scope=scope)
+        message = (
+            f"scope {scope!r} names no model this project has sent: the monitor judges nothing until its events arrive"
+        )
+        close = difflib.get_close_matches(scope, sent, n=3, cutoff=0.6)
+        if close:
+            message += f"; did you mean {' or '.join(repr(name) for name in close)}?"
+        elif sent:
+            shown = ", ".join(repr(name) for name in sent[:5])
+            message += f"; models sent: {shown}{', …' if len(sent) > 5 else ''}"
+        else:
+            message += "; the project has sent no events yet"
+        return [message]
 
     def evaluate(self, rows: Sequence[StatRow]) -> EvaluationResult:
         """Evaluate (with any rows a failed evaluation left behind) and hand the result to delivery.

@@ -100,11 +100,12 @@ class MonitorStore:
         return monitors
 
     def list(self, project: str) -> list[Monitor]:
-        """The project's monitors; the built-in defaults when it has configured none."""
+        """The project's monitors, then the built-in defaults (unless switched off): each built-in
+        judges the models no user monitor covers (``defaults.monitors_for``)."""
         stored = self._stored(project)
-        if stored or not defaults_enabled(self._settings):
+        if not defaults_enabled(self._settings):
             return stored
-        return default_monitors(project, self._settings)
+        return [*stored, *default_monitors(project, self._settings)]
 
     def get(self, project: str, monitor_id: str) -> Monitor | None:
         found = self._stored(project, monitor_id)
@@ -113,7 +114,7 @@ class MonitorStore:
         return next((m for m in self.list(project) if m.builtin and m.monitor_id == monitor_id), None)
 
     def active(self, project: str) -> builtins.list[Monitor]:
-        """Enabled monitors of ``project``, cached for ``ttl_seconds`` (the engine's hot path)."""
+        """Enabled monitors of ``project`` (user and built-in), cached for ``ttl_seconds`` (the engine's hot path)."""
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(project)

@@ -14,3 +14,13 @@ def has_model(storage: Storage, project: str, model: str) -> bool:
         {"project": project, "model": model},
     ).result_rows
     return bool(rows)
+
+
+def model_names(storage: Storage, project: str, limit: int = 1000) -> list[str]:
+    """The models ``project`` has sent inferences of, by name (at most ``limit``)."""
+    rows = storage.rows(
+        f"SELECT DISTINCT model FROM {storage.database}.inferences WHERE project = {{project:String}} "
+        "ORDER BY model LIMIT {limit:UInt32}",
+        {"project": project, "limit": limit},
+    )
+    return [str(row["model"]) for row in rows]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ import orjson
 import pytest
 
 from tests.server_process import ROOT, ServerProcess, process_env, run_cli
+from tests.waiting import wait_until
 
 BATCH = 500
 KILL_AFTER_ACKED = 12_000  # events acknowledged before the kill (the senders keep going until it lands)
@@ -130,10 +130,12 @@ class TestKillAfterAck:
             server = ServerProcess(data_dir)
             senders = Senders(server.url, token, f"c{cycle}-{uuid.uuid4().hex[:6]}")
             senders.start()
-            deadline = time.monotonic() + 120
-            while senders.count < KILL_AFTER_ACKED:
-                assert time.monotonic() < deadline, f"only {senders.count} events acknowledged"
-                time.sleep(0.005)
+            wait_until(
+                lambda: senders.count >= KILL_AFTER_ACKED,  # noqa: B023 - called within this iteration
+                f"{KILL_AFTER_ACKED} acknowledged events",
+                timeout=120,
+                interval=0.005,  # kill soon after: under load, with requests in flight
+            )
             server.kill()
             senders.join()
             for table, ids in senders.acked.items():

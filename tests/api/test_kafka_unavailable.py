@@ -31,14 +31,12 @@ def test_ingest_is_503_with_retry_after_once_the_broker_is_gone(settings: Settin
             event = {"model": "chat", "latency_ms": 12.0}
             assert client.post("/v1/inferences", json=[event], headers=headers).status_code == 202
             stop_broker(address)
-            began = time.monotonic()
             response = client.post("/v1/inferences", json=[event], headers=headers)
-            took = time.monotonic() - began
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"] == "1"
+            # the ack timeout answered, not the producer's 40 s default (no timing: the message says which)
             assert "Kafka did not acknowledge the events within 3 s" in response.json()["detail"]
             assert "resend" in response.json()["detail"]
-            assert took < ACK_TIMEOUT + 10  # bounded by the ack timeout, not the producer's 40 s default
             otlp = client.post("/v1/traces", json=_one_genai_span(), headers=headers)
             assert otlp.status_code == 503, otlp.text  # an OTLP exporter retries 503 (UNAVAILABLE)
             assert otlp.headers["retry-after"] == "1"

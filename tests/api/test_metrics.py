@@ -27,8 +27,9 @@ from schemas.settings import Settings
 from streams.pipeline import Pipeline
 from streams.storage import Storage
 from tests.conftest import Api, make_settings
-from tests.metrics_text import Scrape, scrape_process, wait_until
+from tests.metrics_text import Scrape, scrape_process
 from tests.monitors.conftest import SECRET, webhook
+from tests.waiting import wait_until
 
 JSON = {"content-type": "application/json"}
 T0 = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)

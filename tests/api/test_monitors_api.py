@@ -101,6 +101,7 @@ class TestMonitorCrud:
         created = api.client.post("/v1/monitors", json=body, headers=headers)
         assert created.status_code == 201, created.text
         shown = created.json()
+        assert shown.pop("warnings") == []  # scope '*'
         assert SECRET not in created.text
         assert "t0ps3cret" not in created.text
         assert shown["channels"] == [
@@ -120,7 +121,7 @@ class TestMonitorCrud:
         assert stored.channels[0].secret.get_secret_value() == SECRET
 
         listed = api.client.get("/v1/monitors", headers=headers).json()
-        assert [m["monitor_id"] for m in listed] == ["p95"]
+        assert [m["monitor_id"] for m in listed if not m["builtin"]] == ["p95"]
         assert api.client.delete("/v1/monitors/p95", headers=headers).status_code == 204
         assert api.client.get("/v1/monitors/p95", headers=headers).status_code == 404
         assert api.client.delete("/v1/monitors/p95", headers=headers).status_code == 404
@@ -141,10 +142,34 @@ class TestMonitorCrud:
         listed = api.client.get("/v1/monitors", headers=headers).json()
         assert len(listed) == 4
         assert all(m["builtin"] for m in listed)
+        api.client.post("/v1/monitors", json={**P95, "monitor_id": "mine"}, headers=headers)
+        listed = api.client.get("/v1/monitors", headers=headers).json()
+        assert [m["monitor_id"] for m in listed] == ["mine", *(m["monitor_id"] for m in listed[1:])]
+        assert len(listed) == 5  # the built-ins still judge what "mine" does not cover
         assert (
             api.client.patch("/v1/monitors/default-latency-p95", json={"name": "x"}, headers=headers).status_code == 409
         )
         assert api.client.delete("/v1/monitors/default-latency-p95", headers=headers).status_code == 409
+
+    def test_a_scope_naming_no_sent_model_is_a_warning(self, api: Api) -> None:
+        headers = api.key("typo")
+        event = {"event_id": "e1", "model": "gpt-4o-mini", "latency_ms": 5.0}
+        assert api.client.post("/v1/inferences", json=event, headers=headers).status_code == 202
+        typo = api.client.post("/v1/monitors", json={**P95, "scope": "gpt-4o-minii"}, headers=headers)
+        assert typo.status_code == 201  # stored all the same: the model may simply not be deployed yet
+        assert typo.json()["warnings"] == [
+            "scope 'gpt-4o-minii' names no model this project has sent: the monitor judges nothing until its "
+            "events arrive; did you mean 'gpt-4o-mini'?"
+        ]
+        other = api.client.post("/v1/monitors", json={**P95, "scope": "llama"}, headers=headers).json()
+        assert other["warnings"][0].endswith("; models sent: 'gpt-4o-mini'")
+        for scope in ("gpt-4o-mini", "*"):
+            fine = api.client.post("/v1/monitors", json={**P95, "scope": scope}, headers=headers)
+            assert (fine.status_code, fine.json()["warnings"]) == (201, [])
+        fixed = api.client.patch(
+            f"/v1/monitors/{typo.json()['monitor_id']}", json={"scope": "gpt-4o-mini"}, headers=headers
+        )
+        assert (fixed.status_code, fixed.json()["warnings"]) == (200, [])
 
     @pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "http://[2002:7f00:1::]:9/x", "http://0x7f.1:9/x"])
     def test_private_webhook_refused_unless_allowed(self, api: Api, monkeypatch: pytest.MonkeyPatch, url: str) -> None:

@@ -29,6 +29,7 @@ from streams.monitors import AlertStore, Monitoring
 from streams.runtime import start_runtime
 from streams.storage import Storage
 from tests.monitors.conftest import drift_rows, webhook
+from tests.waiting import wait_until
 
 PROJECT = "shop"
 DRIFT = {
@@ -53,13 +54,13 @@ async def fire(settings: Settings, urls: list[str], answered: int) -> None:
     await monitoring.start()
     await asyncio.to_thread(monitoring.on_rows, drift_rows(0))
     (alert,) = monitoring.alerts.list_alerts(PROJECT)
-    while True:
+
+    def answered_delivered() -> bool:
         found = monitoring.alerts.get_alert(PROJECT, alert.alert_id)
         assert found is not None
-        targets = found.delivery.targets
-        if sum(target.status == "delivered" for target in targets) >= answered:
-            break
-        await asyncio.sleep(0.05)
+        return sum(target.status == "delivered" for target in found.delivery.targets) >= answered
+
+    await asyncio.to_thread(wait_until, answered_delivered, f"{answered} channels stored delivered", 120)
     _say({"alert_id": alert.alert_id})
     await asyncio.Event().wait()  # the hanging deliveries stay in flight until the test kills us
 

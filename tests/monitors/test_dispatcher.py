@@ -19,6 +19,7 @@ from streams.delivery import SIGNATURE_HEADER, verify
 from streams.monitors import EvaluationResult, Monitoring, topic_publisher
 from tests.delivery.delivery_receiver import Receiver, Reply
 from tests.monitors.conftest import SECRET, drift_rows, webhook
+from tests.waiting import wait_until
 
 DRIFT = {
     "name": "Dataset drift",
@@ -306,8 +307,8 @@ class TestResume:
                 delivery = monitoring.dispatcher.spawn(
                     monitoring.dispatcher.dispatch(result.alerts, [], result.monitors)
                 )
-                while not slow.requests:  # noqa: ASYNC110 - filled by the receiver's thread
-                    await asyncio.sleep(0.01)  # the first attempt is on the wire, its outcome not stored yet
+                # the first attempt is on the wire (the receiver holds its answer), its outcome not stored yet
+                await asyncio.to_thread(wait_until, lambda: slow.requests, "the first attempt to reach the receiver")
                 resumed = await monitoring.resume_pending(older_than=timedelta(0))
                 await delivery
                 await monitoring.dispatcher.aclose()

@@ -66,8 +66,8 @@ class TestCrud:
         assert updated is not None
         assert updated.severity == "critical"
         assert updated.created_at == created.created_at
-        assert [m.monitor_id for m in store.list("shop")] == ["p95"]
-        assert store.active("shop") == []  # disabled
+        assert [m.monitor_id for m in store.list("shop") if not m.builtin] == ["p95"]
+        assert "p95" not in {m.monitor_id for m in store.active("shop")}  # disabled
         assert store.delete("shop", "p95")
         assert not store.delete("shop", "p95")
         assert store.get("shop", "p95") is None
@@ -80,7 +80,7 @@ class TestCrud:
         assert caught.value.errors()[0]["loc"] == ("metric",)
         assert monitoring.store.get("shop", "p95").metric == "latency_p95_ms"  # type: ignore[union-attr]
 
-    def test_defaults_until_the_project_configures_monitors(self, monitoring: Monitoring) -> None:
+    def test_defaults_are_listed_beside_the_projects_monitors(self, monitoring: Monitoring) -> None:
         store = monitoring.store
         defaults = store.list("fresh")
         assert {m.monitor_id for m in defaults} == {
@@ -97,7 +97,8 @@ class TestCrud:
             store.delete("fresh", "default-latency-p95")
         assert len(store.active("fresh")) == 4
         store.create("fresh", MonitorCreate.model_validate(P95))
-        assert [m.name for m in store.active("fresh")] == ["p95"]  # the write dropped the cached defaults
+        # the write dropped the cached list; the built-ins stay, each for the models no monitor covers
+        assert [m.name for m in store.active("fresh")] == ["p95", *(m.name for m in defaults)]
 
     def test_defaults_can_be_switched_off(self, storage: Storage, settings: Settings) -> None:
         off = settings.model_copy(update={"default_monitors": False})  # LOOPWATCH_DEFAULT_MONITORS=false

@@ -13,9 +13,8 @@ one alert per (monitor, model, window), delivered exactly once to each channel u
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tests.conftest import make_settings
 from tests.kafka_fixtures import delete_topics
 from tests.monitors.conftest import SECRET, webhook
 from tests.scaleout.topology import Topology
+from tests.waiting import wait_until
 
 MODELS = [f"m{i}" for i in range(8)]
 WINDOWS = 4
@@ -37,13 +37,6 @@ PER_WINDOW = 40  # events per model and window
 WINDOW = timedelta(minutes=1)
 T0 = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
 CONVERGE = 300.0  # generous: only detects a hang (2 shared cores, 7 processes)
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = CONVERGE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def _batch(window: int) -> list[dict[str, object]]:
@@ -116,7 +109,7 @@ def test_api_replicas_and_workers_share_one_clickhouse(topology: Topology, tmp_p
 
         send(0, 0)
         send(1, 1)  # closes window 0 of every model
-        _wait_for(lambda: alerts() > 0, "the first alerts")
+        wait_until(lambda: alerts() > 0, "the first alerts", timeout=CONVERGE, interval=0.5)
         topology.kill_worker(workers[0])  # mid-stream: windows 1.. are still to come
         workers.append(topology.start_worker())
         for window in range(2, WINDOWS + 1):  # window WINDOWS only closes the last one
@@ -124,9 +117,11 @@ def test_api_replicas_and_workers_share_one_clickhouse(topology: Topology, tmp_p
 
         expected_alerts = len(MODELS) * WINDOWS
         closed = f"window_start < toDateTime64('{(T0 + WINDOWS * WINDOW).strftime('%Y-%m-%d %H:%M:%S')}', 3, 'UTC')"
-        _wait_for(
+        wait_until(
             lambda: storage.scalar(f"SELECT uniqExact(alert_id) FROM {db}.alerts WHERE {closed}") == expected_alerts,
             "an alert for every closed window",
+            timeout=CONVERGE,
+            interval=0.5,
         )
         alert_ids = {
             row[0] for row in storage.query(f"SELECT DISTINCT alert_id FROM {db}.alerts WHERE {closed}").result_rows
@@ -139,8 +134,14 @@ def test_api_replicas_and_workers_share_one_clickhouse(topology: Topology, tmp_p
             keys = {r.idempotency_key for r in list(receiver.requests)}
             return alert_ids | retrain_ids <= keys
 
-        _wait_for(lambda: delivered(first) and delivered(second), "every alert and request at both channels")
-        time.sleep(2.0)  # a duplicate delivery, were one under way, arrives by now
+        wait_until(
+            lambda: delivered(first) and delivered(second),
+            "every alert and request at both channels",
+            timeout=CONVERGE,
+            interval=0.5,
+        )
+        running = [worker.poll() for worker in workers[1:]]  # the survivors and the new one
+        topology.stop_processes()  # a duplicate delivery, were one under way, has arrived once they exited
         received = [Counter(r.idempotency_key for r in list(hook.requests)) for hook in (first, second)]
 
     total = len(MODELS) * PER_WINDOW * (WINDOWS + 1)
@@ -171,4 +172,5 @@ def test_api_replicas_and_workers_share_one_clickhouse(topology: Topology, tmp_p
     for counts in received:
         assert {key: counts[key] for key in alert_ids | retrain_ids} == dict.fromkeys(alert_ids | retrain_ids, 1)
     assert storage.scalar(f"SELECT count() FROM {db}.claims WHERE kind = 'alert'") >= len(alert_ids)
-    assert [worker.poll() for worker in workers[1:]] == [None, None, None]  # the survivors and the new one run
+    assert running == [None, None, None]  # the survivors and the new one ran to the end
+    assert [worker.poll() for worker in workers[1:]] == [0, 0, 0]  # and stopped cleanly on SIGTERM

@@ -68,7 +68,9 @@ class Topology:
         worker.send_signal(signal.SIGKILL)
         worker.wait(30)
 
-    def close(self) -> None:
+    def stop_processes(self) -> None:
+        """SIGTERM every API replica and worker and wait until each has exited: each drains its deliveries
+        in flight first, so once this returns no request from them can still arrive anywhere."""
         for worker in self.workers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
@@ -80,6 +82,9 @@ class Topology:
                 worker.wait(60)
             except subprocess.TimeoutExpired:
                 worker.kill()
+
+    def close(self) -> None:
+        self.stop_processes()
         self.endpoint.close()
 
     def __enter__(self) -> Topology:

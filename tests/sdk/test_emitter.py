@@ -5,8 +5,6 @@ Pointed at ports where nothing listens (real refused connections), so no broker 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from structlog.testing import capture_logs
 
@@ -47,22 +45,23 @@ class TestConstruction:
 
 
 class TestNeverBlocksNeverRaises:
-    """With nothing listening, logging stays fast, close() keeps its timeout, and losses are counted."""
+    """With nothing listening, logging returns without waiting for delivery, close() gives up on what it
+    cannot deliver, and losses are counted. (No timing: a call that blocked would hang the test.)"""
 
     def test_kafka_down(self) -> None:
-        started = time.monotonic()
         emitter = Emitter("proj", kafka_bootstrap=f"127.0.0.1:{free_port()}", linger_seconds=0.01)
         ids = [emitter.log_inference(model="m", prompt="p", latency_ms=1.0) for _ in range(1_000)]
         emitter.log_feedback(ids[0], kind="thumbs", value=1)
-        assert time.monotonic() - started < 5.0
+        logged = emitter.stats
+        assert logged.sent == 0  # every call returned though nothing can be delivered
+        assert logged.queued + logged.failed + logged.dropped == 1_001
         assert len(set(ids)) == 1_000
         assert all(len(event_id) == 32 for event_id in ids)
 
-        started = time.monotonic()
         emitter.close(timeout=2)
-        assert time.monotonic() - started < 5.0
         stats = emitter.stats
         assert stats.sent == 0
+        assert stats.queued + stats.failed + stats.dropped == 1_001
         assert stats.invalid == 0
         assert stats.failed + stats.dropped > 0
         emitter.close(timeout=2)  # idempotent
@@ -71,14 +70,12 @@ class TestNeverBlocksNeverRaises:
 
     def test_http_down(self) -> None:
         emitter = Emitter("proj", http_url=_dead_url(), api_key="k", linger_seconds=0.01)
-        started = time.monotonic()
         for _ in range(1_000):
             emitter.log_inference(model="m", response="r", input_tokens=3)
-        assert time.monotonic() - started < 5.0
+        logged = emitter.stats
+        assert (logged.sent, logged.queued + logged.failed) == (0, 1_000)  # returned though nothing was sent
         assert emitter.flush(timeout=0.2) is False  # retrying with backoff: still pending
-        started = time.monotonic()
         emitter.close(timeout=2)
-        assert time.monotonic() - started < 5.0
         assert emitter.stats == EmitterStats(queued=0, sent=0, dropped=0, failed=1_000, invalid=0)
 
     def test_full_buffer_drops_new_events(self) -> None:

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter
 from loopwatch import Emitter
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.topics import Topics
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -27,7 +28,8 @@ FEEDBACK = TypeAdapter(list[FeedbackEvent])
 
 
 def consume(bootstrap: str, topics: Iterable[str], events: int, timeout: float = 60.0) -> list[ConsumerRecord]:
-    """All records from the start of ``topics`` until they hold ``events`` events (or the time is up)."""
+    """All records from the start of ``topics`` once they hold ``events`` events (``timeout``: a hang)."""
+    topics = list(topics)
     consumer = KafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -36,13 +38,14 @@ def consume(bootstrap: str, topics: Iterable[str], events: int, timeout: float =
         enable_auto_commit=False,
     )
     records: list[ConsumerRecord] = []
-    seen = 0
-    deadline = time.monotonic() + timeout
+
+    def all_there() -> bool:
+        for batch in consumer.poll(timeout_ms=500).values():  # the poll itself waits for records
+            records.extend(batch)
+        return sum(record.value.count(b'"project":') for record in records) >= events
+
     try:
-        while seen < events and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records += batch
-                seen += sum(record.value.count(b'"project":') for record in batch)
+        wait_until(all_there, f"{events} events on {', '.join(topics)}", timeout=timeout, interval=0)
     finally:
         consumer.close()
     return records

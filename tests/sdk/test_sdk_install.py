@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from tests.server_process import ROOT, ServerProcess, run_cli
+from tests.waiting import wait_until
 
 #: What an SDK-only install must not bring: the server's own packages and its heavy dependencies.
 SERVER_ONLY = ["fastapi", "chdb", "faust", "evidently", "pandas", "schemas", "detectors", "streams", "api", "loopwatch"]
@@ -110,13 +110,12 @@ def test_the_sdk_alone_sends_events_that_are_stored(
 
     headers = {"authorization": f"Bearer {token}"}
     with httpx.Client(base_url=running.url, headers=headers, timeout=30) as client:
-        deadline = time.monotonic() + 120  # stored once the sink flushes
-        while True:
+
+        def stored() -> bool:  # once the sink flushes
             models = client.get("/v1/models").json()
-            if models and models[0]["inferences"] == 41 and models[0]["feedback"] == 1:
-                break
-            assert time.monotonic() < deadline, models
-            time.sleep(0.2)
+            return bool(models) and models[0]["inferences"] == 41 and models[0]["feedback"] == 1
+
+        wait_until(stored, "the 41 inferences and 1 feedback to be stored", timeout=120, interval=0.2)
         first = client.get(f"/v1/inferences/{report['ids'][0]}").json()
     assert first["prompt"] == "q0"
     assert [item["kind"] for item in first["feedback"]] == ["thumbs"]

@@ -31,7 +31,9 @@ def family_api(data_dir):
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 
-def _events(window: int, n: int, *, shifted: bool, embedding_shift: float = 0.0, seed: int) -> list[dict]:
+def _events(
+    window: int, n: int, *, shifted: bool, embedding_shift: float = 0.0, seed: int, model: str = MODEL
+) -> list[dict]:
     """LLM traffic: four numeric features and a plan; the shift moves three features by half a standard
     deviation, changes the plan mix and makes prompts longer (the issue's "any engineer wants to hear")."""
     rng = random.Random(seed)
@@ -41,8 +43,8 @@ def _events(window: int, n: int, *, shifted: bool, embedding_shift: float = 0.0,
         words = rng.randint(8, 30) if shifted else rng.randint(5, 20)
         plans = (["free", "pro", "team"], [0.4, 0.4, 0.2] if shifted else [0.6, 0.3, 0.1])
         event = {
-            "event_id": f"w{window}-{i}",
-            "model": MODEL,
+            "event_id": f"{'' if model == MODEL else model + '-'}w{window}-{i}",
+            "model": model,
             "provider": "openai",
             "timestamp": (T0 + timedelta(seconds=window * WINDOW + i * WINDOW / n)).isoformat(),
             "latency_ms": rng.lognormvariate(5, 0.3),

@@ -7,9 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -26,6 +24,7 @@ from schemas.topics import Topics
 from streams.kafka.worker import KafkaWorker
 from streams.pipeline import Pipeline
 from streams.storage import Storage
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 REPO = Path(__file__).resolve().parents[2]
@@ -39,14 +38,6 @@ def _counts(storage: Storage) -> dict[str, int]:
         "feedback": int(storage.scalar(f"SELECT count() FROM {db}.feedback FINAL")),
         "dead_letters": int(storage.scalar(f"SELECT count() FROM {db}.dead_letters")),
     }
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 120, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 class TestSdkToClickHouse:
@@ -74,9 +65,10 @@ class TestSdkToClickHouse:
         assert emitter.flush(timeout=60)
         emitter.close()
         assert emitter.stats.sent == 60_000 and emitter.stats.dropped == 0
-        _wait_for(
+        wait_until(
             lambda: _counts(storage)["inferences"] == 50_000 and _counts(storage)["feedback"] == 10_000,
             what="all events in ClickHouse",
+            timeout=120,
         )
         counts = _counts(storage)
         assert counts == {"inferences": 50_000, "inferences_unique": 50_000, "feedback": 10_000, "dead_letters": 0}
@@ -104,9 +96,10 @@ class TestDeadLetters:
             producer.send(topics.inference, value=value, key=b"p/m")
         producer.flush()
         producer.close()
-        _wait_for(
+        wait_until(
             lambda: _counts(storage)["inferences"] == 31 and _counts(storage)["dead_letters"] == 4,
             what="valid rows and dead letters",
+            timeout=120,
         )
         errors = sorted(row["error"] for row in storage.rows(f"SELECT error FROM {storage.database}.dead_letters"))
         assert any(error.startswith("invalid JSON") for error in errors)
@@ -166,13 +159,14 @@ class TestPoisonMessages:
         self._send(kafka_settings, topics.inference, [*interleaved, envelopes[-1]])
         score = b'{"project": "p", "inference_id": "ok-0-0", "kind": "score", "name": "n", "value": %s}'
         self._send(kafka_settings, topics.feedback, [score % b"0.5", score % (b"9" * 400), score % b"1"])
-        _wait_for(
+        wait_until(
             lambda: (
                 _counts(storage)["dead_letters"] == 5
                 and _counts(storage)["feedback"] == 2
                 and _counts(storage)["inferences"] == 25
             ),
             what="valid rows and dead letters",
+            timeout=120,
         )
         letters = sorted((row["source"], row["error"]) for row in self._dead_letters(storage))
         wanted = [
@@ -186,7 +180,7 @@ class TestPoisonMessages:
             (source, error[: len(want)]) for (source, error), (_, want) in zip(letters, wanted, strict=True)
         ] == wanted
         self._send(kafka_settings, topics.feedback, [score % b"2"])  # the agent is still consuming
-        _wait_for(lambda: _counts(storage)["feedback"] == 3, what="feedback after the poison")
+        wait_until(lambda: _counts(storage)["feedback"] == 3, what="feedback after the poison", timeout=120)
 
     def test_a_message_that_raises_after_decoding_is_a_dead_letter(self, kafka_settings: Settings, run_worker) -> None:
         worker: KafkaWorker = run_worker(pipeline=_EnrichmentFails)
@@ -202,9 +196,10 @@ class TestPoisonMessages:
                 orjson.dumps([{"project": "p", "model": "m", "event_id": "after"}]),
             ],
         )
-        _wait_for(
+        wait_until(
             lambda: _counts(storage)["inferences"] == 2 and _counts(storage)["dead_letters"] == 1,
             what="the messages around the failing one",
+            timeout=120,
         )
         (letter,) = self._dead_letters(storage)
         assert letter["error"] == "unexpected error: RuntimeError: enrichment failed"
@@ -234,7 +229,7 @@ class TestRefusedByStorage:
 
             good = [{"project": "p", "model": "m", "event_id": f"good-{i}"} for i in range(9)]
             send(good[:4], [good[4], {"project": "p", "model": "refused", "event_id": "bad"}, good[5]], good[6:])
-            _wait_for(
+            wait_until(
                 lambda: _counts(storage)["inferences"] == 9 and _counts(storage)["dead_letters"] == 1,
                 timeout=60,
                 what="the good events and the refused one's dead letter",
@@ -246,9 +241,9 @@ class TestRefusedByStorage:
             assert "no_refused" in letter["error"] and "VIOLATED_CONSTRAINT" in letter["error"]
             assert orjson.loads(letter["payload"])["event_id"] == "bad"
             send([{"project": "p", "model": "m", "event_id": "later"}])  # the partition is not stuck
-            _wait_for(lambda: _counts(storage)["inferences"] == 10, timeout=60, what="a later message")
+            wait_until(lambda: _counts(storage)["inferences"] == 10, timeout=60, what="a later message")
             group = f"{kafka_settings.topic_prefix}-worker"
-            _wait_for(
+            wait_until(
                 lambda: _committed(kafka_settings, group, topics.inference) == (4, 4),
                 timeout=60,
                 what="every offset committed",
@@ -284,9 +279,10 @@ class TestKafkaModeApi:
                 "/v1/feedback", json={"inference_id": "k-1", "kind": "thumbs", "value": 1}, headers=headers
             )
             assert feedback.status_code == 202
-            _wait_for(
+            wait_until(
                 lambda: _counts(services.storage)["inferences"] == 700 and _counts(services.storage)["feedback"] == 1,
                 what="API events via Kafka",
+                timeout=120,
             )
             assert client.get("/v1/inferences/k-1", headers=headers).json()["feedback"][0]["value"] == 1
             storage = services.storage
@@ -338,7 +334,7 @@ class TestCrashRecovery:
             )
 
         first = start()
-        _wait_for(
+        wait_until(
             lambda: _committed(kafka_settings, group, topics.inference)[0] > 0,
             timeout=120,
             what="the first worker to commit some offsets",
@@ -349,7 +345,7 @@ class TestCrashRecovery:
         assert 0 < committed < end, "the kill must land mid-stream"
 
         second = start()
-        _wait_for(
+        wait_until(
             lambda: _committed(kafka_settings, group, topics.inference)[0] == end,
             timeout=180,
             what="the restarted worker to catch up",

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import pytest
 
+import streams.storage.client as storage_client
 from schemas.ddl import migrations
 from schemas.settings import Settings
 from schemas.stats import WindowKey
 from streams.stats.window_data import fetch_window_rows
 from streams.storage import Storage
+from tests.waiting import wait_until
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -102,10 +104,24 @@ class TestInferencesByWindow:
             storage.close()
 
 
+class _Events:
+    """Stands in for ``streams.storage.client.log``: keeps the name of every event logged."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def _record(self, event: str, **_: object) -> None:
+        self.events.append(event)
+
+    info = warning = error = debug = _record
+
+
 class TestMigrationLock:
     """Processes that start together migrate one after the other."""
 
-    def test_a_second_migrator_waits_for_the_lock(self, settings: Settings) -> None:
+    def test_a_second_migrator_waits_for_the_lock(self, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        waits = _Events()
+        monkeypatch.setattr(storage_client, "log", waits)  # the waiter says each time it finds the lock held
         holder, waiter = Storage(settings), Storage(settings)
         try:
             db = holder.database
@@ -115,8 +131,9 @@ class TestMigrationLock:
             )  # another process migrating
             with ThreadPoolExecutor(1) as pool:
                 applied = pool.submit(waiter.migrate)
-                time.sleep(2.5)
+                wait_until(lambda: waits.events.count("migration_lock_wait") >= 2, "the second migrator to wait twice")
                 assert not applied.done(), "the migration must wait for the lock"
+                assert "migration_applied" not in waits.events
                 holder.command(f"DROP TABLE {db}.migration_lock")
                 assert applied.result(timeout=60) == [m.version for m in migrations()]
             tables = holder.query("SELECT name FROM system.tables WHERE database = {db:String}", {"db": db})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry import trace
@@ -18,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from api import create_app
 from schemas.settings import Settings
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -65,13 +64,12 @@ def test_spans_and_evaluations_arrive_through_kafka(kafka_settings: Settings) ->
         response = client.post("/v1/traces", content=body, headers=headers)
         assert response.status_code == 200, response.text
         assert ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans == 1
-        deadline = time.monotonic() + 120
-        while True:
+
+        def stored() -> bool:
             models = client.get("/v1/models", headers=headers).json()
-            if models and models[0]["inferences"] == 300 and models[0]["feedback"] == 1:
-                break
-            assert time.monotonic() < deadline, f"timed out waiting for the events via Kafka: {models}"
-            time.sleep(0.2)
+            return bool(models) and models[0]["inferences"] == 300 and models[0]["feedback"] == 1
+
+        wait_until(stored, "the events via Kafka", timeout=120, interval=0.2)
         detail = client.get(f"/v1/inferences/{event_id}", headers=headers).json()
         assert (detail["model"], detail["input_tokens"]) == ("gpt-4o-mini", 10)
         assert detail["feedback"][0]["value"] == 0.25

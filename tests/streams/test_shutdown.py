@@ -9,7 +9,6 @@ recovery re-tracks windows that have events but no statistics).
 from __future__ import annotations
 
 import signal
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import httpx
 import orjson
 
 from tests.server_process import ServerProcess, run_cli
+from tests.waiting import wait_until
 
 WINDOWS = 3_000
 GRACE_SECONDS = 3
@@ -43,11 +43,12 @@ def _closed_windows(client: httpx.Client, since: datetime) -> int:
 
 
 def _wait_for_more_windows(client: httpx.Client, since: datetime, than: int) -> int:
-    deadline = time.monotonic() + 120
-    while (closed := _closed_windows(client, since)) <= than:
-        assert time.monotonic() < deadline, f"windows stuck at {closed}"
-        time.sleep(0.2)
-    return closed
+
+    def more() -> int:
+        closed = _closed_windows(client, since)
+        return closed if closed > than else 0
+
+    return wait_until(more, f"more than {than} closed windows", timeout=120, interval=0.2)
 
 
 class TestStopUnderBacklog:

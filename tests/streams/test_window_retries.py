@@ -24,6 +24,7 @@ from streams.stats import StatsEngine
 from streams.stats.retries import RetryPolicy
 from streams.storage import Storage, StorageError, ch_time
 from tests.conftest import Api, make_settings
+from tests.waiting import wait_until
 
 WINDOW = 60
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -107,16 +108,15 @@ def _events(start: datetime, window: int, n: int, *, latency: float = 100.0, pro
 
 
 def _wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll until ``check`` holds; storage errors (the outage itself) count as not yet."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """``wait_until`` ``check`` holds; storage errors (the outage itself) count as not yet."""
+
+    def holds() -> bool:
         try:
-            if check():
-                return
+            return check()
         except StorageError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+            return False
+
+    wait_until(holds, what, timeout=timeout, interval=0.1)
 
 
 def _stat(storage: Storage, start: datetime, family: str, metric: str) -> float | None:

@@ -18,7 +18,8 @@ from loopwatch._server import free_port
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.kafka.worker import KafkaWorker
-from tests.metrics_text import Scrape, scrape_process, wait_until
+from tests.metrics_text import Scrape, scrape_process
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 REPO = Path(__file__).resolve().parents[2]

@@ -9,10 +9,10 @@ test, so the strict policy is checked against what Plotly really does, not what 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
-import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,15 +27,23 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from streams.runtime import Runtime
 from tests.ui.conftest import HOSTILE_MODEL, Seeded
+from tests.waiting import wait_until
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
 WAIT = 30  # seconds: only to detect a hang
 
-pytestmark = pytest.mark.skipif(
-    not CHROMEDRIVER.exists() or not CHROMIUM.exists(),
-    reason="needs chromium + chromium-driver: run scripts/browser (scripts/test does)",
-)
+
+def require_browser(paths: Iterable[Path] = (CHROMIUM, CHROMEDRIVER), env: Mapping[str, str] = os.environ) -> None:
+    """Skip a browser test where the browser is missing, on a workstation; in CI (``CI=true``) fail
+    instead: a CI run must never pass by skipping its browser tests (the Kafka tests never skip either)."""
+    missing = [str(path) for path in paths if not path.exists()]
+    if not missing:
+        return
+    message = f"needs {' and '.join(missing)}: run scripts/browser (scripts/test does)"
+    if env.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"{message}; CI=true, so this is a failure, not a skip", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +53,7 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(downloads: Path) -> Iterator[WebDriver]:
+    require_browser()
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in (
@@ -271,14 +280,9 @@ class TestDashboardInChromium:
         for leftover in downloads.iterdir():
             leftover.unlink()
         browser.find_element(By.LINK_TEXT, "CSV").click()
-        deadline = time.monotonic() + WAIT
-        files: list[Path] = []
-        while time.monotonic() < deadline:
-            files = [f for f in downloads.iterdir() if f.suffix == ".csv"]
-            if files:
-                break
-            time.sleep(0.2)
-        assert files, "the CSV export was not downloaded"
+        files = wait_until(
+            lambda: [f for f in downloads.iterdir() if f.suffix == ".csv"], "the CSV export's download", timeout=WAIT
+        )
         lines = files[0].read_text().splitlines()
         assert lines[0].startswith("feedback_id,inference_id,timestamp,kind")
         assert len(lines) - 1 == len(items) or len(lines) > len(items)
@@ -384,3 +388,17 @@ def test_artifacts_are_ignored_by_git() -> None:
     gitignore = Path(__file__).resolve().parents[2] / ".gitignore"
     assert "tests/artifacts/" in gitignore.read_text().splitlines()
     assert shutil.which("git") is None or ARTIFACTS.is_relative_to(gitignore.parent / "tests" / "artifacts")
+
+
+class TestRequireBrowser:
+    """Without chromium or its driver the browser tests skip on a workstation and fail in CI."""
+
+    def test_skips_outside_ci_and_fails_in_ci(self, tmp_path: Path) -> None:
+        absent = [tmp_path / "chromium", CHROMEDRIVER]
+        with pytest.raises(pytest.skip.Exception, match="needs .*chromium"):
+            require_browser(absent, env={})
+        with pytest.raises(pytest.fail.Exception, match="CI=true, so this is a failure"):
+            require_browser(absent, env={"CI": "true"})
+        present = tmp_path / "present"
+        present.touch()
+        require_browser([present], env={"CI": "true"})  # nothing missing: neither

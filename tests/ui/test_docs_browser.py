@@ -15,14 +15,9 @@ from selenium.webdriver.support import expected_conditions
 from api import create_app
 from loopwatch._server import BackgroundServer, free_port
 from tests.conftest import make_settings
-from tests.ui.test_browser import CHROMEDRIVER, CHROMIUM, browser, console_problems, downloads, screenshot, wait
+from tests.ui.test_browser import browser, console_problems, downloads, screenshot, wait
 
 __all__ = ["browser", "downloads"]  # the module-scoped Chromium fixtures, shared with the dashboard tests
-
-pytestmark = pytest.mark.skipif(
-    not CHROMEDRIVER.exists() or not CHROMIUM.exists(),
-    reason="needs chromium + chromium-driver: run scripts/browser (scripts/test does)",
-)
 
 
 @pytest.fixture(scope="module")

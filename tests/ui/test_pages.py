@@ -560,6 +560,55 @@ class TestPages:
             assert monitor.channels[0].headers == {"X-Team": "ml"}
             services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
 
+    def test_who_monitors_each_model_and_the_scope_warning(self, data_dir: Path) -> None:
+        """The overview and the model page name the monitors that judge each model (a user monitor on one
+        model leaves the built-ins on the others); a scope naming no sent model is saved with a warning."""
+        with TestClient(create_app(dashboard_settings(data_dir))) as client:
+            services = client.app.state.services  # type: ignore[attr-defined]
+            token = services.keys.create("cover", "ui").token
+            events = [{"event_id": f"{m}-1", "model": m, "latency_ms": 5.0} for m in ("chat", "search")]
+            posted = client.post("/v1/inferences", json=events, headers={"authorization": f"Bearer {token}"})
+            assert posted.status_code == 202
+            sign_in(client, token)
+            form = client.get("/ui/monitors/new").text
+            fields = {
+                "csrf_token": csrf_of(form),
+                "name": "chat is slow",
+                "scope": "chat",
+                "family": "latency",
+                "metric": "latency_p95_ms",
+                "condition_type": "threshold",
+                "operator": "gt",
+                "value": "2000",
+                "severity": "critical",
+                "enabled": "on",
+            }
+            created = client.post("/ui/monitors/new", data={**fields, "monitor_id": "chat-p95"}, follow_redirects=False)
+            assert created.headers["location"] == "/ui/monitors?saved=chat-p95"  # no warning: chat has events
+            tree = html5lib.parse(client.get("/ui").text, treebuilder="etree", namespaceHTMLElements=False)
+            monitored = {
+                row.get("data-model"): [a.get("data-monitor") for a in row.iter("a") if a.get("data-monitor")]
+                for row in tree.iter("tr")
+                if row.get("data-model")
+            }
+            builtins = ["default-family-drift", "default-thumbs-drop", "default-latency-p95", "default-spend-anomaly"]
+            assert monitored == {
+                "chat": ["chat-p95", *(b for b in builtins if b != "default-latency-p95")],
+                "search": builtins,
+            }
+            model_page = client.get("/ui/models/chat").text
+            assert 'id="monitored-by"' in model_page
+            assert "chat is slow</a>" in model_page
+            typo = client.post("/ui/monitors/new", data={**fields, "scope": "chta"}, follow_redirects=True)
+            assert typo.status_code == 200
+            warning = re.search(
+                r'<div class="card warning-box" role="status" id="monitor-warnings">(.*?)</div>', typo.text, re.DOTALL
+            )
+            assert warning, typo.text
+            assert "scope &#39;chta&#39; names no model this project has sent" in warning.group(1)
+            assert "did you mean &#39;chat&#39;?" in warning.group(1)
+            services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
+
 
 def _rows(page: str) -> dict[str, str]:
     tree = html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
