@@ -19,6 +19,7 @@ from api.ui import charts
 from api.ui.web import UiDep, UiRoute, parse_interval, parse_moment
 from streams.monitors import Monitoring
 from streams.runtime import Runtime
+from streams.storage.inferences import error_types
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 DEFAULT_WINDOWS = 200
@@ -175,6 +176,7 @@ def model_page_data(
         "versions": list(versions.values()),
         "alerts": alerts,
         "top_columns": top_drifted_columns(storage, ui_project, model, since, until),
+        "error_types": error_types(storage, ui_project, model, since, until),
         "windows": [(w, w in flagged_windows) for w in windows[:50]],
         "since": since,
         "until": until,

@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from api.queries.stats import stat_rows
-from api.queries.windows import sampled_columns, window_key
+from api.queries.windows import sampled_columns, window_examples, window_key
 from api.routes.reports import drift_report
 from api.time_range import check_moment
 from api.ui import charts
@@ -97,7 +97,9 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
             descriptors.append(
                 {"name": name, "reference": ref.mean, "current": mean, "change": change, "flagged": flagged}
             )
+    drifted = {f["dimension"]: list(f["details"].get("drifted_columns", [])) for f in families if f["flagged"]}
     return {
+        "examples": window_examples(storage, key, reference, drifted),
         "start": start,
         "end": end,
         "columns": columns,

@@ -30,6 +30,7 @@ HOSTILE_MODEL = "<script>alert(1)</script>"
 HOSTILE_FEATURE = "f</script><img src=x onerror=alert(2)>"
 HOSTILE_TAG = "<svg onload=alert(3)>"
 HOSTILE_COMMENT = "</textarea><script>alert(4)</script>"
+HOSTILE_ERROR = "<img src=x onerror=alert(5)>"
 
 
 def dashboard_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -76,6 +77,11 @@ def _hostile_events() -> tuple[list[dict[str, object]], list[dict[str, object]]]
                     "response": "world",
                     "features": {HOSTILE_FEATURE: float(i % 7 + window * 10)},
                     "tags": {"route": HOSTILE_TAG},
+                    **(
+                        {"status": "error", "error_type": HOSTILE_ERROR if i % 20 == 0 else "rate_limit"}
+                        if i % 10 == 0
+                        else {}
+                    ),
                 }
             )
     feedback.append(
