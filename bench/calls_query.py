@@ -108,7 +108,7 @@ def kinds(rng: random.Random, t0: datetime, cursors: dict[str, str]) -> list[Kin
         calls("latency range", lambda i: {"min_latency_ms": 2500 + i % 100, "max_latency_ms": 3000}),
         calls("cost range", lambda i: {"min_cost_usd": 0.0009, "max_cost_usd": 0.001}),
         calls("has_feedback", lambda i: {"has_feedback": "true"}),
-        calls("feedback_kind", lambda i: {"feedback_kind": "correction"}),
+        calls("feedback kind", lambda i: {"feedback_kind": "correction"}),
         calls("q common word", lambda i: {"q": "PARCEL"}),
         calls("q rare, one day", lambda i: {**day(i), "q": f"order {rng.randrange(1_000_000)}:"}),
         calls("slowest first", lambda i: {"sort": "latency", "model": model(i)}),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -37,9 +38,9 @@ DETAIL_COLUMNS = tuple(name for name in InferenceRecord.__struct_fields__ if nam
 CURSOR_PATTERN = r"^[A-Za-z0-9_\-]{1,1200}$"
 _SORT_COLUMN: dict[CallSort, str] = {"newest": "", "latency": "latency_ms", "cost": "cost_usd"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 _FIRST_SPAN = timedelta(hours=1)
-_SPAN_GROWTH = 8
-_MAX_BATCH = 20_000
+_MAX_GROWTH = 64.0
 _SUMMARY_COLUMNS = (
     "event_id, model, model_version, provider, timestamp, latency_ms, status, error_type, input_tokens, "
     f"output_tokens, cost_usd, substringUTF8(prompt, 1, {PREVIEW_CHARS}) AS prompt_preview, "
@@ -256,42 +257,30 @@ class CallPage:
 
 
 def _stored_span(storage: Storage) -> tuple[datetime, datetime] | None:
-    """The first and last stored moment of the table (from its parts' minmax index: no data read)."""
+    """The first and last stored moment of the table, from its parts' minmax index (no data read), kept
+    for a few seconds: the spans only start from it, the first span is open upwards and the last one
+    downwards, so a moment stored since is still read."""
+    now = time.monotonic()
+    hit = _stored_spans.get(storage.database)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     row = storage.query(
         "SELECT min(min_time), max(max_time), count() FROM system.parts "
         "WHERE database = {db:String} AND table = 'inferences' AND active",
         {"db": storage.database},
     ).result_rows[0]
     if not row[2]:
-        return None
+        return None  # not kept: the first rows may land any moment
     low, high = as_utc(row[0]), as_utc(row[1])
-    if low <= _EPOCH:  # the engine keeps no time range for these parts: every storable moment
-        return EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
-    return low, high + timedelta(seconds=1)
+    span = (EARLIEST_TIMESTAMP, LATEST_TIMESTAMP) if low <= _EPOCH else (low, high + timedelta(seconds=1))
+    if len(_stored_spans) > 1000:
+        _stored_spans.clear()
+    _stored_spans[storage.database] = (now + _STORED_SPAN_SECONDS, span)
+    return span
 
 
-def _spans(
-    storage: Storage, flt: CallFilter, sort: CallSort, after: _Position | None
-) -> list[tuple[datetime, datetime]]:
-    """The time spans to read, in page order: for the newest-first order, from the newest stored moment
-    down, each eight times longer; for the other orders the filter's whole range at once."""
-    stored = _stored_span(storage)
-    if stored is None:
-        return []
-    low = max(filter(None, (flt.since, stored[0])))
-    high = min(filter(None, (flt.until, stored[1])))
-    if sort == "newest" and after is not None:
-        high = min(high, after.timestamp + timedelta(milliseconds=1))
-    if low >= high:
-        return []
-    if sort != "newest":
-        return [(low, high)]
-    spans, span, top = [], _FIRST_SPAN, high
-    while top > low:
-        bottom = max(low, top - span)
-        spans.append((bottom, top))
-        top, span = bottom, span * _SPAN_GROWTH
-    return spans
+_STORED_SPAN_SECONDS = 5.0
+_stored_spans: dict[str, tuple[float, tuple[datetime, datetime]]] = {}
 
 
 def _order(sort: CallSort) -> str:
@@ -316,60 +305,97 @@ def _after(sort: CallSort, position: _Position, params: dict[str, Any]) -> str:
     )
 
 
-def _with_feedback(storage: Storage, flt: CallFilter, ids: list[str]) -> set[str]:
-    """Which of ``ids`` have feedback (of ``flt.feedback_kinds``, when given): a lookup by the bloom
-    filter on ``feedback.inference_id``."""
-    if not ids:
-        return set()
+def _feedback_clause(flt: CallFilter, db: str, candidates: str) -> str:
+    """Calls with (or without) feedback, of ``flt.feedback_kinds`` if given. The feedback table is sorted
+    by feedback id: it is searched for the candidate calls' ids only (its bloom filter on
+    ``inference_id``), not read whole."""
     kinds = " AND kind IN {kinds:Array(String)}" if flt.feedback_kinds else ""
-    rows = storage.query(
-        f"SELECT DISTINCT inference_id FROM {storage.database}.feedback "
-        "WHERE project = {project:String} AND inference_id IN {ids:Array(String)}" + kinds,
-        {"project": flt.project, "ids": sorted(set(ids)), "kinds": list(flt.feedback_kinds)},
-    ).result_rows
-    return {row[0] for row in rows}
+    negate = "NOT " if flt.has_feedback is False else ""
+    return (
+        f"event_id {negate}IN (SELECT inference_id FROM {db}.feedback WHERE project = {{project:String}}{kinds} "
+        f"AND inference_id IN (SELECT event_id FROM {db}.inferences WHERE {candidates}))"
+    )
+
+
+def _read(
+    storage: Storage,
+    flt: CallFilter,
+    sort: CallSort,
+    span: tuple[datetime | None, datetime | None],
+    want: int,
+    after: _Position | None,
+) -> tuple[list[CallSummary], _Position | None]:
+    """Up to ``want`` calls of a time span in ``sort`` order after ``after``, each once; and the position
+    to go on from inside the span (None when the span is read to its end)."""
+    clauses, params = flt.where()
+    column = _SORT_COLUMN[sort]
+    if column:
+        clauses.append(f"{column} IS NOT NULL")  # slowest / costliest first: the calls that have the number
+    low, high = span
+    if low is not None:
+        clauses.append("timestamp >= {lo:DateTime64(3, 'UTC')}")
+        params["lo"] = ch_time(low)
+    if high is not None:
+        clauses.append("timestamp < {hi:DateTime64(3, 'UTC')}")
+        params["hi"] = ch_time(high)
+    found: list[CallSummary] = []
+    while len(found) < want:
+        where = list(clauses)
+        if after is not None:
+            where.append(_after(sort, after, params))
+        if flt.by_feedback:
+            where.append(_feedback_clause(flt, storage.database, " AND ".join(where)))
+            params["kinds"] = list(flt.feedback_kinds)
+        limit = want - len(found)
+        rows = storage.rows(
+            f"SELECT {_SUMMARY_COLUMNS}, ingested_at FROM {storage.database}.inferences "
+            f"WHERE {' AND '.join(where)} ORDER BY {_order(sort)} LIMIT {{limit:UInt32}}",
+            {**params, "limit": limit},
+        )
+        found += [_summary(row) for row in _newest_copies(rows)]
+        if len(rows) < limit:
+            return found, None
+        last = rows[-1]
+        after = _Position(
+            last.get(column) if column else None, as_utc(last["timestamp"]), last["event_id"], last["model"]
+        )
+    return found, after
 
 
 def call_page(
     storage: Storage, flt: CallFilter, *, sort: CallSort = "newest", limit: int = 50, cursor: str | None = None
 ) -> CallPage:
     """One page of calls in ``sort`` order and the cursor of the next (None on the last page).
-    ValueError for a cursor that is not this listing's."""
+    ValueError for a cursor that is not this listing's.
+
+    Newest first, the page is read span by span from the newest stored moment down: the first span an
+    hour long, each next one as long as the matches found so far say the rest of the page needs
+    (between 2 and 64 times the last), the last one open downwards."""
     after = decode_cursor(cursor, sort) if cursor else None
-    clauses, params = flt.where()
-    column = _SORT_COLUMN[sort]
-    if column:
-        clauses.append(f"{column} IS NOT NULL")  # slowest / costliest first: the calls that have the number
     want = limit + 1
-    wanted_feedback = flt.has_feedback is not False
-    found: list[CallSummary] = []
-    for low, high in _spans(storage, flt, sort, after):
-        batch = want if not flt.by_feedback else min(max(4 * want, 200), _MAX_BATCH)
+    stored = _stored_span(storage)
+    if stored is None:
+        return CallPage()
+    if sort != "newest":
+        found, _ = _read(storage, flt, sort, (None, None), want, after)
+    else:
+        found = []
+        bounds = [t for t in (flt.until, after.timestamp + _MILLISECOND if after else None) if t is not None]
+        high = min(bounds) if bounds else None
+        start = min(high, stored[1]) if high is not None else stored[1]
+        floor = max(filter(None, (flt.since, stored[0])))
+        length = _FIRST_SPAN
         while len(found) < want:
-            span_params = {**params, "lo": ch_time(low), "hi": ch_time(high), "limit": batch}
-            where = [*clauses, "timestamp >= {lo:DateTime64(3, 'UTC')}", "timestamp < {hi:DateTime64(3, 'UTC')}"]
-            if after is not None:
-                where.append(_after(sort, after, span_params))
-            rows = storage.rows(
-                f"SELECT {_SUMMARY_COLUMNS}, ingested_at FROM {storage.database}.inferences "
-                f"WHERE {' AND '.join(where)} ORDER BY {_order(sort)} LIMIT {{limit:UInt32}}",
-                span_params,
-            )
-            calls = [_summary(row) for row in _newest_copies(rows)]
-            if flt.by_feedback:
-                rated = _with_feedback(storage, flt, [call.event_id for call in calls])
-                found += [call for call in calls if (call.event_id in rated) == wanted_feedback]
-            else:
-                found += calls
-            if len(rows) < batch:
-                break  # this span is read to its end
-            last = rows[-1]
-            after = _Position(
-                last.get(column) if column else None, as_utc(last["timestamp"]), last["event_id"], last["model"]
-            )
-            batch = min(batch * 4, _MAX_BATCH) if flt.by_feedback else batch
-        if len(found) >= want:
-            break
+            low = start - length
+            last = low <= floor
+            got, _ = _read(storage, flt, sort, (flt.since if last else low, high), want - len(found), after)
+            found += got
+            if last:
+                break
+            need = want - len(found)
+            growth = _MAX_GROWTH if not got else min(_MAX_GROWTH, max(2.0, 1.5 * need / len(got)))
+            high, start, length = low, low, length * growth
+            after = None  # the next span lies wholly below the previous one
     items = found[:limit]
     more = len(found) > limit
     return CallPage(items, encode_cursor(sort, items[-1]) if more and items else None)
