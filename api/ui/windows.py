@@ -26,6 +26,7 @@ ModelPath = Annotated[str, Path(min_length=1, max_length=200)]
 StartPath = Annotated[str, Path(min_length=1, max_length=64)]
 DISTRIBUTIONS = 6
 DESCRIPTOR_PREFIXES = ("prompt.", "response.")
+EXAMPLE_COLUMNS = 3
 
 
 def _start(text: str) -> datetime:
@@ -97,7 +98,14 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
             descriptors.append(
                 {"name": name, "reference": ref.mean, "current": mean, "change": change, "flagged": flagged}
             )
-    drifted = {f["dimension"]: list(f["details"].get("drifted_columns", [])) for f in families if f["flagged"]}
+    # per drifted family, its EXAMPLE_COLUMNS most significant drifted columns (``columns`` is sorted by p-value)
+    drifted = {
+        f["dimension"]: [
+            c["dimension"] for c in columns if c["dimension"] in set(f["details"].get("drifted_columns", []))
+        ][:EXAMPLE_COLUMNS]
+        for f in families
+        if f["flagged"]
+    }
     return {
         "examples": window_examples(storage, key, reference, drifted),
         "start": start,
