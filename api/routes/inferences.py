@@ -38,7 +38,7 @@ ORDER_SORTS: dict[CallOrder, CallSort] = {
     CallOrder.COST: "cost",
 }
 Name = Annotated[str | None, Query(min_length=1, max_length=200)]
-Amount = Annotated[float | None, Query(ge=0, le=1e15)]
+Amount = Annotated[float | None, Query(ge=0, le=1e15, description="a minimum must not be above its maximum")]
 TagFilter = Annotated[
     list[Annotated[str, StringConstraints(pattern=r"^[^:]+:")]] | None,
     Query(description="tag filter 'key:value' (the key up to the first ':'), repeatable; all must match"),
@@ -53,7 +53,11 @@ async def call_filter(
     since: Since = None,
     until: Until = None,
     window_start: Annotated[
-        IsoDatetime | None, Query(description="only the model's window that contains this moment (needs `model`)")
+        IsoDatetime | None,
+        Query(
+            description="only the model's window that contains this moment: needs `model`, and must overlap "
+            "`since` .. `until` when given, else 422"
+        ),
     ] = None,
     status: Annotated[CallStatus | None, Query()] = None,
     error_type: Annotated[str | None, Query(max_length=200, description="implies nothing about status")] = None,

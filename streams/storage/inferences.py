@@ -39,6 +39,8 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_\-]{1,1200}$"
 _SORT_COLUMN: dict[CallSort, str] = {"newest": "", "latency": "latency_ms", "cost": "cost_usd"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
+_EARLIEST_MILLIS = (EARLIEST_TIMESTAMP - _EPOCH) // _MILLISECOND
+_LATEST_MILLIS = (LATEST_TIMESTAMP - _EPOCH) // _MILLISECOND
 _FIRST_SPAN = timedelta(hours=1)
 _MAX_GROWTH = 64.0
 _SUMMARY_COLUMNS = (
@@ -212,9 +214,9 @@ def decode_cursor(cursor: str, sort: CallSort) -> _Position:
         or (sort != "newest" and value is None)
     ):
         raise ValueError("not a cursor of this listing: pass the previous page's next_cursor unchanged")
-    moment = _EPOCH + timedelta(milliseconds=millis)
-    if not EARLIEST_TIMESTAMP <= moment < LATEST_TIMESTAMP:
+    if not _EARLIEST_MILLIS <= millis < _LATEST_MILLIS:
         raise ValueError("not a cursor of this listing: pass the previous page's next_cursor unchanged")
+    moment = _EPOCH + timedelta(milliseconds=millis)
     return _Position(None if value is None else float(value), moment, event_id, model)
 
 

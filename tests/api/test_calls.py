@@ -3,6 +3,7 @@ over the real app (embedded runner, chDB) holding 40 calls spread over twelve da
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -258,6 +259,15 @@ class TestBadInput:
             ({"min_cost_usd": 0.5, "max_cost_usd": 0.1}, "min_cost_usd", "'min_cost_usd' must not be above"),
             ({"window_start": T0.isoformat()}, "window_start", "'window_start' needs 'model'"),
             ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor", "not a cursor of this listing"),
+            (  # a cursor-shaped token whose moment no datetime holds
+                {
+                    "cursor": base64.urlsafe_b64encode(b'["newest",null,99999999999999999999,"a","m"]')
+                    .decode()
+                    .rstrip("=")
+                },
+                "cursor",
+                "not a cursor of this listing",
+            ),
             ({"since": T0.isoformat(), "until": T0.isoformat()}, "since", "'since' must be before 'until'"),
             ({"status": "maybe"}, "status", "Input should be 'ok' or 'error'"),
             ({"sort": "name"}, "sort", "Input should be 'newest', 'latency' or 'cost'"),
