@@ -10,6 +10,11 @@ order directly, so it reads time spans from the newest stored moment down, each 
 A full page of recent calls therefore reads only the recent granules, however much older data is
 stored. Rows are read without ``FINAL`` (re-sent copies of a call share model, timestamp and id, so
 they are adjacent in every order this module uses, and the newest ingestion is kept, as a merge would).
+
+Text search (``q``) is a case-insensitive substring match with no skip index: a bloom filter of n-grams
+or tokens per granule (8,192 prompts) holds nearly every n-gram of natural language, so it would cost
+every insert its hashing and skip almost nothing. A search for a common word ends early in the newest
+spans; a rare one reads the texts of its whole range, which a model or time filter keeps short.
 """
 
 from __future__ import annotations
