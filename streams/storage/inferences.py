@@ -314,9 +314,9 @@ def _after(sort: CallSort, position: _Position, params: dict[str, Any]) -> str:
 
 def _feedback_clause(flt: CallFilter, db: str, candidates: str) -> str:
     """Calls with (or without) feedback, of ``flt.feedback_kinds`` if given: the feedback table searched
-    for the span's candidate calls in the same query (no round trip per batch). The feedback of recent
-    calls is spread over the whole table (sorted by feedback id), so its bloom filter on ``inference_id``
-    skips little: this reads most of the project's ``inference_id`` column, the cost of these filters."""
+    for the span's candidate calls in the same query (no round trip per batch), through its projection
+    sorted by inference id (migration 0009: the feedback of recent calls is spread over the whole table,
+    which is sorted by feedback id)."""
     kinds = " AND kind IN {kinds:Array(String)}" if flt.feedback_kinds else ""
     negate = "NOT " if flt.has_feedback is False else ""
     return (
