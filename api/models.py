@@ -63,6 +63,32 @@ class InferenceDetail(BaseModel):
     feedback: list[FeedbackItem]
 
 
+class CallSummary(BaseModel):
+    """One call in a listing: its numbers and the start of its texts (the whole call: ``GET /v1/inferences/{id}``)."""
+
+    event_id: str
+    model: str
+    model_version: str
+    provider: str
+    timestamp: datetime
+    latency_ms: float | None
+    status: str
+    error_type: str
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    prompt_preview: str = Field(description="the prompt's first 300 characters")
+    response_preview: str = Field(description="the response's first 300 characters")
+    prompt_chars: int = Field(description="the prompt's length in characters")
+    response_chars: int
+    tags: dict[str, str]
+
+
+class CallPage(BaseModel):
+    items: list[CallSummary]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
 class KeyCreated(BaseModel):
     key_id: str
     project: str

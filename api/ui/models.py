@@ -26,6 +26,7 @@ from api.ui.web import UiDep, UiRoute, duration, parse_interval, parse_moment
 from streams.monitors import Monitoring
 from streams.monitors.defaults import monitors_for
 from streams.runtime import Runtime
+from streams.storage.inferences import error_types
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 DEFAULT_WINDOWS = 200
@@ -261,6 +262,7 @@ def model_page_data(
         "alerts": alerts,
         "monitors": monitors_for(monitoring.store.list(ui_project), model),
         "top_columns": top_drifted_columns(storage, ui_project, model, since, until),
+        "error_types": error_types(storage, ui_project, model, since, until),
         "windows": [(w, w in flagged_windows) for w in windows[:50]],
         "since": since,
         "until": until,

@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from api.queries.stats import stat_rows
-from api.queries.windows import sampled_columns, window_key
+from api.queries.windows import sampled_columns, window_examples, window_key
 from api.routes.reports import drift_report
 from api.time_range import check_moment
 from api.ui import charts
@@ -28,6 +28,7 @@ ModelPath = Annotated[str, Path(min_length=1, max_length=200)]
 StartPath = Annotated[str, Path(min_length=1, max_length=64)]
 DISTRIBUTIONS = 6
 DESCRIPTOR_PREFIXES = ("prompt.", "response.")
+EXAMPLE_COLUMNS = 3
 
 
 def _start(text: str) -> datetime:
@@ -130,7 +131,16 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
                     "yes_no": _yes_no(name),
                 }
             )
+    # per drifted family, its EXAMPLE_COLUMNS most significant drifted columns (``columns`` is sorted by p-value)
+    drifted = {
+        f["dimension"]: [
+            c["dimension"] for c in columns if c["dimension"] in set(f["details"].get("drifted_columns", []))
+        ][:EXAMPLE_COLUMNS]
+        for f in families
+        if f["flagged"]
+    }
     return {
+        "examples": window_examples(storage, key, reference, drifted),
         "start": start,
         "end": end,
         "columns": columns,

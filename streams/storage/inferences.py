@@ -1,8 +1,457 @@
-"""Queries of the ``inferences`` table that the API asks (the writes are ``streams.writes``)."""
+"""The ``inferences`` table's reads: the calls explorer's pages, one call by id, the error types of a
+range and the sampled calls of a window. Routes, the dashboard and the window drill-down call these;
+no other module writes SQL against this table for them (writes go through the sink, window statistics
+through ``streams.stats.window_data``).
+
+Pages are newest first (or slowest / costliest first) with keyset cursors. The table is sorted by
+``(project, model, timestamp, event_id)``: a newest-first page over a whole project cannot read that
+order directly, so it reads time spans from the newest stored moment down, each eight times the last
+(the ``timestamp`` minmax index skips every granule outside the span), and stops once the page is full.
+A full page of recent calls therefore reads only the recent granules, however much older data is
+stored. Rows are read without ``FINAL`` (re-sent copies of a call share model, timestamp and id, so
+they are adjacent in every order this module uses, and the newest ingestion is kept, as a merge would).
+
+Text search (``q``) is a case-insensitive substring match with no skip index: a bloom filter of n-grams
+or tokens per granule (8,192 prompts) holds nearly every n-gram of natural language, so it would cost
+every insert its hashing and skip almost nothing. A search for a common word ends early in the newest
+spans; a rare one reads the texts of its whole range, which a model or time filter keeps short.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+
+from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
+from schemas.records import InferenceRecord
 from streams.storage.client import Storage
+from streams.storage.times import as_utc, ch_time
+
+CallSort = Literal["newest", "latency", "cost"]
+SORTS: tuple[CallSort, ...] = ("newest", "latency", "cost")
+PREVIEW_CHARS = 300
+# Every field of the event contract is a column of ``inferences`` (tests/schemas/test_contract_sync.py);
+# one call returns all of them but the two bulky model outputs.
+NOT_IN_DETAIL = frozenset({"probabilities", "embedding"})
+DETAIL_COLUMNS = tuple(name for name in InferenceRecord.__struct_fields__ if name not in NOT_IN_DETAIL)
+CURSOR_PATTERN = r"^[A-Za-z0-9_\-]{1,1200}$"
+_SORT_COLUMN: dict[CallSort, str] = {"newest": "", "latency": "latency_ms", "cost": "cost_usd"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+_EARLIEST_MILLIS = (EARLIEST_TIMESTAMP - _EPOCH) // _MILLISECOND
+_LATEST_MILLIS = (LATEST_TIMESTAMP - _EPOCH) // _MILLISECOND
+_FIRST_SPAN = timedelta(hours=1)
+_MAX_GROWTH = 64.0
+_SUMMARY_COLUMNS = (
+    "event_id, model, model_version, provider, timestamp, latency_ms, status, error_type, input_tokens, "
+    f"output_tokens, cost_usd, substringUTF8(prompt, 1, {PREVIEW_CHARS}) AS prompt_preview, "
+    f"substringUTF8(response, 1, {PREVIEW_CHARS}) AS response_preview, "
+    "lengthUTF8(prompt) AS prompt_chars, lengthUTF8(response) AS response_chars, tags"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    """One call as a listing shows it: its numbers and the first ``PREVIEW_CHARS`` of its texts."""
+
+    event_id: str
+    model: str
+    model_version: str
+    provider: str
+    timestamp: datetime
+    latency_ms: float | None
+    status: str
+    error_type: str
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    prompt_preview: str
+    response_preview: str
+    prompt_chars: int
+    response_chars: int
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInference:
+    """One call as stored: every field of the event contract but ``probabilities`` and ``embedding``."""
+
+    event_id: str
+    project: str
+    model: str
+    model_version: str
+    provider: str
+    timestamp: datetime
+    latency_ms: float | None
+    status: str
+    error_type: str
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_tokens: int | None
+    cost_usd: float | None
+    prompt: str
+    response: str
+    features: dict[str, Any]
+    prediction: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SampledCall:
+    """A call of a window's sample with what the drift columns are computed from (features, full texts)."""
+
+    call: CallSummary
+    features: str
+    prompt: str
+    response: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorTypeCount:
+    error_type: str  # '' = an error without a type
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """What ``GET /v1/inferences`` filters on; ``None`` / empty = not filtered. ``text`` is a
+    case-insensitive substring of the prompt or the response (``%`` and ``_`` are plain characters)."""
+
+    project: str
+    model: str | None = None
+    model_version: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+    error_type: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    min_latency_ms: float | None = None
+    max_latency_ms: float | None = None
+    min_cost_usd: float | None = None
+    max_cost_usd: float | None = None
+    has_feedback: bool | None = None
+    feedback_kinds: tuple[str, ...] = ()
+    text: str | None = None
+
+    def where(self) -> tuple[list[str], dict[str, Any]]:
+        clauses = ["project = {project:String}"]
+        params: dict[str, Any] = {"project": self.project}
+        for column, value in (
+            ("model", self.model),
+            ("model_version", self.model_version),
+            ("status", self.status),
+            ("error_type", self.error_type),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = {{{column}:String}}")
+                params[column] = value
+        if self.since:
+            clauses.append("timestamp >= {since:DateTime64(3, 'UTC')}")
+            params["since"] = ch_time(self.since)
+        if self.until:
+            clauses.append("timestamp < {until:DateTime64(3, 'UTC')}")
+            params["until"] = ch_time(self.until)
+        for name, column, op, amount in (
+            ("min_latency", "latency_ms", ">=", self.min_latency_ms),
+            ("max_latency", "latency_ms", "<=", self.max_latency_ms),
+            ("min_cost", "cost_usd", ">=", self.min_cost_usd),
+            ("max_cost", "cost_usd", "<=", self.max_cost_usd),
+        ):
+            if amount is not None:
+                clauses.append(f"{column} {op} {{{name}:Float64}}")
+                params[name] = amount
+        for index, (key, value) in enumerate(self.tags):
+            clauses.append(f"tags[{{tk{index}:String}}] = {{tv{index}:String}}")
+            params[f"tk{index}"], params[f"tv{index}"] = key, value
+        if self.text:
+            clauses.append("(prompt ILIKE {text:String} OR response ILIKE {text:String})")
+            params["text"] = f"%{like_escape(self.text)}%"
+        return clauses, params
+
+    @property
+    def by_feedback(self) -> bool:
+        return self.has_feedback is not None or bool(self.feedback_kinds)
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern: its ``\\``, ``%`` and ``_`` match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """Where a page ends, in the page's order: (sort value, timestamp, event id, model)."""
+
+    value: float | None
+    timestamp: datetime
+    event_id: str
+    model: str
+
+
+def encode_cursor(sort: CallSort, call: CallSummary) -> str:
+    value = {"newest": None, "latency": call.latency_ms, "cost": call.cost_usd}[sort]
+    millis = int(as_utc(call.timestamp).timestamp() * 1000)
+    raw = orjson.dumps([sort, value, millis, call.event_id, call.model])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, sort: CallSort) -> _Position:
+    """The position a cursor of ``encode_cursor`` names; ValueError for anything else, or a cursor of
+    another sort order."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        kind, value, millis, event_id, model = orjson.loads(raw)
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        raise ValueError("not a cursor of this listing: pass the previous page's next_cursor unchanged") from None
+    if kind != sort:
+        raise ValueError(f"this cursor pages the {kind!r} order, not {sort!r}")
+    if (
+        not isinstance(millis, int)
+        or not isinstance(event_id, str)
+        or not isinstance(model, str)
+        or (value is not None and not isinstance(value, int | float))
+        or (sort != "newest" and value is None)
+    ):
+        raise ValueError("not a cursor of this listing: pass the previous page's next_cursor unchanged")
+    if not _EARLIEST_MILLIS <= millis < _LATEST_MILLIS:
+        raise ValueError("not a cursor of this listing: pass the previous page's next_cursor unchanged")
+    moment = _EPOCH + timedelta(milliseconds=millis)
+    return _Position(None if value is None else float(value), moment, event_id, model)
+
+
+def _summary(row: dict[str, Any]) -> CallSummary:
+    return CallSummary(
+        event_id=row["event_id"],
+        model=row["model"],
+        model_version=row["model_version"],
+        provider=row["provider"],
+        timestamp=as_utc(row["timestamp"]),
+        latency_ms=row["latency_ms"],
+        status=row["status"],
+        error_type=row["error_type"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cost_usd=row["cost_usd"],
+        prompt_preview=row["prompt_preview"],
+        response_preview=row["response_preview"],
+        prompt_chars=int(row["prompt_chars"]),
+        response_chars=int(row["response_chars"]),
+        tags=dict(row["tags"]),
+    )
+
+
+def _newest_copies(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per call (model, timestamp, id), the newest ingestion winning, in the rows' order."""
+    newest: dict[tuple[str, Any, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["model"], row["timestamp"], row["event_id"])
+        kept = newest.get(key)
+        if kept is None or row["ingested_at"] > kept["ingested_at"]:
+            newest[key] = row
+    return list(newest.values())
+
+
+@dataclass(slots=True)
+class CallPage:
+    items: list[CallSummary] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def _stored_span(storage: Storage) -> tuple[datetime, datetime] | None:
+    """The first and last stored moment of the table, from its parts' minmax index (no data read), kept
+    for a few seconds: the spans only start from it, the first span is open upwards and the last one
+    downwards, so a moment stored since is still read."""
+    now = time.monotonic()
+    hit = _stored_spans.get(storage.database)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = storage.query(
+        "SELECT min(min_time), max(max_time), count() FROM system.parts "
+        "WHERE database = {db:String} AND table = 'inferences' AND active",
+        {"db": storage.database},
+    ).result_rows[0]
+    if not row[2]:
+        return None  # not kept: the first rows may land any moment
+    low, high = as_utc(row[0]), as_utc(row[1])
+    span = (EARLIEST_TIMESTAMP, LATEST_TIMESTAMP) if low <= _EPOCH else (low, high + timedelta(seconds=1))
+    if len(_stored_spans) > 1000:
+        _stored_spans.clear()
+    _stored_spans[storage.database] = (now + _STORED_SPAN_SECONDS, span)
+    return span
+
+
+_STORED_SPAN_SECONDS = 5.0
+_stored_spans: dict[str, tuple[float, tuple[datetime, datetime]]] = {}
+
+
+def _order(sort: CallSort) -> str:
+    column = _SORT_COLUMN[sort]
+    keys = ([f"{column} DESC"] if column else []) + ["timestamp DESC", "event_id DESC", "model DESC"]
+    return ", ".join(keys)
+
+
+def _after(sort: CallSort, position: _Position, params: dict[str, Any]) -> str:
+    params.update(
+        {"ats": ch_time(position.timestamp), "aid": position.event_id, "amodel": position.model, "av": position.value}
+    )
+    column = _SORT_COLUMN[sort]
+    if not column:  # the plain bound lets the minmax index skip newer granules; the tuple decides ties
+        return (
+            "timestamp <= {ats:DateTime64(3, 'UTC')} AND (timestamp, event_id, model) < "
+            "({ats:DateTime64(3, 'UTC')}, {aid:String}, {amodel:String})"
+        )
+    return (
+        f"{column} <= {{av:Float64}} AND ({column}, timestamp, event_id, model) < "
+        "({av:Float64}, {ats:DateTime64(3, 'UTC')}, {aid:String}, {amodel:String})"
+    )
+
+
+def _feedback_clause(flt: CallFilter, db: str, candidates: str) -> str:
+    """Calls with (or without) feedback, of ``flt.feedback_kinds`` if given: the feedback table searched
+    for the span's candidate calls in the same query (no round trip per batch), through its projection
+    sorted by inference id (migration 0010: the feedback of recent calls is spread over the whole table,
+    which is sorted by feedback id)."""
+    kinds = " AND kind IN {kinds:Array(String)}" if flt.feedback_kinds else ""
+    negate = "NOT " if flt.has_feedback is False else ""
+    return (
+        f"event_id {negate}IN (SELECT inference_id FROM {db}.feedback WHERE project = {{project:String}}{kinds} "
+        f"AND inference_id IN (SELECT event_id FROM {db}.inferences WHERE {candidates}))"
+    )
+
+
+def _read(
+    storage: Storage,
+    flt: CallFilter,
+    sort: CallSort,
+    span: tuple[datetime | None, datetime | None],
+    want: int,
+    after: _Position | None,
+) -> tuple[list[CallSummary], _Position | None]:
+    """Up to ``want`` calls of a time span in ``sort`` order after ``after``, each once; and the position
+    to go on from inside the span (None when the span is read to its end)."""
+    clauses, params = flt.where()
+    column = _SORT_COLUMN[sort]
+    if column:
+        clauses.append(f"{column} IS NOT NULL")  # slowest / costliest first: the calls that have the number
+    low, high = span
+    if low is not None:
+        clauses.append("timestamp >= {lo:DateTime64(3, 'UTC')}")
+        params["lo"] = ch_time(low)
+    if high is not None:
+        clauses.append("timestamp < {hi:DateTime64(3, 'UTC')}")
+        params["hi"] = ch_time(high)
+    found: list[CallSummary] = []
+    while len(found) < want:
+        where = list(clauses)
+        if after is not None:
+            where.append(_after(sort, after, params))
+        if flt.by_feedback:
+            where.append(_feedback_clause(flt, storage.database, " AND ".join(where)))
+            params["kinds"] = list(flt.feedback_kinds)
+        limit = want - len(found)
+        rows = storage.rows(
+            f"SELECT {_SUMMARY_COLUMNS}, ingested_at FROM {storage.database}.inferences "
+            f"WHERE {' AND '.join(where)} ORDER BY {_order(sort)} LIMIT {{limit:UInt32}}",
+            {**params, "limit": limit},
+        )
+        found += [_summary(row) for row in _newest_copies(rows)]
+        if len(rows) < limit:
+            return found, None
+        last = rows[-1]
+        after = _Position(
+            last.get(column) if column else None, as_utc(last["timestamp"]), last["event_id"], last["model"]
+        )
+    return found, after
+
+
+def call_page(
+    storage: Storage, flt: CallFilter, *, sort: CallSort = "newest", limit: int = 50, cursor: str | None = None
+) -> CallPage:
+    """One page of calls in ``sort`` order and the cursor of the next (None on the last page).
+    ValueError for a cursor that is not this listing's.
+
+    Newest first, the page is read span by span from the newest stored moment down: the first span an
+    hour long, each next one as long as the matches found so far say the rest of the page needs
+    (between 2 and 64 times the last), the last one open downwards."""
+    after = decode_cursor(cursor, sort) if cursor else None
+    want = limit + 1
+    stored = _stored_span(storage)
+    if stored is None:
+        return CallPage()
+    if sort != "newest":
+        found, _ = _read(storage, flt, sort, (None, None), want, after)
+    else:
+        found = []
+        bounds = [t for t in (flt.until, after.timestamp + _MILLISECOND if after else None) if t is not None]
+        high = min(bounds) if bounds else None
+        start = min(high, stored[1]) if high is not None else stored[1]
+        floor = max(filter(None, (flt.since, stored[0])))
+        length = _FIRST_SPAN
+        while len(found) < want:
+            low = start - length
+            last = low <= floor
+            got, _ = _read(storage, flt, sort, (flt.since if last else low, high), want - len(found), after)
+            found += got
+            if last:
+                break
+            need = want - len(found)
+            growth = _MAX_GROWTH if not got else min(_MAX_GROWTH, max(2.0, 1.5 * need / len(got)))
+            high, start, length = low, low, length * growth
+            after = None  # the next span lies wholly below the previous one
+    items = found[:limit]
+    more = len(found) > limit
+    return CallPage(items, encode_cursor(sort, items[-1]) if more and items else None)
+
+
+def inference(storage: Storage, project: str, event_id: str) -> StoredInference | None:
+    """The call with this id (its newest copy), or None."""
+    rows = storage.rows(
+        f"SELECT {', '.join(DETAIL_COLUMNS)} FROM {storage.database}.inferences FINAL "
+        "WHERE project = {project:String} AND event_id = {event_id:String} LIMIT 1",
+        {"project": project, "event_id": event_id},
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    row["timestamp"] = as_utc(row["timestamp"])
+    row["features"] = orjson.loads(row["features"]) if row["features"] else {}
+    row["tags"] = dict(row["tags"])
+    return StoredInference(**row)
+
+
+def error_types(
+    storage: Storage, project: str, model: str, since: datetime | None, until: datetime | None, top: int = 20
+) -> list[ErrorTypeCount]:
+    """The model's failed calls in the range, counted per ``error_type``, most frequent first."""
+    flt = CallFilter(project=project, model=model, since=since, until=until, status="error")
+    clauses, params = flt.where()
+    rows = storage.query(
+        f"SELECT error_type, count() AS calls FROM {storage.database}.inferences FINAL "
+        f"WHERE {' AND '.join(clauses)} GROUP BY error_type ORDER BY calls DESC, error_type LIMIT {{top:UInt32}}",
+        {**params, "top": top},
+    ).result_rows
+    return [ErrorTypeCount(str(error_type), int(calls)) for error_type, calls in rows]
+
+
+def sampled_calls(
+    storage: Storage, project: str, model: str, start: datetime, end: datetime, rows: int
+) -> list[SampledCall]:
+    """At most ``rows`` calls of the model in [start, end): the deterministic sample (by event-id hash)
+    the window statistics compare, with their features and full texts."""
+    flt = CallFilter(project=project, model=model, since=start, until=end)
+    clauses, params = flt.where()
+    found = storage.rows(
+        f"SELECT {_SUMMARY_COLUMNS}, features, prompt, response FROM {storage.database}.inferences FINAL "
+        f"WHERE {' AND '.join(clauses)} ORDER BY cityHash64(event_id) LIMIT {{rows:UInt32}}",
+        {**params, "rows": rows},
+    )
+    return [SampledCall(_summary(row), row["features"], row["prompt"], row["response"]) for row in found]
 
 
 def has_model(storage: Storage, project: str, model: str) -> bool:

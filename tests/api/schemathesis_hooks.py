@@ -59,6 +59,25 @@ def _storable_times(body: Any) -> bool:
     return True
 
 
+def _calls_query(query: dict[str, Any]) -> bool:
+    """The calls listing's rules across parameters (their descriptions): a minimum not above its maximum,
+    ``window_start`` only with ``model`` (here without another time range, which would have to hold the
+    window), and a cursor only as the previous page gave it."""
+    if query.get("cursor") is not None:
+        return False
+    if query.get("window_start") is not None and (
+        query.get("model") is None or query.get("since") is not None or query.get("until") is not None
+    ):
+        return False
+    for low, high in (("min_latency_ms", "max_latency_ms"), ("min_cost_usd", "max_cost_usd")):
+        try:
+            if query.get(low) is not None and query.get(high) is not None and float(query[low]) > float(query[high]):
+                return False
+        except (TypeError, ValueError):
+            return False
+    return _ordered(query.get("since"), query.get("until"))
+
+
 @schemathesis.hook
 def filter_case(context: Any, case: Any) -> bool:
     if not _positive(case):
@@ -75,6 +94,8 @@ def filter_case(context: Any, case: Any) -> bool:
         )
     if path in ("/v1/inferences", "/v1/feedback") and method == "POST":
         return _storable_times(case.body)
+    if path == "/v1/inferences" and method == "GET":
+        return _calls_query(case.query or {})
     if path == "/v1/monitors/{monitor_id}" and method == "PATCH" and isinstance(case.body, dict):
         # the stateful phase builds bodies without ``map_case``: keep only what is valid on its own
         return set(case.body) <= _PATCH_ALONE

@@ -5,9 +5,9 @@ hand. These tests fail when one of the places derived from the contract falls ou
 from __future__ import annotations
 
 from api.models import InferenceDetail
-from api.queries.inferences import DETAIL_COLUMNS, NOT_IN_DETAIL
 from schemas.records import FeedbackRecord, InferenceRecord
 from streams.storage import Storage
+from streams.storage.inferences import DETAIL_COLUMNS, NOT_IN_DETAIL, StoredInference
 
 
 def _columns(storage: Storage, table: str) -> set[str]:
@@ -29,3 +29,4 @@ def test_every_feedback_field_has_a_column(storage: Storage) -> None:
 def test_the_inference_detail_returns_the_contract() -> None:
     assert set(DETAIL_COLUMNS) == set(InferenceRecord.__struct_fields__) - NOT_IN_DETAIL
     assert set(InferenceDetail.model_fields) == {*DETAIL_COLUMNS, "feedback"}
+    assert set(StoredInference.__dataclass_fields__) == set(DETAIL_COLUMNS)

@@ -36,6 +36,7 @@ HOSTILE_COMMENT = "</textarea><script>alert(4)</script>"
 # private model no price list knows.
 TIMELY_PROJECT = "timely"
 FAR_FUTURE = datetime(2036, 1, 1, tzinfo=UTC)
+HOSTILE_ERROR = "<img src=x onerror=alert(5)>"
 
 
 def dashboard_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -117,6 +118,11 @@ def _hostile_events() -> tuple[list[dict[str, object]], list[dict[str, object]]]
                     "response": "world",
                     "features": {HOSTILE_FEATURE: float(i % 7 + window * 10)},
                     "tags": {"route": HOSTILE_TAG},
+                    **(
+                        {"status": "error", "error_type": HOSTILE_ERROR if i % 20 == 0 else "rate_limit"}
+                        if i % 10 == 0
+                        else {}
+                    ),
                 }
             )
     feedback.append(

@@ -361,6 +361,62 @@ class TestDashboardInChromium:
         assert charts_drawn(browser) >= 3
         assert "start after now" in browser.find_element(By.ID, "ahead-note").text
         screenshot(browser, "12-model-gap-and-future")
+    def test_errors_of_one_type_then_a_call(self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]) -> None:
+        url, _, seeded = live_server
+        sign_in(browser, url, seeded.token)
+        browser.get(f"{url}/ui/models/gpt-4o-mini")
+        charts_drawn(browser)
+        assert console_problems(browser) == []  # read here: the blocked map CSS is told apart on its own page
+        card = browser.find_element(By.ID, "error-types")
+        card.find_element(By.LINK_TEXT, "timeout").click()
+        wait(browser).until(expected_conditions.url_contains("error_type=timeout"))
+        assert "status=error" in browser.current_url
+        rows = browser.find_elements(By.CSS_SELECTOR, "#calls tbody tr")
+        assert rows
+        assert all(row.find_element(By.CSS_SELECTOR, ".error-type").text == "timeout" for row in rows)
+        assert browser.find_element(By.ID, "c-error-type").get_attribute("value") == "timeout"  # the form shows it
+        check_accessibility(browser, "calls")
+        screenshot(browser, "13-calls-timeouts")
+        assert console_problems(browser) == []
+        event_id = rows[0].get_attribute("data-event-id")
+        rows[0].find_element(By.CSS_SELECTOR, "td a").click()
+        wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "prompt")))
+        assert event_id in browser.find_element(By.TAG_NAME, "h1").text
+        assert "timeout" in browser.find_element(By.ID, "call-numbers").text
+        check_accessibility(browser, "call")
+        screenshot(browser, "14-call")
+        assert console_problems(browser) == []
+
+    def test_window_examples_lead_to_their_call(
+        self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]
+    ) -> None:
+        url, _, seeded = live_server
+        sign_in(browser, url, seeded.token)
+        browser.get(f"{url}/ui/models/gpt-4o-mini/windows/2026-06-01T12%3A00%3A20%2B00%3A00")
+        charts_drawn(browser)
+        family = browser.find_element(By.CSS_SELECTOR, ".family-examples[data-family='prompt']")
+        extreme = family.find_element(By.CSS_SELECTOR, ".extremes .call-card")
+        event_id = extreme.get_attribute("data-event-id")
+        browser.execute_script("arguments[0].scrollIntoView()", family)
+        check_accessibility(browser, "window examples")
+        screenshot(browser, "15-window-examples")
+        assert console_problems(browser) == []
+        extreme.find_element(By.TAG_NAME, "a").click()
+        wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "prompt")))
+        assert event_id in browser.find_element(By.TAG_NAME, "h1").text
+        assert browser.find_element(By.ID, "prompt").text  # the drifted prompt, in full
+        assert console_problems(browser) == []
+
+    def test_feedback_item_opens_its_call(self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]) -> None:
+        url, _, seeded = live_server
+        sign_in(browser, url, seeded.token)
+        browser.get(f"{url}/ui/feedback?kind=correction")
+        item = browser.find_element(By.CSS_SELECTOR, "article.feedback-item")
+        item.find_element(By.LINK_TEXT, "the call").click()
+        rows = wait(browser).until(
+            expected_conditions.presence_of_all_elements_located((By.CSS_SELECTOR, "#feedback tr[data-kind]"))
+        )
+        assert "correction" in {row.get_attribute("data-kind") for row in rows}
         assert console_problems(browser) == []
 
     def test_hostile_names_do_not_run(self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]) -> None:
@@ -374,6 +430,8 @@ class TestDashboardInChromium:
             f"/ui/models/{model}/windows/2026-06-01T12%3A00%3A10%2B00%3A00",
             "/ui/feedback",
             "/ui/alerts",
+            "/ui/calls?status=error",
+            "/ui/calls/h0-0",
         ):
             browser.get(url + path)
             charts_drawn(browser)

@@ -20,6 +20,7 @@ from api.ui.session import COOKIE, SessionSigner, UiSession, anonymous
 from tests.ui.conftest import (
     ADMIN_KEY,
     HOSTILE_COMMENT,
+    HOSTILE_ERROR,
     HOSTILE_FEATURE,
     HOSTILE_MODEL,
     HOSTILE_PROJECT,
@@ -32,7 +33,7 @@ from tests.ui.conftest import (
     seed,
 )
 
-HOSTILE = (HOSTILE_MODEL, HOSTILE_FEATURE, HOSTILE_TAG, HOSTILE_COMMENT)
+HOSTILE = (HOSTILE_MODEL, HOSTILE_FEATURE, HOSTILE_TAG, HOSTILE_COMMENT, HOSTILE_ERROR)
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +296,15 @@ class TestHeaders:
     def test_no_inline_script_or_handler_in_any_page(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
         sign_in(client, seeded.token)
-        for path in ("/ui", "/ui/models/gpt-4o-mini", "/ui/alerts", "/ui/feedback", "/ui/monitors", "/ui/signin"):
+        for path in (
+            "/ui",
+            "/ui/models/gpt-4o-mini",
+            "/ui/alerts",
+            "/ui/feedback",
+            "/ui/calls",
+            "/ui/monitors",
+            "/ui/signin",
+        ):
             page = client.get(path).text
             scripts, handlers = scripts_and_handlers(page)
             assert all(src.startswith("/ui/static/") for src in scripts), (path, scripts)
@@ -314,6 +323,8 @@ class TestHostileNames:
             "model": client.get(f"/ui/models/{model}").text,
             "feedback": client.get("/ui/feedback").text,
         }
+        pages["calls"] = client.get("/ui/calls", params={"status": "error"}).text
+        pages["call"] = client.get("/ui/calls/h0-0").text
         window = client.get(f"/ui/models/{model}/windows/2026-06-01T12:00:10%2B00:00")
         assert window.status_code == 200, window.text[:300]
         pages["window"] = window.text
@@ -325,6 +336,8 @@ class TestHostileNames:
             assert handlers == [], name
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["/ui"]
         assert "alert(4)" in pages["feedback"]  # shown, as text
+        for name in ("calls", "call", "model"):  # the error type too, in the listing, a call and the breakdown
+            assert "&lt;img src=x onerror=alert(5)&gt;" in pages[name], name
         assert "\\u003cimg src=x onerror=alert(2)\\u003e" in pages["window"] or "&lt;img" in pages["window"]
 
 
@@ -737,3 +750,99 @@ class TestPeopleReadIt:
             "llama-3-8b-internal",
         ]
         assert "<textarea" not in form.split('id="channels"')[0]  # no raw JSON box for channels
+
+def _tree(page: str) -> Any:
+    return html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+class TestCallsPages:
+    """The calls explorer, a call's page, the error types of the model page and the window's examples."""
+
+    def test_calls_filtered_like_the_api(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        params = {"model": "gpt-4o-mini", "status": "error", "error_type": "timeout"}
+        page = client.get("/ui/calls", params=params)
+        assert page.status_code == 200
+        rows = [r for r in _tree(page.text).iter("tr") if r.get("data-event-id")]
+        api = client.get("/v1/inferences", params={**params, "limit": 50}, headers=_bearer(seeded.token)).json()
+        assert [r.get("data-event-id") for r in rows] == [item["event_id"] for item in api["items"]]
+        assert rows
+        assert all("timeout" in "".join(r.itertext()) for r in rows)
+
+    def test_paging_follows_the_cursor(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        seen: list[str] = []
+        url = "/ui/calls?model=claude-3-5-haiku-latest"
+        for _ in range(3):
+            tree = _tree(client.get(url).text)
+            seen += [r.get("data-event-id") for r in tree.iter("tr") if r.get("data-event-id")]
+            url = next(a.get("href") for a in tree.iter("a") if a.get("rel") == "next")
+        assert len(seen) == len(set(seen)) == 150
+        api = client.get(
+            "/v1/inferences", params={"model": "claude-3-5-haiku-latest", "limit": 150}, headers=_bearer(seeded.token)
+        ).json()
+        assert seen == [item["event_id"] for item in api["items"]]
+
+    def test_bad_filters_are_explained(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        for params, message in (
+            ({"min_latency_ms": "9", "max_latency_ms": "1"}, "&#39;min_latency_ms&#39; must not be above"),
+            ({"min_cost_usd": "cheap"}, "min_cost_usd: expected a number"),
+            ({"window_start": "2026-06-01T12:00:00"}, "&#39;window_start&#39; needs &#39;model&#39;"),
+            ({"status": "meh"}, "status: one of ok, error"),
+            ({"cursor": "abc"}, "cursor: not a cursor of this listing"),
+        ):
+            response = client.get("/ui/calls", params=params)
+            assert response.status_code == 422, params
+            assert message in response.text, (params, response.text[-800:])
+
+    def test_a_call_with_its_feedback(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        feedback = client.get(
+            "/v1/feedback", params={"kind": "correction", "limit": 1}, headers=_bearer(seeded.token)
+        ).json()["items"][0]
+        explorer = client.get("/ui/feedback", params={"kind": "correction"}).text
+        assert f'href="/ui/calls/{quote(feedback["inference_id"], safe="")}"' in explorer
+        page = client.get(f"/ui/calls/{quote(feedback['inference_id'], safe='')}")
+        assert page.status_code == 200
+        tree = _tree(page.text)
+        prompt = next(el for el in tree.iter("pre") if el.get("id") == "prompt")
+        assert prompt.text == feedback["inference"]["prompt"]
+        kinds = [r.get("data-kind") for r in tree.iter("tr") if r.get("data-kind")]
+        assert "correction" in kinds
+        assert client.get("/ui/calls/no-such-call").status_code == 404
+
+    def test_model_page_breaks_errors_down_by_type(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        tree = _tree(client.get("/ui/models/gpt-4o-mini").text)
+        card = next(el for el in tree.iter("div") if el.get("id") == "error-types")
+        links = {"".join(a.itertext()): a.get("href") for a in card.iter("a")}
+        assert "timeout" in links
+        row = next(r for r in card.iter("tr") if "timeout" in "".join(r.itertext()))
+        count = int("".join(list(row.iter("td"))[1].itertext()).replace(",", ""))
+        listed = [r.get("data-event-id") for r in _tree(client.get(links["timeout"]).text).iter("tr")]
+        assert len([event_id for event_id in listed if event_id]) == count > 0  # the link lists exactly those
+
+    def test_window_shows_example_calls_of_the_drifted_families(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        page = client.get("/ui/models/gpt-4o-mini/windows/2026-06-01T12:00:20%2B00:00").text
+        tree = _tree(page)
+        families = {el.get("data-family"): el for el in tree.iter("div") if el.get("data-family")}
+        assert "prompt" in families
+        prompt = families["prompt"]
+        headings = ["".join(h.itertext()) for h in prompt.iter("h4")]
+        assert any(h.startswith("Highest prompt.length_chars") for h in headings), headings
+        cards = [el for el in prompt.iter("div") if el.get("class") == "call-card"]
+        assert len(cards) >= 6  # reference and current side by side, then the extremes
+        first = next(a.get("href") for a in cards[0].iter("a"))
+        assert client.get(first).status_code == 200
