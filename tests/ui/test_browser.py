@@ -361,6 +361,7 @@ class TestDashboardInChromium:
         assert charts_drawn(browser) >= 3
         assert "start after now" in browser.find_element(By.ID, "ahead-note").text
         screenshot(browser, "12-model-gap-and-future")
+
     def test_errors_of_one_type_then_a_call(self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]) -> None:
         url, _, seeded = live_server
         sign_in(browser, url, seeded.token)

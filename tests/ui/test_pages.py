@@ -751,6 +751,7 @@ class TestPeopleReadIt:
         ]
         assert "<textarea" not in form.split('id="channels"')[0]  # no raw JSON box for channels
 
+
 def _tree(page: str) -> Any:
     return html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
 
