@@ -40,11 +40,11 @@ class TestCovers:
         _create(monitoring, name="off", scope="search", enabled=False, **P95)
         _create(monitoring, name="all drift", scope="*", **FAMILY_DRIFT)
         monitors = monitoring.store.list("shop")
-        by_model = {model: [m.name for m in monitors_for(monitors, model)] for model in ("chat", "search")}
+        by_model = {model: sorted(m.name for m in monitors_for(monitors, model)) for model in ("chat", "search")}
         builtin = {m.family: m.name for m in default_monitors("shop", monitoring.settings)}
         assert by_model == {
-            "chat": ["chat p95", "all drift", builtin["quality"], builtin["cost"]],
-            "search": ["all drift", builtin["quality"], builtin["latency"], builtin["cost"]],  # "off" is disabled
+            "chat": sorted(["chat p95", "all drift", builtin["quality"], builtin["cost"]]),
+            "search": sorted(["all drift", builtin["quality"], builtin["latency"], builtin["cost"]]),  # "off": disabled
         }
         p95 = next(m for m in monitors if m.monitor_id == "default-latency-p95")
         assert [m.name for m in monitors if covers(m, p95, "chat")] == ["chat p95"]
