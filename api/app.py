@@ -24,6 +24,7 @@ from api.routes import (
     monitors,
     ops,
     otlp,
+    privacy,
     references,
     reports,
     stats,
@@ -73,7 +74,21 @@ def create_app(
     )
     if services is not None:
         app.state.services = services
-    for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
+    for module in (
+        ingest,
+        otlp,
+        feedback,
+        inferences,
+        models,
+        references,
+        stats,
+        reports,
+        monitors,
+        alerts,
+        keys,
+        privacy,
+        ops,
+    ):
         app.include_router(module.router)
     app.include_router(ui_router)  # the dashboard at /ui (api/ui)
 

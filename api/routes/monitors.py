@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, ValidationError
 
-from api.deps import MonitoringDep, ProjectDep
+from api.deps import ManagedProjectDep, MonitoringDep, ProjectDep
 from api.errors import ErrorMessage, problem, responses, unprocessable_all
 from schemas.events import Severity
 from schemas.monitors import Condition, Monitor, MonitorCreate, MonitorUpdate, unmask_channels
@@ -81,7 +81,7 @@ def _vet_channels(allow_private: bool) -> Any:
     responses=_CONFLICT,
     summary="Create a monitor (replaces the built-in defaults of the project)",
 )
-def create_monitor(body: MonitorCreate, project: ProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
+def create_monitor(body: MonitorCreate, project: ManagedProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
     if body.monitor_id in {builtin.monitor_id for builtin in default_monitors(project, monitoring.settings)}:
         # deleting it later would bring the built-in default of that id back: a delete that does not delete
         raise HTTPException(status.HTTP_409_CONFLICT, f"{body.monitor_id!r} is the id of a built-in default monitor")
@@ -113,7 +113,7 @@ def get_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: Moni
     summary="Change some fields of a monitor; the result is validated as a whole",
 )
 def update_monitor(
-    monitor_id: MonitorIdPath, body: MonitorUpdate, project: ProjectDep, monitoring: MonitoringDep
+    monitor_id: MonitorIdPath, body: MonitorUpdate, project: ManagedProjectDep, monitoring: MonitoringDep
 ) -> dict[str, Any]:
     store = monitoring.store
     changes = {
@@ -147,7 +147,7 @@ def update_monitor(
     responses={**responses(404), **_CONFLICT},
     summary="Delete a monitor (its alerts stay)",
 )
-def delete_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: MonitoringDep) -> Response:
+def delete_monitor(monitor_id: MonitorIdPath, project: ManagedProjectDep, monitoring: MonitoringDep) -> Response:
     try:
         deleted = monitoring.store.delete(project, monitor_id)
     except BuiltinMonitorError as exc:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, get_args
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from api.time_range import storable_range
-from api.ui.web import UiDep, UiRoute, first, parse_moment, redirect
+from api.ui.web import UiDep, UiManageDep, UiRoute, first, parse_moment, redirect
 from schemas.events import AlertKind, Severity
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -77,7 +77,7 @@ async def alert_detail(alert_id: AlertIdPath, ui: UiDep, acked: Annotated[str, Q
 
 
 @router.post("/alerts/{alert_id}/ack")
-async def ack(alert_id: AlertIdPath, ui: UiDep) -> Response:
+async def ack(alert_id: AlertIdPath, ui: UiManageDep) -> Response:
     fields = await ui.form()
     note = first(fields, "note")[:2000]
     monitoring = ui.services.monitoring

@@ -1,0 +1,200 @@
+"""Pure detectors of personal data and secrets in text: one concept per function, no I/O.
+
+Each detector takes a text and returns the ``Span`` of every entity it finds (start, end, kind).
+Candidates come from a regular expression; where a format has a checksum it decides (a card number
+passes Luhn, an IBAN its mod-97 check, an address parses with ``ipaddress``, a phone number is valid
+for ``phonenumbers``, Google's libphonenumber metadata), so a near miss stays in the text.
+
+Each detector first asks a cheap question in C (``"@" in text``, a digit anywhere) before any regex
+runs: most prompts hold no entity, and that is what keeps redaction cheap at ingest.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+import phonenumbers
+
+EntityKind = Literal["EMAIL", "PHONE", "CARD", "IBAN", "IP", "SECRET", "URL_CREDENTIALS"]
+
+
+class Span(NamedTuple):
+    start: int
+    end: int
+    kind: str  # an ``EntityKind`` or a project's custom pattern name
+
+
+_DIGIT = re.compile(r"\d")
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b")
+
+
+def emails(text: str) -> list[Span]:
+    """E-mail addresses (``local@domain.tld``)."""
+    if "@" not in text:
+        return []
+    return [Span(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text)]
+
+
+# A scheme, then ``user:password@``: the user and password are the credential, the host is kept.
+_URL_CREDENTIALS = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://([^\s:/@]+:[^\s/@]+)@")
+
+
+def url_credentials(text: str) -> list[Span]:
+    """``user:password`` in a URL (``postgres://app:hunter2@db/prod``)."""
+    if "://" not in text:
+        return []
+    return [Span(m.start(1), m.end(1), "URL_CREDENTIALS") for m in _URL_CREDENTIALS.finditer(text)]
+
+
+_SECRET = re.compile(
+    "|".join(
+        [
+            r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
+            r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",  # GitHub tokens
+            r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
+            r"\bsk-ant-[A-Za-z0-9_\-]{20,}",  # Anthropic
+            r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}",  # OpenAI
+            r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b",  # Stripe
+            r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack
+            r"\bAIza[0-9A-Za-z_\-]{35}",  # Google API key
+            r"\bglpat-[A-Za-z0-9_\-]{20,}",  # GitLab
+            r"\blw_[A-Za-z0-9_\-]{43}",  # loopwatch's own keys
+            r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+        ]
+    )
+)
+# Every format above contains one of these (checked in C before the regex runs).
+_SECRET_MARKERS = ("AKIA", "gh", "sk", "rk_", "pk_", "xox", "AIza", "glpat-", "lw_", "eyJ", "PRIVATE KEY")
+
+
+def secrets(text: str) -> list[Span]:
+    """Well-known API key and token formats (AWS, GitHub, GitLab, OpenAI, Anthropic, Stripe, Slack,
+    Google, loopwatch), JSON web tokens and PEM private keys."""
+    if not any(marker in text for marker in _SECRET_MARKERS):
+        return []
+    return [Span(m.start(), m.end(), "SECRET") for m in _SECRET.finditer(text)]
+
+
+_CARD = re.compile(r"(?<![\d\w])\d(?:[ \-]?\d){12,18}(?![\d\w])")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum of a string of digits."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def cards(text: str) -> list[Span]:
+    """Payment card numbers: 13–19 digits (spaces or dashes between them) that pass Luhn."""
+    if not _DIGIT.search(text):
+        return []
+    spans = []
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"[ \-]", "", m.group())
+        if luhn_valid(digits) and digits.strip("0"):
+            spans.append(Span(m.start(), m.end(), "CARD"))
+    return spans
+
+
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+
+
+def iban_valid(iban: str) -> bool:
+    """The ISO 13616 mod-97 check of an IBAN (spaces removed)."""
+    if not 15 <= len(iban) <= 34:
+        return False
+    moved = iban[4:] + iban[:4]
+    return int("".join(str(int(char, 36)) for char in moved)) % 97 == 1
+
+
+def ibans(text: str) -> list[Span]:
+    """IBANs, with or without the spaces every four characters, that pass the mod-97 check."""
+    if not _DIGIT.search(text):
+        return []
+    return [Span(m.start(), m.end(), "IBAN") for m in _IBAN.finditer(text) if iban_valid(m.group().replace(" ", ""))]
+
+
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d]|\.\d)")
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+
+
+def ip_addresses(text: str) -> list[Span]:
+    """IPv4 and IPv6 addresses that parse (``ipaddress``): ``999.1.1.1`` or a clock time is no address."""
+    spans = []
+    if "." in text:
+        for m in _IPV4.finditer(text):
+            try:
+                ipaddress.IPv4Address(m.group())
+            except ValueError:
+                continue
+            spans.append(Span(m.start(), m.end(), "IP"))
+    if "::" in text or text.count(":") >= 7:
+        for m in _IPV6.finditer(text):
+            try:
+                ipaddress.IPv6Address(m.group())
+            except ValueError:
+                continue
+            spans.append(Span(m.start(), m.end(), "IP"))
+    return spans
+
+
+# Digits with the separators people write between them; at least 7 digits (checked below).
+_PHONE = re.compile(r"(?<![\w+(])(?:\+|\()?\d[\d ().\-]{5,20}\d(?!\w)")
+_PHONE_MIN_DIGITS = 7
+
+
+def phones(text: str, region: str = "US") -> list[Span]:
+    """Phone numbers valid for libphonenumber: international (``+44 20 7946 0958``) or national to
+    ``region`` (``(415) 555-2671``)."""
+    if not _DIGIT.search(text):
+        return []
+    spans = []
+    for m in _PHONE.finditer(text):
+        candidate = m.group()
+        if sum(char.isdigit() for char in candidate) < _PHONE_MIN_DIGITS:
+            continue
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            spans.append(Span(m.start(), m.end(), "PHONE"))
+    return spans
+
+
+def pattern(regex: re.Pattern[str], kind: str) -> Callable[[str], list[Span]]:
+    """A detector for a project's own regular expression; its matches are called ``kind``."""
+
+    def detect(text: str) -> list[Span]:
+        return [Span(m.start(), m.end(), kind) for m in regex.finditer(text) if m.end() > m.start()]
+
+    return detect
+
+
+# Placeholders a redaction already wrote (``<EMAIL>``, ``<PHONE:9f2c…>``): never detected again, so
+# redacting twice (the API before Kafka, then the worker) changes nothing.
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]{12})?>")
+
+
+def resolve(found: list[Span], text: str) -> list[Span]:
+    """Non-overlapping spans in text order: where two overlap, the one found first wins (the order of
+    detectors is their priority); spans inside an existing placeholder are dropped."""
+    taken = [Span(m.start(), m.end(), "") for m in PLACEHOLDER.finditer(text)] if "<" in text else []
+    chosen: list[Span] = []
+    for span in found:
+        if not any(span.start < other.end and other.start < span.end for other in taken):
+            taken.append(span)
+            chosen.append(span)
+    return sorted(chosen)
