@@ -72,8 +72,9 @@ class Pipeline:
 
     def start(self) -> None:
         """Start-up work, off the first event's path: load the price snapshot and re-track windows that
-        have stored events but no statistics (a crash before they closed)."""
+        have stored events but no statistics (a crash before they closed); load the redaction policies."""
         self.pricer.warm_up()
+        self.privacy.refresh()
         if self.stats is not None:
             self.stats.recover()
 

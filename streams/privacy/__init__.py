@@ -39,8 +39,12 @@ def default_policy(settings: Settings) -> RedactionPolicy:
 
 
 class Privacy:
-    """Each project's ``Redactor``, from its stored policy or the server's default; cached 10 s (a
-    policy changed on another replica applies there within 10 s, here at once)."""
+    """Each project's ``Redactor``: its stored policy or the server's default.
+
+    Policies are held as a snapshot of the whole (small) ``redaction_policies`` table, loaded at start
+    (``refresh``) and again when 10 s old, so redacting never waits for storage on the event loop: a
+    policy changed on another replica applies here within 10 s, one changed here at once.
+    """
 
     def __init__(self, storage: Storage, settings: Settings) -> None:
         self._storage = storage
@@ -48,7 +52,8 @@ class Privacy:
         secret = settings.redaction_key
         self._key = secret.get_secret_value().encode() if secret is not None else None
         self._default = self.redactor(default_policy(settings))
-        self._cache: dict[str, tuple[float, Redactor]] = {}
+        self._snapshot: dict[str, Redactor] = {}
+        self._expires = float("-inf")  # not loaded yet
         self._lock = threading.Lock()
 
     def redactor(self, policy: RedactionPolicy) -> Redactor:
@@ -59,8 +64,29 @@ class Privacy:
     def default(self) -> Redactor:
         return self._default
 
+    def refresh(self) -> None:
+        """Load every project's policy (a query; call it off the event loop)."""
+        snapshot = {}
+        for project, policy in redaction_policies.all_policies(self._storage).items():
+            try:
+                snapshot[project] = self.redactor(policy)
+            except ValueError:  # e.g. pseudonyms, and the key was removed since: mask rather than store in clear
+                log.warning("redaction_policy_unusable", project=project)
+                snapshot[project] = self.redactor(RedactionPolicy(mode="mask"))
+        with self._lock:
+            self._snapshot, self._expires = snapshot, time.monotonic() + _CACHE_SECONDS
+
+    @property
+    def stale(self) -> bool:
+        return time.monotonic() >= self._expires
+
+    async def warm(self) -> None:
+        """Refresh a stale snapshot off the event loop (a fresh one: nothing to await)."""
+        if self.stale:
+            await asyncio.to_thread(self.refresh)
+
     def policy(self, project: str) -> tuple[RedactionPolicy, bool]:
-        """The policy that applies to ``project`` and whether it is the project's own."""
+        """The policy that applies to ``project`` and whether it is the project's own (read from storage)."""
         own = redaction_policies.get(self._storage, project)
         return (own, True) if own is not None else (self._default.policy, False)
 
@@ -72,40 +98,15 @@ class Privacy:
             self.redactor(policy)  # refuses a policy this server cannot apply (pseudonyms without a key)
             redaction_policies.put(self._storage, project, policy)
             changed = True
-        with self._lock:
-            self._cache.pop(project, None)
+        self.refresh()
         log.info("redaction_policy_set", project=project, mode=policy.mode if policy else "default")
         return changed
 
-    def cached(self, project: str) -> bool:
-        """The project's redactor is in the cache (no I/O needed: the event loop may redact)."""
-        with self._lock:
-            hit = self._cache.get(project)
-        return hit is not None and hit[0] > time.monotonic()
-
-    async def warm(self, projects: set[str]) -> None:
-        """Load the policies not in the cache, off the event loop."""
-        for project in projects:
-            if not self.cached(project):
-                await asyncio.to_thread(self.for_project, project)
-
     def for_project(self, project: str) -> Redactor:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(project)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        try:
-            own = redaction_policies.get(self._storage, project)
-            redactor = self._default if own is None else self.redactor(own)
-        except ValueError:  # e.g. pseudonyms, and the key was removed since: mask rather than store in clear
-            log.warning("redaction_policy_unusable", project=project)
-            redactor = self.redactor(RedactionPolicy(mode="mask"))
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[project] = (now + _CACHE_SECONDS, redactor)
-        return redactor
+        """The project's redactor (refreshes a stale snapshot first: worker threads call this)."""
+        if self.stale:
+            self.refresh()
+        return self._snapshot.get(project, self._default)
 
     def inferences(self, records: Sequence[InferenceRecord]) -> None:
         """Redact ``records`` in place, each under its project's policy."""
@@ -178,11 +179,11 @@ class RedactingPublisher:
         self.privacy = privacy
 
     async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None:
-        await self.privacy.warm({event.project for event in events})
+        await self.privacy.warm()
         self.privacy.inferences(events)
         await self.inner.publish_inferences(events)
 
     async def publish_feedback(self, events: Sequence[FeedbackRecord]) -> None:
-        await self.privacy.warm({event.project for event in events})
+        await self.privacy.warm()
         self.privacy.feedback(events)
         await self.inner.publish_feedback(events)

@@ -27,16 +27,21 @@ class Span(NamedTuple):
     kind: str  # an ``EntityKind`` or a project's custom pattern name
 
 
-_DIGIT = re.compile(r"\d")
-
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b")
+_LOCAL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
+_DOMAIN = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b")
 
 
 def emails(text: str) -> list[Span]:
-    """E-mail addresses (``local@domain.tld``)."""
-    if "@" not in text:
-        return []
-    return [Span(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text)]
+    """E-mail addresses (``local@domain.tld``), found from each ``@`` outwards (no scan of the text)."""
+    spans = []
+    at = text.find("@")
+    while at != -1:
+        local = _LOCAL.search(text, max(0, at - 64), at)
+        domain = _DOMAIN.match(text, at + 1) if local else None
+        if local and domain:
+            spans.append(Span(local.start(), domain.end(), "EMAIL"))
+        at = text.find("@", at + 1)
+    return spans
 
 
 # A scheme, then ``user:password@``: the user and password are the credential, the host is kept.
@@ -50,37 +55,51 @@ def url_credentials(text: str) -> list[Span]:
     return [Span(m.start(1), m.end(1), "URL_CREDENTIALS") for m in _URL_CREDENTIALS.finditer(text)]
 
 
-_SECRET = re.compile(
-    "|".join(
-        [
-            r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
-            r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",  # GitHub tokens
-            r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
-            r"\bsk-ant-[A-Za-z0-9_\-]{20,}",  # Anthropic
-            r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}",  # OpenAI
-            r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b",  # Stripe
-            r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack
-            r"\bAIza[0-9A-Za-z_\-]{35}",  # Google API key
-            r"\bglpat-[A-Za-z0-9_\-]{20,}",  # GitLab
-            r"\blw_[A-Za-z0-9_\-]{43}",  # loopwatch's own keys
-            r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
-        ]
-    )
+# Each format starts with a literal that is looked for first (``in``, in C); only then its regex runs.
+_SECRETS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
+    (markers, re.compile(regex))
+    for markers, regex in [
+        (("AKIA",), r"AKIA[0-9A-Z]{16}\b"),  # AWS access key id
+        (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"gh[pousr]_[A-Za-z0-9]{36,255}\b"),  # GitHub tokens
+        (("github_pat_",), r"github_pat_[A-Za-z0-9_]{22,255}\b"),
+        (("sk-",), r"sk-(?:ant-|proj-|svcacct-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI, Anthropic
+        (("_live_", "_test_"), r"[spr]k_(?:live|test)_[A-Za-z0-9]{16,}\b"),  # Stripe
+        (("xox",), r"xox[abprs]-[A-Za-z0-9\-]{10,}"),  # Slack
+        (("AIza",), r"AIza[0-9A-Za-z_\-]{35}"),  # Google API key
+        (("glpat-",), r"glpat-[A-Za-z0-9_\-]{20,}"),  # GitLab
+        (("lw_",), r"lw_[A-Za-z0-9_\-]{43}"),  # loopwatch's own keys
+        (("eyJ",), r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWT
+        (("PRIVATE KEY-----",), r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+    ]
 )
-# Every format above contains one of these (checked in C before the regex runs).
-_SECRET_MARKERS = ("AKIA", "gh", "sk", "rk_", "pk_", "xox", "AIza", "glpat-", "lw_", "eyJ", "PRIVATE KEY")
+
+
+def _starts_word(text: str, start: int) -> bool:
+    return start == 0 or not text[start - 1].isalnum()
 
 
 def secrets(text: str) -> list[Span]:
     """Well-known API key and token formats (AWS, GitHub, GitLab, OpenAI, Anthropic, Stripe, Slack,
     Google, loopwatch), JSON web tokens and PEM private keys."""
-    if not any(marker in text for marker in _SECRET_MARKERS):
-        return []
-    return [Span(m.start(), m.end(), "SECRET") for m in _SECRET.finditer(text)]
+    spans = []
+    for markers, regex in _SECRETS:
+        if any(marker in text for marker in markers):
+            spans += [Span(m.start(), m.end(), "SECRET") for m in regex.finditer(text) if _starts_word(text, m.start())]
+    return spans
 
 
-_CARD = re.compile(r"(?<![\d\w])\d(?:[ \-]?\d){12,18}(?![\d\w])")
+def has_digits(text: str) -> bool:
+    """Any ASCII digit (card, IBAN, phone and IPv4 detectors need some): one pass in C."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    return len(encoded.translate(None, b"0123456789")) != len(encoded)
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    """No letter or digit right before ``start`` or right after ``end`` (a whole token)."""
+    return (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
+
+
+_CARD = re.compile(r"\d(?:[ \-]?\d){12,18}")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -98,17 +117,17 @@ def luhn_valid(digits: str) -> bool:
 
 def cards(text: str) -> list[Span]:
     """Payment card numbers: 13–19 digits (spaces or dashes between them) that pass Luhn."""
-    if not _DIGIT.search(text):
+    if not has_digits(text):
         return []
     spans = []
     for m in _CARD.finditer(text):
-        digits = re.sub(r"[ \-]", "", m.group())
-        if luhn_valid(digits) and digits.strip("0"):
+        digits = m.group().replace(" ", "").replace("-", "")
+        if _bounded(text, m.start(), m.end()) and luhn_valid(digits) and digits.strip("0"):
             spans.append(Span(m.start(), m.end(), "CARD"))
     return spans
 
 
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+_IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 
 
 def iban_valid(iban: str) -> bool:
@@ -121,20 +140,30 @@ def iban_valid(iban: str) -> bool:
 
 def ibans(text: str) -> list[Span]:
     """IBANs, with or without the spaces every four characters, that pass the mod-97 check."""
-    if not _DIGIT.search(text):
+    if not has_digits(text):
         return []
-    return [Span(m.start(), m.end(), "IBAN") for m in _IBAN.finditer(text) if iban_valid(m.group().replace(" ", ""))]
+    return [
+        Span(m.start(), m.end(), "IBAN")
+        for m in _IBAN.finditer(text)
+        if _starts_word(text, m.start()) and iban_valid(m.group().replace(" ", ""))
+    ]
 
 
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d]|\.\d)")
+_IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_IP_NEIGHBOURS = frozenset("0123456789.")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 
 
 def ip_addresses(text: str) -> list[Span]:
     """IPv4 and IPv6 addresses that parse (``ipaddress``): ``999.1.1.1`` or a clock time is no address."""
     spans = []
-    if "." in text:
+    if "." in text and has_digits(text):
         for m in _IPV4.finditer(text):
+            start, end = m.start(), m.end()
+            if (start and text[start - 1] in _IP_NEIGHBOURS) or text[end : end + 2][:1].isdigit():
+                continue
+            if text[end : end + 1] == "." and text[end + 1 : end + 2].isdigit():  # 1.2.3.4.5: a version
+                continue
             try:
                 ipaddress.IPv4Address(m.group())
             except ValueError:
@@ -151,19 +180,23 @@ def ip_addresses(text: str) -> list[Span]:
 
 
 # Digits with the separators people write between them; at least 7 digits (checked below).
-_PHONE = re.compile(r"(?<![\w+(])(?:\+|\()?\d[\d ().\-]{5,20}\d(?!\w)")
-_PHONE_MIN_DIGITS = 7
+_PHONE = re.compile(r"(?:\+|\()?\d[\d ().\-]{5,20}\d")
+_PHONE_MIN_DIGITS, _PHONE_MAX_DIGITS = 7, 15  # E.164 allows at most 15 digits
 
 
 def phones(text: str, region: str = "US") -> list[Span]:
     """Phone numbers valid for libphonenumber: international (``+44 20 7946 0958``) or national to
     ``region`` (``(415) 555-2671``)."""
-    if not _DIGIT.search(text):
+    if not has_digits(text):
         return []
     spans = []
     for m in _PHONE.finditer(text):
-        candidate = m.group()
-        if sum(char.isdigit() for char in candidate) < _PHONE_MIN_DIGITS:
+        candidate, start = m.group(), m.start()
+        if (start and (text[start - 1].isalnum() or text[start - 1] in "+(")) or not _bounded(text, start, m.end()):
+            continue
+        if not _PHONE_MIN_DIGITS <= sum(char.isdigit() for char in candidate) <= _PHONE_MAX_DIGITS:
+            continue
+        if candidate.count(".") >= 3:  # a dotted quad is an IP address, not a phone number
             continue
         try:
             number = phonenumbers.parse(candidate, region)

@@ -25,6 +25,8 @@ _BUILT_IN: dict[DetectorName, Detector] = {
     "ip": detectors.ip_addresses,
 }
 
+_NEED_DIGITS: frozenset[DetectorName] = frozenset({"card", "iban", "phone"})
+
 
 class Redactor:
     """A ``RedactionPolicy`` ready to run: detectors in priority order, the HMAC key for pseudonyms.
@@ -37,10 +39,11 @@ class Redactor:
             raise ValueError("pseudonymize needs a key (LOOPWATCH_REDACTION_KEY)")
         self.policy = policy
         self._key = key or b""
-        found: list[Detector] = []
+        found: list[tuple[Detector, bool]] = []  # (detector, finds nothing in a text without digits)
         for name in detectors_in_order(policy.detectors):
-            found.append(partial(detectors.phones, region=phone_region) if name == "phone" else _BUILT_IN[name])
-        found += [detectors.pattern(re.compile(custom.regex), custom.name) for custom in policy.custom]
+            detect = partial(detectors.phones, region=phone_region) if name == "phone" else _BUILT_IN[name]
+            found.append((detect, name in _NEED_DIGITS))
+        found += [(detectors.pattern(re.compile(custom.regex), custom.name), False) for custom in policy.custom]
         self._detectors = found
         self.active = policy.mode != "off" and bool(found) and bool(policy.fields)
         fields = set(policy.fields)
@@ -54,8 +57,10 @@ class Redactor:
     def spans(self, text: str) -> list[Span]:
         """What the policy's detectors find in ``text``, without overlaps."""
         found: list[Span] = []
-        for detect in self._detectors:
-            found += detect(text)
+        digits = detectors.has_digits(text)  # once per text: four detectors need digits
+        for detect, needs_digits in self._detectors:
+            if digits or not needs_digits:
+                found += detect(text)
         return detectors.resolve(found, text) if found else found
 
     def token(self, kind: str, value: str) -> str:

@@ -22,6 +22,12 @@ def get(storage: Storage, project: str) -> RedactionPolicy | None:
     return RedactionPolicy.model_validate_json(rows[0]["policy"])
 
 
+def all_policies(storage: Storage) -> dict[str, RedactionPolicy]:
+    """Every project's own policy (the table holds one row per project that set one)."""
+    rows = storage.rows(f"SELECT project, policy FROM {storage.database}.{TABLE} FINAL WHERE deleted = 0")
+    return {row["project"]: RedactionPolicy.model_validate_json(row["policy"]) for row in rows}
+
+
 def put(storage: Storage, project: str, policy: RedactionPolicy) -> None:
     storage.insert_rows(TABLE, _COLUMNS, [[project, policy.model_dump_json(), 0, datetime.now(UTC)]])
 
