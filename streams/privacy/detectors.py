@@ -99,7 +99,11 @@ def _bounded(text: str, start: int, end: int) -> bool:
     return (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
 
 
-_CARD = re.compile(r"\d(?:[ \-]?\d){12,18}")
+# Digits in groups with one space or dash between them. People write numbers side by side ("call
+# +44 20 7946 0958 4111 1111 1111 1111"), so a run is tried group by group, never only as a whole.
+_CARD_RUN = re.compile(r"\d+(?:[ \-]\d+)*")
+_GROUP = re.compile(r"\d+")
+_CARD_DIGITS = (13, 19)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -115,15 +119,45 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _windows(
+    text: str, run: re.Match[str], fewest: int, most: int, accept: Callable[[int, int], bool]
+) -> list[tuple[int, int]]:
+    """Left to right over the digit groups of ``run``: from each group, the longest stretch of whole
+    consecutive groups holding ``fewest``–``most`` digits that ``accept(start, end)`` takes; after a
+    hit, on from the group after it."""
+    groups = [(m.start(), m.end()) for m in _GROUP.finditer(text, run.start(), run.end())]
+    found: list[tuple[int, int]] = []
+    first = 0
+    while first < len(groups):
+        ends, count = [], 0
+        for last in range(first, len(groups)):
+            count += groups[last][1] - groups[last][0]
+            if count > most:
+                break
+            if count >= fewest:
+                ends.append(last)
+        hit = next((last for last in reversed(ends) if accept(groups[first][0], groups[last][1])), None)
+        if hit is None:
+            first += 1
+        else:
+            found.append((groups[first][0], groups[hit][1]))
+            first = hit + 1
+    return found
+
+
 def cards(text: str) -> list[Span]:
-    """Payment card numbers: 13–19 digits (spaces or dashes between them) that pass Luhn."""
+    """Payment card numbers: 13–19 digits (one space or dash between groups) that pass Luhn."""
     if not has_digits(text):
         return []
+
+    def card(start: int, end: int) -> bool:
+        digits = text[start:end].replace(" ", "").replace("-", "")
+        return _bounded(text, start, end) and luhn_valid(digits) and bool(digits.strip("0"))
+
     spans = []
-    for m in _CARD.finditer(text):
-        digits = m.group().replace(" ", "").replace("-", "")
-        if _bounded(text, m.start(), m.end()) and luhn_valid(digits) and digits.strip("0"):
-            spans.append(Span(m.start(), m.end(), "CARD"))
+    for run in _CARD_RUN.finditer(text):
+        if run.end() - run.start() >= _CARD_DIGITS[0]:
+            spans += [Span(start, end, "CARD") for start, end in _windows(text, run, *_CARD_DIGITS, card)]
     return spans
 
 
@@ -180,8 +214,8 @@ def ip_addresses(text: str) -> list[Span]:
 
 
 # Digits with the separators people write between them; at least 7 digits (checked below).
-_PHONE = re.compile(r"(?:\+|\()?\d[\d ().\-]{5,20}\d")
-_PHONE_MIN_DIGITS, _PHONE_MAX_DIGITS = 7, 15  # E.164 allows at most 15 digits
+_PHONE_RUN = re.compile(r"(?:\+|\()?\d[\d ().\-]*\d")
+_PHONE_DIGITS = (7, 15)  # E.164 allows at most 15 digits
 
 
 def phones(text: str, region: str = "US") -> list[Span]:
@@ -189,21 +223,24 @@ def phones(text: str, region: str = "US") -> list[Span]:
     ``region`` (``(415) 555-2671``)."""
     if not has_digits(text):
         return []
-    spans = []
-    for m in _PHONE.finditer(text):
-        candidate, start = m.group(), m.start()
-        if (start and (text[start - 1].isalnum() or text[start - 1] in "+(")) or not _bounded(text, start, m.end()):
-            continue
-        if not _PHONE_MIN_DIGITS <= sum(char.isdigit() for char in candidate) <= _PHONE_MAX_DIGITS:
-            continue
+
+    def valid(start: int, end: int) -> bool:
+        if not _bounded(text, start, end):
+            return False
+        if start and text[start - 1] in "+(":  # the country code's plus, a bracketed area code
+            start -= 1
+        candidate = text[start:end]
         if candidate.count(".") >= 3:  # a dotted quad is an IP address, not a phone number
-            continue
+            return False
         try:
-            number = phonenumbers.parse(candidate, region)
+            return phonenumbers.is_valid_number(phonenumbers.parse(candidate, region))
         except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            spans.append(Span(m.start(), m.end(), "PHONE"))
+            return False
+
+    spans = []
+    for run in _PHONE_RUN.finditer(text):
+        for first, end in _windows(text, run, *_PHONE_DIGITS, valid):
+            spans.append(Span(first - 1 if first and text[first - 1] in "+(" else first, end, "PHONE"))
     return spans
 
 

@@ -57,10 +57,14 @@ class Redactor:
     def spans(self, text: str) -> list[Span]:
         """What the policy's detectors find in ``text``, without overlaps."""
         found: list[Span] = []
-        digits = detectors.has_digits(text)  # once per text: four detectors need digits
+        digits = detectors.has_digits(text)  # once per text: three detectors need digits
+        scan = text
         for detect, needs_digits in self._detectors:
             if digits or not needs_digits:
-                found += detect(text)
+                spans = detect(scan)
+                if spans:  # what a detector found is blanked for the next ones (a card is no phone number)
+                    found += spans
+                    scan = _blank(scan, spans)
         return detectors.resolve(found, text) if found else found
 
     def token(self, kind: str, value: str) -> str:
@@ -120,6 +124,17 @@ class Redactor:
     def feedbacks(self, records: Sequence[FeedbackRecord]) -> None:
         for record in records:
             self.feedback(record)
+
+
+def _blank(text: str, spans: list[Span]) -> str:
+    """``text`` with each span replaced by as many spaces: positions stay, the value is gone."""
+    parts, last = [], 0
+    for span in sorted(spans):
+        if span.start >= last:
+            parts += [text[last : span.start], " " * (span.end - span.start)]
+            last = span.end
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 def detectors_in_order(names: Sequence[DetectorName]) -> list[DetectorName]:
