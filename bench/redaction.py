@@ -7,8 +7,8 @@ What is measured
     ``LOOPWATCH_REDACTION_MODE=mask`` and ``=off``, alternating, ``--runs`` times each.
 
     Events are the demo's traffic (``loopwatch.demo.traffic.Traffic``) with prompts and responses of
-    1–2 KB of prose; one event in five carries planted entities (an e-mail address, a phone number, a
-    card number, an IBAN, an IP address, a secret key) as real traffic sometimes does. The mask runs read
+    1–2 KB of prose; one event in ``--planted-every`` (default 5) carries planted entities in both texts
+    (an e-mail address, a phone number, a card number, an IBAN, an IP address, a secret key). The mask runs read
     back a sample of stored prompts and require every planted value gone.
 
 Also reported
@@ -85,7 +85,7 @@ def prose(rng: random.Random, planted: bool) -> str:
     return " ".join(words)
 
 
-def generate(events: int, batch: int) -> tuple[list[bytes], list[dict[str, object]]]:
+def generate(events: int, batch: int, planted_every: int) -> tuple[list[bytes], list[dict[str, object]]]:
     rng = random.Random(5)
     now = datetime.now(UTC)
     traffic = Traffic(PROJECT, seed=7, start=now - timedelta(seconds=events / 1000), rate_per_second=1000)
@@ -94,7 +94,7 @@ def generate(events: int, batch: int) -> tuple[list[bytes], list[dict[str, objec
         task = bar.add_task("generating events (not timed)", total=events)
         for index in range(events):
             item = traffic.inference(index)
-            planted = index % 5 == 0
+            planted = index % planted_every == 0
             item["prompt"], item["response"] = prose(rng, planted), prose(rng, planted)
             items.append(item)
             bar.advance(task)
@@ -144,6 +144,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each mode (alternating; medians reported)")
     parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
     parser.add_argument("--threads", type=int, default=16, help="keep-alive connections per process")
+    parser.add_argument(
+        "--planted-every", type=int, default=5, help="one event in this many carries the planted entities"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 20k events, 1 run each")
     args = parser.parse_args()
     tune_malloc()
@@ -152,8 +155,11 @@ def main() -> int:
     configure_logging(Settings(log_level="warning"))
     data_dir = Path(tempfile.mkdtemp(prefix="loopwatch-bench-redaction-"))
     console.rule("[bold]loopwatch redaction benchmark (embedded mode, HTTP)")
-    bodies, items = generate(args.events, args.batch)
-    console.print(f"{args.events:,} events, ~{sum(map(len, bodies)) / args.events:,.0f} bytes each, {args.runs} run(s)")
+    bodies, items = generate(args.events, args.batch, args.planted_every)
+    console.print(
+        f"{args.events:,} events, ~{sum(map(len, bodies)) / args.events:,.0f} bytes each, one in "
+        f"{args.planted_every} with planted entities, {args.runs} run(s)"
+    )
     loadgen = LoadGenerators(args.procs, args.threads)
     phases: dict[str, list[Phase]] = {"off": [], "mask": []}
     try:

@@ -11,6 +11,7 @@ runs: most prompts hold no entity, and that is what keeps redaction cheap at ing
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -74,6 +75,9 @@ _SECRETS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
 )
 
 
+_UNSEPARATED = frozenset({"AKIA", "AIza", "eyJ"})
+
+
 def _starts_word(text: str, start: int) -> bool:
     return start == 0 or not text[start - 1].isalnum()
 
@@ -82,8 +86,9 @@ def secrets(text: str) -> list[Span]:
     """Well-known API key and token formats (AWS, GitHub, GitLab, OpenAI, Anthropic, Stripe, Slack,
     Google, loopwatch), JSON web tokens and PEM private keys."""
     spans = []
+    separated = "_" in text or "-" in text  # every marker but AKIA, AIza and eyJ holds one
     for markers, regex in _SECRETS:
-        if any(marker in text for marker in markers):
+        if (separated or markers[0] in _UNSEPARATED) and any(marker in text for marker in markers):
             spans += [Span(m.start(), m.end(), "SECRET") for m in regex.finditer(text) if _starts_word(text, m.start())]
     return spans
 
@@ -218,17 +223,31 @@ _PHONE_RUN = re.compile(r"(?:\+|\()?\d[\d ().\-]*\d")
 _PHONE_DIGITS = (7, 15)  # E.164 allows at most 15 digits
 
 
+@functools.cache
+def _national_lengths(region: str) -> frozenset[int]:
+    """How many digits a number of ``region`` may have, written nationally (with a trunk prefix: one more)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.general_desc is None:
+        return frozenset(range(_PHONE_DIGITS[0], _PHONE_DIGITS[1] + 1))
+    lengths = set(metadata.general_desc.possible_length or ())
+    return frozenset(lengths | {length + 1 for length in lengths})
+
+
 def phones(text: str, region: str = "US") -> list[Span]:
     """Phone numbers valid for libphonenumber: international (``+44 20 7946 0958``) or national to
     ``region`` (``(415) 555-2671``)."""
     if not has_digits(text):
         return []
 
+    national = _national_lengths(region)
+
     def valid(start: int, end: int) -> bool:
         if not _bounded(text, start, end):
             return False
         if start and text[start - 1] in "+(":  # the country code's plus, a bracketed area code
             start -= 1
+        if text[start] != "+" and sum(char.isdigit() for char in text[start:end]) not in national:
+            return False  # no parse needed: no number of the region has this many digits
         candidate = text[start:end]
         if candidate.count(".") >= 3:  # a dotted quad is an IP address, not a phone number
             return False
