@@ -51,7 +51,7 @@ _URL_CREDENTIALS = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://([^\s:/@]+:[^\s/@]+
 
 def url_credentials(text: str) -> list[Span]:
     """``user:password`` in a URL (``postgres://app:hunter2@db/prod``)."""
-    if "://" not in text:
+    if ":" not in text or "://" not in text:  # one character is found faster than three
         return []
     return [Span(m.start(1), m.end(1), "URL_CREDENTIALS") for m in _URL_CREDENTIALS.finditer(text)]
 
