@@ -22,7 +22,14 @@ class CustomPattern(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,31}$", description="placeholder name, e.g. ORDER_ID")]
-    regex: Annotated[str, Field(min_length=1, max_length=500, description="a Python regular expression")]
+    regex: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=500,
+            description="a Python regular expression that compiles and never matches the empty string (else 422)",
+        ),
+    ]
 
     @field_validator("regex")
     @classmethod
@@ -42,7 +49,9 @@ class RedactionPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: RedactionMode = "mask"
+    mode: RedactionMode = Field(
+        default="mask", description="pseudonymize needs LOOPWATCH_REDACTION_KEY set on the server (else 422)"
+    )
     detectors: list[DetectorName] = Field(default_factory=lambda: list(ALL_DETECTORS))
     fields: list[ScannedField] = Field(default_factory=lambda: list(DEFAULT_FIELDS))
     custom: list[CustomPattern] = Field(default_factory=list, max_length=MAX_CUSTOM_PATTERNS)

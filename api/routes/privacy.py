@@ -8,12 +8,12 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from api.deps import ManagedProjectDep, ProjectDep, ServicesDep
-from api.errors import responses
+from api.errors import responses, unprocessable
 from schemas.privacy import RedactionPolicy
 from streams.privacy import Privacy
 from streams.runtime import Runtime
 
-router = APIRouter(prefix="/v1/privacy", tags=["privacy"], responses=responses(401, 403, 503))
+router = APIRouter(prefix="/v1/privacy", tags=["privacy"], responses=responses(400, 401, 403, 503))
 
 
 class PolicyOut(BaseModel):
@@ -40,7 +40,7 @@ async def put_policy(body: RedactionPolicy, project: ManagedProjectDep, services
     try:
         await asyncio.to_thread(privacy.set_policy, project, body)
     except ValueError as exc:  # e.g. pseudonyms on a server without LOOPWATCH_REDACTION_KEY
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        raise unprocessable(["body", "mode"], str(exc)) from exc
     return PolicyOut(project=project, policy=body, own=True)
 
 

@@ -18,6 +18,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from api.time_range import IsoDatetime, storable_range
 from schemas.events import UtcDatetime
+from schemas.privacy import RedactionPolicy
 
 _MOMENT: TypeAdapter[Any] = TypeAdapter(IsoDatetime)
 _EVENT_TIME: TypeAdapter[Any] = TypeAdapter(UtcDatetime)
@@ -54,6 +55,16 @@ def _storable_times(body: Any) -> bool:
     return True
 
 
+def _applicable_policy(body: Any) -> bool:
+    """A policy this server can apply (the description's rules): custom regexes that compile and match
+    something, and no pseudonyms (the fuzzed server has no ``LOOPWATCH_REDACTION_KEY``)."""
+    try:
+        policy = RedactionPolicy.model_validate(body)
+    except ValidationError:
+        return False
+    return policy.mode != "pseudonymize"
+
+
 @schemathesis.hook
 def filter_case(context: Any, case: Any) -> bool:
     if not _positive(case):
@@ -70,6 +81,8 @@ def filter_case(context: Any, case: Any) -> bool:
         )
     if path in ("/v1/inferences", "/v1/feedback") and method == "POST":
         return _storable_times(case.body)
+    if path == "/v1/privacy/policy" and method == "PUT":
+        return _applicable_policy(case.body)
     if path == "/v1/monitors/{monitor_id}" and method == "PATCH" and isinstance(case.body, dict):
         # the stateful phase builds bodies without ``map_case``: keep only what is valid on its own
         return set(case.body) <= _PATCH_ALONE
