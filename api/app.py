@@ -74,22 +74,9 @@ def create_app(
     )
     if services is not None:
         app.state.services = services
-    for module in (
-        ingest,
-        otlp,
-        feedback,
-        inferences,
-        models,
-        references,
-        stats,
-        reports,
-        monitors,
-        alerts,
-        keys,
-        privacy,
-        ops,
-    ):
+    for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
+    app.include_router(privacy.router)  # /v1/privacy (redaction policy)
     app.include_router(ui_router)  # the dashboard at /ui (api/ui)
 
     @app.exception_handler(StarletteHTTPException)
