@@ -257,3 +257,38 @@ class TestPolicyApi:
         assert response.status_code == 422 and "not a valid regular expression" in response.text
         response = api.client.put("/v1/privacy/policy", json={"detectors": ["ssn"]}, headers=headers)
         assert response.status_code == 422
+
+
+class TestFieldsAndDetect:
+    """Tags and features are scanned when the policy names them; ``detect`` changes nothing and logs counts."""
+
+    def test_tags_and_features(self, api: Api) -> None:
+        headers = api.key("fields")
+        policy = {"mode": "mask", "fields": ["prompt", "tags", "features"]}
+        assert api.client.put("/v1/privacy/policy", json=policy, headers=headers).status_code == 200
+        event = {
+            "event_id": "f-1",
+            "model": "m",
+            "tags": {"user": "ana@example.com", "route": "/chat"},
+            "features": {"ip": "192.168.10.42", "age": 31},
+        }
+        _post(api, "/v1/inferences", event, headers)
+        api.wait_written()
+        (row,) = _rows(api, "SELECT tags, features FROM {db}.inferences FINAL WHERE event_id = 'f-1'")
+        assert "ana@example.com" not in str(row) and "192.168.10.42" not in str(row)
+        assert "<EMAIL>" in str(row["tags"]) and "/chat" in str(row["tags"])
+        assert "<IP>" in str(row["features"])
+
+    def test_detect_mode_logs_counts_only(self, api: Api) -> None:
+        headers = api.key("detect")
+        assert api.client.put("/v1/privacy/policy", json={"mode": "detect"}, headers=headers).status_code == 200
+        with capture_logs() as logs:
+            _post(api, "/v1/inferences", {"event_id": "d-1", "model": "m", "prompt": "mail ana@example.com"}, headers)
+            api.wait_written()
+        (row,) = _rows(api, "SELECT prompt FROM {db}.inferences FINAL WHERE event_id = 'd-1'")
+        assert row["prompt"] == "mail ana@example.com"
+        found = [entry for entry in logs if entry["event"] == "pii_redacted"]
+        assert found == [
+            {"event": "pii_redacted", "project": "detect", "mode": "detect", "found": {"EMAIL": 1}, "log_level": "info"}
+        ]
+        assert "ana@example.com" not in repr(logs)
