@@ -25,6 +25,7 @@ from api.routes import (
     monitors,
     ops,
     otlp,
+    privacy,
     references,
     reports,
     stats,
@@ -79,6 +80,7 @@ def create_app(
     for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
     app.include_router(docs.router)  # / → /ui, and /docs
+    app.include_router(privacy.router)  # /v1/privacy (redaction policy)
     app.include_router(ui_router)  # the dashboard at /ui (api/ui)
 
     @app.exception_handler(StarletteHTTPException)

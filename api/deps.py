@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from streams.bus import Publisher
-from streams.keys import ApiKey, is_admin_token
+from streams.keys import ApiKey, Permission, is_admin_token
 from streams.monitors import Monitoring
 from streams.runtime import Runtime
 from streams.storage import Storage
@@ -91,11 +91,41 @@ async def current_key(request: Request, services: ServicesDep, credentials: Cred
 CurrentKey = Annotated[ApiKey, Depends(current_key)]
 
 
+# What a key of a scope lacking a permission was refused, in the 403's words.
+_NEEDS: dict[Permission, str] = {
+    "ingest": "sending events",
+    "read": "reading (queries, dashboards)",
+    "manage": "managing the project (monitors, references, redaction policy)",
+    "keys": "managing keys",
+}
+
+
+def check_scope(key: ApiKey, permission: Permission) -> None:
+    """403 unless ``key``'s scope allows ``permission`` (``streams.keys.SCOPE_PERMISSIONS``)."""
+    if not key.allows(permission):
+        which = f"has scope {key.scope!r}, which" if key.scope else "(made without a scope)"
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key {which} does not allow {_NEEDS[permission]}")
+
+
 async def current_project(key: CurrentKey) -> str:
+    """The key's project, for a key that may read: every route that answers with data uses it."""
+    check_scope(key, "read")
     return key.project
 
 
-ProjectDep = Annotated[str, Depends(current_project)]
+async def ingest_project(key: CurrentKey) -> str:
+    check_scope(key, "ingest")
+    return key.project
+
+
+async def managed_project(key: CurrentKey) -> str:
+    check_scope(key, "manage")
+    return key.project
+
+
+ProjectDep = Annotated[str, Depends(current_project)]  # may read
+IngestProjectDep = Annotated[str, Depends(ingest_project)]  # may send events
+ManagedProjectDep = Annotated[str, Depends(managed_project)]  # may change the project's configuration
 
 
 async def require_admin(request: Request, services: ServicesDep, credentials: Credentials) -> None:
@@ -109,3 +139,16 @@ async def require_admin(request: Request, services: ServicesDep, credentials: Cr
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+
+async def keys_admin(services: ServicesDep, credentials: Credentials) -> str | None:
+    """Who may manage keys: the admin key (every project: None) or a project key of scope ``admin``
+    (its own project only)."""
+    if credentials is not None and is_admin_token(services.settings.admin_key, credentials.credentials):
+        return None
+    key = await current_key(services, credentials)
+    check_scope(key, "keys")
+    return key.project
+
+
+KeysAdminDep = Annotated[str | None, Depends(keys_admin)]

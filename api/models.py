@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from streams.keys import KeyScope
+
 
 class Accepted(BaseModel):
     accepted: int = Field(description="how many events were accepted for processing")
@@ -94,6 +96,7 @@ class KeyCreated(BaseModel):
     project: str
     name: str
     token: str = Field(description="shown once; only its hash is stored")
+    scope: KeyScope | None = Field(default=None, description="ingest, read, admin; none: full project access")
 
 
 class KeyInfo(BaseModel):
@@ -102,3 +105,4 @@ class KeyInfo(BaseModel):
     name: str
     created_at: datetime
     revoked: bool
+    scope: KeyScope | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +19,16 @@ if TYPE_CHECKING:
     from streams.storage import Storage
 
 app = typer.Typer(help="Monitoring and feedback for LLM and ML models in production.", no_args_is_help=True)
+
+
+class KeyScopeOption(StrEnum):
+    """``streams.keys.KeyScope`` as typer's choices."""
+
+    ingest = "ingest"
+    read = "read"
+    admin = "admin"
+
+
 keys_app = typer.Typer(help="Project API keys (stored hashed).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 console = Console()
@@ -145,6 +156,13 @@ def _storage(settings: Settings, over_http: str) -> Storage:
 def keys_create(
     project: Annotated[str, typer.Option(help="the project the key may read and write")],
     name: Annotated[str, typer.Option(help="a label, e.g. the app using it")] = "",
+    scope: Annotated[
+        KeyScopeOption | None,
+        typer.Option(
+            help="ingest: only sends events (safe inside an app); read: dashboards and queries; "
+            "admin: manages the project and its keys; none: full project access"
+        ),
+    ] = None,
 ) -> None:
     """Create a key and print its token once."""
     from pydantic import TypeAdapter, ValidationError
@@ -157,8 +175,8 @@ def keys_create(
     except ValidationError as exc:
         console.print(f"[red]invalid project name {project!r}: {exc.errors()[0]['msg']}[/red]")
         raise typer.Exit(2) from exc
-    new = KeyStore(_storage(_settings(), "POST /v1/keys")).create(project, name)
-    console.print(f"key {new.key.key_id} for project [bold]{project}[/bold]:")
+    new = KeyStore(_storage(_settings(), "POST /v1/keys")).create(project, name, scope.value if scope else None)
+    console.print(f"key {new.key.key_id} for project [bold]{project}[/bold] ({new.key.scope or 'full access'}):")
     print(new.token)
 
 
@@ -168,9 +186,16 @@ def keys_list(project: Annotated[str | None, typer.Option()] = None) -> None:
     from streams.keys import KeyStore
 
     storage = _storage(_settings(), "GET /v1/keys")
-    table = Table("key id", "project", "name", "created", "revoked")
+    table = Table("key id", "project", "name", "scope", "created", "revoked")
     for key in KeyStore(storage).list(project):
-        table.add_row(key.key_id, key.project, key.name, key.created_at.isoformat(), "yes" if key.revoked else "")
+        table.add_row(
+            key.key_id,
+            key.project,
+            key.name,
+            key.scope or "full",
+            key.created_at.isoformat(),
+            "yes" if key.revoked else "",
+        )
     console.print(table)
 
 

@@ -107,6 +107,15 @@ class Settings(BaseSettings):
         "(unset: a random per-process secret, so sessions do not survive a restart or cross replicas)",
     )
     public_url: str = "http://127.0.0.1:8000"
+    redaction_mode: Literal["off", "detect", "mask", "pseudonymize", "drop"] = Field(
+        default="mask", description="redaction policy of projects without their own (streams/privacy)"
+    )
+    redaction_key: SecretStr | None = Field(
+        default=None, description="HMAC key of pseudonyms (<EMAIL:9f2c…>); never stored or logged"
+    )
+    redaction_phone_region: str = Field(
+        default="US", pattern=r"^[A-Z]{2}$", description="the region of phone numbers written without +country"
+    )
 
     monitors_file: Path | None = None
     default_monitors: bool = Field(default=True, description="built-in monitors for projects that configure none")
@@ -124,7 +133,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
-    @field_validator("admin_key", "ui_secret")
+    @field_validator("admin_key", "ui_secret", "redaction_key")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and (value.get_secret_value().lower() in _PLACEHOLDER_SECRETS or len(value) < 16):

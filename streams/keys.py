@@ -1,4 +1,9 @@
-"""Project-scoped API keys: only a SHA-256 hash is stored; the token is shown once, at creation."""
+"""Project-scoped API keys: only a SHA-256 hash is stored; the token is shown once, at creation.
+
+A key may be limited to a scope: ``ingest`` only sends events (safe inside an app), ``read`` serves
+dashboards and queries, ``admin`` manages the project (monitors, references, redaction policy, its
+keys) and reads. A key made without a scope keeps full project access (ingest, read, manage).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import SecretStr
 
@@ -16,6 +22,17 @@ from streams.storage import Storage, as_utc
 
 TOKEN_PREFIX = "lw_"  # noqa: S105 - a prefix, not a secret
 _CACHE_SECONDS = 10.0
+
+KeyScope = Literal["ingest", "read", "admin"]
+Permission = Literal["ingest", "read", "manage", "keys"]
+# What each scope may do; "" is a key made without a scope (full project access, as before scopes).
+SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "": frozenset({"ingest", "read", "manage"}),
+    "ingest": frozenset({"ingest"}),
+    "read": frozenset({"read"}),
+    "admin": frozenset({"read", "manage", "keys"}),
+}
+_SELECT = "SELECT key_id, project, name, created_at, revoked, scope"
 
 
 def hash_token(token: str) -> str:
@@ -41,6 +58,10 @@ class ApiKey:
     name: str
     created_at: datetime
     revoked: bool = False
+    scope: str = ""  # a ``KeyScope``, or "" for full project access
+
+    def allows(self, permission: Permission) -> bool:
+        return permission in SCOPE_PERMISSIONS.get(self.scope, frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,38 +78,52 @@ class KeyStore:
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
 
-    def create(self, project: str, name: str = "") -> NewKey:
+    def create(self, project: str, name: str = "", scope: KeyScope | None = None) -> NewKey:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(key_id=secrets.token_hex(6), project=project, name=name, created_at=datetime.now(UTC))
+        key = ApiKey(
+            key_id=secrets.token_hex(6), project=project, name=name, created_at=datetime.now(UTC), scope=scope or ""
+        )
         self._write(key, hash_token(token))
         return NewKey(key, token)
 
     def _write(self, key: ApiKey, key_hash: str) -> None:
         self._storage.insert_rows(
             "api_keys",
-            ["key_id", "project", "name", "key_hash", "created_at", "revoked", "updated_at"],
-            [[key.key_id, key.project, key.name, key_hash, key.created_at, int(key.revoked), datetime.now(UTC)]],
+            ["key_id", "project", "name", "key_hash", "created_at", "revoked", "updated_at", "scope"],
+            [
+                [
+                    key.key_id,
+                    key.project,
+                    key.name,
+                    key_hash,
+                    key.created_at,
+                    int(key.revoked),
+                    datetime.now(UTC),
+                    key.scope,
+                ]
+            ],
         )
 
     def list(self, project: str | None = None) -> list[ApiKey]:
         where = "WHERE project = {project:String}" if project else ""
         rows = self._storage.rows(
-            f"SELECT key_id, project, name, created_at, revoked FROM {self._storage.database}.api_keys FINAL "
-            f"{where} ORDER BY created_at",
+            f"{_SELECT} FROM {self._storage.database}.api_keys FINAL {where} ORDER BY created_at",
             {"project": project} if project else None,
         )
-        return [ApiKey(r["key_id"], r["project"], r["name"], as_utc(r["created_at"]), bool(r["revoked"])) for r in rows]
+        return [_key(r) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
         rows = self._storage.rows(
-            f"SELECT key_id, project, name, created_at, key_hash FROM {self._storage.database}.api_keys FINAL "
+            f"SELECT key_id, project, name, created_at, key_hash, scope FROM {self._storage.database}.api_keys FINAL "
             "WHERE key_id = {key_id:String}",
             {"key_id": key_id},
         )
         if not rows:
             return False
         row = rows[0]
-        self._write(ApiKey(row["key_id"], row["project"], row["name"], row["created_at"], True), row["key_hash"])
+        self._write(
+            ApiKey(row["key_id"], row["project"], row["name"], row["created_at"], True, row["scope"]), row["key_hash"]
+        )
         with self._lock:
             self._cache.clear()
         return True
@@ -110,14 +145,10 @@ class KeyStore:
             return hit[1]
         now = time.monotonic()
         rows = self._storage.rows(
-            f"SELECT key_id, project, name, created_at, revoked FROM {self._storage.database}.api_keys FINAL "
-            "WHERE key_id = {key_id:String} LIMIT 1",
+            f"{_SELECT} FROM {self._storage.database}.api_keys FINAL WHERE key_id = {{key_id:String}} LIMIT 1",
             {"key_id": key_id},
         )
-        key = None
-        if rows and not rows[0]["revoked"]:
-            r = rows[0]
-            key = ApiKey(r["key_id"], r["project"], r["name"], as_utc(r["created_at"]), False)
+        key = _key(rows[0]) if rows and not rows[0]["revoked"] else None
         with self._lock:
             self._cache[cache_key] = (now + _CACHE_SECONDS, key)
         return key
@@ -130,16 +161,25 @@ class KeyStore:
         key_hash = hash_token(token)
         now = time.monotonic()
         rows = self._storage.rows(
-            f"SELECT key_id, project, name, created_at, revoked FROM {self._storage.database}.api_keys FINAL "
-            "WHERE key_hash = {key_hash:String} LIMIT 1",
+            f"{_SELECT} FROM {self._storage.database}.api_keys FINAL WHERE key_hash = {{key_hash:String}} LIMIT 1",
             {"key_hash": key_hash},
         )
-        key = None
-        if rows and not rows[0]["revoked"]:
-            r = rows[0]
-            key = ApiKey(r["key_id"], r["project"], r["name"], r["created_at"], False)
+        key = _key(rows[0]) if rows and not rows[0]["revoked"] else None
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key_hash] = (now + _CACHE_SECONDS, key)
         return key
+
+
+def _key(row: dict[str, object]) -> ApiKey:
+    created = row["created_at"]
+    assert isinstance(created, datetime)
+    return ApiKey(
+        str(row["key_id"]),
+        str(row["project"]),
+        str(row["name"]),
+        as_utc(created),
+        bool(row["revoked"]),
+        str(row["scope"]),
+    )

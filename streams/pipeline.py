@@ -26,6 +26,7 @@ from streams import metrics
 from streams.bus import Kind
 from streams.decode import Decoded, EventTimePolicy, feedback_decoder, inference_decoder
 from streams.pricing import Pricer
+from streams.privacy import Privacy
 from streams.sink import REFUSED, EventSink, FlushStats
 from streams.stats import StatsEngine
 from streams.storage import Storage
@@ -65,27 +66,34 @@ class Pipeline:
         times = EventTimePolicy.of(settings)
         self.inference_decoder = inference_decoder(max_bytes=settings.max_body_bytes, times=times)
         self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes, times=times)
+        self.privacy = Privacy(storage, settings)
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
         metrics.watch_pipeline(self, lambda live: live.pending, _windows_pending)
 
     def start(self) -> None:
         """Start-up work, off the first event's path: load the price snapshot and re-track windows that
-        have stored events but no statistics (a crash before they closed)."""
+        have stored events but no statistics (a crash before they closed); load the redaction policies."""
         self.pricer.warm_up()
+        self.privacy.refresh()
         if self.stats is not None:
             self.stats.recover()
 
     def accept_raw(self, kind: Kind, raw: bytes) -> Decoded[InferenceRecord] | Decoded[FeedbackRecord]:
-        """Decode one message (an event or an array of events); bad items become dead letters."""
+        """Decode one message (an event or an array of events); bad items become dead letters.
+
+        Raw messages come from Kafka, where the SDK may have sent them unredacted: redaction happens
+        here, before the events are buffered (dead letters are redacted in ``accept_dead_letters``)."""
         decoder = self.inference_decoder if kind == "inference" else self.feedback_decoder
         decoded = decoder.decode(raw)
         if kind == "inference":
+            self.privacy.inferences(decoded.events)  # type: ignore[arg-type]
             self.accept_inferences(decoded.events)  # type: ignore[arg-type]
         else:
+            self.privacy.feedback(decoded.events)  # type: ignore[arg-type]
             self.accept_feedback(decoded.events)  # type: ignore[arg-type]
         if decoded.dead_letters:
-            self.accept_dead_letters(decoded.dead_letters)
+            decoded.dead_letters = self.accept_dead_letters(decoded.dead_letters)
         return decoded
 
     def accept_inferences(self, events: Sequence[InferenceRecord], ack: object | None = None) -> None:
@@ -96,9 +104,12 @@ class Pipeline:
     def accept_feedback(self, events: Sequence[FeedbackRecord], ack: object | None = None) -> None:
         self.sink.add_feedback(events, ack)
 
-    def accept_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        _dead_lettered(letters)
-        self.sink.add_dead_letters(letters)
+    def accept_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        """Buffer dead letters, their payloads redacted first; returns them as buffered (redacted)."""
+        redacted = self.privacy.dead_letters(letters)
+        _dead_lettered(redacted)
+        self.sink.add_dead_letters(redacted)
+        return redacted
 
     @property
     def pending(self) -> int:

@@ -32,6 +32,7 @@ from streams.keys import KeyStore
 from streams.monitors import Monitoring, topic_publisher
 from streams.monitors.service import SWEEP_SECONDS
 from streams.pipeline import Pipeline
+from streams.privacy import Privacy, RedactingPublisher
 from streams.stats.references import ReferenceStore
 from streams.storage import Storage
 
@@ -61,6 +62,7 @@ class Runtime:
     kafka_publisher: KafkaPublisher | None = None
     worker: KafkaWorker | None = None
     stop_metrics_server: Callable[[], None] | None = None
+    privacy: Privacy | None = None  # redaction policies (streams.privacy); every process that ingests has one
 
     @property
     def pipeline(self) -> Pipeline | None:
@@ -160,7 +162,11 @@ async def _start(
         await runner.start()
         log.info("runtime_started", mode="embedded", database=storage.database)
         references = _references(runner.pipeline, storage)
-        return Runtime(settings, storage, keys, monitoring, references, loop, publisher=runner.bus, runner=runner)
+        privacy = runner.pipeline.privacy
+        publisher = RedactingPublisher(runner.bus, privacy)
+        return Runtime(
+            settings, storage, keys, monitoring, references, loop, publisher=publisher, runner=runner, privacy=privacy
+        )
 
     from streams.kafka.publisher import KafkaPublisher
     from streams.kafka.worker import KafkaWorker
@@ -192,6 +198,7 @@ async def _start(
     await monitoring.start()
     stop_metrics_server = None if serve_api else metrics.serve(settings.metrics_host, settings.metrics_port)
     references = _references(worker.pipeline, storage) if worker is not None else ReferenceStore(storage)
+    privacy = worker.pipeline.privacy if worker is not None else Privacy(storage, settings)
     log.info("runtime_started", mode="kafka", database=storage.database, api=serve_api, worker=consumes)
     return Runtime(
         settings,
@@ -200,10 +207,11 @@ async def _start(
         monitoring,
         references,
         loop,
-        publisher=kafka_publisher,
+        publisher=RedactingPublisher(kafka_publisher, privacy) if kafka_publisher is not None else None,
         kafka_publisher=kafka_publisher,
         worker=worker,
         stop_metrics_server=stop_metrics_server,
+        privacy=privacy,
     )
 
 

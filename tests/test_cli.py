@@ -143,3 +143,23 @@ class TestServeSaysWhereItIs:
         finally:
             process.terminate()
             process.wait(60)
+
+
+class TestKeyScopes:
+    """``loopwatch keys create --scope``: the scope is stored and listed; an unknown scope is refused."""
+
+    def test_scoped_key_is_created_and_listed(self, env: dict[str, str]) -> None:
+        created = _loopwatch(env, "keys", "create", "--project", "shop", "--name", "app", "--scope", "ingest")
+        assert created.returncode == 0, created.stderr[-2000:]
+        assert "(ingest)" in created.stdout
+        assert created.stdout.splitlines()[-1].startswith("lw_")
+        full = _loopwatch(env, "keys", "create", "--project", "shop")
+        assert "(full access)" in full.stdout
+        listed = _loopwatch(env, "keys", "list", "--project", "shop")
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        assert "ingest" in listed.stdout and "full" in listed.stdout
+
+    def test_unknown_scope_is_refused(self, env: dict[str, str]) -> None:
+        result = _loopwatch(env, "keys", "create", "--project", "shop", "--scope", "write")
+        assert result.returncode == 2
+        assert "'write' is not one of" in result.stderr

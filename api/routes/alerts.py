@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CurrentKey, MonitoringDep, ProjectDep
+from api.deps import CurrentKey, ManagedProjectDep, MonitoringDep, ProjectDep
 from api.errors import responses
 from api.time_range import Since, Until, storable_range
 from schemas.events import AlertKind, AlertResolved, Severity
@@ -160,7 +160,7 @@ def get_alert(alert_id: AlertIdPath, project: ProjectDep, monitoring: Monitoring
 )
 def ack_alert(
     alert_id: AlertIdPath,
-    project: ProjectDep,
+    project: ManagedProjectDep,
     key: CurrentKey,
     monitoring: MonitoringDep,
     body: AckRequest | None = None,

@@ -19,7 +19,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
-from api.deps import ProjectDep, PublisherDep, ServicesDep
+from api.deps import IngestProjectDep, PublisherDep, ServicesDep
 from api.errors import problem, responses, unprocessable, unprocessable_all
 from api.models import Accepted
 from schemas.events import EventTimeRules, FeedbackEvent, InferenceEvent
@@ -163,7 +163,7 @@ async def _accept(
     summary="Ingest one inference event or a list of them",
 )
 async def post_inferences(
-    request: Request, project: ProjectDep, services: ServicesDep, publisher: PublisherDep
+    request: Request, project: IngestProjectDep, services: ServicesDep, publisher: PublisherDep
 ) -> Response:
     return await _accept(request, project, services, publisher, INFERENCES)
 
@@ -176,7 +176,7 @@ async def post_inferences(
     summary="Ingest one feedback event or a list of them",
 )
 async def post_feedback(
-    request: Request, project: ProjectDep, services: ServicesDep, publisher: PublisherDep
+    request: Request, project: IngestProjectDep, services: ServicesDep, publisher: PublisherDep
 ) -> Response:
     return await _accept(request, project, services, publisher, FEEDBACK)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import CurrentKey, MonitoringDep, ProjectDep
+from api.deps import CurrentKey, ManagedProjectDep, MonitoringDep, ProjectDep
 from api.errors import ErrorMessage, problem, responses, unprocessable, unprocessable_all
 from schemas.events import Severity, UtcDatetime
 from schemas.monitors import Condition, Monitor, MonitorCreate, MonitorUpdate, unmask_channels
@@ -96,7 +96,7 @@ def _vet_channels(allow_private: bool) -> Any:
     responses=_CONFLICT,
     summary="Create a monitor (on its models and family it takes the built-in defaults' place)",
 )
-def create_monitor(body: MonitorCreate, project: ProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
+def create_monitor(body: MonitorCreate, project: ManagedProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
     if body.monitor_id in {builtin.monitor_id for builtin in default_monitors(project, monitoring.settings)}:
         # deleting it later would bring the built-in default of that id back: a delete that does not delete
         raise HTTPException(status.HTTP_409_CONFLICT, f"{body.monitor_id!r} is the id of a built-in default monitor")
@@ -128,7 +128,7 @@ def get_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: Moni
     summary="Change some fields of a monitor; the result is validated as a whole",
 )
 def update_monitor(
-    monitor_id: MonitorIdPath, body: MonitorUpdate, project: ProjectDep, monitoring: MonitoringDep
+    monitor_id: MonitorIdPath, body: MonitorUpdate, project: ManagedProjectDep, monitoring: MonitoringDep
 ) -> dict[str, Any]:
     store = monitoring.store
     changes = {
@@ -162,7 +162,7 @@ def update_monitor(
     responses={**responses(404), **_CONFLICT},
     summary="Delete a monitor (its alerts stay)",
 )
-def delete_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: MonitoringDep) -> Response:
+def delete_monitor(monitor_id: MonitorIdPath, project: ManagedProjectDep, monitoring: MonitoringDep) -> Response:
     try:
         deleted = monitoring.store.delete(project, monitor_id)
     except BuiltinMonitorError as exc:
@@ -225,7 +225,7 @@ def snooze_monitor(
     monitor_id: MonitorIdPath,
     model: SnoozeModelPath,
     body: SnoozeRequest,
-    project: ProjectDep,
+    project: ManagedProjectDep,
     key: CurrentKey,
     monitoring: MonitoringDep,
 ) -> SnoozeOut:
@@ -274,7 +274,7 @@ def get_snooze(
 def lift_snooze(
     monitor_id: MonitorIdPath,
     model: SnoozeModelPath,
-    project: ProjectDep,
+    project: ManagedProjectDep,
     key: CurrentKey,
     monitoring: MonitoringDep,
 ) -> Response:

@@ -48,7 +48,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from structlog import get_logger
 
-from api.deps import Credentials, ServicesDep, current_key, publisher_of
+from api.deps import Credentials, ServicesDep, check_scope, current_key, publisher_of
 from api.routes.ingest import read_body
 from streams import metrics
 from streams.bus import EventsRefused, Kind, NotWrittenYet
@@ -166,6 +166,7 @@ async def _export(
     reply: Encoding = encoding or "json"  # a request in neither encoding is answered in JSON
     try:
         key = await current_key(request, services, credentials)  # the key before anything else: 401 first
+        check_scope(key, "ingest")
         if encoding is None:
             raise HTTPException(
                 status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/x-protobuf or application/json (OTLP/HTTP)"
@@ -246,6 +247,8 @@ async def _logs(body: bytes, encoding: Encoding, project: str, services: Runtime
     mapped = map_logs(decode_logs(body, encoding), project)
     await publisher_of(services).publish_feedback(mapped.records)
     metrics.events_accepted("feedback", "http", len(mapped.records))
+    if mapped.texts and services.privacy is not None:  # the texts are stored: redacted first
+        mapped.texts = await asyncio.to_thread(services.privacy.log_texts, project, mapped.texts)
     if mapped.texts:  # stored first, then joined: see streams.otlp.texts for why this order
         await asyncio.to_thread(texts.store, services.storage, project, mapped.texts)
         completed = await asyncio.to_thread(texts.complete_stored, services.storage, project, mapped.texts)

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import ProjectDep, ServicesDep
+from api.deps import ManagedProjectDep, ProjectDep, ServicesDep
 from api.errors import responses, unprocessable
 from api.queries.windows import sampled_columns
 from api.time_range import storable, storable_range
@@ -84,7 +84,7 @@ def _records(body: bytes, fmt: str) -> list[dict[str, Any]]:
 async def set_reference(
     model: ModelName,
     request: Request,
-    project: ProjectDep,
+    project: ManagedProjectDep,
     services: ServicesDep,
     format: Annotated[
         Literal["jsonl", "csv", "parquet"] | None,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from api.queries.stats import stat_rows
 from api.time_range import storable_range
 from api.ui import charts
-from api.ui.web import Ui, UiDep, UiRoute, first, parse_moment, redirect
+from api.ui.web import Ui, UiDep, UiManageDep, UiRoute, first, parse_moment, redirect
 from schemas.events import AlertKind, Severity
 from schemas.stats import METRICS
 from streams.delivery.wording import P_VALUE_TESTS, column_change, p_value_text
@@ -201,7 +201,7 @@ async def alert_detail(
 
 
 @router.post("/alerts/{alert_id}/ack")
-async def ack(alert_id: AlertIdPath, ui: UiDep) -> Response:
+async def ack(alert_id: AlertIdPath, ui: UiManageDep) -> Response:
     fields = await ui.form()
     note = first(fields, "note")[:2000]
     monitoring = ui.services.monitoring
@@ -212,7 +212,7 @@ async def ack(alert_id: AlertIdPath, ui: UiDep) -> Response:
 
 
 @router.post("/alerts/{alert_id}/snooze")
-async def snooze(alert_id: AlertIdPath, ui: UiDep) -> Response:
+async def snooze(alert_id: AlertIdPath, ui: UiManageDep) -> Response:
     """Snooze the alert's monitor for its model or every model (``hours`` = 0 lifts the snooze)."""
     fields = await ui.form()
     hours, scope = first(fields, "hours"), first(fields, "scope")

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import ValidationError
 
 from api.routes.monitors import create_monitor, delete_monitor, update_monitor
-from api.ui.web import Ui, UiDep, UiRoute, first, quote_path, redirect
+from api.ui.web import Ui, UiDep, UiManageDep, UiRoute, first, quote_path, redirect
 from schemas.events import Severity
 from schemas.monitors import Condition, MonitorCreate, MonitorUpdate, Operator
 from schemas.problems import problem_line, validation_problems
@@ -220,7 +220,7 @@ async def new_monitor(ui: UiDep) -> Response:
 
 
 @router.post("/monitors/new")
-async def create(ui: UiDep) -> Response:
+async def create(ui: UiManageDep) -> Response:
     fields = await ui.form()
     form, enabled, channels = _form_of(fields), first(fields, "enabled") == "on", channel_rows(fields)
     body = _body(form, enabled, channels)
@@ -256,7 +256,7 @@ async def edit_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
 
 
 @router.post("/monitors/{monitor_id}")
-async def save_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
+async def save_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
     fields = await ui.form()
     form, enabled, channels = _form_of(fields), first(fields, "enabled") == "on", channel_rows(fields)
     form["monitor_id"] = monitor_id
@@ -277,7 +277,7 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
 
 
 @router.post("/monitors/{monitor_id}/delete")
-async def remove_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
+async def remove_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
     await ui.form()
     monitoring = ui.services.monitoring
     await asyncio.to_thread(delete_monitor, monitor_id, ui.project, monitoring)

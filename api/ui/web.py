@@ -263,6 +263,13 @@ async def _visitor(request: Request, services: ServicesDep) -> Ui:
         if not key or key.project != session.project:  # revoked since: signed out
             session = anonymous()
             request.state.ui_cookie = signer.dumps(session)
+        elif not key.allows("read"):  # sign-in refuses such keys; a session of one is ended, with a 403
+            request.state.ui_cookie = signer.dumps(anonymous())
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this API key has scope {key.scope!r}: it can only send events"
+            )
+        else:
+            request.state.ui_key = key
     if session.admin:
         admin = services.settings.admin_key
         if admin is None or session.key_id != admin_fingerprint(admin):  # the admin key was removed or changed
@@ -290,6 +297,21 @@ async def _signed_in(ui: VisitorDep) -> Ui:
 
 
 UiDep = Annotated[Ui, Depends(_signed_in)]
+
+
+async def _manager(ui: UiDep) -> Ui:
+    """A signed-in visitor who may change the project (monitors, acknowledgements): the admin key, or a
+    project key of scope ``admin`` or without a scope."""
+    key: ApiKey | None = getattr(ui.request.state, "ui_key", None)
+    if key is not None and not key.allows("manage"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this API key has scope {key.scope!r}: it reads; sign in with an admin key to change the project",
+        )
+    return ui
+
+
+UiManageDep = Annotated[Ui, Depends(_manager)]
 
 
 def admin_matches(services: Runtime, token: str) -> bool:

@@ -108,9 +108,7 @@ class KafkaWorker:
             try:
                 decoded = self.pipeline.accept_raw(kind, raw)
             except Exception as exc:
-                letter = unexpected_letter(kind, exc, raw)
-                self.pipeline.accept_dead_letters([letter])
-                dead.append(letter)
+                dead += self.pipeline.accept_dead_letters([unexpected_letter(kind, exc, raw)])
             else:
                 accepted += len(decoded.events)
                 dead += decoded.dead_letters

@@ -21,6 +21,7 @@ from api.time_range import IsoDatetime, storable_range
 from schemas.events import EVENT_TIME, EventTime
 from schemas.stats import METRICS
 from streams.decode import EventTimePolicy
+from schemas.privacy import RedactionPolicy
 
 _MOMENT: TypeAdapter[Any] = TypeAdapter(IsoDatetime)
 _EVENT_TIME: TypeAdapter[Any] = TypeAdapter(EventTime)
@@ -78,6 +79,16 @@ def _calls_query(query: dict[str, Any]) -> bool:
     return _ordered(query.get("since"), query.get("until"))
 
 
+def _applicable_policy(body: Any) -> bool:
+    """A policy this server can apply (the description's rules): custom regexes that compile and match
+    something, and no pseudonyms (the fuzzed server has no ``LOOPWATCH_REDACTION_KEY``)."""
+    try:
+        policy = RedactionPolicy.model_validate(body)
+    except ValidationError:
+        return False
+    return policy.mode != "pseudonymize"
+
+
 @schemathesis.hook
 def filter_case(context: Any, case: Any) -> bool:
     if not _positive(case):
@@ -96,6 +107,8 @@ def filter_case(context: Any, case: Any) -> bool:
         return _storable_times(case.body)
     if path == "/v1/inferences" and method == "GET":
         return _calls_query(case.query or {})
+    if path == "/v1/privacy/policy" and method == "PUT":
+        return _applicable_policy(case.body)
     if path == "/v1/monitors/{monitor_id}" and method == "PATCH" and isinstance(case.body, dict):
         # the stateful phase builds bodies without ``map_case``: keep only what is valid on its own
         return set(case.body) <= _PATCH_ALONE

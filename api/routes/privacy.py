@@ -1,0 +1,52 @@
+"""``/v1/privacy/policy``: the project's redaction policy (read by ``read`` keys, changed by ``admin``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+
+from api.deps import ManagedProjectDep, ProjectDep, ServicesDep
+from api.errors import responses, unprocessable
+from schemas.privacy import RedactionPolicy
+from streams.privacy import Privacy
+from streams.runtime import Runtime
+
+router = APIRouter(prefix="/v1/privacy", tags=["privacy"], responses=responses(400, 401, 403, 503))
+
+
+class PolicyOut(BaseModel):
+    project: str
+    policy: RedactionPolicy
+    own: bool = Field(description="false: the server's default (LOOPWATCH_REDACTION_MODE) applies")
+
+
+def _privacy(services: Runtime) -> Privacy:
+    if services.privacy is None:  # not reachable: every process that serves the API has one
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this process does not redact events")
+    return services.privacy
+
+
+@router.get("/policy", response_model=PolicyOut, summary="The redaction policy that applies to the project")
+async def get_policy(project: ProjectDep, services: ServicesDep) -> PolicyOut:
+    policy, own = await asyncio.to_thread(_privacy(services).policy, project)
+    return PolicyOut(project=project, policy=policy, own=own)
+
+
+@router.put("/policy", response_model=PolicyOut, responses=responses(422), summary="Set the project's redaction policy")
+async def put_policy(body: RedactionPolicy, project: ManagedProjectDep, services: ServicesDep) -> PolicyOut:
+    privacy = _privacy(services)
+    try:
+        await asyncio.to_thread(privacy.set_policy, project, body)
+    except ValueError as exc:  # e.g. pseudonyms on a server without LOOPWATCH_REDACTION_KEY
+        raise unprocessable(["body", "mode"], str(exc)) from exc
+    return PolicyOut(project=project, policy=body, own=True)
+
+
+@router.delete("/policy", response_model=PolicyOut, summary="Back to the server's default redaction policy")
+async def delete_policy(project: ManagedProjectDep, services: ServicesDep) -> PolicyOut:
+    privacy = _privacy(services)
+    await asyncio.to_thread(privacy.set_policy, project, None)
+    policy, own = await asyncio.to_thread(privacy.policy, project)
+    return PolicyOut(project=project, policy=policy, own=own)

@@ -1,0 +1,289 @@
+"""Pure detectors of personal data and secrets in text: one concept per function, no I/O.
+
+Each detector takes a text and returns the ``Span`` of every entity it finds (start, end, kind).
+Candidates come from a regular expression; where a format has a checksum it decides (a card number
+passes Luhn, an IBAN its mod-97 check, an address parses with ``ipaddress``, a phone number is valid
+for ``phonenumbers``, Google's libphonenumber metadata), so a near miss stays in the text.
+
+Each detector first asks a cheap question in C (``"@" in text``, a digit anywhere) before any regex
+runs: most prompts hold no entity, and that is what keeps redaction cheap at ingest.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+import phonenumbers
+
+EntityKind = Literal["EMAIL", "PHONE", "CARD", "IBAN", "IP", "SECRET", "URL_CREDENTIALS"]
+
+
+class Span(NamedTuple):
+    start: int
+    end: int
+    kind: str  # an ``EntityKind`` or a project's custom pattern name
+
+
+_LOCAL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
+_DOMAIN = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b")
+
+
+def emails(text: str) -> list[Span]:
+    """E-mail addresses (``local@domain.tld``), found from each ``@`` outwards (no scan of the text)."""
+    spans = []
+    at = text.find("@")
+    while at != -1:
+        local = _LOCAL.search(text, max(0, at - 64), at)
+        domain = _DOMAIN.match(text, at + 1) if local else None
+        if local and domain:
+            spans.append(Span(local.start(), domain.end(), "EMAIL"))
+        at = text.find("@", at + 1)
+    return spans
+
+
+# A scheme, then ``user:password@``: the user and password are the credential, the host is kept.
+_URL_CREDENTIALS = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://([^\s:/@]+:[^\s/@]+)@")
+
+
+def url_credentials(text: str) -> list[Span]:
+    """``user:password`` in a URL (``postgres://app:hunter2@db/prod``)."""
+    if ":" not in text or "://" not in text:  # one character is found faster than three
+        return []
+    return [Span(m.start(1), m.end(1), "URL_CREDENTIALS") for m in _URL_CREDENTIALS.finditer(text)]
+
+
+# Each format starts with a literal that is looked for first (``in``, in C); only then its regex runs.
+_SECRETS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
+    (markers, re.compile(regex))
+    for markers, regex in [
+        (("AKIA",), r"AKIA[0-9A-Z]{16}\b"),  # AWS access key id
+        (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"gh[pousr]_[A-Za-z0-9]{36,255}\b"),  # GitHub tokens
+        (("github_pat_",), r"github_pat_[A-Za-z0-9_]{22,255}\b"),
+        (("sk-",), r"sk-(?:ant-|proj-|svcacct-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI, Anthropic
+        (("_live_", "_test_"), r"[spr]k_(?:live|test)_[A-Za-z0-9]{16,}\b"),  # Stripe
+        (("xox",), r"xox[abprs]-[A-Za-z0-9\-]{10,}"),  # Slack
+        (("AIza",), r"AIza[0-9A-Za-z_\-]{35}"),  # Google API key
+        (("glpat-",), r"glpat-[A-Za-z0-9_\-]{20,}"),  # GitLab
+        (("lw_",), r"lw_[A-Za-z0-9_\-]{43}"),  # loopwatch's own keys
+        (("eyJ",), r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWT
+        (("PRIVATE KEY-----",), r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+    ]
+)
+
+
+_UNSEPARATED = frozenset({"AKIA", "AIza", "eyJ"})
+
+
+def _starts_word(text: str, start: int) -> bool:
+    return start == 0 or not text[start - 1].isalnum()
+
+
+def secrets(text: str) -> list[Span]:
+    """Well-known API key and token formats (AWS, GitHub, GitLab, OpenAI, Anthropic, Stripe, Slack,
+    Google, loopwatch), JSON web tokens and PEM private keys."""
+    spans = []
+    separated = "_" in text or "-" in text  # every marker but AKIA, AIza and eyJ holds one
+    for markers, regex in _SECRETS:
+        if (separated or markers[0] in _UNSEPARATED) and any(marker in text for marker in markers):
+            spans += [Span(m.start(), m.end(), "SECRET") for m in regex.finditer(text) if _starts_word(text, m.start())]
+    return spans
+
+
+def has_digits(text: str) -> bool:
+    """Any ASCII digit (card, IBAN, phone and IPv4 detectors need some): one pass in C."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    return len(encoded.translate(None, b"0123456789")) != len(encoded)
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    """No letter or digit right before ``start`` or right after ``end`` (a whole token)."""
+    return (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
+
+
+# Digits in groups with one space or dash between them. People write numbers side by side ("call
+# +44 20 7946 0958 4111 1111 1111 1111"), so a run is tried group by group, never only as a whole.
+_CARD_RUN = re.compile(r"\d+(?:[ \-]\d+)*")
+_GROUP = re.compile(r"\d+")
+_CARD_DIGITS = (13, 19)
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum of a string of digits."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _windows(
+    text: str, run: re.Match[str], fewest: int, most: int, accept: Callable[[int, int], bool]
+) -> list[tuple[int, int]]:
+    """Left to right over the digit groups of ``run``: from each group, the longest stretch of whole
+    consecutive groups holding ``fewest``–``most`` digits that ``accept(start, end)`` takes; after a
+    hit, on from the group after it."""
+    groups = [(m.start(), m.end()) for m in _GROUP.finditer(text, run.start(), run.end())]
+    found: list[tuple[int, int]] = []
+    first = 0
+    while first < len(groups):
+        ends, count = [], 0
+        for last in range(first, len(groups)):
+            count += groups[last][1] - groups[last][0]
+            if count > most:
+                break
+            if count >= fewest:
+                ends.append(last)
+        hit = next((last for last in reversed(ends) if accept(groups[first][0], groups[last][1])), None)
+        if hit is None:
+            first += 1
+        else:
+            found.append((groups[first][0], groups[hit][1]))
+            first = hit + 1
+    return found
+
+
+def cards(text: str) -> list[Span]:
+    """Payment card numbers: 13–19 digits (one space or dash between groups) that pass Luhn."""
+    if not has_digits(text):
+        return []
+
+    def card(start: int, end: int) -> bool:
+        digits = text[start:end].replace(" ", "").replace("-", "")
+        return _bounded(text, start, end) and luhn_valid(digits) and bool(digits.strip("0"))
+
+    spans = []
+    for run in _CARD_RUN.finditer(text):
+        if run.end() - run.start() >= _CARD_DIGITS[0]:
+            spans += [Span(start, end, "CARD") for start, end in _windows(text, run, *_CARD_DIGITS, card)]
+    return spans
+
+
+_IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+
+
+def iban_valid(iban: str) -> bool:
+    """The ISO 13616 mod-97 check of an IBAN (spaces removed)."""
+    if not 15 <= len(iban) <= 34:
+        return False
+    moved = iban[4:] + iban[:4]
+    return int("".join(str(int(char, 36)) for char in moved)) % 97 == 1
+
+
+def ibans(text: str) -> list[Span]:
+    """IBANs, with or without the spaces every four characters, that pass the mod-97 check."""
+    if not has_digits(text):
+        return []
+    return [
+        Span(m.start(), m.end(), "IBAN")
+        for m in _IBAN.finditer(text)
+        if _starts_word(text, m.start()) and iban_valid(m.group().replace(" ", ""))
+    ]
+
+
+_IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_IP_NEIGHBOURS = frozenset("0123456789.")
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+
+
+def ip_addresses(text: str) -> list[Span]:
+    """IPv4 and IPv6 addresses that parse (``ipaddress``): ``999.1.1.1`` or a clock time is no address."""
+    spans = []
+    if "." in text and has_digits(text):
+        for m in _IPV4.finditer(text):
+            start, end = m.start(), m.end()
+            if (start and text[start - 1] in _IP_NEIGHBOURS) or text[end : end + 2][:1].isdigit():
+                continue
+            if text[end : end + 1] == "." and text[end + 1 : end + 2].isdigit():  # 1.2.3.4.5: a version
+                continue
+            try:
+                ipaddress.IPv4Address(m.group())
+            except ValueError:
+                continue
+            spans.append(Span(m.start(), m.end(), "IP"))
+    if "::" in text or text.count(":") >= 7:
+        for m in _IPV6.finditer(text):
+            try:
+                ipaddress.IPv6Address(m.group())
+            except ValueError:
+                continue
+            spans.append(Span(m.start(), m.end(), "IP"))
+    return spans
+
+
+# Digits with the separators people write between them; at least 7 digits (checked below).
+_PHONE_RUN = re.compile(r"(?:\+|\()?\d[\d ().\-]*\d")
+_PHONE_DIGITS = (7, 15)  # E.164 allows at most 15 digits
+
+
+@functools.cache
+def _national_lengths(region: str) -> frozenset[int]:
+    """How many digits a number of ``region`` may have, written nationally (with a trunk prefix: one more)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.general_desc is None:
+        return frozenset(range(_PHONE_DIGITS[0], _PHONE_DIGITS[1] + 1))
+    lengths = set(metadata.general_desc.possible_length or ())
+    return frozenset(lengths | {length + 1 for length in lengths})
+
+
+def phones(text: str, region: str = "US") -> list[Span]:
+    """Phone numbers valid for libphonenumber: international (``+44 20 7946 0958``) or national to
+    ``region`` (``(415) 555-2671``)."""
+    if not has_digits(text):
+        return []
+
+    national = _national_lengths(region)
+
+    def valid(start: int, end: int) -> bool:
+        if not _bounded(text, start, end):
+            return False
+        if start and text[start - 1] in "+(":  # the country code's plus, a bracketed area code
+            start -= 1
+        if text[start] != "+" and sum(char.isdigit() for char in text[start:end]) not in national:
+            return False  # no parse needed: no number of the region has this many digits
+        candidate = text[start:end]
+        if candidate.count(".") >= 3:  # a dotted quad is an IP address, not a phone number
+            return False
+        try:
+            return phonenumbers.is_valid_number(phonenumbers.parse(candidate, region))
+        except phonenumbers.NumberParseException:
+            return False
+
+    spans = []
+    for run in _PHONE_RUN.finditer(text):
+        for first, end in _windows(text, run, *_PHONE_DIGITS, valid):
+            spans.append(Span(first - 1 if first and text[first - 1] in "+(" else first, end, "PHONE"))
+    return spans
+
+
+def pattern(regex: re.Pattern[str], kind: str) -> Callable[[str], list[Span]]:
+    """A detector for a project's own regular expression; its matches are called ``kind``."""
+
+    def detect(text: str) -> list[Span]:
+        return [Span(m.start(), m.end(), kind) for m in regex.finditer(text) if m.end() > m.start()]
+
+    return detect
+
+
+# Placeholders a redaction already wrote (``<EMAIL>``, ``<PHONE:9f2c…>``): never detected again, so
+# redacting twice (the API before Kafka, then the worker) changes nothing.
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]{12})?>")
+
+
+def resolve(found: list[Span], text: str) -> list[Span]:
+    """Non-overlapping spans in text order: where two overlap, the one found first wins (the order of
+    detectors is their priority); spans inside an existing placeholder are dropped."""
+    taken = [Span(m.start(), m.end(), "") for m in PLACEHOLDER.finditer(text)] if "<" in text else []
+    chosen: list[Span] = []
+    for span in found:
+        if not any(span.start < other.end and other.start < span.end for other in taken):
+            taken.append(span)
+            chosen.append(span)
+    return sorted(chosen)

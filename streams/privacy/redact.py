@@ -1,0 +1,146 @@
+"""One policy applied to text and to records, in place, before they are stored or sent on."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from schemas.privacy import DetectorName, RedactionPolicy
+from schemas.records import FeedbackRecord, InferenceRecord
+from streams.privacy import detectors
+from streams.privacy.detectors import Span
+
+Detector = Callable[[str], list[Span]]
+
+_BUILT_IN: dict[DetectorName, Detector] = {
+    "url_credentials": detectors.url_credentials,
+    "secret": detectors.secrets,
+    "email": detectors.emails,
+    "iban": detectors.ibans,
+    "card": detectors.cards,
+    "ip": detectors.ip_addresses,
+}
+
+_NEED_DIGITS: frozenset[DetectorName] = frozenset({"card", "iban", "phone", "ip"})
+
+
+class Redactor:
+    """A ``RedactionPolicy`` ready to run: detectors in priority order, the HMAC key for pseudonyms.
+
+    ``findings`` counts what was found by kind (never the values), for logs and metrics.
+    """
+
+    def __init__(self, policy: RedactionPolicy, *, key: bytes | None = None, phone_region: str = "US") -> None:
+        if policy.mode == "pseudonymize" and not key:
+            raise ValueError("pseudonymize needs a key (LOOPWATCH_REDACTION_KEY)")
+        self.policy = policy
+        self._key = key or b""
+        found: list[tuple[Detector, bool]] = []  # (detector, finds nothing in a text without digits)
+        for name in detectors_in_order(policy.detectors):
+            detect = partial(detectors.phones, region=phone_region) if name == "phone" else _BUILT_IN[name]
+            found.append((detect, name in _NEED_DIGITS))
+        found += [(detectors.pattern(re.compile(custom.regex), custom.name), False) for custom in policy.custom]
+        self._detectors = found
+        self.active = policy.mode != "off" and bool(found) and bool(policy.fields)
+        fields = set(policy.fields)
+        self._prompt = self.active and "prompt" in fields
+        self._response = self.active and "response" in fields
+        self._feedback_text = self.active and "feedback_text" in fields
+        self._tags = self.active and "tags" in fields
+        self._features = self.active and "features" in fields
+        self.findings: Counter[str] = Counter()
+
+    def spans(self, text: str) -> list[Span]:
+        """What the policy's detectors find in ``text``, without overlaps."""
+        found: list[Span] = []
+        # once per text: card, IBAN, phone and IP detectors find nothing without a digit (an IPv6
+        # address without one, "dead::beef", still has colons)
+        digits = detectors.has_digits(text) or ":" in text
+        scan = text
+        for detect, needs_digits in self._detectors:
+            if digits or not needs_digits:
+                spans = detect(scan)
+                if spans:  # what a detector found is blanked for the next ones (a card is no phone number)
+                    found += spans
+                    scan = _blank(scan, spans)
+        return detectors.resolve(found, text) if found else found
+
+    def token(self, kind: str, value: str) -> str:
+        """The placeholder of one finding under this policy's mode."""
+        if self.policy.mode == "pseudonymize":
+            digest = hmac.new(self._key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:12]
+            return f"<{kind}:{digest}>"
+        return f"<{kind}>"
+
+    def text(self, text: str | None) -> str | None:
+        """``text`` redacted (None: dropped under ``drop``); unchanged under ``off`` and ``detect``."""
+        if not text or not self.active:
+            return text
+        spans = self.spans(text)
+        if not spans:
+            return text
+        self.findings.update(span.kind for span in spans)
+        mode = self.policy.mode
+        if mode == "detect":
+            return text
+        if mode == "drop":
+            return None
+        parts, last = [], 0
+        for span in spans:
+            parts += [text[last : span.start], self.token(span.kind, text[span.start : span.end])]
+            last = span.end
+        parts.append(text[last:])
+        return "".join(parts)
+
+    def _mapping(self, values: dict[str, str]) -> None:
+        for name, value in list(values.items()):
+            if isinstance(value, str):
+                redacted = self.text(value)
+                if redacted is None:
+                    del values[name]
+                else:
+                    values[name] = redacted
+
+    def inference(self, record: InferenceRecord) -> None:
+        if self._prompt:
+            record.prompt = self.text(record.prompt)
+        if self._response:
+            record.response = self.text(record.response)
+        if self._tags and record.tags:
+            self._mapping(record.tags)
+        if self._features and record.features:
+            self._mapping(record.features)  # type: ignore[arg-type]  # only its strings are looked at
+
+    def feedback(self, record: FeedbackRecord) -> None:
+        if self._feedback_text:
+            record.text = self.text(record.text)
+
+    def inferences(self, records: Sequence[InferenceRecord]) -> None:
+        for record in records:
+            self.inference(record)
+
+    def feedbacks(self, records: Sequence[FeedbackRecord]) -> None:
+        for record in records:
+            self.feedback(record)
+
+
+def _blank(text: str, spans: list[Span]) -> str:
+    """``text`` with each span replaced by as many spaces: positions stay, the value is gone."""
+    parts, last = [], 0
+    for span in sorted(spans):
+        if span.start >= last:
+            parts += [text[last : span.start], " " * (span.end - span.start)]
+            last = span.end
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def detectors_in_order(names: Sequence[DetectorName]) -> list[DetectorName]:
+    """The chosen detectors in priority order: a URL's credentials before the e-mail address they look
+    like, a card or IBAN before the phone number its digits could also be."""
+    order: list[DetectorName] = ["url_credentials", "secret", "email", "iban", "card", "ip", "phone"]
+    return [name for name in order if name in set(names)]
