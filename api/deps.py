@@ -141,12 +141,12 @@ async def require_admin(request: Request, services: ServicesDep, credentials: Cr
 AdminDep = Annotated[None, Depends(require_admin)]
 
 
-async def keys_admin(services: ServicesDep, credentials: Credentials) -> str | None:
+async def keys_admin(request: Request, services: ServicesDep, credentials: Credentials) -> str | None:
     """Who may manage keys: the admin key (every project: None) or a project key of scope ``admin``
     (its own project only)."""
     if credentials is not None and is_admin_token(services.settings.admin_key, credentials.credentials):
         return None
-    key = await current_key(services, credentials)
+    key = await current_key(request, services, credentials)
     check_scope(key, "keys")
     return key.project
 

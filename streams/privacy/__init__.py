@@ -23,7 +23,7 @@ from schemas.privacy import RedactionPolicy
 from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
 from streams.bus import Publisher
-from streams.otlp.mapping import LogTexts
+from streams.otlp.logs import LogTexts
 from streams.privacy.redact import Redactor
 from streams.storage import Storage, redaction_policies
 
