@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     FiniteFloat,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -167,7 +168,7 @@ class MonitorSpec(_Strict):
         le=1000,
         description="an alert is resolved once this many evaluated windows in a row no longer breach",
     )
-    enabled: bool = True
+    enabled: StrictBool = True  # true/false only: 0, 1 or "yes" are refused, not coerced
 
     @field_validator("metric")
     @classmethod
@@ -273,7 +274,7 @@ class MonitorUpdate(BaseModel):
     )
     retrain_after: int | None = None
     resolve_after: int | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class Monitor(MonitorSpec):

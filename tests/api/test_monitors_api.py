@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api import create_app
 from api.routes import alerts, ingest, monitors
 from loopwatch.demo.receiver import WebhookReceiver
 from schemas.settings import Settings
@@ -318,3 +320,21 @@ async def _close_all(pipeline: Any) -> None:
     import asyncio
 
     await asyncio.to_thread(pipeline.close_windows, force_all=True)
+
+
+def test_enabled_takes_true_or_false_only(data_dir: Path) -> None:
+    """``"enabled": 0`` is refused with a 422 naming the field, not coerced to false (create and PATCH)."""
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        token = client.app.state.services.keys.create("shop").token  # type: ignore[attr-defined]
+        headers = {"authorization": f"Bearer {token}"}
+        body = {"name": "slow", "family": "latency", "metric": "latency_p95_ms"}
+        body["condition"] = {"type": "threshold", "operator": "gt", "value": 2000}
+        refused = client.post("/v1/monitors", json={**body, "enabled": 0}, headers=headers)
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", "enabled"]
+        created = client.post("/v1/monitors", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        monitor_id = created.json()["monitor_id"]
+        patched = client.patch(f"/v1/monitors/{monitor_id}", json={"enabled": 0}, headers=headers)
+        assert patched.status_code == 422
+        assert client.patch(f"/v1/monitors/{monitor_id}", json={"enabled": False}, headers=headers).status_code == 200
