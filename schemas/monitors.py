@@ -256,9 +256,10 @@ class MonitorUpdate(BaseModel):
     ``null`` leaves a field unchanged, except ``retrain_after`` (null: never). ``channels`` replaces
     the list. A channel sent back exactly as ``GET`` shows it (secrets masked) keeps its stored
     secrets, so read-modify-write works without re-entering them.
+    Strict: a number is a number and a flag a flag (``false`` is not a cooldown, ``0`` not ``enabled``).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: MonitorName | None = None
     scope: str | None = None

@@ -263,7 +263,7 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
     body = _body(form, enabled, channels)
     monitoring = ui.services.monitoring
     try:
-        changes = MonitorUpdate.model_validate(body)
+        changes = MonitorUpdate.model_validate(body, strict=False)  # a form's numbers are text
         saved = await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, monitoring)
     except ValidationError as exc:
         errors = _messages(validation_problems(exc, ["body"]))

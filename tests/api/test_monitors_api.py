@@ -335,6 +335,7 @@ def test_enabled_takes_true_or_false_only(data_dir: Path) -> None:
         created = client.post("/v1/monitors", json=body, headers=headers)
         assert created.status_code == 201, created.text
         monitor_id = created.json()["monitor_id"]
-        patched = client.patch(f"/v1/monitors/{monitor_id}", json={"enabled": 0}, headers=headers)
-        assert patched.status_code == 422
+        for refused_change in ({"enabled": 0}, {"cooldown_seconds": False}, {"min_samples": "5"}):
+            patched = client.patch(f"/v1/monitors/{monitor_id}", json=refused_change, headers=headers)
+            assert patched.status_code == 422, refused_change
         assert client.patch(f"/v1/monitors/{monitor_id}", json={"enabled": False}, headers=headers).status_code == 200

@@ -559,6 +559,8 @@ class TestPages:
                     "value": "3000",
                     "severity": "critical",
                     "enabled": "on",
+                    "cooldown_seconds": "900",  # form fields are text: read as numbers, as the API would
+                    "retrain_after": "3",
                     "channel_type": ["webhook", ""],
                     "channel_url": ["http://127.0.0.1:9/hook", ""],
                     "channel_secret": [secret.group(1), ""],
@@ -569,6 +571,7 @@ class TestPages:
             monitor = services.monitoring.store.get("monitors", "p95")
             assert monitor.name == "slower"
             assert monitor.condition.value == 3000
+            assert (monitor.cooldown_seconds, monitor.retrain_after) == (900, 3)
             assert monitor.channels[0].secret.get_secret_value() == "s3cret-value-of-16-chars"  # kept through the mask
             assert monitor.channels[0].headers == {"X-Team": "ml"}
             services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
