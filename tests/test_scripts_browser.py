@@ -42,3 +42,23 @@ def test_installs_chromium_as_root_without_sudo(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "installing chromium and chromium-driver" in done.stderr
     assert "chromium-driver" in done.stdout  # apt-get itself ran (and found or installed the package)
+
+
+def test_a_user_who_is_not_root_is_told_what_to_install() -> None:
+    """No privilege escalation: a non-root user without the browser gets the apt-get line and a failure."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("setpriv") is None:
+        pytest.skip("needs root, unshare and setpriv to hide chromedriver and drop to another user")
+    script = (
+        "mount --bind /dev/null /usr/bin/chromedriver && "
+        f"setpriv --reuid=65534 --regid=65534 --clear-groups {ROOT}/scripts/browser"
+    )
+    done = subprocess.run(  # noqa: S603
+        ["unshare", "-m", "bash", "-c", script],  # noqa: S607
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "apt-get install chromium chromium-driver" in done.stderr
+    assert "installing" not in done.stderr  # it tried nothing
