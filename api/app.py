@@ -1,9 +1,10 @@
-"""The FastAPI application: wiring only. Routes live in ``api.routes``, the process it runs in ``streams.runtime``."""
+"""The FastAPI application: wiring only. Routes live in ``api.routes``; the process it serves is built by
+its caller (``loopwatch.process``, the composition root) and handed in — the API starts nothing itself."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -32,10 +33,9 @@ from api.routes import (
 )
 from api.ui import router as ui_router
 from schemas.events import FeedbackEvent, InferenceEvent
-from schemas.settings import Settings
 from streams import metrics
 from streams.bus import NotWrittenYet
-from streams.runtime import Runtime, start_runtime
+from streams.runtime import Runtime
 from streams.storage import StorageError
 
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
@@ -50,22 +50,24 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
     return sorted(methods)
 
 
-def create_app(
-    settings: Settings | None = None, *, services: Runtime | None = None, with_worker: bool = False
-) -> FastAPI:
-    """Build the app. Pass ``services`` to share already running ones (tests, the demo)."""
+# What a server process hands the app when it does not own an already running runtime: entered when the
+# server starts (yielding the running runtime), exited when it stops — uvicorn's lifespan, so a SIGTERM
+# stops the server first and then the runtime, which writes what it buffered.
+RuntimeContext = Callable[[], AbstractAsyncContextManager[Runtime]]
+
+
+def create_app(runtime: Runtime | RuntimeContext) -> FastAPI:
+    """Build the app around ``runtime``: a running ``Runtime`` its caller stops (tests, the demo), or a
+    ``RuntimeContext`` that starts one with the server (``loopwatch.process.serving_app``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if services is not None:
-            app.state.services = services
+        if isinstance(runtime, Runtime):
             yield
             return
-        app.state.services = await start_runtime(settings or Settings(), with_worker=with_worker)
-        try:
+        async with runtime() as running:
+            app.state.services = running
             yield
-        finally:
-            await app.state.services.stop()
 
     app = FastAPI(
         title="loopwatch",
@@ -75,8 +77,8 @@ def create_app(
         docs_url=None,  # api.routes.docs serves Swagger UI without a CDN
         redoc_url=None,
     )
-    if services is not None:
-        app.state.services = services
+    if isinstance(runtime, Runtime):
+        app.state.services = runtime
     for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
     app.include_router(docs.router)  # / → /ui, and /docs

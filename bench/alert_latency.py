@@ -29,11 +29,11 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from api import create_app
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.receiver import WebhookReceiver
 from loopwatch.demo.traffic import Traffic
+from loopwatch.process import serving_app
 from schemas.events import AlertEvent
 from schemas.settings import Settings
 
@@ -61,7 +61,7 @@ def trial(window: int, lateness: int, offset: float, data_dir: Path) -> dict[str
     )
     configure_logging(settings)
     secret = secrets.token_hex(16)
-    with BackgroundServer(create_app(settings), port) as server, WebhookReceiver(secret) as receiver:
+    with BackgroundServer(serving_app(settings), port) as server, WebhookReceiver(secret) as receiver:
         token = server.app.state.services.keys.create("bench").token
         with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {token}"}, timeout=30) as client:
             client.post(

@@ -9,7 +9,7 @@ What is measured
     one call in ten has feedback), inserted in chunks of ``--chunk`` rows (default 500,000) with
     merges running, then ``OPTIMIZE TABLE … FINAL`` (``--no-optimize`` measures the parts as loaded).
 
-    The real app (``create_app``) is served by uvicorn in this process and queried over HTTP by one
+    The real app (``serving_app``) is served by uvicorn in this process and queried over HTTP by one
     keep-alive client, one request at a time, ``limit=50``; latency is the client's round trip. Each
     filter kind is asked ``--requests`` times (default 40) with varying parameters, half per project:
     newest page, model, model + version, one day, one window (``window_start``), status=error,
@@ -49,9 +49,9 @@ from _common import console, median, percentile, progress, verdict
 from feedback_query import DAYS, MODELS, PROJECTS, ROUTES, feedback_sql, inference_sql
 from rich.table import Table
 
-from api import create_app
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
+from loopwatch.process import serving_app
 from schemas.settings import Settings
 from streams.storage import Storage
 
@@ -193,7 +193,7 @@ def main() -> int:
         "SELECT count() FROM system.parts WHERE database = {db:String} AND table = 'inferences' AND active",
         {"db": storage.database},
     )
-    server = BackgroundServer(create_app(settings), free_port()).start()
+    server = BackgroundServer(serving_app(settings), free_port()).start()
     results: dict[str, list[float]] = {}
     try:
         services = server.app.state.services

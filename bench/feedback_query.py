@@ -12,7 +12,7 @@ What is measured
       never arrived), kinds thumbs 50% / rating 20% / correction 10% / label 8% / score 7% /
       comment 5%, sources user / annotator / evaluator, arriving 30 s to 3 h after their inference.
 
-    The real app (``create_app``) is then served by uvicorn in this process
+    The real app (``serving_app``) is then served by uvicorn in this process
     (``loopwatch._server.BackgroundServer``) and queried over HTTP with one keep-alive ``httpx`` client,
     one request at a time; latency is the client-side round trip (request → full body received), so
     it includes HTTP and JSON encoding. Query types, 200 requests each per round (parameters vary per
@@ -71,10 +71,10 @@ import httpx
 from _common import console, fmt_int, median, percentile, progress, verdict
 from rich.table import Table
 
-from api import create_app
 from api.queries.feedback import decode_cursor
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
+from loopwatch.process import serving_app
 from schemas.settings import Settings
 from streams.storage import Storage
 
@@ -470,7 +470,7 @@ def main() -> int:
     )
     end = datetime.now(UTC)
 
-    server = BackgroundServer(create_app(settings), free_port()).start()
+    server = BackgroundServer(serving_app(settings), free_port()).start()
     results: list[StateResult] = []
     try:
         services = server.app.state.services

@@ -1,7 +1,7 @@
 """Benchmark: embedded-mode HTTP ingest throughput (``POST /v1/inferences``), batched vs one event per request.
 
 What is measured
-    The real app (``create_app(Settings(data_dir=<tmp>, log_level="warning"))``: FastAPI + embedded
+    The real app (``serving_app(Settings(data_dir=<tmp>, log_level="warning"))``: FastAPI + embedded
     runner + chDB) runs under uvicorn in this process (``loopwatch._server.BackgroundServer``; chDB
     allows one engine per process). Load comes from a separate *spawned* process (``bench/_loadgen.py``,
     default 1 process with 16 keep-alive ``httpx`` connections; ``--procs`` / ``--threads``) that POSTs
@@ -84,10 +84,10 @@ from _common import (
 from _loadgen import LoadGenerators
 from rich.table import Table
 
-from api import create_app
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.traffic import Traffic
+from loopwatch.process import serving_app
 from schemas.settings import Settings
 from streams.allocator import tune_malloc
 from streams.runtime import Runtime
@@ -248,7 +248,7 @@ def backlog_run(
     import httpx
 
     settings = make_settings(data_dir)
-    server = BackgroundServer(create_app(settings), free_port()).start()
+    server = BackgroundServer(serving_app(settings), free_port()).start()
     try:
         services: Runtime = server.app.state.services
         headers = {
@@ -295,7 +295,7 @@ def one_run(
     loadgen: LoadGenerators, data_dir: Path, bodies: list[bytes], singles: list[bytes], events: int, **overrides: Any
 ) -> Run:
     settings = make_settings(data_dir, **overrides)
-    server = BackgroundServer(create_app(settings), free_port()).start()
+    server = BackgroundServer(serving_app(settings), free_port()).start()
     try:
         services: Runtime = server.app.state.services
         batch_token = services.keys.create(PROJECT, "bench").token

@@ -51,10 +51,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.table import Table
 
-from api import create_app
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.traffic import Traffic
+from loopwatch.process import serving_app
 from schemas.records import encode_records
 from schemas.settings import Settings
 from streams.otlp.decode import decode_traces
@@ -165,7 +165,7 @@ def one_run(
     loadgen: LoadGenerators, data_dir: Path, otlp: list[bytes], json_bodies: list[bytes], spans: int
 ) -> dict[str, float]:
     settings = Settings(data_dir=data_dir, log_level="warning", clickhouse_database=f"bench_{uuid.uuid4().hex[:10]}")
-    server = BackgroundServer(create_app(settings), free_port()).start()
+    server = BackgroundServer(serving_app(settings), free_port()).start()
     try:
         services: Runtime = server.app.state.services
         otlp_seconds, otlp_cpu = run_phase(

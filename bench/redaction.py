@@ -41,10 +41,10 @@ from _loadgen import LoadGenerators
 from ingest_http import PROJECT, Phase, make_settings, run_phase
 from rich.table import Table
 
-from api import create_app
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.traffic import Traffic
+from loopwatch.process import serving_app
 from schemas.privacy import RedactionPolicy
 from schemas.records import InferenceRecord
 from schemas.settings import Settings
@@ -103,7 +103,7 @@ def generate(events: int, batch: int, planted_every: int) -> tuple[list[bytes], 
 
 def one_run(loadgen: LoadGenerators, data_dir: Path, bodies: list[bytes], events: int, mode: str) -> Phase:
     settings = make_settings(data_dir, redaction_mode=mode)
-    server = BackgroundServer(create_app(settings), free_port()).start()
+    server = BackgroundServer(serving_app(settings), free_port()).start()
     try:
         services: Runtime = server.app.state.services
         token = services.keys.create(PROJECT, "bench").token

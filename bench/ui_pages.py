@@ -13,7 +13,7 @@ What is measured
       feedback count): 45 rows per window, 648,000 rows;
     * each model's reference (its first window) and 1,000 alerts.
 
-    The real app (``create_app``) is served by uvicorn in this process (``BackgroundServer``) with
+    The real app (``serving_app``) is served by uvicorn in this process (``BackgroundServer``) with
     ``stats_enabled=False`` (the rows were loaded with SQL: a starting engine would otherwise "recover"
     thousands of windows in the background while pages are timed). One keep-alive ``httpx`` client,
     signed in through ``/ui/signin`` with a project key, requests one page at a time; the time is the
@@ -57,9 +57,9 @@ import httpx
 from _common import console, median, percentile, progress, verdict
 from rich.table import Table
 
-from api import create_app
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
+from loopwatch.process import serving_app
 from schemas.settings import Settings
 from streams.storage import Storage
 
@@ -268,7 +268,7 @@ def main() -> int:
         f"[bold]dashboard pages: {args.events:,} events, {args.models} models, {args.requests} requests per page"
     )
     try:
-        server = BackgroundServer(create_app(settings), free_port()).start()
+        server = BackgroundServer(serving_app(settings), free_port()).start()
         try:
             services = server.app.state.services
             load(services.storage, args.events, args.feedback, args.models)

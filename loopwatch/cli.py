@@ -77,13 +77,13 @@ def serve(
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
 ) -> None:
     """Run the API with the processors in this process (embedded), or the API alone in Kafka mode."""
-    from api import create_app
     from loopwatch._server import serve_forever
+    from loopwatch.process import serving_app
 
     settings = _settings()
     _refuse_if_held(settings)
     what = "API (Kafka mode)" if settings.kafka_bootstrap else "serving"
-    serve_forever(create_app(settings), host, port, _announcer(settings, host, port, what))
+    serve_forever(serving_app(settings), host, port, _announcer(settings, host, port, what))
 
 
 @app.command()
@@ -93,7 +93,7 @@ def worker(
     """Consume the Kafka topics and write to ClickHouse (needs LOOPWATCH_KAFKA_BOOTSTRAP)."""
     import asyncio
 
-    from streams.kafka.runner import run_worker
+    from loopwatch.process import run_worker
 
     settings = _settings()
     if not settings.kafka_bootstrap:
@@ -109,15 +109,15 @@ def up(
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
 ) -> None:
     """API and Kafka worker in one process: distributed transport with an embedded chDB."""
-    from api import create_app
     from loopwatch._server import serve_forever
+    from loopwatch.process import serving_app
 
     settings = _settings()
     if not settings.kafka_bootstrap:
         console.print("[red]loopwatch up needs LOOPWATCH_KAFKA_BOOTSTRAP (use `serve` without Kafka)[/red]")
         raise typer.Exit(2)
     _refuse_if_held(settings)
-    app_ = create_app(settings, with_worker=True)
+    app_ = serving_app(settings, with_worker=True)
     serve_forever(app_, host, port, _announcer(settings, host, port, "API and Kafka worker"))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api import create_app
+from loopwatch.process import serving_app
 from schemas.settings import Settings
 from streams.runtime import Runtime
 from streams.storage import Storage
@@ -79,7 +79,7 @@ class Api:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[Api]:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(serving_app(settings)) as client:
         yield Api(client)
         storage = client.app.state.services.storage  # type: ignore[attr-defined]
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")  # after the final flush

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import ROOT
 from tests.sdk.test_sdk_install import _pypi_reachable
+from tests.server_process import ROOT
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

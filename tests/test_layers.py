@@ -146,3 +146,18 @@ def test_no_import_cycle_anywhere() -> None:
 def test_the_cycle_finder_finds_cycles() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a", "e"}, "e": {"d"}, "f": set()}
     assert sorted(_cycles(graph)) == [["a", "b", "c"], ["d", "e"]]
+
+
+def test_only_the_composition_root_starts_a_process() -> None:
+    """``start_runtime`` is called from ``loopwatch/`` alone: the API is handed a running process, and no
+    module of ``streams/`` reaches back up to the composition root (as ``streams/kafka/runner.py`` did)."""
+    callers = []
+    for path in sorted(ROOT.glob("*/**/*.py")):
+        top = path.relative_to(ROOT).parts[0]
+        if top not in RANK or path == ROOT / "streams" / "runtime.py":
+            continue
+        for _, name in _imported(ast.parse(path.read_text(), str(path))):
+            if name == "streams.runtime.start_runtime":
+                callers.append(str(path.relative_to(ROOT)))
+    assert callers, "the composition root was not found: the scan is broken"
+    assert {caller.split("/")[0] for caller in callers} == {"loopwatch"}, callers

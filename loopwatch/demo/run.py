@@ -35,11 +35,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api import create_app
 from loopwatch._logs import configure_logging
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.receiver import WebhookReceiver
 from loopwatch.demo.traffic import Traffic
+from loopwatch.process import serving_app
 from schemas.events import AlertEvent
 from schemas.settings import Settings
 from streams.delivery import slack_message
@@ -289,7 +289,7 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
     configure_logging(settings)
     console.rule("[bold]loopwatch demo")
     console.print(f"data: {workdir} (chDB, embedded mode)")
-    server = BackgroundServer(create_app(settings), port).start()
+    server = BackgroundServer(serving_app(settings), port).start()
     try:
         services: Runtime = server.app.state.services
         token = services.keys.create(PROJECT, "demo").token

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api import create_app
+from loopwatch.process import serving_app
 from tests.conftest import Api, make_settings
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -94,7 +94,7 @@ def event(call: Call) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def calls_api(data_dir: Path) -> Iterator[tuple[Api, dict[str, str]]]:
-    with TestClient(create_app(make_settings(data_dir, window_seconds=3600))) as client:
+    with TestClient(serving_app(make_settings(data_dir, window_seconds=3600))) as client:
         api = Api(client)
         storage = api.services.storage
         storage.command(f"SYSTEM STOP MERGES {storage.database}.inferences")  # keep re-sent copies apart

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api import create_app
+from loopwatch.process import serving_app
 from schemas.settings import Settings
 from streams.decode import EventTimePolicy
 from streams.pipeline import Pipeline
@@ -71,7 +71,7 @@ class TestEventTime:
 
     def test_a_configured_skew_and_refusing_times_without_a_zone(self, data_dir) -> None:  # type: ignore[no-untyped-def]
         settings = make_settings(data_dir, max_future_skew_seconds=3600, naive_timestamps="refuse")
-        with TestClient(create_app(settings)) as client:
+        with TestClient(serving_app(settings)) as client:
             api = Api(client)
             headers = api.key("strict")
             assert _post(api, "/v1/inferences", {"model": "m", "timestamp": _ahead(30)}, headers)[0] == 202

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from api import create_app
+from loopwatch.process import serving_app
 from schemas.settings import Settings
 from tests.conftest import Api
 from tests.kafka_fixtures import broker, stop_broker
@@ -25,7 +25,7 @@ def test_ingest_is_503_with_retry_after_once_the_broker_is_gone(settings: Settin
                 "stop_grace_seconds": 2,
             }
         )
-        with TestClient(create_app(kafka)) as client:
+        with TestClient(serving_app(kafka)) as client:
             api = Api(client)
             headers = api.key("shop")
             event = {"model": "chat", "latency_ms": 12.0}

@@ -19,8 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
-from api import create_app
 from loopwatch.demo.receiver import WebhookReceiver
+from loopwatch.process import serving_app
 from schemas.events import InferenceEvent
 from schemas.records import inference_record
 from schemas.settings import Settings
@@ -51,7 +51,7 @@ def settings(data_dir: Path) -> Settings:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[Api]:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(serving_app(settings)) as client:
         yield Api(client)
         storage = client.app.state.services.storage  # type: ignore[attr-defined]
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")

@@ -17,9 +17,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api import create_app
 from api.routes import alerts, ingest, monitors
 from loopwatch.demo.receiver import WebhookReceiver
+from loopwatch.process import serving_app
 from schemas.settings import Settings
 from streams.monitors import Monitoring
 from streams.runtime import start_runtime
@@ -324,7 +324,7 @@ async def _close_all(pipeline: Any) -> None:
 
 def test_enabled_takes_true_or_false_only(data_dir: Path) -> None:
     """``"enabled": 0`` is refused with a 422 naming the field, not coerced to false (create and PATCH)."""
-    with TestClient(create_app(make_settings(data_dir))) as client:
+    with TestClient(serving_app(make_settings(data_dir))) as client:
         token = client.app.state.services.keys.create("shop").token  # type: ignore[attr-defined]
         headers = {"authorization": f"Bearer {token}"}
         body = {"name": "slow", "family": "latency", "metric": "latency_p95_ms"}

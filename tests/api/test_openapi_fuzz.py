@@ -18,8 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from api import create_app
 from loopwatch._server import BackgroundServer, free_port
+from loopwatch.process import serving_app
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def test_all_checks_over_all_operations(data_dir: Path, tmp_path: Path) -> None:
         f'[[operations]]\ninclude-path-regex = "^/v1/keys"\nheaders = {{ Authorization = "Bearer {ADMIN_KEY}" }}\n'
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks"}
-    app = create_app(make_settings(data_dir, admin_key=ADMIN_KEY))
+    app = serving_app(make_settings(data_dir, admin_key=ADMIN_KEY))
     with BackgroundServer(app, free_port()) as server:
         token = server.app.state.services.keys.create("fuzz").token
         operations = sum(len(methods) for methods in app.openapi()["paths"].values())

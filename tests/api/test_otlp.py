@@ -40,8 +40,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from api import create_app
 from loopwatch._server import BackgroundServer, free_port
+from loopwatch.process import serving_app
 from tests.conftest import make_settings
 
 RESOURCE = Resource.create(
@@ -106,7 +106,7 @@ def fake_openai() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(data_dir: Path) -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_app(make_settings(data_dir)), free_port()) as running:
+    with BackgroundServer(serving_app(make_settings(data_dir)), free_port()) as running:
         storage = running.app.state.services.storage
         yield running
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
@@ -579,7 +579,7 @@ class TestErrorBodies:
     @pytest.mark.parametrize("encoding", ["protobuf", "json"])
     def test_write_not_confirmed_is_a_retryable_503(self, data_dir: Path, encoding: str) -> None:
         settings = make_settings(data_dir, ack_timeout_seconds=1e-6)
-        with BackgroundServer(create_app(settings), free_port()) as slow:
+        with BackgroundServer(serving_app(settings), free_port()) as slow:
             token = _token(slow, "status-503")
             [span] = _spans([("chat", CHAT, False)])
             body = encode_spans([span]).SerializeToString() if encoding == "protobuf" else _otlp_json([span])
@@ -631,7 +631,7 @@ class TestLargeExports:
     """An export of hundreds of spans: every valid span stored once, the invalid one named."""
 
     def test_large_export(self, data_dir: Path) -> None:
-        with BackgroundServer(create_app(make_settings(data_dir)), free_port()) as running:
+        with BackgroundServer(serving_app(make_settings(data_dir)), free_port()) as running:
             token = _token(running, "large")
             spans = _spans(
                 [(f"chat {i}", {**CHAT, "gen_ai.conversation.id": f"c{i}"}, i % 7 == 0) for i in range(300)]

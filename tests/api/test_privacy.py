@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
-from api import create_app
+from loopwatch.process import serving_app
 from tests.conftest import Api, make_settings
 from tests.privacy_samples import PLANTED, clear_values, every_entity_text, planted_text
 
@@ -186,7 +186,7 @@ class TestOtlp:
 def pseudonymizing(data_dir: Path) -> Iterator[tuple[Api, Api]]:
     """Two servers that pseudonymize, with different keys."""
     apps = [
-        TestClient(create_app(make_settings(data_dir, redaction_mode="pseudonymize", redaction_key=key)))
+        TestClient(serving_app(make_settings(data_dir, redaction_mode="pseudonymize", redaction_key=key)))
         for key in (KEY_A, KEY_B)
     ]
     with apps[0] as first, apps[1] as second:

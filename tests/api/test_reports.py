@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api import create_app
 from api.report_page import ReportShapeError, safe_report, script_json
+from loopwatch.process import serving_app
 from tests.conftest import Api, make_settings
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ TEMPLATE_ELEMENTS = {"html", "head", "title", "meta", "style", "script", "body",
 @pytest.fixture
 def report_api(data_dir: Path) -> Iterator[Api]:
     settings = make_settings(data_dir, window_seconds=WINDOW, allowed_lateness_seconds=0, reference_min_rows=50)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(serving_app(settings)) as client:
         yield Api(client)
         storage = client.app.state.services.storage
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")

@@ -19,8 +19,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api import create_app
 from api.ui.session import COOKIE, SessionSigner, UiSession
+from loopwatch.process import serving_app
 from streams.keys import SCOPE_PERMISSIONS, Permission
 from tests.ui.conftest import ADMIN_KEY, UI_SECRET, csrf_of, dashboard_settings
 
@@ -50,7 +50,7 @@ def _fill(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def client(data_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(dashboard_settings(data_dir))) as test_client:
+    with TestClient(serving_app(dashboard_settings(data_dir))) as test_client:
         services = test_client.app.state.services  # type: ignore[attr-defined]
         token = services.keys.create(PROJECT, "seed").token
         event = {"event_id": "c-1", "model": "m", "prompt": "hi"}

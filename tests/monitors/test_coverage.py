@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api import create_app
 from loopwatch.demo.receiver import WebhookReceiver
+from loopwatch.process import serving_app
 from schemas.monitors import MonitorCreate
 from streams.monitors import Monitoring
 from streams.monitors.defaults import covers, default_monitors, monitors_for
@@ -79,7 +79,7 @@ def drift_api(data_dir: Path) -> Iterator[Api]:
         allow_private_webhooks=True,
         delivery_backoff_seconds=0.01,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(serving_app(settings)) as client:
         yield Api(client)
         storage = client.app.state.services.storage  # type: ignore[attr-defined]
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")

@@ -10,15 +10,15 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from api import create_app
 from loopwatch import Emitter
 from loopwatch._server import BackgroundServer, free_port
+from loopwatch.process import serving_app
 from tests.conftest import make_settings
 
 
 @pytest.fixture(scope="module")
 def server(data_dir: Path) -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_app(make_settings(data_dir)), free_port()) as running:
+    with BackgroundServer(serving_app(make_settings(data_dir)), free_port()) as running:
         storage = running.app.state.services.storage
         yield running
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")  # after the final flush

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api import create_app
+from loopwatch.process import serving_app
 from schemas.records import InferenceRecord
 from tests.conftest import Api, make_settings
 
@@ -63,7 +63,7 @@ class TestBursts:
 
     def test_every_request_of_many_bursts_is_acknowledged(self, data_dir: Path) -> None:
         settings = make_settings(data_dir, ack_timeout_seconds=5.0, commit_interval_seconds=0.005)
-        with TestClient(create_app(settings)) as client:
+        with TestClient(serving_app(settings)) as client:
             api = Api(client)
             headers = api.key("bursts")
 

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api import create_app
 from detectors.family_drift import FAMILY_ALPHA
+from loopwatch.process import serving_app
 from tests.conftest import Api, make_settings
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
@@ -25,7 +25,7 @@ WORDS = ["refund", "invoice", "password", "shipping", "upgrade", "limits", "bill
 def family_api(data_dir):
     # Default drift settings (drift_share 0.5, no correction): the default rule must catch the shift itself.
     settings = make_settings(data_dir, window_seconds=WINDOW, allowed_lateness_seconds=0, reference_min_rows=50)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(serving_app(settings)) as client:
         yield Api(client)
         storage = client.app.state.services.storage
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")

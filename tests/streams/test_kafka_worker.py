@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from api import create_app
 from loopwatch import Emitter
+from loopwatch.process import serving_app
 from schemas.events import InferenceEvent
 from schemas.records import InferenceRecord
 from schemas.settings import Settings
@@ -267,7 +267,7 @@ class TestKafkaModeApi:
     """The API in Kafka mode: same endpoints and responses, events arrive through the worker."""
 
     def test_api_produces_to_kafka(self, kafka_settings: Settings) -> None:
-        with TestClient(create_app(kafka_settings, with_worker=True)) as client:
+        with TestClient(serving_app(kafka_settings, with_worker=True)) as client:
             services = client.app.state.services
             headers = {"authorization": f"Bearer {services.keys.create('kapi').token}"}
             batch = [{"event_id": f"k-{i}", "model": "m", "prompt": "hi"} for i in range(700)]

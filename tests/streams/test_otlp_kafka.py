@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from api import create_app
+from loopwatch.process import serving_app
 from schemas.settings import Settings
 from tests.waiting import wait_until
 
@@ -50,7 +50,7 @@ def test_spans_and_evaluations_arrive_through_kafka(kafka_settings: Settings) ->
     )
     event_id = f"{first.context.trace_id:032x}{first.context.span_id:016x}"
 
-    with TestClient(create_app(kafka_settings, with_worker=True)) as client:
+    with TestClient(serving_app(kafka_settings, with_worker=True)) as client:
         services = client.app.state.services
         headers = {
             "authorization": f"Bearer {services.keys.create('otlp-kafka').token}",

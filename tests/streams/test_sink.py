@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from structlog.testing import capture_logs
 from fastapi.testclient import TestClient
+from structlog.testing import capture_logs
 
-from api import create_app
+from loopwatch.process import serving_app
 from schemas.events import FeedbackEvent, InferenceEvent
 from schemas.records import feedback_record, inference_record
 from schemas.settings import Settings
@@ -64,7 +64,7 @@ class TestGracefulShutdown:
 
     def test_shutdown_flushes(self, settings: Settings) -> None:
         slow = settings.model_copy(update={"batch_max_seconds": 30.0, "batch_max_events": 1_000_000})
-        with TestClient(create_app(slow)) as client:
+        with TestClient(serving_app(slow)) as client:
             services = client.app.state.services
             headers = {"authorization": f"Bearer {services.keys.create('bye').token}"}
             for start in range(0, 5_000, 500):

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from genai_prices import Usage, calc_price
 
-from api import create_app
+from loopwatch.process import serving_app
 from schemas.stats import FAMILIES, METRICS
 from tests.conftest import Api, make_settings
 
@@ -29,7 +29,7 @@ def stats_api(data_dir):
         reference_min_rows=50,
         drift_share=0.1,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(serving_app(settings)) as client:
         yield Api(client)
         storage = client.app.state.services.storage
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")

@@ -185,11 +185,11 @@ def csrf_of(page: str) -> str:
 @pytest.fixture(scope="module")
 def live_server(data_dir: Path) -> Iterator[tuple[str, Runtime, Seeded]]:
     """A real uvicorn server on 127.0.0.1 with the seeded data (browser and HTTP tests share it)."""
-    from api import create_app
     from loopwatch._server import BackgroundServer, free_port
+    from loopwatch.process import serving_app
 
     settings = dashboard_settings(data_dir)
-    server = BackgroundServer(create_app(settings), free_port()).start()
+    server = BackgroundServer(serving_app(settings), free_port()).start()
     services: Runtime = server.app.state.services
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:

@@ -53,8 +53,8 @@ class Alerting:
 def alerting(data_dir: Path) -> Iterator[Alerting]:
     """A server whose drift monitor delivers to a Slack receiver and a webhook receiver on loopback,
     holding demo-like traffic with a drift; every window closed and both payloads received."""
-    from api import create_app
     from loopwatch._server import BackgroundServer, free_port
+    from loopwatch.process import serving_app
 
     port = free_port()
     settings = dashboard_settings(
@@ -63,7 +63,7 @@ def alerting(data_dir: Path) -> Iterator[Alerting]:
     slack, hook = Receiver(), WebhookReceiver(SECRET)
     slack.start()
     hook.start()
-    server = BackgroundServer(create_app(settings), port).start()
+    server = BackgroundServer(serving_app(settings), port).start()
     services: Runtime = server.app.state.services
     try:
         token = services.keys.create(PROJECT, "links").token

@@ -12,8 +12,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
-from api import create_app
 from loopwatch._server import BackgroundServer, free_port
+from loopwatch.process import serving_app
 from tests.conftest import make_settings
 from tests.ui.test_browser import browser, console_problems, downloads, screenshot, wait
 
@@ -22,7 +22,7 @@ __all__ = ["browser", "downloads"]  # the module-scoped Chromium fixtures, share
 
 @pytest.fixture(scope="module")
 def docs_url(data_dir: Path) -> Iterator[str]:
-    server = BackgroundServer(create_app(make_settings(data_dir)), free_port()).start()
+    server = BackgroundServer(serving_app(make_settings(data_dir)), free_port()).start()
     try:
         yield server.url
     finally:

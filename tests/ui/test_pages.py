@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api import create_app
 from api.ui.session import COOKIE, SessionSigner, UiSession, anonymous
+from loopwatch.process import serving_app
 from tests.ui.conftest import (
     ADMIN_KEY,
     HOSTILE_COMMENT,
@@ -38,7 +38,7 @@ HOSTILE = (HOSTILE_MODEL, HOSTILE_FEATURE, HOSTILE_TAG, HOSTILE_COMMENT, HOSTILE
 
 @pytest.fixture(scope="module")
 def app_client(data_dir: Path) -> Iterator[tuple[TestClient, Seeded]]:
-    with TestClient(create_app(dashboard_settings(data_dir))) as client:
+    with TestClient(serving_app(dashboard_settings(data_dir))) as client:
         seeded = seed(client, client.app.state.services)  # type: ignore[attr-defined]
         yield client, seeded
         storage = client.app.state.services.storage  # type: ignore[attr-defined]
@@ -153,7 +153,7 @@ class TestAuth:
         assert response.status_code == 401
 
     def test_revoked_key_ends_its_sessions(self, data_dir: Path) -> None:
-        with TestClient(create_app(dashboard_settings(data_dir))) as client:
+        with TestClient(serving_app(dashboard_settings(data_dir))) as client:
             keys = client.app.state.services.keys  # type: ignore[attr-defined]
             new = keys.create("short-lived", "ui")
             sign_in(client, new.token)
@@ -495,7 +495,7 @@ class TestPages:
     def test_create_then_edit_a_monitor(self, data_dir: Path) -> None:
         """A valid form creates the monitor (replacing the built-ins), editing it keeps its masked secret,
         and the built-ins' read-only refusal is the API's 409 message."""
-        with TestClient(create_app(dashboard_settings(data_dir, allow_private_webhooks=True))) as client:
+        with TestClient(serving_app(dashboard_settings(data_dir, allow_private_webhooks=True))) as client:
             services = client.app.state.services  # type: ignore[attr-defined]
             token = services.keys.create("monitors", "ui").token
             sign_in(client, token)
@@ -579,7 +579,7 @@ class TestPages:
     def test_who_monitors_each_model_and_the_scope_warning(self, data_dir: Path) -> None:
         """The overview and the model page name the monitors that judge each model (a user monitor on one
         model leaves the built-ins on the others); a scope naming no sent model is saved with a warning."""
-        with TestClient(create_app(dashboard_settings(data_dir))) as client:
+        with TestClient(serving_app(dashboard_settings(data_dir))) as client:
             services = client.app.state.services  # type: ignore[attr-defined]
             token = services.keys.create("cover", "ui").token
             events = [{"event_id": f"{m}-1", "model": m, "latency_ms": 5.0} for m in ("chat", "search")]
