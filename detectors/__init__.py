@@ -8,12 +8,12 @@ modules for the mirrored source).
 
 from detectors.classification import ClassificationQuality, classification_quality
 from detectors.column_drift import column_drift
-from detectors.config import OTHER_CATEGORY, ProfileConfig, WindowConfig
+from detectors.column_types import infer_column_type
+from detectors.config import OTHER_CATEGORY, ProfileConfig
 from detectors.cost import CostBatch, CostCalculator
 from detectors.cost_config import CostConfig, PriceOverride
 from detectors.dataset_drift import dataset_drift
 from detectors.embedding_drift import embedding_drift
-from detectors.inference import infer_column_type
 from detectors.latency import LatencySummary, is_error_status, latency_summary
 from detectors.multiple_testing import adjust_p_values
 from detectors.profile import CategoricalReference, NumericReference, ReferenceProfile
@@ -23,7 +23,6 @@ from detectors.results import ColumnDriftResult, DatasetDriftResult
 from detectors.spend import SpendAnomaly, spend_anomaly
 from detectors.stattests import StatTestSpec, available_stat_tests, get_stat_test, register_stat_test
 from detectors.text_descriptors import DESCRIPTOR_NAMES, text_descriptors
-from detectors.window import WindowSample
 
 __all__ = [
     "DESCRIPTOR_NAMES",
@@ -44,8 +43,6 @@ __all__ = [
     "ReferenceProfile",
     "SpendAnomaly",
     "StatTestSpec",
-    "WindowConfig",
-    "WindowSample",
     "accuracy_change",
     "adjust_p_values",
     "available_stat_tests",

@@ -2,8 +2,8 @@
 
 Tests never see raw arrays: they get either :class:`NumericData` (sorted finite
 values plus exact whole-column statistics) or :class:`CategoricalData` (value
-counts). Raw arrays, :class:`~detectors.profile.ReferenceProfile` columns and
-:class:`~detectors.window.WindowSample` all convert to these, which is what lets
+counts). Raw arrays and :class:`~detectors.profile.ReferenceProfile` columns both
+convert to these, which is what lets
 drift against a bounded profile reuse exactly the same code as drift against raw
 data. Sorting once here is also the main speed trick: KS, Wasserstein and the
 histogram binning all work on the sorted array without re-sorting.

@@ -32,33 +32,10 @@ class ProfileConfig:
             raise ValueError("max_categories must be >= 1")
 
 
-@dataclass(frozen=True, slots=True)
-class WindowConfig:
-    """Bounds of a streaming :class:`~detectors.window.WindowSample`.
-
-    ``capacity``: reservoir size for numeric values. ``max_categories``: distinct
-    categories counted exactly before new ones go to ``__other__``. ``seed`` makes the
-    reservoir reproducible (the same sequence of ``add`` batches -> the same sample).
-    """
-
-    capacity: int = 20_000
-    max_categories: int = 1_000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.capacity < 1:
-            raise ValueError("capacity must be >= 1")
-        if self.max_categories < 1:
-            raise ValueError("max_categories must be >= 1")
-
-
 DEFAULT_PROFILE_CONFIG = ProfileConfig()
-DEFAULT_WINDOW_CONFIG = WindowConfig()
 
 __all__ = [
     "DEFAULT_PROFILE_CONFIG",
-    "DEFAULT_WINDOW_CONFIG",
     "OTHER_CATEGORY",
     "ProfileConfig",
-    "WindowConfig",
 ]

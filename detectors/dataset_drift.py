@@ -31,8 +31,8 @@ def dataset_drift(
     """Run :func:`~detectors.column_drift.column_drift` on every column present on both sides.
 
     ``reference`` may be a mapping of arrays (dict, pandas DataFrame) or a
-    :class:`~detectors.profile.ReferenceProfile`; ``current`` a mapping of arrays or
-    :class:`~detectors.window.WindowSample`. Column kinds come from ``column_types``,
+    :class:`~detectors.profile.ReferenceProfile`; ``current`` a mapping of arrays or of column
+    summaries. Column kinds come from ``column_types``,
     else from summaries, else evidently's inference on the current values; text,
     datetime and unknown columns are listed in ``skipped``. ``method`` / ``threshold``
     apply to all columns or per column (a mapping; missing names use the default).

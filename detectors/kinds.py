@@ -13,7 +13,7 @@ ColumnKind: TypeAlias = Literal["num", "cat"]
 """Kinds a drift test can run on: numerical or categorical."""
 
 InferredKind: TypeAlias = Literal["num", "cat", "text", "datetime", "unknown"]
-"""Everything :func:`detectors.inference.infer_column_type` can answer; only
+"""Everything :func:`detectors.column_types.infer_column_type` can answer; only
 ``num`` and ``cat`` are drift-testable, the rest are reported as skipped."""
 
 

@@ -3,8 +3,7 @@
 Accepted inputs on either side of a drift test: raw values (numpy array, pandas
 Series, list), or a *summary* -- an object implementing :class:`ColumnSummary`
 (:class:`~detectors.profile.NumericReference`,
-:class:`~detectors.profile.CategoricalReference`,
-:class:`~detectors.window.WindowSample`). Summaries know their own kind.
+:class:`~detectors.profile.CategoricalReference`). Summaries know their own kind.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from detectors.column_data import CategoricalData, NumericData, categorical_data, numeric_data
-from detectors.inference import infer_column_type
+from detectors.column_types import infer_column_type
 from detectors.kinds import ArrayLike, ColumnKind, InferredKind
 from detectors.missing import as_array, drop_missing
 

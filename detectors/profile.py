@@ -33,8 +33,8 @@ from typing import Any, Literal
 import numpy as np
 
 from detectors.column_data import CategoricalData, NumericData, categorical_data, numeric_data
+from detectors.column_types import infer_column_type
 from detectors.config import DEFAULT_PROFILE_CONFIG, OTHER_CATEGORY, ProfileConfig
-from detectors.inference import infer_column_type
 from detectors.json_keys import decode_float, decode_key, encode_float, encode_key
 from detectors.kinds import ArrayLike, ColumnKind
 from detectors.missing import as_array

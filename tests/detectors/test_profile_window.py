@@ -1,4 +1,4 @@
-"""ReferenceProfile and WindowSample: bounded, JSON round-trip, and equal to raw drift when small."""
+"""ReferenceProfile: bounded, JSON round-trip, and equal to raw drift when small."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from detectors import (
     NumericReference,
     ProfileConfig,
     ReferenceProfile,
-    WindowConfig,
-    WindowSample,
     column_drift,
     dataset_drift,
 )
@@ -135,87 +133,3 @@ class TestReferenceProfile:
         assert not result.drifted
         untruncated = CategoricalReference.from_values(reference)
         assert column_drift(untruncated, current).value == 0.0  # new category -> p = 0 like evidently
-
-
-class TestWindowSample:
-    """Reservoir windows are bounded, reproducible, checkpointable, and exact while small."""
-
-    def test_small_window_equals_raw(self) -> None:
-        rng = np.random.default_rng(4)
-        reference, current = rng.normal(size=3000), rng.normal(0.1, size=900)
-        window = WindowSample("num", WindowConfig(capacity=1000))
-        for batch in np.array_split(current, 7):
-            window.add(batch)
-        for method in (None, "ks", "psi", "jensenshannon"):
-            assert column_drift(reference, window, method=method).value == pytest.approx(
-                column_drift(reference, current, method=method).value, rel=1e-12
-            )
-
-    def test_bounded_and_unbiased(self) -> None:
-        rng = np.random.default_rng(5)
-        stream = rng.exponential(size=200_000)
-        window = WindowSample("num", WindowConfig(capacity=5000, seed=1))
-        for batch in np.array_split(stream, 40):
-            window.add(batch)
-        data = window.column_data()
-        assert data.sorted_values.size == 5000
-        assert data.n == 200_000
-        assert data.std == pytest.approx(np.std(stream), rel=1e-9)
-        assert (data.minimum, data.maximum) == (stream.min(), stream.max())
-        assert np.mean(data.sorted_values) == pytest.approx(np.mean(stream), rel=0.05)
-        # later items are as likely to be kept as early ones
-        kept = np.isin(stream, data.sorted_values)
-        assert kept[:100_000].sum() == pytest.approx(kept[100_000:].sum(), rel=0.1)
-
-    def test_deterministic_and_checkpointable(self) -> None:
-        rng = np.random.default_rng(6)
-        batches = [rng.normal(size=3000) for _ in range(6)]
-        first, second = WindowSample(config=WindowConfig(capacity=1000, seed=9)), None
-        for batch in batches[:3]:
-            first.add(batch)
-        second = WindowSample.from_dict(json.loads(json.dumps(first.to_dict())))
-        twin = WindowSample(config=WindowConfig(capacity=1000, seed=9))
-        for batch in batches[:3]:
-            twin.add(batch)
-        for batch in batches[3:]:
-            first.add(batch)
-            second.add(batch)
-            twin.add(batch)
-        np.testing.assert_array_equal(first.column_data().sorted_values, second.column_data().sorted_values)
-        np.testing.assert_array_equal(first.column_data().sorted_values, twin.column_data().sorted_values)
-
-    def test_missing_and_low_cardinality_counts(self) -> None:
-        window = WindowSample("num", WindowConfig(capacity=10))
-        window.add([1.0, 2.0, None, float("nan")])
-        window.add(np.array([2.0, 2.0, 3.0] * 100))
-        data = window.column_data()
-        assert window.n_missing == 2
-        assert data.n == 302
-        assert data.sorted_values.size == 10
-        assert data.counts is not None
-        assert data.counts.as_dict() == {1.0: 1, 2.0: 201, 3.0: 100}
-        ref = np.array([1.0, 2.0, 3.0] * 100)
-        assert column_drift(ref, window).value == pytest.approx(
-            column_drift(ref, [1.0, 2.0] + [2.0, 2.0, 3.0] * 100).value
-        )
-
-    def test_categorical_window(self) -> None:
-        window = WindowSample("cat", WindowConfig(max_categories=2))
-        window.add(["a", "b", "a", None])
-        window.add(["c", "d", "a"])
-        assert window.column_data().as_dict() == {"a": 3, "b": 1, OTHER_CATEGORY: 2}
-        restored = WindowSample.from_dict(json.loads(json.dumps(window.to_dict())))
-        assert restored.column_data().as_dict() == window.column_data().as_dict()
-        window.reset()
-        assert window.n == 0
-        assert column_drift(["a"], window).status == "insufficient_data"
-
-    def test_dataset_drift_with_profile_and_windows(self) -> None:
-        reference, current = _reference(2000), _current(800)
-        profile = ReferenceProfile.from_arrays(reference)
-        windows = {name: WindowSample(profile.columns[name].kind) for name in profile.columns}
-        for name, window in windows.items():
-            window.add(current[name].to_numpy())
-        via_summaries = dataset_drift(profile, windows)
-        raw = dataset_drift(reference, current, column_types={n: c.kind for n, c in profile.columns.items()})
-        assert via_summaries.to_dict() == raw.to_dict()
