@@ -147,6 +147,6 @@ class Pipeline:
             try:
                 if force_all:
                     self.stats.force_close_all()
-                self.stats.after_flush(force_quality=force_quality)
+                self.stats.close_due(force_quality=force_quality)
             except Exception:
                 log.exception("statistics_failed")

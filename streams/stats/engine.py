@@ -138,9 +138,9 @@ class StatsEngine:
         with self._bookkeeping:
             return self.tracker.due(now=now)
 
-    # ---------------------------------------------------------------- flush side (reads and writes storage)
+    # ------------------------------------------------ closing side (the closer thread: reads and writes storage)
 
-    def after_flush(self, *, force_quality: bool = False) -> list[StatRow]:
+    def close_due(self, *, force_quality: bool = False) -> list[StatRow]:
         """Close due windows (and failed ones whose backoff passed), then refresh the quality of windows
         that got late feedback. A window that fails stays pending (rule in ``streams.stats.retries``)."""
         due = set(self._due()) | set(self._unclosed.ready(time.monotonic()))
