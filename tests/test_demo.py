@@ -57,10 +57,13 @@ def test_demo_counts_match(tmp_path: Path) -> None:
     # without a terminal the demo's server is gone: it names no URL of it, but how to serve what it left
     assert "the demo's server has stopped" in out
     assert set(re.findall(r"http://127\.0\.0\.1:(\d+)/ui", out)) == {"8000"}  # the port `loopwatch serve` takes
-    found = re.search(r"LOOPWATCH_DATA_DIR=(\S+) loopwatch serve .* sign in with the demo project key: (lw_\S+)", out)
+    found = re.search(r"LOOPWATCH_DATA_DIR=(\S+) (\S+) serve .* sign in with the demo project key: (lw_\S+)", out)
     assert found, out[-3000:]
-    data_dir, token = found.groups()
+    data_dir, command, token = found.groups()
     assert Path(data_dir) == tmp_path
+    # the command runs as printed from where the demo ran, loopwatch not being on this PATH
+    assert command == str(Path(sys.executable).parent.relative_to(REPO) / "loopwatch")
+    assert "serve" in subprocess.run([REPO / command, "--help"], capture_output=True, text=True, check=True).stdout  # noqa: S603
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path), "LOOPWATCH_DATA_DIR": data_dir}
     with serving(env) as url, httpx.Client(base_url=url, timeout=30) as client:
         page = client.get("/ui/signin").text

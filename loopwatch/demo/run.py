@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -259,6 +260,22 @@ def keeps_serving(*, serve: bool) -> bool:
     return serve and sys.stdin.isatty()
 
 
+def loopwatch_command() -> str:
+    """How a person at this shell runs the loopwatch that runs now: ``loopwatch`` when that name on PATH
+    is this one, else its script's path (``.venv/bin/loopwatch`` after ``scripts/demo``, which never puts
+    the venv on PATH), else ``python -m loopwatch`` with this interpreter."""
+    script = Path(sys.executable).parent / "loopwatch"
+    on_path = shutil.which("loopwatch")
+    if on_path is not None and (not script.exists() or Path(on_path).resolve() == script.resolve()):
+        return "loopwatch"
+    if not script.exists():
+        return f"{sys.executable} -m loopwatch"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def serve_dashboard(console: Console, url: str, token: str, workdir: Path, *, serve: bool) -> None:
     """Keep serving the dashboard until Ctrl-C when a person is at the terminal (stdin is a TTY and not
     ``--no-serve``); otherwise (CI, scripts: they never wait) say how to serve the data the demo leaves."""
@@ -266,7 +283,7 @@ def serve_dashboard(console: Console, url: str, token: str, workdir: Path, *, se
     if not keeps_serving(serve=serve):
         console.print(
             f"the demo's server has stopped; its data stays in {workdir}. To look at it in the dashboard, run\n"
-            f"  LOOPWATCH_DATA_DIR={workdir} loopwatch serve\n"
+            f"  LOOPWATCH_DATA_DIR={workdir} {loopwatch_command()} serve\n"
             f"then open {SERVE_AFTERWARDS_URL}/ui (the alert's links lead there too) and sign in with the demo "
             f"project key: {token}\n"
             f"(delete {workdir} when you are done)",
