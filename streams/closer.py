@@ -21,9 +21,11 @@ log = structlog.get_logger(__name__)
 
 
 class WindowCloser:
-    def __init__(self, pipeline: Pipeline, interval_seconds: float) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
-        self._interval = interval_seconds
+        # Twice the longest a batch lingers before its write (at least a second): each write wakes the
+        # closer anyway, so this only bounds how late a window of a model that went quiet closes.
+        self._interval = max(1.0, pipeline.settings.batch_max_seconds * 2)
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None

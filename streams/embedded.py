@@ -61,7 +61,7 @@ class EmbeddedRunner:
         # queue makes publishers wait instead).
         self._max_buffered = 4 * settings.batch_max_events
         self._room = asyncio.Event()
-        self.closer = WindowCloser(pipeline, max(1.0, self._max_seconds * 2))
+        self.closer = WindowCloser(pipeline)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.pipeline.start)

@@ -78,7 +78,7 @@ class KafkaWorker:
         self.processed_messages = 0
         self.app.agent(self.inference_topic, name=f"{self.topics.prefix}-inference")(self._agent("inference"))
         self.app.agent(self.feedback_topic, name=f"{self.topics.prefix}-feedback")(self._agent("feedback"))
-        self.closer = WindowCloser(pipeline, max(1.0, settings.batch_max_seconds * 2))
+        self.closer = WindowCloser(pipeline)
 
     def _agent(self, kind: Kind) -> Callable[[Any], Awaitable[None]]:
         within = self.settings.batch_max_seconds
