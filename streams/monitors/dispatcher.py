@@ -295,9 +295,9 @@ class AlertDispatcher:
                     events = [event for event in events if any(job[0] is event for job in deliveries)]
             if self._publish is not None:
                 await asyncio.gather(*(self._publish_one(event) for event in events))
-            waits = [self._join(*job) for job in grouped]
-            if only is not None:
-                waits = []  # a resume does not wait for a digest to end: the group's own task sends it
+            joined = [self._join(*job) for job in grouped]
+            # A resume does not wait for a digest period to end (the group's own task sends it then).
+            waits = [done for done, wait in joined if only is None or wait == 0]
             results = await asyncio.gather(*(self._deliver(*job) for job in deliveries), *waits, return_exceptions=True)
         except asyncio.CancelledError:
             raise
@@ -392,8 +392,9 @@ class AlertDispatcher:
 
     def _join(
         self, alert: AlertEvent, monitor: Monitor, index: int, channel: AnyChannel
-    ) -> asyncio.Future[DeliveryOutcome | None]:
-        """Add ``alert`` to its group (starting the group's timer if it is the first); the group's outcome."""
+    ) -> tuple[asyncio.Future[DeliveryOutcome | None], float]:
+        """Add ``alert`` to its group (starting the group's timer if it is the first): the group's outcome
+        to await, and how long it waits."""
         loop = asyncio.get_running_loop()
         now = datetime.now(UTC)
         if isinstance(channel, EmailChannel) and channel.digest_minutes:
@@ -414,7 +415,7 @@ class AlertDispatcher:
             log.info("group_waiting", project=alert.project, monitor_id=monitor.monitor_id, channel=index, seconds=wait)
         group.since = min(group.since, since)
         group.local.add(alert.alert_id)
-        return asyncio.shield(group.done)  # awaited by each member; one cancelled waiter must not cancel it
+        return asyncio.shield(group.done), wait  # awaited by each member; one cancelled waiter must not cancel it
 
     async def _flush(self, group: _Group, wait: float) -> None:
         try:

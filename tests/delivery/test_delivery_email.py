@@ -6,9 +6,6 @@ loopback server without the operator's setting, no SMTP server configured)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import ssl
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,49 +17,19 @@ from pydantic import ValidationError
 from schemas.events import AlertEvent, AlertResolved
 from streams.delivery import Deliverer, DeliveryAttempt, DeliveryOutcome, EmailChannel, parse_channel
 from streams.delivery.mail import SmtpServer
-from tests.delivery.smtp_server import MailServer
+from tests.delivery.smtp_server import MailServer, self_signed, server_context
 
 TO = ["oncall@example.com", "ml-team@example.com"]
 
 
 @pytest.fixture(scope="session")
 def smtp_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for 127.0.0.1 (the SMTP server's name in these tests)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl CLI not available to make a test certificate")
-    directory = tmp_path_factory.mktemp("smtp-tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(  # noqa: S603 - fixed arguments, test-only
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("smtp-tls"))
 
 
 @pytest.fixture
 def mail_server(smtp_cert: tuple[Path, Path]) -> Iterator[MailServer]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*smtp_cert)
-    server = MailServer(context)
+    server = MailServer(server_context(*smtp_cert))
     server.start()
     try:
         yield server

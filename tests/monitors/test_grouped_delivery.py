@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from streams.monitors.alerts import AlertStore
 from streams.storage import Storage
 from tests.conftest import make_settings
 from tests.delivery.delivery_receiver import Receiver
+from tests.delivery.smtp_server import MailServer, self_signed, server_context
 from tests.monitors.conftest import SECRET, drift_rows, webhook
 
 MODELS = [f"model-{i:02d}" for i in range(6)]
@@ -154,3 +156,78 @@ class TestOneMessagePerWindow:
         asyncio.run(run())
         assert len(hook.requests) == 1
         assert json.loads(hook.requests[0].body)["alert_id"] == result.alerts[0].alert_id
+
+
+@pytest.fixture
+def mail_server(tmp_path: Path) -> Iterator[MailServer]:
+    cert, key = self_signed(tmp_path)
+    server = MailServer(server_context(cert, key))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class TestEmailDigest:
+    """``digest_minutes``: the alerts of one period go out as one email when it ends, once across processes."""
+
+    def test_one_digest_per_period(
+        self, storage: Storage, settings: Settings, data_dir: Path, tmp_path: Path, mail_server: MailServer
+    ) -> None:
+        smtp = {"smtp_host": "127.0.0.1", "smtp_port": mail_server.port, "smtp_ca_file": tmp_path / "cert.pem"}
+        settings = settings.model_copy(update={**smtp, "smtp_from": "loopwatch@example.com"})
+        monitoring = Monitoring(storage, settings, sweep_seconds=None)
+        channel = {"type": "email", "to": ["oncall@example.com"], "digest_minutes": 5}
+        body = {
+            "name": "Dataset drift",
+            "family": "drift",
+            "metric": "dataset_drift",
+            "condition": {"type": "flagged"},
+            "channels": [channel],
+        }
+        monitor = monitoring.store.create("shop", MonitorCreate.model_validate(body))
+        # Alerts of three models fired in a period that has ended (10:00–10:05), in two windows.
+        period = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+        alerts = [
+            AlertEvent(
+                project="shop",
+                monitor_id=monitor.monitor_id,
+                monitor_name=monitor.name,
+                model=model,
+                kind="drift",
+                window_start=period - timedelta(minutes=5 * (i % 2 + 1)),
+                window_end=period - timedelta(minutes=5 * (i % 2)),
+                metric="dataset_drift",
+                value=0.6,
+                threshold=0.5,
+                summary=f"{model}: 3 of 5 columns drifted",
+                alert_url=f"https://loopwatch.example.com/ui/alerts/{model}",
+                fired_at=period + timedelta(minutes=i + 1),
+                dedup_key=f"{monitor.monitor_id}:{model}",
+            )
+            for i, model in enumerate(MODELS[:3])
+        ]
+        monitoring.alerts.insert_alerts(alerts, {alert.alert_id: 1 for alert in alerts})
+        a, b = (AlertDispatcher(AlertStore(storage, owner=owner), settings) for owner in ("test-a:1:x", "test-b:2:y"))
+
+        async def run() -> None:
+            try:  # two workers each deliver the alerts they fired
+                await asyncio.gather(a.dispatch(alerts[:2], [], [monitor]), b.dispatch(alerts[2:], [], [monitor]))
+            finally:
+                await asyncio.gather(a.aclose(), b.aclose())
+
+        asyncio.run(run())
+        (got,) = mail_server.received
+        assert got.tls
+        assert got.rcpt_tos == ["oncall@example.com"]
+        assert got.message["Subject"] == "[loopwatch] warning: Dataset drift: 3 alerts in the last 5 minutes"
+        text = got.message.get_body(("plain",))
+        assert text is not None
+        for model in MODELS[:3]:
+            assert f"{model}: 3 of 5 columns drifted" in text.get_content()
+            assert f"Open alert: https://loopwatch.example.com/ui/alerts/{model}" in text.get_content()
+        for alert in alerts:
+            stored = monitoring.alerts.get_alert("shop", alert.alert_id)
+            assert stored is not None
+            assert [(t.channel, t.succeeded) for t in stored.attempts] == [("email", True)]
