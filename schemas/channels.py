@@ -142,10 +142,18 @@ class PagerDutyChannel(_Channel):
     holding the integration's routing key; ``url`` is overridable for a proxy or a test receiver."""
 
     type: Literal["pagerduty"] = "pagerduty"
-    routing_key_env: str = Field(
-        pattern=_ROUTING_KEY_ENV, description="environment variable with the routing key: PD_… or PAGERDUTY_…"
-    )
+    routing_key_env: str = Field(description="environment variable with the routing key: PD_… or PAGERDUTY_…")
     url: str = PAGERDUTY_EVENTS_URL
+
+    @field_validator("routing_key_env")
+    @classmethod
+    def _routing_key_env(cls, value: str) -> str:
+        if not re.match(_ROUTING_KEY_ENV, value):
+            raise ValueError(
+                f"{value[:100]!r} is not a PagerDuty routing key variable: name an environment variable "
+                "starting with PD_ or PAGERDUTY_ (capitals, digits, _) that holds the key"
+            )
+        return value
 
     @field_validator("url")
     @classmethod

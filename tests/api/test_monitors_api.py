@@ -205,6 +205,7 @@ class TestMonitorCrud:
         response = api.client.post("/v1/monitors", json=bad_env, headers=headers)
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"][:4] == ["body", "channels", 0, "pagerduty"]
+        assert "starting with PD_ or PAGERDUTY_" in response.json()["detail"][0]["msg"]
         bad_to = {**P95, "channels": [{"type": "email", "to": ["ops@example.com, boss@example.com"]}]}
         response = api.client.post("/v1/monitors", json=bad_to, headers=headers)
         assert response.status_code == 422
