@@ -13,13 +13,14 @@ onto retries as HTTP statuses do: 4xx and lost connections are worth another try
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import html
 import os
 import smtplib
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -30,6 +31,9 @@ from schemas.settings import Settings
 from streams.delivery.url_guard import IPAddress
 
 SUBJECT_MAX = 200
+# Headers up to RFC 5322's hard limit on one line: folding a subject at 78 characters makes some readers
+# (Python's own among them) show it with a stray leading space.
+_POLICY = email.policy.default.clone(max_line_length=998)
 _MAX_LISTED = 50  # alerts listed in one grouped message; the rest are counted
 
 
@@ -191,7 +195,7 @@ def message(
     *, subject: str, heading: str, entries: Sequence[Entry], sender: str, to: Sequence[str], key: str
 ) -> EmailMessage:
     """A multipart/alternative message; ``key`` (what it announces, and to whom) makes its Message-ID."""
-    mail = EmailMessage()
+    mail = EmailMessage(policy=_POLICY)
     # Header values are folded and encoded by the email package; line breaks in names cannot add headers.
     mail["Subject"] = _clip(" ".join(subject.split()), SUBJECT_MAX)
     mail["From"] = sender
@@ -210,13 +214,23 @@ def event_message(
     """One event's email; a group lists its alerts, one section each."""
     recipients = ",".join(to)
     if isinstance(event, AlertGroup):
-        entries = [alert_entry(alert) for alert in event.alerts]
+        shared = {"Project", "Window"} if event.window_start is not None else {"Project"}
+        entries = [
+            replace(
+                item,
+                title=alert.model + (f" [{alert.dimension}]" if alert.dimension else ""),
+                facts=tuple(fact for fact in item.facts if fact[0] not in shared),
+            )
+            for alert, item in ((alert, alert_entry(alert)) for alert in event.alerts)
+        ]
         name = event.monitor_name or event.monitor_id
         models = len({alert.model for alert in event.alerts})
         if event.window_start is not None:
-            heading = f"{name}: {len(entries)} alerts, {models} models, window {_when(event.window_start)}"
+            heading = (
+                f"{name}: {len(entries)} alerts, {models} models, window {_when(event.window_start)} ({event.project})"
+            )
         else:
-            heading = f"{name}: {len(entries)} alerts in the last {event.digest_minutes} minutes"
+            heading = f"{name}: {len(entries)} alerts in the last {event.digest_minutes} minutes ({event.project})"
         severity = "critical" if any(alert.severity == "critical" for alert in event.alerts) else "warning"
         subject = f"[loopwatch] {severity}: {heading}"
         return message(

@@ -221,7 +221,7 @@ class TestEmailDigest:
         (got,) = mail_server.received
         assert got.tls
         assert got.rcpt_tos == ["oncall@example.com"]
-        assert got.message["Subject"] == "[loopwatch] warning: Dataset drift: 3 alerts in the last 5 minutes"
+        assert got.message["Subject"] == "[loopwatch] warning: Dataset drift: 3 alerts in the last 5 minutes (shop)"
         text = got.message.get_body(("plain",))
         assert text is not None
         for model in MODELS[:3]:
