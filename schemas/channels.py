@@ -1,21 +1,25 @@
-"""Where a monitor's alerts go: a Slack incoming webhook or a signed generic webhook (the contract).
+"""Where a monitor's alerts go: Slack, a signed generic webhook, PagerDuty or email (the contract).
 
 Channels are stored with the monitor, so validation here is syntax only (no DNS, no I/O): reachability
 and the private-network rule are ``streams.delivery.url_guard.check_target``'s job, at creation time
 and again at send time.
 Secrets (the whole Slack URL, the signing secret, custom header values) are kept out of reprs so a
-logged channel leaks nothing.
+logged channel leaks nothing. PagerDuty's routing key is never stored at all: the channel names the
+environment variable that holds it (``PD_…`` or ``PAGERDUTY_…`` only, so a monitor cannot make
+loopwatch send any other variable of its environment to a URL of its choosing).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 
-ChannelType = Literal["slack", "webhook"]
+ChannelType = Literal["slack", "webhook", "pagerduty", "email"]
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 _ALLOWED_SCHEMES = frozenset({"http", "https"})
 
@@ -53,6 +57,11 @@ def safe_url(url: str, channel: ChannelType) -> str:
         return "<invalid url>"
     origin = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"  # netloc excludes user:password
     return f"{origin}/…" if channel == "slack" else origin + parsed.path
+
+
+def mailto(recipients: Sequence[str]) -> str:
+    """An email channel's target as the delivery log shows it."""
+    return "mailto:" + ",".join(recipients)
 
 
 # Headers loopwatch sets itself; letting a channel override them would break signing, idempotency or
@@ -118,11 +127,73 @@ class WebhookChannel(_Channel):
         return value
 
 
-Channel = Annotated[SlackChannel | WebhookChannel, Field(discriminator="type")]
+_ROUTING_KEY_ENV = r"^(PD|PAGERDUTY)_[A-Z0-9_]{1,100}$"
+# One address, as people type it: no display name, no list, nothing that could end a header line.
+_ADDRESS = re.compile(
+    r"^[^@\s<>,;:\"()\[\]\\]{1,64}@"  # local part: no spaces, lists, display names or quoting
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+MAX_RECIPIENTS = 20
 
-_CHANNEL_ADAPTER: TypeAdapter[SlackChannel | WebhookChannel] = TypeAdapter(Channel)
+
+class PagerDutyChannel(_Channel):
+    """PagerDuty Events API v2: a trigger when an alert fires, a resolve with the same ``dedup_key`` when
+    it resolves. ``routing_key_env`` names the environment variable (of the process that delivers)
+    holding the integration's routing key; ``url`` is overridable for a proxy or a test receiver."""
+
+    type: Literal["pagerduty"] = "pagerduty"
+    routing_key_env: str = Field(description="environment variable with the routing key: PD_… or PAGERDUTY_…")
+    url: str = PAGERDUTY_EVENTS_URL
+
+    @field_validator("routing_key_env")
+    @classmethod
+    def _routing_key_env(cls, value: str) -> str:
+        if not re.match(_ROUTING_KEY_ENV, value):
+            raise ValueError(
+                f"{value[:100]!r} is not a PagerDuty routing key variable: name an environment variable "
+                "starting with PD_ or PAGERDUTY_ (capitals, digits, _) that holds the key"
+            )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parse_target(value)
+        return value
 
 
-def parse_channel(data: Any) -> SlackChannel | WebhookChannel:
+class EmailChannel(_Channel):
+    """Email through the operator's SMTP server (``LOOPWATCH_SMTP_*``): one message per alert, or with
+    ``digest_minutes`` one message for the alerts of each such period."""
+
+    type: Literal["email"] = "email"
+    to: list[str] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    digest_minutes: int | None = Field(default=None, ge=1, le=1440)
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not _ADDRESS.match(address):
+                raise ValueError(f"{address[:100]!r} is not an email address (name@example.com, one per entry)")
+        return value
+
+
+AnyChannel = SlackChannel | WebhookChannel | PagerDutyChannel | EmailChannel
+Channel = Annotated[AnyChannel, Field(discriminator="type")]
+
+_CHANNEL_ADAPTER: TypeAdapter[AnyChannel] = TypeAdapter(Channel)
+
+
+def channel_target(channel: AnyChannel) -> str:
+    """Where a channel sends, safe to store and show (no credential, no query)."""
+    if isinstance(channel, SlackChannel):
+        return safe_url(channel.webhook_url, "slack")
+    if isinstance(channel, EmailChannel):
+        return mailto(channel.to)
+    return safe_url(channel.url, channel.type)
+
+
+def parse_channel(data: Any) -> AnyChannel:
     """Validate a stored or submitted channel dict (``{"type": "slack", ...}``) into its model."""
     return _CHANNEL_ADAPTER.validate_python(data)

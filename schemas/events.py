@@ -39,6 +39,7 @@ __all__ = [
     "LATEST_TIMESTAMP",
     "TIMESTAMP_DOC",
     "AlertEvent",
+    "AlertGroup",
     "AlertKind",
     "AlertResolved",
     "DeadLetter",
@@ -143,6 +144,22 @@ class AlertResolved(StrictModel):
     alert_url: str | None = None
     api_url: str | None = None
     resolved_at: UtcDatetime = Field(default_factory=utc_now)
+
+
+class AlertGroup(StrictModel):
+    """Alerts of one monitor sent to a channel as one message: the models (or entities) that breached in
+    one window, or an email digest of ``digest_minutes``. Each alert is stored and resolved on its own;
+    only the notification is shared (webhooks: ``event = "alert.group"``, ``Idempotency-Key: <group_id>``)."""
+
+    event: Literal["alert.group"] = "alert.group"
+    group_id: str
+    project: ProjectName
+    monitor_id: str
+    monitor_name: str = ""
+    window_start: UtcDatetime | None = Field(default=None, description="the window they share (none: a digest)")
+    window_end: UtcDatetime | None = None
+    digest_minutes: int | None = None
+    alerts: list[AlertEvent]
 
 
 class RetrainEvent(StrictModel):

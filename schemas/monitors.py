@@ -33,7 +33,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from schemas.channels import Channel, SlackChannel, WebhookChannel, safe_url
+from schemas.channels import AnyChannel, Channel, EmailChannel, PagerDutyChannel, SlackChannel, safe_url
 from schemas.events import EventId, Name, ProjectName, Severity, UtcDatetime, new_id
 from schemas.stats import DRIFT_FAMILIES, METRICS, DimensionKind, Family, MetricSpec, unknown_metric
 
@@ -315,7 +315,7 @@ class Monitor(MonitorSpec):
         return data
 
 
-def channel_dict(channel: SlackChannel | WebhookChannel, *, reveal: bool) -> dict[str, Any]:
+def channel_dict(channel: AnyChannel, *, reveal: bool) -> dict[str, Any]:
     """A channel as a plain dict: with its secrets (storage) or masked (API responses).
 
     Masked: a Slack URL keeps only scheme and host (its path is the credential); a webhook URL loses
@@ -324,6 +324,8 @@ def channel_dict(channel: SlackChannel | WebhookChannel, *, reveal: bool) -> dic
     if isinstance(channel, SlackChannel):
         url = channel.webhook_url if reveal else safe_url(channel.webhook_url, "slack")
         return {"type": "slack", "webhook_url": url}
+    if isinstance(channel, PagerDutyChannel | EmailChannel):  # nothing secret: the routing key is not stored
+        return channel.model_dump(mode="json")
     return {
         "type": "webhook",
         "url": channel.url if reveal else safe_url(channel.url, "webhook"),
@@ -332,12 +334,10 @@ def channel_dict(channel: SlackChannel | WebhookChannel, *, reveal: bool) -> dic
     }
 
 
-def unmask_channels(
-    submitted: list[dict[str, Any]], stored: list[SlackChannel | WebhookChannel]
-) -> list[dict[str, Any] | SlackChannel | WebhookChannel]:
+def unmask_channels(submitted: list[dict[str, Any]], stored: list[AnyChannel]) -> list[dict[str, Any] | AnyChannel]:
     """Replace each submitted channel that equals a stored one's masked form by the stored channel."""
     masked = [(channel_dict(channel, reveal=False), channel) for channel in stored]
-    out: list[dict[str, Any] | SlackChannel | WebhookChannel] = []
+    out: list[dict[str, Any] | AnyChannel] = []
     for item in submitted:
         normalized = {**item, "headers": item.get("headers", {})} if item.get("type") == "webhook" else item
         match = next((channel for shown, channel in masked if shown == normalized), None)

@@ -124,6 +124,29 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = Field(default=5, ge=1)
     delivery_backoff_seconds: float = Field(default=1.0, gt=0)
     delivery_timeout_seconds: float = Field(default=5.0, gt=0)
+    group_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="how long an alert waits for the other alerts of its monitor and window, sent as one message; 0 = "
+        "each alert on its own at once",
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        description="email channels: the SMTP server (a private or "
+        "loopback address needs LOOPWATCH_ALLOW_PRIVATE_WEBHOOKS=true)",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65_535)
+    smtp_username: str | None = None
+    smtp_password_env: str | None = Field(
+        default=None, description="the environment variable holding the SMTP password"
+    )
+    smtp_from: str = Field(default="loopwatch@localhost", description="the From address of alert emails")
+    smtp_starttls: bool = Field(
+        default=True, description="upgrade with STARTTLS before sending (refuses a server without it)"
+    )
+    smtp_ca_file: Path | None = Field(
+        default=None, description="PEM certificates to trust for STARTTLS instead of the system's"
+    )
 
     metrics_port: int | None = Field(
         default=None, ge=1, le=65_535, description="`loopwatch worker` serves /metrics on this port; unset = not served"

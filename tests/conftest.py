@@ -33,6 +33,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "batch_max_seconds": 0.05,
         "log_format": "json",
         "log_level": "warning",
+        "group_wait_seconds": 0,  # alerts go out at once; grouping tests set their own wait
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[arg-type]

@@ -39,6 +39,18 @@ class MaskedWebhookChannel(BaseModel):
     headers: dict[str, str]
 
 
+class MaskedPagerDutyChannel(BaseModel):
+    type: Literal["pagerduty"]
+    routing_key_env: str
+    url: str
+
+
+class MaskedEmailChannel(BaseModel):
+    type: Literal["email"]
+    to: list[str]
+    digest_minutes: int | None
+
+
 class MonitorOut(BaseModel):
     """A monitor as the API shows it: channel secrets masked (send a channel back unchanged to keep it)."""
 
@@ -53,7 +65,7 @@ class MonitorOut(BaseModel):
     min_samples: int
     cooldown_seconds: int
     severity: Severity
-    channels: list[MaskedSlackChannel | MaskedWebhookChannel]
+    channels: list[MaskedSlackChannel | MaskedWebhookChannel | MaskedPagerDutyChannel | MaskedEmailChannel]
     retrain_after: int | None
     resolve_after: int
     enabled: bool

@@ -25,29 +25,47 @@ from streams.storage.inferences import model_names
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 MonitorIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 OPERATOR_LABELS = {"gt": "above (>)", "gte": "at or above (≥)", "lt": "below (<)", "lte": "at or below (≤)"}
-CHANNEL_FIELDS = ("channel_type", "channel_url", "channel_secret", "channel_headers")
+CHANNEL_FIELDS = (
+    "channel_type",
+    "channel_url",
+    "channel_secret",
+    "channel_headers",
+    "channel_key_env",
+    "channel_to",
+    "channel_digest",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelRow:
-    """One channel as the form shows it: a type, its URL, and for webhooks the signing secret and
-    extra headers (``Name: value`` lines). Saved secrets come masked and, sent back unchanged, stay."""
+    """One channel as the form shows it: a type, its URL, for webhooks the signing secret and extra
+    headers (``Name: value`` lines), for PagerDuty the routing key's environment variable, for email
+    the recipients and the digest period. Saved secrets come masked and, sent back unchanged, stay."""
 
     type: str = ""
     url: str = ""
     secret: str = ""
     headers: str = ""
+    key_env: str = ""
+    to: str = ""
+    digest: str = ""
 
     @classmethod
     def of(cls, channel: dict[str, Any]) -> ChannelRow:
         if channel.get("type") == "slack":
             return cls("slack", str(channel.get("webhook_url", "")))
+        if channel.get("type") == "pagerduty":
+            return cls("pagerduty", str(channel.get("url", "")), key_env=str(channel.get("routing_key_env", "")))
+        if channel.get("type") == "email":
+            digest = channel.get("digest_minutes")
+            return cls("email", to="\n".join(channel.get("to") or []), digest="" if digest is None else str(digest))
         headers = "\n".join(f"{name}: {value}" for name, value in (channel.get("headers") or {}).items())
         return cls(str(channel.get("type", "")), str(channel.get("url", "")), str(channel.get("secret", "")), headers)
 
     @property
     def empty(self) -> bool:
-        return not (self.type or self.url.strip() or self.secret.strip() or self.headers.strip())
+        texts = (self.url, self.secret, self.headers, self.key_env, self.to, self.digest)
+        return not (self.type or any(text.strip() for text in texts))
 
     def body(self) -> dict[str, Any]:
         """The channel as the API takes it; an incomplete row is left for the API to refuse by name."""
@@ -60,6 +78,16 @@ class ChannelRow:
                     name, _, value = line.partition(":")
                     headers[name.strip()] = value.strip()
             return {"type": "webhook", "url": self.url.strip(), "secret": self.secret, "headers": headers}
+        if self.type == "pagerduty":
+            body = {"type": "pagerduty", "routing_key_env": self.key_env.strip()}
+            return {**body, "url": self.url.strip()} if self.url.strip() else body
+        if self.type == "email":
+            digest = self.digest.strip()
+            return {
+                "type": "email",
+                "to": [address for address in self.to.replace(",", " ").split() if address],
+                "digest_minutes": (int(digest) if digest.isdigit() else digest) if digest else None,
+            }
         return {"type": self.type or None, "url": self.url.strip()}
 
 

@@ -1,7 +1,15 @@
-"""Alert delivery: Slack and signed webhooks, retried, every attempt reported to the caller for storage."""
+"""Alert delivery: Slack, signed webhooks, PagerDuty and email, retried, every attempt reported for storage."""
 
-from schemas.channels import Channel, SlackChannel, WebhookChannel, parse_channel
-from streams.delivery.sender import Deliverer, DeliveryAttempt, DeliveryOutcome
+from schemas.channels import (
+    AnyChannel,
+    Channel,
+    EmailChannel,
+    PagerDutyChannel,
+    SlackChannel,
+    WebhookChannel,
+    parse_channel,
+)
+from streams.delivery.sender import ChannelConfigError, Deliverer, DeliveryAttempt, DeliveryOutcome
 from streams.delivery.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign, verify
 from streams.delivery.slack import slack_message, slack_resolved_message, slack_retrain_message
 from streams.delivery.url_guard import UnsafeTargetError, check_target
@@ -9,10 +17,14 @@ from streams.delivery.url_guard import UnsafeTargetError, check_target
 __all__ = [
     "IDEMPOTENCY_HEADER",
     "SIGNATURE_HEADER",
+    "AnyChannel",
     "Channel",
+    "ChannelConfigError",
     "Deliverer",
     "DeliveryAttempt",
     "DeliveryOutcome",
+    "EmailChannel",
+    "PagerDutyChannel",
     "SlackChannel",
     "UnsafeTargetError",
     "WebhookChannel",

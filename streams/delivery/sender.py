@@ -1,5 +1,10 @@
 """Send one alert or retraining request to one channel, retrying until delivered or clearly failed.
 
+One implementation for every channel type: ``_prepare`` builds what a channel sends (Slack blocks, the
+signed event JSON, a PagerDuty Events API body, an email) once, and each attempt hands it to the
+channel's transport: an HTTP POST (Slack, webhooks, PagerDuty) or an SMTP session (email). Retries,
+backoff, the SSRF guard, error scrubbing and the report of every attempt are the same for all.
+
 The sender owns no storage: every attempt is handed to ``on_attempt`` (``streams.monitors.dispatcher``
 writes it to ``alert_deliveries``) and ``deliver`` returns an outcome instead of raising, so one bad
 channel can never stop the dispatcher. Retries follow the usual contract of webhook receivers: connection
@@ -19,11 +24,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
+import smtplib
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from types import TracebackType
 from typing import Literal
 
@@ -38,12 +46,23 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from schemas.channels import ChannelType, SlackChannel, WebhookChannel, safe_url
-from schemas.events import AlertEvent, AlertResolved, RetrainEvent
+from schemas.channels import (
+    AnyChannel,
+    ChannelType,
+    EmailChannel,
+    PagerDutyChannel,
+    SlackChannel,
+    channel_target,
+    mailto,
+    safe_url,
+)
+from schemas.events import AlertEvent, AlertGroup, AlertResolved, RetrainEvent
 from schemas.settings import Settings
 from streams import metrics
+from streams.delivery import mail
+from streams.delivery.pagerduty import pagerduty_event
 from streams.delivery.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
-from streams.delivery.slack import slack_message, slack_resolved_message, slack_retrain_message
+from streams.delivery.slack import slack_group_message, slack_message, slack_resolved_message, slack_retrain_message
 from streams.delivery.url_guard import IPAddress, UnresolvableTargetError, UnsafeTargetError, resolve_target
 
 log = structlog.get_logger(__name__)
@@ -55,8 +74,8 @@ _ERROR_BODY_BYTES = 300
 _MIN_SCRUB_LENGTH = 8  # shorter header values are too likely to be ordinary words to scrub safely
 
 OnAttempt = Callable[["DeliveryAttempt"], Awaitable[object] | object]
-EventType = Literal["alert", "retrain", "alert.resolved"]
-Event = AlertEvent | RetrainEvent | AlertResolved
+EventType = Literal["alert", "retrain", "alert.resolved", "alert.group"]
+Event = AlertEvent | RetrainEvent | AlertResolved | AlertGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +107,16 @@ class DeliveryOutcome:
     error: str | None
 
 
+class ChannelConfigError(Exception):
+    """The channel cannot be sent from this process as configured (a routing key or SMTP setting is
+    missing); the message says which, and is safe to store and show."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """Everything an attempt needs, built once so every retry sends the same bytes and key."""
+    """Everything an attempt needs, built once so every retry sends the same bytes and key.
+
+    ``url`` is what ``url_guard`` vets before each attempt: the HTTP target, or the SMTP server."""
 
     target_id: str
     event_type: EventType
@@ -101,6 +127,17 @@ class _Prepared:
     headers: dict[str, str]
     secret: str | None
     scrub: tuple[tuple[str, str], ...]  # (secret text, replacement) for error messages
+    mail: EmailMessage | None = None  # set for email: sent over SMTP instead of POSTed
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """What one transport call ended with (status: HTTP status or SMTP reply code)."""
+
+    status: int | None
+    error: str | None
+    retryable: bool
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +151,8 @@ def _target(event: Event) -> tuple[str, EventType]:
         return event.alert_id, "alert"
     if isinstance(event, AlertResolved):
         return event.resolution_id, "alert.resolved"
+    if isinstance(event, AlertGroup):
+        return event.group_id, "alert.group"
     return event.request_id, "retrain"
 
 
@@ -122,11 +161,29 @@ def _slack_payload(event: Event) -> dict[str, object]:
         return slack_message(event)
     if isinstance(event, AlertResolved):
         return slack_resolved_message(event)
+    if isinstance(event, AlertGroup):
+        return slack_group_message(event)
     return slack_retrain_message(event)
 
 
-def _prepare(event: Event, channel: SlackChannel | WebhookChannel) -> _Prepared:
+def _prepare(event: Event, channel: AnyChannel, smtp: mail.SmtpServer | None = None) -> _Prepared:
     target_id, event_type = _target(event)
+    if isinstance(channel, EmailChannel):
+        if smtp is None:
+            raise ChannelConfigError("email channels need an SMTP server: set LOOPWATCH_SMTP_HOST")
+        message = mail.event_message(event, sender=smtp.sender, to=channel.to)
+        return _Prepared(
+            target_id=target_id,
+            event_type=event_type,
+            channel="email",
+            url=smtp.url,
+            safe_url=mailto(channel.to),
+            body=b"",
+            headers={},
+            secret=None,
+            scrub=(),
+            mail=message,
+        )
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -141,6 +198,18 @@ def _prepare(event: Event, channel: SlackChannel | WebhookChannel) -> _Prepared:
         path = httpx.URL(url).path
         if len(path) > 1:
             scrub.append((path, "/…"))
+    elif isinstance(channel, PagerDutyChannel):
+        if isinstance(event, AlertGroup):
+            raise ChannelConfigError("PagerDuty channels take alerts one by one (an incident each), not groups")
+        routing_key = os.environ.get(channel.routing_key_env, "")
+        if not routing_key:
+            raise ChannelConfigError(
+                f"environment variable {channel.routing_key_env} (the PagerDuty routing key) is not set "
+                "in the process that delivers"
+            )
+        url, secret = channel.url, None
+        body = json.dumps(pagerduty_event(event, routing_key), ensure_ascii=False).encode()
+        scrub = [(routing_key, "***")]
     else:
         url, secret = channel.url, channel.secret.get_secret_value()
         body = event.model_dump_json().encode()
@@ -152,7 +221,7 @@ def _prepare(event: Event, channel: SlackChannel | WebhookChannel) -> _Prepared:
         event_type=event_type,
         channel=channel.type,
         url=url,
-        safe_url=safe_url(url, channel.type),
+        safe_url=safe_url(url, "slack" if channel.type == "slack" else "webhook"),
         body=body,
         headers=headers,
         secret=secret,
@@ -225,6 +294,7 @@ class Deliverer:
         max_retry_after_seconds: float = 60.0,
         timeout_seconds: float = 5.0,
         allow_private: bool = False,
+        smtp: mail.SmtpServer | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -238,6 +308,7 @@ class Deliverer:
         self._max_retry_after = max_retry_after_seconds
         self._timeout = timeout_seconds
         self._allow_private = allow_private
+        self._smtp = smtp
 
     @classmethod
     def from_settings(
@@ -255,6 +326,7 @@ class Deliverer:
             backoff_seconds=settings.delivery_backoff_seconds,
             timeout_seconds=settings.delivery_timeout_seconds,
             allow_private=settings.allow_private_webhooks,
+            smtp=mail.SmtpServer.from_settings(settings),
         )
 
     async def aclose(self) -> None:
@@ -270,24 +342,34 @@ class Deliverer:
     ) -> None:
         await self.aclose()
 
-    async def deliver(self, event: Event, channel: SlackChannel | WebhookChannel) -> DeliveryOutcome:
+    async def deliver(self, event: Event, channel: AnyChannel) -> DeliveryOutcome:
         """Deliver ``event`` to ``channel``; report each attempt; return how it ended. Never raises for
         delivery problems (cancellation still propagates)."""
         target_id, event_type = _target(event)
-        id_key = {"alert": "alert_id", "alert.resolved": "resolution_id", "retrain": "request_id"}[event_type]
+        id_key = {
+            "alert": "alert_id",
+            "alert.resolved": "resolution_id",
+            "retrain": "request_id",
+            "alert.group": "group_id",
+        }[event_type]
         bound = log.bind(**{id_key: target_id}, channel=channel.type)
         try:
-            prepared = _prepare(event, channel)
+            prepared = _prepare(event, channel, self._smtp)
         except Exception as exc:  # a payload bug must cost one delivery, not the dispatcher
-            bound.exception("delivery.prepare_failed")
+            if isinstance(exc, ChannelConfigError):
+                bound.error("delivery.channel_unconfigured", error=str(exc))
+                error = str(exc)
+            else:
+                bound.exception("delivery.prepare_failed")
+                error = f"could not build the request: {type(exc).__name__}"
             attempt = DeliveryAttempt(
                 target_id=target_id,
                 event_type=event_type,
                 channel=channel.type,
-                url=safe_url(channel.webhook_url if isinstance(channel, SlackChannel) else channel.url, channel.type),
+                url=channel_target(channel),
                 attempt=1,
                 status_code=None,
-                error=f"could not build the request: {type(exc).__name__}",
+                error=error,
                 latency_ms=0.0,
                 succeeded=False,
                 final=True,
@@ -362,6 +444,35 @@ class Deliverer:
             "POST", url, content=prepared.body, headers=headers, timeout=self._timeout, extensions=extensions
         )
 
+    async def _send_http(self, prepared: _Prepared, address: IPAddress) -> _Sent:
+        """The HTTP transport: one POST; 2xx delivers, 408/429/5xx and network trouble are retried."""
+        response = await self._client.send(self._request(prepared, address), stream=True, follow_redirects=False)
+        try:
+            status = response.status_code
+            hint = (await _read_prefix(response, _ERROR_BODY_BYTES)).decode("utf-8", "replace").strip()
+        finally:
+            await response.aclose()
+        if 200 <= status < 300:
+            return _Sent(status, None, retryable=False)
+        error = f"HTTP {status}" + (f": {_scrubbed(hint, prepared)}" if hint else "")
+        if 300 <= status < 400:
+            error += " (redirects are not followed)"
+        retry_after = (
+            retry_after_seconds(response.headers.get("Retry-After")) if status in _RETRY_AFTER_STATUSES else None
+        )
+        return _Sent(status, error, retryable=_retryable_status(status), retry_after=retry_after)
+
+    async def _send_smtp(self, prepared: _Prepared, address: IPAddress) -> _Sent:
+        """The SMTP transport: one session in a worker thread; 4xx replies and lost connections are retried."""
+        assert prepared.mail is not None
+        assert self._smtp is not None
+        try:
+            refused = await asyncio.to_thread(mail.send, self._smtp, address, prepared.mail, timeout=self._timeout)
+        except (smtplib.SMTPException, OSError, mail.SmtpConfigError) as exc:
+            code, retryable = mail.classify(exc)
+            return _Sent(code, _describe(exc, prepared), retryable=retryable)
+        return _Sent(250, f"refused by the server: {', '.join(refused)}" if refused else None, retryable=False)
+
     async def _attempt(self, prepared: _Prepared, number: int, bound: structlog.typing.FilteringBoundLogger) -> _Try:
         started = time.perf_counter()
         status: int | None = None
@@ -370,21 +481,11 @@ class Deliverer:
         retryable = False
         try:
             addresses = await asyncio.to_thread(resolve_target, prepared.url, allow_private=self._allow_private)
-            response = await self._client.send(
-                self._request(prepared, addresses[0]), stream=True, follow_redirects=False
-            )
-            try:
-                status = response.status_code
-                hint = (await _read_prefix(response, _ERROR_BODY_BYTES)).decode("utf-8", "replace").strip()
-            finally:
-                await response.aclose()
-            if not 200 <= status < 300:
-                retryable = _retryable_status(status)
-                error = f"HTTP {status}" + (f": {_scrubbed(hint, prepared)}" if hint else "")
-                if 300 <= status < 400:
-                    error += " (redirects are not followed)"
-                if status in _RETRY_AFTER_STATUSES:
-                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            if prepared.mail is not None:
+                sent = await self._send_smtp(prepared, addresses[0])
+            else:
+                sent = await self._send_http(prepared, addresses[0])
+            status, error, retryable, retry_after = sent.status, sent.error, sent.retryable, sent.retry_after
         except UnresolvableTargetError as exc:
             error, retryable = _describe(exc, prepared), True  # DNS trouble is usually transient
         except UnsafeTargetError as exc:

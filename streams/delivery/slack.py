@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from schemas.events import AlertEvent, AlertResolved, RetrainEvent
+from schemas.events import AlertEvent, AlertGroup, AlertResolved, RetrainEvent
 from streams.delivery.wording import column_change
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
@@ -231,6 +231,50 @@ def slack_message(alert: AlertEvent) -> dict[str, Any]:
             ),
         ],
     )
+
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def _alert_line(alert: AlertEvent) -> str:
+    """One alert of a group: model (and dimension), the breach in words, a link to its page."""
+    where = _esc(_clip(alert.model, 100)) + (f" {_code(alert.dimension)}" if alert.dimension else "")
+    said = _esc(_clip(alert.summary, 300)) if alert.summary else f"{_esc(alert.metric)} {_value_vs_threshold(alert)}"
+    url = alert.alert_url
+    link = f" <{url}|open>" if url and url.startswith(("https://", "http://")) and not set("|<> ") & set(url) else ""
+    return f"• *{where}*: {said}{link}"
+
+
+def slack_group_message(group: AlertGroup) -> dict[str, Any]:
+    """One message for the alerts of one monitor: the models that breached in one window (or a digest),
+    one line each with the breach in words and a link to the alert's page."""
+    alerts = group.alerts
+    worst = max(alerts, key=lambda alert: _SEVERITY_RANK.get(alert.severity, 0)).severity if alerts else "info"
+    name = group.monitor_name or group.monitor_id
+    models = len({alert.model for alert in alerts})
+    if group.window_start is not None and group.window_end is not None:
+        title = f"{_SEVERITY_ICON.get(worst, '⚪')} {name}: {len(alerts)} alerts, {models} models"
+        when = f"Window {_window(group.window_start, group.window_end)}"
+    else:
+        title = f"{_SEVERITY_ICON.get(worst, '⚪')} {name}: {len(alerts)} alerts in {group.digest_minutes} min"
+        when = f"Digest of {group.digest_minutes} minutes"
+    sections: list[dict[str, Any] | None] = []
+    text, shown = "", 0
+    for line in (_alert_line(alert) for alert in alerts):
+        if len(text) + 1 + len(line) > SECTION_TEXT_MAX - 40:
+            sections.append({"type": "section", "text": _mrkdwn(text, SECTION_TEXT_MAX)})
+            text = ""
+            if len(sections) >= BLOCKS_MAX - 4:
+                break
+        text = f"{text}\n{line}" if text else line
+        shown += 1
+    if text:
+        sections.append({"type": "section", "text": _mrkdwn(text, SECTION_TEXT_MAX)})
+    if shown < len(alerts):
+        sections.append({"type": "section", "text": _mrkdwn(f"…and {len(alerts) - shown} more", SECTION_TEXT_MAX)})
+    fallback = f"{_esc(title)} ({_esc(group.project)})"
+    context = [f"Project {_esc(group.project)}", f"Monitor {_code(group.monitor_id)}", when]
+    return _message(fallback, [_header(title), *sections, _context(context)])
 
 
 def slack_resolved_message(event: AlertResolved) -> dict[str, Any]:

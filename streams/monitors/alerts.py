@@ -406,6 +406,12 @@ class AlertStore:
     # ------------------------------------------------------------------ dispatcher
 
     def record_attempt(self, project: str, monitor_id: str, channel_index: int, attempt: DeliveryAttempt) -> None:
+        self.record_attempts(project, monitor_id, channel_index, [attempt])
+
+    def record_attempts(
+        self, project: str, monitor_id: str, channel_index: int, attempts: Sequence[DeliveryAttempt]
+    ) -> None:
+        """Store attempts in one insert (a grouped message: the same attempt for each of its alerts)."""
         self._storage.insert_rows(
             "alert_deliveries",
             _ATTEMPT_COLUMNS,
@@ -426,6 +432,7 @@ class AlertStore:
                     int(attempt.final),
                     attempt.at,
                 ]
+                for attempt in attempts
             ],
         )
 

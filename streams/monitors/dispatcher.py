@@ -19,6 +19,19 @@ Across processes each (event, channel) delivery is claimed before it is sent (``
 A resume takes over a claim only when its holder is gone (a dead pid on this host) or older than
 ``STALE_AFTER``, with the claim's next generation, which again only one process wins.
 
+Grouped notifications: an alert bound for a Slack, webhook or email channel waits
+``LOOPWATCH_GROUP_WAIT_SECONDS`` (default 10 s: windows of every model close in the same pass of the
+window closer, a few seconds apart) for the other alerts its monitor fires for the same window (other
+models, other entities), then the alerts still owed that channel go out as ONE message (``AlertGroup``)
+listing them; an email channel with ``digest_minutes`` waits instead until the end of its digest period
+(fired-at time, aligned to the epoch) and lists what fired in it. A lone alert is sent as itself.
+Across processes the members are read from storage (every process stores its alerts before it
+dispatches them), and the group is claimed (``group/…``): the winner claims and sends every member;
+a process that loses it waits once more, then claims those of its own alerts nobody holds, so one
+stored after the winner read (a late window) goes out in a second, smaller message rather than not at
+all. Each alert keeps its own row, delivery status and attempts (the group's attempt is stored once per
+alert). PagerDuty channels are never grouped: each alert is its own incident, resolved on its own.
+
 A dispatcher belongs to one event loop (its HTTP client and semaphore do); ``submit`` is the
 thread-safe way in from the worker threads that evaluate monitors (``asyncio.run_coroutine_threadsafe``).
 """
@@ -27,7 +40,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
@@ -36,8 +51,8 @@ import httpx
 import structlog
 from loopwatch_sdk.wire import model_key
 
-from schemas.channels import SlackChannel, WebhookChannel
-from schemas.events import AlertEvent, AlertResolved, RetrainEvent
+from schemas.channels import AnyChannel, EmailChannel, PagerDutyChannel
+from schemas.events import AlertEvent, AlertGroup, AlertResolved, RetrainEvent
 from schemas.monitors import Monitor
 from schemas.settings import Settings
 from schemas.topics import Topics
@@ -54,6 +69,38 @@ MonitorLookup = Callable[[str, str], Monitor | None]
 # What a periodic resume leaves alone: another process sharing the store may still be delivering it
 # (a delivery retries for a few minutes at most). Start-up does not wait (``resume_pending``).
 STALE_AFTER = timedelta(minutes=10)
+GROUP_LOOKBACK = timedelta(hours=1)  # how long before its first member a window group's alerts may have fired
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(eq=False)
+class _Group:
+    """Alerts of one monitor waiting to go to one channel as one message."""
+
+    project: str
+    monitor: Monitor
+    index: int
+    channel: AnyChannel
+    start: datetime  # the window's start, or the digest period's
+    end: datetime
+    digest_minutes: int | None
+    since: datetime  # lower bound of the members' fired_at
+    done: asyncio.Future[DeliveryOutcome | None]
+    local: set[str] = field(default_factory=set)  # alert ids this process was asked to deliver
+
+    @property
+    def key(self) -> tuple[str, str, int, datetime, int | None]:
+        return (self.project, self.monitor.monitor_id, self.index, self.start, self.digest_minutes)
+
+    @property
+    def claim_key(self) -> str:
+        kind = f"digest{self.digest_minutes}" if self.digest_minutes else "window"
+        return f"group/{self.monitor.monitor_id}/{self.index}/{kind}/{self.start.isoformat()}"
+
+    def member(self, alert: AlertEvent) -> bool:
+        if self.digest_minutes:
+            return self.start <= alert.fired_at < self.end
+        return alert.window_start == self.start
 
 
 def topic_publisher(send: Callable[[str, bytes, bytes], Awaitable[object]], topics: Topics) -> Publish:
@@ -104,6 +151,7 @@ class AlertDispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inflight: set[tuple[str, int]] = set()  # (target id, channel index) being delivered here
+        self._groups: dict[tuple[str, str, int, datetime, int | None], _Group] = {}  # waiting to be sent
         self._closed = False
         self._collected = False  # ``aclose`` has gathered the tasks it waits for
 
@@ -198,6 +246,7 @@ class AlertDispatcher:
             await self._client.aclose()
             self._client = None
         self._semaphore = None
+        self._groups.clear()
 
     # ------------------------------------------------------------------ delivery
 
@@ -220,7 +269,8 @@ class AlertDispatcher:
         try:
             by_key = {(monitor.project, monitor.monitor_id): monitor for monitor in monitors}
             events: list[Event] = [*alerts, *retrains, *resolved]
-            deliveries: list[tuple[Event, str, int, SlackChannel | WebhookChannel]] = []
+            deliveries: list[tuple[Event, str, int, AnyChannel]] = []
+            grouped: list[tuple[AlertEvent, Monitor, int, AnyChannel]] = []
             for event in events:
                 monitor = by_key.get((event.project, _monitor_id(event)))
                 if monitor is None:
@@ -228,7 +278,11 @@ class AlertDispatcher:
                     continue
                 target = _target_id(event)
                 for index, channel in enumerate(monitor.channels):
-                    if (only is None or index in only.get(target, [])) and (target, index) not in self._inflight:
+                    if only is not None and index not in only.get(target, []):
+                        continue
+                    if isinstance(event, AlertEvent) and self._grouped(channel, resuming=only is not None):
+                        grouped.append((event, monitor, index, channel))  # claimed when the group is sent
+                    elif (target, index) not in self._inflight:
                         deliveries.append((event, monitor.monitor_id, index, channel))
                         claimed.append((target, index))
             # Claimed before the first await: a resume pass running meanwhile skips these channels.
@@ -241,7 +295,10 @@ class AlertDispatcher:
                     events = [event for event in events if any(job[0] is event for job in deliveries)]
             if self._publish is not None:
                 await asyncio.gather(*(self._publish_one(event) for event in events))
-            results = await asyncio.gather(*(self._deliver(*job) for job in deliveries), return_exceptions=True)
+            joined = [self._join(*job) for job in grouped]
+            # A resume does not wait for a digest period to end (the group's own task sends it then).
+            waits = [done for done, wait in joined if only is None or wait == 0]
+            results = await asyncio.gather(*(self._deliver(*job) for job in deliveries), *waits, return_exceptions=True)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -249,10 +306,13 @@ class AlertDispatcher:
             return []
         finally:
             self._inflight.difference_update(claimed)
-        outcomes = []
+        outcomes: list[DeliveryOutcome] = []
         for result in results:
             if isinstance(result, DeliveryOutcome):
-                outcomes.append(result)
+                if not any(result is seen for seen in outcomes):  # a group's outcome, awaited by each member
+                    outcomes.append(result)
+            elif result is None:
+                continue  # a group another process sent
             elif isinstance(result, asyncio.CancelledError):
                 raise result
             elif isinstance(result, BaseException):
@@ -302,18 +362,127 @@ class AlertDispatcher:
             log.exception("publish_failed", topic_kind=kind, project=event.project)
 
     async def _deliver(
-        self, event: Event, monitor_id: str, index: int, channel: SlackChannel | WebhookChannel
+        self, event: Event | AlertGroup, monitor_id: str, index: int, channel: AnyChannel
     ) -> DeliveryOutcome:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._max_concurrency)
         async with self._semaphore:
             deliverer = Deliverer.from_settings(
-                self._settings, client=self._http(), on_attempt=partial(self._record, event.project, monitor_id, index)
+                self._settings, client=self._http(), on_attempt=partial(self._record, event, monitor_id, index)
             )
             return await deliverer.deliver(event, channel)
 
-    async def _record(self, project: str, monitor_id: str, index: int, attempt: DeliveryAttempt) -> None:
-        await asyncio.to_thread(self._alerts.record_attempt, project, monitor_id, index, attempt)
+    async def _record(self, event: Event | AlertGroup, monitor_id: str, index: int, attempt: DeliveryAttempt) -> None:
+        """Store an attempt; a group's attempt is stored for each of its alerts (their delivery log)."""
+        attempts = [attempt]
+        if isinstance(event, AlertGroup):
+            attempts = [replace(attempt, target_id=alert.alert_id, event_type="alert") for alert in event.alerts]
+        await asyncio.to_thread(self._alerts.record_attempts, event.project, monitor_id, index, attempts)
+
+    # ------------------------------------------------------------------ grouped notifications
+
+    def _grouped(self, channel: AnyChannel, *, resuming: bool) -> bool:
+        """Whether alerts to ``channel`` wait for their group: a digest always; otherwise when grouping is
+        on and the alert is fresh (a resumed alert's window group was sent long ago: it goes alone)."""
+        if isinstance(channel, PagerDutyChannel):
+            return False
+        if isinstance(channel, EmailChannel) and channel.digest_minutes:
+            return True
+        return self._settings.group_wait_seconds > 0 and not resuming
+
+    def _join(
+        self, alert: AlertEvent, monitor: Monitor, index: int, channel: AnyChannel
+    ) -> tuple[asyncio.Future[DeliveryOutcome | None], float]:
+        """Add ``alert`` to its group (starting the group's timer if it is the first): the group's outcome
+        to await, and how long it waits."""
+        loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        if isinstance(channel, EmailChannel) and channel.digest_minutes:
+            period = timedelta(minutes=channel.digest_minutes)
+            start = _EPOCH + ((alert.fired_at - _EPOCH) // period) * period
+            end, since, digest = start + period, start, channel.digest_minutes
+            wait = max(0.0, (end - now).total_seconds())
+        else:
+            start, end, digest = alert.window_start, alert.window_end, None
+            since = alert.fired_at - GROUP_LOOKBACK
+            wait = self._settings.group_wait_seconds
+        key = (alert.project, monitor.monitor_id, index, start, digest)
+        group = self._groups.get(key)
+        if group is None:
+            group = _Group(alert.project, monitor, index, channel, start, end, digest, since, loop.create_future())
+            self._groups[key] = group
+            self.spawn(self._flush(group, wait))
+            log.info("group_waiting", project=alert.project, monitor_id=monitor.monitor_id, channel=index, seconds=wait)
+        group.since = min(group.since, since)
+        group.local.add(alert.alert_id)
+        return asyncio.shield(group.done), wait  # awaited by each member; one cancelled waiter must not cancel it
+
+    async def _flush(self, group: _Group, wait: float) -> None:
+        try:
+            await asyncio.sleep(wait)
+            if self._groups.get(group.key) is group:
+                del self._groups[group.key]  # alerts arriving from now on start a new group
+            outcome = await self._send_group(group)
+        except asyncio.CancelledError:
+            group.done.cancel()
+            raise
+        except Exception:  # nothing here may stop the dispatcher; the members stay owed (resume_pending)
+            log.exception("group_failed", project=group.project, monitor_id=group.monitor.monitor_id)
+            outcome = None
+        if not group.done.done():
+            group.done.set_result(outcome)
+
+    async def _send_group(self, group: _Group) -> DeliveryOutcome | None:
+        """Send the group's members still owed the channel as one message; None if none was left to send."""
+        project, monitor_id, index = group.project, group.monitor.monitor_id, group.index
+        rows = await asyncio.to_thread(self._alerts.pending, since=group.since, until=datetime.now(UTC))
+        members = {
+            row.event.alert_id: row.event
+            for row in rows
+            if isinstance(row.event, AlertEvent)
+            and row.event.project == project
+            and row.monitor_id == monitor_id
+            and index in row.missing
+            and group.member(row.event)
+            and (row.event.alert_id, index) not in self._inflight
+        }
+        if not members:
+            return None
+        won_group = await asyncio.to_thread(self._alerts.claims.claim, project, "delivery", [group.claim_key])
+        if group.claim_key not in won_group:
+            # Another process sends the group. Give it time to claim what it read, then try only our own
+            # alerts: those it did not see (stored after its read) go out here, as a second message.
+            await asyncio.sleep(max(self._settings.group_wait_seconds, 1.0))
+            members = {alert_id: alert for alert_id, alert in members.items() if alert_id in group.local}
+        jobs = [(project, alert_id, index) for alert_id in members]
+        won = await asyncio.to_thread(self._claim, jobs, resuming=True)
+        alerts = sorted(
+            (alert for alert_id, alert in members.items() if (alert_id, index) in won),
+            key=lambda alert: (alert.model, alert.dimension, alert.alert_id),
+        )
+        if not alerts:
+            return None
+        taken = [(alert.alert_id, index) for alert in alerts]
+        self._inflight.update(taken)
+        try:
+            log.info("group_sending", project=project, monitor_id=monitor_id, channel=index, alerts=len(alerts))
+            if len(alerts) == 1:
+                return await self._deliver(alerts[0], monitor_id, index, group.channel)
+            ids = "\x1f".join(alert.alert_id for alert in alerts)
+            digest = hashlib.sha256(f"{project}\x1f{monitor_id}\x1f{index}\x1f{ids}".encode()).hexdigest()[:32]
+            event = AlertGroup(
+                group_id=f"grp-{digest}",
+                project=project,
+                monitor_id=monitor_id,
+                monitor_name=alerts[0].monitor_name or group.monitor.name,
+                window_start=None if group.digest_minutes else group.start,
+                window_end=None if group.digest_minutes else group.end,
+                digest_minutes=group.digest_minutes,
+                alerts=alerts,
+            )
+            return await self._deliver(event, monitor_id, index, group.channel)
+        finally:
+            self._inflight.difference_update(taken)
 
     # ------------------------------------------------------------------ recovery
 

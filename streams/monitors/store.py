@@ -23,7 +23,7 @@ import structlog
 import yaml
 from pydantic import ValidationError
 
-from schemas.channels import WebhookChannel
+from schemas.channels import EmailChannel, SlackChannel
 from schemas.monitors import Monitor, MonitorCreate, MonitorSpec
 from schemas.problems import location, problem_lines
 from schemas.settings import Settings
@@ -59,8 +59,10 @@ def channel_problems(
     """
     problems = []
     for index, channel in enumerate(monitor.channels):
-        field = "url" if isinstance(channel, WebhookChannel) else "webhook_url"
-        url = channel.url if isinstance(channel, WebhookChannel) else channel.webhook_url
+        if isinstance(channel, EmailChannel):
+            continue  # sent through the operator's SMTP server (vetted at send time), not to a URL of its own
+        field = "webhook_url" if isinstance(channel, SlackChannel) else "url"
+        url = channel.webhook_url if isinstance(channel, SlackChannel) else channel.url
         try:
             check_target(url, allow_private=allow_private)
         except UnresolvableTargetError as exc:

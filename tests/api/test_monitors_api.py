@@ -186,6 +186,36 @@ class TestMonitorCrud:
         assert "LOOPWATCH_ALLOW_PRIVATE_WEBHOOKS" in problem["msg"]
         assert _monitoring(api).store.list("shop")[0].builtin  # nothing was stored
 
+    def test_pagerduty_and_email_channels(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Stored and shown as sent (nothing secret in them); a PagerDuty URL follows the webhook rule; a
+        routing key variable outside PD_/PAGERDUTY_ and a malformed recipient are 422s naming the field."""
+        headers = api.key("shop")
+        channels = [
+            {"type": "pagerduty", "routing_key_env": "PD_ONCALL", "url": "http://127.0.0.1:9/v2/enqueue"},
+            {"type": "email", "to": ["oncall@example.com"], "digest_minutes": 30},
+        ]
+        created = api.client.post(
+            "/v1/monitors", json={**P95, "monitor_id": "pd", "channels": channels}, headers=headers
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["channels"] == channels
+        assert api.client.get("/v1/monitors/pd", headers=headers).json()["channels"] == channels
+
+        bad_env = {**P95, "channels": [{"type": "pagerduty", "routing_key_env": "LOOPWATCH_ADMIN_KEY"}]}
+        response = api.client.post("/v1/monitors", json=bad_env, headers=headers)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"][:4] == ["body", "channels", 0, "pagerduty"]
+        assert "starting with PD_ or PAGERDUTY_" in response.json()["detail"][0]["msg"]
+        bad_to = {**P95, "channels": [{"type": "email", "to": ["ops@example.com, boss@example.com"]}]}
+        response = api.client.post("/v1/monitors", json=bad_to, headers=headers)
+        assert response.status_code == 422
+        assert "is not an email address" in response.json()["detail"][0]["msg"]
+
+        monkeypatch.setattr(api.services.settings, "allow_private_webhooks", False)
+        response = api.client.post("/v1/monitors", json={**P95, "channels": channels[:1]}, headers=headers)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "channels", 0, "url"]
+
     def test_needs_a_key(self, api: Api) -> None:
         assert api.client.get("/v1/monitors").status_code == 401
         assert api.client.get("/v1/alerts").status_code == 401

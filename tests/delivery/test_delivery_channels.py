@@ -83,7 +83,11 @@ def test_public_api_is_exactly_all() -> None:
     """The package's surface is its ``__all__``, and every name in it exists."""
     assert sorted(streams.delivery.__all__) == sorted(
         [
+            "AnyChannel",
             "Channel",
+            "ChannelConfigError",
+            "EmailChannel",
+            "PagerDutyChannel",
             "Deliverer",
             "DeliveryAttempt",
             "DeliveryOutcome",

@@ -9,9 +9,10 @@ import pytest
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
-from schemas.events import AlertEvent, AlertResolved, RetrainEvent
+from schemas.events import AlertEvent, AlertGroup, AlertResolved, RetrainEvent
 from streams.delivery import slack as limits
 from streams.delivery import slack_message, slack_resolved_message, slack_retrain_message
+from streams.delivery.slack import slack_group_message
 
 
 def assert_valid_for_slack(payload: dict[str, Any]) -> None:
@@ -263,3 +264,49 @@ class TestResolvedMessage:
         assert "No breach in 2 evaluated windows since 2025-03-04 10:05:00 UTC" in text
         assert "was: features family drifted: 3 of 4 columns" in text
         assert blocks_of(payload, "actions")[0]["elements"][0]["url"] == alert.alert_url
+
+
+class TestGroupMessage:
+    """One message for many alerts: a line per model, escaped, within Slack's limits however many."""
+
+    def _group(self, alert: AlertEvent, n: int, model: str = "model-{i}") -> AlertGroup:
+        alerts = [
+            alert.model_copy(
+                update={
+                    "alert_id": f"a{i}",
+                    "model": model.format(i=i),
+                    "summary": f"drifted {i}",
+                    "severity": "warning",
+                }
+            )
+            for i in range(n)
+        ]
+        return AlertGroup(
+            group_id="grp-1",
+            project=alert.project,
+            monitor_id=alert.monitor_id,
+            monitor_name=alert.monitor_name,
+            window_start=alert.window_start,
+            window_end=alert.window_end,
+            alerts=alerts,
+        )
+
+    def test_lists_every_model(self, alert: AlertEvent) -> None:
+        payload = slack_group_message(self._group(alert, 3))
+        assert_valid_for_slack(payload)
+        assert payload["blocks"][0]["text"]["text"] == "🟠 Feature drift (PSI): 3 alerts, 3 models"
+        text = payload["blocks"][1]["text"]["text"]
+        assert text.splitlines()[0] == f"• *model-0*: drifted 0 <{alert.alert_url}|open>"
+        assert [line.split("*")[1] for line in text.splitlines()] == ["model-0", "model-1", "model-2"]
+
+    def test_names_are_escaped(self, alert: AlertEvent) -> None:
+        payload = slack_group_message(self._group(alert, 2, model="<!channel> m{i}"))
+        text = json.dumps(payload)
+        assert "<!channel>" not in text
+        assert "&lt;!channel&gt; m0" in text
+
+    def test_hundreds_stay_within_limits(self, alert: AlertEvent) -> None:
+        payload = slack_group_message(self._group(alert, 2000))
+        assert_valid_for_slack(payload)
+        assert_within_limits(payload)
+        assert payload["blocks"][-2]["text"]["text"].startswith("…and ")

@@ -65,6 +65,7 @@ def topology(tmp_path: Path, kafka_bootstrap: str, kafka_topic_prefix: str) -> I
         "allowed_lateness_seconds": "0",
         "allow_private_webhooks": "true",
         "delivery_backoff_seconds": "0.05",
+        "group_wait_seconds": "0",  # one delivery per alert, keyed by its id (grouping has its own tests)
     }
     with Topology(tmp_path, kafka_bootstrap, kafka_topic_prefix, **settings) as running:
         yield running

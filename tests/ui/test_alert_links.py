@@ -47,6 +47,7 @@ class Alerting:
     token: str
     slack: Receiver
     hook: WebhookReceiver
+    pagerduty: Receiver
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,12 @@ def alerting(data_dir: Path) -> Iterator[Alerting]:
     settings = dashboard_settings(
         data_dir, allow_private_webhooks=True, public_url=f"http://127.0.0.1:{port}", delivery_backoff_seconds=0.05
     )
-    slack, hook = Receiver(), WebhookReceiver(SECRET)
+    slack, hook, pagerduty = Receiver(), WebhookReceiver(SECRET), Receiver()
     slack.start()
     hook.start()
+    pagerduty.start()
+    environment = pytest.MonkeyPatch()
+    environment.setenv("PD_LINKS_KEY", "links-routing-key-0123456789")
     server = BackgroundServer(serving_app(settings), port).start()
     services: Runtime = server.app.state.services
     try:
@@ -79,18 +83,24 @@ def alerting(data_dir: Path) -> Iterator[Alerting]:
             "channels": [
                 {"type": "slack", "webhook_url": f"http://127.0.0.1:{slack.port}/services/T0/B0/X"},
                 {"type": "webhook", "url": hook.url, "secret": SECRET},
+                {"type": "pagerduty", "routing_key_env": "PD_LINKS_KEY", "url": pagerduty.url},
             ],
         }
         with httpx.Client(base_url=server.url, timeout=60) as client:
             created = client.post("/v1/monitors", json=monitor, headers={"authorization": f"Bearer {token}"})
             assert created.status_code == 201, created.text
             seed(client, services)
-        wait_until(lambda: bool(slack.requests) and bool(hook.requests), "the alert at both receivers")
-        yield Alerting(server.url, services, token, slack, hook)
+        wait_until(
+            lambda: bool(slack.requests) and bool(hook.requests) and bool(pagerduty.requests),
+            "the alert at the three receivers",
+        )
+        yield Alerting(server.url, services, token, slack, hook, pagerduty)
     finally:
         server.stop()
         slack.stop()
         hook.stop()
+        pagerduty.stop()
+        environment.undo()
         services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
 
 
@@ -133,6 +143,7 @@ class TestAlertLinksInChromium:
         channels = browser.find_element(By.ID, "alert-attempts").text
         assert "Slack #1" in channels
         assert "Webhook #2" in channels
+        assert "PagerDuty #3" in channels
         assert charts_drawn(browser) == 1
         check_accessibility(browser, "alert")
         screenshot(browser, "10-alert-from-slack")

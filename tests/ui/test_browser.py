@@ -346,6 +346,17 @@ class TestDashboardInChromium:
         check_accessibility(browser, "monitor form")
         screenshot(browser, "10-monitor-form-webhook")
         assert console_problems(browser) == []
+        Select(browser.find_element(By.ID, "c1-type")).select_by_value("pagerduty")
+        assert shown("c1-key")
+        assert shown("c1-url")
+        assert not shown("c1-secret")
+        Select(browser.find_element(By.ID, "c1-type")).select_by_value("email")
+        assert shown("c1-to")
+        assert shown("c1-digest")
+        assert not shown("c1-url")
+        assert not shown("c1-key")
+        check_accessibility(browser, "monitor form, email channel")
+        screenshot(browser, "10-monitor-form-email")
 
     def test_timely_project_with_future_events(
         self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]

@@ -32,6 +32,8 @@ FULL: dict[str, Any] = {
             "headers": {"X-Team": "ml"},
         },
         {"type": "slack", "webhook_url": "http://127.0.0.1:9/services/T0/B0/XX"},
+        {"type": "pagerduty", "routing_key_env": "PD_ONCALL", "url": "http://127.0.0.1:9/v2/enqueue"},
+        {"type": "email", "to": ["oncall@example.com", "ml@example.com"], "digest_minutes": 15},
     ],
     "retrain_after": 3,
     "resolve_after": 4,
@@ -81,3 +83,20 @@ def test_channel_rows_are_read_by_position_and_empty_rows_dropped() -> None:
     }
     assert rows[1].body() == {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/X"}
     assert ChannelRow(url="https://x.example").body()["type"] is None  # no type: the API names the field
+
+
+def test_pagerduty_and_email_rows() -> None:
+    """A PagerDuty row posts the routing key's variable (the URL only when given); an email row its
+    recipients, one a line or comma separated, and the digest period (empty: one message per alert)."""
+    fields = {
+        "channel_type": ["pagerduty", "email", "email"],
+        "channel_url": ["", "", ""],
+        "channel_key_env": ["PD_KEY", "", ""],
+        "channel_to": ["", "a@example.com\nb@example.com", "c@example.com, d@example.com"],
+        "channel_digest": ["", "30", ""],
+    }
+    pagerduty, digest, each = (row.body() for row in channel_rows(fields))
+    assert pagerduty == {"type": "pagerduty", "routing_key_env": "PD_KEY"}
+    assert digest == {"type": "email", "to": ["a@example.com", "b@example.com"], "digest_minutes": 30}
+    assert each == {"type": "email", "to": ["c@example.com", "d@example.com"], "digest_minutes": None}
+    assert ChannelRow(type="email", to="a@example.com", digest="soon").body()["digest_minutes"] == "soon"

@@ -740,6 +740,30 @@ class TestPeopleReadIt:
         assert "threshold gt" not in page
         assert "p_value" not in page
 
+    def test_monitor_list_names_every_channel_type(self, app_client: tuple[TestClient, Seeded]) -> None:
+        client, seeded = app_client
+        sign_in(client, seeded.token)
+        channels = [
+            {"type": "email", "to": ["oncall@example.com"], "digest_minutes": 30},
+            {"type": "email", "to": ["ml@example.com"]},
+        ]
+        body = {
+            "monitor_id": "mailed",
+            "name": "Mailed",
+            "family": "latency",
+            "metric": "latency_p95_ms",
+            "condition": {"type": "threshold", "operator": "gt", "value": 9e9},
+            "channels": channels,
+        }
+        headers = {"authorization": f"Bearer {seeded.token}"}
+        assert client.post("/v1/monitors", json=body, headers=headers).status_code == 201
+        try:
+            row = client.get("/ui/monitors").text.split('href="/ui/monitors/mailed"')[1].split("</tr>")[0]
+        finally:
+            assert client.delete("/v1/monitors/mailed", headers=headers).status_code == 204
+        assert "email (digest of 30 min), email" in row
+        assert "signed webhook" not in row
+
     def test_monitor_form_offers_the_models(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
         sign_in(client, seeded.token)
