@@ -16,7 +16,7 @@ from typing import Any
 
 from schemas.stats import WindowKey
 from streams.storage.client import Storage
-from streams.storage.inferences import window_calls
+from streams.storage.inferences import newest_per_id, window_calls
 from streams.storage.times import as_utc, time_range
 
 _FEEDBACK_COLUMNS = "feedback_id, inference_id, timestamp, kind, value, label, name, text, source, user_id"
@@ -115,17 +115,6 @@ def _feedback(row: Mapping[str, Any]) -> StoredFeedback:
         source=row["source"],
         user_id=row["user_id"],
     )
-
-
-def newest_per_id(rows: list[dict[str, Any]], id_column: str) -> dict[str, dict[str, Any]]:
-    """One row per id, the newest ``ingested_at`` winning (what a ReplacingMergeTree merge keeps),
-    in the order the ids first appear."""
-    newest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        kept = newest.get(row[id_column])
-        if kept is None or row["ingested_at"] > kept["ingested_at"]:
-            newest[row[id_column]] = row
-    return newest
 
 
 def _newest_unique(storage: Storage, sql: str, params: dict[str, Any], want: int) -> list[dict[str, Any]]:

@@ -243,6 +243,17 @@ def _summary(row: dict[str, Any]) -> CallSummary:
     )
 
 
+def newest_per_id(rows: list[dict[str, Any]], id_column: str) -> dict[str, dict[str, Any]]:
+    """One row per id, the newest ``ingested_at`` winning (what a ReplacingMergeTree merge keeps), in the
+    order the ids first appear: reads without ``FINAL`` collapse copies with this."""
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        kept = newest.get(row[id_column])
+        if kept is None or row["ingested_at"] > kept["ingested_at"]:
+            newest[row[id_column]] = row
+    return newest
+
+
 def _newest_copies(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per call (model, timestamp, id), the newest ingestion winning, in the rows' order."""
     newest: dict[tuple[str, Any, str], dict[str, Any]] = {}
@@ -514,11 +525,7 @@ def judged_calls(storage: Storage, project: str, event_ids: Sequence[str]) -> di
         "WHERE project = {project:String} AND event_id IN {ids:Array(String)}",
         {"project": project, "ids": sorted(set(event_ids))},
     )
-    newest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        kept = newest.get(row["event_id"])
-        if kept is None or row["ingested_at"] > kept["ingested_at"]:
-            newest[row["event_id"]] = row
+    newest = newest_per_id(rows, "event_id")
     return {
         event_id: JudgedCall(
             event_id,
