@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
 from pydantic import BaseModel, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from streams.keys import KeyScope
+from streams.storage.feedback import StoredFeedback
+from streams.storage.inferences import CallSummary as StoredCallSummary
+from streams.storage.inferences import JudgedCall, StoredInference
 
 
 class Accepted(BaseModel):
@@ -15,27 +19,19 @@ class Accepted(BaseModel):
     ids: list[str] = Field(description="their ids, in request order (generated where the event had none)")
 
 
-class InferenceSummary(BaseModel):
-    event_id: str
-    model: str
-    model_version: str
-    timestamp: datetime
-    prompt: str
-    response: str
-    tags: dict[str, str]
+# The calls and feedback the API returns are the storage records of ``streams.storage`` (one definition
+# of their fields) as pydantic dataclasses, which add the API's names and descriptions (the OpenAPI is
+# what it was when they were models of their own). They validate dicts: pass ``dataclasses.asdict``.
 
 
-class FeedbackItem(BaseModel):
-    feedback_id: str
-    inference_id: str
-    timestamp: datetime
-    kind: str
-    value: float | str | None
-    name: str
-    text: str
-    source: str
-    user_id: str
-    inference: InferenceSummary | None = Field(description="the joined inference, once it has arrived")
+@pydantic_dataclass(frozen=True)
+class InferenceSummary(JudgedCall):  # the call a feedback judges (no description in the OpenAPI)
+    pass
+
+
+@pydantic_dataclass(frozen=True)
+class FeedbackItem(StoredFeedback):  # one feedback and the call it judges
+    inference: Annotated[InferenceSummary | None, Field(description="the joined inference, once it has arrived")]
 
 
 class FeedbackPage(BaseModel):
@@ -43,47 +39,18 @@ class FeedbackPage(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
 
 
-class InferenceDetail(BaseModel):
-    event_id: str
-    project: str
-    model: str
-    model_version: str
-    provider: str
-    timestamp: datetime
-    latency_ms: float | None
-    status: str
-    error_type: str
-    input_tokens: int | None
-    output_tokens: int | None
-    cached_tokens: int | None
-    cost_usd: float | None
-    prompt: str
-    response: str
-    features: dict[str, Any]
-    prediction: str
-    tags: dict[str, str]
+@pydantic_dataclass(frozen=True)
+class InferenceDetail(StoredInference):  # one call as stored (but its probabilities and embedding), its feedback
     feedback: list[FeedbackItem]
 
 
-class CallSummary(BaseModel):
+@pydantic_dataclass(frozen=True)
+class CallSummary(StoredCallSummary):
     """One call in a listing: its numbers and the start of its texts (the whole call: ``GET /v1/inferences/{id}``)."""
 
-    event_id: str
-    model: str
-    model_version: str
-    provider: str
-    timestamp: datetime
-    latency_ms: float | None
-    status: str
-    error_type: str
-    input_tokens: int | None
-    output_tokens: int | None
-    cost_usd: float | None
-    prompt_preview: str = Field(description="the prompt's first 300 characters")
-    response_preview: str = Field(description="the response's first 300 characters")
-    prompt_chars: int = Field(description="the prompt's length in characters")
-    response_chars: int
-    tags: dict[str, str]
+    prompt_preview: Annotated[str, Field(description="the prompt's first 300 characters")]
+    response_preview: Annotated[str, Field(description="the response's first 300 characters")]
+    prompt_chars: Annotated[int, Field(description="the prompt's length in characters")]
 
 
 class CallPage(BaseModel):

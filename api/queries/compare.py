@@ -1,23 +1,22 @@
-"""Reading two model versions' events and feedback over a time range for ``GET /v1/models/{m}/compare``."""
+"""Two model versions' events and feedback over a time range for ``GET /v1/models/{m}/compare``, read
+through ``streams.storage.inferences`` and ``streams.storage.feedback``."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
 from detectors import is_error_status
 from streams.stats import drift_columns
 from streams.stats.compare import VersionData
-from streams.storage import Storage, ch_time
-
-VERSION_RANGE = (
-    "project = {project:String} AND model = {model:String} AND model_version = {version:String} "
-    "AND timestamp >= {since:DateTime64(3, 'UTC')} AND timestamp < {until:DateTime64(3, 'UTC')}"
-)
+from streams.storage import Storage
+from streams.storage.feedback import newest_values
+from streams.storage.inferences import version_sample
 
 
-def _floats(values: list[object]) -> np.ndarray:
+def _floats(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
 
 
@@ -26,37 +25,18 @@ def fetch_version(
 ) -> VersionData | None:
     """A deterministic sample (event-id hash) of at most ``limit`` events of the version in the range,
     and the newest feedback of each sampled event; ``None`` when the version has no event there."""
-    db = storage.database
-    params = {
-        "project": project,
-        "model": model,
-        "version": version,
-        "since": ch_time(since),
-        "until": ch_time(until),
-        "limit": limit,
-    }
-    rows = storage.query(
-        "SELECT event_id, latency_ms, status, cost_usd, input_tokens, output_tokens, features, prompt, response "
-        f"FROM {db}.inferences FINAL WHERE {VERSION_RANGE} ORDER BY cityHash64(event_id) LIMIT {{limit:UInt32}}",
-        params,
-    ).result_rows
-    if not rows:
+    sample = version_sample(storage, project, model, version, since, until, limit)
+    if sample is None:
         return None
-    ids = [r[0] for r in rows]
-    feedback = storage.query(
-        "SELECT kind, argMax(value, (timestamp, ingested_at)) AS value "
-        f"FROM {db}.feedback WHERE project = {{project:String}} AND kind IN ('thumbs', 'rating') "
-        "AND inference_id IN {ids:Array(String)} GROUP BY inference_id, kind, name",
-        {"project": project, "ids": ids},
-    ).result_rows
+    feedback = newest_values(storage, project, sample.event_ids, ("thumbs", "rating"))
     return VersionData(
-        events=len(rows),
-        latencies=_floats([r[1] for r in rows]),
-        errors=sum(is_error_status(r[2]) for r in rows),
-        costs=_floats([r[3] for r in rows]),
-        input_tokens=_floats([r[4] for r in rows]),
-        output_tokens=_floats([r[5] for r in rows]),
-        columns=drift_columns([r[6] for r in rows], [r[7] for r in rows], [r[8] for r in rows]),
+        events=len(sample.event_ids),
+        latencies=_floats(list(sample.latencies)),
+        errors=sum(is_error_status(status) for status in sample.statuses),
+        costs=_floats(list(sample.costs)),
+        input_tokens=_floats(list(sample.input_tokens)),
+        output_tokens=_floats(list(sample.output_tokens)),
+        columns=drift_columns(sample.features, sample.prompts, sample.responses),
         thumbs=[float(v) for kind, v in feedback if kind == "thumbs" and v is not None],
         ratings=[float(v) for kind, v in feedback if kind == "rating" and v is not None],
     )

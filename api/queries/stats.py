@@ -1,4 +1,4 @@
-"""Reading ``window_stats`` back, optionally re-bucketed to a coarser interval."""
+"""``window_stats`` rows as the API returns them, optionally re-bucketed to a coarser interval."""
 
 from __future__ import annotations
 
@@ -6,20 +6,26 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
-from schemas.stats import ADDITIVE_METRICS
-from streams.storage import Storage, as_utc, ch_time
+from schemas.stats import ADDITIVE_METRICS, StatRow
+from streams.storage import Storage, window_stats
 
 
-def overlapping(clauses: list[str], params: dict[str, Any], since: datetime | None, until: datetime | None) -> None:
-    """Add the bounds of windows that overlap ``[since, until)`` to a ``window_stats`` query."""
-    if since:
-        clauses.append("window_end > {since:DateTime64(3, 'UTC')}")
-        params["since"] = ch_time(since)
-    if until:
-        clauses.append("window_start < {until:DateTime64(3, 'UTC')}")
-        params["until"] = ch_time(until)
+def point(row: StatRow) -> dict[str, Any]:
+    """A statistic as ``GET /v1/stats`` returns it (and ``rebucket`` takes it)."""
+    return {
+        "model": row.model,
+        "model_version": row.model_version,
+        "window_start": row.window_start,
+        "window_end": row.window_end,
+        "metric": row.metric,
+        "dimension": row.dimension,
+        "value": row.value,
+        "p_value": row.p_value,
+        "threshold": row.threshold,
+        "flagged": row.flagged,
+        "sample_size": row.sample_size,
+        "details": row.details,
+    }
 
 
 def stat_rows(
@@ -35,25 +41,19 @@ def stat_rows(
     until: datetime | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    clauses = ["project = {project:String}", "family = {family:String}", "model_version = {model_version:String}"]
-    params: dict[str, Any] = {"project": project, "family": family, "limit": limit, "model_version": model_version}
-    for name, value in (("model", model), ("metric", metric), ("dimension", dimension)):
-        if value is not None:
-            clauses.append(f"{name} = {{{name}:String}}")
-            params[name] = value
-    overlapping(clauses, params, since, until)
-    rows = storage.rows(
-        "SELECT model, model_version, window_start, window_end, metric, "
-        "dimension, value, p_value, threshold, flagged, sample_size, "
-        f"details FROM {storage.database}.window_stats FINAL WHERE {' AND '.join(clauses)} "
-        "ORDER BY window_start, model, metric, dimension LIMIT {limit:UInt32}",
-        params,
+    rows = window_stats.read(
+        storage,
+        project,
+        family,
+        model=model,
+        model_version=model_version,
+        metric=metric,
+        dimension=dimension,
+        since=since,
+        until=until,
+        limit=limit,
     )
-    for row in rows:
-        row["window_start"], row["window_end"] = as_utc(row["window_start"]), as_utc(row["window_end"])
-        row["flagged"] = bool(row["flagged"])
-        row["details"] = orjson.loads(row["details"]) if row["details"] else {}
-    return rows
+    return [point(row) for row in rows]
 
 
 def rebucket(rows: list[dict[str, Any]], interval_seconds: int) -> list[dict[str, Any]]:

@@ -133,7 +133,7 @@ def list_inferences(
         page = call_page(storage, flt, sort=ORDER_SORTS[sort], limit=limit, cursor=cursor)
     except ValueError as exc:
         raise unprocessable(["query", "cursor"], str(exc)) from None
-    return CallPage.model_validate(page, from_attributes=True)
+    return CallPage.model_validate({"items": [asdict(call) for call in page.items], "next_cursor": page.next_cursor})
 
 
 @router.get("/{event_id}", response_model=InferenceDetail, summary="An inference and all of its feedback")

@@ -13,8 +13,9 @@ from api.deps import ProjectDep, ServicesDep, StorageDep
 from api.errors import responses
 from api.queries.compare import fetch_version
 from api.time_range import storable, storable_range
-from schemas.times import as_utc
 from streams.stats.compare import compare_versions
+from streams.storage.feedback import count_by_model
+from streams.storage.inferences import model_counts
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=responses(401, 503))
 
@@ -31,27 +32,19 @@ class ModelInfo(BaseModel):
 
 @router.get("", response_model=list[ModelInfo], summary="Models with inference and feedback counts")
 def list_models(project: ProjectDep, storage: StorageDep) -> list[dict[str, Any]]:
-    db = storage.database
-    rows = storage.rows(
-        "SELECT model, groupUniqArray(model_version) AS versions, count() AS inferences, "
-        "countIf(status = 'error') AS errors, min(timestamp) AS first_seen, max(timestamp) AS last_seen "
-        f"FROM {db}.inferences FINAL WHERE project = {{project:String}} GROUP BY model ORDER BY model",
-        {"project": project},
-    )
-    feedback = dict(
-        storage.query(
-            f"SELECT i.model, count() FROM {db}.feedback AS f FINAL "
-            f"INNER JOIN (SELECT event_id, model FROM {db}.inferences FINAL WHERE project = {{project:String}}) AS i "
-            "ON f.inference_id = i.event_id WHERE f.project = {project:String} GROUP BY i.model",
-            {"project": project},
-        ).result_rows
-    )
-    for row in rows:
-        row["versions"] = sorted(v for v in row["versions"] if v)
-        row["feedback"] = int(feedback.get(row["model"], 0))
-        for key in ("first_seen", "last_seen"):
-            row[key] = as_utc(row[key]).isoformat()
-    return rows
+    feedback = count_by_model(storage, project)
+    return [
+        {
+            "model": m.model,
+            "versions": m.versions,
+            "inferences": m.inferences,
+            "errors": m.errors,
+            "feedback": feedback.get(m.model, 0),
+            "first_seen": m.first_seen.isoformat(),
+            "last_seen": m.last_seen.isoformat(),
+        }
+        for m in model_counts(storage, project)
+    ]
 
 
 class MetricComparisonOut(BaseModel):

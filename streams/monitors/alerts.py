@@ -31,7 +31,7 @@ from streams.monitors.records import (
     StoredAttempt,
     StoredRetrain,
 )
-from streams.storage import Claims, Storage, as_utc, ch_time
+from streams.storage import Claims, Storage, as_utc, ch_time, window_stats
 from streams.storage.resolutions import ResolutionStore
 from streams.storage.snoozes import SnoozeStore
 
@@ -377,31 +377,7 @@ class AlertStore:
 
     def drift_columns(self, project: str, model: str, window_start: datetime) -> list[StatRow]:
         """A window's stored column drift rows (when the engine was handed only the dataset row)."""
-        rows = self._storage.rows(
-            "SELECT window_end, dimension, value, p_value, threshold, flagged, sample_size, details "
-            f"FROM {self._db}.window_stats FINAL WHERE project = {{project:String}} AND model = {{model:String}} "
-            "AND family = 'drift' AND metric = 'column_drift' AND model_version = '' "
-            "AND window_start = {start:DateTime64(3, 'UTC')}",
-            {"project": project, "model": model, "start": ch_time(window_start)},
-        )
-        return [
-            StatRow(
-                project,
-                model,
-                as_utc(window_start),
-                as_utc(row["window_end"]),
-                "drift",
-                "column_drift",
-                row["value"],
-                dimension=row["dimension"],
-                p_value=row["p_value"],
-                threshold=row["threshold"],
-                flagged=bool(row["flagged"]),
-                sample_size=row["sample_size"],
-                details=_loads(row["details"]),
-            )
-            for row in rows
-        ]
+        return window_stats.column_drift(self._storage, project, model, window_start)
 
     # ------------------------------------------------------------------ dispatcher
 

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import orjson
 import structlog
 
 from detectors.family_drift import ColumnEvidence, embedding_evidence
@@ -37,11 +36,10 @@ from streams.stats.window_data import (
     WindowRows,
     fetch_drift_columns,
     fetch_embeddings,
-    fetch_spend_history,
     fetch_window_rows,
 )
 from streams.stats.windows import WindowTracker
-from streams.storage import Storage, StorageError, as_utc, ch_time
+from streams.storage import Storage, StorageError, inferences, window_stats
 
 log = structlog.get_logger(__name__)
 
@@ -51,25 +49,6 @@ VERSION_MIN_ROWS = 30  # a model version's drift rows need this many sampled row
 
 RowsHook = Callable[[list[StatRow]], None]
 WindowWork = Callable[[WindowKey], list[StatRow]]
-
-
-def _stat_json(row: StatRow) -> dict[str, Any]:
-    return {
-        "project": row.project,
-        "model": row.model,
-        "model_version": row.model_version,
-        "window_start": ch_time(row.window_start),
-        "window_end": ch_time(row.window_end),
-        "family": row.family,
-        "metric": row.metric,
-        "dimension": row.dimension,
-        "value": row.value,
-        "p_value": row.p_value,
-        "threshold": row.threshold,
-        "flagged": int(row.flagged),
-        "sample_size": row.sample_size,
-        "details": orjson.dumps(row.details, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode(),
-    }
 
 
 def _by_version(events: WindowRows) -> list[tuple[str, WindowRows]]:
@@ -267,7 +246,7 @@ class StatsEngine:
                     hook(rows)
                 except Exception:
                     log.exception("stats_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), rows=len(rows))
-            self.storage.insert_json("window_stats", orjson.dumps([_stat_json(row) for row in rows]))
+            window_stats.insert(self.storage, rows)
 
     def _latency(self, key: WindowKey, events: WindowRows, versions: list[tuple[str, WindowRows]]) -> list[StatRow]:
         """Model-wide rows, plus the same per model version when the window has named versions."""
@@ -299,7 +278,7 @@ class StatsEngine:
         known = self._spend.get((key.project, key.model))
         if known and known[-1][0] == key.start - (key.end - key.start):
             return known
-        return fetch_spend_history(self.storage, key, self.settings.spend_history_windows)
+        return window_stats.spend_history(self.storage, key, self.settings.spend_history_windows)
 
     def _drift(self, key: WindowKey) -> list[StatRow]:
         current = fetch_drift_columns(self.storage, key, self.settings.drift_sample_rows)
@@ -399,17 +378,8 @@ class StatsEngine:
         by_project: dict[str, set[str]] = {}
         for project, inference_id in targets:
             by_project.setdefault(project, set()).add(inference_id)
-        seconds = self.settings.window_seconds
         for project, ids in by_project.items():
-            rows = self.storage.query(
-                f"SELECT DISTINCT model, toStartOfInterval(timestamp, INTERVAL {int(seconds)} SECOND) "
-                f"FROM {self.storage.database}.inferences WHERE project = {{project:String}} "
-                "AND event_id IN {ids:Array(String)}",
-                {"project": project, "ids": sorted(ids)},
-            ).result_rows
-            for model, start in rows:
-                start = as_utc(start)
-                key = WindowKey(project, model, start, start + timedelta(seconds=seconds))
+            for key in inferences.windows_of(self.storage, project, sorted(ids), self.settings.window_seconds):
                 with self._bookkeeping:
                     still_open = self.tracker.is_open(key)
                 if not still_open and key not in self._unclosed:
@@ -417,20 +387,11 @@ class StatsEngine:
 
     def recover(self, *, lookback_hours: int = 24) -> int:
         """Re-track windows that have events but no statistics (a crash before they closed)."""
-        seconds = int(self.settings.window_seconds)
-        db = self.storage.database
-        rows = self.storage.query(
-            "SELECT project, model, toStartOfInterval(timestamp, "
-            f"INTERVAL {seconds} SECOND) AS ws FROM {db}.inferences "
-            f"WHERE timestamp > now64(3) - INTERVAL {int(lookback_hours)} HOUR GROUP BY project, model, ws "
-            f"HAVING (project, model, ws) NOT IN (SELECT project, model, window_start FROM {db}.window_stats "
-            "WHERE family = 'latency' AND metric = 'count')"
-        ).result_rows
-        for project, model, start in rows:
-            start = as_utc(start)
+        keys = window_stats.windows_without_stats(self.storage, self.settings.window_seconds, lookback_hours)
+        for key in keys:
             with self._bookkeeping:
-                self.tracker.reopen(WindowKey(project, model, start, start + timedelta(seconds=seconds)))
-        return len(rows)
+                self.tracker.reopen(key)
+        return len(keys)
 
 
 __all__ = ["StatsEngine"]

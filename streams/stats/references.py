@@ -14,8 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -24,28 +23,14 @@ import structlog
 
 from detectors import ReferenceProfile
 from streams.stats.window_data import DriftColumns
-from streams.storage import Storage, as_utc, ch_time
+from streams.storage import Storage, references
+from streams.storage.references import Reference, ReferenceKind
+
+__all__ = ["Reference", "ReferenceKind", "ReferenceStore", "columns_from_records", "profile_from_columns"]
 
 log = structlog.get_logger(__name__)
 
-ReferenceKind = Literal["first_window", "range", "dataset"]
 _CACHE_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class Reference:
-    project: str
-    model: str
-    kind: ReferenceKind
-    rows: int
-    profile: ReferenceProfile
-    range_start: datetime | None = None
-    range_end: datetime | None = None
-    created_at: datetime | None = None
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
 
 
 def profile_from_columns(columns: DriftColumns) -> ReferenceProfile:
@@ -90,25 +75,7 @@ class ReferenceStore:
         now = time.monotonic()
         with self._lock:
             saves = self._saves.get((project, model), 0)
-        rows = self._storage.rows(
-            f"SELECT kind, rows, profile, range_start, range_end, created_at FROM {self._storage.database}.references "
-            "FINAL WHERE project = {project:String} AND model = {model:String} "
-            "ORDER BY explicit DESC, created_at DESC LIMIT 1",
-            {"project": project, "model": model},
-        )
-        reference = None
-        if rows:
-            row = rows[0]
-            reference = Reference(
-                project,
-                model,
-                row["kind"],
-                int(row["rows"]),
-                ReferenceProfile.from_dict(orjson.loads(row["profile"])),
-                _utc(row["range_start"]),
-                _utc(row["range_end"]),
-                _utc(row["created_at"]),
-            )
+        reference = references.active(self._storage, project, model)
         with self._lock:
             if self._saves.get((project, model), 0) != saves:  # a save landed meanwhile: newer than this read
                 return self._cache[(project, model)][1]
@@ -174,16 +141,13 @@ class ReferenceStore:
         range_start: datetime | None,
         range_end: datetime | None,
     ) -> Reference:
-        profile = profile_from_columns(columns)
-        row = {
-            "project": project,
-            "model": model,
-            "kind": kind,
-            "explicit": int(kind != "first_window"),
-            "range_start": ch_time(range_start) if range_start else None,
-            "range_end": ch_time(range_end) if range_end else None,
-            "rows": columns.rows,
-            "profile": orjson.dumps(profile.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY).decode(),
-        }
-        self._storage.insert_json("references", orjson.dumps([row]))
-        return Reference(project, model, kind, columns.rows, profile, range_start, range_end, datetime.now(UTC))
+        return references.insert(
+            self._storage,
+            project,
+            model,
+            kind,
+            profile_from_columns(columns),
+            columns.rows,
+            range_start,
+            range_end,
+        )

@@ -1,10 +1,9 @@
-"""Reading one window's raw events back from ClickHouse, in the shapes the detectors take."""
+"""One window's raw events (read through ``streams.storage.inferences``) in the shapes the detectors take."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -13,17 +12,7 @@ import orjson
 from detectors import text_descriptors
 from detectors.kinds import ColumnKind
 from schemas.stats import WindowKey
-from streams.storage import Storage, as_utc, ch_time
-
-
-def window_params(key: WindowKey) -> dict[str, Any]:
-    return {"project": key.project, "model": key.model, "start": ch_time(key.start), "end": ch_time(key.end)}
-
-
-IN_WINDOW = (
-    "project = {project:String} AND model = {model:String} "
-    "AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}"
-)
+from streams.storage import Storage, inferences
 
 
 @dataclass
@@ -71,13 +60,9 @@ def drift_columns(features: list[str], prompts: list[str], responses: list[str])
 
 def fetch_drift_columns(storage: Storage, key: WindowKey, limit: int) -> DriftColumns:
     """A deterministic sample (by event id hash) of at most ``limit`` rows of the window."""
-    rows = storage.query(
-        f"SELECT features, prompt, response, model_version FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW} "
-        "ORDER BY cityHash64(event_id) LIMIT {limit:UInt32}",
-        {**window_params(key), "limit": limit},
-    ).result_rows
-    out = drift_columns([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-    out.versions = [r[3] for r in rows]
+    sample = inferences.window_sample(storage, key, limit)
+    out = drift_columns(sample.features, sample.prompts, sample.responses)
+    out.versions = sample.versions
     return out
 
 
@@ -85,12 +70,7 @@ def fetch_embeddings(storage: Storage, key: WindowKey, limit: int) -> np.ndarray
     """At most ``limit`` stored embeddings of the window (the same deterministic event-id-hash sample as
     the drift columns), as a float32 matrix; rows whose dimension differs from the most common one are
     dropped. Memory is bounded by ``limit x 4096 x 4`` bytes (16 MB at 1000 rows)."""
-    rows = storage.query(
-        f"SELECT embedding FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW} AND notEmpty(embedding) "
-        "ORDER BY cityHash64(event_id) LIMIT {limit:UInt32}",
-        {**window_params(key), "limit": limit},
-    ).result_rows
-    vectors = [r[0] for r in rows]
+    vectors = inferences.window_embeddings(storage, key, limit)
     if not vectors:
         return np.empty((0, 0), dtype=np.float32)
     sizes = np.array([len(v) for v in vectors])
@@ -134,40 +114,17 @@ def _floats(values: list[Any]) -> np.ndarray:
 
 
 def fetch_window_rows(storage: Storage, key: WindowKey, tag_keys: Sequence[str] = ()) -> WindowRows:
-    """Every event of the window, exactly once (``FINAL`` merges re-sent copies; with the table sorted
-    by (project, model, timestamp) it only reads and merges the window's own granules), with the values
-    of ``tag_keys`` (cost per tag value): one read for the latency and cost families."""
+    """Every event of the window, exactly once, with the values of ``tag_keys`` (cost per tag value):
+    one read for the latency and cost families."""
     keys = tuple(tag_keys)
-    tags = "".join(
-        f", if(mapContains(tags, {{tag{i}:String}}), tags[{{tag{i}:String}}], NULL)" for i in range(len(keys))
-    )
-    result = storage.query(
-        "SELECT latency_ms, status, model_version, cost_usd, input_tokens, output_tokens"
-        f"{tags} FROM {storage.database}.inferences FINAL WHERE {IN_WINDOW}",
-        {**window_params(key), **{f"tag{i}": tag for i, tag in enumerate(keys)}},
-    )
-    columns = result.result_columns or [[] for _ in range(6 + len(keys))]
-    latencies, statuses, versions, costs, inputs, outputs = columns[:6]
+    columns = inferences.window_columns(storage, key, keys)
     return WindowRows(
-        _floats(list(latencies)),
-        list(statuses),
-        list(versions),
-        _floats(list(costs)),
-        _floats(list(inputs)),
-        _floats(list(outputs)),
+        _floats(columns.latencies),
+        columns.statuses,
+        columns.versions,
+        _floats(columns.costs),
+        _floats(columns.input_tokens),
+        _floats(columns.output_tokens),
         keys,
-        tuple(list(values) for values in columns[6:]),
+        columns.tag_values,
     )
-
-
-def fetch_spend_history(storage: Storage, key: WindowKey, windows: int) -> list[tuple[datetime, float]]:
-    """The model's total spend in the ``windows`` windows before ``key``, oldest first (model-wide
-    rows only: per-version rows would mix into the spend-anomaly baseline)."""
-    rows = storage.query(
-        f"SELECT window_start, value FROM {storage.database}.window_stats FINAL "
-        "WHERE project = {project:String} AND model = {model:String} AND family = 'cost' "
-        "AND metric = 'cost_usd' AND dimension = '' AND model_version = '' "
-        "AND window_start < {start:DateTime64(3, 'UTC')} ORDER BY window_start DESC LIMIT {n:UInt32}",
-        {**window_params(key), "n": windows},
-    ).result_rows
-    return [(as_utc(start), float(value)) for start, value in reversed(rows)]

@@ -8,7 +8,7 @@ from streams.storage.client import (
     StorageRejectedError,
     refuse_if_held,
 )
-from streams.storage.times import as_utc, ch_time
+from streams.storage.times import as_utc, ch_time, time_range
 
 __all__ = [
     "Claims",
@@ -22,4 +22,5 @@ __all__ = [
     "generation",
     "process_owner",
     "refuse_if_held",
+    "time_range",
 ]

@@ -1,7 +1,7 @@
 """The ``inferences`` table's reads: the calls explorer's pages, one call by id, the error types of a
-range and the sampled calls of a window. Routes, the dashboard and the window drill-down call these;
-no other module writes SQL against this table for them (writes go through the sink, window statistics
-through ``streams.stats.window_data``).
+range, the sampled calls of a window, and what the statistics engine reads of a window (its numbers,
+its drift sample, its embeddings). Routes, the dashboard, the window drill-down and the statistics
+engine call these; no other module writes SQL against this table (writes go through the sink).
 
 Pages are newest first (or slowest / costliest first) with keyset cursors. The table is sorted by
 ``(project, model, timestamp, event_id)``: a newest-first page over a whole project cannot read that
@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -30,8 +31,9 @@ import orjson
 
 from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 from schemas.records import InferenceRecord
+from schemas.stats import WindowKey
 from streams.storage.client import Storage
-from streams.storage.times import as_utc, ch_time
+from streams.storage.times import as_utc, ch_time, time_range
 
 CallSort = Literal["newest", "latency", "cost"]
 SORTS: tuple[CallSort, ...] = ("newest", "latency", "cost")
@@ -151,12 +153,7 @@ class CallFilter:
             if value is not None:
                 clauses.append(f"{column} = {{{column}:String}}")
                 params[column] = value
-        if self.since:
-            clauses.append("timestamp >= {since:DateTime64(3, 'UTC')}")
-            params["since"] = ch_time(self.since)
-        if self.until:
-            clauses.append("timestamp < {until:DateTime64(3, 'UTC')}")
-            params["until"] = ch_time(self.until)
+        clauses += time_range(params, self.since, self.until)
         for name, column, op, amount in (
             ("min_latency", "latency_ms", ">=", self.min_latency_ms),
             ("max_latency", "latency_ms", "<=", self.max_latency_ms),
@@ -244,6 +241,17 @@ def _summary(row: dict[str, Any]) -> CallSummary:
         response_chars=int(row["response_chars"]),
         tags=dict(row["tags"]),
     )
+
+
+def newest_per_id(rows: list[dict[str, Any]], id_column: str) -> dict[str, dict[str, Any]]:
+    """One row per id, the newest ``ingested_at`` winning (what a ReplacingMergeTree merge keeps), in the
+    order the ids first appear: reads without ``FINAL`` collapse copies with this."""
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        kept = newest.get(row[id_column])
+        if kept is None or row["ingested_at"] > kept["ingested_at"]:
+            newest[row[id_column]] = row
+    return newest
 
 
 def _newest_copies(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -339,13 +347,7 @@ def _read(
     column = _SORT_COLUMN[sort]
     if column:
         clauses.append(f"{column} IS NOT NULL")  # slowest / costliest first: the calls that have the number
-    low, high = span
-    if low is not None:
-        clauses.append("timestamp >= {lo:DateTime64(3, 'UTC')}")
-        params["lo"] = ch_time(low)
-    if high is not None:
-        clauses.append("timestamp < {hi:DateTime64(3, 'UTC')}")
-        params["hi"] = ch_time(high)
+    clauses += time_range(params, *span, names=("lo", "hi"))
     found: list[CallSummary] = []
     while len(found) < want:
         where = list(clauses)
@@ -473,3 +475,205 @@ def model_names(storage: Storage, project: str, limit: int = 1000) -> list[str]:
         {"project": project, "limit": limit},
     )
     return [str(row["model"]) for row in rows]
+
+
+def windows_of(storage: Storage, project: str, event_ids: Sequence[str], window_seconds: int) -> list[WindowKey]:
+    """The windows (of ``window_seconds``) the stored calls of ``event_ids`` fall in, each once."""
+    seconds = int(window_seconds)
+    rows = storage.query(
+        f"SELECT DISTINCT model, toStartOfInterval(timestamp, INTERVAL {seconds} SECOND) "
+        f"FROM {storage.database}.inferences WHERE project = {{project:String}} "
+        "AND event_id IN {ids:Array(String)}",
+        {"project": project, "ids": list(event_ids)},
+    ).result_rows
+    return [
+        WindowKey(project, model, as_utc(start), as_utc(start) + timedelta(seconds=seconds)) for model, start in rows
+    ]
+
+
+def project_names(storage: Storage) -> list[str]:
+    """Every project with an inference or an API key (the ``api_keys`` table's projects are read here
+    too: a project that has a key but has sent nothing yet is one to pick)."""
+    db = storage.database
+    rows = storage.query(
+        f"SELECT DISTINCT project FROM {db}.api_keys UNION DISTINCT SELECT DISTINCT project FROM {db}.inferences"
+    ).result_rows
+    return sorted(str(row[0]) for row in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedCall:
+    """The call a feedback judges, as the feedback listing joins it."""
+
+    event_id: str
+    model: str
+    model_version: str
+    timestamp: datetime
+    prompt: str
+    response: str
+    tags: dict[str, str]
+
+
+def judged_calls(storage: Storage, project: str, event_ids: Sequence[str]) -> dict[str, JudgedCall]:
+    """event_id → the stored call (its newest ingestion), for the ids of ``event_ids`` that have arrived.
+    No FINAL (~30% cheaper): copies are collapsed here, the newest ``ingested_at`` winning."""
+    if not event_ids:
+        return {}
+    rows = storage.rows(
+        "SELECT event_id, model, model_version, timestamp, prompt, response, tags, ingested_at "
+        f"FROM {storage.database}.inferences "
+        "WHERE project = {project:String} AND event_id IN {ids:Array(String)}",
+        {"project": project, "ids": sorted(set(event_ids))},
+    )
+    newest = newest_per_id(rows, "event_id")
+    return {
+        event_id: JudgedCall(
+            event_id,
+            row["model"],
+            row["model_version"],
+            as_utc(row["timestamp"]),
+            row["prompt"],
+            row["response"],
+            dict(row["tags"]),
+        )
+        for event_id, row in newest.items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSample:
+    """Column by column, a deterministic sample of one model version's calls over a range."""
+
+    event_ids: list[str]
+    latencies: list[float | None]
+    statuses: list[str]
+    costs: list[float | None]
+    input_tokens: list[int | None]
+    output_tokens: list[int | None]
+    features: list[str]
+    prompts: list[str]
+    responses: list[str]
+
+
+def version_sample(
+    storage: Storage, project: str, model: str, version: str, since: datetime, until: datetime, limit: int
+) -> VersionSample | None:
+    """At most ``limit`` calls of ``version`` of the model in ``[since, until)``, sampled by event-id
+    hash; ``None`` when the version has no call there."""
+    flt = CallFilter(project=project, model=model, model_version=version, since=since, until=until)
+    clauses, params = flt.where()
+    rows = storage.query(
+        "SELECT event_id, latency_ms, status, cost_usd, input_tokens, output_tokens, features, prompt, response "
+        f"FROM {storage.database}.inferences FINAL WHERE {' AND '.join(clauses)} "
+        "ORDER BY cityHash64(event_id) LIMIT {limit:UInt32}",
+        {**params, "limit": limit},
+    ).result_rows
+    if not rows:
+        return None
+    return VersionSample(*(list(column) for column in zip(*rows, strict=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCounts:
+    """One model of a project: its named versions, calls, failed calls, first and last call."""
+
+    model: str
+    versions: list[str]
+    inferences: int
+    errors: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+def model_counts(storage: Storage, project: str) -> list[ModelCounts]:
+    """Every model the project has sent calls of, by name."""
+    rows = storage.rows(
+        "SELECT model, groupUniqArray(model_version) AS versions, count() AS inferences, "
+        "countIf(status = 'error') AS errors, min(timestamp) AS first_seen, max(timestamp) AS last_seen "
+        f"FROM {storage.database}.inferences FINAL WHERE project = {{project:String}} GROUP BY model ORDER BY model",
+        {"project": project},
+    )
+    return [
+        ModelCounts(
+            row["model"],
+            sorted(v for v in row["versions"] if v),
+            int(row["inferences"]),
+            int(row["errors"]),
+            as_utc(row["first_seen"]),
+            as_utc(row["last_seen"]),
+        )
+        for row in rows
+    ]
+
+
+def window_calls(key: WindowKey) -> tuple[str, dict[str, Any]]:
+    """The clause selecting one window's calls (``start`` and ``end`` bind its bounds), and its parameters."""
+    params: dict[str, Any] = {"project": key.project, "model": key.model}
+    clauses = ["project = {project:String}", "model = {model:String}"]
+    clauses += time_range(params, key.start, key.end, names=("start", "end"))
+    return " AND ".join(clauses), params
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSample:
+    """Column by column, the window's deterministic sample (by event-id hash) the drift tests read."""
+
+    features: list[str]
+    prompts: list[str]
+    responses: list[str]
+    versions: list[str]
+
+
+def window_sample(storage: Storage, key: WindowKey, limit: int) -> WindowSample:
+    """At most ``limit`` calls of the window, each once, in event-id-hash order."""
+    where, params = window_calls(key)
+    rows = storage.query(
+        f"SELECT features, prompt, response, model_version FROM {storage.database}.inferences FINAL WHERE {where} "
+        "ORDER BY cityHash64(event_id) LIMIT {limit:UInt32}",
+        {**params, "limit": limit},
+    ).result_rows
+    return WindowSample([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
+
+
+def window_embeddings(storage: Storage, key: WindowKey, limit: int) -> list[list[float]]:
+    """At most ``limit`` stored embeddings of the window, in the sample's event-id-hash order."""
+    where, params = window_calls(key)
+    rows = storage.query(
+        f"SELECT embedding FROM {storage.database}.inferences FINAL WHERE {where} AND notEmpty(embedding) "
+        "ORDER BY cityHash64(event_id) LIMIT {limit:UInt32}",
+        {**params, "limit": limit},
+    ).result_rows
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowColumns:
+    """Every call of a window, column by column: the numbers of the latency and cost families, and the
+    value of each asked tag (None: the call has no such tag)."""
+
+    latencies: list[float | None]
+    statuses: list[str]
+    versions: list[str]
+    costs: list[float | None]
+    input_tokens: list[int | None]
+    output_tokens: list[int | None]
+    tag_values: tuple[list[str | None], ...]
+
+
+def window_columns(storage: Storage, key: WindowKey, tag_keys: Sequence[str]) -> WindowColumns:
+    """Every call of the window, exactly once (``FINAL`` merges re-sent copies; with the table sorted
+    by (project, model, timestamp) it only reads and merges the window's own granules)."""
+    tags = "".join(
+        f", if(mapContains(tags, {{tag{i}:String}}), tags[{{tag{i}:String}}], NULL)" for i in range(len(tag_keys))
+    )
+    where, params = window_calls(key)
+    result = storage.query(
+        "SELECT latency_ms, status, model_version, cost_usd, input_tokens, output_tokens"
+        f"{tags} FROM {storage.database}.inferences FINAL WHERE {where}",
+        {**params, **{f"tag{i}": tag for i, tag in enumerate(tag_keys)}},
+    )
+    columns = result.result_columns or [[] for _ in range(6 + len(tag_keys))]
+    latencies, statuses, versions, costs, inputs, outputs = (list(column) for column in columns[:6])
+    return WindowColumns(
+        latencies, statuses, versions, costs, inputs, outputs, tuple(list(values) for values in columns[6:])
+    )

@@ -86,11 +86,9 @@ class TestDriftAlert:
         _create(monitoring, **DRIFT)
         rows = drift_rows(0)
         columns = [r for r in rows if r.metric == "column_drift"]
-        import orjson
+        from streams.storage import window_stats  # the stats engine's own writer
 
-        from streams.stats.engine import _stat_json  # the stats engine's own row format
-
-        monitoring.alerts._storage.insert_json("window_stats", orjson.dumps([_stat_json(r) for r in columns]))
+        window_stats.insert(monitoring.alerts._storage, columns)
         alert = monitoring.engine.evaluate([rows[-1]]).alerts[0]
         assert alert.details["features"][0]["name"] == "feature.country"
         assert alert.details["columns"] == 5

@@ -28,5 +28,17 @@ def test_every_feedback_field_has_a_column(storage: Storage) -> None:
 
 def test_the_inference_detail_returns_the_contract() -> None:
     assert set(DETAIL_COLUMNS) == set(InferenceRecord.__struct_fields__) - NOT_IN_DETAIL
-    assert set(InferenceDetail.model_fields) == {*DETAIL_COLUMNS, "feedback"}
+    assert set(InferenceDetail.__dataclass_fields__) == {*DETAIL_COLUMNS, "feedback"}
     assert set(StoredInference.__dataclass_fields__) == set(DETAIL_COLUMNS)
+
+
+def test_the_api_returns_the_storage_records() -> None:
+    """One definition of a call's and a feedback's fields: the API's bodies are the storage records."""
+    from api import models
+    from streams.storage import feedback, inferences
+
+    assert issubclass(models.CallSummary, inferences.CallSummary)
+    assert issubclass(models.InferenceDetail, inferences.StoredInference)
+    assert issubclass(models.InferenceSummary, inferences.JudgedCall)
+    assert issubclass(models.FeedbackItem, feedback.StoredFeedback)
+    assert [f for f in models.CallSummary.__dataclass_fields__] == list(inferences.CallSummary.__dataclass_fields__)
