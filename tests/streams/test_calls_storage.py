@@ -12,7 +12,8 @@ import pytest
 
 from schemas.settings import Settings
 from streams.storage import Storage
-from streams.storage.inferences import CallFilter, _read, _Stored, call_page
+from streams.storage.inferences import CallFilter, CallSort, _read, _Stored, call_page
+from tests.waiting import wait_until
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 CALLS = 300  # one call a minute for five hours, two models
@@ -112,3 +113,89 @@ class TestStoredShare:
     )
     def test_share(self, low: datetime | None, high: datetime | None, rows: int) -> None:
         assert self.stored.share(low, high) == rows
+
+
+# Migration 0012: 50,000 calls, one a second (seven granules of 8,192), with a latency incident (calls
+# 20,000-20,100 slow), a burst of timeouts (30,000-30,050) and a price spike (40,000-40,030).
+BIG = 50_000
+SLOW = range(20_000, 20_101)
+TIMEOUTS = range(30_000, 30_051)
+PRICEY = range(40_000, 40_031)
+_BIG_CALLS = f"""
+INSERT INTO {{db}}.inferences (project, event_id, model, timestamp, latency_ms, cost_usd, status, error_type)
+SELECT 'p', concat('c', leftPad(toString(number), 5, '0')), 'm',
+       toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + number,
+       if(number BETWEEN {SLOW.start} AND {SLOW.stop - 1}, 5000 + number, 100 + number % 400),
+       if(number BETWEEN {PRICEY.start} AND {PRICEY.stop - 1}, 1 + number / 1e6, (number % 7) / 1000),
+       if(number BETWEEN {TIMEOUTS.start} AND {TIMEOUTS.stop - 1}, 'error', 'ok'),
+       if(number BETWEEN {TIMEOUTS.start} AND {TIMEOUTS.stop - 1}, 'timeout', '')
+FROM numbers({BIG})
+"""
+INDEXES = {"idx_latency", "idx_cost", "idx_status", "idx_error_type"}
+
+
+def _selected_marks(storage: Storage) -> int:
+    """Granules chosen for reading by every query of this process so far (its counter of ProfileEvents)."""
+    return int(storage.scalar("SELECT sum(value) FROM system.events WHERE event = 'SelectedMarks'") or 0)
+
+
+def _indexed(storage: Storage) -> bool:
+    """The migration's indexes exist and their background builds are done."""
+    db = storage.database
+    names = {
+        row[0]
+        for row in storage.query(
+            "SELECT name FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'inferences'",
+            {"db": db},
+        ).result_rows
+    }
+    pending = storage.scalar(
+        "SELECT count() FROM system.mutations WHERE database = {db:String} AND NOT is_done", {"db": db}
+    )
+    return INDEXES <= names and not int(pending)
+
+
+class TestCallsIndexesMigration:
+    """0012 adds skip indexes to a store of the previous schema; the filters they serve skip granules and
+    list the same calls."""
+
+    @pytest.fixture
+    def upgraded(self, settings: Settings) -> Iterator[Storage]:
+        storage = Storage(settings)
+        try:
+            assert storage.migrate(up_to=11) == list(range(1, 12))
+            storage.command(_BIG_CALLS.replace("{db}", storage.database))
+            storage.command(f"OPTIMIZE TABLE {storage.database}.inferences FINAL")
+            assert storage.migrate() == [12]
+            wait_until(lambda: _indexed(storage), "the indexes of migration 0012 built")
+            yield storage
+        finally:
+            storage.close()
+
+    @pytest.mark.parametrize(
+        ("flt", "sort", "expected"),
+        [
+            (CallFilter("p", min_latency_ms=1000), "latency", sorted(SLOW, reverse=True)),
+            (CallFilter("p", min_cost_usd=0.5), "cost", sorted(PRICEY, reverse=True)),
+            (
+                CallFilter("p", error_type="timeout"),
+                "latency",
+                sorted(TIMEOUTS, key=lambda n: (100 + n % 400, n))[::-1],
+            ),
+            (CallFilter("p", status="error", max_latency_ms=200), "cost", None),
+        ],
+        ids=["latency range", "cost range", "error_type", "status"],
+    )
+    def test_filters_skip_granules_and_list_the_same_calls(
+        self, upgraded: Storage, flt: CallFilter, sort: CallSort, expected: list[int] | None
+    ) -> None:
+        if expected is None:  # errors with latency <= 200: cost (n % 7) descending, then newest
+            matching = [n for n in TIMEOUTS if 100 + n % 400 <= 200]
+            expected = sorted(matching, key=lambda n: (n % 7, n), reverse=True)
+        before = _selected_marks(upgraded)
+        page = call_page(upgraded, flt, sort=sort, limit=200)
+        read = _selected_marks(upgraded) - before
+        assert [call.event_id for call in page.items] == [f"c{n:05d}" for n in expected]
+        assert 1 <= read <= 2, (
+            f"{read} granules read (6 without the indexes)"
+        )  # the matches lie in one granule (two at most)
