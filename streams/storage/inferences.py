@@ -11,6 +11,10 @@ A full page of recent calls therefore reads only the recent granules, however mu
 stored. Rows are read without ``FINAL`` (re-sent copies of a call share model, timestamp and id, so
 they are adjacent in every order this module uses, and the newest ingestion is kept, as a merge would).
 
+Filters the sort key does not order use skip indexes (migration 0012): the minmax of latency and cost
+and the sets of status and error_type per granule, so a range or a burst of errors reads only the
+granules that hold matches; slowest / costliest first still reads the column of its whole range.
+
 Text search (``q``) is a case-insensitive substring match with no skip index: a bloom filter of n-grams
 or tokens per granule (8,192 prompts) holds nearly every n-gram of natural language, so it would cost
 every insert its hashing and skip almost nothing. A search for a common word ends early in the newest
