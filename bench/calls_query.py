@@ -37,6 +37,7 @@ end when it was generated). ``--only`` measures the kinds whose name contains on
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import tempfile
@@ -239,6 +240,7 @@ def main() -> int:
     )
     server = BackgroundServer(create_app(settings), free_port()).start()
     results: dict[str, list[float]] = {}
+    load_before = os.getloadavg()
     try:
         services = server.app.state.services
         clients = {
@@ -272,6 +274,7 @@ def main() -> int:
             client.close()
     finally:
         server.stop()
+    load_after = os.getloadavg()
     table = Table(
         title=f"GET /v1/inferences, limit {LIMIT}: {args.calls:,} calls, {args.feedback:,} feedback, {parts} parts"
     )
@@ -292,6 +295,12 @@ def main() -> int:
         )
     console.print(table)
     console.print(f"every calls kind p95 < {TARGET_P95_MS:.0f} ms: {verdict(ok)}")
+    console.print(
+        "load average (1, 5, 15 min) before the requests "
+        + ", ".join(f"{x:.1f}" for x in load_before)
+        + ", after "
+        + ", ".join(f"{x:.1f}" for x in load_after)
+    )
     if not args.store:
         storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
     storage.close()
