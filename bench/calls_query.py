@@ -27,11 +27,17 @@ Run from the repository root::
     .venv/bin/python bench/calls_query.py                    # 10M calls, 1M feedback (~10 min to load)
     .venv/bin/python bench/calls_query.py --calls 1000000 --feedback 100000
     .venv/bin/python bench/calls_query.py --quick            # smoke: 200k calls
+    .venv/bin/python bench/calls_query.py --store /tmp/calls-10m  # keep the store; later runs reuse it
+
+``--store DIR`` keeps the generated store in DIR: a later run with the same ``--calls`` and ``--feedback``
+migrates it (as an upgrade would) and measures it without generating again (the data's 30 days then
+end when it was generated). ``--only`` measures the kinds whose name contains one of the given words.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import tempfile
@@ -73,6 +79,30 @@ def load(storage: Storage, calls: int, feedback: int, chunk: int) -> datetime:
             storage.command(feedback_sql(db, start, count, calls, t0_ms))
             bar.advance(task, count)
     return datetime.fromtimestamp(t0_ms / 1000, UTC)
+
+
+def loaded_at(storage: Storage) -> datetime | None:
+    """When a kept store's data starts (its ``bench_loaded`` table, written once it was generated and
+    merged), or None when there is none to reuse."""
+    exists = storage.scalar(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'bench_loaded'",
+        {"db": storage.database},
+    )
+    if not int(exists or 0):
+        return None
+    return datetime.fromtimestamp(float(storage.scalar(f"SELECT t0 FROM {storage.database}.bench_loaded")), UTC)
+
+
+def wait_for_mutations(storage: Storage) -> None:
+    """Waits until the migrations' background work (MATERIALIZE INDEX / PROJECTION) is done."""
+    with console.status("waiting for the migrations' mutations"):
+        while int(
+            storage.scalar(
+                "SELECT count() FROM system.mutations WHERE database = {db:String} AND NOT is_done",
+                {"db": storage.database},
+            )
+        ):
+            time.sleep(1)
 
 
 @dataclass
@@ -161,31 +191,46 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--no-optimize", action="store_true")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--store", type=Path, help="keep the store in this directory and reuse it")
+    parser.add_argument("--only", nargs="+", default=[], help="measure only kinds whose name contains a word")
     args = parser.parse_args()
     if args.quick:
         args.calls, args.feedback, args.requests = 200_000, 20_000, 10
-    data_dir = Path(tempfile.mkdtemp(prefix="loopwatch-bench-calls-"))
+    data_dir = args.store or Path(tempfile.mkdtemp(prefix="loopwatch-bench-calls-"))
     settings = Settings(
         data_dir=data_dir,
         log_level="warning",
-        clickhouse_database=f"bench_{uuid.uuid4().hex[:10]}",
+        clickhouse_database=f"bench_calls_{args.calls}_{args.feedback}"
+        if args.store
+        else f"bench_{uuid.uuid4().hex[:10]}",
         stats_enabled=False,
     )
     configure_logging(settings)
     console.rule("[bold]loopwatch calls explorer benchmark")
     storage = Storage(settings)
-    storage.migrate()
+    t0 = loaded_at(storage)
     started = time.perf_counter()
-    t0 = load(storage, args.calls, args.feedback, args.chunk)
-    console.print(
-        f"loaded {args.calls:,} calls and {args.feedback:,} feedback in {time.perf_counter() - started:.0f} s"
-    )
-    if not args.no_optimize:
-        with console.status("OPTIMIZE TABLE … FINAL"):
-            started = time.perf_counter()
-            storage.command(f"OPTIMIZE TABLE {storage.database}.inferences FINAL")
-            storage.command(f"OPTIMIZE TABLE {storage.database}.feedback FINAL")
-        console.print(f"optimized in {time.perf_counter() - started:.0f} s")
+    applied = storage.migrate()
+    if t0 is not None:
+        wait_for_mutations(storage)
+        console.print(
+            f"reusing {args.store}: migrations {applied or 'none'} applied in {time.perf_counter() - started:.0f} s"
+        )
+    else:
+        t0 = load(storage, args.calls, args.feedback, args.chunk)
+        console.print(
+            f"loaded {args.calls:,} calls and {args.feedback:,} feedback in {time.perf_counter() - started:.0f} s"
+        )
+        if not args.no_optimize:
+            with console.status("OPTIMIZE TABLE … FINAL"):
+                started = time.perf_counter()
+                storage.command(f"OPTIMIZE TABLE {storage.database}.inferences FINAL")
+                storage.command(f"OPTIMIZE TABLE {storage.database}.feedback FINAL")
+            console.print(f"optimized in {time.perf_counter() - started:.0f} s")
+        if args.store:
+            storage.command(
+                f"CREATE TABLE {storage.database}.bench_loaded ENGINE = TinyLog AS SELECT {t0.timestamp()} AS t0"
+            )
     stored = int(storage.scalar(f"SELECT count() FROM {storage.database}.inferences FINAL"))
     if stored != args.calls:
         raise SystemExit(f"read back {stored:,} calls, generated {args.calls:,}")
@@ -195,6 +240,7 @@ def main() -> int:
     )
     server = BackgroundServer(serving_app(settings), free_port()).start()
     results: dict[str, list[float]] = {}
+    load_before = os.getloadavg()
     try:
         services = server.app.state.services
         clients = {
@@ -208,7 +254,9 @@ def main() -> int:
         for project, client in clients.items():
             check_pages(storage, client, project)
         cursors = {p: page_five(c) for p, c in clients.items()}
-        types = kinds(random.Random(7), t0, cursors)
+        types = [
+            k for k in kinds(random.Random(7), t0, cursors) if not args.only or any(w in k.name for w in args.only)
+        ]
         with progress() as bar:
             task = bar.add_task("requests", total=len(types) * args.requests)
             for kind in types:
@@ -226,6 +274,7 @@ def main() -> int:
             client.close()
     finally:
         server.stop()
+    load_after = os.getloadavg()
     table = Table(
         title=f"GET /v1/inferences, limit {LIMIT}: {args.calls:,} calls, {args.feedback:,} feedback, {parts} parts"
     )
@@ -246,9 +295,17 @@ def main() -> int:
         )
     console.print(table)
     console.print(f"every calls kind p95 < {TARGET_P95_MS:.0f} ms: {verdict(ok)}")
-    storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+    console.print(
+        "load average (1, 5, 15 min) before the requests "
+        + ", ".join(f"{x:.1f}" for x in load_before)
+        + ", after "
+        + ", ".join(f"{x:.1f}" for x in load_after)
+    )
+    if not args.store:
+        storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
     storage.close()
-    shutil.rmtree(data_dir, ignore_errors=True)
+    if not args.store:
+        shutil.rmtree(data_dir, ignore_errors=True)
     return 0
 
 

@@ -11,6 +11,10 @@ A full page of recent calls therefore reads only the recent granules, however mu
 stored. Rows are read without ``FINAL`` (re-sent copies of a call share model, timestamp and id, so
 they are adjacent in every order this module uses, and the newest ingestion is kept, as a merge would).
 
+Filters the sort key does not order use skip indexes (migration 0012): the minmax of latency and cost
+and the sets of status and error_type per granule, so a range or a burst of errors reads only the
+granules that hold matches; slowest / costliest first still reads the column of its whole range.
+
 Text search (``q``) is a case-insensitive substring match with no skip index: a bloom filter of n-grams
 or tokens per granule (8,192 prompts) holds nearly every n-gram of natural language, so it would cost
 every insert its hashing and skip almost nothing. A search for a common word ends early in the newest
@@ -271,7 +275,24 @@ class CallPage:
     next_cursor: str | None = None
 
 
-def _stored_span(storage: Storage) -> tuple[datetime, datetime] | None:
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The first and last stored moment of the table and its row count (copies included)."""
+
+    low: datetime
+    high: datetime
+    rows: int
+
+    def share(self, low: datetime | None, high: datetime | None) -> int:
+        """About how many stored rows lie in [low, high): the count spread evenly over the stored span."""
+        start, end = max(low or self.low, self.low), min(high or self.high, self.high)
+        whole = (self.high - self.low).total_seconds()
+        if whole <= 0:
+            return self.rows
+        return int(self.rows * max(0.0, (end - start).total_seconds()) / whole)
+
+
+def _stored_span(storage: Storage) -> _Stored | None:
     """The first and last stored moment of the table, from its parts' minmax index (no data read), kept
     for a few seconds: the spans only start from it, the first span is open upwards and the last one
     downwards, so a moment stored since is still read."""
@@ -280,22 +301,23 @@ def _stored_span(storage: Storage) -> tuple[datetime, datetime] | None:
     if hit is not None and hit[0] > now:
         return hit[1]
     row = storage.query(
-        "SELECT min(min_time), max(max_time), count() FROM system.parts "
+        "SELECT min(min_time), max(max_time), count(), sum(rows) FROM system.parts "
         "WHERE database = {db:String} AND table = 'inferences' AND active",
         {"db": storage.database},
     ).result_rows[0]
     if not row[2]:
         return None  # not kept: the first rows may land any moment
     low, high = as_utc(row[0]), as_utc(row[1])
-    span = (EARLIEST_TIMESTAMP, LATEST_TIMESTAMP) if low <= _EPOCH else (low, high + timedelta(seconds=1))
+    bounds = (EARLIEST_TIMESTAMP, LATEST_TIMESTAMP) if low <= _EPOCH else (low, high + timedelta(seconds=1))
+    stored = _Stored(*bounds, int(row[3]))
     if len(_stored_spans) > 1000:
         _stored_spans.clear()
-    _stored_spans[storage.database] = (now + _STORED_SPAN_SECONDS, span)
-    return span
+    _stored_spans[storage.database] = (now + _STORED_SPAN_SECONDS, stored)
+    return stored
 
 
 _STORED_SPAN_SECONDS = 5.0
-_stored_spans: dict[str, tuple[float, tuple[datetime, datetime]]] = {}
+_stored_spans: dict[str, tuple[float, _Stored]] = {}
 
 
 def _order(sort: CallSort) -> str:
@@ -320,16 +342,30 @@ def _after(sort: CallSort, position: _Position, params: dict[str, Any]) -> str:
     )
 
 
-def _feedback_clause(flt: CallFilter, db: str, candidates: str) -> str:
-    """Calls with (or without) feedback, of ``flt.feedback_kinds`` if given: the feedback table searched
-    for the span's candidate calls in the same query (no round trip per batch), through its projection
-    sorted by inference id (migration 0010: the feedback of recent calls is spread over the whole table,
-    which is sorted by feedback id)."""
+def _feedback_rows(storage: Storage, flt: CallFilter) -> int:
+    """How many feedback rows (copies included) the project has of ``flt.feedback_kinds`` (of any kind
+    if none): the size of the set the feedback filter builds when it is not narrowed to a span's calls."""
+    kinds = " AND kind IN {kinds:Array(String)}" if flt.feedback_kinds else ""
+    return int(
+        storage.scalar(
+            f"SELECT count() FROM {storage.database}.feedback WHERE project = {{project:String}}{kinds}",
+            {"project": flt.project, "kinds": list(flt.feedback_kinds)},
+        )
+    )
+
+
+def _feedback_clause(flt: CallFilter, db: str, candidates: str | None) -> str:
+    """Calls with (or without) feedback, of ``flt.feedback_kinds`` if given, in the same query (no round
+    trip per batch). The set is built from the smaller side: with ``candidates`` (the WHERE of the span's
+    calls), the feedback of those calls, read through the projection sorted by inference id (migration
+    0010: the feedback of recent calls is spread over the whole table, which is sorted by feedback id);
+    with None, every feedback row of those kinds in the project (a span of many calls, a rare kind)."""
     kinds = " AND kind IN {kinds:Array(String)}" if flt.feedback_kinds else ""
     negate = "NOT " if flt.has_feedback is False else ""
+    narrow = f" AND inference_id IN (SELECT event_id FROM {db}.inferences WHERE {candidates})" if candidates else ""
     return (
-        f"event_id {negate}IN (SELECT inference_id FROM {db}.feedback WHERE project = {{project:String}}{kinds} "
-        f"AND inference_id IN (SELECT event_id FROM {db}.inferences WHERE {candidates}))"
+        f"event_id {negate}IN (SELECT inference_id FROM {db}.feedback WHERE project = {{project:String}}{kinds}"
+        f"{narrow})"
     )
 
 
@@ -340,9 +376,12 @@ def _read(
     span: tuple[datetime | None, datetime | None],
     want: int,
     after: _Position | None,
+    *,
+    narrow_feedback: bool = True,
 ) -> tuple[list[CallSummary], _Position | None]:
     """Up to ``want`` calls of a time span in ``sort`` order after ``after``, each once; and the position
-    to go on from inside the span (None when the span is read to its end)."""
+    to go on from inside the span (None when the span is read to its end). ``narrow_feedback``: a
+    feedback filter looks up the feedback of the span's calls (else it reads all feedback of its kinds)."""
     clauses, params = flt.where()
     column = _SORT_COLUMN[sort]
     if column:
@@ -354,7 +393,8 @@ def _read(
         if after is not None:
             where.append(_after(sort, after, params))
         if flt.by_feedback:
-            where.append(_feedback_clause(flt, storage.database, " AND ".join(where)))
+            narrow = " AND ".join(where) if narrow_feedback else None
+            where.append(_feedback_clause(flt, storage.database, narrow))
             params["kinds"] = list(flt.feedback_kinds)
         limit = want - len(found)
         rows = storage.rows(
@@ -380,25 +420,33 @@ def call_page(
 
     Newest first, the page is read span by span from the newest stored moment down: the first span an
     hour long, each next one as long as the matches found so far say the rest of the page needs
-    (between 2 and 64 times the last), the last one open downwards."""
+    (between 2 and 64 times the last), the last one open downwards. A feedback filter looks up the
+    feedback of a span's calls while the span holds fewer calls than the project has feedback rows of
+    those kinds, and the other way round past that (both give the same page)."""
     after = decode_cursor(cursor, sort) if cursor else None
     want = limit + 1
     stored = _stored_span(storage)
     if stored is None:
         return CallPage()
+    feedback_rows = _feedback_rows(storage, flt) if flt.by_feedback else 0
+
+    def narrow(low: datetime | None, high: datetime | None) -> bool:
+        return stored.share(low, high) < feedback_rows
+
     if sort != "newest":
-        found, _ = _read(storage, flt, sort, (None, None), want, after)
+        found, _ = _read(storage, flt, sort, (None, None), want, after, narrow_feedback=narrow(None, None))
     else:
         found = []
         bounds = [t for t in (flt.until, after.timestamp + _MILLISECOND if after else None) if t is not None]
         high = min(bounds) if bounds else None
-        start = min(high, stored[1]) if high is not None else stored[1]
-        floor = max(filter(None, (flt.since, stored[0])))
+        start = min(high, stored.high) if high is not None else stored.high
+        floor = max(filter(None, (flt.since, stored.low)))
         length = _FIRST_SPAN
         while len(found) < want:
             low = start - length
             last = low <= floor
-            got, _ = _read(storage, flt, sort, (flt.since if last else low, high), want - len(found), after)
+            span = (flt.since if last else low, high)
+            got, _ = _read(storage, flt, sort, span, want - len(found), after, narrow_feedback=narrow(*span))
             found += got
             if last:
                 break
