@@ -347,6 +347,37 @@ class TestDashboardInChromium:
         screenshot(browser, "10-monitor-form-webhook")
         assert console_problems(browser) == []
 
+    def test_create_a_no_data_monitor_per_route(
+        self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]
+    ) -> None:
+        """The form takes a no-data condition, a tag to group by and a rolling window (CSP kept)."""
+        url, _, seeded = live_server
+        sign_in(browser, url, seeded.token)
+        browser.get(f"{url}/ui/monitors/new")
+        shown = lambda element_id: browser.find_element(By.ID, element_id).is_displayed()  # noqa: E731
+        browser.find_element(By.ID, "m-id").send_keys("route-silent")
+        browser.find_element(By.ID, "m-name").send_keys("A route went silent")
+        metric = browser.find_element(By.ID, "m-metric")
+        metric.clear()
+        metric.send_keys("count")
+        assert not shown("m-for")
+        Select(browser.find_element(By.ID, "m-ctype")).select_by_value("no_data")
+        assert shown("m-for")
+        assert shown("m-share")
+        assert not shown("m-value")
+        browser.find_element(By.ID, "m-for").send_keys("7d")
+        browser.find_element(By.ID, "m-group").send_keys("route")
+        check_accessibility(browser, "monitor form")
+        screenshot(browser, "16-monitor-form-no-data")
+        browser.find_element(By.CSS_SELECTOR, "form.card button[type='submit']").click()
+        row = wait(browser).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "tr[data-monitor='route-silent']"))
+        )
+        assert "no events for 7d" in row.text
+        assert "per route" in row.text
+        screenshot(browser, "17-monitors-no-data")
+        assert console_problems(browser) == []
+
     def test_timely_project_with_future_events(
         self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]
     ) -> None:

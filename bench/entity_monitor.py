@@ -1,0 +1,149 @@
+"""Per-entity (``group_by``) monitor cost: time per window and peak memory, with 100k and 1M distinct
+users, side by side with the same windows judged without ``group_by``.
+
+Each configuration runs in a fresh child process on its own embedded chDB: it loads ``--windows``
+five-minute windows of ``--events-per-user`` events for each of N users (three of whom spend $30, the
+rest $0.02; loaded with ``INSERT … SELECT FROM numbers()``), then resets its peak-RSS mark
+(``/proc/self/clear_refs``) and evaluates each window with one monitor: ``cost_usd > 20`` per
+``user_id`` (``group_by``) or on the model total (baseline: the monitor judges the window's stored
+statistic). Printed: seconds per window (median), peak RSS during evaluation (VmHWM) and RSS before
+it. Every group_by window's alert is checked to name exactly the three spenders before any figure is
+printed.
+
+Target: memory does not grow with distinct users (1M within 20 % of 100k; the aggregation spills to
+disk beyond ``LOOPWATCH_ENTITY_SPILL_MB``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from _common import REPO, console, median, verdict
+from rich.table import Table
+
+SPENDERS = (17, 4242, 99_999)
+WINDOW = timedelta(minutes=5)
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+
+def _status(name: str) -> int:
+    """A /proc/self/status figure in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(name)
+
+
+def child(users: int, per_user: int, windows: int, group_by: bool) -> dict[str, float]:
+    from schemas.monitors import MonitorCreate
+    from schemas.settings import Settings
+    from schemas.stats import StatRow
+    from streams.monitors import Monitoring
+    from streams.storage import Storage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(_env_file=None, data_dir=Path(tmp), log_level="error", default_monitors=False)
+        storage = Storage(settings)
+        storage.migrate()
+        db = storage.database
+        spenders = ", ".join(str(s % users) for s in SPENDERS)
+        for w in range(windows):
+            start = (T0 + w * WINDOW).strftime("%Y-%m-%d %H:%M:%S")
+            storage.command(
+                f"INSERT INTO {db}.inferences "
+                "(project, event_id, model, timestamp, status, latency_ms, cost_usd, tags) "
+                f"SELECT 'bench', concat('e{w}-', toString(number)), 'm1', "
+                f"toDateTime64('{start}', 3, 'UTC') + toIntervalMillisecond(number % 299000), 'ok', "
+                f"100 + number % 900, if(number % {users} IN ({spenders}), 30 / {per_user}, 0.01), "
+                f"map('user_id', concat('u', toString(number % {users}))) FROM numbers({users * per_user})"
+            )
+        monitoring = Monitoring(storage, settings, sweep_seconds=None)
+        spec: dict[str, object] = {
+            "monitor_id": "spend",
+            "name": "spend",
+            "family": "cost",
+            "metric": "cost_usd",
+            "cooldown_seconds": 0,
+            "condition": {"type": "threshold", "operator": "gt", "value": 20},
+        }
+        if group_by:
+            spec["group_by"] = "user_id"
+        monitoring.store.create("bench", MonitorCreate.model_validate(spec))
+        total = 3 * 30 + (users - 3) * per_user * 0.01
+        before = _status("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        seconds = []
+        for w in range(windows):
+            start = T0 + w * WINDOW
+            row = StatRow("bench", "m1", start, start + WINDOW, "cost", "cost_usd", total, sample_size=users * per_user)
+            began = time.perf_counter()
+            result = monitoring.evaluate([row])
+            seconds.append(time.perf_counter() - began)
+            if group_by:
+                named = sorted(result.alerts[0].entities) if result.alerts else []
+                expected = sorted(f"user_id=u{s % users}" for s in SPENDERS)
+                assert named == expected, (named, expected)
+        peak = _status("VmHWM")
+        storage.close()
+    return {"seconds": median(seconds), "peak": peak, "before": before}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--events-per-user", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="10k and 100k users")
+    parser.add_argument("--child", nargs=2, metavar=("USERS", "GROUP_BY"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        users, group_by = int(args.child[0]), args.child[1] == "yes"
+        print(json.dumps(child(users, args.events_per_user, args.windows, group_by)))
+        return
+    small, large = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
+    runs = [(small, True), (large, True), (small, False), (large, False)]
+    results = {}
+    for users, group_by in runs:
+        console.print(f"{users:,} users, group_by={'user_id' if group_by else 'none'} …")
+        done = subprocess.run(  # noqa: S603 - this script
+            [
+                sys.executable,
+                __file__,
+                "--windows",
+                str(args.windows),
+                "--events-per-user",
+                str(args.events_per_user),
+                "--child",
+                str(users),
+                "yes" if group_by else "no",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[(users, group_by)] = json.loads(done.stdout.strip().splitlines()[-1])
+    table = Table(title=f"group_by monitor, {args.events_per_user} events per user, {args.windows} windows")
+    for column in ("users", "monitor", "s / window", "RSS before (MB)", "peak RSS (MB)"):
+        table.add_column(column, justify="right")
+    for (users, group_by), r in results.items():
+        table.add_row(
+            f"{users:,}",
+            "cost_usd > 20 per user_id" if group_by else "cost_usd > 20 (model total)",
+            f"{r['seconds']:.3f}",
+            f"{r['before'] / 2**20:,.0f}",
+            f"{r['peak'] / 2**20:,.0f}",
+        )
+    console.print(table)
+    growth = results[(large, True)]["peak"] / results[(small, True)]["peak"]
+    console.print(f"peak RSS with group_by, {large:,} vs {small:,} users: ×{growth:.2f} {verdict(growth <= 1.2)}")
+
+
+if __name__ == "__main__":
+    main()
