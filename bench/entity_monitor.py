@@ -130,7 +130,7 @@ def main() -> None:
         )
         results[(users, group_by)] = json.loads(done.stdout.strip().splitlines()[-1])
     table = Table(title=f"group_by monitor, {args.events_per_user} events per user, {args.windows} windows")
-    for column in ("users", "monitor", "s / window", "RSS before (MB)", "peak RSS (MB)"):
+    for column in ("users", "monitor", "s / window", "RSS before (MB)", "peak RSS (MB)", "peak − before (MB)"):
         table.add_column(column, justify="right")
     for (users, group_by), r in results.items():
         table.add_row(
@@ -139,6 +139,7 @@ def main() -> None:
             f"{r['seconds']:.3f}",
             f"{r['before'] / 2**20:,.0f}",
             f"{r['peak'] / 2**20:,.0f}",
+            f"{(r['peak'] - r['before']) / 2**20:,.1f}",
         )
     console.print(table)
     growth = results[(large, True)]["peak"] / results[(small, True)]["peak"]
