@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     )
     spend_history_windows: int = Field(default=12, ge=3)
     entity_top_k: int = Field(default=20, ge=1, le=1000, description="entities a group_by monitor names per window")
-    entity_spill_mb: int = Field(default=256, ge=16, description="group_by aggregation beyond this spills to disk")
+    entity_pass_size: int = Field(
+        default=100_000, ge=1000, description="group_by: distinct tag values aggregated at once (more: in passes)"
+    )
     no_data_lookback_seconds: float = Field(
         default=86400.0, ge=60, description="a source counts as sending when it had events this recently"
     )

@@ -464,7 +464,7 @@ class MonitorEngine:
                 threshold=condition.value,
                 min_samples=monitor.min_samples,
                 limit=self.settings.entity_top_k,
-                spill_mb=self.settings.entity_spill_mb,
+                per_pass=self.settings.entity_pass_size,
             )
             breaching = [
                 StatRow(

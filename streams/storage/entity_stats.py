@@ -2,8 +2,10 @@
 ClickHouse over a time range, of which only the top ``limit`` breaching entities come back.
 
 The aggregation groups by the tag's value inside ClickHouse; Python never holds one object per
-entity. Above ``spill_mb`` of aggregation state the GROUP BY spills to disk, so a window with a
-million distinct users costs time, not memory.
+entity. Its hash table would still grow with the entities, so a range with more than ``per_pass``
+distinct values (``uniq``: a fixed-size sketch) is aggregated in passes, each over the values whose
+hash falls in its slice, each returning its worst ``limit``: memory is bounded by ``per_pass``
+entities whatever their number, and a million distinct users cost passes (time), not memory.
 
 Quantiles use ``quantileExactInclusive`` — linear interpolation between closest ranks, numpy's
 default ``np.percentile`` method, the one the window statistics use.
@@ -11,6 +13,7 @@ default ``np.percentile`` method, the one the window statistics use.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -70,35 +73,45 @@ def breaching_entities(
     threshold: float,
     min_samples: int,
     limit: int,
-    spill_mb: int,
+    per_pass: int,
 ) -> list[EntityValue]:
     """The entities of ``model`` (values of tag ``tag``) whose ``metric`` over [start, end) meets
     ``<operator> threshold`` with at least ``min_samples`` samples, worst first, at most ``limit``."""
+    params: dict[str, object] = {
+        "project": project,
+        "model": model,
+        "tag": tag,
+        "start": ch_time(start),
+        "end": ch_time(end),
+        "min_samples": min_samples,
+        "threshold": threshold,
+        "limit": limit,
+    }
+    where = (
+        "project = {project:String} AND model = {model:String} "
+        f"AND timestamp >= {{start:{_T}}} AND timestamp < {{end:{_T}}} AND mapContains(tags, {{tag:String}})"
+    )
+    distinct = int(
+        storage.scalar(f"SELECT uniq(tags[{{tag:String}}]) FROM {storage.database}.inferences WHERE {where}", params)
+        or 0
+    )
+    passes = max(1, math.ceil(distinct / per_pass))
     value, samples = AGGREGATES[metric]
     order = "DESC" if operator in ("gt", "gte") else "ASC"
-    spill = spill_mb * 1024 * 1024
-    sql = (
-        "SELECT entity, value, samples, count() OVER () AS breaching FROM ("
-        f"SELECT tags[{{tag:String}}] AS entity, {value} AS value, {samples} AS samples "
-        f"FROM {storage.database}.inferences FINAL "
-        f"WHERE project = {{project:String}} AND model = {{model:String}} "
-        f"AND timestamp >= {{start:{_T}}} AND timestamp < {{end:{_T}}} AND mapContains(tags, {{tag:String}}) "
-        f"GROUP BY entity HAVING samples >= {{min_samples:UInt64}} AND isFinite(value) "
-        f"AND value {_OPERATORS[operator]} {{threshold:Float64}}) "
-        f"ORDER BY value {order}, entity LIMIT {{limit:UInt32}} "
-        f"SETTINGS max_bytes_before_external_group_by = {spill}, max_bytes_before_external_sort = {spill}"
-    )
-    rows = storage.query(
-        sql,
-        {
-            "project": project,
-            "model": model,
-            "tag": tag,
-            "start": ch_time(start),
-            "end": ch_time(end),
-            "min_samples": min_samples,
-            "threshold": threshold,
-            "limit": limit,
-        },
-    ).result_rows
-    return [EntityValue(f"{tag}={entity}", float(v), int(n), int(total)) for entity, v, n, total in rows]
+    found: list[EntityValue] = []
+    total = 0
+    for slice_ in range(passes):
+        part = "" if passes == 1 else f" AND cityHash64(tags[{{tag:String}}]) % {passes} = {slice_}"
+        rows = storage.query(
+            "SELECT entity, value, samples, count() OVER () AS breaching FROM ("
+            f"SELECT tags[{{tag:String}}] AS entity, {value} AS value, {samples} AS samples "
+            f"FROM {storage.database}.inferences FINAL WHERE {where}{part} "
+            "GROUP BY entity HAVING samples >= {min_samples:UInt64} AND isFinite(value) "
+            f"AND value {_OPERATORS[operator]} {{threshold:Float64}}) "
+            f"ORDER BY value {order}, entity LIMIT {{limit:UInt32}}",
+            params,
+        ).result_rows
+        total += int(rows[0][3]) if rows else 0
+        found += [EntityValue(f"{tag}={entity}", float(v), int(n), 0) for entity, v, n, _ in rows]
+    found.sort(key=lambda e: (-e.value if order == "DESC" else e.value, e.entity))
+    return [EntityValue(e.entity, e.value, e.sample_size, total) for e in found[:limit]]

@@ -39,7 +39,9 @@ def _create(monitoring: Monitoring, **fields: Any) -> None:
 class TestGroupBy:
     """``group_by`` judges each tag value; the alert names the breaching ones with their values."""
 
-    def test_ten_thousand_users_three_overspend(self, storage: Storage, monitoring: Monitoring) -> None:
+    @pytest.mark.parametrize("pass_size", [100_000, 1000], ids=["one-pass", "ten-passes"])
+    def test_ten_thousand_users_three_overspend(self, storage: Storage, monitoring: Monitoring, pass_size: int) -> None:
+        monitoring.engine.settings = monitoring.settings.model_copy(update={"entity_pass_size": pass_size})
         _create(
             monitoring,
             monitor_id="big-spenders",
