@@ -22,6 +22,7 @@ from streams.storage import Storage
 from streams.storage.activity import last_seen, usual_hourly_rate
 from tests.conftest import make_settings
 from tests.monitors.conftest import SECRET, webhook
+from tests.ui.test_pages import sign_in
 
 
 def _events(model: str, n: int, *, at: datetime | None = None, **tags: str) -> list[dict[str, Any]]:
@@ -91,6 +92,11 @@ class TestEmbedded:
             alerts = listed["alerts"] if isinstance(listed, dict) else listed
             assert [a["alert_id"] for a in alerts] == [body["alert_id"]]
             assert [r.event_type for r in hook.requests] == ["alert", "alert.resolved"]
+            sign_in(client, services.keys.create("shop", "ui").token)
+            page = client.get(f"/ui/alerts/{body['alert_id']}", params={"project": "shop"})
+            assert page.status_code == 200
+            assert "no events from bot for 2s" in page.text
+            assert "events again since" in page.text
 
 
 def _watch(storage: Storage, settings: Settings, owner: str) -> NoDataWatch:
