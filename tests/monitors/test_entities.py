@@ -95,6 +95,23 @@ class TestGroupBy:
         assert alert.details["breaching_entities"] == 6
         assert "and 1 more" in alert.summary
 
+    def test_per_user_over_a_rolling_hour(self, storage: Storage, monitoring: Monitoring) -> None:
+        """$12 in each of two windows is not over $20 in either, but it is over the last hour."""
+        _create(
+            monitoring,
+            monitor_id="hourly",
+            group_by="user_id",
+            window="1h",
+            condition={"type": "threshold", "operator": "gt", "value": 20},
+        )
+        _insert(storage, _spend(0, {"steady": 12.0, "light": 1.0}))
+        _insert(storage, _spend(1, {"steady": 12.0, "light": 1.0}))
+        assert monitoring.evaluate([row(0, "cost", "cost_usd", 13.0)]).alerts == []
+        alert = monitoring.evaluate([row(1, "cost", "cost_usd", 13.0)]).alerts[0]
+        assert alert.entities == ["user_id=steady"]
+        assert alert.details["entities"][0]["value"] == pytest.approx(24.0)
+        assert alert.summary.endswith("over the last 1h")
+
     def test_refuses_what_it_cannot_group(self) -> None:
         with pytest.raises(ValueError, match="group_by works for"):
             MonitorCreate.model_validate(
