@@ -82,7 +82,7 @@ def feedback_label(kind: str, value: Any) -> str:
     return str(value)
 
 
-AlertKind = Literal["drift", "quality", "cost", "latency", "error_rate", "budget"]
+AlertKind = Literal["drift", "quality", "cost", "latency", "error_rate", "budget", "no_data"]
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -120,6 +120,9 @@ class AlertEvent(StrictModel):
     )
     fired_at: UtcDatetime = Field(default_factory=utc_now)
     dedup_key: str
+    entities: list[str] = Field(
+        default_factory=list, description="a group_by monitor's breaching tag values ('user_id=u-17'), worst first"
+    )
 
 
 class AlertResolved(StrictModel):

@@ -7,7 +7,14 @@ dimension, and calls a window a breach when a matching row with enough samples m
 * ``p_value`` — the row's ``p_value`` below ``alpha`` (a significant change; for quality metrics only a
   change in the bad direction counts unless ``direction`` says otherwise);
 * ``flagged`` — the row's own verdict (``family_drift``, ``dataset_drift``, ``spend_anomaly``, a drifted
-  column, …).
+  column, …);
+* ``no_data`` — on ``latency``/``count``: a model (or, with ``group_by``, a tag value) that was sending
+  events sent none for ``for`` (or, with ``below_share``, fell below that share of its usual rate for
+  the hour of the week). Judged by the monitor service's sweep, not by closing windows.
+
+``group_by`` names a tag: the statistic is computed per tag value (entity) in ClickHouse and the top
+breaching entities are named. ``window`` (``1h``, ``24h``) judges the statistic over that much time
+up to the end of each closed window instead of the window alone.
 
 Validation knows the statistics contract, so a monitor that could never match (an unknown metric, a
 p-value condition on a metric that has none, a dimension a metric never has) is refused with an error
@@ -99,7 +106,65 @@ class FlaggedCondition(_Condition):
         return "flagged"
 
 
-Condition = Annotated[ThresholdCondition | PValueCondition | FlaggedCondition, Field(discriminator="type")]
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+Duration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,5}[smhd]$")]
+
+
+def duration_seconds(text: str) -> int:
+    """``"15m"`` → 900 (a ``Duration``: a whole number of s, m, h or d)."""
+    return int(text[:-1]) * _DURATION_UNITS[text[-1]]
+
+
+class NoDataCondition(_Condition):
+    """Breach when a source that was sending events sends none for ``for`` (``"15m"``), or — with
+    ``below_share`` — fewer than that share of its usual rate for this hour of the week."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_tag_required, serialize_by_alias=True, validate_by_name=True, validate_by_alias=True
+    )
+
+    type: Literal["no_data"] = "no_data"
+    for_: Duration = Field(alias="for", description="how long the silence must last: '15m', '1h', …")
+    below_share: float | None = Field(
+        default=None, gt=0, lt=1, description="fire when the rate falls below this share of the usual rate"
+    )
+
+    @field_validator("for_")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        if not 1 <= duration_seconds(value) <= 7 * 86400:
+            raise _error("bad_duration", "'for' must be between 1s and 7d")
+        return value
+
+    @property
+    def seconds(self) -> int:
+        return duration_seconds(self.for_)
+
+    def describe(self) -> str:
+        if self.below_share is not None:
+            return f"rate < {self.below_share:g} × usual for {self.for_}"
+        return f"no data for {self.for_}"
+
+
+Condition = Annotated[
+    ThresholdCondition | PValueCondition | FlaggedCondition | NoDataCondition, Field(discriminator="type")
+]
+AnyCondition = ThresholdCondition | PValueCondition | FlaggedCondition | NoDataCondition
+NO_DATA_METRIC = ("latency", "count")  # the statistic a no-data monitor names: the event count
+GROUP_BY_METRICS: dict[str, tuple[str, ...]] = {
+    "latency": (
+        "count",
+        "error_count",
+        "error_rate",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "latency_mean_ms",
+    ),
+    "cost": ("cost_usd", "input_tokens", "output_tokens"),
+}
+ROLLING_METRICS = GROUP_BY_METRICS  # what a rolling window can be computed for (from stats or raw rows)
+TagKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
 
 
 _DIMENSIONS: dict[DimensionKind, dict[str, Any]] = {
@@ -131,7 +196,18 @@ def _per_metric(schema: dict[str, Any]) -> None:
                     }
                 }
             )
-    schema["oneOf"] = branches
+            if (family, "count") == NO_DATA_METRIC and "count" in names:
+                branches.append(
+                    {
+                        "properties": {
+                            "family": {"const": family},
+                            "metric": {"const": "count"},
+                            "dimension": _DIMENSIONS[dimensions],
+                            "condition": {"properties": {"type": {"const": "no_data"}}},
+                        }
+                    }
+                )
+        schema["oneOf"] = branches
     space = "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())  # what str.strip() strips
     schema["properties"]["scope"]["pattern"] = f"^[^{space}]([\\s\\S]*[^{space}])?$"  # as ``_scope`` checks
 
@@ -169,6 +245,12 @@ class MonitorSpec(_Strict):
         description="an alert is resolved once this many evaluated windows in a row no longer breach",
     )
     enabled: StrictBool = True  # true/false only: 0, 1 or "yes" are refused, not coerced
+    group_by: TagKey | None = Field(
+        default=None, description="a tag key (user_id, tenant, route, …): judge each of its values on its own"
+    )
+    window: Literal["1h", "24h"] | None = Field(
+        default=None, description="judge the statistic over this much time up to each closed window's end"
+    )
 
     @field_validator("metric")
     @classmethod
@@ -206,17 +288,53 @@ class MonitorSpec(_Strict):
 
     @field_validator("condition")
     @classmethod
-    def _condition_fits(
-        cls, value: ThresholdCondition | PValueCondition | FlaggedCondition, info: ValidationInfo
-    ) -> ThresholdCondition | PValueCondition | FlaggedCondition:
+    def _condition_fits(cls, value: AnyCondition, info: ValidationInfo) -> AnyCondition:
         spec = _spec(info)
         if spec is None:
             return value
         metric = info.data["metric"]
+        if isinstance(value, NoDataCondition) and (info.data["family"], metric) != NO_DATA_METRIC:
+            raise _error(
+                "no_data_metric", "a no_data condition watches the event count: family 'latency', metric 'count'"
+            )
         if isinstance(value, PValueCondition) and not spec.p_value:
             raise _error("no_p_value", f"metric {metric!r} carries no p-value; use a 'threshold' condition")
         if isinstance(value, FlaggedCondition) and not spec.flagged:
             raise _error("never_flagged", f"metric {metric!r} is never flagged; use a 'threshold' condition")
+        return value
+
+    @field_validator("group_by")
+    @classmethod
+    def _groupable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        family, metric, condition = info.data.get("family"), info.data.get("metric"), info.data.get("condition")
+        if value is None or family is None or metric is None or condition is None:
+            return value
+        if isinstance(condition, NoDataCondition):
+            if condition.below_share is not None:
+                raise _error("not_groupable", "below_share judges a whole model's rate; leave group_by unset")
+            return value
+        if metric not in GROUP_BY_METRICS.get(family, ()):
+            allowed = "; ".join(f"{f}: {', '.join(m)}" for f, m in GROUP_BY_METRICS.items())
+            raise _error("not_groupable", f"group_by works for {allowed} (not {family}/{metric})")
+        if not isinstance(condition, ThresholdCondition):
+            raise _error("not_groupable", "group_by needs a 'threshold' or 'no_data' condition")
+        if info.data.get("dimension") not in ("", ANY):
+            raise _error("not_groupable", "group_by judges the model's events per tag value: leave dimension ''")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _rollable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        family, metric, condition = info.data.get("family"), info.data.get("metric"), info.data.get("condition")
+        if value is None or family is None or metric is None or condition is None:
+            return value
+        if isinstance(condition, NoDataCondition):
+            raise _error("not_rollable", "a no_data condition has its own duration ('for'); leave window unset")
+        if metric not in ROLLING_METRICS.get(family, ()) or not isinstance(condition, ThresholdCondition):
+            allowed = "; ".join(f"{f}: {', '.join(m)}" for f, m in ROLLING_METRICS.items())
+            raise _error("not_rollable", f"window works with a 'threshold' condition on {allowed}")
+        if info.data.get("dimension") not in ("", ANY):
+            raise _error("not_rollable", "a rolling window judges the model total: leave dimension ''")
         return value
 
     @field_validator("scope")
@@ -276,6 +394,8 @@ class MonitorUpdate(BaseModel):
     retrain_after: int | None = None
     resolve_after: int | None = None
     enabled: StrictBool | None = None
+    group_by: str | None = Field(default=None, description="a tag key; '' removes it")
+    window: str | None = Field(default=None, description="'1h' or '24h'; '' removes it")
 
 
 class Monitor(MonitorSpec):
@@ -346,7 +466,7 @@ def unmask_channels(submitted: list[dict[str, Any]], stored: list[AnyChannel]) -
 
 
 def breaches(
-    condition: ThresholdCondition | PValueCondition | FlaggedCondition,
+    condition: AnyCondition,
     *,
     value: float,
     p_value: float | None,
@@ -354,7 +474,10 @@ def breaches(
     reference: float | None = None,
     direction: Literal["down", "up", "any"] = "any",
 ) -> bool:
-    """Whether one statistic meets a condition. NaN and a missing p-value never breach."""
+    """Whether one statistic meets a condition. NaN and a missing p-value never breach; a no-data
+    condition is judged by the sweep (``streams.monitors.no_data``), never on a statistic."""
+    if isinstance(condition, NoDataCondition):
+        return False
     if isinstance(condition, FlaggedCondition):
         return flagged
     if isinstance(condition, ThresholdCondition):

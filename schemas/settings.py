@@ -85,6 +85,14 @@ class Settings(BaseSettings):
         default_factory=dict, description='{"my-model": {"input_per_mtok": 0.2, "output_per_mtok": 0.6}}'
     )
     spend_history_windows: int = Field(default=12, ge=3)
+    entity_top_k: int = Field(default=20, ge=1, le=1000, description="entities a group_by monitor names per window")
+    entity_pass_size: int = Field(
+        default=100_000, ge=1000, description="group_by: distinct tag values aggregated at once (more: in passes)"
+    )
+    no_data_lookback_seconds: float = Field(
+        default=86400.0, ge=60, description="a source counts as sending when it had events this recently"
+    )
+    no_data_check_seconds: float = Field(default=60.0, gt=0, description="how often no-data monitors are judged")
     quality_refresh_seconds: float = Field(default=5.0, gt=0)
     stop_grace_seconds: float = Field(
         default=10.0,

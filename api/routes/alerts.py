@@ -79,6 +79,7 @@ class AlertOut(_FromRecord):
     snoozed_until: datetime | None = Field(description="set when the monitor was snoozed as it fired: not delivered")
     fired_at: datetime
     dedup_key: str
+    entities: list[str] = Field(default_factory=list, description="a group_by monitor's breaching tag values")
     status: Literal["open", "acked"]
     acked_at: datetime | None
     acked_by: str | None

@@ -69,6 +69,8 @@ class MonitorOut(BaseModel):
     retrain_after: int | None
     resolve_after: int
     enabled: bool
+    group_by: str | None = None
+    window: str | None = None
     builtin: bool
     created_at: datetime
     updated_at: datetime
@@ -148,6 +150,7 @@ def update_monitor(
         for name, value in body.model_dump(exclude_unset=True).items()
         if value is not None or name == "retrain_after"
     }
+    changes.update({name: None for name in ("group_by", "window") if changes.get(name) == ""})  # '' removes
     current = store.get(project, monitor_id)
     if current is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")

@@ -139,6 +139,8 @@ def _condition(form: dict[str, str]) -> dict[str, Any]:
         if form["direction"]:
             condition["direction"] = form["direction"]
         return condition
+    if kind == "no_data":
+        return {"type": kind, "for": form["for_"] or None, "below_share": form["below_share"] or None}
     return {"type": kind}
 
 
@@ -155,6 +157,8 @@ def _body(form: dict[str, str], enabled: bool, channels: list[ChannelRow]) -> di
         "enabled": enabled,
         "retrain_after": form["retrain_after"] or None,
         "channels": [row.body() for row in channels],
+        "group_by": form["group_by"].strip() or None,
+        "window": form["window"] or None,
     }
     for name in ("min_samples", "cooldown_seconds", "resolve_after"):
         if form[name]:
@@ -185,6 +189,10 @@ def _form_from_monitor(monitor: dict[str, Any]) -> tuple[dict[str, str], list[Ch
         "severity": monitor["severity"],
         "retrain_after": "" if monitor["retrain_after"] is None else str(monitor["retrain_after"]),
         "resolve_after": str(monitor["resolve_after"]),
+        "for_": condition.get("for", ""),
+        "below_share": "" if condition.get("below_share") is None else str(condition["below_share"]),
+        "group_by": monitor.get("group_by") or "",
+        "window": monitor.get("window") or "",
     }, [ChannelRow.of(channel) for channel in monitor["channels"]]
 
 
@@ -289,6 +297,7 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
     form, enabled, channels = _form_of(fields), first(fields, "enabled") == "on", channel_rows(fields)
     form["monitor_id"] = monitor_id
     body = _body(form, enabled, channels)
+    body.update({name: "" for name in ("group_by", "window") if body[name] is None})  # '' removes it
     monitoring = ui.services.monitoring
     try:
         changes = MonitorUpdate.model_validate(body, strict=False)  # a form's numbers are text

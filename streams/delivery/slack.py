@@ -40,6 +40,7 @@ _KIND_TITLE = {
     "latency": "Latency alert",
     "error_rate": "Error rate alert",
     "budget": "Budget exceeded",
+    "no_data": "No data",
 }
 _OPERATORS = frozenset({">", ">=", "<", "<=", "==", "!=", "≥", "≤"})
 

@@ -139,3 +139,29 @@ def breach_words(rows: Sequence[StatRow], *, condition: str, threshold: float | 
         z = worst.details.get("robust_z")
         return f"spend anomaly: {value}" + (f" (robust z {number(float(z))})" if isinstance(z, int | float) else "")
     return f"{_label(worst)} {value} flagged"
+
+
+def entity_words(rows: Sequence[StatRow], *, condition: str, threshold: float, total: int) -> str:
+    """A group_by monitor's breach: how many tag values breached and the worst of them, with values
+    ("3 user_id values with cost_usd > $20.0000: u-7 $31.0000, u-2 $25.0000, u-9 $21.0000")."""
+    if not rows:
+        return ""
+    tag = rows[0].dimension.partition("=")[0]
+    shown = ", ".join(f"{row.dimension.partition('=')[2]} {metric_value(row.metric, row.value)}" for row in rows[:5])
+    more = f" and {total - 5} more" if total > 5 else ""
+    noun = "value" if total == 1 else "values"
+    op = _OPERATORS.get(condition, condition)
+    return f"{total} {tag} {noun} with {rows[0].metric} {op} {metric_value(rows[0].metric, threshold)}: {shown}{more}"
+
+
+def silence_words(
+    model: str, entity: str, *, last_at: str, duration: str, share: float | None = None, rate: float | None = None
+) -> str:
+    """A no-data breach: who went quiet (or slow) since when."""
+    who = f"{model} [{entity}]" if entity else model
+    if share is not None and rate is not None:
+        return (
+            f"{who} sent {percent(rate)} of its usual rate for this hour over the last {duration} "
+            f"(alert below {percent(share)})"
+        )
+    return f"no events from {who} for {duration} (last event {last_at})"

@@ -65,6 +65,7 @@ _ALERT_COLUMNS = [
     "window_url",
     "api_url",
     "snoozed_until",
+    "entities",
 ]
 _URL_COLUMNS = ("alert_url", "window_url", "api_url")
 _RETRAIN_COLUMNS = [
@@ -223,6 +224,11 @@ class AlertStore:
         self.resolutions = ResolutionStore(storage)
         self.snoozes = SnoozeStore(storage)
 
+    @property
+    def storage(self) -> Storage:
+        """The storage these tables live in (derived statistics of monitors read it too)."""
+        return self._storage
+
     # ------------------------------------------------------------------ engine: writes and state
 
     def insert_alerts(self, alerts: Sequence[AlertEvent], channels: dict[str, int]) -> None:
@@ -254,6 +260,7 @@ class AlertStore:
                 a.window_url or "",
                 a.api_url or "",
                 a.snoozed_until,
+                list(a.entities),
             ]
             for a in alerts
         ]
@@ -310,6 +317,39 @@ class AlertStore:
             {"project": project, "model": model, "ids": ids, "start": ch_time(start), "end": ch_time(end)},
         ).result_rows
         return [(monitor_id, as_utc(window_start), alert_id) for monitor_id, window_start, alert_id in rows]
+
+    def entities_fired_between(
+        self, project: str, model: str, monitor_id: str, start: datetime, end: datetime
+    ) -> dict[str, str]:
+        """entity → alert_id of the unresolved alerts of a group_by monitor on ``model`` with windows in
+        [start, end]: the entities whose cooldown holds back naming them again."""
+        rows = self._storage.query(
+            f"SELECT entity, any(alert_id) FROM {self._db}.alerts ARRAY JOIN entities AS entity "
+            "WHERE project = {project:String} AND model = {model:String} AND monitor_id = {monitor_id:String} "
+            "AND window_start BETWEEN {start:DateTime64(3, 'UTC')} AND {end:DateTime64(3, 'UTC')} "
+            f"AND alert_id NOT IN (SELECT alert_id FROM {self._db}.alert_resolutions "
+            "WHERE project = {project:String}) GROUP BY entity",
+            {
+                "project": project,
+                "model": model,
+                "monitor_id": monitor_id,
+                "start": ch_time(start),
+                "end": ch_time(end),
+            },
+        ).result_rows
+        return {entity: alert_id for entity, alert_id in rows}
+
+    def firing_of(self, project: str, monitor_id: str) -> list[AlertEvent]:
+        """Unresolved alerts of one monitor (any model), oldest window first."""
+        rows = self._storage.rows(
+            f"SELECT * FROM {self._db}.alerts FINAL WHERE project = {{project:String}} "
+            "AND monitor_id = {monitor_id:String} "
+            f"AND alert_id NOT IN (SELECT alert_id FROM {self._db}.alert_resolutions "
+            "WHERE project = {project:String}) "
+            "ORDER BY window_start LIMIT 1000",
+            {"project": project, "monitor_id": monitor_id},
+        )
+        return [_alert_event(row, AlertEvent) for row in rows]
 
     def firing(self, project: str, model: str) -> list[AlertEvent]:
         """Unresolved alerts of ``model`` (any monitor, any window), oldest window first."""
@@ -505,7 +545,7 @@ class AlertStore:
             "a.p_value AS p_value, a.details AS details, a.report_url AS report_url, a.fired_at AS fired_at, "
             "a.dedup_key AS dedup_key, a.channels AS channels, a.summary AS summary, a.alert_url AS alert_url, "
             "a.window_url AS window_url, a.api_url AS api_url, a.snoozed_until AS snoozed_until, "
-            "k.acked AS acked, k.acked_at AS acked_at, "
+            "a.entities AS entities, k.acked AS acked, k.acked_at AS acked_at, "
             "k.acked_by AS acked_by, k.note AS ack_note "
             f"FROM (SELECT * FROM {self._db}.alerts FINAL WHERE {' AND '.join(clauses)}) AS a "
             "LEFT JOIN (SELECT alert_id, toUInt8(1) AS acked, acked_at, acked_by, note "

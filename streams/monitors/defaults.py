@@ -99,9 +99,15 @@ def default_monitors(project: str, settings: Settings) -> list[Monitor]:
 def covers(monitor: Monitor, builtin: Monitor, model: str) -> bool:
     """Whether ``monitor`` takes the built-in ``builtin``'s place on ``model``: it is a user monitor,
     enabled, its scope includes the model (the model's name or ``*``) and it watches the same family of
-    statistics (drift, quality, latency or cost), whatever its metric, dimension and condition."""
+    statistics (drift, quality, latency or cost), whatever its metric, dimension and condition — except
+    that a no-data or per-entity (``group_by``) monitor watches something else and covers nothing."""
     return (
-        not monitor.builtin and monitor.enabled and monitor.scope in (ANY, model) and monitor.family == builtin.family
+        not monitor.builtin
+        and monitor.enabled
+        and monitor.scope in (ANY, model)
+        and monitor.family == builtin.family
+        and monitor.group_by is None
+        and monitor.condition.type != "no_data"
     )
 
 

@@ -30,6 +30,13 @@ once per window and again whenever a window is recomputed (late feedback). Per w
    firing alert or a retraining rule). The resolution's id is derived from the alert and a ``resolve``
    claim decides which process announces it, so it is stored and sent once.
 
+Derived statistics: a monitor with ``group_by`` is judged on its tag's values (entities), computed in
+ClickHouse for the window (``streams.storage.entity_stats``: the worst ``LOOPWATCH_ENTITY_TOP_K``
+breaching ones come back); its alert names them, and each entity has its own cooldown (an entity named
+by an unresolved alert within ``cooldown_seconds`` is not named again). A monitor with ``window`` is
+judged on the statistic over that much time up to the window's end (``streams.storage.rolling_stats``).
+No-data monitors are not judged here but by the sweep (``streams.monitors.no_data``).
+
 Only model-wide rows (``model_version == ''``) are evaluated; per-version copies are for dashboards.
 Alerts and requests are stored before ``evaluate`` returns, so delivery works from stored facts.
 """
@@ -53,6 +60,7 @@ from schemas.events import AlertEvent, AlertKind, AlertResolved, RetrainEvent
 from schemas.monitors import (
     FlaggedCondition,
     Monitor,
+    NoDataCondition,
     PValueCondition,
     ThresholdCondition,
     breaches,
@@ -60,18 +68,22 @@ from schemas.monitors import (
 from schemas.settings import Settings
 from schemas.stats import StatRow
 from streams import metrics
-from streams.delivery.wording import breach_words
+from streams.delivery.wording import breach_words, entity_words
 from streams.monitors.alerts import AlertStore
 from streams.monitors.defaults import monitors_for
 from streams.monitors.records import Evaluation
 from streams.monitors.store import MonitorStore
 from streams.storage import as_utc
+from streams.storage.entity_stats import breaching_entities
+from streams.storage.rolling_stats import rolling_value
 
 log = structlog.get_logger(__name__)
 
 TOP_FEATURES = 50  # drift details carry at most this many columns, most drifted first
 QUIET_SECONDS = 60.0  # how long "no unresolved alert for this model" is trusted without asking again
 MAX_BREACHES = 20
+ROLLING = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
+_TICK = timedelta(milliseconds=1)  # cooldown bounds are strict, as for whole-model alerts
 
 
 @dataclass
@@ -268,6 +280,17 @@ class MonitorEngine:
         verdicts: list[_Verdict] = []
         unbreached: list[tuple[Monitor, StatRow]] = []
         for monitor in monitors_for(self.store.active(project), model):
+            if isinstance(monitor.condition, NoDataCondition):
+                continue  # judged by the sweep, not by closing windows
+            if monitor.group_by is not None or monitor.window is not None:
+                counted, breaching = self._derived(monitor, project, model, start, end)
+                if not counted:
+                    continue
+                if breaching:
+                    verdicts.append(_Verdict(monitor, breaching, breaching[0]))
+                else:
+                    unbreached.append((monitor, counted[0]))
+                continue
             counted = [
                 row
                 for row in rows
@@ -300,7 +323,7 @@ class MonitorEngine:
         nearby = self.alerts.fired_between(
             project,
             model,
-            [v.monitor.monitor_id for v in verdicts if v.monitor.cooldown_seconds],
+            [v.monitor.monitor_id for v in verdicts if v.monitor.cooldown_seconds and v.monitor.group_by is None],
             start - timedelta(seconds=longest),
             start + timedelta(seconds=longest),
         )
@@ -313,6 +336,33 @@ class MonitorEngine:
                 alert_ids[monitor.monitor_id] = fired[key_]
                 continue
             cooldown = timedelta(seconds=monitor.cooldown_seconds)
+            if monitor.group_by is not None:
+                # cooldown per entity: one named by an unresolved alert within the cooldown is left out
+                cooling = (
+                    self.alerts.entities_fired_between(
+                        project, model, monitor.monitor_id, start - cooldown + _TICK, start + cooldown - _TICK
+                    )
+                    if monitor.cooldown_seconds
+                    else {}
+                )
+                kept = [row for row in verdict.breaching if row.dimension not in cooling]
+                if not kept:
+                    log.info(
+                        "alert_suppressed",
+                        reason="cooldown",
+                        project=project,
+                        model=model,
+                        monitor_id=monitor.monitor_id,
+                        window_start=start.isoformat(),
+                        entities=len(verdict.breaching),
+                    )
+                    alert_ids[monitor.monitor_id] = next(iter(cooling.values()))
+                    continue
+                named = _Verdict(monitor, kept, kept[0])
+                alert = self._alert(named, model, start, end, rows, snoozed.get(monitor.monitor_id))
+                new_alerts.append(alert)
+                alert_ids[monitor.monitor_id] = alert.alert_id
+                continue
             holder = next(
                 (
                     alert_id
@@ -389,6 +439,68 @@ class MonitorEngine:
         result.retrains += new_retrains
         firing = {a.monitor_id for a in new_alerts} | {r.evidence["monitor_id"] for r in new_retrains}
         result.add_monitors([v.monitor for v in verdicts if v.monitor.monitor_id in firing])
+
+    # ------------------------------------------------------------------ derived statistics
+
+    def _derived(
+        self, monitor: Monitor, project: str, model: str, start: datetime, end: datetime
+    ) -> tuple[list[StatRow], list[StatRow]]:
+        """(counted, breaching) rows of a ``group_by`` or rolling ``window`` monitor for one window,
+        computed from storage. A group_by monitor counts a calm row when no entity breaches."""
+        since = end - ROLLING[monitor.window] if monitor.window else start
+        details: dict[str, Any] = {"window": monitor.window, "range_start": since.isoformat()} if monitor.window else {}
+        condition = monitor.condition
+        assert isinstance(condition, ThresholdCondition)  # validated: derived monitors take thresholds
+        if monitor.group_by is not None:
+            entities = breaching_entities(
+                self.alerts.storage,
+                project,
+                model,
+                monitor.group_by,
+                monitor.metric,
+                start=since,
+                end=end,
+                operator=condition.operator,
+                threshold=condition.value,
+                min_samples=monitor.min_samples,
+                limit=self.settings.entity_top_k,
+                per_pass=self.settings.entity_pass_size,
+            )
+            breaching = [
+                StatRow(
+                    project,
+                    model,
+                    start,
+                    end,
+                    monitor.family,
+                    monitor.metric,
+                    entity.value,
+                    dimension=entity.entity,
+                    sample_size=entity.sample_size,
+                    details={**details, "breaching_entities": entity.breaching},
+                )
+                for entity in entities
+            ]
+            calm = StatRow(project, model, start, end, monitor.family, monitor.metric, 0.0, details=details)
+            return (breaching or [calm]), breaching
+        rolled = rolling_value(
+            self.alerts.storage, project, model, monitor.family, monitor.metric, start=since, end=end
+        )
+        if rolled is None or rolled.sample_size < monitor.min_samples:
+            return [], []
+        details["windows"] = rolled.windows
+        row = StatRow(
+            project,
+            model,
+            start,
+            end,
+            monitor.family,
+            monitor.metric,
+            rolled.value,
+            sample_size=rolled.sample_size,
+            details=details,
+        )
+        return [row], ([row] if _row_breaches(monitor, row) else [])
 
     # ------------------------------------------------------------------ resolution
 
@@ -542,6 +654,20 @@ class MonitorEngine:
             details["features"] = features[:TOP_FEATURES]
             details["drifted_columns"] = sum(1 for feature in features if feature["drifted"])
             details["columns"] = len(columns)
+        summary = breach_words(ordered, condition=condition, threshold=threshold)
+        entities: list[str] = []
+        if monitor.group_by is not None and threshold is not None:
+            entities = [row.dimension for row in ordered]
+            total = int(worst.details.get("breaching_entities") or len(ordered))
+            details["entities"] = [
+                {"entity": row.dimension, "value": _finite(row.value, None), "sample_size": row.sample_size}
+                for row in ordered
+            ]
+            details["breaching_entities"] = total
+            summary = entity_words(ordered, condition=condition, threshold=threshold, total=total)
+        if monitor.window is not None:
+            details["window"] = monitor.window
+            summary += f" over the last {monitor.window}"
         alert_id = stable_id("alert", monitor.project, dedup_key(monitor.monitor_id, model, start))
         base = self.settings.public_url.rstrip("/")
         return AlertEvent(
@@ -561,13 +687,14 @@ class MonitorEngine:
             condition=condition,
             p_value=_finite(worst.p_value, None),
             details=details,
-            summary=breach_words(ordered, condition=condition, threshold=threshold),
+            summary=summary,
             alert_url=f"{base}/ui/alerts/{quote(alert_id, safe='')}?" + urlencode({"project": monitor.project}),
             window_url=window_url(base, model, start),
             api_url=f"{base}/v1/alerts/{quote(alert_id, safe='')}",
             stats_api_url=self._stats_api_url(monitor, model, start, end),
             snoozed_until=snoozed_until,
             dedup_key=dedup_key(monitor.monitor_id, model, start),
+            entities=entities,
         )
 
     def _stats_api_url(self, monitor: Monitor, model: str, start: datetime, end: datetime) -> str:

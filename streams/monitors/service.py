@@ -5,6 +5,7 @@
     StatsEngine.on_rows ──▶ Monitoring.on_rows (worker thread) ──▶ MonitorEngine.evaluate ──▶ alerts,
                                                                    retrain_requests (stored)
                              └──▶ AlertDispatcher.submit ──▶ event loop: publish + deliver ──▶ alert_deliveries
+    timer (LOOPWATCH_NO_DATA_CHECK_SECONDS) ──▶ NoDataWatch.check ──▶ no-data alerts ──▶ AlertDispatcher.submit
 
 If evaluation fails (storage down), the rows are kept and evaluated again with the next window's rows;
 dedup keys make a repeated evaluation harmless, so no window's alert is lost to a transient error.
@@ -28,6 +29,7 @@ from schemas.stats import StatRow
 from streams.monitors.alerts import AlertStore
 from streams.monitors.dispatcher import STALE_AFTER, AlertDispatcher, Publish
 from streams.monitors.engine import EvaluationResult, MonitorEngine
+from streams.monitors.no_data import NoDataWatch
 from streams.monitors.store import MonitorStore
 from streams.storage import Storage, StorageError
 from streams.storage.inferences import has_model, model_names
@@ -56,10 +58,12 @@ class Monitoring:
         self.alerts = AlertStore(storage)
         self.engine = MonitorEngine(self.store, self.alerts, settings)
         self.dispatcher = AlertDispatcher(self.alerts, settings, publish=publish, client=client)
+        self.no_data = NoDataWatch(self.store, self.alerts, settings)
         self._sweep_seconds = sweep_seconds
         self._retry: list[StatRow] = []
         self._retry_lock = threading.Lock()
         self._sweeper: asyncio.Task[None] | None = None
+        self._silences: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Bind delivery to the running loop, load ``LOOPWATCH_MONITORS_FILE``, resume unfinished
@@ -78,19 +82,37 @@ class Monitoring:
         if self._sweep_seconds:
             self.dispatcher.spawn(self.dispatcher.resume_pending(self.store.get, fired_before=started))
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep(self._sweep_seconds))
+            self._silences = asyncio.get_running_loop().create_task(self._watch_silences())
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop sweeping; let deliveries in flight (resumed ones too) finish for up to ``timeout`` s."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._silences):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.dispatcher.aclose(timeout)
 
     async def _sweep(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             await self.dispatcher.resume_pending(self.store.get, older_than=STALE_AFTER)
+
+    async def _watch_silences(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.no_data_check_seconds)
+            await asyncio.to_thread(self.check_silences)
+
+    def check_silences(self) -> EvaluationResult:
+        """Judge every no-data monitor now and hand what fired or resolved to delivery. Never raises."""
+        try:
+            result = self.no_data.check()
+        except Exception:
+            log.exception("no_data_check_failed")
+            return EvaluationResult()
+        if result:
+            self.dispatcher.submit(result.alerts, result.retrains, result.monitors, result.resolved)
+        return result
 
     def scope_warnings(self, project: str, scope: str) -> list[str]:
         """What a person should hear about ``scope`` before relying on the monitor: a scope naming a

@@ -127,6 +127,13 @@ class MonitorStore:
             self._cache[project] = (now + self._ttl, monitors)
         return monitors
 
+    def projects(self) -> builtins.list[str]:
+        """Projects with at least one stored monitor (the no-data sweep visits these)."""
+        rows = self._storage.query(
+            f"SELECT DISTINCT project FROM {self._storage.database}.monitors FINAL WHERE deleted = 0 ORDER BY project"
+        ).result_rows
+        return [project for (project,) in rows]
+
     def invalidate(self, project: str | None = None) -> None:
         with self._lock:
             if project is None:

@@ -369,3 +369,44 @@ def test_enabled_takes_true_or_false_only(data_dir: Path) -> None:
             patched = client.patch(f"/v1/monitors/{monitor_id}", json=refused_change, headers=headers)
             assert patched.status_code == 422, refused_change
         assert client.patch(f"/v1/monitors/{monitor_id}", json={"enabled": False}, headers=headers).status_code == 200
+
+
+class TestConditionsApi:
+    """no_data, group_by and window over HTTP: refused with the field named, removed by PATCH ''."""
+
+    def test_new_fields_validated_and_removable(self, api: Api) -> None:
+        headers = api.key("shop")
+        spend = {
+            "monitor_id": "spend",
+            "name": "user spend",
+            "family": "cost",
+            "metric": "cost_usd",
+            "group_by": "user_id",
+            "window": "24h",
+            "condition": {"type": "threshold", "operator": "gt", "value": 20},
+        }
+        created = api.client.post("/v1/monitors", json=spend, headers=headers)
+        assert created.status_code == 201, created.text
+        assert (created.json()["group_by"], created.json()["window"]) == ("user_id", "24h")
+        changed = api.client.patch("/v1/monitors/spend", json={"group_by": "", "window": ""}, headers=headers)
+        assert changed.status_code == 200, changed.text
+        assert (changed.json()["group_by"], changed.json()["window"]) == (None, None)
+
+        bad = api.client.post(
+            "/v1/monitors", json={**spend, "monitor_id": "x", "metric": "spend_anomaly"}, headers=headers
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "group_by"]
+        quiet = {**spend, "monitor_id": "q", "family": "latency", "metric": "count", "group_by": None, "window": None}
+        too_short = api.client.post(
+            "/v1/monitors", json={**quiet, "condition": {"type": "no_data", "for": "0s"}}, headers=headers
+        )
+        assert too_short.status_code == 422
+        assert too_short.json()["detail"][0]["loc"][:2] == ["body", "condition"]
+        wrong_metric = api.client.post(
+            "/v1/monitors",
+            json={**quiet, "metric": "latency_p95_ms", "condition": {"type": "no_data", "for": "15m"}},
+            headers=headers,
+        )
+        assert wrong_metric.status_code == 422
+        assert "family 'latency', metric 'count'" in wrong_metric.json()["detail"][0]["msg"]

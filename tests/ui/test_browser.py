@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +26,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from schemas.monitors import MonitorCreate
 from streams.runtime import Runtime
 from tests.ui.conftest import HOSTILE_MODEL, Seeded
 from tests.waiting import wait_until
@@ -357,6 +359,67 @@ class TestDashboardInChromium:
         assert not shown("c1-key")
         check_accessibility(browser, "monitor form, email channel")
         screenshot(browser, "10-monitor-form-email")
+
+    def test_create_a_no_data_monitor_per_route(
+        self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]
+    ) -> None:
+        """The form takes a no-data condition, a tag to group by and a rolling window (CSP kept)."""
+        url, _, seeded = live_server
+        sign_in(browser, url, seeded.token)
+        browser.get(f"{url}/ui/monitors/new")
+        shown = lambda element_id: browser.find_element(By.ID, element_id).is_displayed()  # noqa: E731
+        browser.find_element(By.ID, "m-id").send_keys("route-silent")
+        browser.find_element(By.ID, "m-name").send_keys("A route went silent")
+        metric = browser.find_element(By.ID, "m-metric")
+        metric.clear()
+        metric.send_keys("count")
+        assert not shown("m-for")
+        Select(browser.find_element(By.ID, "m-ctype")).select_by_value("no_data")
+        assert shown("m-for")
+        assert shown("m-share")
+        assert not shown("m-value")
+        browser.find_element(By.ID, "m-for").send_keys("7d")
+        browser.find_element(By.ID, "m-group").send_keys("route")
+        check_accessibility(browser, "monitor form")
+        screenshot(browser, "16-monitor-form-no-data")
+        browser.find_element(By.CSS_SELECTOR, "form.card button[type='submit']").click()
+        row = wait(browser).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "tr[data-monitor='route-silent']"))
+        )
+        assert "no events for 7d" in row.text
+        assert "per route" in row.text
+        screenshot(browser, "17-monitors-no-data")
+        assert console_problems(browser) == []
+
+    def test_a_no_data_alert_page(self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]) -> None:
+        """A model that went quiet: its alert says so and that it fires until events return."""
+        url, services, _ = live_server
+        storage = services.storage
+        last = datetime.now(UTC) - timedelta(hours=2)
+        storage.insert_rows(
+            "inferences",
+            ["project", "event_id", "model", "timestamp", "status"],
+            [["quiet", "q-1", "ranker", last, "ok"]],
+        )
+        spec = {
+            "monitor_id": "ranker-silent",
+            "name": "Ranker silent",
+            "scope": "ranker",
+            "family": "latency",
+            "metric": "count",
+            "condition": {"type": "no_data", "for": "30m"},
+        }
+        services.monitoring.store.create("quiet", MonitorCreate.model_validate(spec))
+        services.monitoring.check_silences()  # what the service's timer calls
+        fired = services.monitoring.alerts.firing_of("quiet", "ranker-silent")
+        sign_in(browser, url, services.keys.create("quiet", "ui").token)
+        browser.get(f"{url}/ui/alerts/{quote(fired[0].alert_id)}")
+        assert browser.find_element(By.ID, "alert-summary").text.startswith("no events from ranker for 30m")
+        assert "until events arrive again" in browser.find_element(By.CSS_SELECTOR, "p.state").text
+        assert browser.find_elements(By.ID, "window-link") == []  # a silence is no window to open
+        check_accessibility(browser, "no-data alert")
+        screenshot(browser, "18-alert-no-data")
+        assert console_problems(browser) == []
 
     def test_timely_project_with_future_events(
         self, browser: WebDriver, live_server: tuple[str, Runtime, Seeded]

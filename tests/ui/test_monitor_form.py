@@ -44,18 +44,40 @@ CONDITIONS = [
     {"type": "p_value", "alpha": 0.01, "direction": "up"},
     {"type": "flagged"},
 ]
+# the same monitor judged per tag value over a rolling day, and a no-data monitor per route
+PER_ENTITY: dict[str, Any] = {
+    **FULL,
+    "family": "cost",
+    "metric": "cost_usd",
+    "dimension": "",
+    "group_by": "user_id",
+    "window": "24h",
+    "condition": {"type": "threshold", "operator": "gt", "value": 20},
+}
+NO_DATA: dict[str, Any] = {
+    **FULL,
+    "family": "latency",
+    "metric": "count",
+    "dimension": "",
+    "group_by": "route",
+    "condition": {"type": "no_data", "for": "15m"},
+}
 
 
 def test_every_contract_field_is_in_the_form() -> None:
-    spec = MonitorCreate.model_validate({**FULL, "condition": CONDITIONS[0]})
+    spec = MonitorCreate.model_validate(PER_ENTITY)
     assert spec.model_fields_set == set(MonitorCreate.model_fields), "FULL must set every contract field"
     inputs = set(re.findall(r'name="(\w+)"', TEMPLATE.read_text()))
     assert inputs == {*FIELDS, *CHANNEL_FIELDS, "enabled"}
 
 
-@pytest.mark.parametrize("condition", CONDITIONS, ids=[c["type"] for c in CONDITIONS])
-def test_a_monitor_survives_the_form(condition: dict[str, Any]) -> None:
-    spec = MonitorCreate.model_validate({**FULL, "condition": condition})
+@pytest.mark.parametrize(
+    "monitor",
+    [*({**FULL, "condition": c} for c in CONDITIONS), PER_ENTITY, NO_DATA],
+    ids=[*(c["type"] for c in CONDITIONS), "group_by-window", "no_data"],
+)
+def test_a_monitor_survives_the_form(monitor: dict[str, Any]) -> None:
+    spec = MonitorCreate.model_validate(monitor)
     shown = Monitor.model_validate({**spec.model_dump(), "project": "shop"}).public_json()
     form, channels = _form_from_monitor(shown)
     assert set(form) == set(FIELDS)
