@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from loopwatch.demo.receiver import WebhookReceiver
+from loopwatch.process import serving_app
 from schemas.monitors import Monitor, MonitorCreate
 from schemas.settings import Settings
 from streams.monitors.alerts import AlertStore
