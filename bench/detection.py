@@ -62,10 +62,11 @@ from rich.table import Table  # noqa: E402
 
 from bench._common import console  # noqa: E402
 from detectors.family_drift import embedding_evidence  # noqa: E402
-from schemas.monitors import FlaggedCondition, Monitor, PValueCondition, breaches  # noqa: E402
+from schemas.monitors import FlaggedCondition, Monitor, PValueCondition  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
 from schemas.stats import StatRow, WindowKey  # noqa: E402
 from streams.monitors.defaults import default_monitors  # noqa: E402
+from streams.monitors.engine import counts_for, row_breaches  # noqa: E402
 from streams.stats.families import drift_rows, quality_rows  # noqa: E402
 from streams.stats.references import Reference, profile_from_columns  # noqa: E402
 from streams.stats.window_data import drift_columns  # noqa: E402
@@ -183,24 +184,8 @@ def old_defaults(project: str) -> list[Monitor]:
 
 
 def alerts(monitors: list[Monitor], rows: list[StatRow]) -> bool:
-    """Whether any monitor breaches on the window's rows (as ``streams.monitors.engine`` decides)."""
-    for monitor in monitors:
-        for row in rows:
-            if not monitor.matches(row.model, row.family, row.metric, row.dimension):
-                continue
-            if row.sample_size < monitor.min_samples:
-                continue
-            reference = row.details.get("reference")
-            if breaches(
-                monitor.condition,
-                value=row.value,
-                p_value=row.p_value,
-                flagged=row.flagged,
-                reference=reference if isinstance(reference, int | float) else None,
-                direction=monitor.direction(),
-            ):
-                return True
-    return False
+    """Whether any monitor breaches on the window's rows (``streams.monitors.engine``'s own rule)."""
+    return any(counts_for(monitor, row) and row_breaches(monitor, row) for monitor in monitors for row in rows)
 
 
 class Run:

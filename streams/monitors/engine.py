@@ -156,7 +156,13 @@ def drift_score(value: float, p_value: float | None, threshold: float | None, me
     return value / threshold if threshold else value
 
 
-def _row_breaches(monitor: Monitor, row: StatRow) -> bool:
+def counts_for(monitor: Monitor, row: StatRow) -> bool:
+    """The monitor watches this row (scope, family, metric, dimension) and it has enough samples."""
+    return monitor.matches(row.model, row.family, row.metric, row.dimension) and row.sample_size >= monitor.min_samples
+
+
+def row_breaches(monitor: Monitor, row: StatRow) -> bool:
+    """The row breaches the monitor's condition (whether the monitor counts the row is ``counts_for``)."""
     reference = row.details.get("reference") if isinstance(row.details, dict) else None
     return breaches(
         monitor.condition,
@@ -291,15 +297,10 @@ class MonitorEngine:
                 else:
                     unbreached.append((monitor, counted[0]))
                 continue
-            counted = [
-                row
-                for row in rows
-                if monitor.matches(model, row.family, row.metric, row.dimension)
-                and row.sample_size >= monitor.min_samples
-            ]
+            counted = [row for row in rows if counts_for(monitor, row)]
             if not counted:
                 continue
-            breaching = [row for row in counted if _row_breaches(monitor, row)]
+            breaching = [row for row in counted if row_breaches(monitor, row)]
             if breaching:
                 verdicts.append(_Verdict(monitor, breaching, _worst(monitor, breaching)))
             else:
@@ -500,7 +501,7 @@ class MonitorEngine:
             sample_size=rolled.sample_size,
             details=details,
         )
-        return [row], ([row] if _row_breaches(monitor, row) else [])
+        return [row], ([row] if row_breaches(monitor, row) else [])
 
     # ------------------------------------------------------------------ resolution
 
