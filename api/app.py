@@ -16,6 +16,7 @@ from starlette.routing import compile_path
 from api.errors import ErrorMessage, Unprocessable
 from api.routes import (
     alerts,
+    datasets,
     docs,
     feedback,
     inferences,
@@ -79,6 +80,7 @@ def create_app(
         app.state.services = services
     for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
+    app.include_router(datasets.router)  # /v1/datasets
     app.include_router(docs.router)  # / → /ui, and /docs
     app.include_router(privacy.router)  # /v1/privacy (redaction policy)
     app.include_router(ui_router)  # the dashboard at /ui (api/ui)

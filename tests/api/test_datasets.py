@@ -1,0 +1,165 @@
+"""``/v1/datasets``: versions are immutable snapshots whose downloads hash to their sha256, in every format,
+over the real app (embedded runner, chDB)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import Api
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+PROJECT = "ds"
+
+
+def calls(n: int, *, start: int = 0) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": f"call-{i}",
+            "timestamp": (T0 + timedelta(minutes=i)).isoformat(),
+            "model": "m-a" if i % 2 == 0 else "m-b",
+            "prompt": f"question {i} <b>",
+            "response": "" if i == 3 else f"answer {i}",
+            "tags": {"route": "/chat" if i % 3 else "/help"},
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def feedback(i: int, kind: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "feedback_id": f"fb-{kind}-{i}",
+        "inference_id": f"call-{i}",
+        "timestamp": (T0 + timedelta(minutes=i, seconds=30)).isoformat(),
+        "kind": kind,
+        **extra,
+    }
+
+
+def send(api: Api, key: dict[str, str], path: str, items: list[dict[str, Any]]) -> None:
+    response = api.client.post(path, headers=key, json=items)
+    assert response.status_code == 202, response.text
+
+
+def create(api: Api, key: dict[str, str], name: str, fmt: str, **filters: Any) -> dict[str, Any]:
+    response = api.client.post("/v1/datasets", headers=key, params=filters, json={"name": name, "format": fmt})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def download(api: Api, key: dict[str, str], version: dict[str, Any]) -> bytes:
+    response = api.client.get(version["download_url"], headers=key)
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == f'"{version["sha256"]}"'
+    return response.content
+
+
+@pytest.fixture
+def seeded(api: Api) -> tuple[Api, dict[str, str]]:
+    key = api.key(PROJECT)
+    send(api, key, "/v1/inferences", calls(10))
+    items = [feedback(i, "correction", text=f"better answer {i}", source="annotator") for i in range(0, 10, 1)]
+    items += [feedback(i, "thumbs", value=-1) for i in range(10)]
+    items.append(feedback(42, "correction", text="its call never came"))
+    send(api, key, "/v1/feedback", items)
+    api.wait_written()
+    return api, key
+
+
+class TestSnapshots:
+    """A version's bytes never change, whatever arrives later; a new version sees the new feedback."""
+
+    def test_bytes_stay_identical_while_feedback_keeps_arriving(self, seeded: tuple[Api, dict[str, str]]) -> None:
+        api, key = seeded
+        first = create(api, key, "support-sft", "chat", model="m-a", kind="correction")
+        assert first["version"] == 1
+        body = download(api, key, first)
+        assert hashlib.sha256(body).hexdigest() == first["sha256"]
+        assert len(body) == first["bytes"]
+        assert first["rows"] == 5 == len(body.splitlines())  # m-a: calls 0, 2, 4, 6, 8
+        # more calls and corrections arrive, some on calls already in the snapshot (a re-sent correction too)
+        send(api, key, "/v1/inferences", calls(6, start=10))
+        send(
+            api,
+            key,
+            "/v1/feedback",
+            [feedback(i, "correction", text=f"later fix {i}") for i in (0, 10, 12, 14)],
+        )
+        api.wait_written()
+        second = create(api, key, "support-sft", "chat", model="m-a", kind="correction")
+        assert second["version"] == 2 and second["rows"] == 8  # the positive signal: the new feedback is stored
+        assert second["sha256"] != first["sha256"]
+        assert download(api, key, first) == body  # version 1 is unchanged
+        listed = api.client.get("/v1/datasets", headers=key, params={"name": "support-sft"}).json()["items"]
+        assert [(v["version"], v["sha256"]) for v in listed] == [(2, second["sha256"]), (1, first["sha256"])]
+        assert first["query"] == {"model": "m-a", "kind": ["correction"]}
+        lines = [orjson.loads(line) for line in body.splitlines()]
+        assert lines[0] == {
+            "messages": [
+                {"role": "user", "content": "question 0 <b>"},
+                {"role": "assistant", "content": "better answer 0"},
+            ]
+        }
+
+    def test_dpo_pairs_come_only_from_calls_with_a_correction(self, seeded: tuple[Api, dict[str, str]]) -> None:
+        api, key = seeded
+        version = create(api, key, "prefs", "dpo")  # no filter: thumbs too are selected, and kept out
+        pairs = [orjson.loads(line) for line in download(api, key, version).splitlines()]
+        # every call but 3 (no response to reject) and the correction whose call never arrived
+        expected = [
+            {"prompt": f"question {i} <b>", "chosen": f"better answer {i}", "rejected": f"answer {i}"}
+            for i in range(10)
+            if i != 3
+        ]
+        assert pairs == expected
+        assert version["rows"] == 9
+
+    def test_parquet_read_back_equals_the_jsonl(self, seeded: tuple[Api, dict[str, str]]) -> None:
+        api, key = seeded
+        as_jsonl = create(api, key, "all-jsonl", "jsonl", tag="route:/chat")
+        as_parquet = create(api, key, "all-parquet", "parquet", tag="route:/chat")
+        lines = [orjson.loads(line) for line in download(api, key, as_jsonl).splitlines()]
+        table = pq.read_table(io.BytesIO(download(api, key, as_parquet)))
+        rows = table.to_pylist()
+        for row in rows:
+            row["timestamp"] = row["timestamp"].isoformat().replace("+00:00", "Z")
+            row["tags"] = dict(row["tags"])
+        assert rows == lines
+        assert len(rows) == as_parquet["rows"] == as_jsonl["rows"] == 12  # calls 1, 2, 4, 5, 7, 8: both kinds
+        assert {row["tags"]["route"] for row in rows} == {"/chat"}
+
+    def test_csv_has_a_header_and_a_row_per_item(self, seeded: tuple[Api, dict[str, str]]) -> None:
+        api, key = seeded
+        version = create(api, key, "labels", "csv", kind="thumbs")
+        text = download(api, key, version).decode()
+        header, *rows = text.splitlines()
+        assert header.split(",")[:5] == ["feedback_id", "inference_id", "timestamp", "kind", "value"]
+        assert len(rows) == version["rows"] == 10
+
+
+class TestErrors:
+    """Bad input is a 4xx naming what to change; reading keys cannot make versions."""
+
+    def test_bad_name_format_and_unknown_version(self, seeded: tuple[Api, dict[str, str]]) -> None:
+        api, key = seeded
+        bad = api.client.post("/v1/datasets", headers=key, json={"name": "../x", "format": "chat"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "name"]
+        bad = api.client.post("/v1/datasets", headers=key, json={"name": "x", "format": "xml"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "format"]
+        bad = api.client.post("/v1/datasets", headers=key, params={"kind": "nope"}, json={"name": "x", "format": "csv"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "kind", 0]
+        missing = api.client.get("/v1/datasets/x/versions/3/download", headers=key)
+        assert missing.status_code == 404 and missing.json()["detail"] == "dataset 'x' has no version 3 in this project"
+
+    def test_other_projects_see_nothing(self, seeded: tuple[Api, dict[str, str]]) -> None:
+        api, key = seeded
+        version = create(api, key, "mine", "jsonl")
+        other = api.key("someone-else")
+        assert api.client.get(version["download_url"], headers=other).status_code == 404
+        assert api.client.get("/v1/datasets", headers=other).json() == {"items": []}
