@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
+from functools import partial
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.conftest import Api
+from api import create_app
+from loopwatch.demo.receiver import WebhookReceiver
+from streams.monitors.training import selector_query
+from tests.conftest import Api, make_settings
+from tests.monitors.conftest import SECRET, drift_rows, webhook, window
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 PROJECT = "ds"
@@ -40,6 +48,21 @@ def feedback(i: int, kind: str, **extra: Any) -> dict[str, Any]:
         "kind": kind,
         **extra,
     }
+
+
+RETRAIN_MONITOR = {
+    "name": "Dataset drift",
+    "family": "drift",
+    "metric": "dataset_drift",
+    "condition": {"type": "flagged"},
+    "cooldown_seconds": 0,
+    "retrain_after": 1,
+}
+
+
+def feedback_on(call: str, at: datetime, text: str, kind: str = "correction", **extra: Any) -> dict[str, Any]:
+    body = {"feedback_id": f"{call}-{kind}", "inference_id": call, "timestamp": at.isoformat(), "kind": kind, **extra}
+    return {**body, "text": text} if text else body
 
 
 def send(api: Api, key: dict[str, str], path: str, items: list[dict[str, Any]]) -> None:
@@ -163,3 +186,101 @@ class TestErrors:
         other = api.key("someone-else")
         assert api.client.get(version["download_url"], headers=other).status_code == 404
         assert api.client.get("/v1/datasets", headers=other).json() == {"items": []}
+
+
+class TestRetrainingRequests:
+    """A retraining request names the dataset version of its training selector; that version's download
+    hashes to what the request says, and a request stored before its snapshot (a crash) gets one once."""
+
+    @pytest.fixture
+    def hooked(self, data_dir: Path) -> Iterator[tuple[Api, WebhookReceiver]]:
+        settings = make_settings(data_dir, allow_private_webhooks=True, public_url="http://127.0.0.1:9")
+        with WebhookReceiver(secret=SECRET) as hook, TestClient(create_app(settings)) as client:
+            yield Api(client), hook
+            storage = client.app.state.services.storage  # type: ignore[attr-defined]
+        storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+
+    def _seed(self, api: Api, key: dict[str, str]) -> None:
+        early = window(0)[0] - timedelta(hours=1)  # before the breaching window ends: inside the selector
+        send(
+            api,
+            key,
+            "/v1/inferences",
+            [
+                {
+                    "event_id": f"r-{i}",
+                    "timestamp": (early + timedelta(minutes=i)).isoformat(),
+                    "model": "m1",
+                    "prompt": f"q{i}",
+                    "response": f"a{i}",
+                }
+                for i in range(4)
+            ],
+        )
+        send(
+            api,
+            key,
+            "/v1/feedback",
+            [feedback_on(f"r-{i}", early + timedelta(minutes=i, seconds=5), f"fixed {i}") for i in range(4)]
+            + [feedback_on("r-0", early, "", kind="thumbs", value=1)],
+        )
+        api.wait_written()
+
+    def test_request_carries_a_version_whose_download_matches_its_hash(
+        self, hooked: tuple[Api, WebhookReceiver]
+    ) -> None:
+        api, hook = hooked
+        key = api.key("shop")
+        self._seed(api, key)
+        monitor = {**RETRAIN_MONITOR, "channels": [webhook(hook.url)]}
+        assert api.client.post("/v1/monitors", headers=key, json=monitor).status_code == 201
+        api.services.monitoring.on_rows(drift_rows(0))
+        request = next(r for r in hook.wait_for(2) if r.event_type == "retrain").json
+        dataset = request["dataset"]
+        assert dataset["dataset_id"] == "retrain-m1" and dataset["version"] == 1 and dataset["rows"] == 4
+        assert dataset["download_url"] == "http://127.0.0.1:9/v1/datasets/retrain-m1/versions/1/download"
+        assert dataset["dashboard_url"] == "http://127.0.0.1:9/ui/datasets/retrain-m1/1?project=shop"
+        body = api.client.get(dataset["download_url"].removeprefix("http://127.0.0.1:9"), headers=key).content
+        assert hashlib.sha256(body).hexdigest() == dataset["sha256"]
+        assert [orjson.loads(line)["messages"][1]["content"] for line in body.splitlines()] == [
+            f"fixed {i}" for i in range(4)
+        ]
+        stored = api.client.get("/v1/retrain-requests", headers=key).json()
+        assert [r["dataset"]["sha256"] for r in stored] == [dataset["sha256"]]  # stored as sent
+
+    def test_requests_stored_before_their_snapshot_are_completed_once_on_resume(
+        self, hooked: tuple[Api, WebhookReceiver]
+    ) -> None:
+        """The states a kill -9 after the claim leaves: a request stored without its version whose
+        snapshot was committed (found), and one whose snapshot was half made (made again; the half-made
+        build is never named). Each is sent once, naming a version whose download matches its hash."""
+        api, hook = hooked
+        key = api.key("shop")
+        self._seed(api, key)
+        monitoring = api.services.monitoring
+        created = api.client.post("/v1/monitors", headers=key, json={**RETRAIN_MONITOR, "channels": []}).json()
+        retrain = monitoring.engine.evaluate(drift_rows(0)).retrains[0]  # no channel: stored and named, not sent
+        assert retrain.dataset["version"] == 1
+        selector = {k: retrain.dataset[k] for k in ("endpoint", "params", "url")}
+        committed = retrain.model_copy(update={"dataset": selector})
+        half_made = retrain.model_copy(update={"dataset": selector, "request_id": "died-mid-snapshot"})
+        half = monitoring.alerts.datasets.build("shop", selector_query(half_made), "chat")
+        update = {"channels": [webhook(hook.url)]}
+        assert api.client.patch(f"/v1/monitors/{created['monitor_id']}", headers=key, json=update).status_code == 200
+        owed = {r.request_id: 1 for r in (committed, half_made)}
+        monitoring.alerts.insert_retrains([committed, half_made], dict.fromkeys(owed, created["monitor_id"]), owed)
+        resume = partial(monitoring.resume_pending, older_than=timedelta(0))
+        assert api.client.portal.call(resume) == 2  # type: ignore[union-attr]
+        sent = {r.idempotency_key: r.json["dataset"] for r in hook.wait_for(2)}
+        assert {k: v["version"] for k, v in sent.items()} == {retrain.request_id: 1, "died-mid-snapshot": 2}
+        assert sent[retrain.request_id]["sha256"] == retrain.dataset["sha256"]  # the committed one, found
+        for dataset in sent.values():
+            body = api.client.get(dataset["download_url"].removeprefix("http://127.0.0.1:9"), headers=key).content
+            assert hashlib.sha256(body).hexdigest() == dataset["sha256"]
+        assert half not in {v.build_id for v in monitoring.alerts.datasets.versions("shop")}
+        stored = {
+            r["request_id"]: r["dataset"].get("version")
+            for r in api.client.get("/v1/retrain-requests", headers=key).json()
+        }
+        assert stored == {retrain.request_id: 1, "died-mid-snapshot": 2}
+        assert api.client.portal.call(resume) == 0  # type: ignore[union-attr]  # delivered: never again
