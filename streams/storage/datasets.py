@@ -256,7 +256,11 @@ class DatasetStore:
             after = ""
             params: dict[str, Any] = {"project": project, "build": build_id, "limit": page_size}
             if cursor is not None:
-                after = " AND (timestamp, feedback_id) > ({cts:DateTime64(3, 'UTC')}, {cid:String})"
+                # the plain bound lets the sort key skip the pages read already; the tuple decides ties
+                after = (
+                    " AND timestamp >= {cts:DateTime64(3, 'UTC')}"
+                    " AND (timestamp, feedback_id) > ({cts:DateTime64(3, 'UTC')}, {cid:String})"
+                )
                 params["cts"], params["cid"] = cursor
             page = self._storage.rows(
                 f"SELECT {columns} FROM {self._db}.dataset_rows WHERE project = {{project:String}} "
