@@ -19,7 +19,7 @@ from streams.datasets import EXTENSIONS, MEDIA_TYPES, render, snapshot
 from streams.storage import Storage
 from streams.storage.datasets import NAME_PATTERN, DatasetFormat, DatasetQuery, DatasetStore, DatasetVersion
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=responses(401, 403, 503))
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=responses(400, 401, 403, 503))
 
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="the dataset's name")]
 VersionPath = Annotated[int, Path(ge=1, le=4_294_967_295)]

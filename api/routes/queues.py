@@ -27,7 +27,7 @@ from streams.storage import Storage
 from streams.storage.inferences import inference
 from streams.storage.queues import QueueProgress, QueueStore
 
-router = APIRouter(prefix="/v1/queues", tags=["queues"], responses=responses(401, 403, 503))
+router = APIRouter(prefix="/v1/queues", tags=["queues"], responses=responses(400, 401, 403, 503))
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorMessage, "description": "the queue exists, or the item is not yours to review (hold)"}
 }
@@ -187,7 +187,7 @@ def add_items(queues: QueueStore, queue: Queue, ids: list[str], by: str) -> int:
     known = queues.known_calls(queue.project, ids)
     unknown = [i for i in ids if i not in known]
     if unknown:
-        raise unprocessable(["body", "inference_ids"], f"no stored call with id {unknown[0]!r} in this project")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no stored call with id {unknown[0]!r} in this project")
     return queues.add(queue.project, queue.queue_id, ids, by=by)
 
 

@@ -81,8 +81,8 @@ class TestFilling:
         assert post(api, key, "/v1/queues/triage/fill", None, 200) == {"added": 0}  # a refill adds nothing new
         assert post(api, key, "/v1/queues/triage/items", {"inference_ids": ["c9"]}, 200) == {"added": 1}
         missing = api.client.post("/v1/queues/triage/items", headers=key, json={"inference_ids": ["nope"]})
-        assert missing.status_code == 422
-        assert missing.json()["detail"][0]["msg"] == "no stored call with id 'nope' in this project"
+        assert missing.status_code == 404
+        assert missing.json()["detail"] == "no stored call with id 'nope' in this project"
 
     def test_sampling_takes_a_share_and_the_same_calls_again(self, project: tuple[Api, dict[str, str]]) -> None:
         api, key = project
