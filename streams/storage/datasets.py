@@ -47,8 +47,8 @@ ROW_COLUMNS = (
 )
 # Which rows a format keeps: chat needs a prompt and a correction; DPO also the rejected response.
 _FORMAT_ROWS: dict[str, str] = {
-    "chat": "f.kind = 'correction' AND i.t.3 != '' AND f.text != ''",
-    "dpo": "f.kind = 'correction' AND i.t.3 != '' AND i.t.4 != '' AND f.text != ''",
+    "chat": "f.kind = 'correction' AND i.prompt != '' AND f.text != ''",
+    "dpo": "f.kind = 'correction' AND i.prompt != '' AND i.response != '' AND f.text != ''",
 }
 
 
@@ -222,18 +222,21 @@ class DatasetStore:
         where, params = query.where(db, project)
         keep = _FORMAT_ROWS.get(fmt, "1")
         columns = ", ".join(("project", "build_id", *ROW_COLUMNS))
-        # Newest copy of each feedback id (FINAL), and of each call (argMax by ingestion), as merges keep.
+        # Newest copy of each feedback id and of each call (FINAL), as merges keep.
         self._storage.command(
             f"INSERT INTO {db}.dataset_rows ({columns}) "
             "SELECT f.project, {build:String}, f.timestamp, f.feedback_id, f.inference_id, f.kind, f.value, f.label, "
-            "f.name, f.text, f.source, f.user_id, i.t.1, i.t.2, i.t.3, i.t.4, i.t.5 "
+            "f.name, f.text, f.source, f.user_id, i.model, i.model_version, i.prompt, i.response, i.tags "
             f"FROM (SELECT * FROM {db}.feedback FINAL WHERE {where}) AS f "
-            "LEFT JOIN (SELECT event_id, "
-            "argMax(tuple(toString(model), toString(model_version), prompt, response, "
-            "CAST(tags, 'Map(String, String)')), ingested_at) AS t "
-            f"FROM {db}.inferences WHERE project = {{project:String}} AND event_id IN "
-            f"(SELECT inference_id FROM {db}.feedback WHERE {where}) GROUP BY event_id) AS i "
-            f"ON f.inference_id = i.event_id WHERE {keep}",
+            "LEFT JOIN (SELECT event_id, toString(model) AS model, toString(model_version) AS model_version, prompt, "
+            "response, CAST(tags, 'Map(String, String)') AS tags "
+            f"FROM {db}.inferences FINAL WHERE project = {{project:String}} AND event_id IN "
+            f"(SELECT inference_id FROM {db}.feedback WHERE {where})) AS i "
+            f"ON f.inference_id = i.event_id WHERE {keep} "
+            # bounded memory however large the selection: the calls' side of the join spills to disk, and
+            # rows are written in parts of 16 MiB instead of the 256 MiB an INSERT … SELECT gathers by default
+            "SETTINGS join_algorithm = 'grace_hash', grace_hash_join_initial_buckets = 8, "
+            "min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 16777216",
             {**params, "build": build_id},
         )
         return build_id
