@@ -17,6 +17,7 @@ from starlette.routing import compile_path
 from api.errors import ErrorMessage, Unprocessable
 from api.routes import (
     alerts,
+    datasets,
     docs,
     feedback,
     inferences,
@@ -27,6 +28,7 @@ from api.routes import (
     ops,
     otlp,
     privacy,
+    queues,
     references,
     reports,
     stats,
@@ -81,6 +83,8 @@ def create_app(runtime: Runtime | RuntimeContext) -> FastAPI:
         app.state.services = runtime
     for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
+    app.include_router(datasets.router)  # /v1/datasets
+    app.include_router(queues.router)  # /v1/queues
     app.include_router(docs.router)  # / → /ui, and /docs
     app.include_router(privacy.router)  # /v1/privacy (redaction policy)
     app.include_router(ui_router)  # the dashboard at /ui (api/ui)

@@ -97,6 +97,7 @@ _NEEDS: dict[Permission, str] = {
     "read": "reading (queries, dashboards)",
     "manage": "managing the project (monitors, references, redaction policy)",
     "keys": "managing keys",
+    "review": "reviewing queue items (a key of scope 'review')",
 }
 
 

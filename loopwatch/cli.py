@@ -27,6 +27,7 @@ class KeyScopeOption(StrEnum):
     ingest = "ingest"
     read = "read"
     admin = "admin"
+    review = "review"
 
 
 keys_app = typer.Typer(help="Project API keys (stored hashed).", no_args_is_help=True)
@@ -160,7 +161,8 @@ def keys_create(
         KeyScopeOption | None,
         typer.Option(
             help="ingest: only sends events (safe inside an app); read: dashboards and queries; "
-            "admin: manages the project and its keys; none: full project access"
+            "admin: manages the project and its keys; review: reviews queue items (name the key after the "
+            "reviewer); none: full project access"
         ),
     ] = None,
 ) -> None:

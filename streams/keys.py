@@ -23,14 +23,15 @@ from streams.storage import Storage, as_utc
 TOKEN_PREFIX = "lw_"  # noqa: S105 - a prefix, not a secret
 _CACHE_SECONDS = 10.0
 
-KeyScope = Literal["ingest", "read", "admin"]
-Permission = Literal["ingest", "read", "manage", "keys"]
+KeyScope = Literal["ingest", "read", "admin", "review"]
+Permission = Literal["ingest", "read", "manage", "keys", "review"]
 # What each scope may do; "" is a key made without a scope (full project access, as before scopes).
 SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "": frozenset({"ingest", "read", "manage"}),
     "ingest": frozenset({"ingest"}),
     "read": frozenset({"read"}),
     "admin": frozenset({"read", "manage", "keys"}),
+    "review": frozenset({"review"}),  # a named reviewer: review queues only (api/routes/queues.py)
 }
 _SELECT = "SELECT key_id, project, name, created_at, revoked, scope"
 

@@ -47,10 +47,12 @@ async def signin(ui: VisitorDep) -> Response:
     key = await asyncio.to_thread(ui.services.keys.resolve, token) if token else None
     if key is None:
         return ui.render("signin.html", status_code=401, next=target, error="Unknown or revoked API key.")
-    if not key.allows("read"):
+    if not (key.allows("read") or key.allows("review")):
         error = f"This key has scope {key.scope!r}: it can only send events. Sign in with a read or admin key."
         return ui.render("signin.html", status_code=403, next=target, error=error)
     ui.sign_in(UiSession(nonce=fresh.nonce, expires=fresh.expires, project=key.project, key_id=key.key_id))
+    if not key.allows("read") and not target.startswith("/ui/queues"):  # a reviewer's key
+        target = "/ui/queues"
     return redirect(target)
 
 

@@ -17,6 +17,7 @@ from api.routes.inferences import ORDER_SORTS, CallOrder, CallStatus, call_filte
 from api.ui.web import UiDep, UiRoute, parse_moment
 from schemas.events import FeedbackKind
 from streams.storage.inferences import CallFilter, call_page, inference
+from streams.storage.queues import QueueStore
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
 PAGE_SIZE = 50
@@ -163,7 +164,9 @@ async def explorer(
 
 
 @router.get("/calls/{event_id}")
-async def call_page_view(event_id: Annotated[str, Path(min_length=1, max_length=128)], ui: UiDep) -> Response:
+async def call_page_view(
+    event_id: Annotated[str, Path(min_length=1, max_length=128)], ui: UiDep, queued: Text = ""
+) -> Response:
     storage = ui.services.storage
     call = await asyncio.to_thread(inference, storage, ui.project, event_id)
     if call is None:
@@ -172,4 +175,5 @@ async def call_page_view(event_id: Annotated[str, Path(min_length=1, max_length=
         feedback_page, storage, FeedbackFilter(project=ui.project, inference_id=event_id), limit=1000
     )
     window = window_key(ui.project, call.model, call.timestamp, ui.services.settings.window_seconds)
-    return ui.render("call.html", call=call, feedback=feedback, window=window)
+    queues = await asyncio.to_thread(QueueStore(storage).all, ui.project)  # for "add to queue"
+    return ui.render("call.html", call=call, feedback=feedback, window=window, queues=queues, queued=queued)

@@ -263,7 +263,7 @@ async def _visitor(request: Request, services: ServicesDep) -> Ui:
         if not key or key.project != session.project:  # revoked since: signed out
             session = anonymous()
             request.state.ui_cookie = signer.dumps(session)
-        elif not key.allows("read"):  # sign-in refuses such keys; a session of one is ended, with a 403
+        elif not (key.allows("read") or key.allows("review")):  # sign-in refuses such keys; a session of one ends
             request.state.ui_cookie = signer.dumps(anonymous())
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this API key has scope {key.scope!r}: it can only send events"
@@ -293,10 +293,38 @@ VisitorDep = Annotated[Ui, Depends(_visitor)]
 async def _signed_in(ui: VisitorDep) -> Ui:
     if not ui.session.signed_in:
         raise SignInRequired
+    key: ApiKey | None = getattr(ui.request.state, "ui_key", None)
+    if key is not None and not key.allows("read"):  # a reviewer's key: the review queues only
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "this API key reviews: its pages are the review queues (/ui/queues)"
+        )
     return ui
 
 
 UiDep = Annotated[Ui, Depends(_signed_in)]
+
+
+async def _queue_visitor(ui: VisitorDep) -> Ui:
+    """Signed in with a key that reads or reviews (the review queues' pages)."""
+    if not ui.session.signed_in:
+        raise SignInRequired
+    return ui
+
+
+UiQueuesDep = Annotated[Ui, Depends(_queue_visitor)]
+
+
+async def _reviewer(ui: UiQueuesDep) -> Ui:
+    """A named reviewer: signed in with a key of scope ``review``."""
+    key: ApiKey | None = getattr(ui.request.state, "ui_key", None)
+    if key is None or not key.allows("review"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "reviewing needs your own key of scope 'review': sign in with it"
+        )
+    return ui
+
+
+UiReviewDep = Annotated[Ui, Depends(_reviewer)]
 
 
 async def _manager(ui: UiDep) -> Ui:

@@ -32,6 +32,7 @@ from streams.monitors.records import (
     StoredRetrain,
 )
 from streams.storage import Claims, Storage, as_utc, ch_time, window_stats
+from streams.storage.datasets import DatasetStore
 from streams.storage.resolutions import ResolutionStore
 from streams.storage.snoozes import SnoozeStore
 
@@ -223,6 +224,7 @@ class AlertStore:
         self.claims = Claims(storage, owner)  # who fires and delivers what, across processes
         self.resolutions = ResolutionStore(storage)
         self.snoozes = SnoozeStore(storage)
+        self.datasets = DatasetStore(storage, self.claims)  # the versions retraining requests name
 
     @property
     def storage(self) -> Storage:
@@ -287,6 +289,18 @@ class AlertStore:
             for r in retrains
         ]
         self._storage.insert_rows("retrain_requests", _RETRAIN_COLUMNS, rows)
+
+    def restore_retrain(self, retrain: RetrainEvent) -> None:
+        """Store ``retrain`` again (its dataset completed) under the same id, monitor and channel count:
+        same ``created_at``, so the later insert is the row ``FINAL`` keeps."""
+        rows = self._storage.rows(
+            f"SELECT monitor_id, channels FROM {self._db}.retrain_requests FINAL "
+            "WHERE project = {project:String} AND request_id = {id:String}",
+            {"project": retrain.project, "id": retrain.request_id},
+        )
+        monitor_id = rows[0]["monitor_id"] if rows else str(retrain.evidence.get("monitor_id", ""))
+        channels = int(rows[0]["channels"]) if rows else 0
+        self.insert_retrains([retrain], {retrain.request_id: monitor_id}, {retrain.request_id: channels})
 
     def alerts_by_dedup_key(self, project: str, keys: Iterable[str]) -> dict[str, str]:
         """dedup_key → alert_id for the keys that already fired."""

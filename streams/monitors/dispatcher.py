@@ -58,6 +58,7 @@ from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.delivery import Deliverer, DeliveryAttempt, DeliveryOutcome
 from streams.monitors.alerts import AlertStore, Pending
+from streams.monitors.training import with_dataset
 from streams.storage import generation
 
 log = structlog.get_logger(__name__)
@@ -293,6 +294,7 @@ class AlertDispatcher:
                 deliveries = [job for job in deliveries if (_target_id(job[0]), job[2]) in won]
                 if only is not None:  # a resume announces only what it took over
                     events = [event for event in events if any(job[0] is event for job in deliveries)]
+            events, deliveries = await self._name_datasets(events, deliveries)
             if self._publish is not None:
                 await asyncio.gather(*(self._publish_one(event) for event in events))
             joined = [self._join(*job) for job in grouped]
@@ -318,6 +320,23 @@ class AlertDispatcher:
             elif isinstance(result, BaseException):
                 log.error("delivery_crashed", error=repr(result)[:500])
         return outcomes
+
+    async def _name_datasets(
+        self, events: list[Event], deliveries: list[tuple[Event, str, int, AnyChannel]]
+    ) -> tuple[list[Event], list[tuple[Event, str, int, AnyChannel]]]:
+        """Retraining requests this process sends, each naming its dataset version: one stored without
+        (its process died before the snapshot) gets the version made for it, or one made now."""
+        unnamed = [e for e in events if isinstance(e, RetrainEvent) and "version" not in e.dataset]
+        if not unnamed:
+            return events, deliveries
+        named = await asyncio.gather(
+            *(asyncio.to_thread(with_dataset, self._alerts, self._settings, e) for e in unnamed)
+        )
+        swap: dict[int, Event] = {id(old): new for old, new in zip(unnamed, named, strict=True)}
+        return (
+            [swap.get(id(e), e) for e in events],
+            [(swap.get(id(job[0]), job[0]), job[1], job[2], job[3]) for job in deliveries],
+        )
 
     def _claim(self, jobs: Sequence[tuple[str, str, int]], *, resuming: bool) -> set[tuple[str, int]]:
         """Claim (project, target id, channel index) deliveries; returns the (target, index) pairs won.

@@ -73,6 +73,7 @@ from streams.monitors.alerts import AlertStore
 from streams.monitors.defaults import monitors_for
 from streams.monitors.records import Evaluation
 from streams.monitors.store import MonitorStore
+from streams.monitors.training import with_dataset
 from streams.storage import as_utc
 from streams.storage.entity_stats import breaching_entities
 from streams.storage.rolling_stats import rolling_value
@@ -760,6 +761,7 @@ class MonitorEngine:
         )
         if not self.alerts.claims.claim(monitor.project, "retrain", [retrain.request_id]):
             return None  # another process fired this episode's request
+        retrain = with_dataset(self.alerts, self.settings, retrain)  # the snapshot it names (streams/monitors/training)
         log.warning(
             "retrain_requested",
             project=monitor.project,

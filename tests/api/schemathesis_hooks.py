@@ -22,6 +22,8 @@ from schemas.events import EVENT_TIME, EventTime
 from schemas.privacy import RedactionPolicy
 from schemas.stats import METRICS
 from streams.decode import EventTimePolicy
+from schemas.privacy import RedactionPolicy
+from schemas.queues import QueueCreate
 
 _MOMENT: TypeAdapter[Any] = TypeAdapter(IsoDatetime)
 _EVENT_TIME: TypeAdapter[Any] = TypeAdapter(EventTime)
@@ -89,6 +91,16 @@ def _applicable_policy(body: Any) -> bool:
     return policy.mode != "pseudonymize"
 
 
+def _valid_queue(body: Any) -> bool:
+    """A queue whose fields fit their type (a range's min below its max, two labels at least: the
+    descriptions' rules) and whose rules' time ranges are ordered."""
+    try:
+        queue = QueueCreate.model_validate(body)
+    except ValidationError:
+        return False
+    return all(rule.since is None or rule.until is None or rule.since < rule.until for rule in queue.rules)
+
+
 @schemathesis.hook
 def filter_case(context: Any, case: Any) -> bool:
     if not _positive(case):
@@ -109,6 +121,10 @@ def filter_case(context: Any, case: Any) -> bool:
         return _calls_query(case.query or {})
     if path == "/v1/privacy/policy" and method == "PUT":
         return _applicable_policy(case.body)
+    if path == "/v1/queues" and method == "POST":
+        return _valid_queue(case.body)
+    if path == "/v1/datasets" and method == "POST":
+        return _ordered((case.query or {}).get("since"), (case.query or {}).get("until"))
     if path == "/v1/monitors/{monitor_id}" and method == "PATCH" and isinstance(case.body, dict):
         # the stateful phase builds bodies without ``map_case``: keep only what is valid on its own
         return set(case.body) <= _PATCH_ALONE

@@ -24,7 +24,7 @@ from loopwatch.process import serving_app
 from streams.keys import SCOPE_PERMISSIONS, Permission
 from tests.ui.conftest import ADMIN_KEY, UI_SECRET, csrf_of, dashboard_settings
 
-SCOPES = ["ingest", "read", "admin", None]  # None: a key made without a scope (full project access)
+SCOPES = ["ingest", "read", "admin", "review", None]  # None: a key made without a scope (full project access)
 INGEST_ROUTES = {
     ("post", "/v1/inferences"),
     ("post", "/v1/feedback"),
@@ -32,6 +32,13 @@ INGEST_ROUTES = {
     ("post", "/v1/logs"),
     ("post", "/v1/metrics"),
 }
+REVIEW_ROUTES = {  # a named reviewer's key takes, reviews, skips and undoes queue items
+    ("post", "/v1/queues/{queue_id}/next"),
+    ("post", "/v1/queues/{queue_id}/items/{inference_id}/review"),
+    ("post", "/v1/queues/{queue_id}/items/{inference_id}/skip"),
+    ("post", "/v1/queues/{queue_id}/undo"),
+}
+REVIEW_PAGES = {"/ui/queues/x/review"}  # dashboard pages for reviewers only
 PUBLIC = {"/healthz", "/readyz", "/metrics"}  # no key at all: process health and Prometheus
 PROJECT = "scoped"
 
@@ -41,6 +48,8 @@ def permission_of(method: str, path: str) -> Permission:
         return "ingest"
     if path.startswith("/v1/keys"):
         return "keys"
+    if (method, path) in REVIEW_ROUTES:
+        return "review"
     return "read" if method == "get" else "manage"
 
 
@@ -184,11 +193,26 @@ class TestDashboard:
         assert self._sign_in(client, services.keys.create(PROJECT, "viewer", "read").token) == 303
         for path in _pages(client):
             response = client.get(path, follow_redirects=False)
-            assert response.status_code not in {401, 403}, (path, response.status_code)
+            if path in REVIEW_PAGES:
+                assert response.status_code == 403, (path, response.status_code)
+                assert "your own key of scope &#39;review&#39;" in response.text
+            else:
+                assert response.status_code not in {401, 403}, (path, response.status_code)
         page = client.get("/ui/monitors/new")
         response = client.post("/ui/monitors/new", data={"csrf_token": csrf_of(page.text), "name": "x"})
         assert response.status_code == 403
         assert "sign in with an admin key to change the project" in response.text
+
+    def test_review_key_sees_only_the_review_queues(self, client: TestClient) -> None:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        assert self._sign_in(client, services.keys.create(PROJECT, "ana", "review").token) == 303
+        for path in _pages(client):
+            response = client.get(path, follow_redirects=False)
+            if path.startswith("/ui/queues"):
+                assert response.status_code not in {401, 403}, (path, response.status_code)
+            elif path != "/ui/signout":
+                assert response.status_code == 403, (path, response.status_code)
+                assert "its pages are the review queues" in response.text
 
     def test_admin_key_may_change_the_project(self, client: TestClient) -> None:
         services = client.app.state.services  # type: ignore[attr-defined]

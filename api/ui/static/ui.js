@@ -68,10 +68,46 @@
     });
   }
 
+  // Review page: keyboard first. Outside text boxes: digits / Y / N pick answers (data-key), Enter
+  // submits, S skips, U undoes the last review; in a text box Ctrl+Enter submits and Esc leaves it.
+  function reviewKeys() {
+    var form = document.querySelector("form[data-review]");
+    var undo = document.querySelector("button[data-action='undo']");
+    if (!form && !undo) { return; }
+    var click = function (action) {
+      var button = document.querySelector("button[data-action='" + action + "']");
+      if (button && !button.disabled) { button.click(); }
+    };
+    if (form) {
+      var firstField = form.querySelector("input[type='number'], input[type='radio'], textarea");
+      if (firstField) { firstField.focus(); }
+    }
+    document.addEventListener("keydown", function (event) {
+      var target = event.target;
+      var typing = target.tagName === "TEXTAREA" ||
+        (target.tagName === "INPUT" && target.type !== "radio" && target.type !== "checkbox");
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); click("submit"); return; }
+      if (typing) {
+        if (event.key === "Escape") { target.blur(); }
+        return;
+      }
+      if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+      var key = event.key.toLowerCase();
+      if (key === "enter") { event.preventDefault(); click("submit"); return; }
+      if (key === "s") { event.preventDefault(); click("skip"); return; }
+      if (key === "u") { event.preventDefault(); click("undo"); return; }
+      if (form) {
+        var choice = form.querySelector("input[data-key='" + key + "']");
+        if (choice) { event.preventDefault(); choice.checked = true; choice.focus(); }
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts();
     autosubmit();
     confirmations();
     dependentFields();
+    reviewKeys();
   });
 }());
