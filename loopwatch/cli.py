@@ -180,12 +180,20 @@ def keys_create(
         console.print(f"[red]invalid project name {project!r}: {exc.errors()[0]['msg']}[/red]")
         raise typer.Exit(2) from exc
     lifetime = _duration("--expires-in", expires_in) if expires_in else None
-    store = KeyStore(_storage(_settings(), "POST /v1/keys"))
+    storage = _storage(_settings(), "POST /v1/keys")
+    store = KeyStore(storage)
     expires_at = store.clock() + lifetime if lifetime else None
     new = store.create(project, name, scope.value if scope else None, expires_at=expires_at)
+    _audit(storage, "key.create", project, new.key.key_id)
     until = f", expires {expires_at.isoformat(timespec='seconds')}" if expires_at else ""
     console.print(f"key {new.key.key_id} for project [bold]{project}[/bold] ({new.key.scope or 'full access'}{until}):")
     print(new.token)
+
+
+def _audit(storage: Storage, action: str, project: str, key_id: str) -> None:
+    from streams.storage import audit
+
+    audit.record(storage, audit.CLI, action, project=project, target=key_id)
 
 
 def _duration(option: str, text: str, *, zero: bool = False) -> timedelta:
@@ -231,10 +239,12 @@ def keys_rotate(
     from streams.keys import KeyStore
 
     period = _duration("--grace", grace, zero=True)
-    new = KeyStore(_storage(_settings(), f"POST /v1/keys/{key_id}/rotate")).rotate(key_id, period)
+    storage = _storage(_settings(), f"POST /v1/keys/{key_id}/rotate")
+    new = KeyStore(storage).rotate(key_id, period)
     if new is None:
         console.print(f"[red]no live key {key_id} (unknown, revoked or expired)[/red]")
         raise typer.Exit(1)
+    _audit(storage, "key.rotate", new.key.project, new.key.key_id)
     console.print(
         f"key {new.key.key_id} replaces {key_id} (project [bold]{new.key.project}[/bold]); "
         f"{key_id} works for {grace} more:"
@@ -247,7 +257,11 @@ def keys_revoke(key_id: str) -> None:
     """Revoke a key (takes effect within 10 s in running servers)."""
     from streams.keys import KeyStore
 
-    if not KeyStore(_storage(_settings(), f"DELETE /v1/keys/{key_id}")).revoke(key_id):
+    storage = _storage(_settings(), f"DELETE /v1/keys/{key_id}")
+    store = KeyStore(storage)
+    if not store.revoke(key_id):
         console.print(f"[red]no key {key_id}[/red]")
         raise typer.Exit(1)
+    key = store.get(key_id)
+    _audit(storage, "key.revoke", key.project if key else "", key_id)
     console.print(f"revoked {key_id}")

@@ -6,7 +6,8 @@ in bulk, calls ``record`` once, after it succeeded::
     audit.record(storage, "key:3fa2c1d0e9b8", "dataset.create", project="shop", target=dataset_id)
 
 Actors read the same everywhere: ``actor_of_key`` (``key:<key id>``), ``ADMIN`` (the server's admin
-key), and for a dashboard session ``api.ui.web.Ui.actor`` (``ui:key:<key id>``, ``ui:admin``).
+key), ``CLI`` (the ``loopwatch keys`` commands), and for a dashboard session ``api.ui.web.Ui.actor``
+(``ui:key:<key id>``, ``ui:admin``).
 ``details`` holds small facts (counts, a scope, a mode), never a prompt or a secret.
 """
 
@@ -24,6 +25,7 @@ from streams.storage.times import as_utc, ch_time
 
 TABLE = "audit_log"
 ADMIN = "admin"  # the server's admin key (LOOPWATCH_ADMIN_KEY)
+CLI = "cli"  # ``loopwatch keys …`` on the server's data directory
 _COLUMNS = ["at", "project", "actor", "action", "target", "details"]
 Detail = str | int | float | bool | None
 

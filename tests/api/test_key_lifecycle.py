@@ -170,9 +170,20 @@ class TestCli:
         listed = loopwatch("list", "--project", "life")
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout.count("never") == 2, listed.stdout  # neither key used yet
+        assert loopwatch("revoke", key_id).returncode == 0
         bad = loopwatch("create", "--project", "life", "--expires-in", "soon")
         assert bad.returncode == 2
         assert "not a duration" in bad.stdout
+        read_audit = (
+            "from schemas.settings import Settings; from streams.storage import Storage, audit; "
+            "print(sorted((e.action, e.actor) for e in audit.entries(Storage(Settings()), project='life')))"
+        )
+        logged = subprocess.run(  # noqa: S603 - fixed argv
+            [sys.executable, "-c", read_audit], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert logged.stdout.strip() == "[('key.create', 'cli'), ('key.revoke', 'cli'), ('key.rotate', 'cli')]", (
+            logged.stderr
+        )
 
 
 class TestDurations:
