@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.deps import ActorDep, KeysAdminDep, ServicesDep
-from api.errors import responses
+from api.errors import responses, unprocessable
 from api.models import KeyCreated, KeyInfo
 from schemas.events import ProjectName
 from streams.keys import ApiKey, KeyScope, NewKey
@@ -28,12 +28,18 @@ class KeyRequest(BaseModel):
         description="ingest: only sends events; read: dashboards and queries; admin: manages the project; "
         "none: full project access",
     )
-    expires_at: AwareDatetime | None = Field(default=None, description="when the key stops working; null: never")
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="when the key stops working: in the future, else 422; null: never"
+    )
 
 
 class RotateRequest(BaseModel):
     grace_seconds: int = Field(
-        default=86400, ge=0, le=90 * 86400, description="how long the old key keeps working (default one day)"
+        default=86400,
+        ge=0,
+        le=90 * 86400,
+        strict=True,
+        description="how long the old key keeps working (default one day)",
     )
 
 
@@ -75,11 +81,17 @@ def _own(allowed: str | None, key_id: str, services: ServicesDep) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no key {key_id!r} in project {allowed!r}")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated, summary="Create a project key")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyCreated,
+    responses=responses(422),
+    summary="Create a project key",
+)
 def create_key(body: KeyRequest, allowed: KeysAdminDep, actor: ActorDep, services: ServicesDep) -> KeyCreated:
     _only(allowed, body.project)
     if body.expires_at is not None and body.expires_at <= services.keys.clock():
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "expires_at is in the past: give a time to come")
+        raise unprocessable(["body", "expires_at"], "expires_at must be in the future")
     new = services.keys.create(body.project, body.name, body.scope, expires_at=body.expires_at)
     _audit(services, actor, "key.create", new.key)
     return _created(new)

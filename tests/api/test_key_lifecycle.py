@@ -78,8 +78,9 @@ class TestExpiry:
         api, clock = admin_api
         past = (clock.now - timedelta(minutes=1)).isoformat()
         response = api.client.post("/v1/keys", json={"project": "life", "expires_at": past}, headers=ADMIN_HEADERS)
-        assert response.status_code == 400
-        assert "in the past" in response.json()["detail"]
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["msg"] == "expires_at must be in the future"
+        assert response.json()["detail"][0]["loc"] == ["body", "expires_at"]
 
 
 class TestRotation:
@@ -103,6 +104,11 @@ class TestRotation:
 
     def test_rotating_an_unknown_or_revoked_key_is_404(self, admin_api: tuple[Api, Clock]) -> None:
         api, _ = admin_api
+        made = api.client.post("/v1/keys", json={"project": "life"}, headers=ADMIN_HEADERS).json()
+        not_seconds = api.client.post(
+            f"/v1/keys/{made['key_id']}/rotate", json={"grace_seconds": False}, headers=ADMIN_HEADERS
+        )
+        assert not_seconds.status_code == 422  # a number of seconds, not a boolean
         assert api.client.post("/v1/keys/nope/rotate", headers=ADMIN_HEADERS).status_code == 404
         made = api.client.post("/v1/keys", json={"project": "life"}, headers=ADMIN_HEADERS).json()
         assert api.client.delete(f"/v1/keys/{made['key_id']}", headers=ADMIN_HEADERS).status_code == 204
