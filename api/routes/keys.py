@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from api.deps import ActorDep, KeysAdminDep, ServicesDep
 from api.errors import responses, unprocessable
@@ -33,13 +33,16 @@ class KeyRequest(BaseModel):
     )
 
 
+def _whole_number(value: object) -> object:
+    """JSON's integers only: ``false`` or ``"60"`` is no number of seconds (``60.0`` is sixty)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected a whole number of seconds")
+    return value
+
+
 class RotateRequest(BaseModel):
-    grace_seconds: int = Field(
-        default=86400,
-        ge=0,
-        le=90 * 86400,
-        strict=True,
-        description="how long the old key keeps working (default one day)",
+    grace_seconds: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        default=86400, ge=0, le=90 * 86400, description="how long the old key keeps working (default one day)"
     )
 
 

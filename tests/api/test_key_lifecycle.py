@@ -109,6 +109,10 @@ class TestRotation:
             f"/v1/keys/{made['key_id']}/rotate", json={"grace_seconds": False}, headers=ADMIN_HEADERS
         )
         assert not_seconds.status_code == 422  # a number of seconds, not a boolean
+        whole = api.client.post(
+            f"/v1/keys/{made['key_id']}/rotate", json={"grace_seconds": 60.0}, headers=ADMIN_HEADERS
+        )
+        assert whole.status_code == 201  # JSON's integer 60.0
         assert api.client.post("/v1/keys/nope/rotate", headers=ADMIN_HEADERS).status_code == 404
         made = api.client.post("/v1/keys", json={"project": "life"}, headers=ADMIN_HEADERS).json()
         assert api.client.delete(f"/v1/keys/{made['key_id']}", headers=ADMIN_HEADERS).status_code == 204
