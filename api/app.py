@@ -17,6 +17,7 @@ from starlette.routing import compile_path
 from api.errors import ErrorMessage, Unprocessable
 from api.routes import (
     alerts,
+    audit,
     datasets,
     docs,
     feedback,
@@ -32,6 +33,7 @@ from api.routes import (
     references,
     reports,
     stats,
+    subjects,
 )
 from api.ui import router as ui_router
 from schemas.events import FeedbackEvent, InferenceEvent
@@ -87,6 +89,8 @@ def create_app(runtime: Runtime | RuntimeContext) -> FastAPI:
     app.include_router(queues.router)  # /v1/queues
     app.include_router(docs.router)  # / → /ui, and /docs
     app.include_router(privacy.router)  # /v1/privacy (redaction policy)
+    app.include_router(subjects.router)  # /v1/subjects (erasure)
+    app.include_router(audit.router)  # /v1/audit
     app.include_router(ui_router)  # the dashboard at /ui (api/ui)
 
     @app.exception_handler(StarletteHTTPException)

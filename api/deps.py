@@ -17,7 +17,7 @@ from streams.bus import Publisher
 from streams.keys import ApiKey, Permission, is_admin_token
 from streams.monitors import Monitoring
 from streams.runtime import Runtime
-from streams.storage import Storage
+from streams.storage import Storage, audit
 
 _bearer = HTTPBearer(auto_error=False, description="A project API key: `Authorization: Bearer lw_…`")
 
@@ -85,6 +85,11 @@ async def current_key(request: Request, services: ServicesDep, credentials: Cred
         key = await asyncio.to_thread(services.keys.resolve, credentials.credentials)
     if key is None:
         raise _unauthorized("invalid or revoked API key")
+    if key.expired(services.keys.clock()):
+        assert key.expires_at is not None
+        raise _unauthorized(f"this API key expired at {key.expires_at.isoformat(timespec='seconds')}")
+    if services.keys.due(key):  # at most once a minute per key: never a write per request
+        await asyncio.to_thread(services.keys.used, key)
     return key
 
 
@@ -96,7 +101,7 @@ _NEEDS: dict[Permission, str] = {
     "ingest": "sending events",
     "read": "reading (queries, dashboards)",
     "manage": "managing the project (monitors, references, redaction policy)",
-    "keys": "managing keys",
+    "keys": "managing keys, erasing a user's data or reading the audit log",
     "review": "reviewing queue items (a key of scope 'review')",
 }
 
@@ -153,3 +158,27 @@ async def keys_admin(request: Request, services: ServicesDep, credentials: Crede
 
 
 KeysAdminDep = Annotated[str | None, Depends(keys_admin)]
+
+
+def administered_project(allowed: str | None, project: str | None) -> str:
+    """The project an administrative call acts on (``allowed`` from ``KeysAdminDep``): a project admin
+    key's own (``project``, if given, must be it); the server's admin key must name one."""
+    if allowed is None:
+        if project is None:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "the admin key acts on every project: add ?project=NAME")
+        return project
+    if project is not None and project != allowed:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key manages project {allowed!r}, not {project!r}")
+    return allowed
+
+
+async def current_actor(request: Request, services: ServicesDep, credentials: Credentials) -> str:
+    """Who is calling, as the audit log names them: ``admin`` or ``key:<key id>`` (after the route's own
+    authorization dependency has accepted the caller: a cache hit, no I/O)."""
+    if credentials is not None and is_admin_token(services.settings.admin_key, credentials.credentials):
+        return audit.ADMIN
+    key = await current_key(request, services, credentials)
+    return audit.actor_of_key(key.key_id)
+
+
+ActorDep = Annotated[str, Depends(current_actor)]

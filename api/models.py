@@ -64,6 +64,8 @@ class KeyCreated(BaseModel):
     name: str
     token: str = Field(description="shown once; only its hash is stored")
     scope: KeyScope | None = Field(default=None, description="ingest, read, admin; none: full project access")
+    expires_at: datetime | None = Field(default=None, description="the key stops working then; null: never")
+    rotated_from: str | None = Field(default=None, description="the key this one replaces (rotation)")
 
 
 class KeyInfo(BaseModel):
@@ -73,3 +75,9 @@ class KeyInfo(BaseModel):
     created_at: datetime
     revoked: bool
     scope: KeyScope | None = None
+    expires_at: datetime | None = Field(default=None, description="null: never expires")
+    expired: bool = False
+    rotated_from: str | None = Field(default=None, description="the key this one replaced (rotation)")
+    last_used_at: datetime | None = Field(
+        default=None, description="the last request with this key, to the minute; null: never used"
+    )

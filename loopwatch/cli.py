@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -165,6 +166,9 @@ def keys_create(
             "reviewer); none: full project access"
         ),
     ] = None,
+    expires_in: Annotated[
+        str | None, typer.Option(help="the key stops working after this long, e.g. 30d, 12h (default: never)")
+    ] = None,
 ) -> None:
     """Create a key and print its token once."""
     from pydantic import TypeAdapter, ValidationError
@@ -177,9 +181,31 @@ def keys_create(
     except ValidationError as exc:
         console.print(f"[red]invalid project name {project!r}: {exc.errors()[0]['msg']}[/red]")
         raise typer.Exit(2) from exc
-    new = KeyStore(_storage(_settings(), "POST /v1/keys")).create(project, name, scope.value if scope else None)
-    console.print(f"key {new.key.key_id} for project [bold]{project}[/bold] ({new.key.scope or 'full access'}):")
+    lifetime = _duration("--expires-in", expires_in) if expires_in else None
+    storage = _storage(_settings(), "POST /v1/keys")
+    store = KeyStore(storage)
+    expires_at = store.clock() + lifetime if lifetime else None
+    new = store.create(project, name, scope.value if scope else None, expires_at=expires_at)
+    _audit(storage, "key.create", project, new.key.key_id)
+    until = f", expires {expires_at.isoformat(timespec='seconds')}" if expires_at else ""
+    console.print(f"key {new.key.key_id} for project [bold]{project}[/bold] ({new.key.scope or 'full access'}{until}):")
     print(new.token)
+
+
+def _audit(storage: Storage, action: str, project: str, key_id: str) -> None:
+    from streams.storage import audit
+
+    audit.record(storage, audit.CLI, action, project=project, target=key_id)
+
+
+def _duration(option: str, text: str, *, zero: bool = False) -> timedelta:
+    from schemas.durations import parse_duration
+
+    try:
+        return parse_duration(text, zero=zero)
+    except ValueError as exc:
+        console.print(f"[red]{option}: {escape(str(exc))}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from exc
 
 
 @keys_app.command("list")
@@ -188,17 +214,44 @@ def keys_list(project: Annotated[str | None, typer.Option()] = None) -> None:
     from streams.keys import KeyStore
 
     storage = _storage(_settings(), "GET /v1/keys")
-    table = Table("key id", "project", "name", "scope", "created", "revoked")
-    for key in KeyStore(storage).list(project):
+    table = Table("key id", "project", "name", "scope", "created", "expires", "last used", "revoked")
+    store = KeyStore(storage)
+    now = store.clock()
+    for key in store.list(project):
+        expires = key.expires_at.isoformat(timespec="seconds") if key.expires_at else ""
         table.add_row(
             key.key_id,
             key.project,
             key.name,
             key.scope or "full",
-            key.created_at.isoformat(),
+            key.created_at.isoformat(timespec="seconds"),
+            f"{expires} (expired)" if key.expired(now) else expires,
+            key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never",
             "yes" if key.revoked else "",
         )
     console.print(table)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    grace: Annotated[str, typer.Option(help="how long the old key keeps working, e.g. 24h, 7d, 0s")] = "24h",
+) -> None:
+    """Make a new token for a key; the old one keeps working until the grace period ends."""
+    from streams.keys import KeyStore
+
+    period = _duration("--grace", grace, zero=True)
+    storage = _storage(_settings(), f"POST /v1/keys/{key_id}/rotate")
+    new = KeyStore(storage).rotate(key_id, period)
+    if new is None:
+        console.print(f"[red]no live key {key_id} (unknown, revoked or expired)[/red]")
+        raise typer.Exit(1)
+    _audit(storage, "key.rotate", new.key.project, new.key.key_id)
+    console.print(
+        f"key {new.key.key_id} replaces {key_id} (project [bold]{new.key.project}[/bold]); "
+        f"{key_id} works for {grace} more:"
+    )
+    print(new.token)
 
 
 @keys_app.command("revoke")
@@ -206,7 +259,11 @@ def keys_revoke(key_id: str) -> None:
     """Revoke a key (takes effect within 10 s in running servers)."""
     from streams.keys import KeyStore
 
-    if not KeyStore(_storage(_settings(), f"DELETE /v1/keys/{key_id}")).revoke(key_id):
+    storage = _storage(_settings(), f"DELETE /v1/keys/{key_id}")
+    store = KeyStore(storage)
+    if not store.revoke(key_id):
         console.print(f"[red]no key {key_id}[/red]")
         raise typer.Exit(1)
+    key = store.get(key_id)
+    _audit(storage, "key.revoke", key.project if key else "", key_id)
     console.print(f"revoked {key_id}")

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
 
-from api.deps import ProjectDep, StorageDep
+from api.deps import ActorDep, ProjectDep, StorageDep
 from api.errors import responses
 from api.models import FeedbackPage
 from api.queries.feedback import CURSOR_PATTERN, FeedbackFilter, feedback_page, iter_feedback
 from api.time_range import Since, Until, storable_range
 from schemas.events import FeedbackKind, FeedbackSource
+from streams.storage import audit
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=responses(401, 503))
 
@@ -155,9 +156,11 @@ _EXPORTERS = {
 def export_feedback(
     flt: FilterDep,
     storage: StorageDep,
+    actor: ActorDep,
     format: ExportFormat = ExportFormat.JSONL,
 ) -> StreamingResponse:
     encode, media_type = _EXPORTERS[format]
+    audit.record(storage, actor, "feedback.export", project=flt.project, details={"format": format.value})
     extension = "csv" if format is ExportFormat.CSV else "jsonl"
     return StreamingResponse(
         encode(iter_feedback(storage, flt)),

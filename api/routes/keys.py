@@ -3,18 +3,21 @@ project). ``loopwatch keys`` does the same locally."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
-from api.deps import KeysAdminDep, ServicesDep
-from api.errors import responses
+from api.deps import ActorDep, KeysAdminDep, ServicesDep
+from api.errors import responses, unprocessable
 from api.models import KeyCreated, KeyInfo
 from schemas.events import ProjectName
-from streams.keys import ApiKey, KeyScope
+from streams.keys import ApiKey, KeyScope, NewKey
+from streams.storage import audit
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=responses(400, 401, 403, 404, 503))
+KeyId = Annotated[str, Path(max_length=64)]
 
 
 class KeyRequest(BaseModel):
@@ -25,9 +28,25 @@ class KeyRequest(BaseModel):
         description="ingest: only sends events; read: dashboards and queries; admin: manages the project; "
         "none: full project access",
     )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="when the key stops working: in the future, else 422; null: never"
+    )
 
 
-def _info(key: ApiKey) -> KeyInfo:
+def _whole_number(value: object) -> object:
+    """JSON's integers only: ``false`` or ``"60"`` is no number of seconds (``60.0`` is sixty)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected a whole number of seconds")
+    return value
+
+
+class RotateRequest(BaseModel):
+    grace_seconds: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        default=86400, ge=0, le=90 * 86400, description="how long the old key keeps working (default one day)"
+    )
+
+
+def _info(key: ApiKey, now: datetime) -> KeyInfo:
     return KeyInfo(
         key_id=key.key_id,
         project=key.project,
@@ -35,6 +54,23 @@ def _info(key: ApiKey) -> KeyInfo:
         created_at=key.created_at,
         revoked=key.revoked,
         scope=key.scope or None,
+        expires_at=key.expires_at,
+        expired=key.expired(now),
+        rotated_from=key.rotated_from or None,
+        last_used_at=key.last_used_at,
+    )
+
+
+def _created(new: NewKey) -> KeyCreated:
+    key = new.key
+    return KeyCreated(
+        key_id=key.key_id,
+        project=key.project,
+        name=key.name,
+        token=new.token,
+        scope=key.scope or None,
+        expires_at=key.expires_at,
+        rotated_from=key.rotated_from or None,
     )
 
 
@@ -43,26 +79,64 @@ def _only(allowed: str | None, project: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key manages project {allowed!r}, not {project!r}")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated, summary="Create a project key")
-def create_key(body: KeyRequest, allowed: KeysAdminDep, services: ServicesDep) -> KeyCreated:
+def _own(allowed: str | None, key_id: str, services: ServicesDep) -> None:
+    if allowed is not None and key_id not in {key.key_id for key in services.keys.list(allowed)}:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no key {key_id!r} in project {allowed!r}")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyCreated,
+    responses=responses(422),
+    summary="Create a project key",
+)
+def create_key(body: KeyRequest, allowed: KeysAdminDep, actor: ActorDep, services: ServicesDep) -> KeyCreated:
     _only(allowed, body.project)
-    new = services.keys.create(body.project, body.name, body.scope)
-    return KeyCreated(
-        key_id=new.key.key_id, project=new.key.project, name=new.key.name, token=new.token, scope=body.scope
-    )
+    if body.expires_at is not None and body.expires_at <= services.keys.clock():
+        raise unprocessable(["body", "expires_at"], "expires_at must be in the future")
+    new = services.keys.create(body.project, body.name, body.scope, expires_at=body.expires_at)
+    _audit(services, actor, "key.create", new.key)
+    return _created(new)
 
 
-@router.get("", response_model=list[KeyInfo], summary="List keys (never their tokens)")
+def _audit(services: ServicesDep, actor: str, action: str, key: ApiKey, **details: str | None) -> None:
+    facts = {"scope": key.scope or "full", "expires_at": key.expires_at.isoformat() if key.expires_at else None}
+    audit.record(services.storage, actor, action, project=key.project, target=key.key_id, details=facts | details)
+
+
+@router.get("", response_model=list[KeyInfo], summary="List keys (never their tokens), with expiry and last use")
 def list_keys(allowed: KeysAdminDep, services: ServicesDep, project: str | None = None) -> list[KeyInfo]:
     if allowed is not None:
         _only(allowed, project or allowed)
         project = allowed
-    return [_info(k) for k in services.keys.list(project)]
+    now = services.keys.clock()
+    return [_info(k, now) for k in services.keys.list(project)]
+
+
+@router.post(
+    "/{key_id}/rotate",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyCreated,
+    summary="Rotate a key: a new token now, the old one works until the grace period ends",
+)
+def rotate_key(
+    key_id: KeyId, allowed: KeysAdminDep, actor: ActorDep, services: ServicesDep, body: RotateRequest | None = None
+) -> KeyCreated:
+    _own(allowed, key_id, services)
+    grace = timedelta(seconds=(body or RotateRequest()).grace_seconds)
+    new = services.keys.rotate(key_id, grace)
+    if new is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live key {key_id!r} (unknown, revoked or expired)")
+    _audit(services, actor, "key.rotate", new.key, replaces=key_id, grace=str(grace))
+    return _created(new)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke a key")
-def revoke_key(key_id: Annotated[str, Path(max_length=64)], allowed: KeysAdminDep, services: ServicesDep) -> None:
-    if allowed is not None and key_id not in {key.key_id for key in services.keys.list(allowed)}:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no key {key_id!r} in project {allowed!r}")
+def revoke_key(key_id: KeyId, allowed: KeysAdminDep, actor: ActorDep, services: ServicesDep) -> None:
+    _own(allowed, key_id, services)
     if not services.keys.revoke(key_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no key {key_id!r}")
+    key = services.keys.get(key_id)
+    assert key is not None  # just revoked
+    _audit(services, actor, "key.revoke", key)

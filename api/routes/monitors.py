@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import CurrentKey, ManagedProjectDep, MonitoringDep, ProjectDep
+from api.deps import ActorDep, CurrentKey, ManagedProjectDep, MonitoringDep, ProjectDep
 from api.errors import ErrorMessage, problem, responses, unprocessable, unprocessable_all
 from schemas.events import Severity, UtcDatetime
 from schemas.monitors import Condition, Monitor, MonitorCreate, MonitorUpdate, unmask_channels
 from schemas.problems import validation_problems
 from streams.monitors import BuiltinMonitorError, MonitorExistsError, Monitoring, default_monitors
 from streams.monitors.store import channel_problems
+from streams.storage import audit
 from streams.storage.snoozes import Snooze
 
 router = APIRouter(prefix="/v1/monitors", tags=["monitors"], responses=responses(400, 401, 422, 503))
@@ -110,7 +111,9 @@ def _vet_channels(allow_private: bool) -> Any:
     responses=_CONFLICT,
     summary="Create a monitor (on its models and family it takes the built-in defaults' place)",
 )
-def create_monitor(body: MonitorCreate, project: ManagedProjectDep, monitoring: MonitoringDep) -> dict[str, Any]:
+def create_monitor(
+    body: MonitorCreate, project: ManagedProjectDep, actor: ActorDep, monitoring: MonitoringDep
+) -> dict[str, Any]:
     if body.monitor_id in {builtin.monitor_id for builtin in default_monitors(project, monitoring.settings)}:
         # deleting it later would bring the built-in default of that id back: a delete that does not delete
         raise HTTPException(status.HTTP_409_CONFLICT, f"{body.monitor_id!r} is the id of a built-in default monitor")
@@ -119,6 +122,7 @@ def create_monitor(body: MonitorCreate, project: ManagedProjectDep, monitoring: 
         monitor = monitoring.store.create(project, body, check=check)
     except MonitorExistsError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    audit.record(monitoring.storage, actor, "monitor.create", project=project, target=monitor.monitor_id)
     return _saved(monitor, monitoring)
 
 
@@ -142,7 +146,11 @@ def get_monitor(monitor_id: MonitorIdPath, project: ProjectDep, monitoring: Moni
     summary="Change some fields of a monitor; the result is validated as a whole",
 )
 def update_monitor(
-    monitor_id: MonitorIdPath, body: MonitorUpdate, project: ManagedProjectDep, monitoring: MonitoringDep
+    monitor_id: MonitorIdPath,
+    body: MonitorUpdate,
+    project: ManagedProjectDep,
+    actor: ActorDep,
+    monitoring: MonitoringDep,
 ) -> dict[str, Any]:
     store = monitoring.store
     changes = {
@@ -168,6 +176,8 @@ def update_monitor(
         ) from exc
     if monitor is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
+    details = {"fields": ",".join(sorted(changes))}
+    audit.record(monitoring.storage, actor, "monitor.update", project=project, target=monitor_id, details=details)
     return _saved(monitor, monitoring)
 
 
@@ -177,7 +187,9 @@ def update_monitor(
     responses={**responses(404), **_CONFLICT},
     summary="Delete a monitor (its alerts stay)",
 )
-def delete_monitor(monitor_id: MonitorIdPath, project: ManagedProjectDep, monitoring: MonitoringDep) -> Response:
+def delete_monitor(
+    monitor_id: MonitorIdPath, project: ManagedProjectDep, actor: ActorDep, monitoring: MonitoringDep
+) -> Response:
     try:
         deleted = monitoring.store.delete(project, monitor_id)
     except BuiltinMonitorError as exc:
@@ -188,6 +200,7 @@ def delete_monitor(monitor_id: MonitorIdPath, project: ManagedProjectDep, monito
         ) from exc
     if not deleted:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
+    audit.record(monitoring.storage, actor, "monitor.delete", project=project, target=monitor_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

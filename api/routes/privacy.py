@@ -7,11 +7,12 @@ import asyncio
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from api.deps import ManagedProjectDep, ProjectDep, ServicesDep
+from api.deps import ActorDep, ManagedProjectDep, ProjectDep, ServicesDep
 from api.errors import responses, unprocessable
 from schemas.privacy import RedactionPolicy
 from streams.privacy import Privacy
 from streams.runtime import Runtime
+from streams.storage import audit
 
 router = APIRouter(prefix="/v1/privacy", tags=["privacy"], responses=responses(400, 401, 403, 503))
 
@@ -35,18 +36,23 @@ async def get_policy(project: ProjectDep, services: ServicesDep) -> PolicyOut:
 
 
 @router.put("/policy", response_model=PolicyOut, responses=responses(422), summary="Set the project's redaction policy")
-async def put_policy(body: RedactionPolicy, project: ManagedProjectDep, services: ServicesDep) -> PolicyOut:
+async def put_policy(
+    body: RedactionPolicy, project: ManagedProjectDep, actor: ActorDep, services: ServicesDep
+) -> PolicyOut:
     privacy = _privacy(services)
     try:
         await asyncio.to_thread(privacy.set_policy, project, body)
     except ValueError as exc:  # e.g. pseudonyms on a server without LOOPWATCH_REDACTION_KEY
         raise unprocessable(["body", "mode"], str(exc)) from exc
+    details: dict[str, audit.Detail] = {"mode": body.mode, "fields": ",".join(body.fields), "custom": len(body.custom)}
+    await asyncio.to_thread(audit.record, services.storage, actor, "policy.set", project=project, details=details)
     return PolicyOut(project=project, policy=body, own=True)
 
 
 @router.delete("/policy", response_model=PolicyOut, summary="Back to the server's default redaction policy")
-async def delete_policy(project: ManagedProjectDep, services: ServicesDep) -> PolicyOut:
+async def delete_policy(project: ManagedProjectDep, actor: ActorDep, services: ServicesDep) -> PolicyOut:
     privacy = _privacy(services)
-    await asyncio.to_thread(privacy.set_policy, project, None)
+    if await asyncio.to_thread(privacy.set_policy, project, None):
+        await asyncio.to_thread(audit.record, services.storage, actor, "policy.delete", project=project)
     policy, own = await asyncio.to_thread(privacy.policy, project)
     return PolicyOut(project=project, policy=policy, own=own)

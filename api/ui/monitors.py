@@ -265,7 +265,7 @@ async def create(ui: UiManageDep) -> Response:
     monitoring = ui.services.monitoring
     try:
         spec = MonitorCreate.model_validate(body)
-        created = await asyncio.to_thread(create_monitor, spec, ui.project, monitoring)
+        created = await asyncio.to_thread(create_monitor, spec, ui.project, ui.actor, monitoring)
     except ValidationError as exc:
         errors = _messages(validation_problems(exc, ["body"]))
         return await _page(ui, form, enabled, channels, editing=None, errors=errors, status_code=422)
@@ -301,7 +301,7 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
     monitoring = ui.services.monitoring
     try:
         changes = MonitorUpdate.model_validate(body, strict=False)  # a form's numbers are text
-        saved = await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, monitoring)
+        saved = await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, ui.actor, monitoring)
     except ValidationError as exc:
         errors = _messages(validation_problems(exc, ["body"]))
         return await _page(ui, form, enabled, channels, editing=monitor_id, errors=errors, status_code=422)
@@ -317,5 +317,5 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
 async def remove_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
     await ui.form()
     monitoring = ui.services.monitoring
-    await asyncio.to_thread(delete_monitor, monitor_id, ui.project, monitoring)
+    await asyncio.to_thread(delete_monitor, monitor_id, ui.project, ui.actor, monitoring)
     return redirect("/ui/monitors")

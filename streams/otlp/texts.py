@@ -88,3 +88,16 @@ def fill_records(storage: Storage, project: str, records: Sequence[InferenceReco
         record.prompt = record.prompt or prompt
         record.response = record.response or response
     return len(rows)
+
+
+def erase(storage: Storage, project: str, inference_ids: Sequence[str]) -> int:
+    """Delete the texts kept for these inferences (an erased user's); returns how many."""
+    if not inference_ids:
+        return 0
+    params = {"project": project, "ids": list(inference_ids)}
+    where = "project = {project:String} AND has({ids:Array(String)}, inference_id)"
+    db = storage.database
+    found = int(storage.scalar(f"SELECT uniqExact(inference_id) FROM {db}.{TABLE} WHERE {where}", params))
+    if found:
+        storage.command(f"ALTER TABLE {db}.{TABLE} DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
+    return found

@@ -14,7 +14,7 @@ from schemas.records import FeedbackRecord, InferenceRecord
 from streams.privacy import detectors
 from streams.privacy.detectors import Span
 
-Detector = Callable[[str], list[Span]]
+Detector = Callable[..., list[Span]]  # (text) -> spans; the detectors of numbers take ``areas=`` too
 
 _BUILT_IN: dict[DetectorName, Detector] = {
     "url_credentials": detectors.url_credentials,
@@ -57,16 +57,24 @@ class Redactor:
     def spans(self, text: str) -> list[Span]:
         """What the policy's detectors find in ``text``, without overlaps."""
         found: list[Span] = []
-        # once per text: card, IBAN, phone and IP detectors find nothing without a digit (an IPv6
-        # address without one, "dead::beef", still has colons)
-        digits = detectors.has_digits(text) or ":" in text
+        # once per text (and again after a find changed it): where card, IBAN, phone and IPv4 patterns
+        # run; none finds anything without a digit (an IPv6 address without one, "dead::beef", has colons)
+        marks = detectors.digit_marks(text)
+        areas: detectors.Areas | None = detectors.areas_of(marks)
+        digits = bool(areas) or ":" in text
         scan = text
         for detect, needs_digits in self._detectors:
-            if digits or not needs_digits:
+            if not needs_digits:
                 spans = detect(scan)
-                if spans:  # what a detector found is blanked for the next ones (a card is no phone number)
-                    found += spans
-                    scan = _blank(scan, spans)
+            elif digits:
+                if areas is None:
+                    areas = detectors.areas_of(marks)
+                spans = detect(scan, areas=areas)
+            else:
+                continue
+            if spans:  # what a detector found is blanked for the next ones (a card is no phone number)
+                found += spans
+                scan, marks, areas = _blank(scan, spans), _blank_marks(marks, spans), None
         return detectors.resolve(found, text) if found else found
 
     def token(self, kind: str, value: str) -> str:
@@ -137,6 +145,14 @@ def _blank(text: str, spans: list[Span]) -> str:
             last = span.end
     parts.append(text[last:])
     return "".join(parts)
+
+
+def _blank_marks(marks: bytes, spans: list[Span]) -> bytes:
+    """``detectors.digit_marks`` of ``_blank(text, spans)``, from the text's marks (a blank is a ".")."""
+    blanked = bytearray(marks)
+    for span in spans:
+        blanked[span.start : span.end] = b"." * (span.end - span.start)
+    return bytes(blanked)
 
 
 def detectors_in_order(names: Sequence[DetectorName]) -> list[DetectorName]:

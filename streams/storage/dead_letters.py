@@ -7,10 +7,12 @@ into events (``store``). The dashboard reads a project's recent ones (``recent``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from pydantic import TypeAdapter
 
 from schemas.events import DeadLetter
@@ -49,3 +51,16 @@ def recent(storage: Storage, project: str, *, days: int = 7, limit: int = 10) ->
         {"project": project, "days": days, "limit": limit},
     ).result_rows
     return [StoredDeadLetter(as_utc(received_at), source, error) for received_at, source, error in rows]
+
+
+def erase_user(storage: Storage, project: str, user_id: str) -> int:
+    """Delete the project's dead letters whose payload names ``user_id`` as a ``user_id`` (an event's
+    tag or a feedback item's field, as JSON); returns how many."""
+    quoted = re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", orjson.dumps(user_id).decode())  # RE2 syntax
+    params = {"project": project, "pattern": rf'"user_id"\s*:\s*{quoted}'}
+    where = "project = {project:String} AND position(payload, 'user_id') > 0 AND match(payload, {pattern:String})"
+    db = storage.database
+    found = int(storage.scalar(f"SELECT count() FROM {db}.dead_letters WHERE {where}", params))
+    if found:
+        storage.command(f"ALTER TABLE {db}.dead_letters DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
+    return found

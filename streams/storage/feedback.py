@@ -1,5 +1,6 @@
-"""The ``feedback`` table's reads: the feedback listing's pages, the feedback a window's quality is
-computed from, the newest feedback of sampled calls and counts per model. Writes go through the sink.
+"""The ``feedback`` table's reads (and its erasure): the feedback listing's pages, the feedback a
+window's quality is computed from, the newest feedback of sampled calls and counts per model. Writes
+go through the sink.
 
 The table is a ``ReplacingMergeTree(ingested_at)`` sorted by feedback id, with a projection sorted by
 time (migration 0004) and one by inference id (0010). Reads here avoid ``FINAL`` (it costs ~8x on
@@ -203,3 +204,21 @@ def count_by_model(storage: Storage, project: str) -> dict[str, int]:
         {"project": project},
     ).result_rows
     return {str(model): int(count) for model, count in rows}
+
+
+# --- erasure -------------------------------------------------------------------------------------------
+
+_OF_USER = (
+    "project = {project:String} AND (user_id = {user_id:String} OR has({inference_ids:Array(String)}, inference_id))"
+)
+
+
+def erase_user(storage: Storage, project: str, user_id: str, inference_ids: Sequence[str]) -> int:
+    """Delete the feedback the user gave (``user_id``) and the feedback on the user's events
+    (``inference_ids``); returns how many feedback items that was (re-sent copies counted once)."""
+    params = {"project": project, "user_id": user_id, "inference_ids": list(inference_ids)}
+    db = storage.database
+    found = int(storage.scalar(f"SELECT uniqExact(feedback_id) FROM {db}.feedback WHERE {_OF_USER}", params))
+    if found:
+        storage.command(f"ALTER TABLE {db}.feedback DELETE WHERE {_OF_USER} SETTINGS mutations_sync = 2", params)
+    return found

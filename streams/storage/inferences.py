@@ -725,3 +725,26 @@ def window_columns(storage: Storage, key: WindowKey, tag_keys: Sequence[str]) ->
     return WindowColumns(
         latencies, statuses, versions, costs, inputs, outputs, tuple(list(values) for values in columns[6:])
     )
+
+
+_OF_USER = "project = {project:String} AND tags['user_id'] = {user_id:String}"
+
+
+def erase_user_ids(storage: Storage, project: str, user_id: str) -> list[str]:
+    """The ids of the events whose ``tags.user_id`` is ``user_id`` (re-sent copies once)."""
+    rows = storage.rows(
+        f"SELECT DISTINCT event_id FROM {storage.database}.inferences WHERE {_OF_USER}",
+        {"project": project, "user_id": user_id},
+    )
+    return [row["event_id"] for row in rows]
+
+
+def erase_user(storage: Storage, project: str, user_id: str, event_ids: list[str]) -> int:
+    """Delete the user's events (``ALTER TABLE … DELETE``, waited for); ``event_ids`` from
+    ``erase_user_ids``. Returns how many events that was."""
+    if event_ids:
+        storage.command(
+            f"ALTER TABLE {storage.database}.inferences DELETE WHERE {_OF_USER} SETTINGS mutations_sync = 2",
+            {"project": project, "user_id": user_id},
+        )
+    return len(event_ids)

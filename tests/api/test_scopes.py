@@ -1,8 +1,8 @@
 """What each key scope may do, over every route of the OpenAPI document and every dashboard page.
 
 The routes come from the app itself, so a new route is in the matrix the day it is added: a route
-that sends events is ``ingest``, ``/v1/keys`` is key management, any other GET reads and any other
-method manages the project. A scope that lacks the permission gets a 403 naming its scope; one that
+that sends events is ``ingest``, ``/v1/keys``, ``/v1/subjects`` (erasure) and ``/v1/audit`` are
+administration (the ``keys`` permission), any other GET reads and any other method manages the project. A scope that lacks the permission gets a 403 naming its scope; one that
 has it gets past authorization (whatever the dummy request then earns: 404, 422, 200…).
 """
 
@@ -46,7 +46,7 @@ PROJECT = "scoped"
 def permission_of(method: str, path: str) -> Permission:
     if (method, path) in INGEST_ROUTES:
         return "ingest"
-    if path.startswith("/v1/keys"):
+    if path.startswith(("/v1/keys", "/v1/subjects", "/v1/audit")):  # keys, erasure, the audit log
         return "keys"
     if (method, path) in REVIEW_ROUTES:
         return "review"

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from api.ui.session import COOKIE, SessionSigner, UiSession, anonymous
 from loopwatch.process import serving_app
+from streams.storage import audit
 from tests.ui.conftest import (
     ADMIN_KEY,
     HOSTILE_COMMENT,
@@ -574,6 +575,12 @@ class TestPages:
             assert (monitor.cooldown_seconds, monitor.retrain_after) == (900, 3)
             assert monitor.channels[0].secret.get_secret_value() == "s3cret-value-of-16-chars"  # kept through the mask
             assert monitor.channels[0].headers == {"X-Team": "ml"}
+            key_id = services.keys.resolve(token).key_id
+            logged = audit.entries(services.storage, project="monitors")
+            assert [(e.action, e.actor, e.target) for e in logged] == [
+                ("monitor.update", f"ui:key:{key_id}", "p95"),
+                ("monitor.create", f"ui:key:{key_id}", "p95"),
+            ]
             services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
 
     def test_who_monitors_each_model_and_the_scope_warning(self, data_dir: Path) -> None:

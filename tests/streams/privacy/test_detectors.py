@@ -110,3 +110,33 @@ def test_planted_in_any_text(before: str, after: str, name: str, pick: int) -> N
     text = f"{before} {value} {after}"
     found = [text[span.start : span.end] for span in detect(text)]
     assert value in found
+
+
+# Characters that make the number patterns start, continue, stop or backtrack: ASCII and non-ASCII digits,
+# their separators, uppercase (IBAN), hex letters (IPv6), letters g–z (where areas end), other text.
+_NUMBERISH = st.text(alphabet="0123456789 ().-+:/AZDEabcfgxz٣_é\n", max_size=80)
+_PATTERNS = {
+    "card": detectors._CARD_RUN,
+    "iban": detectors._IBAN,
+    "ipv4": detectors._IPV4,
+    "phone": detectors._PHONE_RUN,
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_NUMBERISH, name=st.sampled_from(sorted(_PATTERNS)))
+def test_digit_areas_find_what_the_whole_text_holds(text: str, name: str) -> None:
+    """Running a number pattern over the digit areas only finds exactly what a scan of the whole text finds."""
+    regex = _PATTERNS[name]
+    whole = [m.span() for m in regex.finditer(text)] if detectors.has_digits(text) else []
+    areas = [m.span() for m in detectors._in_areas(regex, text, detectors.digit_areas(text))]
+    assert areas == whole
+
+
+def test_valid_phone_is_remembered() -> None:
+    detectors.valid_phone.cache_clear()
+    assert detectors.phones("call +44 20 7946 0958 or +44 20 7946 0958") == [
+        Span(5, 21, "PHONE"),
+        Span(25, 41, "PHONE"),
+    ]
+    assert detectors.valid_phone.cache_info().hits == 1
