@@ -113,4 +113,4 @@ async def export(
     tag: Many = None,
 ) -> StreamingResponse:
     flt = await _filter(ui, model, model_version, kind or [], source, since, until, tag or [])
-    return export_feedback(flt, ui.services.storage, format)
+    return export_feedback(flt, ui.services.storage, ui.actor, format)
