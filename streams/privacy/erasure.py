@@ -2,7 +2,9 @@
 
 A user is the ``user_id`` tag of their events. Erasing removes, in the project: the events, the feedback
 on them and the feedback the user gave (``feedback.user_id``), the OTLP texts kept for those events, and
-the dead letters whose payload names the user. Each table's module owns its ``DELETE``
+the dead letters whose payload names the user, the user's rows in dataset versions (whose downloads
+then no longer match their ``sha256``: erasure overrides a version's immutability) and the review queue
+items and reviews of their calls. Each table's module owns its ``DELETE``
 (``ALTER TABLE … DELETE`` with ``mutations_sync``: the call returns once the rows are gone from every
 part, projections included). Events go last, so an erasure interrupted half-way finds the same events
 again when repeated. Window statistics are aggregates of many events and are kept.
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from streams.otlp import texts
-from streams.storage import Storage, dead_letters, feedback, inferences
+from streams.storage import Storage, datasets, dead_letters, feedback, inferences, queues
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +31,8 @@ class Erasure:
     feedback: int
     otlp_texts: int
     dead_letters: int
+    dataset_rows: int
+    review_items: int
 
     def counts(self) -> dict[str, int]:
         """Rows removed per table."""
@@ -37,6 +41,8 @@ class Erasure:
             "feedback": self.feedback,
             "otlp_texts": self.otlp_texts,
             "dead_letters": self.dead_letters,
+            "dataset_rows": self.dataset_rows,
+            "review_items": self.review_items,
         }
 
 
@@ -54,6 +60,8 @@ def erase_subject(storage: Storage, project: str, user_id: str) -> Erasure:
         feedback=feedback.erase_user(storage, project, user_id, event_ids),
         otlp_texts=texts.erase(storage, project, event_ids),
         dead_letters=dead_letters.erase_user(storage, project, user_id),
+        dataset_rows=datasets.erase_user(storage, project, user_id, event_ids),
+        review_items=queues.erase_calls(storage, project, event_ids),
         inferences=inferences.erase_user(storage, project, user_id, event_ids),
     )
     log.info("subject_erased", project=project, subject=erasure.subject, **erasure.counts())

@@ -14,7 +14,7 @@ worker must see the same snapshot; a table is shared by construction, files woul
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -338,3 +338,19 @@ class DatasetStore:
             {"project": project, "request": request_id},
         )
         return _version(rows[0]) if rows else None
+
+
+def erase_user(storage: Storage, project: str, user_id: str, inference_ids: Sequence[str]) -> int:
+    """Delete the user's rows from every dataset version: rows of their calls (``inference_ids``) and the
+    feedback they gave. Erasure overrides immutability: an affected version's download no longer matches
+    its ``sha256`` (which then tells that rows were erased from it). Returns the rows removed."""
+    where = (
+        "project = {project:String} AND (user_id = {user_id:String} OR tags['user_id'] = {user_id:String} "
+        "OR has({ids:Array(String)}, inference_id))"
+    )
+    params = {"project": project, "user_id": user_id, "ids": list(inference_ids)}
+    db = storage.database
+    found = int(storage.scalar(f"SELECT count() FROM {db}.dataset_rows WHERE {where}", params))
+    if found:
+        storage.command(f"ALTER TABLE {db}.dataset_rows DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
+    return found

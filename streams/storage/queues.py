@@ -348,3 +348,19 @@ class QueueStore:
             held=int(held or 0),
             per_reviewer={reviewer: (int(r), int(s)) for reviewer, r, s in per},
         )
+
+
+def erase_calls(storage: Storage, project: str, inference_ids: Sequence[str]) -> int:
+    """Delete review queue items and reviews of the erased calls; returns the rows removed."""
+    if not inference_ids:
+        return 0
+    where = "project = {project:String} AND has({ids:Array(String)}, inference_id)"
+    params = {"project": project, "ids": list(inference_ids)}
+    db = storage.database
+    removed = 0
+    for table in ("queue_items", "queue_reviews"):
+        found = int(storage.scalar(f"SELECT count() FROM {db}.{table} WHERE {where}", params))
+        if found:
+            storage.command(f"ALTER TABLE {db}.{table} DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
+        removed += found
+    return removed

@@ -19,7 +19,7 @@ from tests.conftest import Api, make_settings
 ADMIN = "erasure-admin-key-0123456789"
 ADMIN_HEADERS = {"authorization": f"Bearer {ADMIN}"}
 PROJECT = "shop"
-TABLES = ("inferences", "feedback", "otlp_texts", "dead_letters")
+TABLES = ("inferences", "feedback", "otlp_texts", "dead_letters", "dataset_rows", "review_items")
 
 
 @pytest.fixture
@@ -59,6 +59,19 @@ def _of_user(api: Api, user_id: str) -> dict[str, int]:
             f"SELECT count() FROM {db}.dead_letters WHERE project = {{p:String}} AND position(payload, {{u:String}}) > 0",
             params,
         ),
+        "dataset_rows": storage.scalar(
+            f"SELECT count() FROM {db}.dataset_rows WHERE project = {{p:String}} "
+            f"AND (user_id = {{u:String}} OR inference_id LIKE concat({{u:String}}, '-%'))",
+            params,
+        ),
+        "review_items": sum(
+            storage.scalar(
+                f"SELECT count() FROM {db}.{table} WHERE project = {{p:String}} "
+                f"AND inference_id LIKE concat({{u:String}}, '-%')",
+                params,
+            )
+            for table in ("queue_items", "queue_reviews")
+        ),
     } | {"_ids": len(storage.rows(ids, params))}
 
 
@@ -85,6 +98,13 @@ def _seed(api: Api, headers: dict[str, str]) -> None:
     bad = [{"project": PROJECT, "model": "m", "latency_ms": -1, "tags": {"user_id": "ana"}}]
     assert len(pipeline.accept_raw("inference", orjson.dumps(bad)).dead_letters) == 1
     api.wait_written()
+    # a dataset version of every feedback row, and both users' calls in a review queue
+    made = api.client.post("/v1/datasets", json={"name": "all", "format": "jsonl"}, headers=headers)
+    assert made.status_code == 201, made.text
+    queue = {"queue_id": "q", "fields": [{"name": "ok", "type": "boolean"}]}
+    assert api.client.post("/v1/queues", json=queue, headers=headers).status_code == 201
+    added = api.client.post("/v1/queues/q/items", json={"inference_ids": ["ana-0", "bob-0"]}, headers=headers)
+    assert added.json() == {"added": 2}, added.text
 
 
 class TestErasure:
@@ -96,18 +116,37 @@ class TestErasure:
         headers = {"authorization": f"Bearer {admin_key.json()['token']}"}
         _seed(api, api.key(PROJECT))
         before = _of_user(api, "ana")
-        assert before == {"inferences": 3, "feedback": 3, "otlp_texts": 1, "dead_letters": 1, "_ids": 3}
+        assert before == {
+            "inferences": 3,
+            "feedback": 3,
+            "otlp_texts": 1,
+            "dead_letters": 1,
+            "dataset_rows": 3,
+            "review_items": 1,
+            "_ids": 3,
+        }
         bob_before = _of_user(api, "bob")
 
         first = api.client.delete("/v1/subjects/ana", headers=headers)
         assert first.status_code == 200, first.text
         body = first.json()
-        assert body["deleted"] == {"inferences": 3, "feedback": 3, "otlp_texts": 1, "dead_letters": 1}
+        assert body["deleted"] == {
+            "inferences": 3,
+            "feedback": 3,
+            "otlp_texts": 1,
+            "dead_letters": 1,
+            "dataset_rows": 3,
+            "review_items": 1,
+        }
         assert body["statistics"] == "kept"
         assert body["subject"] == subject_ref(PROJECT, "ana")
         assert _of_user(api, "ana") == dict.fromkeys((*TABLES, "_ids"), 0)
         bob_after = _of_user(api, "bob")
-        assert bob_after == bob_before | {"feedback": bob_before["feedback"] - 1}  # ana's rating of bob's answer went
+        # ana's rating of bob's answer went, from the feedback and from the dataset
+        assert bob_after == bob_before | {
+            "feedback": bob_before["feedback"] - 1,
+            "dataset_rows": bob_before["dataset_rows"] - 1,
+        }
         assert api.client.get("/v1/inferences/bob-1", headers=api.key(PROJECT)).status_code == 200
 
         again = api.client.delete("/v1/subjects/ana", headers=headers)
