@@ -17,6 +17,7 @@ from api.errors import ErrorMessage, Unprocessable
 from api.routes import (
     alerts,
     docs,
+    evaluators,
     feedback,
     inferences,
     ingest,
@@ -81,6 +82,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(docs.router)  # / → /ui, and /docs
     app.include_router(privacy.router)  # /v1/privacy (redaction policy)
+    app.include_router(evaluators.router)  # /v1/evaluators (online evaluations)
     app.include_router(ui_router)  # the dashboard at /ui (api/ui)
 
     @app.exception_handler(StarletteHTTPException)

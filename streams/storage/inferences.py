@@ -473,3 +473,21 @@ def model_names(storage: Storage, project: str, limit: int = 1000) -> list[str]:
         {"project": project, "limit": limit},
     )
     return [str(row["model"]) for row in rows]
+
+
+def inferences_by_id(storage: Storage, project: str, event_ids: list[str]) -> dict[str, StoredInference]:
+    """The calls with these ids (their newest copies), by id; ids not stored are missing."""
+    if not event_ids:
+        return {}
+    rows = storage.rows(
+        f"SELECT {', '.join(DETAIL_COLUMNS)} FROM {storage.database}.inferences FINAL "
+        "WHERE project = {project:String} AND event_id IN {ids:Array(String)}",
+        {"project": project, "ids": event_ids},
+    )
+    found = {}
+    for row in rows:
+        row["timestamp"] = as_utc(row["timestamp"])
+        row["features"] = orjson.loads(row["features"]) if row["features"] else {}
+        row["tags"] = dict(row["tags"])
+        found[row["event_id"]] = StoredInference(**row)
+    return found
