@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.ui import alerts, assets, auth, calls, fallback, feedback, models, monitors, overview, windows
+from api.ui import alerts, assets, auth, calls, evaluators, fallback, feedback, models, monitors, overview, windows
 
 # Order matters: a window's path extends a model's (model names may hold "/"), and the fallback's
 # catch-all comes last.
-_PAGES = (assets, auth, overview, windows, models, alerts, feedback, calls, monitors, fallback)
+_PAGES = (assets, auth, overview, windows, models, alerts, feedback, calls, monitors, evaluators, fallback)
 
 router = APIRouter()
 for _module in _PAGES:

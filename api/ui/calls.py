@@ -16,6 +16,7 @@ from api.queries.windows import window_key
 from api.routes.inferences import ORDER_SORTS, CallOrder, CallStatus, call_filter
 from api.ui.web import UiDep, UiRoute, parse_moment
 from schemas.events import FeedbackKind
+from streams.storage import evaluations
 from streams.storage.inferences import CallFilter, call_page, inference
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -172,4 +173,5 @@ async def call_page_view(event_id: Annotated[str, Path(min_length=1, max_length=
         feedback_page, storage, FeedbackFilter(project=ui.project, inference_id=event_id), limit=1000
     )
     window = window_key(ui.project, call.model, call.timestamp, ui.services.settings.window_seconds)
-    return ui.render("call.html", call=call, feedback=feedback, window=window)
+    evaluated = await asyncio.to_thread(evaluations.of_event, storage, ui.project, event_id)
+    return ui.render("call.html", call=call, feedback=feedback, window=window, evaluations=evaluated)
