@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import EvaluationsDep, ManagedProjectDep, ProjectDep
 from api.errors import ErrorMessage, responses, unprocessable
 from schemas.channels import UnsafeTargetError
 from schemas.evaluators import Evaluator, EvaluatorCreate, EvaluatorUpdate
+from schemas.events import UtcDatetime
 from schemas.problems import validation_problems
 from streams.delivery.url_guard import UnresolvableTargetError
 from streams.evals import Evaluations, EvaluatorExistsError
@@ -45,6 +46,25 @@ class EvaluationOut(BaseModel):
     latency_ms: float
     attempts: int
     updated_at: datetime | None = None
+
+
+class BackfillRequest(BaseModel):
+    """Evaluate past calls of ``[since, until)`` (sampling rate, scope and filters apply)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: UtcDatetime
+    until: UtcDatetime
+    max_calls: int = Field(default=10_000, ge=1, le=100_000, description="at most this many calls are read")
+
+
+class BackfillOut(BaseModel):
+    """A backfill's progress: its rows by status; done when none is pending."""
+
+    backfill_id: str
+    queued: int
+    counts: dict[str, int]
+    finished: bool
 
 
 class EvaluationsOut(BaseModel):
@@ -198,3 +218,50 @@ async def evaluator_evaluations(
         )
 
     return await asyncio.to_thread(read)
+
+
+@router.post(
+    "/{evaluator_id}/backfill",
+    response_model=BackfillOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(404),
+    summary="Evaluate past calls of a time range (queued; resumable; within the daily budget)",
+)
+async def backfill_evaluator(
+    evaluator_id: EvaluatorIdPath, body: BackfillRequest, project: ManagedProjectDep, evaluations: EvaluationsDep
+) -> BackfillOut:
+    if body.since >= body.until:
+        raise unprocessable(["body", "until"], "until must be after since")
+    evaluator = await asyncio.to_thread(_get, evaluations, project, evaluator_id)
+    if evaluator.filters.on_feedback:
+        raise unprocessable(
+            ["body"], "a backfill of an evaluator filtered on feedback (thumbs_down, corrected) is not supported"
+        )
+    backfill_id, queued = await asyncio.to_thread(
+        evaluations.backfill, evaluator, body.since, body.until, body.max_calls
+    )
+    evaluations.wake()
+    return BackfillOut(
+        backfill_id=backfill_id, queued=queued, counts={"pending": queued} if queued else {}, finished=not queued
+    )
+
+
+@router.get(
+    "/{evaluator_id}/backfills/{backfill_id}",
+    response_model=BackfillOut,
+    responses=responses(404),
+    summary="A backfill's progress",
+)
+async def backfill_progress(
+    evaluator_id: EvaluatorIdPath,
+    backfill_id: Annotated[str, Path(min_length=1, max_length=64)],
+    project: ProjectDep,
+    evaluations: EvaluationsDep,
+) -> BackfillOut:
+    await asyncio.to_thread(_get, evaluations, project, evaluator_id)
+    counts = await asyncio.to_thread(queue.counts, evaluations.storage, project, evaluator_id, backfill_id)
+    if not counts:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no backfill {backfill_id!r} of evaluator {evaluator_id!r}")
+    return BackfillOut(
+        backfill_id=backfill_id, queued=sum(counts.values()), counts=counts, finished=not counts.get("pending")
+    )

@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import importlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -430,6 +431,29 @@ class Evaluations:
         if isinstance(answer, (bool, int, float)):
             return Outcome("done", score=float(answer), explanation=explanation, latency_ms=_ms(started))
         return Outcome("error", error=f"the function returned {type(answer).__name__}, not a number, bool or label")
+
+    # ------------------------------------------------------------------ backfills
+
+    def backfill(self, evaluator: Evaluator, since: datetime, until: datetime, limit: int) -> tuple[str, int]:
+        """Queue the past calls of ``[since, until)`` the evaluator takes (scope, filters, sampling rate);
+        returns the backfill's id and how many were queued. Calls it already evaluated keep their result.
+
+        The queue is the same durable one live sampling fills: a restart resumes it, and the daily budget
+        applies (once spent, the rest is skipped, each row saying so)."""
+        scope = None if evaluator.scope == "*" else evaluator.scope
+        found = calls.calls_between(self.storage, evaluator.project, since, until, scope, limit)
+        backfill_id = "bf-" + uuid.uuid4().hex[:12]
+        now = datetime.now(UTC)
+        picked = [
+            Sampled(evaluator.project, evaluator.evaluator_id, call.event_id, now, backfill_id)
+            for call in found
+            if sampled(evaluator, call.event_id)
+            and matches(evaluator, call.model, call.model_version, call.status, call.tags)
+        ]
+        queue.enqueue(self.storage, picked)
+        log.info("evaluations.backfill_queued", project=evaluator.project, evaluator=evaluator.evaluator_id,
+                 backfill_id=backfill_id, calls=len(found), queued=len(picked))  # fmt: skip
+        return backfill_id, len(picked)
 
     # ------------------------------------------------------------------ previews
 

@@ -258,3 +258,57 @@ class TestCodeAndPythonEvaluators:
         assert result["counts"] == {"done": 4}
         assert {item["score"] for item in result["items"]} == {1.0}
         assert {item["explanation"] for item in result["items"]} == {"mentions an answer"}
+
+
+class TestFeedbackFilters:
+    """An evaluator of thumbs-down calls samples a call when its thumbs-down arrives, not before."""
+
+    def test_thumbs_down_only(self, api: Api) -> None:
+        headers = api.key("thumbs")
+        body = {"evaluator_id": "down", "name": "Down", "kind": "code", "filters": {"thumbs_down": True},
+                "code": {"check": "json_valid"}}  # fmt: skip
+        assert api.client.post("/v1/evaluators", json=body, headers=headers).status_code == 201
+        send_calls(api, headers, 4)
+        api.wait_written()
+        assert evaluations_of(api, headers, "down")["counts"] == {}  # no thumbs yet: nothing sampled
+        thumbs = [
+            {"inference_id": "c-1", "kind": "thumbs", "value": False},
+            {"inference_id": "c-2", "kind": "thumbs", "value": True},
+        ]
+        assert api.client.post("/v1/feedback", json=thumbs, headers=headers).status_code == 202
+        result = finished(api, headers, "down", 1)
+        assert [(item["event_id"], item["score"]) for item in result["items"]] == [("c-1", 0.0)]
+
+
+class TestBackfill:
+    """Past calls of a time range are queued, evaluated, and the backfill reports its progress."""
+
+    def test_backfill_a_range(self, api: Api, judge: JudgeServer) -> None:
+        headers = api.key("backfill")
+        old = [
+            {"event_id": f"old-{i}", "model": "chat", "prompt": f"q {i}", "response": "a",
+             "timestamp": f"2026-11-01T10:{i:02d}:00Z"}
+            for i in range(10)
+        ]  # fmt: skip
+        assert api.client.post("/v1/inferences", json=old, headers=headers).status_code == 202
+        api.wait_written()
+        assert api.client.post("/v1/evaluators", json=judge_evaluator(judge), headers=headers).status_code == 201
+        assert evaluations_of(api, headers, "relevance")["counts"] == {}  # created after: nothing sampled
+        window = {"since": "2026-11-01T10:02:00Z", "until": "2026-11-01T10:07:00Z"}
+        started = api.client.post("/v1/evaluators/relevance/backfill", json=window, headers=headers)
+        assert started.status_code == 202, started.text
+        backfill = started.json()
+        assert backfill["queued"] == 5
+
+        def progress() -> dict[str, Any] | None:
+            path = f"/v1/evaluators/relevance/backfills/{backfill['backfill_id']}"
+            body = dict(api.client.get(path, headers=headers).json())
+            return body if body["finished"] else None
+
+        assert wait_until(progress, "the backfill")["counts"] == {"done": 5}
+        scored = {item["inference_id"] for item in evaluator_feedback(api, headers)}
+        assert scored == {f"old-{i}" for i in range(2, 7)}
+        reversed_range = {"since": window["until"], "until": window["since"]}
+        refused = api.client.post("/v1/evaluators/relevance/backfill", json=reversed_range, headers=headers)
+        assert refused.status_code == 422
+        assert "until must be after since" in refused.text
