@@ -52,6 +52,8 @@ class JudgeServer:
         judge = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: a client's pool reuses its connections
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -110,7 +112,10 @@ class JudgeServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client timed out first
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 512  # many judge requests in flight connect at once
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
