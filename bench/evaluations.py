@@ -55,7 +55,6 @@ def settings_for(data_dir: Path, concurrency: int) -> Settings:
         log_level="warning",
         evaluator_allowed_hosts="127.0.0.1",
         evaluator_concurrency=concurrency,
-        evaluator_poll_seconds=0.05,
         evaluator_breaker_failures=1000,
     )
 

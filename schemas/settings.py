@@ -135,7 +135,9 @@ class Settings(BaseSettings):
         default=5, ge=1, description="failures in a row that open a judge's breaker"
     )
     evaluator_breaker_seconds: float = Field(default=30.0, gt=0, description="how long an open breaker stays open")
-    evaluator_poll_seconds: float = Field(default=0.2, gt=0, description="how often an idle worker looks for work")
+    evaluator_poll_seconds: float = Field(
+        default=1.0, gt=0, description="how often an idle worker looks for work it was not woken for (other processes')"
+    )
     evaluator_lease_seconds: float = Field(default=300.0, gt=0, description="when another host's claim counts as lost")
 
     metrics_port: int | None = Field(

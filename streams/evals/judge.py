@@ -223,7 +223,13 @@ class JudgeClient:
     concurrency: int = 8
     breaker_threshold: int = 5
     breaker_seconds: float = 30.0
-    _client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(follow_redirects=False))
+    # Connections kept alive for every request in flight (httpx keeps 20 by default: the rest would
+    # reconnect on every request at the concurrency evaluations run with).
+    _client: httpx.AsyncClient = field(
+        default_factory=lambda: httpx.AsyncClient(
+            follow_redirects=False, limits=httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
+        )
+    )
     _endpoints: dict[str, _Endpoint] = field(default_factory=dict)
 
     def endpoint(self, base_url: str) -> _Endpoint:

@@ -123,6 +123,7 @@ class Sampler:
         self._storage = storage
         self._store = store
         self._budgets = budgets
+        self.notify: Callable[[], None] | None = None  # wakes the worker (called from the flush's thread)
 
     def sample(self, inferences: Sequence[InferenceRecord], feedback: Sequence[FeedbackRecord]) -> int:
         if not inferences and not feedback:
@@ -151,6 +152,8 @@ class Sampler:
                     picked[key] = Sampled(*key, now)
         queue.enqueue(self._storage, list(picked.values()))
         metrics.SAMPLED.inc(len(picked))
+        if picked and self.notify is not None:
+            self.notify()
         return len(picked)
 
 
@@ -219,6 +222,12 @@ class Evaluations:
         if self.settings.evaluators_file is not None:
             await asyncio.to_thread(self.store.load_file, self.settings.evaluators_file)
         self.publish = publish
+        loop = asyncio.get_running_loop()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        self.sampler.notify = notify
         if publish is not None:
             self._task = asyncio.create_task(self._run(), name="loopwatch-evaluations")
 
@@ -237,6 +246,7 @@ class Evaluations:
 
     async def _run(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # a wake from here on (calls sampled meanwhile) ends the wait below at once
             try:
                 worked = await self.drain_once()
             except Exception:
@@ -246,7 +256,6 @@ class Evaluations:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            self._wake.clear()
 
     async def drain_once(self, limit: int = 256) -> int:
         """Evaluate one batch of pending rows; returns how many were finished."""
