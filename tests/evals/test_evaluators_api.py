@@ -312,3 +312,34 @@ class TestBackfill:
         refused = api.client.post("/v1/evaluators/relevance/backfill", json=reversed_range, headers=headers)
         assert refused.status_code == 422
         assert "until must be after since" in refused.text
+
+
+class TestQualityStatistics:
+    """Evaluator scores reach the quality statistics by the one feedback path: score_mean per evaluator."""
+
+    def test_score_mean_per_evaluator(self, data_dir: Path, judge: JudgeServer, judge_key: str) -> None:
+        settings = eval_settings(data_dir, stats_enabled=True, window_seconds=60, allowed_lateness_seconds=0)
+        with TestClient(create_app(settings)) as client:
+            api = Api(client)
+            headers = api.key("quality")
+            assert client.post("/v1/evaluators", json=judge_evaluator(judge), headers=headers).status_code == 201
+            calls = [
+                {"event_id": f"q-{i}", "model": "chat", "prompt": f"q {i}" + (" BAD" if i % 2 else ""),
+                 "response": "a", "timestamp": f"2026-11-02T10:00:{i:02d}Z"}
+                for i in range(10)
+            ]  # fmt: skip
+            assert client.post("/v1/inferences", json=calls, headers=headers).status_code == 202
+            finished(api, headers, "relevance", 10)
+            api.wait_written()
+
+            def score_mean() -> list[dict[str, Any]]:
+                client.portal.call(api.wait_written_stats)  # type: ignore[union-attr]
+                params = {"model": "chat", "metric": "score_mean", "since": "2026-11-02T00:00:00Z"}
+                return list(client.get("/v1/stats/quality", params=params, headers=headers).json())
+
+            points = wait_until(score_mean, "the window's score_mean")
+            assert [(p["dimension"], round(p["value"], 6), p["sample_size"]) for p in points] == [
+                ("relevance", 0.5, 10)
+            ]
+            storage = api.services.storage
+        storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
