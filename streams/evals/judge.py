@@ -32,12 +32,13 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from schemas.channels import UnsafeTargetError, parse_target
 from schemas.evaluators import BooleanOutput, JudgeEndpoint, LabelOutput, ScoreOutput
-from streams.delivery.url_guard import IPAddress, refusal_reason, resolve_target
+from streams.delivery.url_guard import IPAddress, literal_address, refusal_reason, resolve_target
 
 log = structlog.get_logger(__name__)
 
 USER_AGENT = "loopwatch-evaluator/1"
 MAX_RETRY_AFTER = 60.0
+_POOL = 16  # connections per httpx pool (see JudgeClient._client)
 SYSTEM_PROMPT = (
     "You are an impartial evaluator of AI responses. Follow the instructions and answer with a single JSON object."
 )
@@ -223,14 +224,20 @@ class JudgeClient:
     concurrency: int = 8
     breaker_threshold: int = 5
     breaker_seconds: float = 30.0
-    # Connections kept alive for every request in flight (httpx keeps 20 by default: the rest would
-    # reconnect on every request at the concurrency evaluations run with).
-    _client: httpx.AsyncClient = field(
-        default_factory=lambda: httpx.AsyncClient(
-            follow_redirects=False, limits=httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
-        )
-    )
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
+    _turn: int = 0
     _endpoints: dict[str, _Endpoint] = field(default_factory=dict)
+
+    def _client(self) -> httpx.AsyncClient:
+        """One of several small connection pools, in turn. httpcore assigns each queued request by
+        scanning every connection of its pool: one pool with a connection per request in flight (128)
+        cost ~30 ms of CPU per request (profiled); pools of ``_POOL`` connections keep that scan short."""
+        if not self._clients:
+            pools = max(1, -(-self.concurrency // _POOL))
+            limits = httpx.Limits(max_connections=_POOL, max_keepalive_connections=_POOL)
+            self._clients = [httpx.AsyncClient(follow_redirects=False, limits=limits) for _ in range(pools)]
+        self._turn = (self._turn + 1) % len(self._clients)
+        return self._clients[self._turn]
 
     def endpoint(self, base_url: str) -> _Endpoint:
         found = self._endpoints.get(base_url)
@@ -245,7 +252,8 @@ class JudgeClient:
         return {url: endpoint.breaker.state for url, endpoint in self._endpoints.items()}
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def judge(self, judge: JudgeEndpoint, prompt: str, output: Output) -> Verdict:
         """Ask once (with retries). Raises ``JudgeError`` (final) or ``BreakerOpenError`` (try later)."""
@@ -315,7 +323,10 @@ class JudgeClient:
     async def _send(self, judge: JudgeEndpoint, body: bytes, key: str) -> tuple[str, tuple[int, int]]:
         url = httpx.URL(judge.base_url.rstrip("/") + "/chat/completions")
         try:
-            addresses: Sequence[IPAddress] = await asyncio.to_thread(vet_endpoint, judge.base_url, self.allowed)
+            if literal_address(url.host) is not None:  # nothing to resolve: no thread hop per request
+                addresses: Sequence[IPAddress] = vet_endpoint(judge.base_url, self.allowed)
+            else:
+                addresses = await asyncio.to_thread(vet_endpoint, judge.base_url, self.allowed)
         except UnsafeTargetError as exc:
             raise JudgeError(str(exc)) from exc
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
@@ -329,11 +340,12 @@ class JudgeClient:
             if url.scheme == "https":
                 extensions["sni_hostname"] = url.raw_host.decode("ascii")
             url = url.copy_with(host=address)
-        request = self._client.build_request(
+        client = self._client()
+        request = client.build_request(
             "POST", url, content=body, headers=headers, timeout=judge.timeout_seconds, extensions=extensions
         )
         try:
-            response = await self._client.send(request)
+            response = await client.send(request)
         except httpx.TimeoutException as exc:
             raise JudgeError(f"the judge timed out after {judge.timeout_seconds:g} s", retryable=True) from exc
         except httpx.HTTPError as exc:
