@@ -17,7 +17,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from schemas.events import utc_now
 
@@ -39,6 +39,15 @@ CodeCheck = Literal[
 ]
 # ``{prompt}``, ``{response}``, ``{context}``, ``{reference}``, ``{tags.<key>}``: nothing else is replaced.
 TEMPLATE_VARIABLE = re.compile(r"\{(prompt|response|context|reference|tags\.[A-Za-z0-9_.\-]+)\}")
+
+
+def _not_a_flag(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("a number is expected, not true or false")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_not_a_flag)]  # 617.0 is 617; false is refused, not 0
 
 
 class _Strict(BaseModel):
@@ -111,8 +120,8 @@ class CodeConfig(_Strict):
     check: CodeCheck
     pattern: str | None = Field(default=None, max_length=1000, description="regex_present / regex_absent")
     json_schema: dict[str, object] | None = Field(default=None, description="json_schema: the schema to conform to")
-    min_chars: int | None = Field(default=None, ge=0)
-    max_chars: int | None = Field(default=None, ge=0)
+    min_chars: WholeNumber | None = Field(default=None, ge=0)
+    max_chars: WholeNumber | None = Field(default=None, ge=0)
     language: str | None = Field(default=None, max_length=10, description="language: the expected ISO 639-1 code")
     terms: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=500
@@ -158,7 +167,7 @@ class EvaluatorSpec(_Strict):
     daily_budget_usd: float | None = Field(
         default=None, gt=0, description="judge spend per UTC day; then sampling stops"
     )
-    daily_budget_calls: int | None = Field(
+    daily_budget_calls: WholeNumber | None = Field(
         default=None, ge=1, description="evaluations per UTC day; then sampling stops"
     )
     # llm_judge
@@ -205,13 +214,13 @@ class EvaluatorUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    scope: str | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    scope: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     filters: EvaluatorFilters | None = None
     sampling_rate: float | None = Field(default=None, ge=0, le=1)
     enabled: StrictBool | None = None
     daily_budget_usd: float | None = Field(default=None, gt=0)
-    daily_budget_calls: int | None = Field(default=None, ge=1)
+    daily_budget_calls: WholeNumber | None = Field(default=None, ge=1)
     judge: JudgeEndpoint | None = None
     template: str | None = None
     prompt_template: str | None = None

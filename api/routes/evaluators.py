@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import EvaluationsDep, ManagedProjectDep, ProjectDep
 from api.errors import ErrorMessage, responses, unprocessable
+from api.time_range import IsoDatetime, storable_range
 from schemas.channels import UnsafeTargetError
 from schemas.evaluators import Evaluator, EvaluatorCreate, EvaluatorUpdate
-from schemas.events import UtcDatetime
 from schemas.problems import validation_problems
 from streams.delivery.url_guard import UnresolvableTargetError
 from streams.evals import Evaluations, EvaluatorExistsError
@@ -27,6 +27,9 @@ from streams.storage import evaluations as queue
 router = APIRouter(prefix="/v1/evaluators", tags=["evaluators"], responses=responses(400, 401, 422, 503))
 
 EvaluatorIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+_NULLABLE = frozenset(
+    {"daily_budget_usd", "daily_budget_calls", "judge", "template", "prompt_template", "output", "code", "function"}
+)
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorMessage, "description": "the id is taken"}}
 
 
@@ -53,8 +56,8 @@ class BackfillRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: UtcDatetime
-    until: UtcDatetime
+    since: IsoDatetime
+    until: IsoDatetime
     max_calls: int = Field(default=10_000, ge=1, le=100_000, description="at most this many calls are read")
 
 
@@ -152,7 +155,12 @@ async def get_evaluator(evaluator_id: EvaluatorIdPath, project: ProjectDep, eval
 async def update_evaluator(
     evaluator_id: EvaluatorIdPath, body: EvaluatorUpdate, project: ManagedProjectDep, evaluations: EvaluationsDep
 ) -> Evaluator:
-    changes = body.model_dump(exclude_unset=True)
+    # null leaves a field unchanged, except those whose null means "none" (budgets, the kind's own fields)
+    changes = {
+        name: value
+        for name, value in body.model_dump(exclude_unset=True).items()
+        if value is not None or name in _NULLABLE
+    }
     await asyncio.to_thread(_get, evaluations, project, evaluator_id)
     try:
         evaluator = await asyncio.to_thread(evaluations.store.update, project, evaluator_id, changes)
@@ -230,16 +238,15 @@ async def evaluator_evaluations(
 async def backfill_evaluator(
     evaluator_id: EvaluatorIdPath, body: BackfillRequest, project: ManagedProjectDep, evaluations: EvaluationsDep
 ) -> BackfillOut:
-    if body.since >= body.until:
-        raise unprocessable(["body", "until"], "until must be after since")
+    since, until = storable_range(body.since, body.until, "body")
+    assert since is not None
+    assert until is not None
     evaluator = await asyncio.to_thread(_get, evaluations, project, evaluator_id)
     if evaluator.filters.on_feedback:
         raise unprocessable(
             ["body"], "a backfill of an evaluator filtered on feedback (thumbs_down, corrected) is not supported"
         )
-    backfill_id, queued = await asyncio.to_thread(
-        evaluations.backfill, evaluator, body.since, body.until, body.max_calls
-    )
+    backfill_id, queued = await asyncio.to_thread(evaluations.backfill, evaluator, since, until, body.max_calls)
     evaluations.wake()
     return BackfillOut(
         backfill_id=backfill_id, queued=queued, counts={"pending": queued} if queued else {}, finished=not queued
@@ -250,7 +257,7 @@ async def backfill_evaluator(
     "/{evaluator_id}/backfills/{backfill_id}",
     response_model=BackfillOut,
     responses=responses(404),
-    summary="A backfill's progress",
+    summary="A backfill's progress (an id that queued nothing, or an unknown one, shows no rows)",
 )
 async def backfill_progress(
     evaluator_id: EvaluatorIdPath,
@@ -260,8 +267,6 @@ async def backfill_progress(
 ) -> BackfillOut:
     await asyncio.to_thread(_get, evaluations, project, evaluator_id)
     counts = await asyncio.to_thread(queue.counts, evaluations.storage, project, evaluator_id, backfill_id)
-    if not counts:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no backfill {backfill_id!r} of evaluator {evaluator_id!r}")
     return BackfillOut(
         backfill_id=backfill_id, queued=sum(counts.values()), counts=counts, finished=not counts.get("pending")
     )

@@ -311,7 +311,7 @@ class TestBackfill:
         reversed_range = {"since": window["until"], "until": window["since"]}
         refused = api.client.post("/v1/evaluators/relevance/backfill", json=reversed_range, headers=headers)
         assert refused.status_code == 422
-        assert "until must be after since" in refused.text
+        assert "'since' must be before 'until'" in refused.text
 
 
 class TestQualityStatistics:
