@@ -47,7 +47,9 @@ def _not_a_flag(value: object) -> object:
     return value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_not_a_flag)]  # 617.0 is 617; false is refused, not 0
+# 617.0 is 617; false is refused, not taken for 0
+CharCount = Annotated[int, Field(ge=0), BeforeValidator(_not_a_flag)]
+CallCount = Annotated[int, Field(ge=1), BeforeValidator(_not_a_flag)]
 
 
 class _Strict(BaseModel):
@@ -120,8 +122,8 @@ class CodeConfig(_Strict):
     check: CodeCheck
     pattern: str | None = Field(default=None, max_length=1000, description="regex_present / regex_absent")
     json_schema: dict[str, object] | None = Field(default=None, description="json_schema: the schema to conform to")
-    min_chars: WholeNumber | None = Field(default=None, ge=0)
-    max_chars: WholeNumber | None = Field(default=None, ge=0)
+    min_chars: CharCount | None = None
+    max_chars: CharCount | None = None
     language: str | None = Field(default=None, max_length=10, description="language: the expected ISO 639-1 code")
     terms: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=500
@@ -167,8 +169,8 @@ class EvaluatorSpec(_Strict):
     daily_budget_usd: float | None = Field(
         default=None, gt=0, description="judge spend per UTC day; then sampling stops"
     )
-    daily_budget_calls: WholeNumber | None = Field(
-        default=None, ge=1, description="evaluations per UTC day; then sampling stops"
+    daily_budget_calls: CallCount | None = Field(
+        default=None, description="evaluations per UTC day; then sampling stops"
     )
     # llm_judge
     judge: JudgeEndpoint | None = None
@@ -220,7 +222,7 @@ class EvaluatorUpdate(BaseModel):
     sampling_rate: float | None = Field(default=None, ge=0, le=1)
     enabled: StrictBool | None = None
     daily_budget_usd: float | None = Field(default=None, gt=0)
-    daily_budget_calls: WholeNumber | None = Field(default=None, ge=1)
+    daily_budget_calls: CallCount | None = None
     judge: JudgeEndpoint | None = None
     template: str | None = None
     prompt_template: str | None = None

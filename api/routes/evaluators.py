@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.deps import EvaluationsDep, ManagedProjectDep, ProjectDep
 from api.errors import ErrorMessage, responses, unprocessable
@@ -59,6 +59,13 @@ class BackfillRequest(BaseModel):
     since: IsoDatetime
     until: IsoDatetime
     max_calls: int = Field(default=10_000, ge=1, le=100_000, description="at most this many calls are read")
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso(cls, value: object) -> object:
+        if not isinstance(value, str):
+            raise ValueError("an ISO 8601 date and time is expected")  # not a number of seconds
+        return value
 
 
 class BackfillOut(BaseModel):
