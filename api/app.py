@@ -20,6 +20,7 @@ from api.routes import (
     audit,
     datasets,
     docs,
+    evaluators,
     feedback,
     inferences,
     ingest,
@@ -91,6 +92,7 @@ def create_app(runtime: Runtime | RuntimeContext) -> FastAPI:
     app.include_router(privacy.router)  # /v1/privacy (redaction policy)
     app.include_router(subjects.router)  # /v1/subjects (erasure)
     app.include_router(audit.router)  # /v1/audit
+    app.include_router(evaluators.router)  # /v1/evaluators (online evaluations)
     app.include_router(ui_router)  # the dashboard at /ui (api/ui)
 
     @app.exception_handler(StarletteHTTPException)

@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from streams.bus import Publisher
+from streams.evals import Evaluations
 from streams.keys import ApiKey, Permission, is_admin_token
 from streams.monitors import Monitoring
 from streams.runtime import Runtime
@@ -56,6 +57,16 @@ async def get_monitoring(services: ServicesDep) -> Monitoring:
 
 
 MonitoringDep = Annotated[Monitoring, Depends(get_monitoring)]
+
+
+async def get_evaluations(services: ServicesDep) -> Evaluations:
+    """The process's online evaluators (``streams.runtime`` makes them in every mode)."""
+    if services.evaluations is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this process does not serve evaluators")
+    return services.evaluations
+
+
+EvaluationsDep = Annotated[Evaluations, Depends(get_evaluations)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

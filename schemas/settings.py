@@ -155,6 +155,21 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = Field(
         default=None, description="PEM certificates to trust for STARTTLS instead of the system's"
     )
+    evaluators_file: Path | None = Field(default=None, description="online evaluators loaded at start-up (YAML)")
+    evaluator_allowed_hosts: str = Field(
+        default="", description="judge hosts or CIDRs allowed on private/loopback addresses, comma-separated"
+    )
+    evaluator_max_attempts: int = Field(default=4, ge=1, description="judge attempts per evaluation (429/5xx/timeouts)")
+    evaluator_backoff_seconds: float = Field(default=1.0, gt=0)
+    evaluator_concurrency: int = Field(default=8, ge=1, description="judge requests in flight per endpoint")
+    evaluator_breaker_failures: int = Field(
+        default=5, ge=1, description="failures in a row that open a judge's breaker"
+    )
+    evaluator_breaker_seconds: float = Field(default=30.0, gt=0, description="how long an open breaker stays open")
+    evaluator_poll_seconds: float = Field(
+        default=1.0, gt=0, description="how often an idle worker looks for work it was not woken for (other processes')"
+    )
+    evaluator_lease_seconds: float = Field(default=300.0, gt=0, description="when another host's claim counts as lost")
 
     metrics_port: int | None = Field(
         default=None, ge=1, le=65_535, description="`loopwatch worker` serves /metrics on this port; unset = not served"

@@ -25,6 +25,7 @@ from schemas.settings import Settings
 from streams import metrics
 from streams.bus import Kind
 from streams.decode import Decoded, EventTimePolicy, feedback_decoder, inference_decoder
+from streams.evals.service import Sampler
 from streams.pricing import Pricer
 from streams.privacy import Privacy
 from streams.sink import REFUSED, EventSink, FlushStats
@@ -69,6 +70,7 @@ class Pipeline:
         self.privacy = Privacy(storage, settings)
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
+        self.sampler: Sampler | None = None  # online evaluations (streams.evals), set by streams.runtime
         metrics.watch_pipeline(self, lambda live: live.pending, _windows_pending)
 
     def start(self) -> None:
@@ -125,6 +127,8 @@ class Pipeline:
         does not fail the write (the rows are stored; repeating it would not help).
         """
         written = self.sink.flush()
+        if self.sampler is not None:  # before the writers are acknowledged: a failure here makes them resend
+            self.sampler.sample(written.written_inferences, written.written_feedback)
         _dead_lettered(written.rejected)  # events storage refused: dead letters written by that flush
         if self.stats is not None:  # only stored events count towards a window, so a closed window is complete
             try:

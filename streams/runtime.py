@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from schemas.topics import Topics
 from streams import metrics
 from streams.bus import Publisher
 from streams.embedded import EmbeddedRunner
+from streams.evals import Evaluations
 from streams.keys import KeyStore
 from streams.monitors import Monitoring, topic_publisher
 from streams.monitors.service import SWEEP_SECONDS
@@ -63,6 +64,7 @@ class Runtime:
     worker: KafkaWorker | None = None
     stop_metrics_server: Callable[[], None] | None = None
     privacy: Privacy | None = None  # redaction policies (streams.privacy); every process that ingests has one
+    evaluations: Evaluations | None = None  # online evaluators (streams.evals); their worker where events are consumed
 
     @property
     def pipeline(self) -> Pipeline | None:
@@ -86,6 +88,8 @@ class Runtime:
         Each step runs even when an earlier one raised (a final write that gave up), so deliveries,
         the producer and storage are still closed; the first error is raised at the end."""
         try:
+            if self.evaluations is not None:  # first: its worker publishes scores into the runner
+                await self.evaluations.stop()
             if self.runner is not None:
                 await self.runner.stop()
             if self.worker is not None:
@@ -164,8 +168,18 @@ async def _start(
         references = _references(runner.pipeline, storage)
         privacy = runner.pipeline.privacy
         publisher = RedactingPublisher(runner.bus, privacy)
+        evaluations = await _evaluations(started, storage, settings, runner.pipeline, publisher.publish_feedback)
         return Runtime(
-            settings, storage, keys, monitoring, references, loop, publisher=publisher, runner=runner, privacy=privacy
+            settings,
+            storage,
+            keys,
+            monitoring,
+            references,
+            loop,
+            publisher=publisher,
+            runner=runner,
+            privacy=privacy,
+            evaluations=evaluations,
         )
 
     from streams.kafka.publisher import KafkaPublisher
@@ -199,6 +213,10 @@ async def _start(
     stop_metrics_server = None if serve_api else metrics.serve(settings.metrics_host, settings.metrics_port)
     references = _references(worker.pipeline, storage) if worker is not None else ReferenceStore(storage)
     privacy = worker.pipeline.privacy if worker is not None else Privacy(storage, settings)
+    scores = None
+    if worker is not None:  # evaluator scores go to the feedback topic, like any feedback
+        scores = kafka_publisher.publish_feedback if kafka_publisher is not None else worker.publish_feedback
+    evaluations = await _evaluations(started, storage, settings, worker.pipeline if worker else None, scores)
     log.info("runtime_started", mode="kafka", database=storage.database, api=serve_api, worker=consumes)
     return Runtime(
         settings,
@@ -212,6 +230,7 @@ async def _start(
         worker=worker,
         stop_metrics_server=stop_metrics_server,
         privacy=privacy,
+        evaluations=evaluations,
     )
 
 
@@ -225,6 +244,23 @@ async def _undo(part: str, stop: Callable[[], object]) -> None:
             await result
     except Exception:
         log.exception("start_failed_stop_failed", part=part)
+
+
+async def _evaluations(
+    started: contextlib.AsyncExitStack,
+    storage: Storage,
+    settings: Settings,
+    pipeline: Pipeline | None,
+    publish: Callable[..., Awaitable[None]] | None,
+) -> Evaluations:
+    """Online evaluators: every process serves them; where events are consumed the pipeline samples
+    calls for them and a worker evaluates the queue, its scores published as feedback."""
+    evaluations = Evaluations(storage, settings, claims=not settings.embedded)
+    if pipeline is not None:
+        pipeline.sampler = evaluations.sampler
+    started.push_async_callback(_undo, "evaluations", evaluations.stop)
+    await evaluations.start(publish if pipeline is not None else None)
+    return evaluations
 
 
 def _references(pipeline: Pipeline, storage: Storage) -> ReferenceStore:

@@ -10,6 +10,7 @@ from api.ui import (
     auth,
     calls,
     datasets,
+    evaluators,
     fallback,
     feedback,
     models,
@@ -21,7 +22,21 @@ from api.ui import (
 
 # Order matters: a window's path extends a model's (model names may hold "/"), and the fallback's
 # catch-all comes last.
-_PAGES = (assets, auth, overview, windows, models, alerts, feedback, datasets, queues, calls, monitors, fallback)
+_PAGES = (
+    assets,
+    auth,
+    overview,
+    windows,
+    models,
+    alerts,
+    feedback,
+    datasets,
+    queues,
+    calls,
+    monitors,
+    evaluators,
+    fallback,
+)
 
 router = APIRouter()
 for _module in _PAGES:

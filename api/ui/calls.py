@@ -16,6 +16,7 @@ from api.queries.windows import window_key
 from api.routes.inferences import ORDER_SORTS, CallOrder, CallStatus, call_filter
 from api.ui.web import UiDep, UiRoute, parse_moment
 from schemas.events import FeedbackKind
+from streams.storage import evaluations
 from streams.storage.inferences import CallFilter, call_page, inference
 from streams.storage.queues import QueueStore
 
@@ -176,4 +177,7 @@ async def call_page_view(
     )
     window = window_key(ui.project, call.model, call.timestamp, ui.services.settings.window_seconds)
     queues = await asyncio.to_thread(QueueStore(storage).all, ui.project)  # for "add to queue"
-    return ui.render("call.html", call=call, feedback=feedback, window=window, queues=queues, queued=queued)
+    evaluated = await asyncio.to_thread(evaluations.of_event, storage, ui.project, event_id)
+    return ui.render(
+        "call.html", call=call, feedback=feedback, window=window, queues=queues, queued=queued, evaluations=evaluated
+    )

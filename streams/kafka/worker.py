@@ -12,14 +12,16 @@ is recovered at start-up from the stored rows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
 import structlog
+from loopwatch_sdk.wire import feedback_envelopes
 
 from schemas.events import DeadLetter
+from schemas.records import FeedbackRecord, encode_record
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams import metrics
@@ -97,6 +99,17 @@ class KafkaWorker:
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Produce through the worker's own producer (alerts and retraining requests to their topics)."""
         await self.app.send(topic, key=key, value=value)
+
+    async def publish_feedback(self, events: Sequence[FeedbackRecord]) -> None:
+        """Feedback to its topic through the worker's producer, returning once Kafka acknowledged it
+        (online evaluations' scores, in a worker process that has no API publisher)."""
+        limits = {
+            "max_events": self.settings.kafka_envelope_max_events,
+            "max_bytes": self.settings.kafka_envelope_max_bytes,
+        }
+        for envelope in feedback_envelopes(events, encode_record, **limits):
+            sent = await self.app.send(self.topics.feedback, key=envelope.key.encode(), value=envelope.body)
+            await sent
 
     def _decode(self, kind: Kind, values: list[bytes | None]) -> list[DeadLetter]:
         """Buffer a take() batch, message by message. A message that raises anyway (e.g. while its

@@ -222,3 +222,21 @@ def erase_user(storage: Storage, project: str, user_id: str, inference_ids: Sequ
     if found:
         storage.command(f"ALTER TABLE {db}.feedback DELETE WHERE {_OF_USER} SETTINGS mutations_sync = 2", params)
     return found
+
+
+# --- evaluations ---------------------------------------------------------------------------------------
+
+
+def references(storage: Storage, project: str, inference_ids: list[str]) -> dict[str, str]:
+    """Each call's reference answer for a judge: its newest correction by a person, else its newest label
+    (calls without either are missing). Evaluators' own labels never count."""
+    if not inference_ids:
+        return {}
+    rows = storage.rows(
+        "SELECT inference_id, argMax(if(kind = 'correction', text, label), (kind = 'correction', timestamp)) AS answer "
+        f"FROM {storage.database}.feedback FINAL WHERE project = {{project:String}} "
+        "AND inference_id IN {ids:Array(String)} AND kind IN ('correction', 'label') AND source != 'evaluator' "
+        "GROUP BY inference_id",
+        {"project": project, "ids": inference_ids},
+    )
+    return {str(row["inference_id"]): str(row["answer"]) for row in rows}

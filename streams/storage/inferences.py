@@ -748,3 +748,47 @@ def erase_user(storage: Storage, project: str, user_id: str, event_ids: list[str
             {"project": project, "user_id": user_id},
         )
     return len(event_ids)
+
+
+def inferences_by_id(storage: Storage, project: str, event_ids: list[str]) -> dict[str, StoredInference]:
+    """The calls with these ids (their newest copies), by id; ids not stored are missing."""
+    if not event_ids:
+        return {}
+    rows = storage.rows(
+        f"SELECT {', '.join(DETAIL_COLUMNS)} FROM {storage.database}.inferences FINAL "
+        "WHERE project = {project:String} AND event_id IN {ids:Array(String)}",
+        {"project": project, "ids": event_ids},
+    )
+    found = {}
+    for row in rows:
+        row["timestamp"] = as_utc(row["timestamp"])
+        row["features"] = orjson.loads(row["features"]) if row["features"] else {}
+        row["tags"] = dict(row["tags"])
+        found[row["event_id"]] = StoredInference(**row)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CallKey:
+    """What decides whether an evaluator takes a call: its id, model, version, status and tags."""
+
+    event_id: str
+    model: str
+    model_version: str
+    status: str
+    tags: dict[str, str]
+
+
+def calls_between(
+    storage: Storage, project: str, since: datetime, until: datetime, model: str | None, limit: int
+) -> list[CallKey]:
+    """The calls of ``[since, until)`` (of ``model`` when given), oldest first, at most ``limit``."""
+    rows = storage.rows(
+        f"SELECT DISTINCT event_id, model, model_version, status, tags FROM {storage.database}.inferences "
+        "WHERE project = {project:String} AND timestamp >= {since:DateTime64(3, 'UTC')} "
+        "AND timestamp < {until:DateTime64(3, 'UTC')}"
+        + (" AND model = {model:String}" if model else "")
+        + " ORDER BY event_id LIMIT {limit:UInt32}",
+        {"project": project, "since": since, "until": until, "model": model or "", "limit": limit},
+    )
+    return [CallKey(r["event_id"], r["model"], r["model_version"], r["status"], dict(r["tags"])) for r in rows]

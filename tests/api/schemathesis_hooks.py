@@ -31,6 +31,9 @@ _EVENT_TIME: TypeAdapter[Any] = TypeAdapter(EventTime)
 # validated together with the stored fields ("the result is validated as a whole"), and channel
 # targets must resolve, which needs DNS this sandbox does not have.
 _PATCH_ALONE = frozenset({"name", "severity", "enabled"})
+# Evaluators: a body's kind decides which fields it needs ("a code evaluator needs 'code'"), and a judge's
+# endpoint must resolve; fuzzed bodies become code evaluators, PATCHes keep fields valid on their own.
+_EVALUATOR_PATCH_ALONE = frozenset({"name", "sampling_rate", "enabled", "daily_budget_usd", "daily_budget_calls"})
 
 
 def _positive(case: Any) -> bool:
@@ -125,6 +128,10 @@ def filter_case(context: Any, case: Any) -> bool:
         return _valid_queue(case.body)
     if path == "/v1/datasets" and method == "POST":
         return _ordered((case.query or {}).get("since"), (case.query or {}).get("until"))
+    if path == "/v1/evaluators/{evaluator_id}/backfill" and method == "POST" and isinstance(case.body, dict):
+        return _ordered(case.body.get("since"), case.body.get("until"))
+    if path == "/v1/evaluators/{evaluator_id}" and method == "PATCH" and isinstance(case.body, dict):
+        return set(case.body) <= _EVALUATOR_PATCH_ALONE
     if path == "/v1/monitors/{monitor_id}" and method == "PATCH" and isinstance(case.body, dict):
         # the stateful phase builds bodies without ``map_case``: keep only what is valid on its own
         return set(case.body) <= _PATCH_ALONE
@@ -148,6 +155,12 @@ def _shape(case: Any) -> Any:
     elif path == "/v1/keys" and method == "POST" and case.body.get("expires_at") is not None:
         # "in the future, else 422": relative to the server's clock, which no schema can say
         case.body = {**case.body, "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    elif path == "/v1/evaluators" and method == "POST":
+        kind_fields = ("judge", "template", "prompt_template", "output", "function")
+        case.body = {**{k: v for k, v in case.body.items() if k not in kind_fields}, "kind": "code"}
+        case.body["code"] = {"check": "json_valid"}
+    elif path == "/v1/evaluators/{evaluator_id}" and method == "PATCH":
+        case.body = {name: value for name, value in case.body.items() if name in _EVALUATOR_PATCH_ALONE}
     elif path == "/v1/monitors/{monitor_id}/snoozes/{model}" and method == "PUT":
         # "in the future, at most 90 days ahead": relative to the server's clock, which no schema can say
         case.body = {**case.body, "until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}

@@ -66,6 +66,17 @@
       select.addEventListener("change", showChannel);
       showChannel();
     });
+    // Evaluator form: the judge's fields or the code check's, as the kind says.
+    var kind = document.querySelector("select[data-shows='kind']");
+    if (kind) {
+      var showKind = function () {
+        Array.prototype.forEach.call(kind.form.querySelectorAll("[data-kind]"), function (part) {
+          part.hidden = part.getAttribute("data-kind") !== kind.value;
+        });
+      };
+      kind.addEventListener("change", showKind);
+      showKind();
+    }
   }
 
   // Review page: keyboard first. Outside text boxes: digits / Y / N pick answers (data-key), Enter

@@ -1,0 +1,153 @@
+"""Evaluators: the list (with a banner for spent budgets), a create form for judges and code checks,
+and each evaluator's page with its newest scores and a preview on recent calls (nothing stored).
+
+Forms go through the API's own route functions, so the dashboard refuses exactly what the API does."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, get_args
+
+from fastapi import APIRouter, HTTPException, Path, Response
+from pydantic import ValidationError
+
+from api.routes.evaluators import create_evaluator, delete_evaluator, preview_evaluator
+from api.ui.web import Ui, UiDep, UiManageDep, UiRoute, first, quote_path, redirect
+from schemas.evaluators import BUILTIN_TEMPLATES, CodeCheck, EvaluatorCreate
+from schemas.problems import problem_line, validation_problems
+from streams.evals import Evaluations
+from streams.evals.templates import BUILTINS
+from streams.storage import evaluations as queue
+from streams.storage.inferences import model_names
+
+router = APIRouter(prefix="/ui", route_class=UiRoute)
+EvaluatorIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+FIELDS = (
+    "evaluator_id", "name", "kind", "scope", "sampling_rate", "daily_budget_usd", "daily_budget_calls", "template",
+    "prompt_template", "base_url", "model", "api_key_env", "check", "pattern",
+)  # fmt: skip
+SIMPLE_CHECKS = ("json_valid", "refusal", "regex_present", "regex_absent")
+
+
+def _evaluations(ui: Ui) -> Evaluations:
+    if ui.services.evaluations is None:
+        raise HTTPException(503, "this process does not serve evaluators")
+    return ui.services.evaluations
+
+
+def _messages(problems: list[dict[str, Any]] | str) -> list[str]:
+    if isinstance(problems, str):
+        return [problems]
+    return [
+        problem_line([p for p in problem.get("loc", []) if p != "body"], str(problem.get("msg", "")))
+        for problem in problems
+    ]
+
+
+def _body(form: dict[str, str]) -> dict[str, Any]:
+    """The JSON body the API would get from this form ('' = the field's default)."""
+    body: dict[str, Any] = {"name": form["name"], "kind": form["kind"], "scope": form["scope"] or "*"}
+    for name in ("evaluator_id", "sampling_rate", "daily_budget_usd", "daily_budget_calls"):
+        if form[name].strip():
+            body[name] = form[name].strip()
+    if form["kind"] == "llm_judge":
+        judge = {"base_url": form["base_url"].strip(), "model": form["model"].strip()}
+        if form["api_key_env"].strip():
+            judge["api_key_env"] = form["api_key_env"].strip()
+        body["judge"] = judge
+        if form["template"]:
+            body["template"] = form["template"]
+        else:
+            body["prompt_template"] = form["prompt_template"]
+    else:
+        code: dict[str, Any] = {"check": form["check"]}
+        if form["check"] in ("regex_present", "regex_absent"):
+            code["pattern"] = form["pattern"]
+        body["code"] = code
+    return body
+
+
+async def _form_page(ui: Ui, form: dict[str, str], errors: list[str], status_code: int = 200) -> Response:
+    models = await asyncio.to_thread(model_names, ui.services.storage, ui.project)
+    return ui.render(
+        "evaluator_form.html",
+        status_code=status_code,
+        form=form,
+        errors=errors,
+        scopes=["*", *models],
+        templates=[(name, BUILTINS[name].meaning) for name in BUILTIN_TEMPLATES],
+        checks=[c for c in get_args(CodeCheck) if c in SIMPLE_CHECKS],
+    )
+
+
+@router.get("/evaluators")
+async def evaluator_list(ui: UiDep) -> Response:
+    evaluations = _evaluations(ui)
+
+    def read() -> list[dict[str, Any]]:
+        rows = []
+        for evaluator in evaluations.store.list(ui.project):
+            usage = evaluations.budgets.usage(evaluator)
+            rows.append(
+                {
+                    "evaluator": evaluator,
+                    "counts": queue.counts(evaluations.storage, ui.project, evaluator.evaluator_id),
+                    "usage": usage,
+                    "over_budget": evaluations.budgets.over(evaluator),
+                }
+            )
+        return rows
+
+    return ui.render("evaluators.html", rows=await asyncio.to_thread(read))
+
+
+@router.get("/evaluators/new")
+async def new_evaluator(ui: UiDep) -> Response:
+    form = dict.fromkeys(FIELDS, "")
+    form.update(kind="llm_judge", scope="*", sampling_rate="0.1", template="answer_relevance", check="json_valid")
+    return await _form_page(ui, form, [])
+
+
+@router.post("/evaluators/new")
+async def create(ui: UiManageDep) -> Response:
+    fields = await ui.form()
+    form = {name: first(fields, name) for name in FIELDS}
+    evaluations = _evaluations(ui)
+    try:
+        spec = EvaluatorCreate.model_validate(_body(form), strict=False)  # a form's numbers are text
+        created = await create_evaluator(spec, ui.project, evaluations)
+    except ValidationError as exc:
+        return await _form_page(ui, form, _messages(validation_problems(exc, ["body"])), 422)
+    except HTTPException as exc:
+        return await _form_page(ui, form, _messages(exc.detail), exc.status_code)
+    return redirect(f"/ui/evaluators/{quote_path(created.evaluator_id)}")
+
+
+async def _detail(ui: Ui, evaluator_id: str, preview: list[Any] | None = None) -> Response:
+    evaluations = _evaluations(ui)
+    evaluator = await asyncio.to_thread(evaluations.store.get, ui.project, evaluator_id)
+    if evaluator is None:
+        raise HTTPException(404, f"no evaluator {evaluator_id!r} in this project")
+    rows = await asyncio.to_thread(queue.of_evaluator, evaluations.storage, ui.project, evaluator_id, 50)
+    counts = await asyncio.to_thread(queue.counts, evaluations.storage, ui.project, evaluator_id)
+    over = await asyncio.to_thread(evaluations.budgets.over, evaluator)
+    return ui.render("evaluator.html", evaluator=evaluator, rows=rows, counts=counts, over_budget=over, preview=preview)
+
+
+@router.get("/evaluators/{evaluator_id}")
+async def evaluator_page(evaluator_id: EvaluatorIdPath, ui: UiDep) -> Response:
+    return await _detail(ui, evaluator_id)
+
+
+@router.post("/evaluators/{evaluator_id}/preview")
+async def preview(evaluator_id: EvaluatorIdPath, ui: UiManageDep) -> Response:
+    await ui.form()
+    results = await preview_evaluator(evaluator_id, ui.project, _evaluations(ui), 5)
+    return await _detail(ui, evaluator_id, preview=results)
+
+
+@router.post("/evaluators/{evaluator_id}/delete")
+async def remove(evaluator_id: EvaluatorIdPath, ui: UiManageDep) -> Response:
+    await ui.form()
+    await delete_evaluator(evaluator_id, ui.project, _evaluations(ui))
+    return redirect("/ui/evaluators")

@@ -1,0 +1,103 @@
+"""The evaluators dashboard in a real headless Chromium: create a judge, preview it, see its scores
+beside the calls. Screenshots go to tests/artifacts/ui/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
+
+from loopwatch._server import BackgroundServer, free_port
+from loopwatch.process import serving_app
+from streams.runtime import Runtime
+from tests.evals.judge_server import JudgeServer
+from tests.ui.conftest import dashboard_settings
+from tests.ui.test_browser import (  # noqa: F401 - the browser fixtures
+    browser,
+    check_accessibility,
+    console_problems,
+    downloads,
+    screenshot,
+    sign_in,
+    wait,
+)
+from tests.waiting import wait_until
+
+PROJECT = "ev-ui"
+
+
+@pytest.fixture
+def live(data_dir: Path, judge: JudgeServer) -> Iterator[tuple[str, Runtime, str]]:
+    settings = dashboard_settings(data_dir, evaluator_allowed_hosts="127.0.0.1", evaluator_poll_seconds=0.05)
+    server = BackgroundServer(serving_app(settings), free_port()).start()
+    services: Runtime = server.app.state.services
+    token = services.keys.create(PROJECT, "ui").token
+    try:
+        yield server.url, services, token
+    finally:
+        server.stop()
+        services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
+
+
+def test_create_preview_and_see_scores(browser: WebDriver, live: tuple[str, Runtime, str], judge: JudgeServer) -> None:  # noqa: F811
+    url, _, token = live
+    calls = [
+        {
+            "event_id": f"ui-{i}",
+            "model": "chat",
+            "prompt": f"question {i}" + (" BAD" if i % 2 else ""),
+            "response": "an answer",
+        }
+        for i in range(6)
+    ]
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+    sign_in(browser, url, token)
+    browser.get(f"{url}/ui/evaluators/new")
+    browser.find_element(By.ID, "e-id").send_keys("relevance")
+    browser.find_element(By.ID, "e-name").send_keys("Answer relevance")
+    rate = browser.find_element(By.ID, "e-rate")
+    rate.clear()
+    rate.send_keys("1")
+    browser.find_element(By.ID, "e-url").send_keys(judge.base_url)
+    browser.find_element(By.ID, "e-model").send_keys("judge-1")
+    Select(browser.find_element(By.ID, "e-template")).select_by_value("answer_relevance")
+    assert not browser.find_element(By.ID, "e-check").is_displayed()  # the code check's fields are hidden
+    check_accessibility(browser, "new evaluator")
+    screenshot(browser, "evaluator-new")
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/evaluators/new'] button[type='submit']").click()
+    wait(browser).until(lambda d: d.current_url.endswith("/ui/evaluators/relevance"))
+    # calls arriving now are sampled (sampling happens as calls are written)
+    assert httpx.post(f"{url}/v1/inferences", content=orjson.dumps(calls), headers=headers).status_code == 202
+
+    browser.find_element(By.ID, "preview-button").click()
+    rows = wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#preview tbody tr"))
+    assert len(rows) == 5
+    assert {row.get_attribute("data-status") for row in rows} == {"done"}
+    assert "weak answer" in browser.find_element(By.ID, "preview").text
+    screenshot(browser, "evaluator-preview")
+
+    def scored() -> bool:
+        browser.get(f"{url}/ui/evaluators/relevance")
+        return len(browser.find_elements(By.CSS_SELECTOR, "#scores tbody tr[data-status='done']")) == 6
+
+    wait_until(scored, "six scores on the evaluator's page")
+    check_accessibility(browser, "evaluator")
+    screenshot(browser, "evaluator-scores")
+
+    browser.get(f"{url}/ui/calls/ui-1")
+    row = browser.find_element(By.CSS_SELECTOR, "#evaluations tr[data-evaluator='relevance']")
+    assert "weak answer" in row.text
+    assert "0.1" in row.text
+    screenshot(browser, "call-evaluations")
+
+    browser.get(f"{url}/ui/evaluators")
+    assert browser.find_element(By.CSS_SELECTOR, "tr[data-evaluator='relevance']").text.count("6 done") == 1
+    screenshot(browser, "evaluators")
+    assert console_problems(browser) == []
