@@ -71,7 +71,7 @@ def create_app(runtime: Runtime | RuntimeContext) -> FastAPI:
             yield
             return
         async with runtime() as running:
-            app.state.services = running
+            app.state.runtime = running
             yield
 
     app = FastAPI(
@@ -83,7 +83,7 @@ def create_app(runtime: Runtime | RuntimeContext) -> FastAPI:
         redoc_url=None,
     )
     if isinstance(runtime, Runtime):
-        app.state.services = runtime
+        app.state.runtime = runtime
     for module in (ingest, otlp, feedback, inferences, models, references, stats, reports, monitors, alerts, keys, ops):
         app.include_router(module.router)
     app.include_router(datasets.router)  # /v1/datasets

@@ -23,47 +23,47 @@ from streams.storage import Storage, audit
 _bearer = HTTPBearer(auto_error=False, description="A project API key: `Authorization: Bearer lw_…`")
 
 
-async def get_services(request: Request) -> Runtime:
-    return request.app.state.services
+async def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
 
 
-ServicesDep = Annotated[Runtime, Depends(get_services)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def get_storage(services: ServicesDep) -> Storage:
-    return services.storage
+async def get_storage(runtime: RuntimeDep) -> Storage:
+    return runtime.storage
 
 
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
-def publisher_of(services: Runtime) -> Publisher:
+def publisher_of(runtime: Runtime) -> Publisher:
     """Where accepted events go: the embedded bus or Kafka (every process that serves the API has one)."""
-    if services.publisher is None:
+    if runtime.publisher is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this process does not accept events")
-    return services.publisher
+    return runtime.publisher
 
 
-async def get_publisher(services: ServicesDep) -> Publisher:
-    return publisher_of(services)
+async def get_publisher(runtime: RuntimeDep) -> Publisher:
+    return publisher_of(runtime)
 
 
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 
 
-async def get_monitoring(services: ServicesDep) -> Monitoring:
+async def get_monitoring(runtime: RuntimeDep) -> Monitoring:
     """The process's ``Monitoring``: ``streams.runtime`` makes one in every mode."""
-    return services.monitoring
+    return runtime.monitoring
 
 
 MonitoringDep = Annotated[Monitoring, Depends(get_monitoring)]
 
 
-async def get_evaluations(services: ServicesDep) -> Evaluations:
+async def get_evaluations(runtime: RuntimeDep) -> Evaluations:
     """The process's online evaluators (``streams.runtime`` makes them in every mode)."""
-    if services.evaluations is None:
+    if runtime.evaluations is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this process does not serve evaluators")
-    return services.evaluations
+    return runtime.evaluations
 
 
 EvaluationsDep = Annotated[Evaluations, Depends(get_evaluations)]
@@ -87,20 +87,20 @@ def _no_bearer(request: Request) -> HTTPException:
     )
 
 
-async def current_key(request: Request, services: ServicesDep, credentials: Credentials) -> ApiKey:
+async def current_key(request: Request, runtime: RuntimeDep, credentials: Credentials) -> ApiKey:
     """The project key behind the bearer token."""
     if credentials is None:
         raise _no_bearer(request)
-    found, key = services.keys.cached(credentials.credentials)
+    found, key = runtime.keys.cached(credentials.credentials)
     if not found:
-        key = await asyncio.to_thread(services.keys.resolve, credentials.credentials)
+        key = await asyncio.to_thread(runtime.keys.resolve, credentials.credentials)
     if key is None:
         raise _unauthorized("invalid or revoked API key")
-    if key.expired(services.keys.clock()):
+    if key.expired(runtime.keys.clock()):
         assert key.expires_at is not None
         raise _unauthorized(f"this API key expired at {key.expires_at.isoformat(timespec='seconds')}")
-    if services.keys.due(key):  # at most once a minute per key: never a write per request
-        await asyncio.to_thread(services.keys.used, key)
+    if runtime.keys.due(key):  # at most once a minute per key: never a write per request
+        await asyncio.to_thread(runtime.keys.used, key)
     return key
 
 
@@ -145,8 +145,8 @@ IngestProjectDep = Annotated[str, Depends(ingest_project)]  # may send events
 ManagedProjectDep = Annotated[str, Depends(managed_project)]  # may change the project's configuration
 
 
-async def require_admin(request: Request, services: ServicesDep, credentials: Credentials) -> None:
-    admin = services.settings.admin_key
+async def require_admin(request: Request, runtime: RuntimeDep, credentials: Credentials) -> None:
+    admin = runtime.settings.admin_key
     if admin is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "key management over HTTP needs LOOPWATCH_ADMIN_KEY set")
     if credentials is None:
@@ -158,12 +158,12 @@ async def require_admin(request: Request, services: ServicesDep, credentials: Cr
 AdminDep = Annotated[None, Depends(require_admin)]
 
 
-async def keys_admin(request: Request, services: ServicesDep, credentials: Credentials) -> str | None:
+async def keys_admin(request: Request, runtime: RuntimeDep, credentials: Credentials) -> str | None:
     """Who may manage keys: the admin key (every project: None) or a project key of scope ``admin``
     (its own project only)."""
-    if credentials is not None and is_admin_token(services.settings.admin_key, credentials.credentials):
+    if credentials is not None and is_admin_token(runtime.settings.admin_key, credentials.credentials):
         return None
-    key = await current_key(request, services, credentials)
+    key = await current_key(request, runtime, credentials)
     check_scope(key, "keys")
     return key.project
 
@@ -183,12 +183,12 @@ def administered_project(allowed: str | None, project: str | None) -> str:
     return allowed
 
 
-async def current_actor(request: Request, services: ServicesDep, credentials: Credentials) -> str:
+async def current_actor(request: Request, runtime: RuntimeDep, credentials: Credentials) -> str:
     """Who is calling, as the audit log names them: ``admin`` or ``key:<key id>`` (after the route's own
     authorization dependency has accepted the caller: a cache hit, no I/O)."""
-    if credentials is not None and is_admin_token(services.settings.admin_key, credentials.credentials):
+    if credentials is not None and is_admin_token(runtime.settings.admin_key, credentials.credentials):
         return audit.ADMIN
-    key = await current_key(request, services, credentials)
+    key = await current_key(request, runtime, credentials)
     return audit.actor_of_key(key.key_id)
 
 

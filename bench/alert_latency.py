@@ -62,7 +62,7 @@ def trial(window: int, lateness: int, offset: float, data_dir: Path) -> dict[str
     configure_logging(settings)
     secret = secrets.token_hex(16)
     with BackgroundServer(serving_app(settings), port) as server, WebhookReceiver(secret) as receiver:
-        token = server.app.state.services.keys.create("bench").token
+        token = server.app.state.runtime.keys.create("bench").token
         with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {token}"}, timeout=30) as client:
             client.post(
                 "/v1/monitors",

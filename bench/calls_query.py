@@ -242,7 +242,7 @@ def main() -> int:
     results: dict[str, list[float]] = {}
     load_before = os.getloadavg()
     try:
-        services = server.app.state.services
+        services = server.app.state.runtime
         clients = {
             p: httpx.Client(
                 base_url=server.url,

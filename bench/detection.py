@@ -66,7 +66,7 @@ from schemas.monitors import FlaggedCondition, Monitor, PValueCondition  # noqa:
 from schemas.settings import Settings  # noqa: E402
 from schemas.stats import StatRow, WindowKey  # noqa: E402
 from streams.monitors.defaults import default_monitors  # noqa: E402
-from streams.monitors.engine import counts_for, row_breaches  # noqa: E402
+from streams.monitors.evaluation import counts_for, row_breaches  # noqa: E402
 from streams.stats.families import drift_rows, quality_rows  # noqa: E402
 from streams.stats.references import Reference, profile_from_columns  # noqa: E402
 from streams.stats.window_data import drift_columns  # noqa: E402
@@ -184,7 +184,7 @@ def old_defaults(project: str) -> list[Monitor]:
 
 
 def alerts(monitors: list[Monitor], rows: list[StatRow]) -> bool:
-    """Whether any monitor breaches on the window's rows (``streams.monitors.engine``'s own rule)."""
+    """Whether any monitor breaches on the window's rows (``streams.monitors.evaluation``'s own rule)."""
     return any(counts_for(monitor, row) and row_breaches(monitor, row) for monitor in monitors for row in rows)
 
 

@@ -473,7 +473,7 @@ def main() -> int:
     server = BackgroundServer(serving_app(settings), free_port()).start()
     results: list[StateResult] = []
     try:
-        services = server.app.state.services
+        services = server.app.state.runtime
         clients = {
             project: httpx.Client(
                 base_url=server.url,

@@ -250,7 +250,7 @@ def backlog_run(
     settings = make_settings(data_dir)
     server = BackgroundServer(serving_app(settings), free_port()).start()
     try:
-        services: Runtime = server.app.state.services
+        services: Runtime = server.app.state.runtime
         headers = {
             "authorization": f"Bearer {services.keys.create(BACKLOG_PROJECT, 'bench').token}",
             "content-type": "application/json",
@@ -297,7 +297,7 @@ def one_run(
     settings = make_settings(data_dir, **overrides)
     server = BackgroundServer(serving_app(settings), free_port()).start()
     try:
-        services: Runtime = server.app.state.services
+        services: Runtime = server.app.state.runtime
         batch_token = services.keys.create(PROJECT, "bench").token
         single_token = services.keys.create(SINGLE_PROJECT, "bench").token
         single = run_phase(

@@ -57,8 +57,8 @@ from loopwatch.demo.traffic import Traffic
 from loopwatch.process import serving_app
 from schemas.records import encode_records
 from schemas.settings import Settings
-from streams.otlp.decode import decode_traces
 from streams.otlp.mapping import map_traces
+from streams.otlp.payloads import decode_traces
 from streams.runtime import Runtime
 from streams.storage import Storage
 
@@ -167,7 +167,7 @@ def one_run(
     settings = Settings(data_dir=data_dir, log_level="warning", clickhouse_database=f"bench_{uuid.uuid4().hex[:10]}")
     server = BackgroundServer(serving_app(settings), free_port()).start()
     try:
-        services: Runtime = server.app.state.services
+        services: Runtime = server.app.state.runtime
         otlp_seconds, otlp_cpu = run_phase(
             loadgen,
             server,

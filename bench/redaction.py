@@ -105,7 +105,7 @@ def one_run(loadgen: LoadGenerators, data_dir: Path, bodies: list[bytes], events
     settings = make_settings(data_dir, redaction_mode=mode)
     server = BackgroundServer(serving_app(settings), free_port()).start()
     try:
-        services: Runtime = server.app.state.services
+        services: Runtime = server.app.state.runtime
         token = services.keys.create(PROJECT, "bench").token
         phase = run_phase(loadgen, server, services, token, bodies, events, PROJECT, f"redaction {mode}")
         sample = services.storage.rows(

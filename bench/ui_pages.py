@@ -270,7 +270,7 @@ def main() -> int:
     try:
         server = BackgroundServer(serving_app(settings), free_port()).start()
         try:
-            services = server.app.state.services
+            services = server.app.state.runtime
             load(services.storage, args.events, args.feedback, args.models)
             verify(services.storage, args.events, args.feedback, args.models)
             token = services.keys.create(PROJECT, "bench").token

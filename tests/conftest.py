@@ -60,7 +60,7 @@ class Api:
 
     @property
     def services(self) -> Runtime:
-        return self.client.app.state.services  # type: ignore[attr-defined,no-any-return]
+        return self.client.app.state.runtime  # type: ignore[attr-defined,no-any-return]
 
     def key(self, project: str) -> dict[str, str]:
         return {"authorization": f"Bearer {self.services.keys.create(project, 'test').token}"}
@@ -82,5 +82,5 @@ class Api:
 def api(settings: Settings) -> Iterator[Api]:
     with TestClient(serving_app(settings)) as client:
         yield Api(client)
-        storage = client.app.state.services.storage  # type: ignore[attr-defined]
+        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")  # after the final flush

@@ -136,10 +136,10 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycle_anywhere() -> None:
     graph = _module_graph()
-    assert {"schemas.monitors", "streams.monitors.engine", "api.routes.monitors", "loopwatch_sdk._emitter"} <= set(
+    assert {"schemas.monitors", "streams.monitors.evaluation", "api.routes.monitors", "loopwatch_sdk._emitter"} <= set(
         graph
     )
-    assert "streams.monitors.alerts" in graph["streams.monitors.engine"]
+    assert "streams.monitors.alerts" in graph["streams.monitors.evaluation"]
     assert _cycles(graph) == []
 
 

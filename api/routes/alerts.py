@@ -16,8 +16,8 @@ from api.deps import CurrentKey, ManagedProjectDep, MonitoringDep, ProjectDep
 from api.errors import responses
 from api.time_range import Since, Until, storable_range
 from schemas.events import AlertKind, AlertResolved, Severity
-from streams.monitors.records import AlertDetail as StoredAlertDetail
-from streams.monitors.records import StoredAlert, StoredAttempt, StoredRetrain
+from streams.monitors.alert_records import AlertDetail as StoredAlertDetail
+from streams.monitors.alert_records import StoredAlert, StoredAttempt, StoredRetrain
 
 router = APIRouter(prefix="/v1", tags=["alerts"], responses=responses(400, 401, 422, 503))
 
@@ -28,7 +28,7 @@ AlertIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 class _FromRecord(BaseModel):
-    """A response body read from a record's attributes (``streams.monitors.records``)."""
+    """A response body read from a record's attributes (``streams.monitors.alert_records``)."""
 
     model_config = ConfigDict(from_attributes=True)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import KeysAdminDep, ServicesDep, administered_project
+from api.deps import KeysAdminDep, RuntimeDep, administered_project
 from api.errors import responses
 from api.time_range import Since, Until, storable_range
 from schemas.events import ProjectName
@@ -30,7 +30,7 @@ class AuditOut(BaseModel):
 @router.get("", response_model=list[AuditOut], summary="The audit log, newest first (admin scope)")
 async def audit_log(
     allowed: KeysAdminDep,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     project: Annotated[ProjectName | None, Query(description="with the server's admin key: one project")] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. key.create, subject.erase")] = None,
     since: Since = None,
@@ -42,6 +42,6 @@ async def audit_log(
         project = administered_project(allowed, project)
     since, until = storable_range(since, until)
     found = await asyncio.to_thread(
-        audit.entries, services.storage, project=project, action=action, since=since, until=until, limit=limit
+        audit.entries, runtime.storage, project=project, action=action, since=since, until=until, limit=limit
     )
     return [AuditOut(**{name: getattr(entry, name) for name in AuditOut.model_fields}) for entry in found]

@@ -15,8 +15,8 @@ from pydantic import StringConstraints
 
 from api.deps import ActorDep, ProjectDep, StorageDep
 from api.errors import responses
-from api.models import FeedbackPage
 from api.queries.feedback import CURSOR_PATTERN, FeedbackFilter, feedback_page, iter_feedback
+from api.responses import FeedbackPage
 from api.time_range import Since, Until, storable_range
 from schemas.events import FeedbackKind, FeedbackSource
 from streams.storage import audit

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import StringConstraints
 
-from api.deps import ProjectDep, ServicesDep, StorageDep
+from api.deps import ProjectDep, RuntimeDep, StorageDep
 from api.errors import problem, responses, unprocessable, unprocessable_all
-from api.models import CallPage, InferenceDetail
 from api.queries.feedback import FeedbackFilter, feedback_page
 from api.queries.windows import window_key
+from api.responses import CallPage, InferenceDetail
 from api.time_range import IsoDatetime, Since, Until, check_moment, storable_range
 from schemas.events import FeedbackKind
 from streams.storage.inferences import CURSOR_PATTERN, CallFilter, CallSort, call_page, inference
@@ -47,7 +47,7 @@ TagFilter = Annotated[
 
 async def call_filter(
     project: ProjectDep,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     model: Name = None,
     model_version: Name = None,
     since: Since = None,
@@ -92,7 +92,7 @@ async def call_filter(
     since, until = storable_range(since, until)
     if window_start is not None and model is not None:
         check_moment(["query", "window_start"], window_start)
-        key = window_key(project, model, window_start, services.settings.window_seconds)
+        key = window_key(project, model, window_start, runtime.settings.window_seconds)
         since = max(since, key.start) if since else key.start
         until = min(until, key.end) if until else key.end
         if since >= until:

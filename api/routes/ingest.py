@@ -19,9 +19,9 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
-from api.deps import IngestProjectDep, PublisherDep, ServicesDep
+from api.deps import IngestProjectDep, PublisherDep, RuntimeDep
 from api.errors import problem, responses, unprocessable, unprocessable_all
-from api.models import Accepted
+from api.responses import Accepted
 from schemas.events import EventTimeRules, FeedbackEvent, InferenceEvent
 from schemas.problems import validation_problems
 from streams import metrics
@@ -135,9 +135,9 @@ def _refused(ids: list[str], exc: EventsRefused) -> HTTPException:
 
 
 async def _accept(
-    request: Request, project: str, services: Runtime, publisher: Publisher, kind: EventKind[Any, Any]
+    request: Request, project: str, runtime: Runtime, publisher: Publisher, kind: EventKind[Any, Any]
 ) -> Response:
-    settings = services.settings
+    settings = runtime.settings
     body = await read_body(request, settings.max_body_bytes)
     rules = EventTimePolicy.of(settings).rules()
     records = _fast_records(kind, body, project, settings.max_batch_items, rules)
@@ -163,9 +163,9 @@ async def _accept(
     summary="Ingest one inference event or a list of them",
 )
 async def post_inferences(
-    request: Request, project: IngestProjectDep, services: ServicesDep, publisher: PublisherDep
+    request: Request, project: IngestProjectDep, runtime: RuntimeDep, publisher: PublisherDep
 ) -> Response:
-    return await _accept(request, project, services, publisher, INFERENCES)
+    return await _accept(request, project, runtime, publisher, INFERENCES)
 
 
 @router.post(
@@ -176,9 +176,9 @@ async def post_inferences(
     summary="Ingest one feedback event or a list of them",
 )
 async def post_feedback(
-    request: Request, project: IngestProjectDep, services: ServicesDep, publisher: PublisherDep
+    request: Request, project: IngestProjectDep, runtime: RuntimeDep, publisher: PublisherDep
 ) -> Response:
-    return await _accept(request, project, services, publisher, FEEDBACK)
+    return await _accept(request, project, runtime, publisher, FEEDBACK)
 
 
 # Which ingest endpoint a request reached, for the rejection metric (``api.app``'s error handler).

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
-from api.deps import ActorDep, KeysAdminDep, ServicesDep
+from api.deps import ActorDep, KeysAdminDep, RuntimeDep
 from api.errors import responses, unprocessable
-from api.models import KeyCreated, KeyInfo
+from api.responses import KeyCreated, KeyInfo
 from schemas.events import ProjectName
 from streams.keys import ApiKey, KeyScope, NewKey
 from streams.storage import audit
@@ -79,8 +79,8 @@ def _only(allowed: str | None, project: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key manages project {allowed!r}, not {project!r}")
 
 
-def _own(allowed: str | None, key_id: str, services: ServicesDep) -> None:
-    if allowed is not None and key_id not in {key.key_id for key in services.keys.list(allowed)}:
+def _own(allowed: str | None, key_id: str, runtime: RuntimeDep) -> None:
+    if allowed is not None and key_id not in {key.key_id for key in runtime.keys.list(allowed)}:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no key {key_id!r} in project {allowed!r}")
 
 
@@ -91,27 +91,27 @@ def _own(allowed: str | None, key_id: str, services: ServicesDep) -> None:
     responses=responses(422),
     summary="Create a project key",
 )
-def create_key(body: KeyRequest, allowed: KeysAdminDep, actor: ActorDep, services: ServicesDep) -> KeyCreated:
+def create_key(body: KeyRequest, allowed: KeysAdminDep, actor: ActorDep, runtime: RuntimeDep) -> KeyCreated:
     _only(allowed, body.project)
-    if body.expires_at is not None and body.expires_at <= services.keys.clock():
+    if body.expires_at is not None and body.expires_at <= runtime.keys.clock():
         raise unprocessable(["body", "expires_at"], "expires_at must be in the future")
-    new = services.keys.create(body.project, body.name, body.scope, expires_at=body.expires_at)
-    _audit(services, actor, "key.create", new.key)
+    new = runtime.keys.create(body.project, body.name, body.scope, expires_at=body.expires_at)
+    _audit(runtime, actor, "key.create", new.key)
     return _created(new)
 
 
-def _audit(services: ServicesDep, actor: str, action: str, key: ApiKey, **details: str | None) -> None:
+def _audit(runtime: RuntimeDep, actor: str, action: str, key: ApiKey, **details: str | None) -> None:
     facts = {"scope": key.scope or "full", "expires_at": key.expires_at.isoformat() if key.expires_at else None}
-    audit.record(services.storage, actor, action, project=key.project, target=key.key_id, details=facts | details)
+    audit.record(runtime.storage, actor, action, project=key.project, target=key.key_id, details=facts | details)
 
 
 @router.get("", response_model=list[KeyInfo], summary="List keys (never their tokens), with expiry and last use")
-def list_keys(allowed: KeysAdminDep, services: ServicesDep, project: str | None = None) -> list[KeyInfo]:
+def list_keys(allowed: KeysAdminDep, runtime: RuntimeDep, project: str | None = None) -> list[KeyInfo]:
     if allowed is not None:
         _only(allowed, project or allowed)
         project = allowed
-    now = services.keys.clock()
-    return [_info(k, now) for k in services.keys.list(project)]
+    now = runtime.keys.clock()
+    return [_info(k, now) for k in runtime.keys.list(project)]
 
 
 @router.post(
@@ -121,22 +121,22 @@ def list_keys(allowed: KeysAdminDep, services: ServicesDep, project: str | None 
     summary="Rotate a key: a new token now, the old one works until the grace period ends",
 )
 def rotate_key(
-    key_id: KeyId, allowed: KeysAdminDep, actor: ActorDep, services: ServicesDep, body: RotateRequest | None = None
+    key_id: KeyId, allowed: KeysAdminDep, actor: ActorDep, runtime: RuntimeDep, body: RotateRequest | None = None
 ) -> KeyCreated:
-    _own(allowed, key_id, services)
+    _own(allowed, key_id, runtime)
     grace = timedelta(seconds=(body or RotateRequest()).grace_seconds)
-    new = services.keys.rotate(key_id, grace)
+    new = runtime.keys.rotate(key_id, grace)
     if new is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live key {key_id!r} (unknown, revoked or expired)")
-    _audit(services, actor, "key.rotate", new.key, replaces=key_id, grace=str(grace))
+    _audit(runtime, actor, "key.rotate", new.key, replaces=key_id, grace=str(grace))
     return _created(new)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke a key")
-def revoke_key(key_id: KeyId, allowed: KeysAdminDep, actor: ActorDep, services: ServicesDep) -> None:
-    _own(allowed, key_id, services)
-    if not services.keys.revoke(key_id):
+def revoke_key(key_id: KeyId, allowed: KeysAdminDep, actor: ActorDep, runtime: RuntimeDep) -> None:
+    _own(allowed, key_id, runtime)
+    if not runtime.keys.revoke(key_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no key {key_id!r}")
-    key = services.keys.get(key_id)
+    key = runtime.keys.get(key_id)
     assert key is not None  # just revoked
-    _audit(services, actor, "key.revoke", key)
+    _audit(runtime, actor, "key.revoke", key)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
-from api.deps import ProjectDep, ServicesDep, StorageDep
+from api.deps import ProjectDep, RuntimeDep, StorageDep
 from api.errors import responses
 from api.queries.compare import fetch_version
 from api.time_range import storable, storable_range
@@ -86,7 +86,7 @@ def compare(
     b: Version,
     since: Annotated[datetime, Query(description="start of the range (inclusive)")],
     project: ProjectDep,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     until: Annotated[datetime | None, Query(description="end of the range (exclusive); default now")] = None,
 ) -> dict[str, Any]:
     """Every metric of version ``a`` (the reference) and ``b`` over [since, until): latency, error rate,
@@ -97,10 +97,10 @@ def compare(
         storable_range(since, until)  # 422 when since >= until
     # Without `until` the range ends now: a `since` in the future is an empty range (404 below).
     start, end = storable(since), storable(until or datetime.now(UTC))
-    limit = services.settings.drift_sample_rows * 4
+    limit = runtime.settings.drift_sample_rows * 4
     data = {}
     for name, version in (("a", a), ("b", b)):
-        found = fetch_version(services.storage, project, model, version, start, end, limit)
+        found = fetch_version(runtime.storage, project, model, version, start, end, limit)
         if found is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"model {model!r} has no events of version {version!r} ({name}) in the range"

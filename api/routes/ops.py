@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import ServicesDep
+from api.deps import RuntimeDep
 
 router = APIRouter(tags=["ops"])
 
@@ -16,8 +16,8 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Storage answers and the processors run", responses={503: {"description": "not ready"}})
-def readyz(services: ServicesDep, response: Response) -> dict[str, str]:
-    if services.ready:
+def readyz(runtime: RuntimeDep, response: Response) -> dict[str, str]:
+    if runtime.ready:
         return {"status": "ready"}
     response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return {"status": "not ready"}

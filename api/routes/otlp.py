@@ -2,7 +2,7 @@
 
 Every export goes through ``_export``: content type, API key, body limit, gzip, then the signal's
 handler, then the response in the request's encoding. The handlers decode with the official
-``opentelemetry-proto`` classes (``streams.otlp.decode``), map to records (``streams.otlp.mapping``
+``opentelemetry-proto`` classes (``streams.otlp.payloads``), map to records (``streams.otlp.mapping``
 for spans, ``streams.otlp.logs`` for log records) and hand them to the same publisher as
 ``/v1/inferences`` and ``/v1/feedback``: in embedded mode the 200 waits for the durable write, in
 distributed mode for the Kafka produce. Prompts and responses captured via log events land on the
@@ -48,14 +48,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from structlog import get_logger
 
-from api.deps import Credentials, ServicesDep, check_scope, current_key, publisher_of
+from api.deps import Credentials, RuntimeDep, check_scope, current_key, publisher_of
 from api.routes.ingest import read_body
 from streams import metrics
 from streams.bus import EventsRefused, Kind, NotWrittenYet
 from streams.decode import EventTimePolicy, dead_letter
 from streams.metrics import Signal
 from streams.otlp import texts
-from streams.otlp.decode import (
+from streams.otlp.logs import count_data_points, map_logs
+from streams.otlp.mapping import Mapped, map_traces
+from streams.otlp.payloads import (
     BodyTooLarge,
     Encoding,
     UndecodableBody,
@@ -66,8 +68,6 @@ from streams.otlp.decode import (
     gunzip,
     media_encoding,
 )
-from streams.otlp.logs import count_data_points, map_logs
-from streams.otlp.mapping import Mapped, map_traces
 from streams.runtime import Runtime
 from streams.storage import StorageError, dead_letters
 
@@ -159,20 +159,20 @@ Handler = Callable[[bytes, Encoding, str, Runtime], Awaitable[Message]]
 
 
 async def _export(
-    request: Request, services: Runtime, credentials: Credentials, handle: Handler, kind: Kind | None
+    request: Request, runtime: Runtime, credentials: Credentials, handle: Handler, kind: Kind | None
 ) -> Response:
     """What every OTLP/HTTP export shares: checks, reading, errors and the response encoding."""
     encoding = media_encoding(request.headers.get("content-type"))
     reply: Encoding = encoding or "json"  # a request in neither encoding is answered in JSON
     try:
-        key = await current_key(request, services, credentials)  # the key before anything else: 401 first
+        key = await current_key(request, runtime, credentials)  # the key before anything else: 401 first
         check_scope(key, "ingest")
         if encoding is None:
             raise HTTPException(
                 status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/x-protobuf or application/json (OTLP/HTTP)"
             )
-        body = await _read(request, services.settings.max_body_bytes)
-        return _encoded(await handle(body, encoding, key.project, services), encoding)
+        body = await _read(request, runtime.settings.max_body_bytes)
+        return _encoded(await handle(body, encoding, key.project, runtime), encoding)
     except HTTPException as exc:
         _rejected(kind, exc.status_code)
         return _error(exc.status_code, str(exc.detail), reply, exc.headers)
@@ -199,7 +199,7 @@ def _rejected(kind: Kind | None, code: int) -> None:
         metrics.events_rejected(kind, code)
 
 
-async def _rejections(signal: Signal, project: str, mapped: Mapped[Any], services: Runtime) -> None:
+async def _rejections(signal: Signal, project: str, mapped: Mapped[Any], runtime: Runtime) -> None:
     """What an export could not store, told to operators (exporters drop ``partial_success`` on a 200):
     a log line with the reasons (no attribute values, so no prompt text), a counter, and dead letters
     (the first ``MAX_REJECTIONS`` of the export) that the dashboard lists."""
@@ -220,21 +220,21 @@ async def _rejections(signal: Signal, project: str, mapped: Mapped[Any], service
     ]
     metrics.dead_lettered(letters)
     try:
-        await asyncio.to_thread(dead_letters.store, services.storage, letters)
+        await asyncio.to_thread(dead_letters.store, runtime.storage, letters)
     except StorageError as exc:  # the export's events are stored; its answer still says what was rejected
         log.warning(
             "otlp.dead_letters_not_stored", signal=signal, project=project, letters=len(letters), error=str(exc)
         )
 
 
-async def _traces(body: bytes, encoding: Encoding, project: str, services: Runtime) -> Message:
-    latest = EventTimePolicy.of(services.settings).rules().latest
+async def _traces(body: bytes, encoding: Encoding, project: str, runtime: Runtime) -> Message:
+    latest = EventTimePolicy.of(runtime.settings).rules().latest
     mapped = map_traces(decode_traces(body, encoding), project, latest)
     if any(record.prompt is None and record.response is None for record in mapped.records):
-        await asyncio.to_thread(texts.fill_records, services.storage, project, mapped.records)
-    await publisher_of(services).publish_inferences(mapped.records)
+        await asyncio.to_thread(texts.fill_records, runtime.storage, project, mapped.records)
+    await publisher_of(runtime).publish_inferences(mapped.records)
     metrics.events_accepted("inference", "http", len(mapped.records))
-    await _rejections("traces", project, mapped, services)
+    await _rejections("traces", project, mapped, runtime)
     response = ExportTraceServiceResponse()
     if mapped.rejected:
         response.partial_success.CopyFrom(
@@ -243,17 +243,17 @@ async def _traces(body: bytes, encoding: Encoding, project: str, services: Runti
     return response
 
 
-async def _logs(body: bytes, encoding: Encoding, project: str, services: Runtime) -> Message:
+async def _logs(body: bytes, encoding: Encoding, project: str, runtime: Runtime) -> Message:
     mapped = map_logs(decode_logs(body, encoding), project)
-    await publisher_of(services).publish_feedback(mapped.records)
+    await publisher_of(runtime).publish_feedback(mapped.records)
     metrics.events_accepted("feedback", "http", len(mapped.records))
-    if mapped.texts and services.privacy is not None:  # the texts are stored: redacted first
-        mapped.texts = await asyncio.to_thread(services.privacy.log_texts, project, mapped.texts)
+    if mapped.texts and runtime.privacy is not None:  # the texts are stored: redacted first
+        mapped.texts = await asyncio.to_thread(runtime.privacy.log_texts, project, mapped.texts)
     if mapped.texts:  # stored first, then joined: see streams.otlp.texts for why this order
-        await asyncio.to_thread(texts.store, services.storage, project, mapped.texts)
-        completed = await asyncio.to_thread(texts.complete_stored, services.storage, project, mapped.texts)
+        await asyncio.to_thread(texts.store, runtime.storage, project, mapped.texts)
+        completed = await asyncio.to_thread(texts.complete_stored, runtime.storage, project, mapped.texts)
         log.info("otlp.texts", project=project, texts=len(mapped.texts), completed=completed)
-    await _rejections("logs", project, mapped, services)
+    await _rejections("logs", project, mapped, runtime)
     response = ExportLogsServiceResponse()
     if mapped.rejected:
         response.partial_success.CopyFrom(
@@ -262,7 +262,7 @@ async def _logs(body: bytes, encoding: Encoding, project: str, services: Runtime
     return response
 
 
-async def _metrics(body: bytes, encoding: Encoding, project: str, services: Runtime) -> Message:
+async def _metrics(body: bytes, encoding: Encoding, project: str, runtime: Runtime) -> Message:
     points = count_data_points(decode_metrics(body, encoding))
     response = ExportMetricsServiceResponse()
     if points:
@@ -282,8 +282,8 @@ async def _metrics(body: bytes, encoding: Encoding, project: str, services: Runt
     openapi_extra=_doc("ExportTraceServiceRequest", "ExportTraceServiceResponse"),
     response_class=Response,
 )
-async def post_traces(request: Request, services: ServicesDep, credentials: Credentials) -> Response:
-    return await _export(request, services, credentials, _traces, "inference")
+async def post_traces(request: Request, runtime: RuntimeDep, credentials: Credentials) -> Response:
+    return await _export(request, runtime, credentials, _traces, "inference")
 
 
 @router.post(
@@ -292,8 +292,8 @@ async def post_traces(request: Request, services: ServicesDep, credentials: Cred
     openapi_extra=_doc("ExportLogsServiceRequest", "ExportLogsServiceResponse"),
     response_class=Response,
 )
-async def post_logs(request: Request, services: ServicesDep, credentials: Credentials) -> Response:
-    return await _export(request, services, credentials, _logs, "feedback")
+async def post_logs(request: Request, runtime: RuntimeDep, credentials: Credentials) -> Response:
+    return await _export(request, runtime, credentials, _logs, "feedback")
 
 
 @router.post(
@@ -302,5 +302,5 @@ async def post_logs(request: Request, services: ServicesDep, credentials: Creden
     openapi_extra=_doc("ExportMetricsServiceRequest", "ExportMetricsServiceResponse"),
     response_class=Response,
 )
-async def post_metrics(request: Request, services: ServicesDep, credentials: Credentials) -> Response:
-    return await _export(request, services, credentials, _metrics, None)
+async def post_metrics(request: Request, runtime: RuntimeDep, credentials: Credentials) -> Response:
+    return await _export(request, runtime, credentials, _metrics, None)

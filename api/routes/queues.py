@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentKey, ManagedProjectDep, ProjectDep, PublisherDep, ServicesDep, StorageDep, check_scope
+from api.deps import CurrentKey, ManagedProjectDep, ProjectDep, PublisherDep, RuntimeDep, StorageDep, check_scope
 from api.errors import ErrorMessage, responses, unprocessable
 from api.queries.feedback import FeedbackFilter, feedback_page
 from detectors.agreement import cohen_kappa, fleiss_kappa
@@ -309,16 +309,16 @@ def _holds(queues: QueueStore, queue: Queue, item: str, reviewer: str) -> None:
 
 
 async def submit(
-    services: Runtime, publisher: Publisher, queue: Queue, item: str, reviewer: str, scores: dict[str, ScoreValue]
+    runtime: Runtime, publisher: Publisher, queue: Queue, item: str, reviewer: str, scores: dict[str, ScoreValue]
 ) -> list[str]:
     """Store a review: its feedback first (through the ingest path), then the review row."""
-    queues = QueueStore(services.storage)
+    queues = QueueStore(runtime.storage)
     await asyncio.to_thread(_holds, queues, queue, item, reviewer)
     clean = _check_scores(queue, scores)
     items = _feedback_items(queue, item, reviewer, clean)
     for entry in items:
         entry["project"] = queue.project
-    records = FEEDBACK.validate_all(items, EventTimePolicy.of(services.settings).rules())
+    records = FEEDBACK.validate_all(items, EventTimePolicy.of(runtime.settings).rules())
     await publisher.publish_feedback(records)
     ids = [entry["feedback_id"] for entry in items]
     await asyncio.to_thread(queues.record, queue, item, reviewer, scores=clean, feedback_ids=ids)
@@ -335,18 +335,18 @@ async def submit(
 async def review(
     body: ReviewIn,
     key: ReviewerDep,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     publisher: PublisherDep,
     queue_id: QueuePath,
     inference_id: ItemPath,
 ) -> dict[str, Any]:
-    queue = await asyncio.to_thread(found, QueueStore(services.storage), key.project, queue_id)
-    ids = await submit(services, publisher, queue, inference_id, reviewer_name(key), body.scores)
+    queue = await asyncio.to_thread(found, QueueStore(runtime.storage), key.project, queue_id)
+    ids = await submit(runtime, publisher, queue, inference_id, reviewer_name(key), body.scores)
     return {"inference_id": inference_id, "feedback_ids": ids}
 
 
-async def skip_item(services: Runtime, queue: Queue, item: str, reviewer: str) -> None:
-    queues = QueueStore(services.storage)
+async def skip_item(runtime: Runtime, queue: Queue, item: str, reviewer: str) -> None:
+    queues = QueueStore(runtime.storage)
     await asyncio.to_thread(_holds, queues, queue, item, reviewer)
     await asyncio.to_thread(queues.record, queue, item, reviewer, skipped=True)
 
@@ -357,9 +357,9 @@ async def skip_item(services: Runtime, queue: Queue, item: str, reviewer: str) -
     responses={**responses(404), **_CONFLICT},
     summary="Skip a held item (it goes back to the others)",
 )
-async def skip(key: ReviewerDep, services: ServicesDep, queue_id: QueuePath, inference_id: ItemPath) -> Response:
-    queue = await asyncio.to_thread(found, QueueStore(services.storage), key.project, queue_id)
-    await skip_item(services, queue, inference_id, reviewer_name(key))
+async def skip(key: ReviewerDep, runtime: RuntimeDep, queue_id: QueuePath, inference_id: ItemPath) -> Response:
+    queue = await asyncio.to_thread(found, QueueStore(runtime.storage), key.project, queue_id)
+    await skip_item(runtime, queue, inference_id, reviewer_name(key))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

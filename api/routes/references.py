@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import ManagedProjectDep, ProjectDep, ServicesDep
+from api.deps import ManagedProjectDep, ProjectDep, RuntimeDep
 from api.errors import responses, unprocessable
 from api.queries.windows import sampled_columns
 from api.time_range import storable, storable_range
@@ -85,17 +85,17 @@ async def set_reference(
     model: ModelName,
     request: Request,
     project: ManagedProjectDep,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     format: Annotated[
         Literal["jsonl", "csv", "parquet"] | None,
         Query(description="a dataset's format (default: from the content type, else jsonl); not with a JSON range"),
     ] = None,
 ) -> ReferenceInfo:
     body = await request.body()
-    if len(body) > services.settings.max_body_bytes:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {services.settings.max_body_bytes} bytes")
-    store: ReferenceStore = services.references
-    storage, settings = services.storage, services.settings
+    if len(body) > runtime.settings.max_body_bytes:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {runtime.settings.max_body_bytes} bytes")
+    store: ReferenceStore = runtime.references
+    storage, settings = runtime.storage, runtime.settings
     content_type = request.headers.get("content-type", "")
     if "json" in content_type and "ndjson" not in content_type:  # a JSON body is a time range
         if format is not None:
@@ -139,8 +139,8 @@ async def set_reference(
 
 
 @router.get("/{model}/reference", response_model=ReferenceInfo, summary="The model's current drift reference")
-def get_reference(model: ModelName, project: ProjectDep, services: ServicesDep) -> ReferenceInfo:
-    reference = services.references.get(project, model)
+def get_reference(model: ModelName, project: ProjectDep, runtime: RuntimeDep) -> ReferenceInfo:
+    reference = runtime.references.get(project, model)
     if reference is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{model!r} has no reference yet (the first window sets one)")
     return _info(reference)

@@ -11,7 +11,7 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 
-from api.deps import ProjectDep, ServicesDep
+from api.deps import ProjectDep, RuntimeDep
 from api.queries.windows import sampled_columns, window_key
 from api.report_page import safe_report
 from api.time_range import check_moment
@@ -58,7 +58,7 @@ def reference_frame(profile: ReferenceProfile) -> pd.DataFrame:
 )
 def drift_report(
     project: ProjectDep,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     model: Annotated[str, Query(min_length=1, max_length=200)],
     window_start: Annotated[datetime, Query(description="any time inside the window")],
 ) -> HTMLResponse:
@@ -66,13 +66,13 @@ def drift_report(
     from evidently.presets import DataDriftPreset
 
     check_moment(["query", "window_start"], window_start)
-    settings = services.settings
+    settings = runtime.settings
     key = window_key(project, model, window_start, settings.window_seconds)
     start, end = key.start, key.end
-    reference = services.references.get(project, model)
+    reference = runtime.references.get(project, model)
     if reference is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{model!r} has no reference yet")
-    current = sampled_columns(services.storage, key, settings.drift_sample_rows)
+    current = sampled_columns(runtime.storage, key, settings.drift_sample_rows)
     if current.rows == 0:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inferences of {model!r} in the window starting {start}")
     names = sorted(set(current.columns) & set(reference.profile.columns))

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ActorDep, KeysAdminDep, ServicesDep, administered_project
+from api.deps import ActorDep, KeysAdminDep, RuntimeDep, administered_project
 from api.errors import responses
 from schemas.events import ProjectName
 from streams.privacy.erasure import erase_subject
@@ -30,13 +30,13 @@ async def erase(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
     allowed: KeysAdminDep,
     actor: ActorDep,
-    services: ServicesDep,
+    runtime: RuntimeDep,
     project: Annotated[ProjectName | None, Query(description="with the server's admin key: the project")] = None,
 ) -> ErasureOut:
     """Removes the events tagged ``user_id`` (``tags.user_id``), the feedback on them and the feedback the user
     gave, their OTLP texts and dead letters naming them. Idempotent."""
     target = administered_project(allowed, project)
-    storage = services.storage
+    storage = runtime.storage
     done = await asyncio.to_thread(erase_subject, storage, target, user_id)
     counts = done.counts()
     await asyncio.to_thread(

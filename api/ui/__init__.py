@@ -13,11 +13,11 @@ from api.ui import (
     evaluators,
     fallback,
     feedback,
-    models,
+    model_page,
     monitors,
     overview,
     queues,
-    windows,
+    window_page,
 )
 
 # Order matters: a window's path extends a model's (model names may hold "/"), and the fallback's
@@ -26,8 +26,8 @@ _PAGES = (
     assets,
     auth,
     overview,
-    windows,
-    models,
+    window_page,
+    model_page,
     alerts,
     feedback,
     datasets,

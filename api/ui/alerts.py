@@ -19,7 +19,7 @@ from api.ui.web import Ui, UiDep, UiManageDep, UiRoute, first, parse_moment, red
 from schemas.events import AlertKind, Severity
 from schemas.stats import METRICS
 from streams.delivery.wording import P_VALUE_TESTS, column_change, p_value_text
-from streams.monitors.records import AlertDetail
+from streams.monitors.alert_records import AlertDetail
 from streams.storage.snoozes import ALL_MODELS, Snooze
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -54,7 +54,7 @@ async def alert_list(
     start, end = storable_range(parse_moment("since", since), parse_moment("until", until))
     _choice("status", status_, ["open", "acked"])  # a 422 for anything else
     state: Literal["open", "acked"] | None = "open" if status_ == "open" else "acked" if status_ == "acked" else None
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     listed = partial(
         monitoring.alerts.list_alerts,
         ui.project,
@@ -97,7 +97,7 @@ def metric_chart(ui: Ui, alert: AlertDetail) -> dict[str, Any] | None:
     """The alert's statistic over the windows around it, with the threshold it was held against."""
     width = alert.window_end - alert.window_start
     rows = stat_rows(
-        ui.services.storage,
+        ui.runtime.storage,
         ui.project,
         _family(alert.metric),
         model=alert.model,
@@ -163,7 +163,7 @@ def calls_link(alert: AlertDetail) -> str:
 
 
 def _snoozes(ui: Ui, alert: AlertDetail) -> list[Snooze]:
-    snoozes = ui.services.monitoring.alerts.snoozes.active(ui.project, [alert.monitor_id], at=datetime.now(UTC))
+    snoozes = ui.runtime.monitoring.alerts.snoozes.active(ui.project, [alert.monitor_id], at=datetime.now(UTC))
     return [s for s in snoozes if s.model in (alert.model, ALL_MODELS)]
 
 
@@ -178,7 +178,7 @@ async def alert_detail(
     """``project`` (in alert links) switches an admin's session to the alert's project."""
     if project and ui.session.admin and project != ui.project and project in ui.session_projects():
         ui.sign_in(ui.session.with_project(project))
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     alert = await asyncio.to_thread(monitoring.alerts.get_alert, ui.project, alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in this project")
@@ -204,7 +204,7 @@ async def alert_detail(
 async def ack(alert_id: AlertIdPath, ui: UiManageDep) -> Response:
     fields = await ui.form()
     note = first(fields, "note")[:2000]
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     alert = await asyncio.to_thread(monitoring.alerts.ack, ui.project, alert_id, by=ui.actor, note=note)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in this project")
@@ -222,7 +222,7 @@ async def snooze(alert_id: AlertIdPath, ui: UiManageDep) -> Response:
         )
     if scope not in ("model", "monitor"):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "scope: 'model' or 'monitor'")
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     alert = await asyncio.to_thread(monitoring.alerts.get_alert, ui.project, alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in this project")

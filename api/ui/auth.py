@@ -39,12 +39,12 @@ async def signin(ui: VisitorDep) -> Response:
     fields = await ui.form()
     token, target = first(fields, "api_key"), safe_next(first(fields, "next"))
     fresh = anonymous()
-    if token and admin_matches(ui.services, token):
-        admin = ui.services.settings.admin_key
+    if token and admin_matches(ui.runtime, token):
+        admin = ui.runtime.settings.admin_key
         assert admin is not None  # admin_matches checked it
         ui.sign_in(UiSession(nonce=fresh.nonce, expires=fresh.expires, admin=True, key_id=admin_fingerprint(admin)))
         return redirect(target)
-    key = await asyncio.to_thread(ui.services.keys.resolve, token) if token else None
+    key = await asyncio.to_thread(ui.runtime.keys.resolve, token) if token else None
     if key is None:
         return ui.render("signin.html", status_code=401, next=target, error="Unknown or revoked API key.")
     if not (key.allows("read") or key.allows("review")):

@@ -81,7 +81,7 @@ async def _filter(ui: UiDep, form: dict[str, str], kinds: list[str], tags: list[
     try:
         return await call_filter(
             ui.project,
-            ui.services,
+            ui.runtime,
             model=form["model"] or None,
             model_version=form["model_version"] or None,
             since=parse_moment("since", form["since"]),
@@ -143,7 +143,7 @@ async def explorer(
     flt = await _filter(ui, form, feedback_kind or [], tag or [])
     try:
         page = await asyncio.to_thread(
-            call_page, ui.services.storage, flt, sort=ORDER_SORTS[order], limit=PAGE_SIZE, cursor=cursor or None
+            call_page, ui.runtime.storage, flt, sort=ORDER_SORTS[order], limit=PAGE_SIZE, cursor=cursor or None
         )
     except ValueError as exc:
         raise _unprocessable(f"cursor: {exc}") from None
@@ -168,14 +168,14 @@ async def explorer(
 async def call_page_view(
     event_id: Annotated[str, Path(min_length=1, max_length=128)], ui: UiDep, queued: Text = ""
 ) -> Response:
-    storage = ui.services.storage
+    storage = ui.runtime.storage
     call = await asyncio.to_thread(inference, storage, ui.project, event_id)
     if call is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {event_id!r} in project {ui.project!r}")
     feedback, _ = await asyncio.to_thread(
         feedback_page, storage, FeedbackFilter(project=ui.project, inference_id=event_id), limit=1000
     )
-    window = window_key(ui.project, call.model, call.timestamp, ui.services.settings.window_seconds)
+    window = window_key(ui.project, call.model, call.timestamp, ui.runtime.settings.window_seconds)
     queues = await asyncio.to_thread(QueueStore(storage).all, ui.project)  # for "add to queue"
     evaluated = await asyncio.to_thread(evaluations.of_event, storage, ui.project, event_id)
     return ui.render(

@@ -25,7 +25,7 @@ _NAME = re.compile(NAME_PATTERN)
 
 @router.get("/datasets")
 async def datasets_page(ui: UiDep) -> Response:
-    versions = await asyncio.to_thread(DatasetStore(ui.services.storage).versions, ui.project)
+    versions = await asyncio.to_thread(DatasetStore(ui.runtime.storage).versions, ui.project)
     return ui.render(
         "datasets.html",
         versions=[version_out(v) for v in versions],
@@ -56,7 +56,7 @@ async def create(ui: UiManageDep) -> Response:
         first(fields, "until"),
         [t for t in first(fields, "tag").split(",") if t.strip()],
     )
-    store = DatasetStore(ui.services.storage)
+    store = DatasetStore(ui.runtime.storage)
     version = await asyncio.to_thread(
         snapshot,
         store,
@@ -71,11 +71,11 @@ async def create(ui: UiManageDep) -> Response:
 
 @router.get("/datasets/{name}/{version}")
 async def version_page(ui: UiDep, name: NamePath, version: VersionPath) -> Response:
-    got = await asyncio.to_thread(found, DatasetStore(ui.services.storage), ui.project, name, version)
+    got = await asyncio.to_thread(found, DatasetStore(ui.runtime.storage), ui.project, name, version)
     return ui.render("dataset.html", v=version_out(got))
 
 
 @router.get("/datasets/{name}/{version}/download")
 async def download(ui: UiDep, name: NamePath, version: VersionPath) -> StreamingResponse:
-    got = await asyncio.to_thread(found, DatasetStore(ui.services.storage), ui.project, name, version)
-    return download_response(ui.services.storage, got)
+    got = await asyncio.to_thread(found, DatasetStore(ui.runtime.storage), ui.project, name, version)
+    return download_response(ui.runtime.storage, got)

@@ -30,9 +30,9 @@ SIMPLE_CHECKS = ("json_valid", "refusal", "regex_present", "regex_absent")
 
 
 def _evaluations(ui: Ui) -> Evaluations:
-    if ui.services.evaluations is None:
+    if ui.runtime.evaluations is None:
         raise HTTPException(503, "this process does not serve evaluators")
-    return ui.services.evaluations
+    return ui.runtime.evaluations
 
 
 def _messages(problems: list[dict[str, Any]] | str) -> list[str]:
@@ -68,7 +68,7 @@ def _body(form: dict[str, str]) -> dict[str, Any]:
 
 
 async def _form_page(ui: Ui, form: dict[str, str], errors: list[str], status_code: int = 200) -> Response:
-    models = await asyncio.to_thread(model_names, ui.services.storage, ui.project)
+    models = await asyncio.to_thread(model_names, ui.runtime.storage, ui.project)
     return ui.render(
         "evaluator_form.html",
         status_code=status_code,

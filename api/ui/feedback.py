@@ -67,7 +67,7 @@ async def explorer(
         raise _unprocessable("cursor: pass the next page's cursor unchanged")
     flt = await _filter(ui, model, model_version, kind or [], source, since, until, tag or [])
     items, next_cursor = await asyncio.to_thread(
-        feedback_page, ui.services.storage, flt, limit=PAGE_SIZE, cursor=cursor or None
+        feedback_page, ui.runtime.storage, flt, limit=PAGE_SIZE, cursor=cursor or None
     )
     params = [
         ("model", model),
@@ -113,4 +113,4 @@ async def export(
     tag: Many = None,
 ) -> StreamingResponse:
     flt = await _filter(ui, model, model_version, kind or [], source, since, until, tag or [])
-    return export_feedback(flt, ui.services.storage, ui.actor, format)
+    return export_feedback(flt, ui.runtime.storage, ui.actor, format)

@@ -208,7 +208,7 @@ async def _page(
     builtin: bool = False,
     status_code: int = 200,
 ) -> Response:
-    models = await asyncio.to_thread(model_names, ui.services.storage, ui.project)
+    models = await asyncio.to_thread(model_names, ui.runtime.storage, ui.project)
     scopes = ["*", *models]
     if form["scope"] and form["scope"] not in scopes:
         scopes.append(form["scope"])  # a scope saved before its model sent anything
@@ -245,7 +245,7 @@ def _blank() -> dict[str, str]:
 
 @router.get("/monitors")
 async def monitor_list(ui: UiDep) -> Response:
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     monitors = await asyncio.to_thread(monitoring.store.list, ui.project)
     return ui.render("monitors.html", monitors=[m.public_json() for m in monitors])
 
@@ -262,7 +262,7 @@ async def create(ui: UiManageDep) -> Response:
     body = _body(form, enabled, channels)
     if form["monitor_id"]:
         body["monitor_id"] = form["monitor_id"]
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     try:
         spec = MonitorCreate.model_validate(body)
         created = await asyncio.to_thread(create_monitor, spec, ui.project, ui.actor, monitoring)
@@ -279,7 +279,7 @@ async def create(ui: UiManageDep) -> Response:
 
 @router.get("/monitors/{monitor_id}")
 async def edit_monitor(monitor_id: MonitorIdPath, ui: UiDep) -> Response:
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     monitor = await asyncio.to_thread(monitoring.store.get, ui.project, monitor_id)
     if monitor is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r} in this project")
@@ -298,7 +298,7 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
     form["monitor_id"] = monitor_id
     body = _body(form, enabled, channels)
     body.update({name: "" for name in ("group_by", "window") if body[name] is None})  # '' removes it
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     try:
         changes = MonitorUpdate.model_validate(body, strict=False)  # a form's numbers are text
         saved = await asyncio.to_thread(update_monitor, monitor_id, changes, ui.project, ui.actor, monitoring)
@@ -316,6 +316,6 @@ async def save_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
 @router.post("/monitors/{monitor_id}/delete")
 async def remove_monitor(monitor_id: MonitorIdPath, ui: UiManageDep) -> Response:
     await ui.form()
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     await asyncio.to_thread(delete_monitor, monitor_id, ui.project, ui.actor, monitoring)
     return redirect("/ui/monitors")

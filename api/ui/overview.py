@@ -161,13 +161,13 @@ def overview_rows(
 
 @router.get("")
 async def overview(ui: UiDep) -> Response:
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     models, open_alerts, monitors, rejections = await asyncio.gather(
-        asyncio.to_thread(model_windows, ui.services.storage, ui.project, SPARK_WINDOWS, datetime.now(UTC)),
+        asyncio.to_thread(model_windows, ui.runtime.storage, ui.project, SPARK_WINDOWS, datetime.now(UTC)),
         asyncio.to_thread(monitoring.alerts.open_counts, ui.project),
         asyncio.to_thread(monitoring.store.active, ui.project),
         asyncio.to_thread(
-            dead_letters.recent, ui.services.storage, ui.project, days=REJECTION_DAYS, limit=REJECTION_LIMIT
+            dead_letters.recent, ui.runtime.storage, ui.project, days=REJECTION_DAYS, limit=REJECTION_LIMIT
         ),
     )
     rows = overview_rows(models, open_alerts, monitors)
@@ -176,7 +176,7 @@ async def overview(ui: UiDep) -> Response:
         rows=rows,
         columns=COLUMNS,
         open_alerts=sum(open_alerts.values()),
-        window=duration(ui.services.settings.window_seconds),
+        window=duration(ui.runtime.settings.window_seconds),
         health=Counter(row.health for row in rows),
         rejections=rejections,
         rejection_days=REJECTION_DAYS,

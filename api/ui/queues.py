@@ -44,7 +44,7 @@ def _reviewer_only(ui: Ui) -> bool:
 
 @router.get("/queues")
 async def queues_page(ui: UiQueuesDep) -> Response:
-    store = QueueStore(ui.services.storage)
+    store = QueueStore(ui.runtime.storage)
 
     def overview() -> list[dict[str, Any]]:
         return [queue_out(store, queue) for queue in store.all(ui.project)]
@@ -54,7 +54,7 @@ async def queues_page(ui: UiQueuesDep) -> Response:
 
 @router.get("/queues/{queue_id}")
 async def queue_page(ui: UiQueuesDep, queue_id: QueuePath) -> Response:
-    store = QueueStore(ui.services.storage)
+    store = QueueStore(ui.runtime.storage)
 
     def load() -> tuple[dict[str, Any], list[Any]]:
         queue = found(store, ui.project, queue_id)
@@ -66,7 +66,7 @@ async def queue_page(ui: UiQueuesDep, queue_id: QueuePath) -> Response:
 
 @router.get("/queues/{queue_id}/review")
 async def review_page(ui: UiReviewDep, queue_id: QueuePath) -> Response:
-    storage = ui.services.storage
+    storage = ui.runtime.storage
     store = QueueStore(storage)
     reviewer = _reviewer(ui)
 
@@ -117,16 +117,16 @@ def _problem_text(exc: HTTPException) -> list[str]:
 @router.post("/queues/{queue_id}/review")
 async def review_post(ui: UiReviewDep, queue_id: QueuePath) -> Response:
     fields = await ui.form()
-    store = QueueStore(ui.services.storage)
+    store = QueueStore(ui.runtime.storage)
     queue = await asyncio.to_thread(found, store, ui.project, queue_id)
     reviewer, item, action = _reviewer(ui), first(fields, "item"), first(fields, "action")
     try:
         if action == "undo":
             await asyncio.to_thread(undo_last, store, queue, reviewer)
         elif action == "skip":
-            await skip_item(ui.services, queue, item, reviewer)
+            await skip_item(ui.runtime, queue, item, reviewer)
         elif action == "submit":
-            await submit(ui.services, publisher_of(ui.services), queue, item, reviewer, _scores(queue, fields))
+            await submit(ui.runtime, publisher_of(ui.runtime), queue, item, reviewer, _scores(queue, fields))
         else:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "action: submit, skip or undo")
     except HTTPException as exc:
@@ -140,7 +140,7 @@ async def review_post(ui: UiReviewDep, queue_id: QueuePath) -> Response:
 async def add_to_queue(ui: UiManageDep) -> Response:
     """The call page's "add to queue"."""
     fields = await ui.form()
-    store = QueueStore(ui.services.storage)
+    store = QueueStore(ui.runtime.storage)
     queue = await asyncio.to_thread(found, store, ui.project, first(fields, "queue_id"))
     call = first(fields, "inference_id")
     try:

@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from api.deps import ServicesDep
+from api.deps import RuntimeDep
 from api.queries.dashboard import projects
 from api.report_page import script_json
 from api.ui.session import COOKIE, CSRF_FIELD, SESSION_SECONDS, SessionSigner, UiSession, anonymous
@@ -64,11 +64,11 @@ class SignInRequired(Exception):
     """Raised by ``UiDep`` for a visitor who has not signed in; ``UiRoute`` turns it into a redirect."""
 
 
-def _signer(request: Request, services: Runtime) -> SessionSigner:
+def _signer(request: Request, runtime: Runtime) -> SessionSigner:
     """One signer per app, made on first use (not at import time)."""
     signer = getattr(request.app.state, "ui_signer", None)
     if signer is None:
-        signer = request.app.state.ui_signer = SessionSigner(services.settings.ui_secret)
+        signer = request.app.state.ui_signer = SessionSigner(runtime.settings.ui_secret)
     return signer
 
 
@@ -169,7 +169,7 @@ class Ui:
     """The signed-in context of a page: who, which project, and how to render and read forms."""
 
     request: Request
-    services: Runtime
+    runtime: Runtime
     session: UiSession
     signer: SessionSigner
 
@@ -252,14 +252,14 @@ def first(fields: dict[str, list[str]], name: str) -> str:
     return (fields.get(name) or [""])[0].strip()
 
 
-async def _visitor(request: Request, services: ServicesDep) -> Ui:
-    signer = _signer(request, services)
+async def _visitor(request: Request, runtime: RuntimeDep) -> Ui:
+    signer = _signer(request, runtime)
     session = signer.loads(request.cookies.get(COOKIE))
     if session is None:
         session = anonymous()
         request.state.ui_cookie = signer.dumps(session)
     if session.signed_in and not session.admin:
-        key = session.key_id and await _live_key(services, session.key_id)
+        key = session.key_id and await _live_key(runtime, session.key_id)
         if not key or key.project != session.project:  # revoked since: signed out
             session = anonymous()
             request.state.ui_cookie = signer.dumps(session)
@@ -271,20 +271,20 @@ async def _visitor(request: Request, services: ServicesDep) -> Ui:
         else:
             request.state.ui_key = key
     if session.admin:
-        admin = services.settings.admin_key
+        admin = runtime.settings.admin_key
         if admin is None or session.key_id != admin_fingerprint(admin):  # the admin key was removed or changed
             session = anonymous()
             request.state.ui_cookie = signer.dumps(session)
         else:
-            known = await asyncio.to_thread(projects, services.storage)
+            known = await asyncio.to_thread(projects, runtime.storage)
             request.state.ui_projects = known
             if session.project is None and known:
                 session = session.with_project(known[0])
-    return Ui(request, services, session, signer)
+    return Ui(request, runtime, session, signer)
 
 
-async def _live_key(services: Runtime, key_id: str) -> ApiKey | None:
-    return await asyncio.to_thread(services.keys.live, key_id)
+async def _live_key(runtime: Runtime, key_id: str) -> ApiKey | None:
+    return await asyncio.to_thread(runtime.keys.live, key_id)
 
 
 VisitorDep = Annotated[Ui, Depends(_visitor)]
@@ -342,8 +342,8 @@ async def _manager(ui: UiDep) -> Ui:
 UiManageDep = Annotated[Ui, Depends(_manager)]
 
 
-def admin_matches(services: Runtime, token: str) -> bool:
-    return is_admin_token(services.settings.admin_key, token)
+def admin_matches(runtime: Runtime, token: str) -> bool:
+    return is_admin_token(runtime.settings.admin_key, token)
 
 
 def redirect(url: str) -> RedirectResponse:

@@ -60,21 +60,21 @@ def _statistic(feature: dict[str, Any]) -> str:
     return text + (f", effect {effect:.2f}" if isinstance(effect, int | float) else "")
 
 
-def _wait_written(services: Runtime) -> None:
-    if services.runner is not None:
-        loop = services.loop
-        asyncio.run_coroutine_threadsafe(services.runner.wait_idle(), loop).result(timeout=120)
+def _wait_written(runtime: Runtime) -> None:
+    if runtime.runner is not None:
+        loop = runtime.loop
+        asyncio.run_coroutine_threadsafe(runtime.runner.wait_idle(), loop).result(timeout=120)
 
 
-def _close_windows(services: Runtime) -> None:
+def _close_windows(runtime: Runtime) -> None:
     """Close the last windows now instead of after the idle timeout, and refresh late-feedback quality."""
-    if services.runner is not None:
-        pipeline = services.runner.pipeline
+    if runtime.runner is not None:
+        pipeline = runtime.runner.pipeline
 
         async def close() -> None:
             await asyncio.to_thread(pipeline.close_windows, force_all=True, force_quality=True)
 
-        asyncio.run_coroutine_threadsafe(close(), services.loop).result(timeout=120)
+        asyncio.run_coroutine_threadsafe(close(), runtime.loop).result(timeout=120)
 
 
 def _post(client: httpx.Client, path: str, items: list[dict[str, Any]]) -> None:
@@ -308,8 +308,8 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
     console.print(f"data: {workdir} (chDB, embedded mode)")
     server = BackgroundServer(serving_app(settings), port).start()
     try:
-        services: Runtime = server.app.state.services
-        token = services.keys.create(PROJECT, "demo").token
+        runtime: Runtime = server.app.state.runtime
+        token = runtime.keys.create(PROJECT, "demo").token
         console.print(f"service on {server.url}, project key created for [bold]{PROJECT}[/bold]")
         headers = {"authorization": f"Bearer {token}"}
         with (
@@ -327,8 +327,8 @@ def run_demo(console: Console, *, events: int, batch: int, data_dir: Path | None
             start -= timedelta(seconds=start.timestamp() % settings.window_seconds)
             traffic = Traffic(PROJECT, start=start, rate_per_second=RATE_PER_SECOND, drift_at=events // 2)
             sent, sent_feedback = stream_traffic(client, traffic, events, batch, console)
-            _wait_written(services)
-            _close_windows(services)
+            _wait_written(runtime)
+            _close_windows(runtime)
             console.print(window_table(client, DEMO_MODEL))
             drift_starts = start + timedelta(seconds=(events // 2) / traffic.rate_per_second)
             alerted = show_alert(console, receiver, drift_starts, settings.window_seconds)

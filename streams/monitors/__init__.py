@@ -8,7 +8,7 @@
 from streams.monitors.alerts import AlertStore
 from streams.monitors.defaults import default_monitors
 from streams.monitors.dispatcher import AlertDispatcher, Publish, topic_publisher
-from streams.monitors.engine import EvaluationResult, MonitorEngine
+from streams.monitors.evaluation import EvaluationResult, MonitorEngine
 from streams.monitors.service import Monitoring
 from streams.monitors.store import (
     BuiltinMonitorError,

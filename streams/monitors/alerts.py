@@ -20,7 +20,7 @@ import orjson
 from schemas.events import AlertEvent, AlertResolved, RetrainEvent
 from schemas.stats import StatRow
 from streams.delivery.sender import DeliveryAttempt
-from streams.monitors.records import (
+from streams.monitors.alert_records import (
     AlertDetail,
     AlertStatus,
     DeliveryStatus,

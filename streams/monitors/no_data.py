@@ -32,7 +32,7 @@ from schemas.settings import Settings
 from streams import metrics
 from streams.delivery.wording import silence_words
 from streams.monitors.alerts import AlertStore
-from streams.monitors.engine import EvaluationResult, dedup_key, stable_id
+from streams.monitors.evaluation import EvaluationResult, dedup_key, stable_id
 from streams.monitors.store import MonitorStore
 from streams.storage import StorageError, as_utc
 from streams.storage.activity import (

@@ -28,7 +28,7 @@ from schemas.settings import Settings
 from schemas.stats import StatRow
 from streams.monitors.alerts import AlertStore
 from streams.monitors.dispatcher import STALE_AFTER, AlertDispatcher, Publish
-from streams.monitors.engine import EvaluationResult, MonitorEngine
+from streams.monitors.evaluation import EvaluationResult, MonitorEngine
 from streams.monitors.no_data import NoDataWatch
 from streams.monitors.store import MonitorStore
 from streams.storage import Storage, StorageError

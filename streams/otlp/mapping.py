@@ -31,12 +31,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from schemas import limits
 from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 from schemas.records import FeedbackRecord, InferenceRecord
-from streams.otlp.decode import as_trace_view
+from streams.otlp.payloads import as_trace_view
 
 R = TypeVar("R", InferenceRecord, FeedbackRecord)
 Value = str | int | float | bool | bytes | list["Value"] | dict[str, "Value"] | None
 Attributes = Mapping[str, AnyValue]  # a view's attribute map (or a dict of a log record's attributes)
-# A span of the traces view (``streams.otlp.decode.trace_view``): its class is built at run time from
+# A span of the traces view (``streams.otlp.payloads.trace_view``): its class is built at run time from
 # a descriptor, so it has no static attributes to check.
 Span: TypeAlias = Any
 TracesView: TypeAlias = Any
@@ -527,7 +527,7 @@ def _gather(attributes: Attributes) -> tuple[dict[str, Value], bool]:
     """Every slot's winning value (the first present, non-empty attribute of its list), and whether
     any ``gen_ai.*`` attribute is there.
 
-    ``attributes`` is an attribute map of the traces view (``streams.otlp.decode.trace_view``): the
+    ``attributes`` is an attribute map of the traces view (``streams.otlp.payloads.trace_view``): the
     keys the tables name are picked out in C (a set intersection over the map's keys) and only their
     values are decoded. This is the hot loop of OTLP ingest (~7 µs of CPU per bench span; walking
     every attribute through upb's ``KeyValue``/``AnyValue`` wrappers cost ~8.5).
@@ -694,7 +694,7 @@ def _validated(values: dict[str, object]) -> InferenceRecord | str:
 def map_traces(request: TracesView, project: str, latest: datetime | None = None) -> Mapped[InferenceRecord]:
     """Every span of an export: GenAI spans → records or rejections, other spans → ignored.
 
-    ``request`` is the traces view ``streams.otlp.decode.decode_traces`` returns (an
+    ``request`` is the traces view ``streams.otlp.payloads.decode_traces`` returns (an
     ``ExportTraceServiceRequest`` is converted to it first).
 
     ``latest``: spans that start after it are rejected (the server's clock plus the allowed skew).

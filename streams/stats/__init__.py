@@ -5,7 +5,7 @@ arithmetic, and the sampled drift columns of a stored time range.
 """
 
 from streams.stats.engine import StatsEngine
+from streams.stats.tracker import window_bounds
 from streams.stats.window_data import DriftColumns, drift_columns, fetch_drift_columns
-from streams.stats.windows import window_bounds
 
 __all__ = ["DriftColumns", "StatsEngine", "drift_columns", "fetch_drift_columns", "window_bounds"]

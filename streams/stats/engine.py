@@ -32,13 +32,13 @@ from streams.stats.pacing import Pacer
 from streams.stats.quality_data import fetch_quality, fetch_quality_by_version
 from streams.stats.references import Reference, ReferenceStore
 from streams.stats.retries import PendingWindows, RetryPolicy
+from streams.stats.tracker import WindowTracker
 from streams.stats.window_data import (
     WindowRows,
     fetch_drift_columns,
     fetch_embeddings,
     fetch_window_rows,
 )
-from streams.stats.windows import WindowTracker
 from streams.storage import Storage, StorageError, inferences, window_stats
 
 log = structlog.get_logger(__name__)

@@ -20,10 +20,9 @@ from schemathesis.generation.modes import GenerationMode
 from api.time_range import IsoDatetime, storable_range
 from schemas.events import EVENT_TIME, EventTime
 from schemas.privacy import RedactionPolicy
+from schemas.queues import QueueCreate
 from schemas.stats import METRICS
 from streams.decode import EventTimePolicy
-from schemas.privacy import RedactionPolicy
-from schemas.queues import QueueCreate
 
 _MOMENT: TypeAdapter[Any] = TypeAdapter(IsoDatetime)
 _EVENT_TIME: TypeAdapter[Any] = TypeAdapter(EventTime)

@@ -210,7 +210,7 @@ class TestRetrainingRequests:
         settings = make_settings(data_dir, allow_private_webhooks=True, public_url="http://127.0.0.1:9")
         with WebhookReceiver(secret=SECRET) as hook, TestClient(serving_app(settings)) as client:
             yield Api(client), hook
-            storage = client.app.state.services.storage  # type: ignore[attr-defined]
+            storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
         storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
     def _seed(self, api: Api, key: dict[str, str]) -> None:

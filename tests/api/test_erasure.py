@@ -26,7 +26,7 @@ TABLES = ("inferences", "feedback", "otlp_texts", "dead_letters", "dataset_rows"
 def admin_api(data_dir: Path) -> Iterator[Api]:
     with TestClient(serving_app(make_settings(data_dir, admin_key=ADMIN))) as client:
         yield Api(client)
-        storage = client.app.state.services.storage  # type: ignore[attr-defined]
+        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 

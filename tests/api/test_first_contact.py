@@ -79,7 +79,7 @@ class TestEventTime:
             assert status == 422
             assert body["detail"][0]["type"] == "timezone_required"  # type: ignore[index]
             assert "2026-12-07T13:00:00Z" in body["detail"][0]["msg"]  # type: ignore[index]
-            storage = client.app.state.services.storage  # type: ignore[attr-defined]
+            storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
         storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
     def test_kafka_messages_with_a_future_time_become_dead_letters_with_the_reason(

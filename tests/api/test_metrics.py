@@ -53,7 +53,7 @@ def settings(data_dir: Path) -> Settings:
 def api(settings: Settings) -> Iterator[Api]:
     with TestClient(serving_app(settings)) as client:
         yield Api(client)
-        storage = client.app.state.services.storage  # type: ignore[attr-defined]
+        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 

@@ -46,7 +46,7 @@ def build_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await start_runtime(settings)
-        app.state.services = services
+        app.state.runtime = services
         try:
             yield
         finally:
@@ -76,7 +76,7 @@ def settings(data_dir: Any) -> Settings:
 def api(settings: Settings) -> Iterator[Api]:
     with TestClient(build_app(settings)) as client:
         yield Api(client)
-        storage = client.app.state.services.storage  # type: ignore[attr-defined]
+        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 
@@ -355,7 +355,7 @@ async def _close_all(pipeline: Any) -> None:
 def test_enabled_takes_true_or_false_only(data_dir: Path) -> None:
     """``"enabled": 0`` is refused with a 422 naming the field, not coerced to false (create and PATCH)."""
     with TestClient(serving_app(make_settings(data_dir))) as client:
-        token = client.app.state.services.keys.create("shop").token  # type: ignore[attr-defined]
+        token = client.app.state.runtime.keys.create("shop").token  # type: ignore[attr-defined]
         headers = {"authorization": f"Bearer {token}"}
         body = {"name": "slow", "family": "latency", "metric": "latency_p95_ms"}
         body["condition"] = {"type": "threshold", "operator": "gt", "value": 2000}

@@ -39,7 +39,7 @@ def test_all_checks_over_all_operations(data_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks"}
     app = serving_app(make_settings(data_dir, admin_key=ADMIN_KEY))
     with BackgroundServer(app, free_port()) as server:
-        token = server.app.state.services.keys.create("fuzz").token
+        token = server.app.state.runtime.keys.create("fuzz").token
         operations = sum(len(methods) for methods in app.openapi()["paths"].values())
         argv = [
             *_schemathesis(),

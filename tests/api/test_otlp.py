@@ -107,13 +107,13 @@ def fake_openai() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(data_dir: Path) -> Iterator[BackgroundServer]:
     with BackgroundServer(serving_app(make_settings(data_dir)), free_port()) as running:
-        storage = running.app.state.services.storage
+        storage = running.app.state.runtime.storage
         yield running
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 
 def _token(server: BackgroundServer, project: str) -> str:
-    return str(server.app.state.services.keys.create(project, "otel").token)
+    return str(server.app.state.runtime.keys.create(project, "otel").token)
 
 
 def _providers(
@@ -411,7 +411,7 @@ class TestRefusals:
 
     def test_gzip_bomb_is_413_and_broken_gzip_is_400(self, server: BackgroundServer) -> None:
         token = _token(server, "bomb")
-        limit = server.app.state.services.settings.max_body_bytes
+        limit = server.app.state.runtime.settings.max_body_bytes
         bomb = gzip.compress(b"\x00" * (limit + 1024 * 1024), compresslevel=9)
         assert len(bomb) < limit // 100
         assert _post(server, token, bomb, **{"content-encoding": "gzip"}).status_code == 413
@@ -422,7 +422,7 @@ class TestRefusals:
 
     def test_body_over_the_limit_is_413(self, server: BackgroundServer) -> None:
         token = _token(server, "big")
-        limit = server.app.state.services.settings.max_body_bytes
+        limit = server.app.state.runtime.settings.max_body_bytes
         assert _post(server, token, b"\x00" * (limit + 1)).status_code == 413
 
 
@@ -553,7 +553,7 @@ class TestErrorBodies:
         token = _token(server, f"status-{encoding}")
         media = "application/x-protobuf" if encoding == "protobuf" else "application/json"
         garbage = b"\xff\xff\xff\xff" if encoding == "protobuf" else b"{"
-        limit = server.app.state.services.settings.max_body_bytes
+        limit = server.app.state.runtime.settings.max_body_bytes
         cases = [
             (_post(server, token, garbage, media), 400, 3),
             (_post(server, token, garbage, media, path="/v1/logs"), 400, 3),
@@ -585,7 +585,7 @@ class TestErrorBodies:
             body = encode_spans([span]).SerializeToString() if encoding == "protobuf" else _otlp_json([span])
             media = "application/x-protobuf" if encoding == "protobuf" else "application/json"
             response = _post(slow, token, body, media)
-            storage = slow.app.state.services.storage
+            storage = slow.app.state.runtime.storage
         storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
@@ -648,7 +648,7 @@ class TestLargeExports:
             assert (stored["status"], stored["tags"]["conversation_id"]) == ("error", "c14")
             models = httpx.get(f"{running.url}/v1/models", headers={"authorization": f"Bearer {token}"}).json()
             assert [model["inferences"] for model in models] == [300]
-            storage = running.app.state.services.storage
+            storage = running.app.state.runtime.storage
         storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 

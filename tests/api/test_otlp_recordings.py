@@ -83,7 +83,7 @@ class Project:
 
     def __init__(self, server: BackgroundServer, name: str) -> None:
         self.server = server
-        self.token = str(server.app.state.services.keys.create(name, "otel").token)
+        self.token = str(server.app.state.runtime.keys.create(name, "otel").token)
         self.headers = {"authorization": f"Bearer {self.token}"}
 
     def replay(self, exports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -230,7 +230,7 @@ class TestRejections:
         assert "without the trace and span of its inference" in lines["logs"]["reasons"]
         assert PLAIN not in repr(logs)
         assert STREAMED not in repr(logs)  # prompts are not logged
-        storage = server.app.state.services.storage
+        storage = server.app.state.runtime.storage
         letters = dead_letters.recent(storage, "rec-rejected")
         assert sorted(letter.source for letter in letters) == ["otlp_logs", "otlp_traces"]
         [by_span] = [letter for letter in letters if letter.source == "otlp_traces"]

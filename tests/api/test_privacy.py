@@ -192,7 +192,7 @@ def pseudonymizing(data_dir: Path) -> Iterator[tuple[Api, Api]]:
     with apps[0] as first, apps[1] as second:
         yield Api(first), Api(second)
     for client in apps:
-        storage = client.app.state.services.storage  # type: ignore[attr-defined]
+        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
         storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 

@@ -60,7 +60,7 @@ def _fill(path: str) -> str:
 @pytest.fixture(scope="module")
 def client(data_dir: Path) -> Iterator[TestClient]:
     with TestClient(serving_app(dashboard_settings(data_dir))) as test_client:
-        services = test_client.app.state.services  # type: ignore[attr-defined]
+        services = test_client.app.state.runtime  # type: ignore[attr-defined]
         token = services.keys.create(PROJECT, "seed").token
         event = {"event_id": "c-1", "model": "m", "prompt": "hi"}
         headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
@@ -89,7 +89,7 @@ class TestApiMatrix:
 
     @pytest.mark.parametrize("scope", SCOPES)
     def test_each_route_allows_exactly_what_the_scope_allows(self, client: TestClient, scope: str | None) -> None:
-        services = client.app.state.services  # type: ignore[attr-defined]
+        services = client.app.state.runtime  # type: ignore[attr-defined]
         token = services.keys.create(PROJECT, f"matrix-{scope}", scope).token
         allowed = SCOPE_PERMISSIONS[scope or ""]
         checked = 0
@@ -112,7 +112,7 @@ class TestApiMatrix:
         assert checked >= 25  # noqa: PLR2004 - the matrix really covered the API
 
     def test_a_project_admin_key_manages_its_own_keys_only(self, client: TestClient) -> None:
-        services = client.app.state.services  # type: ignore[attr-defined]
+        services = client.app.state.runtime  # type: ignore[attr-defined]
         headers = {"authorization": f"Bearer {services.keys.create(PROJECT, 'adm', 'admin').token}"}
         made = client.post("/v1/keys", json={"project": PROJECT, "scope": "ingest"}, headers=headers)
         assert made.status_code == 201 and made.json()["scope"] == "ingest"
@@ -167,7 +167,7 @@ class TestDashboard:
         ).status_code
 
     def test_ingest_key_cannot_sign_in(self, client: TestClient) -> None:
-        services = client.app.state.services  # type: ignore[attr-defined]
+        services = client.app.state.runtime  # type: ignore[attr-defined]
         token = services.keys.create(PROJECT, "app", "ingest").token
         client.cookies.clear()
         page = client.get("/ui/signin")
@@ -176,7 +176,7 @@ class TestDashboard:
         assert "it can only send events. Sign in with a read or admin key." in response.text
 
     def test_every_page_refuses_a_session_of_an_ingest_key(self, client: TestClient) -> None:
-        services = client.app.state.services  # type: ignore[attr-defined]
+        services = client.app.state.runtime  # type: ignore[attr-defined]
         key = services.keys.create(PROJECT, "app", "ingest").key
         session = UiSession(nonce="n" * 16, expires=2_000_000_000, project=PROJECT, key_id=key.key_id)
         pages = _pages(client)
@@ -189,7 +189,7 @@ class TestDashboard:
             assert "scope &#39;ingest&#39;" in response.text or "scope 'ingest'" in response.text
 
     def test_read_key_sees_every_page_and_changes_nothing(self, client: TestClient) -> None:
-        services = client.app.state.services  # type: ignore[attr-defined]
+        services = client.app.state.runtime  # type: ignore[attr-defined]
         assert self._sign_in(client, services.keys.create(PROJECT, "viewer", "read").token) == 303
         for path in _pages(client):
             response = client.get(path, follow_redirects=False)
@@ -204,7 +204,7 @@ class TestDashboard:
         assert "sign in with an admin key to change the project" in response.text
 
     def test_review_key_sees_only_the_review_queues(self, client: TestClient) -> None:
-        services = client.app.state.services  # type: ignore[attr-defined]
+        services = client.app.state.runtime  # type: ignore[attr-defined]
         assert self._sign_in(client, services.keys.create(PROJECT, "ana", "review").token) == 303
         for path in _pages(client):
             response = client.get(path, follow_redirects=False)
@@ -215,7 +215,7 @@ class TestDashboard:
                 assert "its pages are the review queues" in response.text
 
     def test_admin_key_may_change_the_project(self, client: TestClient) -> None:
-        services = client.app.state.services  # type: ignore[attr-defined]
+        services = client.app.state.runtime  # type: ignore[attr-defined]
         assert self._sign_in(client, services.keys.create(PROJECT, "lead", "admin").token) == 303
         page = client.get("/ui/monitors/new")
         response = client.post("/ui/monitors/new", data={"csrf_token": csrf_of(page.text), "name": "x"})

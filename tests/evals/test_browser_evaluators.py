@@ -36,7 +36,7 @@ PROJECT = "ev-ui"
 def live(data_dir: Path, judge: JudgeServer) -> Iterator[tuple[str, Runtime, str]]:
     settings = dashboard_settings(data_dir, evaluator_allowed_hosts="127.0.0.1", evaluator_poll_seconds=0.05)
     server = BackgroundServer(serving_app(settings), free_port()).start()
-    services: Runtime = server.app.state.services
+    services: Runtime = server.app.state.runtime
     token = services.keys.create(PROJECT, "ui").token
     try:
         yield server.url, services, token

@@ -30,7 +30,7 @@ def test_judged_through_kafka(data_dir: Path, kafka_bootstrap: str, judge: Judge
     )
     try:
         with TestClient(serving_app(settings, with_worker=True)) as client:
-            services = client.app.state.services
+            services = client.app.state.runtime
             headers = {"authorization": f"Bearer {services.keys.create('kafka-evals').token}"}
             assert client.post("/v1/evaluators", json=judge_evaluator(judge), headers=headers).status_code == 201
             calls = [{"event_id": f"k-{i}", "model": "chat", "prompt": f"q {i}", "response": "a"} for i in range(10)]

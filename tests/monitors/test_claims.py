@@ -19,7 +19,7 @@ from schemas.monitors import MonitorCreate
 from schemas.settings import Settings
 from streams.monitors.alerts import AlertStore
 from streams.monitors.dispatcher import AlertDispatcher
-from streams.monitors.engine import EvaluationResult, MonitorEngine
+from streams.monitors.evaluation import EvaluationResult, MonitorEngine
 from streams.monitors.store import MonitorStore
 from streams.storage import Claims, Storage
 from tests.monitors.conftest import drift_rows, webhook

@@ -81,7 +81,7 @@ def drift_api(data_dir: Path) -> Iterator[Api]:
     )
     with TestClient(serving_app(settings)) as client:
         yield Api(client)
-        storage = client.app.state.services.storage  # type: ignore[attr-defined]
+        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 

@@ -16,7 +16,7 @@ from schemas.monitors import (
     breaches,
     unmask_channels,
 )
-from streams.monitors.engine import drift_score, top_features
+from streams.monitors.evaluation import drift_score, top_features
 from tests.monitors.conftest import SECRET, drift_rows
 
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"

@@ -48,11 +48,11 @@ class TestEmbedded:
         )
         with TestClient(serving_app(settings)) as client:
             yield client
-            storage = client.app.state.services.storage  # type: ignore[attr-defined]
+            storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
         storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
     def test_fires_once_when_a_model_stops_and_resolves_when_it_returns(self, client: TestClient) -> None:
-        services = client.app.state.services  # type: ignore[attr-defined]
+        services = client.app.state.runtime  # type: ignore[attr-defined]
         headers = {"authorization": f"Bearer {services.keys.create('shop', 'test').token}"}
         with WebhookReceiver(secret=SECRET) as hook:
             monitor = {

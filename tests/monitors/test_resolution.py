@@ -16,7 +16,7 @@ from schemas.monitors import MonitorCreate
 from schemas.settings import Settings
 from streams.monitors import AlertDispatcher, EvaluationResult, Monitoring
 from streams.monitors.alerts import AlertStore
-from streams.monitors.engine import MonitorEngine
+from streams.monitors.evaluation import MonitorEngine
 from streams.monitors.store import MonitorStore
 from streams.storage import Storage
 from tests.delivery.delivery_receiver import Receiver

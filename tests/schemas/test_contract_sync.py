@@ -4,7 +4,7 @@ hand. These tests fail when one of the places derived from the contract falls ou
 
 from __future__ import annotations
 
-from api.models import InferenceDetail
+from api.responses import InferenceDetail
 from schemas.records import FeedbackRecord, InferenceRecord
 from streams.storage import Storage
 from streams.storage.inferences import DETAIL_COLUMNS, NOT_IN_DETAIL, StoredInference
@@ -34,7 +34,7 @@ def test_the_inference_detail_returns_the_contract() -> None:
 
 def test_the_api_returns_the_storage_records() -> None:
     """One definition of a call's and a feedback's fields: the API's bodies are the storage records."""
-    from api import models
+    from api import responses as models
     from streams.storage import feedback, inferences
 
     assert issubclass(models.CallSummary, inferences.CallSummary)

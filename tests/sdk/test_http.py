@@ -19,13 +19,13 @@ from tests.conftest import make_settings
 @pytest.fixture(scope="module")
 def server(data_dir: Path) -> Iterator[BackgroundServer]:
     with BackgroundServer(serving_app(make_settings(data_dir)), free_port()) as running:
-        storage = running.app.state.services.storage
+        storage = running.app.state.runtime.storage
         yield running
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")  # after the final flush
 
 
 def _wait_written(server: BackgroundServer) -> None:
-    services = server.app.state.services
+    services = server.app.state.runtime
     asyncio.run_coroutine_threadsafe(services.runner.wait_idle(), services.loop).result(60)
 
 
@@ -33,7 +33,7 @@ class TestHttpDelivery:
     """Events sent over HTTP are stored exactly once; refusals are failures, never exceptions."""
 
     def test_three_thousand_inferences_and_feedback_are_stored(self, server: BackgroundServer) -> None:
-        token = server.app.state.services.keys.create("sdk-http").token
+        token = server.app.state.runtime.keys.create("sdk-http").token
         emitter = Emitter("sdk-http", http_url=server.url, api_key=token, batch_max_events=400, linger_seconds=0.05)
         ids = [
             emitter.log_inference(model=f"model-{i % 3}", prompt=f"q{i}", response="a", output_tokens=i % 50)
@@ -67,7 +67,7 @@ class TestHttpDelivery:
         assert failure["error"].startswith("HTTP 401: ")
 
     def test_the_servers_reason_is_logged(self, server: BackgroundServer) -> None:
-        token = server.app.state.services.keys.create("sdk-http").token
+        token = server.app.state.runtime.keys.create("sdk-http").token
         with (
             capture_logs() as logs,
             Emitter("another-project", http_url=server.url, api_key=token) as emitter,

@@ -27,7 +27,7 @@ def family_api(data_dir):
     settings = make_settings(data_dir, window_seconds=WINDOW, allowed_lateness_seconds=0, reference_min_rows=50)
     with TestClient(serving_app(settings)) as client:
         yield Api(client)
-        storage = client.app.state.services.storage
+        storage = client.app.state.runtime.storage
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 

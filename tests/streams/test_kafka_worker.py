@@ -268,7 +268,7 @@ class TestKafkaModeApi:
 
     def test_api_produces_to_kafka(self, kafka_settings: Settings) -> None:
         with TestClient(serving_app(kafka_settings, with_worker=True)) as client:
-            services = client.app.state.services
+            services = client.app.state.runtime
             headers = {"authorization": f"Bearer {services.keys.create('kapi').token}"}
             batch = [{"event_id": f"k-{i}", "model": "m", "prompt": "hi"} for i in range(700)]
             response = client.post("/v1/inferences", content=orjson.dumps(batch), headers=headers)

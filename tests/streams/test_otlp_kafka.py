@@ -51,7 +51,7 @@ def test_spans_and_evaluations_arrive_through_kafka(kafka_settings: Settings) ->
     event_id = f"{first.context.trace_id:032x}{first.context.span_id:016x}"
 
     with TestClient(serving_app(kafka_settings, with_worker=True)) as client:
-        services = client.app.state.services
+        services = client.app.state.runtime
         headers = {
             "authorization": f"Bearer {services.keys.create('otlp-kafka').token}",
             "content-type": "application/x-protobuf",

@@ -65,7 +65,7 @@ class TestGracefulShutdown:
     def test_shutdown_flushes(self, settings: Settings) -> None:
         slow = settings.model_copy(update={"batch_max_seconds": 30.0, "batch_max_events": 1_000_000})
         with TestClient(serving_app(slow)) as client:
-            services = client.app.state.services
+            services = client.app.state.runtime
             headers = {"authorization": f"Bearer {services.keys.create('bye').token}"}
             for start in range(0, 5_000, 500):
                 body = [{"event_id": f"s{i}", "model": "m"} for i in range(start, start + 500)]

@@ -132,11 +132,11 @@ def _app(settings: Settings, storage: Storage) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = await start_runtime(settings, storage)
+        app.state.runtime = await start_runtime(settings, storage)
         try:
             yield
         finally:
-            await app.state.services.stop(close_storage=False)
+            await app.state.runtime.stop(close_storage=False)
 
     app = FastAPI(lifespan=lifespan)
     for module in (ingest, monitors, alerts):

@@ -31,7 +31,7 @@ def stats_api(data_dir):
     )
     with TestClient(serving_app(settings)) as client:
         yield Api(client)
-        storage = client.app.state.services.storage
+        storage = client.app.state.runtime.storage
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 

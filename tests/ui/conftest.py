@@ -190,7 +190,7 @@ def live_server(data_dir: Path) -> Iterator[tuple[str, Runtime, Seeded]]:
 
     settings = dashboard_settings(data_dir)
     server = BackgroundServer(serving_app(settings), free_port()).start()
-    services: Runtime = server.app.state.services
+    services: Runtime = server.app.state.runtime
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             seeded = seed(client, services)

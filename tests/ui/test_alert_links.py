@@ -68,7 +68,7 @@ def alerting(data_dir: Path) -> Iterator[Alerting]:
     environment = pytest.MonkeyPatch()
     environment.setenv("PD_LINKS_KEY", "links-routing-key-0123456789")
     server = BackgroundServer(serving_app(settings), port).start()
-    services: Runtime = server.app.state.services
+    services: Runtime = server.app.state.runtime
     try:
         token = services.keys.create(PROJECT, "links").token
         monitor = {

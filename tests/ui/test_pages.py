@@ -40,9 +40,9 @@ HOSTILE = (HOSTILE_MODEL, HOSTILE_FEATURE, HOSTILE_TAG, HOSTILE_COMMENT, HOSTILE
 @pytest.fixture(scope="module")
 def app_client(data_dir: Path) -> Iterator[tuple[TestClient, Seeded]]:
     with TestClient(serving_app(dashboard_settings(data_dir))) as client:
-        seeded = seed(client, client.app.state.services)  # type: ignore[attr-defined]
+        seeded = seed(client, client.app.state.runtime)  # type: ignore[attr-defined]
         yield client, seeded
-        storage = client.app.state.services.storage  # type: ignore[attr-defined]
+        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
     storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 
@@ -140,7 +140,7 @@ class TestAuth:
         client, _ = app_client
         sign_in(client, ADMIN_KEY)
         assert client.get("/ui", follow_redirects=False).status_code == 200
-        settings = client.app.state.services.settings  # type: ignore[attr-defined]
+        settings = client.app.state.runtime.settings  # type: ignore[attr-defined]
         old = settings.admin_key
         settings.admin_key = SecretStr(ADMIN_KEY + "-rotated")
         try:
@@ -155,14 +155,14 @@ class TestAuth:
 
     def test_revoked_key_ends_its_sessions(self, data_dir: Path) -> None:
         with TestClient(serving_app(dashboard_settings(data_dir))) as client:
-            keys = client.app.state.services.keys  # type: ignore[attr-defined]
+            keys = client.app.state.runtime.keys  # type: ignore[attr-defined]
             new = keys.create("short-lived", "ui")
             sign_in(client, new.token)
             assert client.get("/ui", follow_redirects=False).status_code == 200
             keys.revoke(new.key.key_id)
             assert client.get("/ui", follow_redirects=False).status_code == 303
-            client.app.state.services.storage.command(  # type: ignore[attr-defined]
-                f"DROP DATABASE IF EXISTS {client.app.state.services.storage.database}"  # type: ignore[attr-defined]
+            client.app.state.runtime.storage.command(  # type: ignore[attr-defined]
+                f"DROP DATABASE IF EXISTS {client.app.state.runtime.storage.database}"  # type: ignore[attr-defined]
             )
 
     def test_replicas_with_the_same_secret_accept_each_others_cookies(self) -> None:
@@ -202,7 +202,7 @@ class TestCsrf:
         sign_in(client, seeded.token)
         other = csrf_of(client.get("/ui").text)
         sign_in(client, seeded.token)  # a new session: a new nonce
-        monitoring = client.app.state.services.monitoring  # type: ignore[attr-defined]
+        monitoring = client.app.state.runtime.monitoring  # type: ignore[attr-defined]
         alert = monitoring.alerts.list_alerts(PROJECT, status="open", limit=1)[0]
         response = client.post(
             f"/ui/alerts/{alert.alert_id}/ack", data={"csrf_token": other, "note": "x"}, follow_redirects=False
@@ -430,7 +430,7 @@ class TestPages:
         from collections import Counter
 
         client, _ = app_client
-        alerts = client.app.state.services.monitoring.alerts  # type: ignore[attr-defined]
+        alerts = client.app.state.runtime.monitoring.alerts  # type: ignore[attr-defined]
         listed = Counter((a.model, a.severity) for a in alerts.list_alerts(PROJECT, status="open", limit=1000))
         assert alerts.open_counts(PROJECT) == dict(listed)
         assert alerts.list_alerts(PROJECT, status="acked", limit=1000)  # the ack test ran: some are left out
@@ -497,7 +497,7 @@ class TestPages:
         """A valid form creates the monitor (replacing the built-ins), editing it keeps its masked secret,
         and the built-ins' read-only refusal is the API's 409 message."""
         with TestClient(serving_app(dashboard_settings(data_dir, allow_private_webhooks=True))) as client:
-            services = client.app.state.services  # type: ignore[attr-defined]
+            services = client.app.state.runtime  # type: ignore[attr-defined]
             token = services.keys.create("monitors", "ui").token
             sign_in(client, token)
             builtin = client.get("/ui/monitors/default-family-drift")
@@ -587,7 +587,7 @@ class TestPages:
         """The overview and the model page name the monitors that judge each model (a user monitor on one
         model leaves the built-ins on the others); a scope naming no sent model is saved with a warning."""
         with TestClient(serving_app(dashboard_settings(data_dir))) as client:
-            services = client.app.state.services  # type: ignore[attr-defined]
+            services = client.app.state.runtime  # type: ignore[attr-defined]
             token = services.keys.create("cover", "ui").token
             events = [{"event_id": f"{m}-1", "model": m, "latency_ms": 5.0} for m in ("chat", "search")]
             posted = client.post("/v1/inferences", json=events, headers={"authorization": f"Bearer {token}"})

@@ -64,7 +64,7 @@ def server(data_dir: Path) -> Iterator[tuple[str, Runtime, str]]:
     from loopwatch.process import serving_app
 
     server = BackgroundServer(serving_app(dashboard_settings(data_dir)), free_port()).start()
-    services: Runtime = server.app.state.services
+    services: Runtime = server.app.state.runtime
     token = services.keys.create(PROJECT, "lead").token
     headers = {"authorization": f"Bearer {token}"}
     calls = [

@@ -59,8 +59,8 @@ def _yes_no(column: str) -> bool:
     return column.startswith(DESCRIPTOR_PREFIXES) and column.split(".", 1)[1] in YES_NO_DESCRIPTORS
 
 
-def window_data(services: Runtime, project: str, model: str, start: datetime, column: str | None) -> dict[str, Any]:
-    storage, settings = services.storage, services.settings
+def window_data(runtime: Runtime, project: str, model: str, start: datetime, column: str | None) -> dict[str, Any]:
+    storage, settings = runtime.storage, runtime.settings
     key = window_key(project, model, start, settings.window_seconds)
     start, end = key.start, key.end
     rows = [
@@ -104,7 +104,7 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
             )
         )
     dataset = next((r for r in rows if r["metric"] == "dataset_drift"), None)
-    reference = services.references.get(project, model)
+    reference = runtime.references.get(project, model)
     current = sampled_columns(storage, key, settings.drift_sample_rows)
     profile = reference.profile.columns if reference is not None else {}
     shown = [column] if column else [r["dimension"] for r in columns[:DISTRIBUTIONS]]
@@ -156,14 +156,14 @@ def window_data(services: Runtime, project: str, model: str, start: datetime, co
 @router.get("/models/{model:path}/windows/{start}/report")
 async def window_report(model: ModelPath, start: StartPath, ui: UiDep) -> Response:
     """The API's Evidently page, with its own per-page CSP (it keeps it: ``secure`` only fills gaps)."""
-    return await asyncio.to_thread(drift_report, ui.project, ui.services, model, _start(start))
+    return await asyncio.to_thread(drift_report, ui.project, ui.runtime, model, _start(start))
 
 
 @router.get("/models/{model:path}/windows/{start}")
 async def window_page(
     model: ModelPath, start: StartPath, ui: UiDep, column: Annotated[str, Query(max_length=300)] = ""
 ) -> Response:
-    data = await asyncio.to_thread(window_data, ui.services, ui.project, model, _start(start), column or None)
+    data = await asyncio.to_thread(window_data, ui.runtime, ui.project, model, _start(start), column or None)
     if not data["columns"] and not data["families"] and not data["rows"]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statistics of {model!r} in the window at {start}")
     return ui.render("window.html", model=model, column=column, change=column_change, **data)

@@ -117,16 +117,16 @@ def _per(interval: int | None, window_seconds: int) -> str:
 def model_page_data(
     ui_project: str,
     model: str,
-    services: Runtime,
+    runtime: Runtime,
     monitoring: Monitoring,
     since: datetime | None,
     until: datetime | None,
     interval: int | None,
 ) -> dict[str, Any]:
     """Everything the model page draws (runs in a thread: several storage reads)."""
-    storage = services.storage
+    storage = runtime.storage
     now = datetime.now(UTC)
-    window_seconds = services.settings.window_seconds
+    window_seconds = runtime.settings.window_seconds
     span = model_window_range(storage, ui_project, model, now)
     default = default_range(span, now, timedelta(seconds=window_seconds))
     if default is not None and since is None:
@@ -279,16 +279,16 @@ async def model_page(
 ) -> Response:
     start, end = storable_range(parse_moment("since", since), parse_moment("until", until))
     seconds = parse_interval(interval)
-    monitoring = ui.services.monitoring
+    monitoring = ui.runtime.monitoring
     data = await asyncio.to_thread(
         model_page_data,
         ui.project,
         model,
-        ui.services,
+        ui.runtime,
         monitoring,
         start,
         end,
-        None if seconds is None or ui.services.settings.window_seconds >= seconds else seconds,
+        None if seconds is None or ui.runtime.settings.window_seconds >= seconds else seconds,
     )
     return ui.render(
         "model.html", model=model, intervals=INTERVALS, interval=interval, since_text=since, until_text=until, **data

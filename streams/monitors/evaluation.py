@@ -69,9 +69,9 @@ from schemas.settings import Settings
 from schemas.stats import StatRow
 from streams import metrics
 from streams.delivery.wording import breach_words, entity_words
+from streams.monitors.alert_records import Evaluation
 from streams.monitors.alerts import AlertStore
 from streams.monitors.defaults import monitors_for
-from streams.monitors.records import Evaluation
 from streams.monitors.store import MonitorStore
 from streams.monitors.training import with_dataset
 from streams.storage import as_utc
