@@ -163,7 +163,10 @@ GROUP_BY_METRICS: dict[str, tuple[str, ...]] = {
     ),
     "cost": ("cost_usd", "input_tokens", "output_tokens"),
 }
-ROLLING_METRICS = GROUP_BY_METRICS  # what a rolling window can be computed for (from stats or raw rows)
+# what a rolling window can be computed for (from stats or raw rows)
+ROLLING_METRICS: dict[str, tuple[str, ...]] = dict(GROUP_BY_METRICS)
+# per entity also the share of thumbs-up among the entity's calls that got a thumb
+GROUP_BY_METRICS["quality"] = ("thumbs_up_rate",)
 TagKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
 
 

@@ -46,7 +46,21 @@ AGGREGATES: dict[str, tuple[str, str]] = {
     "input_tokens": ("toFloat64(sum(ifNull(input_tokens, 0)))", "count()"),
     "output_tokens": ("toFloat64(sum(ifNull(output_tokens, 0)))", "count()"),
 }
+# Quality per entity: each call's newest thumb (``thumb``, NULL without one), joined in by ``_with_thumbs``.
+QUALITY_AGGREGATES: dict[str, tuple[str, str]] = {
+    "thumbs_up_rate": ("countIf(thumb > 0) / countIf(isNotNull(thumb))", "countIf(isNotNull(thumb))"),
+}
 _OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _with_thumbs(db: str, where: str) -> str:
+    """The model's calls of the range with their newest thumbs-up/down (``thumb``), for quality metrics."""
+    return (
+        f"(SELECT i.tags AS tags, f.thumb AS thumb FROM (SELECT event_id, tags FROM {db}.inferences FINAL "
+        f"WHERE {where}) AS i LEFT JOIN (SELECT inference_id, argMax(value, ingested_at) AS thumb "
+        f"FROM {db}.feedback WHERE project = {{project:String}} AND kind = 'thumbs' GROUP BY inference_id) AS f "
+        "ON i.event_id = f.inference_id SETTINGS join_use_nulls = 1)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,16 +110,21 @@ def breaching_entities(
         or 0
     )
     passes = max(1, math.ceil(distinct / per_pass))
-    value, samples = AGGREGATES[metric]
+    value, samples = AGGREGATES[metric] if metric in AGGREGATES else QUALITY_AGGREGATES[metric]
+    db = storage.database
     order = "DESC" if operator in ("gt", "gte") else "ASC"
     found: list[EntityValue] = []
     total = 0
     for slice_ in range(passes):
         part = "" if passes == 1 else f" AND cityHash64(tags[{{tag:String}}]) % {passes} = {slice_}"
+        if metric in QUALITY_AGGREGATES:  # the range and slice are filtered inside the join's left side
+            source, filtered = _with_thumbs(db, where + part), "1"
+        else:
+            source, filtered = f"{db}.inferences FINAL", where + part
         rows = storage.query(
             "SELECT entity, value, samples, count() OVER () AS breaching FROM ("
             f"SELECT tags[{{tag:String}}] AS entity, {value} AS value, {samples} AS samples "
-            f"FROM {storage.database}.inferences FINAL WHERE {where}{part} "
+            f"FROM {source} WHERE {filtered} "
             "GROUP BY entity HAVING samples >= {min_samples:UInt64} AND isFinite(value) "
             f"AND value {_OPERATORS[operator]} {{threshold:Float64}}) "
             f"ORDER BY value {order}, entity LIMIT {{limit:UInt32}}",

@@ -112,6 +112,51 @@ class TestGroupBy:
         assert alert.details["entities"][0]["value"] == pytest.approx(24.0)
         assert alert.summary.endswith("over the last 1h")
 
+    def test_users_whose_thumbs_turned_down(self, storage: Storage, monitoring: Monitoring) -> None:
+        """Quality per entity: the thumbs-up rate of each user's calls (their newest thumb each)."""
+        _create(
+            monitoring,
+            monitor_id="unhappy-users",
+            family="quality",
+            metric="thumbs_up_rate",
+            group_by="user_id",
+            min_samples=3,
+            condition={"type": "threshold", "operator": "lt", "value": 0.5},
+        )
+        start, _ = window(0)
+        users = [f"u-{i:04d}" for i in range(1000)]
+        calls = [
+            ["shop", f"e-{user}-{k}", "m1", start + timedelta(seconds=k), "ok", 120.0, 0.01, {"user_id": user}]
+            for user in users
+            for k in range(4)
+        ]
+        _insert(storage, calls)
+        unhappy = {"u-0007": 0.0, "u-0500": 0.25}  # 0 of 4 and 1 of 4 thumbs up
+        thumbs = []
+        for user in users:
+            ups = round(4 * unhappy.get(user, 1.0))
+            for k in range(4):
+                thumbs.append(["shop", f"f-{user}-{k}", f"e-{user}-{k}", start, "thumbs", 1.0 if k < ups else -1.0])
+        # a user with two thumbs-down only: fewer than min_samples, never judged
+        thumbs += [["shop", f"f-few-{k}", f"e-u-0999-{k}", start, "thumbs", -1.0] for k in range(2)]
+        thumbs = [t for t in thumbs if not t[2].startswith("e-u-0999-") or t[1].startswith("f-few")]
+        # the newest thumb of a call wins: u-0001 first thumbed all down, then changed every one to up
+        thumbs += [["shop", f"f-old-{k}", f"e-u-0001-{k}", start, "thumbs", -1.0] for k in range(4)]
+        columns = ["project", "feedback_id", "inference_id", "timestamp", "kind", "value", "ingested_at"]
+        storage.insert_rows(
+            "feedback",
+            columns,
+            [[*t, start - timedelta(hours=1) if t[1].startswith("f-old") else start] for t in thumbs],
+        )
+        result = monitoring.evaluate([row(0, "quality", "thumbs_up_rate", 0.99)])
+        assert len(result.alerts) == 1
+        alert = result.alerts[0]
+        assert alert.entities == ["user_id=u-0007", "user_id=u-0500"]
+        assert [(e["entity"], e["value"]) for e in alert.details["entities"]] == [
+            ("user_id=u-0007", 0.0),
+            ("user_id=u-0500", 0.25),
+        ]
+
     def test_refuses_what_it_cannot_group(self) -> None:
         with pytest.raises(ValueError, match="group_by works for"):
             MonitorCreate.model_validate(
