@@ -123,6 +123,20 @@ class WebhookReceiver:
                 self._arrived.wait(left)
             return list(self.requests[:n])
 
+    def wait_for_event(self, event_type: str, timeout: float = 10.0) -> ReceivedRequest:
+        """The first request of ``event_type`` (the ``X-Loopwatch-Event`` header: ``alert``, ``retrain``,
+        …), once it arrived, whatever arrived before it; ``TimeoutError`` otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                found = next((r for r in self.requests if r.event_type == event_type), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {event_type!r} request within {timeout} s ({len(self.requests)} others)")
+                self._arrived.wait(left)
+
     def __enter__(self) -> WebhookReceiver:
         return self.start()
 

@@ -174,12 +174,11 @@ def create_monitor(client: httpx.Client, receiver: WebhookReceiver) -> dict[str,
 
 def show_alert(console: Console, receiver: WebhookReceiver, drift_starts: datetime, window_seconds: int) -> bool:
     """Print the first alert the receiver got; True when it names the window where the drift began."""
-    try:
-        received = receiver.wait_for(1, timeout=60)
+    try:  # the alert, not the retraining request, which can arrive first (alerts wait to be grouped)
+        request = receiver.wait_for_event("alert", timeout=60)
     except TimeoutError:
         console.print("[bold red]no alert reached the webhook receiver[/bold red]")
         return False
-    request = received[0]
     alert = AlertEvent.model_validate_json(request.body)
     features = alert.details.get("features", [])[:5]
     console.rule(f"[bold]alert received by the webhook at {receiver.url}")
