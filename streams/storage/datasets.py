@@ -23,6 +23,7 @@ import orjson
 
 from streams.storage.claims import Claims
 from streams.storage.client import Storage
+from streams.storage.feedback import FeedbackFilter
 from streams.storage.times import as_utc, ch_time
 
 DatasetFormat = Literal["jsonl", "chat", "dpo", "csv", "parquet"]
@@ -101,44 +102,25 @@ class DatasetQuery:
         )
 
     def where(self, db: str, project: str) -> tuple[str, dict[str, Any]]:
-        """The ``feedback`` table's WHERE for this query (the export's filters, the same semantics)."""
-        clauses = ["project = {project:String}"]
-        params: dict[str, Any] = {"project": project}
-        if self.since:
-            clauses.append("timestamp >= {since:DateTime64(3, 'UTC')}")
-            params["since"] = ch_time(self.since)
-        if self.until:
-            clauses.append("timestamp < {until:DateTime64(3, 'UTC')}")
-            params["until"] = ch_time(self.until)
-        if self.kinds:
-            clauses.append("kind IN {kinds:Array(String)}")
-            params["kinds"] = list(self.kinds)
-        if self.source:
-            clauses.append("source = {source:String}")
-            params["source"] = self.source
+        """The ``feedback`` table's WHERE for this query: the export's filters (``FeedbackFilter``: one
+        definition, so a dataset selects what the export does), and a queue's reviewed feedback."""
+        where, params = FeedbackFilter(
+            project=project,
+            model=self.model,
+            model_version=self.model_version,
+            kinds=list(self.kinds),
+            source=self.source,
+            since=self.since,
+            until=self.until,
+            tags=dict(self.tags),
+        ).where(db)
         if self.queue_id:
-            clauses.append(
-                f"feedback_id IN (SELECT arrayJoin(feedback_ids) FROM {db}.queue_reviews FINAL "
+            where += (
+                f" AND feedback_id IN (SELECT arrayJoin(feedback_ids) FROM {db}.queue_reviews FINAL "
                 "WHERE project = {project:String} AND queue_id = {queue_id:String} AND undone = 0 AND skipped = 0)"
             )
             params["queue_id"] = self.queue_id
-        inner = []
-        if self.model:
-            inner.append("model = {model:String}")
-            params["model"] = self.model
-        if self.model_version:
-            inner.append("model_version = {model_version:String}")
-            params["model_version"] = self.model_version
-        for index, (key, value) in enumerate(sorted(self.tags)):
-            inner.append(f"tags[{{tk{index}:String}}] = {{tv{index}:String}}")
-            params[f"tk{index}"], params[f"tv{index}"] = key, value
-        if inner:
-            clauses.append(
-                f"inference_id IN (SELECT event_id FROM {db}.inferences WHERE project = {{project:String}} AND "
-                + " AND ".join(inner)
-                + ")"
-            )
-        return " AND ".join(clauses), params
+        return where, params
 
 
 @dataclass(frozen=True, slots=True)
