@@ -133,7 +133,7 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = Field(default=1.0, gt=0)
     delivery_timeout_seconds: float = Field(default=5.0, gt=0)
     group_wait_seconds: float = Field(
-        default=10.0,
+        default=0.0,
         ge=0,
         description="how long an alert waits for the other alerts of its monitor and window, sent as one message; 0 = "
         "each alert on its own at once",
