@@ -19,6 +19,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from api.time_range import IsoDatetime, storable_range
 from schemas.events import EVENT_TIME, EventTime
+from schemas.monitors import MonitorCreate
 from schemas.privacy import RedactionPolicy
 from schemas.queues import QueueCreate
 from schemas.stats import METRICS
@@ -103,6 +104,22 @@ def _valid_queue(body: Any) -> bool:
     return all(rule.since is None or rule.until is None or rule.since < rule.until for rule in queue.rules)
 
 
+def _derivable(body: Any) -> bool:
+    """A monitor's ``group_by`` / ``window`` on a statistic they can be computed for, with a condition
+    they take (which metrics: ``GROUP_BY_METRICS`` and ``ROLLING_METRICS``), and a no-data duration within
+    its bounds (1 s to 7 d, written as text such as "15m"): rules no schema states."""
+    if not isinstance(body, dict):
+        return True
+    try:
+        MonitorCreate.model_validate(body)
+    except ValidationError as exc:
+        return not any(
+            error["loc"][:1] in (("group_by",), ("window",)) or error["type"] == "bad_duration"
+            for error in exc.errors()
+        )
+    return True
+
+
 @schemathesis.hook
 def filter_case(context: Any, case: Any) -> bool:
     if not _positive(case):
@@ -125,6 +142,8 @@ def filter_case(context: Any, case: Any) -> bool:
         return _applicable_policy(case.body)
     if path == "/v1/queues" and method == "POST":
         return _valid_queue(case.body)
+    if path == "/v1/monitors" and method == "POST":
+        return _derivable(case.body)
     if path == "/v1/datasets" and method == "POST":
         return _ordered((case.query or {}).get("since"), (case.query or {}).get("until"))
     if path == "/v1/evaluators/{evaluator_id}/backfill" and method == "POST" and isinstance(case.body, dict):

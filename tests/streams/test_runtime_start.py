@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import select
+import selectors
 import socket
 import subprocess
 import sys
@@ -33,7 +33,10 @@ def _start_failing(mode: str, env: dict[str, str]) -> tuple[subprocess.Popen[str
         text=True,
     )
     assert child.stdout is not None
-    ready, _, _ = select.select([child.stdout], [], [], REPORT_TIMEOUT)  # it reports once start_runtime raised
+    # it reports once start_runtime raised (a selector, not select(): a long run's descriptors pass 1024)
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.stdout, selectors.EVENT_READ)
+        ready = selector.select(REPORT_TIMEOUT)
     assert ready, "the child did not report"
     line = child.stdout.readline()
     assert line, f"the child exited with {child.wait(10)} before reporting"
