@@ -19,12 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import yaml
-from pydantic import ValidationError
 
 from schemas.evaluators import Evaluator, EvaluatorCreate
-from schemas.problems import location, problem_lines
-from streams.monitors.store import _expand_env
+from streams.startup_file import load_entries
 from streams.storage import Storage
 from streams.storage import evaluators as table
 
@@ -131,40 +128,11 @@ class EvaluatorStore:
 
 def load_evaluators_file(path: str | Path) -> list[Evaluator]:
     """Parse and validate an evaluators YAML file; ``EvaluatorFileError`` lists every problem."""
-    try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise EvaluatorFileError(f"{path}: cannot read evaluators file: {exc}") from exc
-    entries = document.get("evaluators") if isinstance(document, dict) else document
-    if document is None:
-        entries = []
-    if not isinstance(entries, list):
-        raise EvaluatorFileError(f"{path}: expected a list of evaluators (or a mapping with an 'evaluators' list)")
-    problems: list[str] = []
-    found: list[Evaluator] = []
-    seen: set[tuple[str, str]] = set()
-    for index, entry in enumerate(entries):
-        where: list[str | int] = ["evaluators", index]
-        if not isinstance(entry, dict):
-            problems.append(f"{location(where)}: each evaluator must be a mapping")
-            continue
-        for required in ("project", "evaluator_id"):
-            if required not in entry:
-                problems.append(f"{location([*where, required])}: field required (the upsert key)")
-        entry = _expand_env(entry, where, problems)
-        for field in ("created_at", "updated_at"):
-            if field in entry:
-                problems.append(f"{location([*where, field])}: set by loopwatch, not by the file")
-        try:
-            evaluator = Evaluator.model_validate(entry)
-        except ValidationError as exc:
-            problems += problem_lines(exc, where)
-            continue
-        key = (evaluator.project, evaluator.evaluator_id)
-        if key in seen:
-            problems.append(f"{location([*where, 'evaluator_id'])}: duplicate evaluator_id {evaluator.evaluator_id!r}")
-        seen.add(key)
-        found.append(evaluator)
-    if problems:
-        raise EvaluatorFileError(f"{path}: " + "; ".join(problems))
-    return found
+    return load_entries(
+        path,
+        Evaluator,
+        section="evaluators",
+        key_field="evaluator_id",
+        set_by_loopwatch=("created_at", "updated_at"),
+        error=EvaluatorFileError,
+    )

@@ -9,7 +9,6 @@ another process show up within the TTL.
 from __future__ import annotations
 
 import builtins
-import os
 import re
 import threading
 import time
@@ -20,15 +19,14 @@ from typing import Any
 
 import orjson
 import structlog
-import yaml
 from pydantic import ValidationError
 
 from schemas.channels import EmailChannel, SlackChannel
 from schemas.monitors import Monitor, MonitorCreate, MonitorSpec
-from schemas.problems import location, problem_lines
 from schemas.settings import Settings
 from streams.delivery.url_guard import UnresolvableTargetError, UnsafeTargetError, check_target
 from streams.monitors.defaults import default_monitors, defaults_enabled
+from streams.startup_file import load_entries
 from streams.storage import Storage
 
 log = structlog.get_logger(__name__)
@@ -241,25 +239,6 @@ class MonitorStore:
         return monitors
 
 
-def _expand_env(value: Any, where: list[str | int], problems: list[str]) -> Any:
-    """``${NAME}`` in strings is replaced by the environment variable, so secrets stay out of the file."""
-    if isinstance(value, str):
-
-        def lookup(match: re.Match[str]) -> str:
-            name = match[1]
-            if name not in os.environ:
-                problems.append(f"{location(where)}: environment variable {name} is not set")
-                return ""
-            return os.environ[name]
-
-        return _ENV_REF.sub(lookup, value)
-    if isinstance(value, dict):
-        return {key: _expand_env(item, [*where, str(key)], problems) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(item, [*where, index], problems) for index, item in enumerate(value)]
-    return value
-
-
 def load_monitors_file(path: str | Path) -> list[Monitor]:
     """Parse and validate a monitors YAML file (``LOOPWATCH_MONITORS_FILE``); no I/O beyond reading it.
 
@@ -268,40 +247,11 @@ def load_monitors_file(path: str | Path) -> list[Monitor]:
     inside strings reads an environment variable (for Slack URLs and webhook secrets). Every problem
     is reported at once as ``MonitorFileError("<path>: monitors[2].condition.value: …; …")``.
     """
-    try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise MonitorFileError(f"{path}: cannot read monitors file: {exc}") from exc
-    entries = document.get("monitors") if isinstance(document, dict) else document
-    if document is None:
-        entries = []
-    if not isinstance(entries, list):
-        raise MonitorFileError(f"{path}: expected a list of monitors (or a mapping with a 'monitors' list)")
-    problems: list[str] = []
-    monitors: list[Monitor] = []
-    seen: set[tuple[str, str]] = set()
-    for index, entry in enumerate(entries):
-        where: list[str | int] = ["monitors", index]
-        if not isinstance(entry, dict):
-            problems.append(f"{location(where)}: each monitor must be a mapping")
-            continue
-        for required in ("project", "monitor_id"):
-            if required not in entry:
-                problems.append(f"{location([*where, required])}: field required (the upsert key)")
-        entry = _expand_env(entry, where, problems)
-        for field in ("builtin", "created_at", "updated_at"):
-            if field in entry:
-                problems.append(f"{location([*where, field])}: set by loopwatch, not by the file")
-        try:
-            monitor = Monitor.model_validate(entry)
-        except ValidationError as exc:
-            problems += problem_lines(exc, where)
-            continue
-        key = (monitor.project, monitor.monitor_id)
-        if key in seen:
-            problems.append(f"{location([*where, 'monitor_id'])}: duplicate monitor_id {monitor.monitor_id!r}")
-        seen.add(key)
-        monitors.append(monitor)
-    if problems:
-        raise MonitorFileError(f"{path}: " + "; ".join(problems))
-    return monitors
+    return load_entries(
+        path,
+        Monitor,
+        section="monitors",
+        key_field="monitor_id",
+        set_by_loopwatch=("builtin", "created_at", "updated_at"),
+        error=MonitorFileError,
+    )
