@@ -141,6 +141,7 @@ def kinds(rng: random.Random, t0: datetime, cursors: dict[str, str]) -> list[Kin
         calls("feedback kind", lambda i: {"feedback_kind": "correction"}),
         calls("q common word", lambda i: {"q": "PARCEL"}),
         calls("q rare, one day", lambda i: {**day(i), "q": f"order {rng.randrange(1_000_000)}:"}),
+        calls("q rare, all 30 days", lambda i: {"q": f"order {rng.randrange(1_000_000)}:"}),
         calls("slowest first", lambda i: {"sort": "latency", "model": model(i)}),
         calls("costliest first, one day", lambda i: {**day(i), "sort": "cost"}),
         calls("cursor page 5", lambda i: {"cursor": cursors[PROJECTS[i % 2]]}),
