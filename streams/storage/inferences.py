@@ -15,16 +15,20 @@ Filters the sort key does not order use skip indexes (migration 0012): the minma
 and the sets of status and error_type per granule, so a range or a burst of errors reads only the
 granules that hold matches; slowest / costliest first still reads the column of its whole range.
 
-Text search (``q``) is a case-insensitive substring match with no skip index: a bloom filter of n-grams
-or tokens per granule (8,192 prompts) holds nearly every n-gram of natural language, so it would cost
-every insert its hashing and skip almost nothing. A search for a common word ends early in the newest
-spans; a rare one reads the texts of its whole range, which a model or time filter keeps short.
+Text search (``q``) is a case-insensitive substring match (``ILIKE``) of the prompt or the response. A
+bloom filter of the words of both texts per granule (migration 0023) serves the search's whole words:
+a word with a space or punctuation on both sides inside the search (``123456`` in ``order 123456:``)
+must be a word of a matching call's lower-cased texts, so the query also asks ``hasToken`` for it and
+reads only the granules that may hold it; ``ILIKE`` still decides each call. A search without such a
+word (one bare word, which may be part of a longer one) reads as before: a common one ends early in the
+newest spans, a rare one reads the texts of its whole range, which a model or time filter keeps short.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -171,6 +175,9 @@ class CallFilter:
             clauses.append(f"tags[{{tk{index}:String}}] = {{tv{index}:String}}")
             params[f"tk{index}"], params[f"tv{index}"] = key, value
         if self.text:
+            for index, word in enumerate(whole_words(self.text)):  # served by the words index (0023)
+                clauses.append(f"hasToken({_WORDS}, {{word{index}:String}})")
+                params[f"word{index}"] = word
             clauses.append("(prompt ILIKE {text:String} OR response ILIKE {text:String})")
             params["text"] = f"%{like_escape(self.text)}%"
         return clauses, params
@@ -178,6 +185,24 @@ class CallFilter:
     @property
     def by_feedback(self) -> bool:
         return self.has_feedback is not None or bool(self.feedback_kinds)
+
+
+# The expression migration 0023 indexes: both texts, lower-cased (ASCII letters only, as ``ILIKE`` matches
+# an ASCII letter of the search only with that letter in either case), a line break between them.
+_WORDS = "lower(concat(prompt, '\\n', response))"
+# A run of ASCII letters and digits with an ASCII character that is neither on each side: the separators
+# of ``hasToken`` (every byte of a non-ASCII character belongs to a word, so "ÉCOLE" holds no whole word).
+_SEPARATOR = r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"
+_WHOLE_WORD = re.compile(f"(?<={_SEPARATOR})[A-Za-z0-9]+(?={_SEPARATOR})")
+_MAX_WORDS = 8
+
+
+def whole_words(text: str) -> list[str]:
+    """The words every call matching the search ``text`` has among the words of its lower-cased texts:
+    its runs of ASCII letters and digits with a space or punctuation on both sides inside ``text`` (the
+    first and the last run may continue in the text searched). Lower-cased, each once, at most eight."""
+    words = dict.fromkeys(match.group().lower() for match in _WHOLE_WORD.finditer(text))
+    return list(words)[:_MAX_WORDS]
 
 
 def like_escape(text: str) -> str:

@@ -1,6 +1,6 @@
 """``streams.storage.inferences``: the calls listing's query plans give the same pages as the plain answer,
-over a real chDB store (no API): the feedback filter built from either side, and migration 0012's skip
-indexes on an upgraded store."""
+over a real chDB store (no API): the feedback filter built from either side, migration 0012's skip
+indexes on an upgraded store, and the text search's words index (0023) against a scan in Python."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from schemas.settings import Settings
 from streams.storage import Storage
 from streams.storage.inferences import CallFilter, CallSort, _read, _Stored, call_page
+from tests.conftest import make_settings
 from tests.waiting import wait_until
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -200,3 +201,154 @@ class TestCallsIndexesMigration:
         assert 1 <= read <= 2, (
             f"{read} granules read (6 without the indexes)"
         )  # the matches lie in one granule (two at most)
+
+
+# Migration 0023: the words index of the text search. Planted calls (text, where: prompt or response),
+# one a minute, between 50,000 filler calls (one a second, seven granules) numbered in their prompts.
+PLANTED = [
+    ("Where is order 123456: it is late", "prompt"),
+    ("ORDER 123456: shipped", "prompt"),
+    ("your Order 123456: ships today", "response"),
+    ("order 1234567: another one", "prompt"),
+    ("reorder 123456: again", "prompt"),
+    ("order", "prompt"),  # its response starts "123456:" below: no call matches across the two texts
+    ("Die Straße ist lang", "prompt"),
+    ("DIE STRASSE IST LANG", "prompt"),
+    ("STRAẞE 5", "response"),
+    ("ÉCOLE normale", "prompt"),
+    ("une école normale", "response"),
+    ("Ecole normale", "prompt"),
+    ("a_b%c literal", "prompt"),
+    ("axbyc literal", "prompt"),
+    ("50% off", "response"),
+    ("500 off", "response"),
+    ("tab\tA1\tend", "prompt"),
+    ("(ID-77) done", "prompt"),
+    ("id-77 done", "response"),
+    ("ID 77 done", "prompt"),
+]
+SEARCHES = [
+    "order 123456:",
+    "Order 123456",
+    "123456:",
+    "123456",
+    " 1234567: ",
+    "straße",
+    "ÉCOLE",
+    "école normale",
+    "a_b%c",
+    "50%",
+    "(id-77)",
+    "id-77 ",
+    "\ta1\t",
+    " IST ",
+    "ﬁ",  # a needle no call holds
+]
+FILLER = 50_000
+_FILLER_CALLS = f"""
+INSERT INTO {{db}}.inferences (project, event_id, model, timestamp, status, prompt, response)
+SELECT 'p', concat('f', leftPad(toString(number), 5, '0')), 'm', toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + number,
+       'ok', concat('Customer asks about order ', toString(number), ': where is my parcel?'),
+       'Your order ships within two business days.'
+FROM numbers({FILLER})
+"""
+
+
+def _planted() -> list[dict[str, object]]:
+    calls = []
+    for i, (text, where) in enumerate(PLANTED):
+        prompt, response = (text, "Thanks.") if where == "prompt" else ("Hello?", text)
+        if text == "order":
+            response = "123456: is it late?"
+        moment = START + timedelta(minutes=7 * i + 3)
+        calls.append(
+            {
+                "project": "p",
+                "event_id": f"w{i:02d}",
+                "model": "m",
+                "timestamp": moment.isoformat(),
+                "status": "ok",
+                "prompt": prompt,
+                "response": response,
+            }
+        )
+    return calls
+
+
+def _scan(search: str) -> list[str]:
+    """The planted and filler calls whose prompt or response holds ``search`` in any case, newest first:
+    the text search computed in Python, call by call."""
+    needle = search.lower()
+    found = []
+    for call in _planted():
+        if needle in str(call["prompt"]).lower() or needle in str(call["response"]).lower():
+            found.append((datetime.fromisoformat(str(call["timestamp"])), str(call["event_id"])))
+    for n in range(FILLER):
+        prompt = f"Customer asks about order {n}: where is my parcel?"
+        if needle in prompt.lower() or needle in "your order ships within two business days.":
+            found.append((START + timedelta(seconds=n), f"f{n:05d}"))
+    return [event_id for _, event_id in sorted(found, reverse=True)]
+
+
+def _all_pages(storage: Storage, flt: CallFilter, limit: int) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = call_page(storage, flt, limit=limit, cursor=cursor)
+        ids += [call.event_id for call in page.items]
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+def _words_indexed(storage: Storage) -> bool:
+    db = storage.database
+    names = {
+        row[0]
+        for row in storage.query(
+            "SELECT name FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'inferences'",
+            {"db": db},
+        ).result_rows
+    }
+    pending = storage.scalar(
+        "SELECT count() FROM system.mutations WHERE database = {db:String} AND NOT is_done", {"db": db}
+    )
+    return "idx_words" in names and not int(pending)
+
+
+class TestWordsIndexMigration:
+    """0023 adds the words index to a store of the previous schema: a search with a whole word reads only
+    the granules that may hold it, and every search lists the calls a plain scan finds, page by page."""
+
+    @pytest.fixture(scope="class")
+    def upgraded(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
+        storage = Storage(make_settings(tmp_path_factory.mktemp("words")))
+        try:
+            assert storage.migrate(up_to=22)[-1] < 23
+            storage.command(_FILLER_CALLS.replace("{db}", storage.database))
+            storage.insert_json("inferences", orjson.dumps(_planted()))
+            storage.command(f"OPTIMIZE TABLE {storage.database}.inferences FINAL")
+            assert storage.migrate() == [23]
+            wait_until(lambda: _words_indexed(storage), "the words index of migration 0023 built")
+            yield storage
+        finally:
+            storage.close()
+
+    @pytest.mark.parametrize("search", SEARCHES)
+    def test_pages_list_what_a_plain_scan_finds(self, upgraded: Storage, search: str) -> None:
+        expected = _scan(search)
+        assert _all_pages(upgraded, CallFilter("p", text=search), limit=max(3, len(expected) // 3)) == expected
+
+    @pytest.mark.parametrize(
+        ("search", "expected"),
+        [("order 31234:", ["f31234"]), ("ORDER 123456: ", ["w04", "w02", "w01", "w00"]), ("(ID-77)", ["w17"])],
+    )
+    def test_a_whole_word_reads_only_the_granules_that_may_hold_it(
+        self, upgraded: Storage, search: str, expected: list[str]
+    ) -> None:
+        assert _scan(search) == expected
+        before = _selected_marks(upgraded)
+        page = call_page(upgraded, CallFilter("p", text=search), limit=50)
+        read = _selected_marks(upgraded) - before
+        assert [call.event_id for call in page.items] == expected
+        assert 1 <= read <= 2, f"{read} granules read (7 without the index)"
