@@ -15,7 +15,8 @@ What is measured
     newest page, model, model + version, one day, one window (``window_start``), status=error,
     error_type, tag, latency range, cost range, has_feedback, feedback_kind, text ``q`` (a common word;
     a rare whole word over one day and over all 30 days: the words index), slowest first, costliest
-    first, page 5 by cursor; then the feedback listing's newest page and model filter (the feedback bench's query types) on the same store.
+    first, page 5 by cursor; then the feedback listing's newest page and model filter (the feedback
+    bench's query types) on the same store.
 
     Before any figure, the API's first page of a few kinds is compared with the same page computed by
     one plain ``FINAL`` query with ``ORDER BY … LIMIT`` (ids in order): they must be equal.

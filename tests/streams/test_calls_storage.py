@@ -226,6 +226,11 @@ PLANTED = [
     ("(ID-77) done", "prompt"),
     ("id-77 done", "response"),
     ("ID 77 done", "prompt"),
+    # letters outside ASCII that fold to ASCII ones elsewhere (Kelvin sign, long s, dotted capital I):
+    # ILIKE matches none of them with an ASCII letter, so neither may the words index
+    ("the \u212aEY 42 here", "prompt"),
+    ("\u017fign 42 here", "response"),
+    ("\u0130D 42 here", "prompt"),
 ]
 SEARCHES = [
     "order 123456:",
@@ -338,6 +343,21 @@ class TestWordsIndexMigration:
     def test_pages_list_what_a_plain_scan_finds(self, upgraded: Storage, search: str) -> None:
         expected = _scan(search)
         assert _all_pages(upgraded, CallFilter("p", text=search), limit=max(3, len(expected) // 3)) == expected
+
+    @pytest.mark.parametrize(
+        ("search", "found"), [(" key 42 ", 0), ("sign 42 ", 0), ("id 42 ", 0), (" 42 here", 3), ("\u212aey 42 ", 1)]
+    )
+    def test_letters_folding_to_ascii_ones_match_as_a_plain_ilike_finds(
+        self, upgraded: Storage, search: str, found: int
+    ) -> None:
+        """What ``ILIKE`` alone finds, with no index used (Python's ``lower`` folds these letters otherwise)."""
+        plain = upgraded.query(
+            f"SELECT event_id FROM {upgraded.database}.inferences WHERE project = 'p' AND (prompt ILIKE {{t:String}} "
+            "OR response ILIKE {t:String}) ORDER BY timestamp DESC, event_id DESC SETTINGS use_skip_indexes = 0",
+            {"t": f"%{search}%"},
+        ).result_rows
+        assert len(plain) == found
+        assert _all_pages(upgraded, CallFilter("p", text=search), limit=2) == [row[0] for row in plain]
 
     @pytest.mark.parametrize(
         ("search", "expected"),
