@@ -168,18 +168,18 @@ def read_agreement(
     evaluations: Evaluations,
     project: str,
     evaluator_id: str,
-    against: Against,
+    against: Against | None,
     since: datetime | None,
     until: datetime | None,
 ) -> AgreementOut:
     """The agreement the route returns (404 unknown evaluator, 422 an output type ``against`` cannot
     compare); the dashboard's evaluator page shows the same."""
-    since, until = storable_range(since, until, names=("from", "to"))
-    until = until or datetime.now(UTC)
-    since = since or until - CALIBRATION_PERIOD
-    if since >= until:
-        raise unprocessable(["query", "from"], "'from' must be before 'to'")
+    since, end = storable_range(since, until or datetime.now(UTC), names=("from", "to"))  # 'to' defaults to now
+    assert end is not None
+    until, since = end, since or end - CALIBRATION_PERIOD
     evaluator = _get(evaluations, project, evaluator_id)
+    if against is None:
+        against = "label" if evaluator.output_kind == "label" else "thumbs"
     if evaluator.output_kind == "label" and against != "label":
         raise unprocessable(
             ["query", "against"],
@@ -356,7 +356,10 @@ async def evaluator_agreement(
         IsoDatetime | None, Query(alias="from", description="calls from, inclusive, ISO 8601 (default: 7 days before)")
     ] = None,
     until: Annotated[IsoDatetime | None, Query(alias="to", description="calls until, exclusive (default: now)")] = None,
-    against: Annotated[Against, Query(description="people's feedback kind to compare with")] = "thumbs",
+    against: Annotated[
+        Against | None,
+        Query(description="people's feedback kind to compare with (default: thumbs; label judges: label)"),
+    ] = None,
 ) -> AgreementOut:
     return await asyncio.to_thread(read_agreement, evaluations, project, evaluator_id, against, since, until)
 

@@ -18,7 +18,6 @@ from schemas.evaluators import BUILTIN_TEMPLATES, CodeCheck, EvaluatorCreate
 from schemas.problems import problem_line, validation_problems
 from streams.evals import Evaluations
 from streams.evals.templates import BUILTINS
-from streams.stats.judge_agreement import Against
 from streams.storage import evaluations as queue
 from streams.storage.inferences import model_names
 
@@ -133,8 +132,7 @@ async def _detail(ui: Ui, evaluator_id: str, preview: list[Any] | None = None) -
     rows = await asyncio.to_thread(queue.of_evaluator, evaluations.storage, ui.project, evaluator_id, 50)
     counts = await asyncio.to_thread(queue.counts, evaluations.storage, ui.project, evaluator_id)
     over = await asyncio.to_thread(evaluations.budgets.over, evaluator)
-    against: Against = "label" if evaluator.output_kind == "label" else "thumbs"
-    agreement = await asyncio.to_thread(read_agreement, evaluations, ui.project, evaluator_id, against, None, None)
+    agreement = await asyncio.to_thread(read_agreement, evaluations, ui.project, evaluator_id, None, None, None)
     return ui.render(
         "evaluator.html",
         evaluator=evaluator,

@@ -160,8 +160,8 @@ class TestAgreementApi:
         ]
         post(api, headers, "/v1/feedback", feedback)
         api.wait_written()
-        found = agreement(api, headers, "topic", against="label")
-        assert (found["n"], found["statistic"]) == (60, "cohen_kappa")
+        found = agreement(api, headers, "topic")  # a label judge is compared with labels unless told
+        assert (found["n"], found["statistic"], found["against"]) == (60, "cohen_kappa", "label")
         assert found["value"] == pytest.approx(cohen_kappa_score(guess, truth), abs=1e-12)
 
     def test_precise_errors(self, api: Api, judge: JudgeServer) -> None:
