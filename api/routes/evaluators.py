@@ -7,7 +7,7 @@ key (``judge.api_key_env``), read by the loopwatch process when it calls the jud
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -16,12 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from api.deps import EvaluationsDep, ManagedProjectDep, ProjectDep
 from api.errors import ErrorMessage, responses, unprocessable
 from api.time_range import IsoDatetime, storable_range
+from detectors.agreement import reading
+from detectors.calibration import INTERVAL, MIN_AGREEMENT, MIN_PAIRS
 from schemas.channels import UnsafeTargetError
 from schemas.evaluators import Evaluator, EvaluatorCreate, EvaluatorUpdate
 from schemas.problems import validation_problems
 from streams.delivery.url_guard import UnresolvableTargetError
 from streams.evals import Evaluations, EvaluatorExistsError
 from streams.evals.judge import vet_endpoint
+from streams.stats.judge_agreement import CALIBRATION_PERIOD, Against, JudgeAgreement, judge_agreement
 from streams.storage import evaluations as queue
 
 router = APIRouter(prefix="/v1/evaluators", tags=["evaluators"], responses=responses(400, 401, 422, 503))
@@ -86,6 +89,110 @@ class EvaluationsOut(BaseModel):
     cost_today_usd: float
     over_budget: bool
     items: list[EvaluationOut]
+
+
+class EstimateOut(BaseModel):
+    """The thumbs-up rate estimated from the judge's scores of the period's judged calls."""
+
+    rate: float | None = Field(description="mean P(thumbs up | score) over the judged calls; null with a reason")
+    low: float | None
+    high: float | None
+    judged_calls: int
+    interval: str
+    reason: str = Field(description="why there is no estimate ('' when there is one)")
+
+
+class CalibrationOut(BaseModel):
+    """The judge's scores calibrated to people's thumbs on the calls that have both."""
+
+    method: str = Field(description="platt: logistic regression P(up | score) with Platt's smoothed targets")
+    pairs: int = Field(description="calls with both a judge score and a thumb the fit used")
+    intercept: float | None
+    slope: float | None
+    usable: bool = Field(description=f"at least {MIN_PAIRS} pairs and agreement of at least {MIN_AGREEMENT} in size")
+    reason: str
+    people_thumbs_up_rate: float | None = Field(description="the thumbs-up rate people gave the paired calls")
+    estimate: EstimateOut
+
+
+class AgreementOut(BaseModel):
+    """How far an evaluator agrees with people over a period: n, the statistic and its 95 % interval."""
+
+    evaluator_id: str
+    against: str
+    since: datetime
+    until: datetime
+    n: int = Field(description="calls with both the evaluator's newest result and people's newest feedback")
+    statistic: str = Field(description="cohen_kappa (0/1 or label judges) or spearman (scores)")
+    value: float | None = Field(description="null when undefined (too few calls, or one side never varies)")
+    low: float | None
+    high: float | None
+    interval: str = Field(description="how the 95 % confidence interval is computed")
+    reading: str = Field(description="the value in words (Landis & Koch's bands)")
+    calibration: CalibrationOut | None = Field(description="against thumbs, for an evaluator that scores")
+
+
+def _agreement_out(evaluator_id: str, since: datetime, until: datetime, found: JudgeAgreement) -> AgreementOut:
+    a, calibration, calibration_out = found.agreement, found.calibration, None
+    if calibration is not None and found.estimate is not None:
+        e = found.estimate
+        calibration_out = CalibrationOut(
+            method=calibration.method,
+            pairs=calibration.pairs,
+            intercept=calibration.fit.intercept if calibration.fit else None,
+            slope=calibration.fit.slope if calibration.fit else None,
+            usable=calibration.usable,
+            reason=calibration.reason,
+            people_thumbs_up_rate=found.thumbs_up_rate,
+            estimate=EstimateOut(
+                rate=e.rate, low=e.low, high=e.high, judged_calls=e.judged_calls, interval=INTERVAL, reason=e.reason
+            ),
+        )
+    return AgreementOut(
+        evaluator_id=evaluator_id,
+        against=found.against,
+        since=since,
+        until=until,
+        n=a.n,
+        statistic=a.statistic,
+        value=a.value,
+        low=a.low,
+        high=a.high,
+        interval=a.interval,
+        reading=reading(a.value),
+        calibration=calibration_out,
+    )
+
+
+def read_agreement(
+    evaluations: Evaluations,
+    project: str,
+    evaluator_id: str,
+    against: Against | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> AgreementOut:
+    """The agreement the route returns (404 unknown evaluator, 422 an output type ``against`` cannot
+    compare); the dashboard's evaluator page shows the same."""
+    since, end = storable_range(since, until or datetime.now(UTC), names=("from", "to"))  # 'to' defaults to now
+    assert end is not None
+    until, since = end, since or end - CALIBRATION_PERIOD
+    evaluator = _get(evaluations, project, evaluator_id)
+    if against is None:
+        against = "label" if evaluator.output_kind == "label" else "thumbs"
+    if evaluator.output_kind == "label" and against != "label":
+        raise unprocessable(
+            ["query", "against"],
+            f"evaluator {evaluator_id!r} gives labels, which cannot be compared with {against}; use against=label",
+        )
+    if evaluator.output_kind == "score" and against == "label":
+        raise unprocessable(
+            ["query", "against"],
+            f"evaluator {evaluator_id!r} gives scores, which cannot be compared with labels; "
+            "use against=thumbs or against=rating",
+        )
+    found = judge_agreement(evaluations.storage, project, evaluator_id, against, since, until)
+    return _agreement_out(evaluator_id, since, until, found)
 
 
 def _out(event_id: str, outcome: queue.Outcome, updated_at: datetime | None = None) -> EvaluationOut:
@@ -233,6 +340,28 @@ async def evaluator_evaluations(
         )
 
     return await asyncio.to_thread(read)
+
+
+@router.get(
+    "/{evaluator_id}/agreement",
+    response_model=AgreementOut,
+    responses=responses(404),
+    summary="How far the evaluator agrees with people over a period, and its calibration to thumbs",
+)
+async def evaluator_agreement(
+    evaluator_id: EvaluatorIdPath,
+    project: ProjectDep,
+    evaluations: EvaluationsDep,
+    since: Annotated[
+        IsoDatetime | None, Query(alias="from", description="calls from, inclusive, ISO 8601 (default: 7 days before)")
+    ] = None,
+    until: Annotated[IsoDatetime | None, Query(alias="to", description="calls until, exclusive (default: now)")] = None,
+    against: Annotated[
+        Against | None,
+        Query(description="people's feedback kind to compare with (default: thumbs; label judges: label)"),
+    ] = None,
+) -> AgreementOut:
+    return await asyncio.to_thread(read_agreement, evaluations, project, evaluator_id, against, since, until)
 
 
 @router.post(

@@ -1,5 +1,6 @@
 """Evaluators: the list (with a banner for spent budgets), a create form for judges and code checks,
-and each evaluator's page with its newest scores and a preview on recent calls (nothing stored).
+and each evaluator's page with its agreement with people (and calibration to thumbs) over the last 7 days,
+its newest scores and a preview on recent calls (nothing stored).
 
 Forms go through the API's own route functions, so the dashboard refuses exactly what the API does."""
 
@@ -11,7 +12,7 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import ValidationError
 
-from api.routes.evaluators import create_evaluator, delete_evaluator, preview_evaluator
+from api.routes.evaluators import create_evaluator, delete_evaluator, preview_evaluator, read_agreement
 from api.ui.web import Ui, UiDep, UiManageDep, UiRoute, first, quote_path, redirect
 from schemas.evaluators import BUILTIN_TEMPLATES, CodeCheck, EvaluatorCreate
 from schemas.problems import problem_line, validation_problems
@@ -131,7 +132,16 @@ async def _detail(ui: Ui, evaluator_id: str, preview: list[Any] | None = None) -
     rows = await asyncio.to_thread(queue.of_evaluator, evaluations.storage, ui.project, evaluator_id, 50)
     counts = await asyncio.to_thread(queue.counts, evaluations.storage, ui.project, evaluator_id)
     over = await asyncio.to_thread(evaluations.budgets.over, evaluator)
-    return ui.render("evaluator.html", evaluator=evaluator, rows=rows, counts=counts, over_budget=over, preview=preview)
+    agreement = await asyncio.to_thread(read_agreement, evaluations, ui.project, evaluator_id, None, None, None)
+    return ui.render(
+        "evaluator.html",
+        evaluator=evaluator,
+        rows=rows,
+        counts=counts,
+        over_budget=over,
+        preview=preview,
+        agreement=agreement,
+    )
 
 
 @router.get("/evaluators/{evaluator_id}")

@@ -20,7 +20,9 @@ from schemas.stats import StatRow
 
 _SHARE_COLUMNS = ("refusal", "has_question", "has_code_block")
 P_VALUE_TESTS = frozenset({"ks", "chisquare", "z"})  # Evidently's value of these tests *is* the p-value
-_PERCENT_METRICS = frozenset({"error_rate", "thumbs_up_rate", "accuracy", "f1_macro", "dataset_drift"})
+_PERCENT_METRICS = frozenset(
+    {"error_rate", "thumbs_up_rate", "estimated_thumbs_up_rate", "accuracy", "f1_macro", "dataset_drift"}
+)
 _UNITS = {"latency_p50_ms": " ms", "latency_p95_ms": " ms", "latency_p99_ms": " ms", "latency_mean_ms": " ms"}
 _OPERATORS = {">": ">", ">=": "≥", "<": "<", "<=": "≤"}
 

@@ -28,6 +28,7 @@ from schemas.settings import Settings
 from schemas.stats import StatRow, WindowKey
 from streams import metrics
 from streams.stats import families
+from streams.stats.judge_agreement import JudgeCalibrations
 from streams.stats.pacing import Pacer
 from streams.stats.quality_data import fetch_quality, fetch_quality_by_version
 from streams.stats.references import Reference, ReferenceStore
@@ -79,6 +80,7 @@ class StatsEngine:
         self._spend: dict[tuple[str, str], list[tuple[datetime, float]]] = {}  # see _spend_history
         self._reference_quality_cache: dict[WindowKey, tuple[float, dict[str, Any]]] = {}
         self._reference_embeddings: dict[WindowKey, np.ndarray] = {}
+        self.calibrations = JudgeCalibrations(storage)  # judges' scores → estimated thumbs-up rates
         self.pacer = Pacer(settings.close_share_under_ingest)  # ingest first while a backlog is worked off
         # Set by ``finish_by`` when the process stops: windows still due then are left to start-up recovery.
         self._deadline: float | None = None
@@ -343,6 +345,7 @@ class StatsEngine:
             if ref_key.start != key.start:
                 reference_data = self._reference_quality(ref_key)
         rows = families.quality_rows(key, current, reference_data)
+        rows += families.estimate_rows(key, self.calibrations.estimates(key, current["judge_scores"]))
         for version, data in by_version.items():
             rows += [replace(row, model_version=version) for row in families.quality_rows(key, data, reference_data)]
         return rows

@@ -19,6 +19,7 @@ from detectors import (
     score_change,
     spend_anomaly,
 )
+from detectors.calibration import RateEstimate
 from detectors.family_drift import FAMILY_ALPHA, ColumnEvidence, FamilyVerdict, family_drift, family_verdict
 from detectors.kinds import Correction
 from schemas.stats import Family, StatRow, WindowKey
@@ -348,6 +349,31 @@ def quality_rows(key: WindowKey, current: Mapping[str, Any], reference: Mapping[
         )
         rows.append(_row(key, "quality", "f1_macro", quality.macro_f1, sample_size=len(labels)))
     return rows
+
+
+def estimate_rows(key: WindowKey, estimates: Mapping[str, RateEstimate]) -> list[StatRow]:
+    """One ``quality / estimated_thumbs_up_rate`` row per evaluator that could give one (dimension = the
+    evaluator id): the window's thumbs-up rate estimated from its judged calls, interval in the details."""
+    return [
+        _row(
+            key,
+            "quality",
+            "estimated_thumbs_up_rate",
+            estimate.rate,
+            dimension=evaluator_id,
+            sample_size=estimate.judged_calls,
+            details={
+                "low": estimate.low,
+                "high": estimate.high,
+                "judged_calls": estimate.judged_calls,
+                "pairs": estimate.pairs,
+                "method": estimate.method,
+                "interval": estimate.interval,
+            },
+        )
+        for evaluator_id, estimate in sorted(estimates.items())
+        if estimate.rate is not None
+    ]
 
 
 def _rank_metrics(

@@ -3,6 +3,10 @@
 Feedback belongs to the window of its inference (not of its own timestamp), so feedback that arrives
 hours late changes the quality of the window where the judged call happened. Per inference and kind
 the newest feedback counts (a user who flips thumbs-down to thumbs-up counts once, as up).
+
+Ground truth comes from people: labels that evaluators write (``source`` ``evaluator``) are not counted
+as the classification's true labels. Evaluator scores count under ``scores`` (by evaluator id) and,
+again, under ``judge_scores``, from which the estimated thumbs-up rate is computed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from schemas.stats import WindowKey
 from streams.storage import Storage
 from streams.storage.feedback import JudgedFeedback, window_feedback
 
+EVALUATOR_SOURCE = "evaluator"  # the source of online evaluators' results
 # Feedback judges a call that happened before it; this much earlier is still taken (clocks disagree).
 CLOCK_SKEW = timedelta(hours=1)
 
@@ -41,7 +46,14 @@ def _feedback_rows(storage: Storage, key: WindowKey) -> list[JudgedFeedback]:
 
 
 def _shape(rows: list[JudgedFeedback]) -> dict[str, Any]:
-    out: dict[str, Any] = {"thumbs": [], "ratings": [], "scores": {}, "labels": [], "feedback_count": len(rows)}
+    out: dict[str, Any] = {
+        "thumbs": [],
+        "ratings": [],
+        "scores": {},
+        "judge_scores": {},
+        "labels": [],
+        "feedback_count": len(rows),
+    }
     for row in rows:
         kind, value = row.kind, row.value
         if kind == "thumbs" and value is not None:
@@ -50,7 +62,9 @@ def _shape(rows: list[JudgedFeedback]) -> dict[str, Any]:
             out["ratings"].append(value)
         elif kind == "score" and value is not None:
             out["scores"].setdefault(row.name, []).append(value)
-        elif kind == "label" and row.prediction != "":
+            if row.source == EVALUATOR_SOURCE:
+                out["judge_scores"].setdefault(row.name, []).append(value)
+        elif kind == "label" and row.prediction != "" and row.source != EVALUATOR_SOURCE:
             out["labels"].append((row.label, _label(row.prediction)))
     return out
 

@@ -50,6 +50,18 @@ class JudgedFeedback:
     label: str
     prediction: str
     model_version: str
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JudgePair:
+    """One call with both an evaluator's newest result and people's newest feedback of one kind."""
+
+    inference_id: str
+    score: float | None  # the judge's score (booleans: 1 = true); None for a label judge
+    judge_label: str
+    value: float | None  # people's thumbs (> 0 = up) or rating; None for a label
+    label: str  # people's label
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +179,9 @@ def window_feedback(storage: Storage, key: WindowKey, since: datetime) -> list[J
     in_window, params = window_calls(key)
     (feedback_since,) = time_range(params, since, None, names=("fsince", "funtil"))
     rows = storage.query(
-        "SELECT f.kind, f.name, f.value, f.label, i.prediction, i.model_version FROM ("
+        "SELECT f.kind, f.name, f.value, f.label, i.prediction, i.model_version, f.source FROM ("
         "SELECT inference_id, kind, name, argMax(value, (timestamp, ingested_at)) AS value, "
-        "argMax(label, (timestamp, ingested_at)) AS label "
+        "argMax(label, (timestamp, ingested_at)) AS label, argMax(source, (timestamp, ingested_at)) AS source "
         f"FROM {db}.feedback WHERE project = {{project:String}} AND {feedback_since} "
         f"AND kind IN {QUALITY_KINDS!r} AND inference_id IN (SELECT event_id FROM {db}.inferences "
         f"WHERE {in_window}) GROUP BY inference_id, kind, name) AS f "
@@ -204,6 +216,60 @@ def count_by_model(storage: Storage, project: str) -> dict[str, int]:
         {"project": project},
     ).result_rows
     return {str(model): int(count) for model, count in rows}
+
+
+# --- a judge against people ----------------------------------------------------------------------------
+
+MAX_JUDGE_PAIRS = 20_000
+
+
+def judge_pairs(
+    storage: Storage,
+    project: str,
+    evaluator_id: str,
+    kind: str,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int = MAX_JUDGE_PAIRS,
+) -> list[JudgePair]:
+    """Per call judged by ``evaluator_id`` in ``[since, until)`` (judge results are stamped with the
+    call's time) that also has feedback of ``kind`` from people (``source != 'evaluator'``): the
+    evaluator's newest result beside the people's newest feedback, the newest ``limit`` calls."""
+    db = storage.database
+    params: dict[str, Any] = {"project": project, "evaluator_id": evaluator_id, "kind": kind, "limit": limit}
+    period = " AND ".join(["", *time_range(params, since, until)])
+    judged = (
+        f"project = {{project:String}} AND source = 'evaluator' AND name = {{evaluator_id:String}} "
+        f"AND kind IN ('score', 'label'){period}"
+    )
+    rows = storage.query(
+        "SELECT j.inference_id, j.value, j.label, h.value, h.label FROM ("
+        "SELECT inference_id, argMax(value, (timestamp, ingested_at)) AS value, "
+        "argMax(label, (timestamp, ingested_at)) AS label, max(timestamp) AS judged_at "
+        f"FROM {db}.feedback WHERE {judged} GROUP BY inference_id) AS j INNER JOIN ("
+        "SELECT inference_id, argMax(value, (timestamp, ingested_at)) AS value, "
+        "argMax(label, (timestamp, ingested_at)) AS label "
+        f"FROM {db}.feedback WHERE project = {{project:String}} AND source != 'evaluator' AND kind = {{kind:String}} "
+        f"AND inference_id IN (SELECT inference_id FROM {db}.feedback WHERE {judged}) GROUP BY inference_id) AS h "
+        "ON j.inference_id = h.inference_id ORDER BY j.judged_at DESC, j.inference_id LIMIT {limit:UInt32}",
+        params,
+    ).result_rows
+    return [JudgePair(str(row[0]), row[1], str(row[2]), row[3], str(row[4])) for row in rows]
+
+
+def judge_scores(
+    storage: Storage, project: str, evaluator_id: str, since: datetime | None, until: datetime | None
+) -> list[float]:
+    """The newest score of each call ``evaluator_id`` judged in ``[since, until)``."""
+    params: dict[str, Any] = {"project": project, "evaluator_id": evaluator_id}
+    period = " AND ".join(["", *time_range(params, since, until)])
+    rows = storage.query(
+        "SELECT argMax(value, (timestamp, ingested_at)) AS value "
+        f"FROM {storage.database}.feedback WHERE project = {{project:String}} AND source = 'evaluator' "
+        f"AND name = {{evaluator_id:String}} AND kind = 'score'{period} GROUP BY inference_id",
+        params,
+    ).result_rows
+    return [float(value) for (value,) in rows if value is not None]
 
 
 # --- erasure -------------------------------------------------------------------------------------------

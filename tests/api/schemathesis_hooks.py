@@ -148,6 +148,9 @@ def filter_case(context: Any, case: Any) -> bool:
         return _ordered((case.query or {}).get("since"), (case.query or {}).get("until"))
     if path == "/v1/evaluators/{evaluator_id}/backfill" and method == "POST" and isinstance(case.body, dict):
         return _ordered(case.body.get("since"), case.body.get("until"))
+    if path == "/v1/evaluators/{evaluator_id}/agreement":
+        query = case.query or {}  # 'to' defaults to now
+        return _ordered(query.get("from"), query.get("to") or datetime.now(UTC).isoformat())
     if path == "/v1/evaluators/{evaluator_id}" and method == "PATCH" and isinstance(case.body, dict):
         return set(case.body) <= _EVALUATOR_PATCH_ALONE
     if path == "/v1/monitors/{monitor_id}" and method == "PATCH" and isinstance(case.body, dict):

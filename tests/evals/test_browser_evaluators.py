@@ -4,9 +4,11 @@ beside the calls. Screenshots go to tests/artifacts/ui/."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 from selenium.webdriver.common.by import By
@@ -100,4 +102,64 @@ def test_create_preview_and_see_scores(browser: WebDriver, live: tuple[str, Runt
     browser.get(f"{url}/ui/evaluators")
     assert browser.find_element(By.CSS_SELECTOR, "tr[data-evaluator='relevance']").text.count("6 done") == 1
     screenshot(browser, "evaluators")
+    assert console_problems(browser) == []
+
+
+def test_agreement_with_people_on_the_evaluator_page(
+    browser: WebDriver,  # noqa: F811
+    live: tuple[str, Runtime, str],
+    judge: JudgeServer,
+) -> None:
+    """Judge scores and people's thumbs on the same calls: the page shows n, rho, its interval in words
+    and the estimated thumbs-up rate; an evaluator without pairs says why there is none."""
+    url, _, token = live
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    for evaluator_id in ("relevance", "fresh"):
+        spec = {
+            "evaluator_id": evaluator_id,
+            "name": "Answer relevance" if evaluator_id == "relevance" else "Fresh judge",
+            "kind": "llm_judge",
+            "template": "answer_relevance",
+            "sampling_rate": 0,
+            "judge": {"base_url": judge.base_url, "model": "judge-1"},
+        }
+        assert httpx.post(f"{url}/v1/evaluators", json=spec, headers=headers).status_code == 201
+    rng = np.random.default_rng(2)
+    scores = rng.random(120)
+    ups = rng.random(120) < 1 / (1 + np.exp(-8 * (scores - 0.5)))
+    start = datetime.now(UTC) - timedelta(hours=2)
+    calls = [
+        {"event_id": f"ag-{i}", "model": "chat", "timestamp": (start + timedelta(seconds=i)).isoformat()}
+        for i in range(120)
+    ]
+    feedback = [
+        {"inference_id": f"ag-{i}", "kind": "score", "value": round(float(s), 3), "name": "relevance",
+         "source": "evaluator", "timestamp": calls[i]["timestamp"]}
+        for i, s in enumerate(scores)
+    ] + [{"inference_id": f"ag-{i}", "kind": "thumbs", "value": bool(u)} for i, u in enumerate(ups)]  # fmt: skip
+    assert httpx.post(f"{url}/v1/inferences", content=orjson.dumps(calls), headers=headers).status_code == 202
+    assert httpx.post(f"{url}/v1/feedback", content=orjson.dumps(feedback), headers=headers).status_code == 202
+
+    sign_in(browser, url, token)
+
+    def shown() -> str:
+        browser.get(f"{url}/ui/evaluators/relevance")
+        found = browser.find_elements(By.ID, "agreement-n")
+        return found[0].text if found else ""
+
+    assert wait_until(lambda: shown() == "120", "120 calls compared on the page")
+    value = browser.find_element(By.ID, "agreement-value").text
+    assert "agreement" in value
+    assert browser.find_element(By.CSS_SELECTOR, "#ev-agreement + p + dl dt").text == "Spearman's rho"
+    assert "Fisher z" in browser.find_element(By.ID, "agreement-interval").text
+    estimate = browser.find_element(By.ID, "calibration-estimate").text
+    assert "of the 120 judged calls (95 % interval" in estimate
+    check_accessibility(browser, "evaluator agreement")
+    screenshot(browser, "evaluator-agreement")
+
+    browser.get(f"{url}/ui/evaluators/fresh")
+    assert browser.find_element(By.ID, "agreement-none").text == "Not measurable yet: 0 calls with both."
+    assert browser.find_element(By.ID, "calibration-none").text == (
+        "No estimate: only 0 calls have both a judge score and a thumb; 30 needed."
+    )
     assert console_problems(browser) == []

@@ -1,0 +1,141 @@
+"""A judge against people: its agreement over a period, and its calibration to thumbs, read from the
+``feedback`` table (judge results are feedback of source ``evaluator``; people's are every other source).
+
+The statistics engine asks ``JudgeCalibrations`` for each window's ``estimated_thumbs_up_rate`` (one per
+evaluator that judged calls of the window); ``GET /v1/evaluators/{id}/agreement`` reads the same
+functions over the period it is asked for. The methods are :mod:`detectors.agreement` and
+:mod:`detectors.calibration`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import structlog
+
+from detectors.agreement import Agreement, cohen_kappa_interval, spearman_interval
+from detectors.calibration import Calibration, RateEstimate, calibrate, estimate_rate
+from schemas.stats import WindowKey
+from streams.storage import Storage
+from streams.storage.feedback import judge_pairs, judge_scores
+
+log = structlog.get_logger(__name__)
+
+Against = Literal["thumbs", "rating", "label"]
+# A window's estimate is calibrated on the pairs of calls of the period before the end of its hour
+# (one fit serves the windows of an hour).
+CALIBRATION_PERIOD = timedelta(days=7)
+CALIBRATION_TTL = 300.0  # seconds a usable calibration is reused before it is fitted again
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeAgreement:
+    """The agreement of one evaluator with people's feedback of one kind over a period, and (against
+    thumbs, for a judge that scores) its calibration with the estimate for the period's judged calls."""
+
+    against: Against
+    agreement: Agreement
+    calibration: Calibration | None
+    estimate: RateEstimate | None
+    thumbs_up_rate: float | None  # people's thumbs-up rate on the paired calls
+
+
+def _thumb_pairs(
+    storage: Storage, project: str, evaluator_id: str, since: datetime | None, until: datetime | None
+) -> tuple[list[float], list[bool]]:
+    """(judge score, thumbs up) of each call of ``[since, until)`` with both."""
+    scores, ups = [], []
+    for pair in judge_pairs(storage, project, evaluator_id, "thumbs", since, until):
+        if pair.score is not None and pair.value is not None:
+            scores.append(float(pair.score))
+            ups.append(pair.value > 0)
+    return scores, ups
+
+
+def thumbs_calibration(
+    storage: Storage, project: str, evaluator_id: str, since: datetime | None, until: datetime | None
+) -> Calibration:
+    """The evaluator's scores calibrated to people's thumbs on the calls of ``[since, until)``."""
+    return calibrate(*_thumb_pairs(storage, project, evaluator_id, since, until))
+
+
+def judge_agreement(
+    storage: Storage,
+    project: str,
+    evaluator_id: str,
+    against: Against,
+    since: datetime | None,
+    until: datetime | None,
+) -> JudgeAgreement:
+    """Agreement of a judge that scores (``against`` thumbs or rating) or labels (``against`` label)."""
+    if against == "label":
+        pairs = judge_pairs(storage, project, evaluator_id, "label", since, until)
+        labelled = [p for p in pairs if p.judge_label]
+        kappa = cohen_kappa_interval([p.judge_label for p in labelled], [p.label for p in labelled])
+        return JudgeAgreement(against, kappa, None, None, None)
+    if against == "rating":
+        pairs = [
+            p
+            for p in judge_pairs(storage, project, evaluator_id, "rating", since, until)
+            if p.score is not None and p.value is not None
+        ]
+        rho = spearman_interval([float(p.score or 0) for p in pairs], [float(p.value or 0) for p in pairs])
+        return JudgeAgreement(against, rho, None, None, None)
+    paired, ups = _thumb_pairs(storage, project, evaluator_id, since, until)
+    calibration = calibrate(paired, ups)
+    estimate = estimate_rate(calibration, judge_scores(storage, project, evaluator_id, since, until))
+    return JudgeAgreement(against, calibration.agreement, calibration, estimate, sum(ups) / len(ups) if ups else None)
+
+
+def calibration_end(window_end: datetime) -> datetime:
+    """Where the calibration period of a window ends: the end of the hour its last moment falls in."""
+    last = window_end - timedelta(microseconds=1)
+    return last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+class JudgeCalibrations:
+    """Each evaluator's calibration to thumbs, fitted on the ``CALIBRATION_PERIOD`` before the end of a
+    window's hour and reused for ``CALIBRATION_TTL`` by that hour's windows (an unusable one is not
+    kept, so thumbs that arrive count at the next window)."""
+
+    def __init__(self, storage: Storage, *, ttl: float = CALIBRATION_TTL) -> None:
+        self.storage = storage
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str, datetime], tuple[float, Calibration]] = {}
+
+    def calibration(self, project: str, evaluator_id: str, window_end: datetime) -> Calibration:
+        until = calibration_end(window_end)
+        now = time.monotonic()
+        cached = self._cache.get((project, evaluator_id, until))
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        fitted = thumbs_calibration(self.storage, project, evaluator_id, until - CALIBRATION_PERIOD, until)
+        if fitted.usable:
+            if len(self._cache) >= 1024:
+                self._cache.clear()
+            self._cache[(project, evaluator_id, until)] = (now, fitted)
+        return fitted
+
+    def estimates(self, key: WindowKey, judged: Mapping[str, Sequence[float]]) -> dict[str, RateEstimate]:
+        """The window's estimated thumbs-up rate from each evaluator's scores of its calls."""
+        out = {}
+        for evaluator_id, scores in sorted(judged.items()):
+            estimate = estimate_rate(self.calibration(key.project, evaluator_id, key.end), scores)
+            if estimate.rate is None:
+                log.debug(
+                    "no_thumbs_estimate",
+                    project=key.project,
+                    model=key.model,
+                    evaluator=evaluator_id,
+                    window_start=key.start.isoformat(),
+                    reason=estimate.reason,
+                )
+            out[evaluator_id] = estimate
+        return out
+
+
+__all__ = ["JudgeAgreement", "JudgeCalibrations", "judge_agreement", "thumbs_calibration"]

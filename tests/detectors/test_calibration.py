@@ -1,0 +1,75 @@
+"""Platt calibration of a judge's scores to thumbs: the fit matches statsmodels' binomial GLM on Platt's
+targets, the window estimate covers the thumbs it was not fitted on, and no estimate is made up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+
+from detectors.calibration import MIN_PAIRS, calibrate, estimate_rate, fit_platt
+
+
+def planted(seed: int, n: int, *, slope: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """Scores in [0, 1] and thumbs drawn with P(up | s) = sigmoid(slope·(s - 0.5))."""
+    rng = np.random.default_rng(seed)
+    scores = rng.random(n)
+    ups = rng.random(n) < 1 / (1 + np.exp(-slope * (scores - 0.5)))
+    return scores, ups
+
+
+class TestPlatt:
+    """The fit is the maximum-likelihood logistic regression on Platt's smoothed targets."""
+
+    @pytest.mark.parametrize("seed", [1, 2])
+    def test_matches_statsmodels_glm(self, seed: int) -> None:
+        scores, ups = planted(seed, 400)
+        positives, negatives = int(ups.sum()), int((~ups).sum())
+        targets = np.where(ups, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+        glm = sm.GLM(targets, sm.add_constant(scores), family=sm.families.Binomial()).fit()
+        fit = fit_platt(scores, ups)
+        assert (fit.intercept, fit.slope) == pytest.approx(tuple(glm.params), abs=1e-7)
+        assert fit.predict(scores) == pytest.approx(glm.predict(sm.add_constant(scores)), abs=1e-9)
+
+    def test_a_separating_judge_gets_finite_odds(self) -> None:
+        fit = fit_platt([0.1, 0.2, 0.8, 0.9], [False, False, True, True])
+        assert np.isfinite([fit.intercept, fit.slope]).all()
+        assert 0.5 < fit.predict(np.array([0.9]))[0] < 1
+
+
+class TestWindowEstimate:
+    """Fitted on one part, the estimate of a window covers the actual rate of thumbs held back."""
+
+    def test_covers_held_back_thumbs(self) -> None:
+        scores, ups = planted(7, 600)
+        calibration = calibrate(list(scores[:400]), list(ups[:400]))
+        assert calibration.usable, calibration.reason
+        window_scores, held_back = scores[400:], ups[400:]
+        estimate = estimate_rate(calibration, list(window_scores))
+        assert estimate.rate is not None and estimate.low is not None and estimate.high is not None
+        assert estimate.low <= held_back.mean() <= estimate.high
+        assert estimate.rate == pytest.approx(held_back.mean(), abs=0.06)
+        assert estimate.high - estimate.low < 0.2
+        assert (estimate.judged_calls, estimate.pairs) == (200, 400)
+        assert estimate_rate(calibration, list(window_scores)) == estimate  # seeded: the same figures
+
+    def test_no_estimate_below_the_minimums(self) -> None:
+        scores, ups = planted(8, MIN_PAIRS - 1)
+        few = calibrate(list(scores), list(ups))
+        assert few.fit is None
+        assert f"only {MIN_PAIRS - 1} calls have both" in few.reason
+        assert estimate_rate(few, [0.5, 0.6]).rate is None
+        noise_scores, noise_ups = planted(9, 400, slope=0.0)
+        weak = calibrate(list(noise_scores), list(noise_ups))
+        assert weak.fit is None
+        assert "does not predict thumbs well enough" in weak.reason
+        good = calibrate(*map(list, planted(10, 200)))
+        empty = estimate_rate(good, [])
+        assert (empty.rate, empty.reason) == (None, "the window has no judged calls")
+
+    def test_a_judge_agreeing_in_reverse_still_predicts(self) -> None:
+        scores, ups = planted(11, 400, slope=-8.0)  # a toxicity-like judge: high score, thumbs down
+        calibration = calibrate(list(scores), list(ups))
+        assert calibration.agreement.value is not None and calibration.agreement.value < -0.4
+        estimate = estimate_rate(calibration, [0.95] * 50)
+        assert estimate.rate is not None and estimate.rate < 0.1
