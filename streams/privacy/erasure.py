@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from streams.otlp import texts
 from streams.storage import Storage, datasets, dead_letters, feedback, inferences, queues
+from streams.storage import otlp_texts as texts
 
 log = structlog.get_logger(__name__)
 

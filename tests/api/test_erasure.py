@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loopwatch.process import serving_app
-from streams.otlp import texts
-from streams.otlp.logs import LogTexts
 from streams.privacy.erasure import subject_ref
+from streams.storage import otlp_texts as texts
+from streams.storage.otlp_texts import LogTexts
 from tests.conftest import Api, make_settings
 
 ADMIN = "erasure-admin-key-0123456789"
