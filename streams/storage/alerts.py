@@ -315,3 +315,27 @@ def insert_ack(storage: Storage, project: str, alert_id: str, *, by: str, note: 
         ["project", "alert_id", "acked_at", "acked_by", "note"],
         [[project, alert_id, datetime.now(UTC), by, note]],
     )
+
+
+def erase_user(storage: Storage, project: str, user_id: str) -> int:
+    """Delete the alerts whose entities name the user (``user_id=<id>``: a monitor grouped by the
+    ``user_id`` tag, or silent per user) with their acknowledgements and resolutions, whose summaries
+    name the user too. Returns how many alerts that was."""
+    params = {"project": project, "entity": f"user_id={user_id}"}
+    db = storage.database
+    ids = [
+        alert_id
+        for (alert_id,) in storage.query(
+            f"SELECT DISTINCT alert_id FROM {db}.alerts WHERE project = {{project:String}} "
+            "AND has(entities, {entity:String})",
+            params,
+        ).result_rows
+    ]
+    if ids:
+        resolutions.erase_of_alerts(storage, project, ids)
+        of_ids = "project = {project:String} AND alert_id IN {ids:Array(String)}"
+        for table in ("alert_acks", "alerts"):  # the alerts last: a repeated erasure finds them again
+            storage.command(
+                f"ALTER TABLE {db}.{table} DELETE WHERE {of_ids} SETTINGS mutations_sync = 2", {**params, "ids": ids}
+            )
+    return len(ids)
