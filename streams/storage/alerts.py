@@ -18,7 +18,7 @@ from schemas.events import AlertEvent, AlertResolved
 from streams.storage import deliveries, resolutions
 from streams.storage.client import Storage
 from streams.storage.deliveries import DeliverySummary, Pending, StoredAttempt
-from streams.storage.times import as_utc, ch_time
+from streams.storage.times import as_utc, ch_time, time_range
 
 AlertStatus = Literal["open", "acked"]
 _Alert = TypeVar("_Alert", bound=AlertEvent)
@@ -235,12 +235,7 @@ def listed(storage: Storage, project: str, **query: Unpack[AlertQuery]) -> list[
         if value is not None:
             where.append(f"{name} = {{{name}:String}}")
             params[name] = value
-    if (since := query.get("since")) is not None:
-        where.append("fired_at >= {since:DateTime64(3, 'UTC')}")
-        params["since"] = ch_time(since)
-    if (until := query.get("until")) is not None:
-        where.append("fired_at < {until:DateTime64(3, 'UTC')}")
-        params["until"] = ch_time(until)
+    where += time_range(params, query.get("since"), query.get("until"), column="fired_at")
     return _stored(storage, project, where, params, query.get("status"), query.get("limit", 100))
 
 

@@ -12,7 +12,7 @@ from streams.storage import deliveries
 from streams.storage.alerts import json_text, json_value
 from streams.storage.client import Storage
 from streams.storage.deliveries import DeliverySummary, Pending
-from streams.storage.times import as_utc, ch_time
+from streams.storage.times import as_utc, ch_time, time_range
 
 _Retrain = TypeVar("_Retrain", bound=RetrainEvent)
 
@@ -124,12 +124,7 @@ def listed(storage: Storage, project: str, **query: Unpack[RetrainQuery]) -> lis
         if value is not None:
             where.append(f"{name} = {{{name}:String}}")
             params[name] = value
-    if (since := query.get("since")) is not None:
-        where.append("created_at >= {since:DateTime64(3, 'UTC')}")
-        params["since"] = ch_time(since)
-    if (until := query.get("until")) is not None:
-        where.append("created_at < {until:DateTime64(3, 'UTC')}")
-        params["until"] = ch_time(until)
+    where += time_range(params, query.get("since"), query.get("until"), column="created_at")
     rows = storage.rows(
         "SELECT request_id, project, monitor_id, model, model_version, reason, window_start, window_end, "
         f"evidence, dataset, created_at, channels FROM {storage.database}.retrain_requests FINAL "
