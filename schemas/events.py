@@ -172,11 +172,13 @@ class RetrainEvent(StrictModel):
     project: ProjectName
     model: str
     model_version: str = ""
-    reason: list[str]
+    reason: list[str] = Field(description="the alerts behind the request")
     window_start: UtcDatetime
     window_end: UtcDatetime
     evidence: dict[str, Any] = Field(default_factory=dict)
-    dataset: dict[str, Any] = Field(default_factory=dict)
+    dataset: dict[str, Any] = Field(
+        default_factory=dict, description="a /v1/feedback/export selector for the training data"
+    )
     created_at: UtcDatetime = Field(default_factory=utc_now)
 
 

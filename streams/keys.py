@@ -1,4 +1,5 @@
-"""Project-scoped API keys: only a SHA-256 hash is stored; the token is shown once, at creation.
+"""Project-scoped API keys: only a SHA-256 hash is stored (``streams.storage.keys``); the token is shown
+once, at creation.
 
 A key may be limited to a scope: ``ingest`` only sends events (safe inside an app), ``read`` serves
 dashboards and queries, ``admin`` manages the project (monitors, references, redaction policy, its
@@ -19,27 +20,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import cast
 
 from pydantic import SecretStr
 
 from streams.storage import Storage, as_utc
+from streams.storage import keys as key_table
+from streams.storage.keys import SCOPE_PERMISSIONS, ApiKey, KeyScope, Permission
+
+__all__ = [
+    "SCOPE_PERMISSIONS",
+    "TOKEN_PREFIX",
+    "USAGE_EVERY",
+    "ApiKey",
+    "KeyScope",
+    "KeyStore",
+    "NewKey",
+    "Permission",
+    "admin_fingerprint",
+    "hash_token",
+    "is_admin_token",
+]
 
 TOKEN_PREFIX = "lw_"  # noqa: S105 - a prefix, not a secret
 _CACHE_SECONDS = 10.0
 USAGE_EVERY = timedelta(minutes=1)  # a key's last use is written at most this often (per process)
-
-KeyScope = Literal["ingest", "read", "admin", "review"]
-Permission = Literal["ingest", "read", "manage", "keys", "review"]
-# What each scope may do; "" is a key made without a scope (full project access, as before scopes).
-SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    "": frozenset({"ingest", "read", "manage"}),
-    "ingest": frozenset({"ingest"}),
-    "read": frozenset({"read"}),
-    "admin": frozenset({"read", "manage", "keys"}),
-    "review": frozenset({"review"}),  # a named reviewer: review queues only (api/routes/queues.py)
-}
-_SELECT = "SELECT key_id, project, name, created_at, revoked, scope, expires_at, rotated_from"
 
 
 def hash_token(token: str) -> str:
@@ -56,25 +61,6 @@ def admin_fingerprint(admin: SecretStr) -> str:
     """A short, non-reversible name of the admin key: dashboard admin sessions carry it, so changing
     the key ends them."""
     return hashlib.sha256(b"loopwatch-admin:" + admin.get_secret_value().encode()).hexdigest()[:32]
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    key_id: str
-    project: str
-    name: str
-    created_at: datetime
-    revoked: bool = False
-    scope: str = ""  # a ``KeyScope``, or "" for full project access
-    expires_at: datetime | None = None  # None: never
-    rotated_from: str = ""  # the key id this key replaced (``rotate``)
-    last_used_at: datetime | None = None  # filled by ``KeyStore.list`` only
-
-    def allows(self, permission: Permission) -> bool:
-        return permission in SCOPE_PERMISSIONS.get(self.scope, frozenset())
-
-    def expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,69 +103,22 @@ class KeyStore:
         return NewKey(key, token)
 
     def _write(self, key: ApiKey, key_hash: str) -> None:
-        self._storage.insert_rows(
-            "api_keys",
-            [
-                "key_id",
-                "project",
-                "name",
-                "key_hash",
-                "created_at",
-                "revoked",
-                "updated_at",
-                "scope",
-                "expires_at",
-                "rotated_from",
-            ],
-            [
-                [
-                    key.key_id,
-                    key.project,
-                    key.name,
-                    key_hash,
-                    key.created_at,
-                    int(key.revoked),
-                    datetime.now(UTC),
-                    key.scope,
-                    key.expires_at,
-                    key.rotated_from,
-                ]
-            ],
-        )
+        key_table.write(self._storage, key, key_hash)
 
     def list(self, project: str | None = None) -> list[ApiKey]:
         """Keys (of ``project``, or all), each with its last use."""
-        db = self._storage.database
-        where = "WHERE project = {project:String}" if project else ""
-        rows = self._storage.rows(
-            f"{_SELECT} FROM {db}.api_keys FINAL {where} ORDER BY created_at",
-            {"project": project} if project else None,
-        )
-        used = {
-            row["key_id"]: as_utc(row["used_at"])
-            for row in self._storage.rows(
-                f"SELECT key_id, max(used_at) AS used_at FROM {db}.api_key_usage GROUP BY key_id"
-            )
-        }
-        return [replace(_key(r), last_used_at=used.get(str(r["key_id"]))) for r in rows]
+        return key_table.listed(self._storage, project)
 
     def get(self, key_id: str) -> ApiKey | None:
         """The key with this id (revoked or expired too), uncached."""
-        found = self._row(key_id)
-        return _key(found[0]) if found else None
-
-    def _row(self, key_id: str) -> tuple[dict[str, object], str] | None:
-        rows = self._storage.rows(
-            f"{_SELECT}, key_hash FROM {self._storage.database}.api_keys FINAL WHERE key_id = {{key_id:String}}",
-            {"key_id": key_id},
-        )
-        return (rows[0], str(rows[0]["key_hash"])) if rows else None
+        found = key_table.by_id(self._storage, key_id)
+        return found[0] if found else None
 
     def revoke(self, key_id: str) -> bool:
-        found = self._row(key_id)
+        found = key_table.by_id(self._storage, key_id)
         if found is None:
             return False
-        self._write(replace(_key(found[0]), revoked=True), found[1])
+        self._write(replace(found[0], revoked=True), found[1])
         with self._lock:
             self._cache.clear()
         return True
@@ -187,10 +126,10 @@ class KeyStore:
     def rotate(self, key_id: str, grace: timedelta) -> NewKey | None:
         """A successor of the key (same project, name and scope, a new token); the old key keeps working
         for ``grace`` (or until its own expiry, if sooner). None if there is no live key ``key_id``."""
-        found = self._row(key_id)
+        found = key_table.by_id(self._storage, key_id)
         if found is None:
             return None
-        old = _key(found[0])
+        old = found[0]
         now = self.clock()
         if old.revoked or old.expired(now):
             return None
@@ -211,7 +150,7 @@ class KeyStore:
             if not self._due(key.key_id, now):
                 return
             self._used[key.key_id] = now
-        self._storage.insert_rows("api_key_usage", ["key_id", "used_at"], [[key.key_id, now]])
+        key_table.record_use(self._storage, key.key_id, now)
 
     def due(self, key: ApiKey) -> bool:
         """Whether a use of ``key`` now would be written (no I/O: the event loop asks this per request)."""
@@ -239,11 +178,8 @@ class KeyStore:
         if hit and hit[0] > time.monotonic():
             return _unexpired(hit[1], self.clock())
         now = time.monotonic()
-        rows = self._storage.rows(
-            f"{_SELECT} FROM {self._storage.database}.api_keys FINAL WHERE key_id = {{key_id:String}} LIMIT 1",
-            {"key_id": key_id},
-        )
-        key = _key(rows[0]) if rows and not rows[0]["revoked"] else None
+        found = key_table.by_id(self._storage, key_id)
+        key = found[0] if found and not found[0].revoked else None
         with self._lock:
             self._cache[cache_key] = (now + _CACHE_SECONDS, key)
         return _unexpired(key, self.clock())
@@ -256,11 +192,7 @@ class KeyStore:
             return cached
         key_hash = hash_token(token)
         now = time.monotonic()
-        rows = self._storage.rows(
-            f"{_SELECT} FROM {self._storage.database}.api_keys FINAL WHERE key_hash = {{key_hash:String}} LIMIT 1",
-            {"key_hash": key_hash},
-        )
-        key = _key(rows[0]) if rows and not rows[0]["revoked"] else None
+        key = key_table.by_hash(self._storage, key_hash)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
@@ -276,18 +208,3 @@ def _millis(value: datetime) -> datetime:
 
 def _unexpired(key: ApiKey | None, now: datetime) -> ApiKey | None:
     return None if key is None or key.expired(now) else key
-
-
-def _key(row: dict[str, object]) -> ApiKey:
-    created = row["created_at"]
-    assert isinstance(created, datetime)
-    return ApiKey(
-        str(row["key_id"]),
-        str(row["project"]),
-        str(row["name"]),
-        as_utc(created),
-        bool(row["revoked"]),
-        str(row["scope"]),
-        as_utc(expires) if isinstance(expires := row.get("expires_at"), datetime) else None,
-        str(row.get("rotated_from") or ""),
-    )

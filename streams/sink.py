@@ -1,4 +1,5 @@
-"""The ClickHouse sink: buffer validated events per table, write each buffer as one insert.
+"""The ClickHouse sink: buffer validated events per table, write each buffer as one insert (the
+table's module under ``streams/storage/`` writes it; the sink decides batching only).
 
 Shape borrowed from quix-streams' sinks: ``add`` is cheap and in memory, ``flush`` does the I/O. A
 buffer is cleared only after its insert succeeded, so a failed flush can be retried (embedded mode) or
@@ -18,14 +19,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import orjson
 import structlog
 
 from schemas.events import DeadLetter
-from schemas.records import FeedbackRecord, InferenceRecord, encode_record, encode_records
+from schemas.records import FeedbackRecord, InferenceRecord, encode_record
 from streams import metrics
 from streams.decode import dead_letter
 from streams.storage import Storage, StorageRejectedError, dead_letters
+from streams.storage import feedback as feedback_table
+from streams.storage import inferences as inference_table
 
 log = structlog.get_logger(__name__)
 
@@ -33,27 +35,6 @@ REFUSED = "refused by storage: "  # how a dead letter's error starts when ClickH
 REFUSAL_INSERTS = 64  # inserts per table and flush spent on finding the rows storage refuses
 
 Row = TypeVar("Row", InferenceRecord, FeedbackRecord, DeadLetter)
-
-
-def feedback_rows_json(events: Sequence[FeedbackRecord]) -> bytes:
-    """Feedback rows: ``value`` split into a number column and a label column for cheap aggregates."""
-    rows = [
-        {
-            "project": event.project,
-            "feedback_id": event.feedback_id,
-            "inference_id": event.inference_id,
-            "timestamp": event.timestamp.isoformat(),
-            "kind": event.kind,
-            "value": event.numeric_value,
-            "label": event.label_value,
-            "name": event.name or "",
-            "text": event.text or "",
-            "source": event.source,
-            "user_id": event.user_id or "",
-        }
-        for event in events
-    ]
-    return orjson.dumps(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +153,11 @@ class EventSink:
             dead_done = 0
             try:
                 if inferences:
-                    refused = self._insert("inferences", inferences, encode_records)
+                    refused = self._insert("inferences", inferences, inference_table.insert)
                     done.inferences += _without(inferences, refused)
                     inferences, acks = [], self._refuse("inference", refused, acks, done, dead)
                 if feedback:
-                    refused_feedback = self._insert("feedback", feedback, feedback_rows_json)
+                    refused_feedback = self._insert("feedback", feedback, feedback_table.insert)
                     done.feedback += _without(feedback, refused_feedback)
                     feedback, acks = [], self._refuse("feedback", refused_feedback, acks, done, dead)
                 if dead:
@@ -218,9 +199,14 @@ class EventSink:
             return stats
 
     def _insert(
-        self, table: str, rows: list[Row], encode: Callable[[list[Row]], bytes], budget: list[int] | None = None
+        self,
+        table: str,
+        rows: list[Row],
+        insert: Callable[[Storage, list[Row]], None],
+        budget: list[int] | None = None,
     ) -> list[tuple[Row, str]]:
-        """Insert ``rows``; the rows storage refuses (found by halving) with the error, the rest stored.
+        """Insert ``rows`` with the table module's ``insert`` (one insert); the rows storage refuses
+        (found by halving) with the error, the rest stored.
 
         A refusal costs about two inserts per halving step of each refused row, all under the flush
         lock: at most ``REFUSAL_INSERTS`` per table and flush (a batch whose every row is refused would
@@ -229,7 +215,7 @@ class EventSink:
         Any other error propagates (rows stored by then are stored again on the retry: ids)."""
         budget = [REFUSAL_INSERTS] if budget is None else budget
         try:
-            self._storage.insert_json(table, encode(rows))
+            insert(self._storage, rows)
         except StorageRejectedError as exc:
             if len(rows) == 1:
                 return [(rows[0], str(exc))]
@@ -239,8 +225,8 @@ class EventSink:
             budget[0] -= 2
             log.debug("insert_refused_halving", table=table, rows=len(rows), code=exc.code)
             middle = len(rows) // 2
-            return self._insert(table, rows[:middle], encode, budget) + self._insert(
-                table, rows[middle:], encode, budget
+            return self._insert(table, rows[:middle], insert, budget) + self._insert(
+                table, rows[middle:], insert, budget
             )
         return []
 
@@ -274,7 +260,7 @@ class EventSink:
 
     def _insert_dead_letters(self, dead: list[DeadLetter]) -> list[tuple[DeadLetter, str]]:
         """Dead letters storage refuses have nowhere left to go: logged (without payload) and dropped."""
-        refused = self._insert("dead_letters", dead, dead_letters.rows_json)
+        refused = self._insert("dead_letters", dead, dead_letters.store)
         for letter, error in refused:
             log.error(
                 "dead_letter_refused",

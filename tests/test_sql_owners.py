@@ -3,12 +3,10 @@
 Every other product module reaches ClickHouse through those modules. The test reads the source of every
 module outside ``streams/storage/`` for string literals that are SQL statements (``SELECT … FROM``,
 ``INSERT INTO``, ``ALTER TABLE``, ``CREATE TABLE``, ``DELETE FROM``, …) and for direct inserts
-(``insert_json`` / ``insert_rows``), and fails for any module that has some and is not on
-``NOT_YET_MOVED``.
+(``insert_json`` / ``insert_rows``), and fails for any module that has some.
 
-``NOT_YET_MOVED`` may only shrink: a module on it that no longer writes SQL fails the test too, so the
-entry is deleted in the commit that moves its SQL into ``streams/storage/``. Never add a module to it:
-put the new query into the table's module under ``streams/storage/`` (or a new one, for a new table).
+There is no list of exceptions: a new query goes into the table's module under ``streams/storage/``
+(or a new one, for a new table).
 """
 
 from __future__ import annotations
@@ -20,17 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("api", "detectors", "loopwatch", "schemas", "sdk", "streams")
 OWNERS = Path("streams/storage")
-
-# Modules that still write SQL of their own, to be moved into streams/storage/. Only ever remove entries.
-NOT_YET_MOVED: frozenset[str] = frozenset(
-    {
-        "streams/keys.py",
-        "streams/monitors/alerts.py",
-        "streams/monitors/store.py",
-        "streams/otlp/texts.py",
-        "streams/sink.py",  # the batched inserts of the event tables, by table name
-    }
-)
 
 _SQL = re.compile(
     r"\bSELECT\b[\s\S]*?\bFROM\b|\bINSERT\s+INTO\b|\bALTER\s+TABLE\b|\bCREATE\s+(?:TABLE|DATABASE|VIEW|MATERIALIZED)\b"
@@ -92,18 +79,13 @@ def offenders() -> dict[str, list[str]]:
 
 
 class TestSqlOwners:
-    """SQL lives in streams/storage/, one module per table; the list of modules not yet moved only shrinks."""
+    """SQL lives in streams/storage/, one module per table, and nowhere else."""
 
     def test_no_sql_outside_the_table_modules(self) -> None:
-        new = {path: found for path, found in offenders().items() if path not in NOT_YET_MOVED}
-        assert not new, (
-            "SQL outside streams/storage/ (move it into the table's module there, never onto NOT_YET_MOVED): "
-            + "; ".join(f"{path}: {', '.join(found)}" for path, found in sorted(new.items()))
+        found = offenders()
+        assert not found, "SQL outside streams/storage/ (move it into the table's module there): " + "; ".join(
+            f"{path}: {', '.join(lines)}" for path, lines in sorted(found.items())
         )
-
-    def test_the_allowlist_only_shrinks(self) -> None:
-        moved = sorted(NOT_YET_MOVED - set(offenders()))
-        assert not moved, f"no SQL left in {moved}: delete them from NOT_YET_MOVED (the list only shrinks)"
 
     def test_the_scan_finds_sql(self) -> None:
         """The detector itself: statements in plain and f-strings, direct inserts; not prose."""

@@ -6,8 +6,7 @@ are validated from those records' attributes (``from_attributes``).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import CurrentKey, ManagedProjectDep, MonitoringDep, ProjectDep
 from api.errors import responses
 from api.time_range import Since, Until, storable_range
-from schemas.events import AlertKind, AlertResolved, Severity
-from streams.monitors.alert_records import AlertDetail as StoredAlertDetail
-from streams.monitors.alert_records import StoredAlert, StoredAttempt, StoredRetrain
+from schemas.events import AlertKind, Severity
+from streams.storage.alerts import AlertDetail as StoredAlertDetail
+from streams.storage.alerts import StoredAlert
+from streams.storage.retrain_requests import StoredRetrain
 
 router = APIRouter(prefix="/v1", tags=["alerts"], responses=responses(400, 401, 422, 503))
 
@@ -27,69 +27,18 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 AlertIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-class _FromRecord(BaseModel):
-    """A response body read from a record's attributes (``streams.monitors.alert_records``)."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-
-class DeliveryTarget(_FromRecord):
-    channel_index: int
-    channel: str
-    url: str = Field(description="without secrets")
-    status: Literal["pending", "delivered", "failed"]
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    last_attempt_at: datetime
+# The response bodies are the alert store's records (``streams.storage.alerts``, ``retrain_requests``,
+# ``deliveries``: one definition of each field) under the API's names, read from the records' attributes.
+# Every field is in the response (defaults too), and a response has no other keys to refuse.
+_RESPONSE = ConfigDict(from_attributes=True, extra="ignore", json_schema_serialization_defaults_required=True)
 
 
-class DeliverySummary(_FromRecord):
-    status: Literal["none", "pending", "delivered", "failed"] = Field(
-        description="none: no channels; delivered: every channel; failed: a channel gave up after its retries"
-    )
-    channels: int
-    attempts: int
-    targets: list[DeliveryTarget]
+class AlertOut(StoredAlert):
+    model_config = _RESPONSE
 
 
-class AlertOut(_FromRecord):
-    alert_id: str
-    project: str
-    monitor_id: str
-    monitor_name: str
-    model: str
-    model_version: str
-    kind: str
-    severity: str
-    window_start: datetime
-    window_end: datetime
-    metric: str
-    dimension: str
-    value: float
-    threshold: float
-    condition: str
-    p_value: float | None
-    details: dict[str, Any]
-    summary: str = Field(description="what breached, in words (the Slack message and the dashboard say the same)")
-    alert_url: str | None = Field(description="the alert's dashboard page, for people")
-    window_url: str | None = Field(description="the dashboard page of the breaching window")
-    api_url: str | None = Field(description="this resource")
-    stats_api_url: str | None = Field(description="the window's statistics in the API (report_url before)")
-    snoozed_until: datetime | None = Field(description="set when the monitor was snoozed as it fired: not delivered")
-    fired_at: datetime
-    dedup_key: str
-    entities: list[str] = Field(default_factory=list, description="a group_by monitor's breaching tag values")
-    status: Literal["open", "acked"]
-    acked_at: datetime | None
-    acked_by: str | None
-    ack_note: str | None
-    delivery: DeliverySummary
-    resolution: AlertResolved | None = Field(description="set once the alert stopped breaching (resolve_after)")
-
-
-class AlertDetail(AlertOut):
-    attempts: list[StoredAttempt] = Field(description="every delivery attempt, oldest first")
+class AlertDetail(StoredAlertDetail):
+    model_config = _RESPONSE
 
 
 class AckRequest(BaseModel):
@@ -97,19 +46,8 @@ class AckRequest(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
-class RetrainOut(_FromRecord):
-    request_id: str
-    project: str
-    monitor_id: str
-    model: str
-    model_version: str
-    reason: list[str] = Field(description="the alerts behind the request")
-    window_start: datetime
-    window_end: datetime
-    evidence: dict[str, Any]
-    dataset: dict[str, Any] = Field(description="a /v1/feedback/export selector for the training data")
-    created_at: datetime
-    delivery: DeliverySummary
+class RetrainOut(StoredRetrain):
+    model_config = _RESPONSE
 
 
 @router.get("/alerts", response_model=list[AlertOut], summary="Alerts of the project, newest first")

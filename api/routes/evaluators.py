@@ -10,7 +10,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.deps import EvaluationsDep, ManagedProjectDep, ProjectDep
@@ -177,7 +177,7 @@ def read_agreement(
     since, end = storable_range(since, until or datetime.now(UTC), names=("from", "to"))  # 'to' defaults to now
     assert end is not None
     until, since = end, since or end - CALIBRATION_PERIOD
-    evaluator = _get(evaluations, project, evaluator_id)
+    evaluator = found_evaluator(evaluations, project, evaluator_id)
     if against is None:
         against = "label" if evaluator.output_kind == "label" else "thumbs"
     if evaluator.output_kind == "label" and against != "label":
@@ -225,11 +225,28 @@ async def _vet(evaluations: Evaluations, evaluator: Evaluator) -> None:
         raise unprocessable(["body", "judge", "base_url"], str(exc), "unsafe_target") from exc
 
 
-def _get(evaluations: Evaluations, project: str, evaluator_id: str) -> Evaluator:
+def found_evaluator(evaluations: Evaluations, project: str, evaluator_id: str) -> Evaluator:
+    """The project's evaluator of that id; 404 when it has none."""
     evaluator = evaluations.store.get(project, evaluator_id)
     if evaluator is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evaluator {evaluator_id!r} in this project")
     return evaluator
+
+
+async def _evaluator(evaluator_id: EvaluatorIdPath, project: ProjectDep, evaluations: EvaluationsDep) -> Evaluator:
+    """The path's evaluator, for a key that may read (404 when the project has none of that id)."""
+    return await asyncio.to_thread(found_evaluator, evaluations, project, evaluator_id)
+
+
+async def _managed_evaluator(
+    evaluator_id: EvaluatorIdPath, project: ManagedProjectDep, evaluations: EvaluationsDep
+) -> Evaluator:
+    """The path's evaluator, for a key that may change the project (403 before 404)."""
+    return await asyncio.to_thread(found_evaluator, evaluations, project, evaluator_id)
+
+
+EvaluatorDep = Annotated[Evaluator, Depends(_evaluator)]
+ManagedEvaluatorDep = Annotated[Evaluator, Depends(_managed_evaluator)]
 
 
 @router.post(
@@ -256,8 +273,8 @@ async def list_evaluators(project: ProjectDep, evaluations: EvaluationsDep) -> l
 
 
 @router.get("/{evaluator_id}", response_model=Evaluator, responses=responses(404), summary="One evaluator")
-async def get_evaluator(evaluator_id: EvaluatorIdPath, project: ProjectDep, evaluations: EvaluationsDep) -> Evaluator:
-    return await asyncio.to_thread(_get, evaluations, project, evaluator_id)
+async def get_evaluator(evaluator: EvaluatorDep) -> Evaluator:
+    return evaluator
 
 
 @router.patch(
@@ -267,7 +284,7 @@ async def get_evaluator(evaluator_id: EvaluatorIdPath, project: ProjectDep, eval
     summary="Change some fields of an evaluator; the result is validated as a whole",
 )
 async def update_evaluator(
-    evaluator_id: EvaluatorIdPath, body: EvaluatorUpdate, project: ManagedProjectDep, evaluations: EvaluationsDep
+    current: ManagedEvaluatorDep, body: EvaluatorUpdate, project: ManagedProjectDep, evaluations: EvaluationsDep
 ) -> Evaluator:
     # null leaves a field unchanged, except those whose null means "none" (budgets, the kind's own fields)
     changes = {
@@ -275,7 +292,7 @@ async def update_evaluator(
         for name, value in body.model_dump(exclude_unset=True).items()
         if value is not None or name in _NULLABLE
     }
-    await asyncio.to_thread(_get, evaluations, project, evaluator_id)
+    evaluator_id = current.evaluator_id
     try:
         evaluator = await asyncio.to_thread(evaluations.store.update, project, evaluator_id, changes)
     except ValidationError as exc:
@@ -305,12 +322,8 @@ async def delete_evaluator(
     summary="Try the evaluator on the newest matching calls; nothing is stored",
 )
 async def preview_evaluator(
-    evaluator_id: EvaluatorIdPath,
-    project: ManagedProjectDep,
-    evaluations: EvaluationsDep,
-    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+    evaluator: ManagedEvaluatorDep, evaluations: EvaluationsDep, limit: Annotated[int, Query(ge=1, le=20)] = 5
 ) -> list[EvaluationOut]:
-    evaluator = await asyncio.to_thread(_get, evaluations, project, evaluator_id)
     return [_out(call.event_id, outcome) for call, outcome in await evaluations.preview(evaluator, limit)]
 
 
@@ -321,13 +334,14 @@ async def preview_evaluator(
     summary="The evaluator's newest evaluations and today's budget use",
 )
 async def evaluator_evaluations(
-    evaluator_id: EvaluatorIdPath,
+    evaluator: EvaluatorDep,
     project: ProjectDep,
     evaluations: EvaluationsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EvaluationsOut:
+    evaluator_id = evaluator.evaluator_id
+
     def read() -> EvaluationsOut:
-        evaluator = _get(evaluations, project, evaluator_id)
         rows = queue.of_evaluator(evaluations.storage, project, evaluator_id, limit)
         usage = evaluations.budgets.usage(evaluator)
         return EvaluationsOut(
@@ -372,12 +386,11 @@ async def evaluator_agreement(
     summary="Evaluate past calls of a time range (queued; resumable; within the daily budget)",
 )
 async def backfill_evaluator(
-    evaluator_id: EvaluatorIdPath, body: BackfillRequest, project: ManagedProjectDep, evaluations: EvaluationsDep
+    evaluator: ManagedEvaluatorDep, body: BackfillRequest, evaluations: EvaluationsDep
 ) -> BackfillOut:
     since, until = storable_range(body.since, body.until, "body")
     assert since is not None
     assert until is not None
-    evaluator = await asyncio.to_thread(_get, evaluations, project, evaluator_id)
     if evaluator.filters.on_feedback:
         raise unprocessable(
             ["body"], "a backfill of an evaluator filtered on feedback (thumbs_down, corrected) is not supported"
@@ -396,13 +409,13 @@ async def backfill_evaluator(
     summary="A backfill's progress (an id that queued nothing, or an unknown one, shows no rows)",
 )
 async def backfill_progress(
-    evaluator_id: EvaluatorIdPath,
+    evaluator: EvaluatorDep,
     backfill_id: Annotated[str, Path(min_length=1, max_length=64)],
-    project: ProjectDep,
     evaluations: EvaluationsDep,
 ) -> BackfillOut:
-    await asyncio.to_thread(_get, evaluations, project, evaluator_id)
-    counts = await asyncio.to_thread(queue.counts, evaluations.storage, project, evaluator_id, backfill_id)
+    counts = await asyncio.to_thread(
+        queue.counts, evaluations.storage, evaluator.project, evaluator.evaluator_id, backfill_id
+    )
     return BackfillOut(
         backfill_id=backfill_id, queued=sum(counts.values()), counts=counts, finished=not counts.get("pending")
     )

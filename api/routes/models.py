@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from api.deps import ProjectDep, RuntimeDep, StorageDep
 from api.errors import responses
 from api.queries.compare import fetch_version
 from api.time_range import storable, storable_range
-from streams.stats.compare import compare_versions
+from streams.stats.compare import MetricComparison, compare_versions
 from streams.storage.feedback import count_by_model
 from streams.storage.inferences import model_counts
 
@@ -47,17 +48,9 @@ def list_models(project: ProjectDep, storage: StorageDep) -> list[dict[str, Any]
     ]
 
 
-class MetricComparisonOut(BaseModel):
-    family: str
-    metric: str
-    dimension: str
-    a: float | None
-    b: float | None
-    difference: float | None
-    p_value: float | None
-    test: str
-    significant: bool
-    details: dict[str, Any]
+@pydantic_dataclass(frozen=True)
+class MetricComparisonOut(MetricComparison):  # the comparison's record under the API's name (``asdict`` in)
+    pass
 
 
 class VersionComparison(BaseModel):

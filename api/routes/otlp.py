@@ -6,7 +6,7 @@ handler, then the response in the request's encoding. The handlers decode with t
 for spans, ``streams.otlp.logs`` for log records) and hand them to the same publisher as
 ``/v1/inferences`` and ``/v1/feedback``: in embedded mode the 200 waits for the durable write, in
 distributed mode for the Kafka produce. Prompts and responses captured via log events land on the
-inference of their span, in either order (``streams.otlp.texts``).
+inference of their span, in either order (``streams.storage.otlp_texts``).
 
 Responses follow the OTLP/HTTP specification:
 
@@ -54,7 +54,6 @@ from streams import metrics
 from streams.bus import EventsRefused, Kind, NotWrittenYet
 from streams.decode import EventTimePolicy, dead_letter
 from streams.metrics import Signal
-from streams.otlp import texts
 from streams.otlp.logs import count_data_points, map_logs
 from streams.otlp.mapping import Mapped, map_traces
 from streams.otlp.payloads import (
@@ -70,6 +69,7 @@ from streams.otlp.payloads import (
 )
 from streams.runtime import Runtime
 from streams.storage import StorageError, dead_letters
+from streams.storage import otlp_texts as texts
 
 log = get_logger(__name__)
 
@@ -249,7 +249,7 @@ async def _logs(body: bytes, encoding: Encoding, project: str, runtime: Runtime)
     metrics.events_accepted("feedback", "http", len(mapped.records))
     if mapped.texts and runtime.privacy is not None:  # the texts are stored: redacted first
         mapped.texts = await asyncio.to_thread(runtime.privacy.log_texts, project, mapped.texts)
-    if mapped.texts:  # stored first, then joined: see streams.otlp.texts for why this order
+    if mapped.texts:  # stored first, then joined: see streams.storage.otlp_texts for why this order
         await asyncio.to_thread(texts.store, runtime.storage, project, mapped.texts)
         completed = await asyncio.to_thread(texts.complete_stored, runtime.storage, project, mapped.texts)
         log.info("otlp.texts", project=project, texts=len(mapped.texts), completed=completed)

@@ -19,7 +19,7 @@ from api.ui.web import Ui, UiDep, UiManageDep, UiRoute, first, parse_moment, red
 from schemas.events import AlertKind, Severity
 from schemas.stats import METRICS
 from streams.delivery.wording import P_VALUE_TESTS, column_change, p_value_text
-from streams.monitors.alert_records import AlertDetail
+from streams.storage.alerts import AlertDetail
 from streams.storage.snoozes import ALL_MODELS, Snooze
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import ValidationError
 
-from api.routes.evaluators import create_evaluator, delete_evaluator, preview_evaluator, read_agreement
+from api.routes.evaluators import create_evaluator, delete_evaluator, found_evaluator, preview_evaluator, read_agreement
 from api.ui.web import Ui, UiDep, UiManageDep, UiRoute, first, quote_path, redirect
 from schemas.evaluators import BUILTIN_TEMPLATES, CodeCheck, EvaluatorCreate
 from schemas.problems import problem_line, validation_problems
@@ -126,9 +126,7 @@ async def create(ui: UiManageDep) -> Response:
 
 async def _detail(ui: Ui, evaluator_id: str, preview: list[Any] | None = None) -> Response:
     evaluations = _evaluations(ui)
-    evaluator = await asyncio.to_thread(evaluations.store.get, ui.project, evaluator_id)
-    if evaluator is None:
-        raise HTTPException(404, f"no evaluator {evaluator_id!r} in this project")
+    evaluator = await asyncio.to_thread(found_evaluator, evaluations, ui.project, evaluator_id)
     rows = await asyncio.to_thread(queue.of_evaluator, evaluations.storage, ui.project, evaluator_id, 50)
     counts = await asyncio.to_thread(queue.counts, evaluations.storage, ui.project, evaluator_id)
     over = await asyncio.to_thread(evaluations.budgets.over, evaluator)
@@ -152,7 +150,9 @@ async def evaluator_page(evaluator_id: EvaluatorIdPath, ui: UiDep) -> Response:
 @router.post("/evaluators/{evaluator_id}/preview")
 async def preview(evaluator_id: EvaluatorIdPath, ui: UiManageDep) -> Response:
     await ui.form()
-    results = await preview_evaluator(evaluator_id, ui.project, _evaluations(ui), 5)
+    evaluations = _evaluations(ui)
+    evaluator = await asyncio.to_thread(found_evaluator, evaluations, ui.project, evaluator_id)
+    results = await preview_evaluator(evaluator, evaluations, 5)
     return await _detail(ui, evaluator_id, preview=results)
 
 

@@ -64,6 +64,7 @@ from streams.delivery.pagerduty import pagerduty_event
 from streams.delivery.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 from streams.delivery.slack import slack_group_message, slack_message, slack_resolved_message, slack_retrain_message
 from streams.delivery.url_guard import IPAddress, UnresolvableTargetError, UnsafeTargetError, resolve_target
+from streams.storage.deliveries import DeliveryAttempt, EventType
 
 log = structlog.get_logger(__name__)
 
@@ -74,25 +75,7 @@ _ERROR_BODY_BYTES = 300
 _MIN_SCRUB_LENGTH = 8  # shorter header values are too likely to be ordinary words to scrub safely
 
 OnAttempt = Callable[["DeliveryAttempt"], Awaitable[object] | object]
-EventType = Literal["alert", "retrain", "alert.resolved", "alert.group"]
 Event = AlertEvent | RetrainEvent | AlertResolved | AlertGroup
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryAttempt:
-    """One try at one target, as stored in ``alert_deliveries``. ``url`` is safe to store and log."""
-
-    target_id: str  # alert_id or request_id
-    event_type: EventType
-    channel: ChannelType
-    url: str
-    attempt: int
-    status_code: int | None
-    error: str | None
-    latency_ms: float
-    succeeded: bool
-    final: bool
-    at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,9 +57,10 @@ from schemas.monitors import Monitor
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.delivery import Deliverer, DeliveryAttempt, DeliveryOutcome
-from streams.monitors.alerts import AlertStore, Pending
+from streams.monitors.alerts import AlertStore
 from streams.monitors.training import with_dataset
 from streams.storage import generation
+from streams.storage.deliveries import Pending
 
 log = structlog.get_logger(__name__)
 

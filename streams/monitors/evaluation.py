@@ -69,13 +69,13 @@ from schemas.settings import Settings
 from schemas.stats import StatRow
 from streams import metrics
 from streams.delivery.wording import breach_words, entity_words
-from streams.monitors.alert_records import Evaluation
 from streams.monitors.alerts import AlertStore
 from streams.monitors.defaults import monitors_for
 from streams.monitors.store import MonitorStore
 from streams.monitors.training import with_dataset
 from streams.storage import as_utc
 from streams.storage.entity_stats import breaching_entities
+from streams.storage.monitor_evaluations import Evaluation
 from streams.storage.rolling_stats import rolling_value
 
 log = structlog.get_logger(__name__)

@@ -1,4 +1,5 @@
-"""Monitors in ClickHouse: versioned rows, a short per-project cache for the engine, a YAML loader.
+"""Monitors: versioned rows (``streams.storage.monitors``), a short per-project cache for the engine,
+a YAML loader.
 
 Every change writes a new row of the monitor (``version`` = nanoseconds); reads take the newest with
 ``FINAL``. The engine asks for a project's active monitors on every closed window, so those lists are
@@ -17,9 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import structlog
-from pydantic import ValidationError
 
 from schemas.channels import EmailChannel, SlackChannel
 from schemas.monitors import Monitor, MonitorCreate, MonitorSpec
@@ -28,6 +27,7 @@ from streams.delivery.url_guard import UnresolvableTargetError, UnsafeTargetErro
 from streams.monitors.defaults import default_monitors, defaults_enabled
 from streams.startup_file import load_entries
 from streams.storage import Storage
+from streams.storage import monitors as monitor_table
 
 log = structlog.get_logger(__name__)
 
@@ -85,19 +85,7 @@ class MonitorStore:
     # ------------------------------------------------------------------ reads
 
     def _stored(self, project: str, monitor_id: str | None = None) -> list[Monitor]:
-        where = "project = {project:String}" + (" AND monitor_id = {monitor_id:String}" if monitor_id else "")
-        rows = self._storage.rows(
-            f"SELECT body FROM {self._storage.database}.monitors FINAL WHERE {where} AND deleted = 0 "
-            "ORDER BY monitor_id",
-            {"project": project, "monitor_id": monitor_id or ""},
-        )
-        monitors = []
-        for row in rows:
-            try:
-                monitors.append(Monitor.model_validate_json(row["body"]))
-            except ValidationError as exc:  # written by an older version with other rules: skip, say so
-                log.error("monitor_unreadable", project=project, error=str(exc)[:500])
-        return monitors
+        return monitor_table.stored(self._storage, project, monitor_id)
 
     def list(self, project: str) -> list[Monitor]:
         """The project's monitors, then the built-in defaults (unless switched off): each built-in
@@ -127,10 +115,7 @@ class MonitorStore:
 
     def projects(self) -> builtins.list[str]:
         """Projects with at least one stored monitor (the no-data sweep visits these)."""
-        rows = self._storage.query(
-            f"SELECT DISTINCT project FROM {self._storage.database}.monitors FINAL WHERE deleted = 0 ORDER BY project"
-        ).result_rows
-        return [project for (project,) in rows]
+        return monitor_table.projects(self._storage)
 
     def invalidate(self, project: str | None = None) -> None:
         with self._lock:
@@ -142,20 +127,7 @@ class MonitorStore:
     # ------------------------------------------------------------------ writes
 
     def _write(self, monitor: Monitor, *, deleted: bool = False) -> None:
-        self._storage.insert_rows(
-            "monitors",
-            ["project", "monitor_id", "body", "deleted", "version", "updated_at"],
-            [
-                [
-                    monitor.project,
-                    monitor.monitor_id,
-                    orjson.dumps(monitor.storage_json()).decode(),
-                    int(deleted),
-                    time.time_ns(),
-                    datetime.now(UTC),
-                ]
-            ],
-        )
+        monitor_table.write(self._storage, monitor, deleted=deleted)
         self.invalidate(monitor.project)
 
     def create(self, project: str, spec: MonitorCreate, *, check: Check | None = None) -> Monitor:

@@ -4,7 +4,7 @@
   (``inference_id`` from the log's trace and span id), whether it arrives before or after the span.
 * Content events (the ``gen_ai.client.inference.operation.details`` event, or the older per-message
   events, gathered per span within one export) become the prompt and response of their span's
-  inference (joined in storage: ``streams.otlp.texts``); the text is read as spans' is
+  inference (joined in storage: ``streams.storage.otlp_texts``); the text is read as spans' is
   (``streams.otlp.mapping``).
 * Every metric data point is dropped: loopwatch reads GenAI usage from the spans.
 """
@@ -46,6 +46,7 @@ from streams.otlp.mapping import (
     _timestamp,
     any_value,
 )
+from streams.storage.otlp_texts import LogTexts
 
 # Content captured "via events": the details event, and the per-message events instrumentations emitted
 # before it (earlier opentelemetry-instrumentation-openai-v2 releases): prompt messages by role; the choice.
@@ -118,15 +119,6 @@ def evaluation_record(
     if isinstance(record.value, float) and not math.isfinite(record.value):
         return f"evaluation {name[:64]!r} of {inference_id}: score must be finite"
     return record
-
-
-@dataclass(frozen=True, slots=True)
-class LogTexts:
-    """The prompt and response a span's log events carried (content captured "via events")."""
-
-    inference_id: str
-    prompt: str | None
-    response: str | None
 
 
 @dataclass(slots=True)

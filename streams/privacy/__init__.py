@@ -23,9 +23,9 @@ from schemas.privacy import RedactionPolicy
 from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
 from streams.bus import Publisher
-from streams.otlp.logs import LogTexts
 from streams.privacy.redact import Redactor
 from streams.storage import Storage, redaction_policies
+from streams.storage.otlp_texts import LogTexts
 
 __all__ = ["Privacy", "RedactingPublisher", "Redactor", "default_policy"]
 

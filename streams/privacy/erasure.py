@@ -8,6 +8,10 @@ items and reviews of their calls. Each table's module owns its ``DELETE``
 (``ALTER TABLE … DELETE`` with ``mutations_sync``: the call returns once the rows are gone from every
 part, projections included). Events go last, so an erasure interrupted half-way finds the same events
 again when repeated. Window statistics are aggregates of many events and are kept.
+
+Alerts whose entities name the user (``user_id=<id>``: a monitor grouped by the ``user_id`` tag, or one
+watching each user for silence) go too, with their acknowledgements and resolutions (which repeat their
+words).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from streams.otlp import texts
-from streams.storage import Storage, datasets, dead_letters, feedback, inferences, queues
+from streams.storage import Storage, alerts, datasets, dead_letters, feedback, inferences, queues
+from streams.storage import otlp_texts as texts
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +37,7 @@ class Erasure:
     dead_letters: int
     dataset_rows: int
     review_items: int
+    alerts: int
 
     def counts(self) -> dict[str, int]:
         """Rows removed per table."""
@@ -43,6 +48,7 @@ class Erasure:
             "dead_letters": self.dead_letters,
             "dataset_rows": self.dataset_rows,
             "review_items": self.review_items,
+            "alerts": self.alerts,
         }
 
 
@@ -62,6 +68,7 @@ def erase_subject(storage: Storage, project: str, user_id: str) -> Erasure:
         dead_letters=dead_letters.erase_user(storage, project, user_id),
         dataset_rows=datasets.erase_user(storage, project, user_id, event_ids),
         review_items=queues.erase_calls(storage, project, event_ids),
+        alerts=alerts.erase_user(storage, project, user_id),
         inferences=inferences.erase_user(storage, project, user_id, event_ids),
     )
     log.info("subject_erased", project=project, subject=erasure.subject, **erasure.counts())

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
+from schemas.records import FeedbackRecord
 from schemas.stats import WindowKey
 from streams.storage.client import Storage
 from streams.storage.inferences import newest_per_id, window_calls
@@ -306,3 +309,29 @@ def references(storage: Storage, project: str, inference_ids: list[str]) -> dict
         {"project": project, "ids": inference_ids},
     )
     return {str(row["inference_id"]): str(row["answer"]) for row in rows}
+
+
+def rows_json(events: Sequence[FeedbackRecord]) -> bytes:
+    """Feedback rows: ``value`` split into a number column and a label column for cheap aggregates."""
+    rows = [
+        {
+            "project": event.project,
+            "feedback_id": event.feedback_id,
+            "inference_id": event.inference_id,
+            "timestamp": event.timestamp.isoformat(),
+            "kind": event.kind,
+            "value": event.numeric_value,
+            "label": event.label_value,
+            "name": event.name or "",
+            "text": event.text or "",
+            "source": event.source,
+            "user_id": event.user_id or "",
+        }
+        for event in events
+    ]
+    return orjson.dumps(rows)
+
+
+def insert(storage: Storage, events: Sequence[FeedbackRecord]) -> None:
+    """Write ``events`` (one insert)."""
+    storage.insert_json("feedback", rows_json(events))

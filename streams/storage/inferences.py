@@ -38,7 +38,7 @@ from typing import Any, Literal
 import orjson
 
 from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
-from schemas.records import InferenceRecord
+from schemas.records import InferenceRecord, encode_records
 from schemas.stats import WindowKey
 from streams.storage.client import Storage
 from streams.storage.times import as_utc, ch_time, time_range
@@ -817,3 +817,8 @@ def calls_between(
         {"project": project, "since": since, "until": until, "model": model or "", "limit": limit},
     )
     return [CallKey(r["event_id"], r["model"], r["model_version"], r["status"], dict(r["tags"])) for r in rows]
+
+
+def insert(storage: Storage, records: list[InferenceRecord]) -> None:
+    """Write ``records`` (one insert)."""
+    storage.insert_json("inferences", encode_records(records))

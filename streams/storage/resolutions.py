@@ -7,10 +7,13 @@ at once write the same row (collapsed by the table's key); a claim decides which
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from schemas.events import AlertResolved
+from streams.storage import deliveries
 from streams.storage.client import Storage
+from streams.storage.deliveries import Pending
 
 _COLUMNS = [
     "project",
@@ -79,3 +82,27 @@ class ResolutionStore:
                 {"project": project, "id": alert_id},
             )
         )
+
+
+def owed(storage: Storage, *, since: datetime, until: datetime, limit: int) -> list[Pending]:
+    """Resolutions made in [since, until] that still owe a channel their message."""
+    rows = deliveries.owed_rows(
+        storage,
+        "alert_resolutions",
+        "resolution_id",
+        "resolved_at",
+        ["project", "resolution_id", "monitor_id", "body"],
+        since=since,
+        until=until,
+        limit=limit,
+    )
+    return [Pending(_resolution(row), row["monitor_id"], list(row["missing"])) for row in rows]
+
+
+def erase_of_alerts(storage: Storage, project: str, alert_ids: Sequence[str]) -> None:
+    """Delete the resolutions of these alerts (their summaries are the alerts' words)."""
+    storage.command(
+        f"ALTER TABLE {storage.database}.alert_resolutions DELETE WHERE project = {{project:String}} "
+        "AND alert_id IN {ids:Array(String)} SETTINGS mutations_sync = 2",
+        {"project": project, "ids": list(alert_ids)},
+    )

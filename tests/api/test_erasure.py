@@ -4,6 +4,7 @@ table is counted before and after."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -11,15 +12,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loopwatch.process import serving_app
-from streams.otlp import texts
-from streams.otlp.logs import LogTexts
+from streams.storage import otlp_texts as texts
+from streams.storage.otlp_texts import LogTexts
+from schemas.events import AlertEvent, AlertResolved
 from streams.privacy.erasure import subject_ref
+from streams.storage import alerts
+from streams.storage.resolutions import ResolutionStore
 from tests.conftest import Api, make_settings
 
 ADMIN = "erasure-admin-key-0123456789"
 ADMIN_HEADERS = {"authorization": f"Bearer {ADMIN}"}
 PROJECT = "shop"
-TABLES = ("inferences", "feedback", "otlp_texts", "dead_letters", "dataset_rows", "review_items")
+TABLES = ("inferences", "feedback", "otlp_texts", "dead_letters", "dataset_rows", "review_items", "alerts")
+T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -72,7 +77,46 @@ def _of_user(api: Api, user_id: str) -> dict[str, int]:
             )
             for table in ("queue_items", "queue_reviews")
         ),
+        "alerts": storage.scalar(
+            f"SELECT count() FROM {db}.alerts WHERE project = {{p:String}} "
+            "AND has(entities, concat('user_id=', {u:String}))",
+            params,
+        ),
     } | {"_ids": len(storage.rows(ids, params))}
+
+
+def _alert(alert_id: str, *entities: str) -> AlertEvent:
+    """An alert of a monitor grouped by ``user_id`` naming ``entities``."""
+    return AlertEvent(
+        alert_id=alert_id,
+        project=PROJECT,
+        monitor_id="cost-per-user",
+        model="m",
+        kind="cost",
+        window_start=T0,
+        window_end=T0 + timedelta(hours=1),
+        metric="cost_usd",
+        dimension=entities[0],
+        value=31.0,
+        threshold=20.0,
+        dedup_key=f"cost-per-user:{alert_id}",
+        summary=f"{len(entities)} user_id values with cost_usd > $20.0000",
+        entities=list(entities),
+    )
+
+
+def _alert_state(api: Api, alert_id: str) -> tuple[int, int, int]:
+    """(alert rows, acknowledgements, resolutions) stored of one alert."""
+    storage = api.services.storage
+    return tuple(  # type: ignore[return-value]
+        int(
+            storage.scalar(
+                f"SELECT count() FROM {storage.database}.{table} WHERE project = {{p:String}} AND alert_id = {{a:String}}",
+                {"p": PROJECT, "a": alert_id},
+            )
+        )
+        for table in ("alerts", "alert_acks", "alert_resolutions")
+    )
 
 
 def _seed(api: Api, headers: dict[str, str]) -> None:
@@ -105,6 +149,24 @@ def _seed(api: Api, headers: dict[str, str]) -> None:
     assert api.client.post("/v1/queues", json=queue, headers=headers).status_code == 201
     added = api.client.post("/v1/queues/q/items", json={"inference_ids": ["ana-0", "bob-0"]}, headers=headers)
     assert added.json() == {"added": 2}, added.text
+    # alerts of a monitor grouped by user: one names ana (and bob), acknowledged and resolved; one names
+    # bob only; one names a user whose id starts like ana's
+    alerts.insert(storage, [_alert("a-ana", "user_id=ana", "user_id=bob"), _alert("a-bob", "user_id=bob")], {})
+    alerts.insert(storage, [_alert("a-anabel", "user_id=anabel")], {})
+    alerts.insert_ack(storage, PROJECT, "a-ana", by="oncall", note="looked")
+    resolved = AlertResolved(
+        resolution_id="r-ana",
+        alert_id="a-ana",
+        project=PROJECT,
+        monitor_id="cost-per-user",
+        model="m",
+        summary="1 user_id value with cost_usd > $20.0000: ana $31.0000",
+        fired_window_start=T0,
+        calm_since=T0 + timedelta(hours=1),
+        calm_windows=2,
+        resolved_window_end=T0 + timedelta(hours=3),
+    )
+    ResolutionStore(storage).insert([resolved], {})
 
 
 class TestErasure:
@@ -123,8 +185,10 @@ class TestErasure:
             "dead_letters": 1,
             "dataset_rows": 3,
             "review_items": 1,
+            "alerts": 1,
             "_ids": 3,
         }
+        assert _alert_state(api, "a-ana") == (1, 1, 1)
         bob_before = _of_user(api, "bob")
 
         first = api.client.delete("/v1/subjects/ana", headers=headers)
@@ -137,16 +201,22 @@ class TestErasure:
             "dead_letters": 1,
             "dataset_rows": 3,
             "review_items": 1,
+            "alerts": 1,
         }
         assert body["statistics"] == "kept"
         assert body["subject"] == subject_ref(PROJECT, "ana")
         assert _of_user(api, "ana") == dict.fromkeys((*TABLES, "_ids"), 0)
         bob_after = _of_user(api, "bob")
         # ana's rating of bob's answer went, from the feedback and from the dataset
+        # and the alert that named both of them, with its acknowledgement and resolution
         assert bob_after == bob_before | {
             "feedback": bob_before["feedback"] - 1,
             "dataset_rows": bob_before["dataset_rows"] - 1,
+            "alerts": bob_before["alerts"] - 1,
         }
+        assert _alert_state(api, "a-ana") == (0, 0, 0)
+        assert _alert_state(api, "a-bob") == (1, 0, 0)
+        assert _alert_state(api, "a-anabel") == (1, 0, 0)  # a user whose id merely starts like ana's keeps hers
         assert api.client.get("/v1/inferences/bob-1", headers=api.key(PROJECT)).status_code == 200
 
         again = api.client.delete("/v1/subjects/ana", headers=headers)

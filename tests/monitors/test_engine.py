@@ -11,7 +11,7 @@ import pytest
 from schemas.monitors import MonitorCreate
 from schemas.stats import StatRow
 from streams.monitors import Monitoring
-from streams.monitors.alert_records import StoredAlert
+from streams.storage.alerts import StoredAlert
 from tests.monitors.conftest import drift_rows, row, window
 
 DRIFT = {

@@ -20,7 +20,7 @@ def test_every_inference_field_has_a_column(storage: Storage) -> None:
 
 
 def test_every_feedback_field_has_a_column(storage: Storage) -> None:
-    # ``value`` is stored split into a number and a label column (``streams.sink.feedback_rows_json``)
+    # ``value`` is stored split into a number and a label column (``streams.storage.feedback.rows_json``)
     missing = set(FeedbackRecord.__struct_fields__) - {"value"} - _columns(storage, "feedback")
     assert not missing, f"add a migration with a column for: {sorted(missing)}"
     assert {"value", "label"} <= _columns(storage, "feedback")

@@ -26,7 +26,7 @@ from schemas.records import (
     inference_record,
 )
 from streams.decode import EventDecoder, EventKind, feedback_decoder, inference_decoder
-from streams.sink import feedback_rows_json
+from streams.storage.feedback import rows_json as feedback_rows_json
 from tests.poison import FEEDBACK, INFERENCE, poison_messages
 
 _FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

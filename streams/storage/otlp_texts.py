@@ -1,4 +1,5 @@
-"""Prompts and responses captured via log events, joined to the inference event of their span.
+"""The ``otlp_texts`` table: prompts and responses captured via log events, joined to the inference
+event of their span.
 
 With content capture "via events", an instrumentation puts the prompt and response on a log record
 (``gen_ai.client.inference.operation.details``, or the older per-message events) carrying the trace
@@ -29,12 +30,21 @@ never with a wrong one; resending the log completes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from schemas.records import InferenceRecord
-from streams.otlp.logs import LogTexts
-from streams.storage import Storage
+from streams.storage.client import Storage
 
 TABLE = "otlp_texts"
+
+
+@dataclass(frozen=True, slots=True)
+class LogTexts:
+    """The prompt and response a span's log events carried (content captured "via events")."""
+
+    inference_id: str
+    prompt: str | None
+    response: str | None
 
 
 def store(storage: Storage, project: str, texts: Sequence[LogTexts]) -> None:
