@@ -59,6 +59,8 @@ CLAIM_KIND = "evaluation"
 MISSING_CALL_GRACE = timedelta(minutes=10)  # a sampled call not readable after this long is skipped
 LOCAL_OVERLAP = timedelta(seconds=2)  # one writer (embedded): rows become visible in ingestion order
 SHARED_OVERLAP = timedelta(seconds=30)  # several writers (Kafka workers): an insert may land this late
+BATCH = 256  # pending rows read at once
+MAX_IN_FLIGHT = 512  # rows being evaluated at once per process (judge requests are capped per endpoint)
 SAMPLER_MAX_BACKOFF = 30.0  # seconds between sampling passes while storage keeps failing
 
 
@@ -286,6 +288,9 @@ class Evaluations:
         self._sampling: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stored = asyncio.Event()  # set when the pipeline stored events: the sampler reads them
+        self._in_flight: set[tuple[str, str, str]] = set()  # rows being evaluated by this process
+        self._not_ready: dict[tuple[str, str, str], float] = {}  # rows to leave alone until then (monotonic)
+        self._rows_lock = asyncio.Lock()
         self._stopping = False
         self.poll_seconds = settings.evaluator_poll_seconds
 
@@ -344,33 +349,73 @@ class Evaluations:
     # ------------------------------------------------------------------ the worker
 
     async def _run(self) -> None:
+        """Keep up to ``MAX_IN_FLIGHT`` rows being evaluated: a new batch starts while earlier ones wait on
+        the judge (one slow batch no longer holds up the next), each batch publishing and finishing its
+        rows on its own."""
+        batches: set[asyncio.Task[None]] = set()
         while not self._stopping:
-            self._wake.clear()  # a wake from here on (calls sampled meanwhile) ends the wait below at once
-            try:
-                worked = await self.drain_once()
-            except Exception:
-                log.exception("evaluations.batch_failed")
-                worked = 0
-            if worked or self._stopping:
+            self._wake.clear()  # a wake from here on (calls sampled, a batch done) ends the wait below at once
+            started = 0
+            if len(self._in_flight) < MAX_IN_FLIGHT:
+                try:
+                    started = await self._start_batch(batches)
+                except Exception:
+                    log.exception("evaluations.batch_failed")
+            if started or self._stopping:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+        if batches:
+            await asyncio.gather(*batches, return_exceptions=True)
 
-    async def drain_once(self, limit: int = 256) -> int:
-        """Evaluate one batch of pending rows; returns how many were finished."""
-        batch = await asyncio.to_thread(queue.pending, self.storage, limit)
+    async def _start_batch(self, batches: set[asyncio.Task[None]]) -> int:
+        """Read pending rows not already being evaluated (nor just found not ready) and start them."""
+        room = min(BATCH, MAX_IN_FLIGHT - len(self._in_flight))
+        now = time.monotonic()
+        self._not_ready = {key: until for key, until in self._not_ready.items() if until > now}
+        async with self._rows_lock:  # no batch finishes between this read and the filter below
+            rows = await asyncio.to_thread(
+                queue.pending, self.storage, room + len(self._in_flight) + len(self._not_ready)
+            )
+            batch = [item for item in rows if _key(item) not in self._in_flight and _key(item) not in self._not_ready]
+            batch = batch[:room]
+            self._in_flight.update(_key(item) for item in batch)
         if not batch:
             return 0
-        if self.claims is not None:
-            batch = await asyncio.to_thread(self._claim, batch)
-        inputs = await asyncio.to_thread(self._inputs, batch)
-        results = await asyncio.gather(*(self._evaluate(item, *inputs[i]) for i, item in enumerate(batch)))
-        done = [(item, result) for item, result in zip(batch, results, strict=True) if result is not None]
+        task = asyncio.create_task(self._evaluate_batch(batch))
+        batches.add(task)
+        task.add_done_callback(batches.discard)
+        return len(batch)
+
+    async def _evaluate_batch(self, batch: list[Sampled]) -> None:
+        try:
+            await self.drain_once(batch)
+        except Exception:
+            log.exception("evaluations.batch_failed")
+        finally:
+            self._in_flight.difference_update(_key(item) for item in batch)
+            self._wake.set()
+
+    async def drain_once(self, batch: list[Sampled]) -> int:
+        """Evaluate ``batch`` (pending rows); returns how many were finished. Rows that are not ready
+        (the call not readable yet, a breaker open) stay pending and are not read again for a poll."""
+        mine = await asyncio.to_thread(self._claim, batch) if self.claims is not None else batch
+        inputs = await asyncio.to_thread(self._inputs, mine)
+        results = await asyncio.gather(*(self._evaluate(item, *inputs[i]) for i, item in enumerate(mine)))
+        done = [(item, result) for item, result in zip(mine, results, strict=True) if result is not None]
+        later = time.monotonic() + self.poll_seconds
+        for item, result in zip(mine, results, strict=True):
+            if result is None:
+                self._not_ready[_key(item)] = later
+        if len(mine) < len(batch):  # claimed by another process: look again after a poll (it may die)
+            taken = {_key(item) for item in mine}
+            self._not_ready.update((_key(item), later) for item in batch if _key(item) not in taken)
         scores = [result.feedback for _, result in done if result.feedback is not None]
         if scores:
             assert self.publish is not None
             await self.publish(scores)  # stored (or in Kafka) before the rows say done
-        await asyncio.to_thread(self._finish, done)
+        async with self._rows_lock:
+            await asyncio.to_thread(self._finish, done)
         return len(done)
 
     def _inputs(self, batch: Sequence[Sampled]) -> list[tuple[Evaluator | None, calls.StoredInference | None, str]]:
@@ -585,6 +630,10 @@ class Evaluations:
             if len(found) >= limit:
                 break
         return found
+
+
+def _key(item: Sampled) -> tuple[str, str, str]:
+    return (item.project, item.evaluator_id, item.event_id)
 
 
 def _ms(started: float) -> float:

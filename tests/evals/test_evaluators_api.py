@@ -32,7 +32,7 @@ def evaluations_of(api: Api, headers: dict[str, str], evaluator_id: str) -> dict
     return dict(response.json())
 
 
-def finished(api: Api, headers: dict[str, str], evaluator_id: str, count: int) -> dict[str, Any]:
+def finished(api: Api, headers: dict[str, str], evaluator_id: str, count: int, timeout: float = 60) -> dict[str, Any]:
     """Wait until ``count`` evaluations of the evaluator are done or failed; return its evaluations."""
 
     def check() -> dict[str, Any] | None:
@@ -40,7 +40,7 @@ def finished(api: Api, headers: dict[str, str], evaluator_id: str, count: int) -
         ended = [item for item in body["items"] if item["status"] in ("done", "error")]
         return body if len(ended) >= count and body["counts"].get("pending", 0) == 0 else None
 
-    return wait_until(check, f"{count} evaluations of {evaluator_id}")
+    return wait_until(check, f"{count} evaluations of {evaluator_id}", timeout=timeout)
 
 
 class TestCrud:
@@ -274,7 +274,7 @@ class TestCodeAndPythonEvaluators:
         for body in (runaway, fine):
             assert api.client.post("/v1/evaluators", json=body, headers=headers).status_code == 201
         send_calls(api, headers, 8)
-        result = finished(api, headers, "runaway", 8)
+        result = finished(api, headers, "runaway", 8, timeout=300)  # each restarts a worker: slow on a busy host
         assert result["counts"] == {"error": 8}
         assert {item["error"] for item in result["items"]} == {"timed out after 0.5 s"}
         assert finished(api, headers, "py", 8)["counts"] == {"done": 8}
