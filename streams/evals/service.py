@@ -61,6 +61,7 @@ LOCAL_OVERLAP = timedelta(seconds=2)  # one writer (embedded): rows become visib
 SHARED_OVERLAP = timedelta(seconds=30)  # several writers (Kafka workers): an insert may land this late
 BATCH = 256  # pending rows read at once
 MAX_IN_FLIGHT = 512  # rows being evaluated at once per process (judge requests are capped per endpoint)
+SAMPLER_GAP = 0.25  # seconds between sampling passes at least: under heavy ingest, one read covers many flushes
 SAMPLER_MAX_BACKOFF = 30.0  # seconds between sampling passes while storage keeps failing
 
 
@@ -343,6 +344,7 @@ class Evaluations:
                 log.warning("evaluations.sampling_failed", error_type=type(exc).__name__, failures=failures)
                 await asyncio.sleep(min(SAMPLER_MAX_BACKOFF, self.poll_seconds * 2 ** min(failures, 6)))
                 continue
+            await asyncio.sleep(min(SAMPLER_GAP, self.poll_seconds))  # a pass per gap at most, not per flush
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stored.wait(), timeout=self.poll_seconds)
 
@@ -488,7 +490,7 @@ class Evaluations:
             return None
         if outcome.status == "done" or outcome.cost_usd:
             self.budgets.add(evaluator, outcome.cost_usd)
-        log.info(
+        (log.debug if outcome.status == "done" else log.info)(  # one per evaluation: successes only at debug
             "evaluation.finished",
             project=item.project,
             evaluator=item.evaluator_id,
