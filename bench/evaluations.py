@@ -10,8 +10,12 @@ What is measured
       (``LOOPWATCH_EVALUATOR_CONCURRENCY`` = ``--concurrency``, 128); timed from the first publish until
       every evaluation is done (read back from the ``evaluations`` table, each exactly once: the judge's
       request count must equal the calls). Target: >= 200 evaluations/s sustained.
-    * lag: per evaluation, ``updated_at`` (marked done, after its score was stored) minus ``enqueued_at``
-      (sampled, when its call was written); p50/p95. Target: p95 <= 2 s + the judge's latency.
+    * lag, under the sustained rate the throughput target implies (not a backlog burst): calls published
+      at ``--lag-rate`` (200/s, in 10 batches a second) for ``--lag-seconds`` (20 s), every one sampled;
+      per evaluation, ``updated_at`` (marked done, after its score was stored) minus the call's
+      ``ingested_at`` (stored, when its sender was acknowledged), so the time to be sampled counts;
+      p50/p95. Target: p95 <= 2 s + the judge's latency. (Before, the lag was read off the 3,000-call
+      burst of the throughput run: that measures how long a backlog takes to drain, not the lag.)
     * ingest overhead: ``--ingest`` events (100,000) published into a fresh database without any
       evaluator, then into another with a 10 % sampled judge evaluator (whose worker runs meanwhile);
       median of ``--runs`` runs each, alternating. Target: within 5 % of ingest without.
@@ -36,10 +40,12 @@ from typing import Any
 
 from _common import REPO, console, median, percentile, rate, verdict
 
+from loopwatch._logs import configure_logging
 from schemas.evaluators import EvaluatorCreate
 from schemas.records import InferenceRecord
 from schemas.settings import Settings
 from streams.runtime import Runtime, start_runtime
+from streams.storage import as_utc
 from streams.storage import evaluations as queue
 
 assert REPO
@@ -129,8 +135,45 @@ async def throughput(data_dir: Path, judge: RemoteJudge, count: int, concurrency
                       f"each call evaluated once: {once}")  # fmt: skip
         console.print(f"  target >= 200/s: {verdict(per_second >= 200)}")
         p50, p95 = percentile(lags, 50), percentile(lags, 95)
-        console.print(f"[bold]evaluation lag[/bold] (sampled → score stored): p50 {p50:.2f} s, p95 {p95:.2f} s")
-        console.print(f"  target p95 <= 2 s + judge ({2 + judge_s:.1f} s): {verdict(p95 <= 2 + judge_s)}")
+        console.print(
+            f"  (the burst's own lag, sampled → score stored, a backlog draining: p50 {p50:.2f} s, p95 {p95:.2f} s)"
+        )
+    finally:
+        await runtime.stop()
+
+
+async def lag(data_dir: Path, judge: RemoteJudge, per_second: int, seconds: int, concurrency: int) -> None:
+    """Calls at a steady ``per_second`` for ``seconds``; lag = score stored − call stored, per call."""
+    runtime = await start_runtime(settings_for(data_dir, concurrency))
+    try:
+        assert runtime.evaluations is not None and runtime.publisher is not None
+        runtime.evaluations.store.create("bench", judge_spec(judge, 1.0))
+        events = calls(per_second * seconds, "steady")
+        step = max(1, per_second // 10)
+        started = time.perf_counter()
+        sends = []  # each batch is sent on time, as independent HTTP senders would, not after the last ack
+        for index, start in enumerate(range(0, len(events), step)):
+            await asyncio.sleep(max(0.0, started + index * step / per_second - time.perf_counter()))
+            sends.append(asyncio.create_task(runtime.publisher.publish_inferences(events[start : start + step])))
+        await asyncio.gather(*sends)
+        sent_in = time.perf_counter() - started
+        while True:
+            counts = await asyncio.to_thread(queue.counts, runtime.storage, "bench", "relevance")
+            if counts.get("done", 0) + counts.get("error", 0) >= len(events):
+                break
+            await asyncio.sleep(0.1)
+        rows = await asyncio.to_thread(queue.of_evaluator, runtime.storage, "bench", "relevance", len(events) + 10)
+        stored = dict(
+            runtime.storage.query(
+                f"SELECT event_id, max(ingested_at) FROM {runtime.storage.database}.inferences "
+                "WHERE project = 'bench' GROUP BY event_id"
+            ).result_rows
+        )
+        lags = [(row.updated_at - as_utc(stored[row.sampled.event_id])).total_seconds() for row in rows]
+        p50, p95 = percentile(lags, 50), percentile(lags, 95)
+        console.print(f"[bold]evaluation lag[/bold] at a steady {per_second}/s for {seconds} s (sent in {sent_in:.1f} s; "
+                      f"call stored → score stored): p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(lags):.2f} s")  # fmt: skip
+        console.print(f"  target p95 <= 2 s + judge ({2 + judge.delay:.1f} s): {verdict(p95 <= 2 + judge.delay)}")
     finally:
         await runtime.stop()
 
@@ -220,14 +263,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--judge-ms", type=float, default=300)
     parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--lag-rate", type=int, default=200)
+    parser.add_argument("--lag-seconds", type=int, default=20)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.judged, args.ingest, args.runs = 600, 20_000, 1
+        args.judged, args.ingest, args.runs, args.lag_seconds = 600, 20_000, 1, 5
+    with tempfile.TemporaryDirectory(prefix="bench-evals-") as tmp:
+        configure_logging(settings_for(Path(tmp), args.concurrency))  # JSON at warning, as a server logs
     judge = RemoteJudge(args.judge_ms / 1000)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-evals-") as tmp:
             asyncio.run(throughput(Path(tmp), judge, args.judged, args.concurrency))
+            asyncio.run(lag(Path(tmp), judge, args.lag_rate, args.lag_seconds, args.concurrency))
             asyncio.run(ingest(Path(tmp), judge, args.ingest, args.runs))
     finally:
         judge.stop()

@@ -127,8 +127,8 @@ class Pipeline:
         does not fail the write (the rows are stored; repeating it would not help).
         """
         written = self.sink.flush()
-        if self.sampler is not None:  # before the writers are acknowledged: a failure here makes them resend
-            self.sampler.sample(written.written_inferences, written.written_feedback)
+        if self.sampler is not None and (written.written_inferences or written.written_feedback):
+            self.sampler.stored()  # wakes it: it reads what was stored, the writers' acks never wait for it
         _dead_lettered(written.rejected)  # events storage refused: dead letters written by that flush
         if self.stats is not None:  # only stored events count towards a window, so a closed window is complete
             try:

@@ -1,6 +1,6 @@
-"""Evaluators: the list (with a banner for spent budgets), a create form for judges and code checks,
-and each evaluator's page with its agreement with people (and calibration to thumbs) over the last 7 days,
-its newest scores and a preview on recent calls (nothing stored).
+"""Evaluators: the list (with a banner for spent budgets and an enable/disable switch per row), create and
+edit forms, and each evaluator's page with its agreement with people (and calibration to thumbs) over the
+last 7 days, its newest scores and a preview on recent calls (nothing stored).
 
 Forms go through the API's own route functions, so the dashboard refuses exactly what the API does."""
 
@@ -12,9 +12,16 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import ValidationError
 
-from api.routes.evaluators import create_evaluator, delete_evaluator, found_evaluator, preview_evaluator, read_agreement
+from api.routes.evaluators import (
+    create_evaluator,
+    delete_evaluator,
+    found_evaluator,
+    preview_evaluator,
+    read_agreement,
+    update_evaluator,
+)
 from api.ui.web import Ui, UiDep, UiManageDep, UiRoute, first, quote_path, redirect
-from schemas.evaluators import BUILTIN_TEMPLATES, CodeCheck, EvaluatorCreate
+from schemas.evaluators import BUILTIN_TEMPLATES, CodeCheck, Evaluator, EvaluatorCreate, EvaluatorUpdate
 from schemas.problems import problem_line, validation_problems
 from streams.evals import Evaluations
 from streams.evals.templates import BUILTINS
@@ -25,7 +32,7 @@ router = APIRouter(prefix="/ui", route_class=UiRoute)
 EvaluatorIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 FIELDS = (
     "evaluator_id", "name", "kind", "scope", "sampling_rate", "daily_budget_usd", "daily_budget_calls", "template",
-    "prompt_template", "base_url", "model", "api_key_env", "check", "pattern",
+    "prompt_template", "base_url", "model", "api_key_env", "check", "pattern", "function", "timeout_seconds",
 )  # fmt: skip
 SIMPLE_CHECKS = ("json_valid", "refusal", "regex_present", "regex_absent")
 
@@ -68,16 +75,81 @@ def _body(form: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-async def _form_page(ui: Ui, form: dict[str, str], errors: list[str], status_code: int = 200) -> Response:
+def _form_of(evaluator: Evaluator) -> dict[str, str]:
+    """The edit form pre-filled with the stored evaluator."""
+
+    def text(value: object) -> str:
+        return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    judge, code = evaluator.judge, evaluator.code
+    return {
+        "evaluator_id": evaluator.evaluator_id,
+        "name": evaluator.name,
+        "kind": evaluator.kind,
+        "scope": evaluator.scope,
+        "sampling_rate": text(evaluator.sampling_rate),
+        "daily_budget_usd": text(evaluator.daily_budget_usd),
+        "daily_budget_calls": text(evaluator.daily_budget_calls),
+        "template": evaluator.template or "",
+        "prompt_template": evaluator.prompt_template or "",
+        "base_url": judge.base_url if judge else "",
+        "model": judge.model if judge else "",
+        "api_key_env": (judge.api_key_env or "") if judge else "",
+        "check": code.check if code else "json_valid",
+        "pattern": (code.pattern or "") if code else "",
+        "function": evaluator.function or "",
+        "timeout_seconds": text(evaluator.timeout_seconds),
+    }
+
+
+def _changes(form: dict[str, str], current: Evaluator) -> dict[str, Any]:
+    """The PATCH body of an edit form: the fields it shows; what it does not show (the judge's timeout
+    and prices, a check's other settings, filters, output) stays as stored."""
+    body: dict[str, Any] = {"name": form["name"], "scope": form["scope"] or "*"}
+    if form["sampling_rate"].strip():
+        body["sampling_rate"] = form["sampling_rate"].strip()
+    for name in ("daily_budget_usd", "daily_budget_calls"):  # empty: no limit
+        body[name] = form[name].strip() or None
+    if current.kind == "llm_judge" and current.judge is not None:
+        judge = current.judge.model_dump(mode="json")
+        judge.update(base_url=form["base_url"].strip(), model=form["model"].strip())
+        judge["api_key_env"] = form["api_key_env"].strip()  # empty: no key
+        body["judge"] = judge
+        own = not form["template"]
+        body["template"] = None if own else form["template"]
+        body["prompt_template"] = form["prompt_template"] if own else None
+    elif current.kind == "code" and current.code is not None:
+        code = current.code.model_dump(mode="json", exclude_none=True)
+        if form["check"] != current.code.check:
+            code = {"check": form["check"]}
+        if form["check"] in ("regex_present", "regex_absent"):
+            code["pattern"] = form["pattern"]
+        body["code"] = code
+    elif current.kind == "python":
+        body["function"] = form["function"].strip()
+        body["timeout_seconds"] = form["timeout_seconds"].strip() or None
+    return body
+
+
+async def _form_page(
+    ui: Ui, form: dict[str, str], errors: list[str], status_code: int = 200, *, editing: Evaluator | None = None
+) -> Response:
     models = await asyncio.to_thread(model_names, ui.runtime.storage, ui.project)
+    if editing is not None and editing.scope not in ("*", *models):
+        models = [editing.scope, *models]  # a model with no calls yet keeps its scope
     return ui.render(
         "evaluator_form.html",
         status_code=status_code,
         form=form,
         errors=errors,
+        editing=editing,
         scopes=["*", *models],
         templates=[(name, BUILTINS[name].meaning) for name in BUILTIN_TEMPLATES],
-        checks=[c for c in get_args(CodeCheck) if c in SIMPLE_CHECKS],
+        checks=[
+            c
+            for c in get_args(CodeCheck)
+            if c in SIMPLE_CHECKS or (editing and editing.code and editing.code.check == c)
+        ],
     )
 
 
@@ -154,6 +226,47 @@ async def preview(evaluator_id: EvaluatorIdPath, ui: UiManageDep) -> Response:
     evaluator = await asyncio.to_thread(found_evaluator, evaluations, ui.project, evaluator_id)
     results = await preview_evaluator(evaluator, evaluations, 5)
     return await _detail(ui, evaluator_id, preview=results)
+
+
+async def _stored(ui: Ui, evaluator_id: str) -> Evaluator:
+    return await asyncio.to_thread(found_evaluator, _evaluations(ui), ui.project, evaluator_id)
+
+
+@router.get("/evaluators/{evaluator_id}/edit")
+async def edit_evaluator(evaluator_id: EvaluatorIdPath, ui: UiDep) -> Response:
+    evaluator = await _stored(ui, evaluator_id)
+    return await _form_page(ui, _form_of(evaluator), [], editing=evaluator)
+
+
+@router.post("/evaluators/{evaluator_id}/edit")
+async def save(evaluator_id: EvaluatorIdPath, ui: UiManageDep) -> Response:
+    fields = await ui.form()
+    current = await _stored(ui, evaluator_id)
+    form = {**_form_of(current), **{name: first(fields, name) for name in FIELDS if name in fields}}
+    form.update(evaluator_id=current.evaluator_id, kind=current.kind)  # neither changes
+    try:
+        changes = EvaluatorUpdate.model_validate(_changes(form, current), strict=False)  # a form's numbers are text
+        await update_evaluator(current, changes, ui.project, _evaluations(ui))
+    except ValidationError as exc:
+        return await _form_page(ui, form, _messages(validation_problems(exc, ["body"])), 422, editing=current)
+    except HTTPException as exc:
+        if exc.status_code == 404:
+            raise
+        return await _form_page(ui, form, _messages(exc.detail), exc.status_code, editing=current)
+    return redirect(f"/ui/evaluators/{quote_path(evaluator_id)}")
+
+
+@router.post("/evaluators/{evaluator_id}/enabled")
+async def switch(evaluator_id: EvaluatorIdPath, ui: UiManageDep) -> Response:
+    """Enable or disable (``enabled`` = true / false); back to the list or the evaluator's page."""
+    fields = await ui.form()
+    enabled = first(fields, "enabled")
+    if enabled not in ("true", "false"):
+        raise HTTPException(422, "enabled must be 'true' or 'false'")
+    current = await _stored(ui, evaluator_id)
+    await update_evaluator(current, EvaluatorUpdate(enabled=enabled == "true"), ui.project, _evaluations(ui))
+    page = f"/ui/evaluators/{quote_path(evaluator_id)}"
+    return redirect("/ui/evaluators" if first(fields, "back") == "list" else page)
 
 
 @router.post("/evaluators/{evaluator_id}/delete")

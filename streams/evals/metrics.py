@@ -10,6 +10,10 @@ EVALUATIONS = Counter(
     ["status"],
 )
 SAMPLED = Counter("loopwatch_evaluations_sampled_total", "Calls sampled into the evaluation queue.")
+SAMPLING_FAILURES = Counter(
+    "loopwatch_evaluation_sampling_failures",
+    "Sampling passes that failed (storage): the calls stored meanwhile are sampled by a later pass.",
+)
 JUDGE_RETRIES = Counter("loopwatch_evaluator_judge_retries_total", "Judge requests retried (429, 5xx, timeouts).")
 OVER_BUDGET = Gauge(
     "loopwatch_evaluator_over_budget",

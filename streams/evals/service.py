@@ -1,15 +1,16 @@
-"""Online evaluations in a running process: sampling at write time, a worker that drains the queue.
+"""Online evaluations in a running process: a sampler behind a durable mark, a worker that drains the queue.
 
 ::
 
-    flush writes calls ─▶ Sampler ─▶ evaluations (pending) ─▶ EvaluationWorker ─▶ judge / check / function
-                                                                     │
-                       feedback (source "evaluator") ◀── publish ◀───┘ then the row is marked done
+    flush writes calls ─▶ (wakes) Sampler: reads calls stored since its mark ─▶ evaluations (pending)
+                                                                                     │
+    feedback (source "evaluator") ◀── publish ◀── judge / check / function ◀── worker ┘ then marked done
 
-* **Sampling** runs in the pipeline's flush, after the calls are stored and before their writers are
-  acknowledged: if queueing fails, the flush fails and the events come again (HTTP resend, Kafka
-  redelivery), so no sampled call is lost. Evaluators whose filters need feedback (thumbs-down,
-  corrected) sample when that feedback is written.
+* **Sampling** is off the ingest path: the flush only wakes the sampler, which reads the calls stored
+  since its mark (``streams.storage.sampler_marks``), queues those its evaluators take and then moves
+  the mark. A queue that cannot be written holds up evaluations, never acknowledgements; a process
+  killed before the mark moved reads the same calls again, so no sampled call is lost. Evaluators whose
+  filters need feedback (thumbs-down, corrected) read the feedback stored since their own mark.
 * **The worker** is off the ingest path: it reads pending rows, evaluates them with bounded concurrency
   per judge endpoint, publishes the scores as feedback through the process's publisher (so quality
   statistics, monitors and exports see them like any feedback), then marks the rows done. The feedback
@@ -25,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import importlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,12 +40,13 @@ from schemas.settings import Settings
 from streams.evals import metrics
 from streams.evals.call import Call
 from streams.evals.checks import run_check
+from streams.evals.functions import FunctionRunner, FunctionTimeoutError
 from streams.evals.judge import AllowedHosts, BreakerOpenError, JudgeClient, JudgeError
 from streams.evals.sampling import matches, sampled
 from streams.evals.store import EvaluatorStore
 from streams.evals.templates import output_of, render, template_text
 from streams.pricing import Pricer
-from streams.storage import Claims, Storage, generation
+from streams.storage import Claims, Storage, generation, sampler_marks
 from streams.storage import evaluations as queue
 from streams.storage import feedback as feedback_table
 from streams.storage import inferences as calls
@@ -56,6 +57,12 @@ log = structlog.get_logger(__name__)
 PublishFeedback = Callable[[Sequence[FeedbackRecord]], Awaitable[None]]
 CLAIM_KIND = "evaluation"
 MISSING_CALL_GRACE = timedelta(minutes=10)  # a sampled call not readable after this long is skipped
+LOCAL_OVERLAP = timedelta(seconds=2)  # one writer (embedded): rows become visible in ingestion order
+SHARED_OVERLAP = timedelta(seconds=30)  # several writers (Kafka workers): an insert may land this late
+BATCH = 256  # pending rows read at once
+MAX_IN_FLIGHT = 512  # rows being evaluated at once per process (judge requests are capped per endpoint)
+SAMPLER_GAP = 0.25  # seconds between sampling passes at least: under heavy ingest, one read covers many flushes
+SAMPLER_MAX_BACKOFF = 30.0  # seconds between sampling passes while storage keeps failing
 
 
 def feedback_id(evaluator_id: str, event_id: str) -> str:
@@ -117,50 +124,116 @@ class Budgets:
 
 
 class Sampler:
-    """Puts the written calls each evaluator samples into the queue (called from the pipeline's flush)."""
+    """Queues the stored calls each evaluator takes, reading behind a durable mark per source.
 
-    def __init__(self, storage: Storage, store: EvaluatorStore, budgets: Budgets) -> None:
+    A pass reads the calls (and the thumbs-downs and corrections, for evaluators of those) ingested at or
+    after its mark less ``overlap`` (rows of concurrent writers become visible out of order), queues the
+    sampled ones it has not queued yet, and only then moves the mark: a process killed in between reads
+    them again, and queueing twice is harmless (``streams.storage.evaluations.enqueue``). An evaluator
+    takes the calls ingested after it was created; one this sampler sees for the first time (created in
+    another process, say) is looked for from its creation, when that is at most ``RECENT`` ago.
+    """
+
+    PAGE = 5000
+    RECENT = timedelta(hours=1)
+
+    def __init__(self, storage: Storage, store: EvaluatorStore, budgets: Budgets, *, overlap: timedelta) -> None:
         self._storage = storage
         self._store = store
         self._budgets = budgets
-        self.notify: Callable[[], None] | None = None  # wakes the worker (called from the flush's thread)
+        self._overlap = overlap
+        self._marks: dict[str, datetime | None] = {}
+        self._queued: dict[str, dict[tuple[str, str, str], datetime]] = {"inferences": {}, "feedback": {}}
+        self._known: set[tuple[str, str]] = set()
 
-    def sample(self, inferences: Sequence[InferenceRecord], feedback: Sequence[FeedbackRecord]) -> int:
-        if not inferences and not feedback:
-            return 0
-        evaluators = self._store.enabled()
+    notify: Callable[[], None] | None = None  # wakes the sampling loop (set by ``Evaluations.start``)
+
+    def stored(self) -> None:
+        """The pipeline stored events (called from its flush, any thread): sample them soon."""
+        if self.notify is not None:
+            self.notify()
+
+    def sample_once(self) -> int:
+        """One pass over both sources; returns how many rows it queued. A failure (the queue's table
+        unusable, say) raises and leaves the marks where they were: the next pass reads the rows again."""
+        evaluators = [e for e in self._store.enabled() if e.sampling_rate > 0 and not self._budgets.over(e)]
         if not evaluators:
             return 0
-        now = datetime.now(UTC)
-        picked: dict[tuple[str, str, str], Sampled] = {}
-        for evaluator in evaluators:
-            if evaluator.sampling_rate <= 0 or self._budgets.over(evaluator):
-                continue
-            if evaluator.filters.on_feedback:
-                for item in feedback:
-                    if item.project != evaluator.project or item.source == "evaluator":
-                        continue
-                    if _wanted(evaluator, item) and sampled(evaluator, item.inference_id):
+        new = [e for e in evaluators if (e.project, e.evaluator_id) not in self._known]
+        on_calls = [e for e in evaluators if not e.filters.on_feedback]
+        on_feedback = [e for e in evaluators if e.filters.on_feedback]
+        queued = self._pass("inferences", on_calls, new) + self._pass("feedback", on_feedback, new)
+        self._known = {(e.project, e.evaluator_id) for e in evaluators}
+        return queued
+
+    def _since(self, source: str, evaluators: Sequence[Evaluator], new: Sequence[Evaluator]) -> datetime:
+        if source not in self._marks:
+            self._marks[source] = sampler_marks.read(self._storage, source)
+        mark = self._marks[source]
+        earliest = min(e.created_at for e in evaluators)
+        if mark is None:
+            return earliest
+        since = max(earliest, mark - self._overlap)
+        fresh = [e.created_at for e in new if e in evaluators and e.created_at >= mark - self.RECENT]
+        return min([since, *fresh])
+
+    def _pass(self, source: str, evaluators: Sequence[Evaluator], new: Sequence[Evaluator]) -> int:
+        if not evaluators:
+            return 0
+        since = self._since(source, evaluators, new)
+        queued, seen = self._queued[source], 0
+        after: tuple[datetime, str, str] | None = None
+        newest = self._marks[source]
+        while True:
+            picked: dict[tuple[str, str, str], Sampled] = {}
+            now = datetime.now(UTC)
+            if source == "inferences":
+                calls_read = calls.ingested_since(self._storage, since, after, self.PAGE)
+                for call in calls_read:
+                    for evaluator in evaluators:
+                        key = (call.project, evaluator.evaluator_id, call.key.event_id)
+                        if key in queued or not _takes(evaluator, call.project, call.key.event_id, call.ingested_at):
+                            continue
+                        if matches(evaluator, call.key.model, call.key.model_version, call.key.status, call.key.tags):
+                            picked[key] = Sampled(*key, now)
+                rows = [(c.ingested_at, c.project, c.key.event_id) for c in calls_read]
+                stamps = {(c.project, c.key.event_id): c.ingested_at for c in calls_read}
+            else:
+                items = feedback_table.ingested_since(self._storage, since, after, self.PAGE)
+                for item in items:
+                    for evaluator in evaluators:
                         key = (item.project, evaluator.evaluator_id, item.inference_id)
-                        picked[key] = Sampled(*key, now)
-                continue
-            for call in inferences:
-                if call.project != evaluator.project or not sampled(evaluator, call.event_id):
-                    continue
-                if matches(evaluator, call.model, call.model_version or "", call.status, call.tags):
-                    key = (call.project, evaluator.evaluator_id, call.event_id)
-                    picked[key] = Sampled(*key, now)
-        queue.enqueue(self._storage, list(picked.values()))
-        metrics.SAMPLED.inc(len(picked))
-        if picked and self.notify is not None:
-            self.notify()
-        return len(picked)
+                        if key in queued or not _takes(evaluator, item.project, item.inference_id, item.ingested_at):
+                            continue
+                        filters = evaluator.filters
+                        if (filters.thumbs_down and item.kind == "thumbs") or (
+                            filters.corrected and item.kind == "correction"
+                        ):
+                            picked[key] = Sampled(*key, now)
+                rows = [(f.ingested_at, f.project, f.feedback_id) for f in items]
+                stamps = {(f.project, f.inference_id): f.ingested_at for f in items}
+            queue.enqueue(self._storage, list(picked.values()))
+            for key in picked:
+                queued[key] = stamps[(key[0], key[2])]
+            seen += len(picked)
+            if rows:
+                newest = max(newest or rows[-1][0], rows[-1][0])
+                sampler_marks.move(self._storage, source, newest)
+                self._marks[source] = newest
+            if len(rows) < self.PAGE:
+                break
+            after = rows[-1]
+        if newest is not None:  # what can still be read again: the overlap behind the mark
+            horizon = newest - self._overlap
+            self._queued[source] = {key: at for key, at in queued.items() if at >= horizon}
+        if seen:
+            metrics.SAMPLED.inc(seen)
+        return seen
 
 
-def _wanted(evaluator: Evaluator, item: FeedbackRecord) -> bool:
-    filters = evaluator.filters
-    thumbs_down = item.kind == "thumbs" and (item.numeric_value or 0) < 0
-    return (filters.thumbs_down and thumbs_down) or (filters.corrected and item.kind == "correction")
+def _takes(evaluator: Evaluator, project: str, event_id: str, ingested_at: datetime) -> bool:
+    """The evaluator's project, a call stored since it exists, and in its share."""
+    return project == evaluator.project and ingested_at >= evaluator.created_at and sampled(evaluator, event_id)
 
 
 def _call(stored: calls.StoredInference, reference: str) -> Call:
@@ -198,7 +271,8 @@ class Evaluations:
         self.settings = settings
         self.store = EvaluatorStore(storage)
         self.budgets = Budgets(storage)
-        self.sampler = Sampler(storage, self.store, self.budgets)
+        overlap = SHARED_OVERLAP if claims else LOCAL_OVERLAP
+        self.sampler = Sampler(storage, self.store, self.budgets, overlap=overlap)
         self.judge = JudgeClient(
             AllowedHosts(settings.evaluator_allowed_hosts),
             max_attempts=settings.evaluator_max_attempts,
@@ -207,11 +281,17 @@ class Evaluations:
             breaker_threshold=settings.evaluator_breaker_failures,
             breaker_seconds=settings.evaluator_breaker_seconds,
         )
+        self.functions = FunctionRunner()  # kind python: users' functions, in subprocesses
         self.pricer = Pricer(settings)
         self.claims = Claims(storage) if claims else None
         self.publish: PublishFeedback | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sampling: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stored = asyncio.Event()  # set when the pipeline stored events: the sampler reads them
+        self._in_flight: set[tuple[str, str, str]] = set()  # rows being evaluated by this process
+        self._not_ready: dict[tuple[str, str, str], float] = {}  # rows to leave alone until then (monotonic)
+        self._rows_lock = asyncio.Lock()
         self._stopping = False
         self.poll_seconds = settings.evaluator_poll_seconds
 
@@ -225,53 +305,119 @@ class Evaluations:
         loop = asyncio.get_running_loop()
 
         def notify() -> None:
-            loop.call_soon_threadsafe(self._wake.set)
+            loop.call_soon_threadsafe(self._stored.set)
 
         self.sampler.notify = notify
         if publish is not None:
+            self._sampling = asyncio.create_task(self._sample(), name="loopwatch-evaluation-sampler")
             self._task = asyncio.create_task(self._run(), name="loopwatch-evaluations")
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stored.set()
+        for task in (self._sampling, self._task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.judge.aclose()
+        await self.functions.aclose()
 
     def wake(self) -> None:
         self._wake.set()
 
+    # ------------------------------------------------------------------ the sampler
+
+    async def _sample(self) -> None:
+        """Sample what was stored, woken by the pipeline's flushes (else every ``poll_seconds``). Ingest
+        never waits for this: a queue that cannot be written holds up evaluations, not acknowledgements."""
+        failures = 0
+        while not self._stopping:
+            self._stored.clear()
+            try:
+                if await asyncio.to_thread(self.sampler.sample_once):
+                    self._wake.set()
+                failures = 0
+            except Exception as exc:  # storage: the marks did not move, the next pass reads the rows again
+                failures += 1
+                metrics.SAMPLING_FAILURES.inc()
+                log.warning("evaluations.sampling_failed", error_type=type(exc).__name__, failures=failures)
+                await asyncio.sleep(min(SAMPLER_MAX_BACKOFF, self.poll_seconds * 2 ** min(failures, 6)))
+                continue
+            await asyncio.sleep(min(SAMPLER_GAP, self.poll_seconds))  # a pass per gap at most, not per flush
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stored.wait(), timeout=self.poll_seconds)
+
     # ------------------------------------------------------------------ the worker
 
     async def _run(self) -> None:
+        """Keep up to ``MAX_IN_FLIGHT`` rows being evaluated: a new batch starts while earlier ones wait on
+        the judge (one slow batch no longer holds up the next), each batch publishing and finishing its
+        rows on its own."""
+        batches: set[asyncio.Task[None]] = set()
         while not self._stopping:
-            self._wake.clear()  # a wake from here on (calls sampled meanwhile) ends the wait below at once
-            try:
-                worked = await self.drain_once()
-            except Exception:
-                log.exception("evaluations.batch_failed")
-                worked = 0
-            if worked or self._stopping:
+            self._wake.clear()  # a wake from here on (calls sampled, a batch done) ends the wait below at once
+            started = 0
+            if len(self._in_flight) < MAX_IN_FLIGHT:
+                try:
+                    started = await self._start_batch(batches)
+                except Exception:
+                    log.exception("evaluations.batch_failed")
+            if started or self._stopping:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+        if batches:
+            await asyncio.gather(*batches, return_exceptions=True)
 
-    async def drain_once(self, limit: int = 256) -> int:
-        """Evaluate one batch of pending rows; returns how many were finished."""
-        batch = await asyncio.to_thread(queue.pending, self.storage, limit)
+    async def _start_batch(self, batches: set[asyncio.Task[None]]) -> int:
+        """Read pending rows not already being evaluated (nor just found not ready) and start them."""
+        room = min(BATCH, MAX_IN_FLIGHT - len(self._in_flight))
+        now = time.monotonic()
+        self._not_ready = {key: until for key, until in self._not_ready.items() if until > now}
+        async with self._rows_lock:  # no batch finishes between this read and the filter below
+            rows = await asyncio.to_thread(
+                queue.pending, self.storage, room + len(self._in_flight) + len(self._not_ready)
+            )
+            batch = [item for item in rows if _key(item) not in self._in_flight and _key(item) not in self._not_ready]
+            batch = batch[:room]
+            self._in_flight.update(_key(item) for item in batch)
         if not batch:
             return 0
-        if self.claims is not None:
-            batch = await asyncio.to_thread(self._claim, batch)
-        inputs = await asyncio.to_thread(self._inputs, batch)
-        results = await asyncio.gather(*(self._evaluate(item, *inputs[i]) for i, item in enumerate(batch)))
-        done = [(item, result) for item, result in zip(batch, results, strict=True) if result is not None]
+        task = asyncio.create_task(self._evaluate_batch(batch))
+        batches.add(task)
+        task.add_done_callback(batches.discard)
+        return len(batch)
+
+    async def _evaluate_batch(self, batch: list[Sampled]) -> None:
+        try:
+            await self.drain_once(batch)
+        except Exception:
+            log.exception("evaluations.batch_failed")
+        finally:
+            self._in_flight.difference_update(_key(item) for item in batch)
+            self._wake.set()
+
+    async def drain_once(self, batch: list[Sampled]) -> int:
+        """Evaluate ``batch`` (pending rows); returns how many were finished. Rows that are not ready
+        (the call not readable yet, a breaker open) stay pending and are not read again for a poll."""
+        mine = await asyncio.to_thread(self._claim, batch) if self.claims is not None else batch
+        inputs = await asyncio.to_thread(self._inputs, mine)
+        results = await asyncio.gather(*(self._evaluate(item, *inputs[i]) for i, item in enumerate(mine)))
+        done = [(item, result) for item, result in zip(mine, results, strict=True) if result is not None]
+        later = time.monotonic() + self.poll_seconds
+        for item, result in zip(mine, results, strict=True):
+            if result is None:
+                self._not_ready[_key(item)] = later
+        if len(mine) < len(batch):  # claimed by another process: look again after a poll (it may die)
+            taken = {_key(item) for item in mine}
+            self._not_ready.update((_key(item), later) for item in batch if _key(item) not in taken)
         scores = [result.feedback for _, result in done if result.feedback is not None]
         if scores:
             assert self.publish is not None
             await self.publish(scores)  # stored (or in Kafka) before the rows say done
-        await asyncio.to_thread(self._finish, done)
+        async with self._rows_lock:
+            await asyncio.to_thread(self._finish, done)
         return len(done)
 
     def _inputs(self, batch: Sequence[Sampled]) -> list[tuple[Evaluator | None, calls.StoredInference | None, str]]:
@@ -344,7 +490,7 @@ class Evaluations:
             return None
         if outcome.status == "done" or outcome.cost_usd:
             self.budgets.add(evaluator, outcome.cost_usd)
-        log.info(
+        (log.debug if outcome.status == "done" else log.info)(  # one per evaluation: successes only at debug
             "evaluation.finished",
             project=item.project,
             evaluator=item.evaluator_id,
@@ -423,12 +569,10 @@ class Evaluations:
         return record.cost_usd or 0.0
 
     async def _python(self, evaluator: Evaluator, call: Call, started: float) -> Outcome:
-        module_name, _, name = (evaluator.function or "").partition(":")
         try:
-            function = getattr(importlib.import_module(module_name), name)
-            answer = await asyncio.wait_for(asyncio.to_thread(function, call), timeout=evaluator.timeout_seconds)
-        except TimeoutError:
-            return Outcome("error", error=f"the function took longer than {evaluator.timeout_seconds:g} s")
+            answer = await self.functions.call(evaluator.function or "", call, evaluator.timeout_seconds)
+        except FunctionTimeoutError as exc:
+            return Outcome("error", error=str(exc), latency_ms=_ms(started))
         except Exception as exc:  # the user's code: any error is that evaluation's error
             return Outcome("error", error=f"{type(exc).__name__}: {str(exc)[:500]}", latency_ms=_ms(started))
         explanation = ""
@@ -488,6 +632,10 @@ class Evaluations:
             if len(found) >= limit:
                 break
         return found
+
+
+def _key(item: Sampled) -> tuple[str, str, str]:
+    return (item.project, item.evaluator_id, item.event_id)
 
 
 def _ms(started: float) -> float:

@@ -335,3 +335,35 @@ def rows_json(events: Sequence[FeedbackRecord]) -> bytes:
 def insert(storage: Storage, events: Sequence[FeedbackRecord]) -> None:
     """Write ``events`` (one insert)."""
     storage.insert_json("feedback", rows_json(events))
+
+
+@dataclass(frozen=True, slots=True)
+class IngestedFeedback:
+    """A thumbs-down or a correction by a person, as an evaluation sampler reads it."""
+
+    project: str
+    feedback_id: str
+    inference_id: str
+    kind: str
+    ingested_at: datetime
+
+
+def ingested_since(
+    storage: Storage, since: datetime, after: tuple[datetime, str, str] | None, limit: int
+) -> list[IngestedFeedback]:
+    """Thumbs-downs and corrections (not evaluators' own feedback) ingested at or after ``since`` (past
+    ``after`` = (ingested_at, project, feedback_id) when paging), in that order, at most ``limit``."""
+    keyset = " AND (ingested_at, project, feedback_id) > ({at:DateTime64(3, 'UTC')}, {p:String}, {f:String})"
+    at, project, feedback_id = after or (since, "", "")
+    rows = storage.rows(
+        "SELECT project, feedback_id, inference_id, kind, ingested_at "
+        f"FROM {storage.database}.feedback WHERE ingested_at >= {{since:DateTime64(3, 'UTC')}} "
+        "AND source != 'evaluator' AND (kind = 'correction' OR (kind = 'thumbs' AND value < 0))"
+        + (keyset if after else "")
+        + " ORDER BY ingested_at, project, feedback_id LIMIT {limit:UInt32}",
+        {"since": since, "at": at, "p": project, "f": feedback_id, "limit": limit},
+    )
+    return [
+        IngestedFeedback(r["project"], r["feedback_id"], r["inference_id"], r["kind"], as_utc(r["ingested_at"]))
+        for r in rows
+    ]

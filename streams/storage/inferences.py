@@ -822,3 +822,36 @@ def calls_between(
 def insert(storage: Storage, records: list[InferenceRecord]) -> None:
     """Write ``records`` (one insert)."""
     storage.insert_json("inferences", encode_records(records))
+
+
+@dataclass(frozen=True, slots=True)
+class IngestedCall:
+    """A stored call as an evaluation sampler reads it: its project, key fields and ingestion time."""
+
+    project: str
+    key: CallKey
+    ingested_at: datetime
+
+
+def ingested_since(
+    storage: Storage, since: datetime, after: tuple[datetime, str, str] | None, limit: int
+) -> list[IngestedCall]:
+    """Calls ingested at or after ``since`` (past ``after`` = (ingested_at, project, event_id) when
+    paging), in that order, at most ``limit``; the ``ingested_at`` minmax index skips older granules."""
+    keyset = " AND (ingested_at, project, event_id) > ({at:DateTime64(3, 'UTC')}, {p:String}, {e:String})"
+    at, project, event_id = after or (since, "", "")
+    rows = storage.rows(
+        "SELECT project, event_id, model, model_version, status, tags, ingested_at "
+        f"FROM {storage.database}.inferences WHERE ingested_at >= {{since:DateTime64(3, 'UTC')}}"
+        + (keyset if after else "")
+        + " ORDER BY ingested_at, project, event_id LIMIT {limit:UInt32}",
+        {"since": since, "at": at, "p": project, "e": event_id, "limit": limit},
+    )
+    return [
+        IngestedCall(
+            r["project"],
+            CallKey(r["event_id"], r["model"], r["model_version"], r["status"], dict(r["tags"])),
+            as_utc(r["ingested_at"]),
+        )
+        for r in rows
+    ]

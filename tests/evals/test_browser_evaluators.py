@@ -19,7 +19,7 @@ from loopwatch._server import BackgroundServer, free_port
 from loopwatch.process import serving_app
 from streams.runtime import Runtime
 from tests.evals.judge_server import JudgeServer
-from tests.ui.conftest import dashboard_settings
+from tests.ui.conftest import csrf_of, dashboard_settings
 from tests.ui.test_browser import (  # noqa: F401 - the browser fixtures
     browser,
     check_accessibility,
@@ -163,3 +163,96 @@ def test_agreement_with_people_on_the_evaluator_page(
         "No estimate: only 0 calls have both a judge score and a thumb; 30 needed."
     )
     assert console_problems(browser) == []
+
+
+def test_edit_and_switch_off_and_on(browser: WebDriver, live: tuple[str, Runtime, str], judge: JudgeServer) -> None:  # noqa: F811
+    """The edit form opens filled in with the stored evaluator and saves only what it shows (the judge's
+    timeout, set through the API, stays); the list and the evaluator's page switch it off and on."""
+    url, services, token = live
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    body = {
+        "evaluator_id": "tone",
+        "name": "Tone <b>check</b>",
+        "kind": "llm_judge",
+        "template": "toxicity",
+        "sampling_rate": 0.25,
+        "daily_budget_calls": 500,
+        "judge": {"base_url": judge.base_url, "model": "judge-1", "timeout_seconds": 7},
+    }
+    assert httpx.post(f"{url}/v1/evaluators", json=body, headers=headers).status_code == 201
+
+    sign_in(browser, url, token)
+    browser.get(f"{url}/ui/evaluators/tone")
+    browser.find_element(By.ID, "edit-link").click()
+    wait(browser).until(lambda d: d.current_url.endswith("/ui/evaluators/tone/edit"))
+    assert browser.find_element(By.ID, "e-name").get_attribute("value") == "Tone <b>check</b>"  # escaped, intact
+    assert browser.find_element(By.ID, "e-rate").get_attribute("value") == "0.25"
+    assert browser.find_element(By.ID, "e-calls").get_attribute("value") == "500"
+    assert browser.find_element(By.ID, "e-model").get_attribute("value") == "judge-1"
+    assert Select(browser.find_element(By.ID, "e-template")).first_selected_option.get_attribute("value") == "toxicity"
+    assert browser.find_element(By.ID, "e-id").get_attribute("readonly") == "true"
+    check_accessibility(browser, "edit evaluator")
+    screenshot(browser, "evaluator-edit")
+
+    rate = browser.find_element(By.ID, "e-rate")
+    rate.clear()
+    rate.send_keys("2")  # refused with the API's own message, the form keeps what was typed
+    browser.find_element(By.CSS_SELECTOR, "#evaluator-form button[type='submit']").click()
+    errors = wait(browser).until(lambda d: d.find_elements(By.ID, "evaluator-errors"))
+    assert "sampling_rate" in errors[0].text
+    assert "less than or equal to 1" in errors[0].text
+    assert browser.find_element(By.ID, "e-rate").get_attribute("value") == "2"
+    screenshot(browser, "evaluator-edit-refused")
+    problems = console_problems(browser)  # the refused save's 422 response, and nothing else
+    assert len(problems) == 1
+    assert "/ui/evaluators/tone/edit" in problems[0]
+    assert "422" in problems[0]
+
+    rate = browser.find_element(By.ID, "e-rate")
+    rate.clear()
+    rate.send_keys("0.5")
+    browser.find_element(By.ID, "e-calls").clear()  # empty: no limit
+    Select(browser.find_element(By.ID, "e-template")).select_by_value("refusal")
+    browser.find_element(By.CSS_SELECTOR, "#evaluator-form button[type='submit']").click()
+    wait(browser).until(lambda d: d.current_url.endswith("/ui/evaluators/tone"))
+    stored = httpx.get(f"{url}/v1/evaluators/tone", headers=headers).json()
+    assert (stored["sampling_rate"], stored["daily_budget_calls"], stored["template"]) == (0.5, None, "refusal")
+    assert stored["judge"]["timeout_seconds"] == 7  # not on the form: kept
+    assert stored["name"] == "Tone <b>check</b>"
+
+    browser.find_element(By.CSS_SELECTOR, "button[data-action='toggle']").click()  # on the evaluator's page
+    wait(browser).until(lambda d: d.find_element(By.ID, "ev-state").text.startswith("disabled"))
+    assert httpx.get(f"{url}/v1/evaluators/tone", headers=headers).json()["enabled"] is False
+    screenshot(browser, "evaluator-disabled")
+
+    browser.get(f"{url}/ui/evaluators")
+    row = "tr[data-evaluator='tone']"
+    assert browser.find_element(By.CSS_SELECTOR, f"{row} [data-state]").text == "disabled"
+    browser.find_element(By.CSS_SELECTOR, f"{row} button[data-action='toggle']").click()  # on the list
+    wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, f"{row} [data-state]").text == "enabled")
+    assert browser.current_url.endswith("/ui/evaluators")
+    assert httpx.get(f"{url}/v1/evaluators/tone", headers=headers).json()["enabled"] is True
+    check_accessibility(browser, "evaluators")
+    screenshot(browser, "evaluators-switch")
+    assert console_problems(browser) == []
+    assert services.evaluations is not None
+
+
+class TestSwitchRefusals:
+    """The switch takes the session's CSRF token and a manage (admin) key: otherwise 403, nothing changes."""
+
+    def test_forged_token_and_read_key_refused(self, live: tuple[str, Runtime, str]) -> None:
+        url, services, token = live
+        headers = {"authorization": f"Bearer {token}"}
+        body = {"evaluator_id": "c", "name": "C", "kind": "code", "code": {"check": "json_valid"}}
+        assert httpx.post(f"{url}/v1/evaluators", json=body, headers=headers).status_code == 201
+        reader = services.keys.create(PROJECT, "reader", scope="read").token
+        for key, csrf in ((token, "forged"), (reader, None)):
+            with httpx.Client(base_url=url) as client:
+                page = client.get("/ui/signin").text
+                signed = {"csrf_token": csrf_of(page), "api_key": key, "next": "/ui"}
+                assert client.post("/ui/signin", data=signed).status_code in (200, 303)
+                csrf = csrf or csrf_of(client.get("/ui/evaluators").text)
+                refused = client.post("/ui/evaluators/c/enabled", data={"csrf_token": csrf, "enabled": "false"})
+                assert refused.status_code == 403, refused.text
+        assert httpx.get(f"{url}/v1/evaluators/c", headers=headers).json()["enabled"] is True

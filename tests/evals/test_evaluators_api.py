@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def evaluations_of(api: Api, headers: dict[str, str], evaluator_id: str) -> dict
     return dict(response.json())
 
 
-def finished(api: Api, headers: dict[str, str], evaluator_id: str, count: int) -> dict[str, Any]:
+def finished(api: Api, headers: dict[str, str], evaluator_id: str, count: int, timeout: float = 60) -> dict[str, Any]:
     """Wait until ``count`` evaluations of the evaluator are done or failed; return its evaluations."""
 
     def check() -> dict[str, Any] | None:
@@ -39,7 +40,7 @@ def finished(api: Api, headers: dict[str, str], evaluator_id: str, count: int) -
         ended = [item for item in body["items"] if item["status"] in ("done", "error")]
         return body if len(ended) >= count and body["counts"].get("pending", 0) == 0 else None
 
-    return wait_until(check, f"{count} evaluations of {evaluator_id}")
+    return wait_until(check, f"{count} evaluations of {evaluator_id}", timeout=timeout)
 
 
 class TestCrud:
@@ -258,6 +259,29 @@ class TestCodeAndPythonEvaluators:
         assert result["counts"] == {"done": 4}
         assert {item["score"] for item in result["items"]} == {1.0}
         assert {item["explanation"] for item in result["items"]} == {"mentions an answer"}
+
+    def test_runaway_function_times_out_and_is_stopped(
+        self, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A function that never returns is an error "timed out after N s", its process is stopped, and the
+        worker goes on: more runaway calls than the process has threads to spare, and a second evaluator
+        still scores every call."""
+        monkeypatch.setenv("LOOPWATCH_TEST_RUNAWAY_DIR", str(tmp_path))  # inherited by the spawned processes
+        headers = api.key("python")
+        runaway = {"evaluator_id": "runaway", "name": "Runaway", "kind": "python", "timeout_seconds": 0.5,
+                   "function": "tests.evals.user_evals:never_returns"}  # fmt: skip
+        fine = {"evaluator_id": "py", "name": "Py", "kind": "python", "function": "tests.evals.user_evals:has_answer"}
+        for body in (runaway, fine):
+            assert api.client.post("/v1/evaluators", json=body, headers=headers).status_code == 201
+        send_calls(api, headers, 8)
+        result = finished(api, headers, "runaway", 8, timeout=300)  # each restarts a worker: slow on a busy host
+        assert result["counts"] == {"error": 8}
+        assert {item["error"] for item in result["items"]} == {"timed out after 0.5 s"}
+        assert finished(api, headers, "py", 8)["counts"] == {"done": 8}
+        pids = {int(path.read_text()) for path in tmp_path.iterdir() if path.name.startswith("c-")}
+        assert pids  # the calls ran, in processes of their own ...
+        assert os.getpid() not in pids
+        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), "the runaway processes stopped")
 
 
 class TestFeedbackFilters:
