@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     redaction_key: SecretStr | None = Field(
         default=None, description="HMAC key of pseudonyms (<EMAIL:9f2c…>); never stored or logged"
     )
+    envelope_key: SecretStr | None = Field(
+        default=None,
+        description="marks the envelopes the API publishes to Kafka as redacted (an HMAC); set the same value on "
+        "the API and the workers, which then skip a second scan of those (unset: workers scan every envelope)",
+    )
     redaction_phone_region: str = Field(
         default="US", pattern=r"^[A-Z]{2}$", description="the region of phone numbers written without +country"
     )
@@ -179,7 +184,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
-    @field_validator("admin_key", "ui_secret", "redaction_key")
+    @field_validator("admin_key", "ui_secret", "redaction_key", "envelope_key")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and (value.get_secret_value().lower() in _PLACEHOLDER_SECRETS or len(value) < 16):

@@ -28,6 +28,7 @@ from streams.decode import Decoded, EventTimePolicy, feedback_decoder, inference
 from streams.evals.service import Sampler
 from streams.pricing import Pricer
 from streams.privacy import Privacy
+from streams.privacy.seal import Headers, sealed
 from streams.sink import REFUSED, EventSink, FlushStats
 from streams.stats import StatsEngine
 from streams.storage import Storage
@@ -68,6 +69,8 @@ class Pipeline:
         self.inference_decoder = inference_decoder(max_bytes=settings.max_body_bytes, times=times)
         self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes, times=times)
         self.privacy = Privacy(storage, settings)
+        key = settings.envelope_key
+        self._envelope_key = key.get_secret_value().encode() if key is not None else None
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
         self.sampler: Sampler | None = None  # online evaluations (streams.evals), set by streams.runtime
@@ -81,18 +84,27 @@ class Pipeline:
         if self.stats is not None:
             self.stats.recover()
 
-    def accept_raw(self, kind: Kind, raw: bytes) -> Decoded[InferenceRecord] | Decoded[FeedbackRecord]:
+    def accept_raw(
+        self, kind: Kind, raw: bytes, headers: Headers | None = None
+    ) -> Decoded[InferenceRecord] | Decoded[FeedbackRecord]:
         """Decode one message (an event or an array of events); bad items become dead letters.
 
         Raw messages come from Kafka, where the SDK may have sent them unredacted: redaction happens
-        here, before the events are buffered (dead letters are redacted in ``accept_dead_letters``)."""
+        here, before the events are buffered (dead letters are redacted in ``accept_dead_letters``),
+        unless ``headers`` carry the API's valid mark that it redacted this very body (``seal``)."""
         decoder = self.inference_decoder if kind == "inference" else self.feedback_decoder
         decoded = decoder.decode(raw)
+        if sealed(self._envelope_key, raw, headers):
+            metrics.redaction_scans("kafka_skipped", len(decoded.events))
+        else:
+            metrics.redaction_scans("kafka", len(decoded.events))
+            if kind == "inference":
+                self.privacy.inferences(decoded.events)  # type: ignore[arg-type]
+            else:
+                self.privacy.feedback(decoded.events)  # type: ignore[arg-type]
         if kind == "inference":
-            self.privacy.inferences(decoded.events)  # type: ignore[arg-type]
             self.accept_inferences(decoded.events)  # type: ignore[arg-type]
         else:
-            self.privacy.feedback(decoded.events)  # type: ignore[arg-type]
             self.accept_feedback(decoded.events)  # type: ignore[arg-type]
         if decoded.dead_letters:
             decoded.dead_letters = self.accept_dead_letters(decoded.dead_letters)

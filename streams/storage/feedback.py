@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.stats import WindowKey
+from streams.storage import expiry
 from streams.storage.client import Storage
 from streams.storage.inferences import newest_per_id, window_calls
 from streams.storage.times import as_utc, time_range
@@ -240,3 +241,12 @@ def references(storage: Storage, project: str, inference_ids: list[str]) -> dict
         {"project": project, "ids": inference_ids},
     )
     return {str(row["inference_id"]): str(row["answer"]) for row in rows}
+
+
+def blank_text_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    """Blank the texts (corrections, comments) of the project's feedback before ``cutoff``."""
+    return expiry.expire(storage, "feedback", project, "timestamp", cutoff, blank=("text",))
+
+
+def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    return expiry.expire(storage, "feedback", project, "timestamp", cutoff)
