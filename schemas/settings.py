@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = Field(default="loopwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     retention_days: int | None = Field(default=None, ge=1, description="TTL for raw events; none keeps all")
+    retention_sweep_seconds: float = Field(
+        default=3600.0, gt=0, description="how often projects' retention policies are enforced (streams/privacy)"
+    )
     chdb_cache_mb: int = Field(
         default=256,
         ge=16,

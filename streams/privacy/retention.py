@@ -6,12 +6,12 @@ kind (``ALTER TABLE … UPDATE/DELETE``, in each table's module under ``streams/
 is done once across replicas and workers: the pass (its start rounded down to the interval) is claimed
 per project (``streams.storage.claims``) and only the winner sweeps that project. A pass does at most
 ``max_steps`` project-and-kind steps; what is left waits for the next pass. A step with nothing due
-costs one count and no mutation, so repeated passes are cheap and change nothing.
+costs one count and no mutation, so repeated passes are cheap and change nothing. The pipeline runs a
+pass every ``LOOPWATCH_RETENTION_SWEEP_SECONDS`` from its window closer (embedded runner, Kafka workers).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,8 +71,6 @@ class RetentionSweeper:
         self.interval = interval_seconds
         self.max_steps = max_steps
         self.claims = claims or Claims(storage)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def sweep(self, now: datetime | None = None) -> SweepResult:
         """One pass at ``now``: every project with a policy that this process wins the pass of."""
@@ -99,20 +97,3 @@ class RetentionSweeper:
         if result.left:
             log.warning("retention_pass_bounded", steps=steps, left=result.left)
         return result
-
-    def start(self) -> None:
-        """Sweep every ``interval`` seconds in a thread until ``stop``."""
-        self._thread = threading.Thread(target=self._run, name="retention-sweeper", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep()
-            except Exception:  # storage down, a bug: the next pass tries again
-                log.exception("retention_sweep_failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)

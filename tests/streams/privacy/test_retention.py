@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from loopwatch.process import serving_app
 from schemas.privacy import RetentionPolicy
 from schemas.settings import Settings
 from streams.privacy.retention import RetentionSweeper
 from streams.storage import Claims, Storage, retention_policies
-from tests.conftest import make_settings
+from tests.conftest import Api, make_settings
+from tests.waiting import wait_until
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # the OTLP texts' own 7-day TTL runs on the real clock
 OLD = NOW - timedelta(days=45)  # past 30 days, within 400
@@ -147,3 +150,52 @@ class TestSweeper:
         assert len(_state(storage, "shop")["dead_letters"]) == 3  # the step beyond the bound waited
         later = second.sweep(NOW + timedelta(hours=1))  # the next pass: the other process may win it
         assert later.expired["shop"]["dead_letters"] == 2
+
+
+class TestRetentionApi:
+    """``/v1/privacy/retention``: admin-scoped, audited, validated; the pipeline's sweep enforces it."""
+
+    def test_set_read_enforce_delete(self, data_dir: Path) -> None:
+        with TestClient(serving_app(make_settings(data_dir, retention_sweep_seconds=0.5))) as client:
+            api = Api(client)
+            services = api.services
+            admin = {"authorization": f"Bearer {services.keys.create('shop', 'a', scope='admin').token}"}
+            reader = {"authorization": f"Bearer {services.keys.create('shop', 'r', scope='read').token}"}
+            sender = api.key("shop")
+            assert client.get("/v1/privacy/retention", headers=reader).json() == {
+                "project": "shop",
+                "policy": dict.fromkeys(("raw_text", "events", "feedback", "window_stats", "dead_letters", "alerts")),
+                "own": False,
+            }
+            refused = client.put("/v1/privacy/retention", json={"raw_text": 30}, headers=reader)
+            assert refused.status_code == 403
+            bad = client.put("/v1/privacy/retention", json={"raw_text": 0}, headers=admin)
+            assert bad.status_code == 422
+            assert bad.json()["detail"][0]["loc"] == ["body", "raw_text"]
+            unknown = client.put("/v1/privacy/retention", json={"prompts": 30}, headers=admin)
+            assert unknown.status_code == 422
+            put = client.put("/v1/privacy/retention", json={"raw_text": 30, "window_stats": 400}, headers=admin)
+            assert put.status_code == 200, put.text
+            assert client.get("/v1/privacy/retention", headers=reader).json()["policy"]["raw_text"] == 30
+
+            events = [
+                {"event_id": "old", "model": "m", "prompt": "Hi", "response": "Hello", "timestamp": OLD.isoformat()},
+                {"event_id": "new", "model": "m", "prompt": "Hi", "response": "Hello"},
+            ]
+            assert client.post("/v1/inferences", json=events, headers=sender).status_code == 202
+            api.wait_written()
+
+            def blanked() -> bool:  # the window closer runs a pass every 0.5 s here
+                return client.get("/v1/inferences/old", headers=reader).json()["prompt"] == ""
+
+            wait_until(blanked, what="the sweeper blanked the old event's text", timeout=60)
+            old = client.get("/v1/inferences/old", headers=reader).json()
+            new = client.get("/v1/inferences/new", headers=reader).json()
+            assert (old["prompt"], old["response"], old["model"]) == ("", "", "m")
+            assert (new["prompt"], new["response"]) == ("Hi", "Hello")
+
+            assert client.delete("/v1/privacy/retention", headers=admin).json()["own"] is False
+            actions = [e["action"] for e in client.get("/v1/audit", headers=admin).json()]
+            assert {"retention.set", "retention.delete"} <= set(actions)
+            storage = services.storage
+        storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
