@@ -121,7 +121,11 @@ class Redactor:
 
     def inference(self, record: InferenceRecord) -> None:
         """Redact ``record`` in place and set its ``pii`` counts: each scanned field (0 when clean, so
-        a clean event counts in a share's denominator) and each field and kind found; None when off."""
+        a clean event counts in a share's denominator) and each field and kind found; None when off.
+
+        Counts the record already carries (the API's, on an envelope a worker scans again without a
+        valid mark) are kept where higher: a second scan finds placeholders, not entities."""
+        before = record.pii
         if not self.active:
             record.pii = None
             return
@@ -140,6 +144,9 @@ class Redactor:
             counts["features"] += 0
             if record.features:
                 self._mapping(record.features, counts, "features")  # type: ignore[arg-type]  # only strings
+        for name, count in (before or {}).items():
+            if name.split(".", 1)[0] in counts and isinstance(count, int) and count > counts[name]:
+                counts[name] = count
         record.pii = {name: min(count, PII_COUNT_MAX) for name, count in counts.items()}
 
     def feedback(self, record: FeedbackRecord) -> None:

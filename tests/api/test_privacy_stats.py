@@ -179,3 +179,30 @@ class TestMonitorSchema:
         response = api.client.post("/v1/monitors", json=body, headers=api.key("shop"))
         assert response.status_code == 422
         assert "field and a kind" in response.text
+
+
+class TestSecondScan:
+    """A worker scanning an API envelope again (no ``LOOPWATCH_ENVELOPE_KEY``) finds placeholders, not
+    entities: the API's counts are kept, and an SDK envelope is still counted by what it holds."""
+
+    def test_counts_survive_a_second_scan(self, api: Api) -> None:
+        pipeline = api.services.runner.pipeline  # type: ignore[union-attr]
+        from_api = {
+            "event_id": "api-1",
+            "project": "shop",
+            "model": "m",
+            "response": "Mail <EMAIL>",
+            "pii": {"prompt": 0, "response": 1, "response.EMAIL": 1},
+        }
+        from_sdk = {"event_id": "sdk-1", "project": "shop", "model": "m", "response": "Mail bob@example.org"}
+        decoded = pipeline.accept_raw("inference", orjson.dumps([from_api, from_sdk]))
+        assert not decoded.dead_letters
+        api.wait_written()
+        storage = api.services.storage
+        rows = storage.rows(
+            f"SELECT event_id, response, pii FROM {storage.database}.inferences FINAL ORDER BY event_id"
+        )
+        assert [(r["event_id"], r["response"], dict(r["pii"])) for r in rows] == [
+            ("api-1", "Mail <EMAIL>", {"prompt": 0, "response": 1, "response.EMAIL": 1}),
+            ("sdk-1", "Mail <EMAIL>", {"prompt": 0, "response": 1, "response.EMAIL": 1}),
+        ]
