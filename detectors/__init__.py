@@ -16,6 +16,7 @@ from detectors.dataset_drift import dataset_drift
 from detectors.embedding_drift import embedding_drift
 from detectors.latency import LatencySummary, is_error_status, latency_summary
 from detectors.multiple_testing import adjust_p_values
+from detectors.pii import PiiCount, pii_counts
 from detectors.profile import CategoricalReference, NumericReference, ReferenceProfile
 from detectors.proportions import ProportionChange, accuracy_change, proportion_change
 from detectors.rank_tests import RankChange, ratings_change, score_change
@@ -36,6 +37,7 @@ __all__ = [
     "DatasetDriftResult",
     "LatencySummary",
     "NumericReference",
+    "PiiCount",
     "PriceOverride",
     "ProfileConfig",
     "ProportionChange",
@@ -54,6 +56,7 @@ __all__ = [
     "infer_column_type",
     "is_error_status",
     "latency_summary",
+    "pii_counts",
     "proportion_change",
     "ratings_change",
     "register_stat_test",

@@ -82,7 +82,7 @@ def feedback_label(kind: str, value: Any) -> str:
     return str(value)
 
 
-AlertKind = Literal["drift", "quality", "cost", "latency", "error_rate", "budget", "no_data"]
+AlertKind = Literal["drift", "quality", "cost", "latency", "error_rate", "budget", "no_data", "privacy"]
 Severity = Literal["info", "warning", "critical"]
 
 

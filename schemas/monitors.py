@@ -25,6 +25,7 @@ is the only form an API response shows.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -42,7 +43,15 @@ from pydantic_core import PydanticCustomError
 
 from schemas.channels import AnyChannel, Channel, EmailChannel, PagerDutyChannel, SlackChannel, safe_url
 from schemas.events import EventId, Name, ProjectName, Severity, UtcDatetime, new_id
-from schemas.stats import DRIFT_FAMILIES, METRICS, DimensionKind, Family, MetricSpec, unknown_metric
+from schemas.stats import (
+    DRIFT_FAMILIES,
+    METRICS,
+    PII_DIMENSION,
+    DimensionKind,
+    Family,
+    MetricSpec,
+    unknown_metric,
+)
 
 MASK = "********"
 MAX_CHANNELS = 10
@@ -176,6 +185,7 @@ _DIMENSIONS: dict[DimensionKind, dict[str, Any]] = {
     "column": {},
     "score": {},
     "family": {"enum": ["", ANY, *DRIFT_FAMILIES]},
+    "pii": {"pattern": r"^(\*|" + PII_DIMENSION[1:-1] + ")?$"},
 }
 
 
@@ -286,6 +296,12 @@ class MonitorSpec(_Strict):
             raise _error(
                 "bad_dimension",
                 f"{metric!r} dimensions are '' or '*' (every family) or one of {', '.join(DRIFT_FAMILIES)}",
+            )
+        if spec.dimensions == "pii" and not re.fullmatch(PII_DIMENSION[1:-1], value):
+            raise _error(
+                "bad_dimension",
+                f"{metric!r} dimensions are '' or '*' (every field and kind), a field (prompt, response, tags, "
+                "features) or a field and a kind in capitals ('response.EMAIL')",
             )
         return value
 

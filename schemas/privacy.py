@@ -55,3 +55,35 @@ class RedactionPolicy(BaseModel):
     detectors: list[DetectorName] = Field(default_factory=lambda: list(ALL_DETECTORS))
     fields: list[ScannedField] = Field(default_factory=lambda: list(DEFAULT_FIELDS))
     custom: list[CustomPattern] = Field(default_factory=list, max_length=MAX_CUSTOM_PATTERNS)
+
+
+RetentionKind = Literal["raw_text", "events", "feedback", "window_stats", "dead_letters", "alerts"]
+RETENTION_KINDS: tuple[RetentionKind, ...] = (
+    "raw_text",
+    "events",
+    "feedback",
+    "window_stats",
+    "dead_letters",
+    "alerts",
+)
+RetentionDays = Annotated[int, Field(ge=1, le=36_500)]
+
+
+class RetentionPolicy(BaseModel):
+    """How many days a project keeps each kind of data (null: until the server's own limits). Expired
+    raw text is blanked (the event's numbers and the statistics stay); the other kinds are deleted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    raw_text: RetentionDays | None = Field(
+        default=None, description="prompts, responses, feedback texts and OTLP texts: blanked after this many days"
+    )
+    events: RetentionDays | None = Field(default=None, description="inference events: deleted")
+    feedback: RetentionDays | None = Field(default=None, description="feedback: deleted")
+    window_stats: RetentionDays | None = Field(default=None, description="per-window statistics: deleted")
+    dead_letters: RetentionDays | None = Field(default=None, description="dead letters: deleted")
+    alerts: RetentionDays | None = Field(default=None, description="alerts, their deliveries, acks and resolutions")
+
+    def days(self) -> dict[RetentionKind, int]:
+        """The kinds the policy limits, with their days."""
+        return {kind: value for kind in RETENTION_KINDS if (value := getattr(self, kind)) is not None}

@@ -95,6 +95,15 @@ class InferenceRecord(_Record, kw_only=True):
     probabilities: Probabilities = None
     embedding: Embedding = None
     tags: Tags = msgspec.field(default_factory=dict)
+    # Set by the server's redaction, never by a sender (``SERVER_FIELDS``): entities found per scanned
+    # field (``"response": 2``, 0 when scanned and clean) and per field and kind (``"response.EMAIL": 1``);
+    # None when redaction is off. Counts only, no values: they are not personal data.
+    pii: dict[str, int] | None = None
+
+
+# Fields of a record the server fills in, which the contract (``schemas.events``) does not have: what a
+# sender puts there is replaced (``streams.privacy.Privacy.inferences``) before anything is stored.
+SERVER_FIELDS: frozenset[str] = frozenset({"pii"})
 
 
 class FeedbackRecord(_Record, kw_only=True):
@@ -185,10 +194,20 @@ class RecordDecoder(Generic[R]):
 
 
 class InferenceDecoder(RecordDecoder[InferenceRecord]):
+    """``server_fields``: take ``pii`` as sent (the workers' decoder of Kafka envelopes, which the API
+    publishes with its counts; ``streams.privacy`` decides whether to keep them). Otherwise an event
+    that sends it is a miss, and the contract refuses the field by name."""
+
     record = InferenceRecord
+
+    def __init__(self, *, server_fields: bool = False) -> None:
+        super().__init__()
+        self._server_fields = server_fields
 
     def _finish(self, records: list[InferenceRecord], now: datetime, *, naive_utc: bool) -> bool:
         for record in records:
+            if record.pii is not None and not self._server_fields:
+                return False
             if not record.event_id:
                 record.event_id = new_id()
             if not self._timestamp(record, now, naive_utc):
@@ -212,7 +231,7 @@ class FeedbackDecoder(RecordDecoder[FeedbackRecord]):
         return True
 
 
-_INFERENCE_FIELDS = InferenceRecord.__struct_fields__
+_INFERENCE_FIELDS = tuple(name for name in InferenceRecord.__struct_fields__ if name not in SERVER_FIELDS)
 _FEEDBACK_FIELDS = FeedbackRecord.__struct_fields__
 
 

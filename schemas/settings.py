@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = Field(default="loopwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     retention_days: int | None = Field(default=None, ge=1, description="TTL for raw events; none keeps all")
+    retention_sweep_seconds: float = Field(
+        default=3600.0, gt=0, description="how often projects' retention policies are enforced (streams/privacy)"
+    )
     chdb_cache_mb: int = Field(
         default=256,
         ge=16,
@@ -121,6 +124,11 @@ class Settings(BaseSettings):
     redaction_key: SecretStr | None = Field(
         default=None, description="HMAC key of pseudonyms (<EMAIL:9f2c…>); never stored or logged"
     )
+    envelope_key: SecretStr | None = Field(
+        default=None,
+        description="marks the envelopes the API publishes to Kafka as redacted (an HMAC); set the same value on "
+        "the API and the workers, which then skip a second scan of those (unset: workers scan every envelope)",
+    )
     redaction_phone_region: str = Field(
         default="US", pattern=r"^[A-Z]{2}$", description="the region of phone numbers written without +country"
     )
@@ -179,7 +187,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
-    @field_validator("admin_key", "ui_secret", "redaction_key")
+    @field_validator("admin_key", "ui_secret", "redaction_key", "envelope_key")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and (value.get_secret_value().lower() in _PLACEHOLDER_SECRETS or len(value) < 16):

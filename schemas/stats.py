@@ -6,10 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Family = Literal["drift", "quality", "cost", "latency"]
-FAMILIES: tuple[Family, ...] = ("drift", "quality", "cost", "latency")
+Family = Literal["drift", "quality", "cost", "latency", "privacy"]
+FAMILIES: tuple[Family, ...] = ("drift", "quality", "cost", "latency", "privacy")
 
-DimensionKind = Literal["none", "column", "score", "tag", "family"]
+DimensionKind = Literal["none", "column", "score", "tag", "family", "pii"]
+# privacy dimensions: a scanned field (all kinds) or a field and a kind, ``response`` / ``response.EMAIL``
+PII_FIELDS: tuple[str, ...] = ("prompt", "response", "tags", "features")
+PII_DIMENSION = r"^(prompt|response|tags|features)(\.[A-Z][A-Z0-9_]{0,63})?$"
 DRIFT_FAMILIES: tuple[str, ...] = ("features", "prompt", "response", "embedding")
 
 
@@ -55,6 +58,12 @@ METRICS: dict[str, dict[str, MetricSpec]] = {
         "accuracy": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
         "f1_macro": MetricSpec(),
         "feedback_count": MetricSpec(additive=True),
+    },
+    # entities found by redaction at ingest (``detectors.pii``); dimension ``response`` or ``response.EMAIL``
+    "privacy": {
+        "share_with_pii": MetricSpec(dimensions="pii"),
+        "entity_count": MetricSpec(dimensions="pii", additive=True),
+        "scanned_events": MetricSpec(dimensions="pii", additive=True),
     },
 }
 

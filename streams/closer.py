@@ -63,3 +63,4 @@ class WindowCloser:
             self._wake.clear()
             if not self._stopping:
                 await asyncio.to_thread(self._pipeline.close_windows)  # logs and swallows its own errors
+                await asyncio.to_thread(self._pipeline.sweep_retention)  # at most once an interval; logs its errors

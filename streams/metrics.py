@@ -97,6 +97,12 @@ OTLP_REJECTED = Counter(
 EVENTS_WRITTEN = Counter(
     "loopwatch_events_written_total", "Rows written to ClickHouse by the sink, by table.", ["table"]
 )
+REDACTION_SCANS = Counter(
+    "loopwatch_redaction_scans_total",
+    "Events scanned by redaction: by the API as it accepts them, or by a worker as it decodes a Kafka "
+    "envelope the API did not mark as redacted (an SDK's); kafka_skipped: marked ones, not scanned again.",
+    ["where"],
+)
 
 # ------------------------------------------------------------------------------------------ flushes
 
@@ -141,6 +147,12 @@ def events_accepted(kind: Kind, transport: Transport, count: int) -> None:
     """Hook: ``count`` valid events of ``kind`` taken in over ``transport`` (one call per request or batch)."""
     if count:
         _ACCEPTED[kind, transport].inc(count)
+
+
+def redaction_scans(where: Literal["api", "kafka", "kafka_skipped"], count: int) -> None:
+    """Hook: ``count`` events scanned (or, ``kafka_skipped``, trusted as already scanned) by redaction."""
+    if count:
+        REDACTION_SCANS.labels(where).inc(count)
 
 
 def events_rejected(kind: Kind, status: int) -> None:

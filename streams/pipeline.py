@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Sequence
 
 import structlog
@@ -28,6 +29,8 @@ from streams.decode import Decoded, EventTimePolicy, feedback_decoder, inference
 from streams.evals.service import Sampler
 from streams.pricing import Pricer
 from streams.privacy import Privacy
+from streams.privacy.retention import RetentionSweeper
+from streams.privacy.seal import Headers, sealed
 from streams.sink import REFUSED, EventSink, FlushStats
 from streams.stats import StatsEngine
 from streams.storage import Storage
@@ -68,6 +71,10 @@ class Pipeline:
         self.inference_decoder = inference_decoder(max_bytes=settings.max_body_bytes, times=times)
         self.feedback_decoder = feedback_decoder(max_bytes=settings.max_body_bytes, times=times)
         self.privacy = Privacy(storage, settings)
+        self.retention = RetentionSweeper(storage, interval_seconds=settings.retention_sweep_seconds)
+        self._next_sweep = time.monotonic()  # the first pass at the first closer run
+        key = settings.envelope_key
+        self._envelope_key = key.get_secret_value().encode() if key is not None else None
         self.stats: StatsEngine | None = StatsEngine(storage, settings) if settings.stats_enabled else None
         self._stats_lock = threading.Lock()
         self.sampler: Sampler | None = None  # online evaluations (streams.evals), set by streams.runtime
@@ -81,18 +88,27 @@ class Pipeline:
         if self.stats is not None:
             self.stats.recover()
 
-    def accept_raw(self, kind: Kind, raw: bytes) -> Decoded[InferenceRecord] | Decoded[FeedbackRecord]:
+    def accept_raw(
+        self, kind: Kind, raw: bytes, headers: Headers | None = None
+    ) -> Decoded[InferenceRecord] | Decoded[FeedbackRecord]:
         """Decode one message (an event or an array of events); bad items become dead letters.
 
         Raw messages come from Kafka, where the SDK may have sent them unredacted: redaction happens
-        here, before the events are buffered (dead letters are redacted in ``accept_dead_letters``)."""
+        here, before the events are buffered (dead letters are redacted in ``accept_dead_letters``),
+        unless ``headers`` carry the API's valid mark that it redacted this very body (``seal``)."""
         decoder = self.inference_decoder if kind == "inference" else self.feedback_decoder
         decoded = decoder.decode(raw)
+        if sealed(self._envelope_key, raw, headers):
+            metrics.redaction_scans("kafka_skipped", len(decoded.events))
+        else:
+            metrics.redaction_scans("kafka", len(decoded.events))
+            if kind == "inference":
+                self.privacy.inferences(decoded.events)  # type: ignore[arg-type]
+            else:
+                self.privacy.feedback(decoded.events)  # type: ignore[arg-type]
         if kind == "inference":
-            self.privacy.inferences(decoded.events)  # type: ignore[arg-type]
             self.accept_inferences(decoded.events)  # type: ignore[arg-type]
         else:
-            self.privacy.feedback(decoded.events)  # type: ignore[arg-type]
             self.accept_feedback(decoded.events)  # type: ignore[arg-type]
         if decoded.dead_letters:
             decoded.dead_letters = self.accept_dead_letters(decoded.dead_letters)
@@ -137,6 +153,17 @@ class Pipeline:
             except Exception:
                 log.exception("window_bookkeeping_failed", inferences=written.inferences, feedback=written.feedback)
         return written
+
+    def sweep_retention(self) -> None:
+        """Enforce projects' retention policies when a sweep interval has passed (the closer calls this
+        after closing windows); errors are logged and the next interval tries again."""
+        if time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + self.retention.interval
+        try:
+            self.retention.sweep()
+        except Exception:
+            log.exception("retention_sweep_failed")
 
     def close_windows(self, *, force_quality: bool = False, force_all: bool = False) -> None:
         """Close due windows (``force_all``: every open window, e.g. at the end of a backfill).

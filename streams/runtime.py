@@ -225,7 +225,7 @@ async def _start(
         monitoring,
         references,
         loop,
-        publisher=RedactingPublisher(kafka_publisher, privacy) if kafka_publisher is not None else None,
+        publisher=RedactingPublisher(kafka_publisher.redacted(), privacy) if kafka_publisher is not None else None,
         kafka_publisher=kafka_publisher,
         worker=worker,
         stop_metrics_server=stop_metrics_server,

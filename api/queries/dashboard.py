@@ -65,6 +65,7 @@ MODEL_PAGE_METRICS: tuple[str, ...] = (
     "accuracy",
     "mean_rating",
     "score_mean",
+    "share_with_pii",
 )
 
 
@@ -146,7 +147,7 @@ def model_series(
     """Per family, the model-wide rows of the metrics the model page charts (one query instead of
     four, ``details`` never parsed), shaped like ``stat_rows`` rows so ``rebucket`` re-buckets them
     exactly as ``GET /v1/stats?interval=`` does."""
-    out: dict[str, list[dict[str, Any]]] = {"latency": [], "cost": [], "drift": [], "quality": []}
+    out: dict[str, list[dict[str, Any]]] = {"latency": [], "cost": [], "drift": [], "quality": [], "privacy": []}
     for row in window_stats.model_series(storage, project, model, MODEL_PAGE_METRICS, since, until):
         out.setdefault(row.family, []).append(point(row))
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
@@ -12,7 +12,7 @@ from api.deps import ProjectDep, StorageDep
 from api.errors import responses, unprocessable
 from api.queries.stats import rebucket, stat_rows
 from api.time_range import Since, Until, storable_range
-from schemas.stats import unknown_metric
+from schemas.stats import Family, unknown_metric
 from streams.storage.inferences import has_model
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=responses(401, 404, 422, 503))
@@ -41,7 +41,7 @@ class StatPoint(BaseModel):
     "never sent. A known model and metric without statistics in the range: an empty list.",
 )
 def get_stats(
-    family: Annotated[Literal["drift", "quality", "cost", "latency"], Path()],
+    family: Annotated[Family, Path()],
     project: ProjectDep,
     storage: StorageDep,
     model: Annotated[str | None, Query(max_length=200)] = None,

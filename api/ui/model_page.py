@@ -49,6 +49,23 @@ def _lines(rows: list[dict[str, Any]], metrics: list[tuple[str, str]], step: tim
     return traces
 
 
+def _privacy(
+    rows: list[dict[str, Any]], markers: list[dict[str, Any]], step: timedelta, per: str, shown: Any
+) -> dict[str, Any]:
+    """The share of calls with personal data found at ingest, one line per scanned field."""
+    fields = sorted({r["dimension"] for r in rows if r["metric"] == "share_with_pii" and "." not in r["dimension"]})
+    traces = []
+    for index, field in enumerate(fields):
+        xs, ys = _series(rows, "share_with_pii", field)
+        traces.append(charts.line(field, xs, ys, index, step))
+    return {
+        "title": f"calls with personal data found at ingest, per field, {per}",
+        "id": "chart-privacy",
+        "figure": charts.figure(traces, y_title="share of calls", y_format=".1%", markers=markers, x_range=shown),
+        "empty": "" if traces else "No privacy statistics: redaction is off for this project, or no window closed.",
+    }
+
+
 def _quality(
     rows: list[dict[str, Any]],
     markers: list[dict[str, Any]],
@@ -236,6 +253,7 @@ def model_page_data(
         }
     )
     figures += _quality(families["quality"], markers, step, per, shown)
+    privacy = _privacy(families["privacy"], markers, step, per, shown)
     versions = {}
     for metric, label, y_title in (
         ("count", f"calls per version, {per}", "calls"),
@@ -258,6 +276,7 @@ def model_page_data(
     flagged_windows = {r["window_start"] for r in drift if r["metric"] == "family_drift" and r["flagged"]}
     return {
         "figures": figures,
+        "privacy": privacy,
         "versions": list(versions.values()),
         "alerts": alerts,
         "monitors": monitors_for(monitoring.store.list(ui_project), model),

@@ -104,6 +104,22 @@ def window_data(runtime: Runtime, project: str, model: str, start: datetime, col
             )
         )
     dataset = next((r for r in rows if r["metric"] == "dataset_drift"), None)
+    privacy = [
+        r
+        for r in stat_rows(
+            storage,
+            project,
+            "privacy",
+            model=model,
+            model_version="",
+            metric="share_with_pii",
+            dimension=None,
+            since=start,
+            until=end,
+            limit=10_000,
+        )
+        if r["window_start"] == start
+    ]
     reference = runtime.references.get(project, model)
     current = sampled_columns(storage, key, settings.drift_sample_rows)
     profile = reference.profile.columns if reference is not None else {}
@@ -146,6 +162,7 @@ def window_data(runtime: Runtime, project: str, model: str, start: datetime, col
         "columns": columns,
         "families": families,
         "dataset": dataset,
+        "privacy": sorted(privacy, key=lambda r: ("." in r["dimension"], r["dimension"])),
         "distributions": distributions,
         "descriptors": descriptors,
         "rows": current.rows,
@@ -164,6 +181,6 @@ async def window_page(
     model: ModelPath, start: StartPath, ui: UiDep, column: Annotated[str, Query(max_length=300)] = ""
 ) -> Response:
     data = await asyncio.to_thread(window_data, ui.runtime, ui.project, model, _start(start), column or None)
-    if not data["columns"] and not data["families"] and not data["rows"]:
+    if not data["columns"] and not data["families"] and not data["rows"] and not data["privacy"]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statistics of {model!r} in the window at {start}")
     return ui.render("window.html", model=model, column=column, change=column_change, **data)

@@ -41,6 +41,7 @@ _KIND_TITLE = {
     "error_rate": "Error rate alert",
     "budget": "Budget exceeded",
     "no_data": "No data",
+    "privacy": "Personal data in traffic",
 }
 _OPERATORS = frozenset({">", ">=", "<", "<=", "==", "!=", "≥", "≤"})
 

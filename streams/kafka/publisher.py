@@ -21,6 +21,7 @@ from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.bus import NotWrittenYet
 from streams.kafka.admin import ensure_topics
+from streams.privacy.seal import REDACTED_HEADER, seal
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,8 @@ class KafkaPublisher:
         self.topics = Topics(settings.topic_prefix)
         self._max_events = settings.kafka_envelope_max_events
         self._max_bytes = settings.kafka_envelope_max_bytes
+        key = settings.envelope_key
+        self._seal_key = key.get_secret_value().encode() if key is not None else None
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
@@ -58,12 +61,20 @@ class KafkaPublisher:
         except TimeoutError:
             log.warning("publisher_stop_abandoned", reason="sends unacknowledged by Kafka", after_seconds=grace)
 
-    async def _send_all(self, topic: str, envelopes: Iterator[Envelope]) -> None:
+    async def _send_all(self, topic: str, envelopes: Iterator[Envelope], *, redacted: bool = False) -> None:
+        """``redacted``: the events went through ``RedactingPublisher``; with ``LOOPWATCH_ENVELOPE_KEY``
+        each envelope is marked so (``streams.privacy.seal``) and workers do not scan it again."""
         timeout = self._settings.ack_timeout_seconds
+        key = self._seal_key if redacted else None
         try:
             async with asyncio.timeout(timeout):
                 futures = [
-                    await self._producer.send(topic, value=envelope.body, key=envelope.key.encode())
+                    await self._producer.send(
+                        topic,
+                        value=envelope.body,
+                        key=envelope.key.encode(),
+                        headers=[(REDACTED_HEADER, seal(key, envelope.body))] if key else None,
+                    )
                     for envelope in envelopes
                 ]
                 await asyncio.gather(*futures)
@@ -73,15 +84,35 @@ class KafkaPublisher:
             log.warning("publish_failed", topic=topic, error=f"{type(exc).__name__}: {exc}"[:300])
             raise NotWrittenYet(f"Kafka did not acknowledge the events within {timeout:g} s") from exc
 
-    async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None:
+    async def publish_inferences(self, events: Sequence[InferenceRecord], *, redacted: bool = False) -> None:
         if events:
             limits = {"max_events": self._max_events, "max_bytes": self._max_bytes}
-            await self._send_all(self.topics.inference, inference_envelopes(events, encode_record, **limits))
+            envelopes = inference_envelopes(events, encode_record, **limits)
+            await self._send_all(self.topics.inference, envelopes, redacted=redacted)
 
-    async def publish_feedback(self, events: Sequence[FeedbackRecord]) -> None:
+    async def publish_feedback(self, events: Sequence[FeedbackRecord], *, redacted: bool = False) -> None:
         if events:
             limits = {"max_events": self._max_events, "max_bytes": self._max_bytes}
-            await self._send_all(self.topics.feedback, feedback_envelopes(events, encode_record, **limits))
+            envelopes = feedback_envelopes(events, encode_record, **limits)
+            await self._send_all(self.topics.feedback, envelopes, redacted=redacted)
+
+    def redacted(self) -> RedactedSends:
+        """This publisher for events the API redacted (what ``RedactingPublisher`` wraps): its envelopes
+        are marked so. Other sends (evaluator scores) stay unmarked and are scanned by the workers."""
+        return RedactedSends(self)
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         await (await self._producer.send(topic, value=value, key=key))
+
+
+class RedactedSends:
+    """A ``Publisher`` whose events were redacted on their way here: sent marked (``KafkaPublisher.redacted``)."""
+
+    def __init__(self, publisher: KafkaPublisher) -> None:
+        self._publisher = publisher
+
+    async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None:
+        await self._publisher.publish_inferences(events, redacted=True)
+
+    async def publish_feedback(self, events: Sequence[FeedbackRecord]) -> None:
+        await self._publisher.publish_feedback(events, redacted=True)

@@ -30,6 +30,7 @@ from streams.closer import WindowCloser
 from streams.decode import unexpected_letter
 from streams.kafka.admin import ensure_topics
 from streams.pipeline import Pipeline
+from streams.privacy.seal import Headers
 from streams.writes import FINAL_ATTEMPTS, write_buffers
 
 log = structlog.get_logger(__name__)
@@ -87,7 +88,8 @@ class KafkaWorker:
 
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(TAKE_MESSAGES, within=within):
-                dead = await asyncio.to_thread(self._decode, kind, [event.message.value for event in events])
+                messages = [(event.message.value, event.message.headers) for event in events]
+                dead = await asyncio.to_thread(self._decode, kind, messages)
                 for letter in dead:
                     await self.dlq_topic.send(value=letter.model_dump_json().encode())
                 await self._flush_until_written()
@@ -111,15 +113,15 @@ class KafkaWorker:
             sent = await self.app.send(self.topics.feedback, key=envelope.key.encode(), value=envelope.body)
             await sent
 
-    def _decode(self, kind: Kind, values: list[bytes | None]) -> list[DeadLetter]:
+    def _decode(self, kind: Kind, messages: list[tuple[bytes | None, Headers | None]]) -> list[DeadLetter]:
         """Buffer a take() batch, message by message. A message that raises anyway (e.g. while its
         events are enriched) becomes a dead letter alone: the rest of the batch is still stored."""
         dead: list[DeadLetter] = []
         accepted = 0
-        for value in values:
+        for value, headers in messages:
             raw = value or b""  # a tombstone decodes to a dead letter
             try:
-                decoded = self.pipeline.accept_raw(kind, raw)
+                decoded = self.pipeline.accept_raw(kind, raw, headers)
             except Exception as exc:
                 dead += self.pipeline.accept_dead_letters([unexpected_letter(kind, exc, raw)])
             else:

@@ -22,6 +22,7 @@ from schemas.events import DeadLetter
 from schemas.privacy import RedactionPolicy
 from schemas.records import FeedbackRecord, InferenceRecord
 from schemas.settings import Settings
+from streams import metrics
 from streams.bus import Publisher
 from streams.privacy.redact import Redactor
 from streams.storage import Storage, redaction_policies
@@ -112,8 +113,8 @@ class Privacy:
         """Redact ``records`` in place, each under its project's policy."""
         for project, group in _by_project(records).items():
             redactor = self.for_project(project)
+            redactor.inferences(group)  # sets each record's ``pii`` counts (None when off: nothing was looked at)
             if redactor.active:
-                redactor.inferences(group)
                 _report(redactor, project)
 
     def feedback(self, records: Sequence[FeedbackRecord]) -> None:
@@ -181,9 +182,11 @@ class RedactingPublisher:
     async def publish_inferences(self, events: Sequence[InferenceRecord]) -> None:
         await self.privacy.warm()
         self.privacy.inferences(events)
+        metrics.redaction_scans("api", len(events))
         await self.inner.publish_inferences(events)
 
     async def publish_feedback(self, events: Sequence[FeedbackRecord]) -> None:
         await self.privacy.warm()
         self.privacy.feedback(events)
+        metrics.redaction_scans("api", len(events))
         await self.inner.publish_feedback(events)

@@ -25,6 +25,8 @@ _BUILT_IN: dict[DetectorName, Detector] = {
     "ip": detectors.ip_addresses,
 }
 
+PII_COUNT_MAX = 65_535  # the stored column is a UInt16 per field and kind
+
 _NEED_DIGITS: frozenset[DetectorName] = frozenset({"card", "iban", "phone", "ip"})
 
 
@@ -84,14 +86,18 @@ class Redactor:
             return f"<{kind}:{digest}>"
         return f"<{kind}>"
 
-    def text(self, text: str | None) -> str | None:
-        """``text`` redacted (None: dropped under ``drop``); unchanged under ``off`` and ``detect``."""
+    def text(self, text: str | None, counts: Counter[str] | None = None, field: str = "") -> str | None:
+        """``text`` redacted (None: dropped under ``drop``); unchanged under ``off`` and ``detect``.
+        ``counts``: where to add what was found, as ``field`` and ``field.KIND`` (``pii_counts``)."""
         if not text or not self.active:
             return text
         spans = self.spans(text)
         if not spans:
             return text
         self.findings.update(span.kind for span in spans)
+        if counts is not None:
+            counts[field] += len(spans)
+            counts.update(f"{field}.{span.kind}" for span in spans)
         mode = self.policy.mode
         if mode == "detect":
             return text
@@ -104,24 +110,44 @@ class Redactor:
         parts.append(text[last:])
         return "".join(parts)
 
-    def _mapping(self, values: dict[str, str]) -> None:
+    def _mapping(self, values: dict[str, str], counts: Counter[str], field: str) -> None:
         for name, value in list(values.items()):
             if isinstance(value, str):
-                redacted = self.text(value)
+                redacted = self.text(value, counts, field)
                 if redacted is None:
                     del values[name]
                 else:
                     values[name] = redacted
 
     def inference(self, record: InferenceRecord) -> None:
+        """Redact ``record`` in place and set its ``pii`` counts: each scanned field (0 when clean, so
+        a clean event counts in a share's denominator) and each field and kind found; None when off.
+
+        Counts the record already carries (the API's, on an envelope a worker scans again without a
+        valid mark) are kept where higher: a second scan finds placeholders, not entities."""
+        before = record.pii
+        if not self.active:
+            record.pii = None
+            return
+        counts: Counter[str] = Counter()
         if self._prompt:
-            record.prompt = self.text(record.prompt)
+            counts["prompt"] += 0
+            record.prompt = self.text(record.prompt, counts, "prompt")
         if self._response:
-            record.response = self.text(record.response)
-        if self._tags and record.tags:
-            self._mapping(record.tags)
-        if self._features and record.features:
-            self._mapping(record.features)  # type: ignore[arg-type]  # only its strings are looked at
+            counts["response"] += 0
+            record.response = self.text(record.response, counts, "response")
+        if self._tags:
+            counts["tags"] += 0
+            if record.tags:
+                self._mapping(record.tags, counts, "tags")
+        if self._features:
+            counts["features"] += 0
+            if record.features:
+                self._mapping(record.features, counts, "features")  # type: ignore[arg-type]  # only strings
+        for name, count in (before or {}).items():
+            if name.split(".", 1)[0] in counts and isinstance(count, int) and count > counts[name]:
+                counts[name] = count
+        record.pii = {name: min(count, PII_COUNT_MAX) for name, count in counts.items()}
 
     def feedback(self, record: FeedbackRecord) -> None:
         if self._feedback_text:

@@ -216,6 +216,7 @@ class StatsEngine:
         versions = _by_version(events)
         rows = self._latency(key, events, versions)
         rows += self._cost(key, events, versions)
+        rows += self._privacy(key, events, versions)
         rows += self._drift(key)
         rows += self._quality(key)
         self._write(rows)
@@ -269,6 +270,12 @@ class StatsEngine:
         for version, part in versions:
             version_rows = families.cost_rows(key, families.cost_totals(part), [], [])
             rows += [replace(row, model_version=version) for row in version_rows]
+        return rows
+
+    def _privacy(self, key: WindowKey, events: WindowRows, versions: list[tuple[str, WindowRows]]) -> list[StatRow]:
+        rows = families.privacy_rows(key, events.pii)
+        for version, part in versions:
+            rows += [replace(row, model_version=version) for row in families.privacy_rows(key, part.pii)]
         return rows
 
     def _spend_history(self, key: WindowKey) -> list[tuple[datetime, float]]:

@@ -14,6 +14,7 @@ from detectors import (
     classification_quality,
     dataset_drift,
     latency_summary,
+    pii_counts,
     proportion_change,
     ratings_change,
     score_change,
@@ -52,6 +53,28 @@ def latency_rows(key: WindowKey, latencies: np.ndarray, statuses: Sequence[str])
     ):
         if value is not None and math.isfinite(value):
             rows.append(_row(key, "latency", metric, value, sample_size=measured))
+    return rows
+
+
+def privacy_rows(key: WindowKey, pii: Sequence[Mapping[str, int]]) -> list[StatRow]:
+    """Per scanned field and per field and kind (``detectors.pii``): the share of events with at least one
+    entity, the entities found and the events scanned. No rows when nothing was scanned (redaction off)."""
+    rows = []
+    for count in pii_counts(pii):
+        details = {"events_with_pii": count.with_entities, "entities": count.entities}
+        rows += [
+            _row(
+                key,
+                "privacy",
+                "share_with_pii",
+                count.share,
+                dimension=count.dimension,
+                sample_size=count.scanned,
+                details=details,
+            ),
+            _row(key, "privacy", "entity_count", count.entities, dimension=count.dimension, sample_size=count.scanned),
+            _row(key, "privacy", "scanned_events", count.scanned, dimension=count.dimension, sample_size=count.scanned),
+        ]
     return rows
 
 

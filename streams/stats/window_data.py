@@ -92,6 +92,7 @@ class WindowRows:
     # column by column, the value of each of ``tag_keys`` per event (None: the event has no such tag)
     tag_keys: tuple[str, ...] = ()
     tag_values: tuple[list[str | None], ...] = ()
+    pii: list[dict[str, int]] = field(default_factory=list)  # per event, what redaction found ({}: not scanned)
 
     def __len__(self) -> int:
         return len(self.statuses)
@@ -106,6 +107,7 @@ class WindowRows:
             self.costs[picked],
             self.input_tokens[picked],
             self.output_tokens[picked],
+            pii=[self.pii[i] for i in picked] if self.pii else [],
         )
 
 
@@ -127,4 +129,5 @@ def fetch_window_rows(storage: Storage, key: WindowKey, tag_keys: Sequence[str] 
         _floats(columns.output_tokens),
         keys,
         columns.tag_values,
+        columns.pii,
     )

@@ -15,7 +15,7 @@ import orjson
 from pydantic import Field
 
 from schemas.events import AlertEvent, AlertResolved
-from streams.storage import deliveries, resolutions
+from streams.storage import deliveries, expiry, resolutions
 from streams.storage.client import Storage
 from streams.storage.deliveries import DeliverySummary, Pending, StoredAttempt
 from streams.storage.times import as_utc, ch_time, time_range
@@ -334,3 +334,19 @@ def erase_user(storage: Storage, project: str, user_id: str) -> int:
                 f"ALTER TABLE {db}.{table} DELETE WHERE {of_ids} SETTINGS mutations_sync = 2", {**params, "ids": ids}
             )
     return len(ids)
+
+
+_OLD_ALERTS = (
+    "alert_id IN (SELECT alert_id FROM {db}.alerts WHERE project = {{project:String}} "
+    "AND fired_at < {{cutoff:DateTime64(3, 'UTC')}})"
+)
+
+
+def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    """Delete the project's alerts fired before ``cutoff``, their acknowledgements and resolutions,
+    and delivery attempts made before ``cutoff`` (retention); returns the alerts deleted."""
+    old = _OLD_ALERTS.format(db=storage.database)
+    expiry.expire(storage, "alert_acks", project, "", cutoff, extra=old)
+    resolutions.delete_of_alerts(storage, project, cutoff, old)
+    deliveries.delete_before(storage, project, cutoff)
+    return expiry.expire(storage, "alerts", project, "fired_at", cutoff)

@@ -16,6 +16,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from schemas.events import DeadLetter
+from streams.storage import expiry
 from streams.storage.client import Storage
 from streams.storage.times import as_utc
 
@@ -64,3 +65,7 @@ def erase_user(storage: Storage, project: str, user_id: str) -> int:
     if found:
         storage.command(f"ALTER TABLE {db}.dead_letters DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
     return found
+
+
+def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    return expiry.expire(storage, "dead_letters", project, "received_at", cutoff)

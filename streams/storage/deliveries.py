@@ -17,6 +17,7 @@ from pydantic import Field
 
 from schemas.channels import ChannelType
 from schemas.events import AlertEvent, AlertResolved, RetrainEvent
+from streams.storage import expiry
 from streams.storage.client import Storage
 from streams.storage.times import as_utc, ch_time
 
@@ -243,3 +244,8 @@ def owed_rows(
         f"WHERE notEmpty(missing) ORDER BY t.{time_column} LIMIT {{limit:UInt32}}"
     )
     return storage.rows(sql, {"since": ch_time(since), "until": ch_time(until), "limit": limit})
+
+
+def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    """Delete the project's delivery attempts made before ``cutoff`` (retention)."""
+    return expiry.expire(storage, "alert_deliveries", project, "at", cutoff)

@@ -19,6 +19,7 @@ import orjson
 
 from schemas.records import FeedbackRecord
 from schemas.stats import WindowKey
+from streams.storage import expiry
 from streams.storage.client import Storage
 from streams.storage.inferences import newest_per_id, window_calls
 from streams.storage.times import as_utc, time_range
@@ -367,3 +368,12 @@ def ingested_since(
         IngestedFeedback(r["project"], r["feedback_id"], r["inference_id"], r["kind"], as_utc(r["ingested_at"]))
         for r in rows
     ]
+
+
+def blank_text_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    """Blank the texts (corrections, comments) of the project's feedback before ``cutoff``."""
+    return expiry.expire(storage, "feedback", project, "timestamp", cutoff, blank=("text",))
+
+
+def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    return expiry.expire(storage, "feedback", project, "timestamp", cutoff)

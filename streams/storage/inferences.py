@@ -40,6 +40,7 @@ import orjson
 from schemas.events import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 from schemas.records import InferenceRecord, encode_records
 from schemas.stats import WindowKey
+from streams.storage import expiry
 from streams.storage.client import Storage
 from streams.storage.times import as_utc, ch_time, time_range
 
@@ -48,7 +49,7 @@ SORTS: tuple[CallSort, ...] = ("newest", "latency", "cost")
 PREVIEW_CHARS = 300
 # Every field of the event contract is a column of ``inferences`` (tests/schemas/test_contract_sync.py);
 # one call returns all of them but the two bulky model outputs.
-NOT_IN_DETAIL = frozenset({"probabilities", "embedding"})
+NOT_IN_DETAIL = frozenset({"probabilities", "embedding", "pii"})
 DETAIL_COLUMNS = tuple(name for name in InferenceRecord.__struct_fields__ if name not in NOT_IN_DETAIL)
 CURSOR_PATTERN = r"^[A-Za-z0-9_\-]{1,1200}$"
 _SORT_COLUMN: dict[CallSort, str] = {"newest": "", "latency": "latency_ms", "cost": "cost_usd"}
@@ -731,6 +732,7 @@ class WindowColumns:
     input_tokens: list[int | None]
     output_tokens: list[int | None]
     tag_values: tuple[list[str | None], ...]
+    pii: list[dict[str, int]]  # what redaction found per field and kind ({}: not scanned)
 
 
 def window_columns(storage: Storage, key: WindowKey, tag_keys: Sequence[str]) -> WindowColumns:
@@ -741,14 +743,14 @@ def window_columns(storage: Storage, key: WindowKey, tag_keys: Sequence[str]) ->
     )
     where, params = window_calls(key)
     result = storage.query(
-        "SELECT latency_ms, status, model_version, cost_usd, input_tokens, output_tokens"
+        "SELECT latency_ms, status, model_version, cost_usd, input_tokens, output_tokens, pii"
         f"{tags} FROM {storage.database}.inferences FINAL WHERE {where}",
         {**params, **{f"tag{i}": tag for i, tag in enumerate(tag_keys)}},
     )
-    columns = result.result_columns or [[] for _ in range(6 + len(tag_keys))]
-    latencies, statuses, versions, costs, inputs, outputs = (list(column) for column in columns[:6])
+    columns = result.result_columns or [[] for _ in range(7 + len(tag_keys))]
+    latencies, statuses, versions, costs, inputs, outputs, pii = (list(column) for column in columns[:7])
     return WindowColumns(
-        latencies, statuses, versions, costs, inputs, outputs, tuple(list(values) for values in columns[6:])
+        latencies, statuses, versions, costs, inputs, outputs, tuple(list(values) for values in columns[7:]), pii
     )
 
 
@@ -855,3 +857,14 @@ def ingested_since(
         )
         for r in rows
     ]
+
+
+def blank_text_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    """Blank the prompts and responses of the project's events before ``cutoff`` (their numbers, tags and
+    ``pii`` counts stay, and so do the statistics); returns the events changed."""
+    return expiry.expire(storage, "inferences", project, "timestamp", cutoff, blank=("prompt", "response"))
+
+
+def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    """Delete the project's events before ``cutoff``; returns how many."""
+    return expiry.expire(storage, "inferences", project, "timestamp", cutoff)

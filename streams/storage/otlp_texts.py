@@ -31,8 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from schemas.records import InferenceRecord
+from streams.storage import expiry
 from streams.storage.client import Storage
 
 TABLE = "otlp_texts"
@@ -111,3 +113,8 @@ def erase(storage: Storage, project: str, inference_ids: Sequence[str]) -> int:
     if found:
         storage.command(f"ALTER TABLE {db}.{TABLE} DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
     return found
+
+
+def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    """Delete the project's OTLP texts kept before ``cutoff`` (they are raw text only)."""
+    return expiry.expire(storage, "otlp_texts", project, "ingested_at", cutoff)

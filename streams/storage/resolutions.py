@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.events import AlertResolved
-from streams.storage import deliveries
+from streams.storage import deliveries, expiry
 from streams.storage.client import Storage
 from streams.storage.deliveries import Pending
 
@@ -106,3 +106,8 @@ def erase_of_alerts(storage: Storage, project: str, alert_ids: Sequence[str]) ->
         "AND alert_id IN {ids:Array(String)} SETTINGS mutations_sync = 2",
         {"project": project, "ids": list(alert_ids)},
     )
+
+
+def delete_of_alerts(storage: Storage, project: str, cutoff: datetime, alerts: str) -> int:
+    """Delete the resolutions of the alerts ``alerts`` (an ``alert_id IN (…)`` clause) selects (retention)."""
+    return expiry.expire(storage, "alert_resolutions", project, "", cutoff, extra=alerts)

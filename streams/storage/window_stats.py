@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from schemas.stats import StatRow, WindowKey
+from streams.storage import expiry
 from streams.storage.client import Storage
 from streams.storage.times import as_utc, ch_time, time_range
 
@@ -369,3 +370,8 @@ def windows_without_stats(storage: Storage, window_seconds: int, lookback_hours:
         WindowKey(project, model, as_utc(start), as_utc(start) + timedelta(seconds=seconds))
         for project, model, start in rows
     ]
+
+
+def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:
+    """Delete the project's statistics of windows that ended before ``cutoff``."""
+    return expiry.expire(storage, "window_stats", project, "window_end", cutoff)

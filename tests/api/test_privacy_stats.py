@@ -1,0 +1,208 @@
+"""The ``privacy`` statistics family: what redaction finds at ingest is counted with the stored event,
+summed per window, served by ``/v1/stats/privacy`` and judged by monitors through the normal alert path.
+Real app, real embedded pipeline, real chDB, a real webhook receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from detectors import pii_counts
+from loopwatch.demo.receiver import WebhookReceiver
+from loopwatch.process import serving_app
+from schemas.settings import Settings
+from tests.conftest import Api, make_settings
+
+SECRET = "whsec-0123456789abcdef"  # noqa: S105 - a test signing secret
+START = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+LEAK_MONITOR = {
+    "name": "PII in responses",
+    "family": "privacy",
+    "metric": "share_with_pii",
+    "dimension": "response",
+    "condition": {"type": "threshold", "operator": "gt", "value": 0.005},
+    "cooldown_seconds": 0,
+}
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return make_settings(
+        data_dir,
+        allow_private_webhooks=True,
+        delivery_backoff_seconds=0.01,
+        window_seconds=60,
+        allowed_lateness_seconds=0,
+        reference_min_rows=10_000,
+    )
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[Api]:
+    with TestClient(serving_app(settings)) as client:
+        yield Api(client)
+        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
+    storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+
+
+def _send(api: Api, headers: dict[str, str], model: str, responses: list[str], version: str = "") -> None:
+    events = [
+        {
+            "event_id": f"{model}-{i}",
+            "model": model,
+            **({"model_version": version} if version else {}),
+            "prompt": "Where is my order?",
+            "response": text,
+            "latency_ms": 100.0,
+            "timestamp": (START + timedelta(seconds=i)).isoformat(),
+        }
+        for i, text in enumerate(responses)
+    ]
+    response = api.client.post(
+        "/v1/inferences", content=orjson.dumps(events), headers={**headers, "content-type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
+
+
+def _close_all(api: Api) -> None:
+    api.wait_written()
+    pipeline = api.services.runner.pipeline  # type: ignore[union-attr]
+
+    async def close() -> None:
+        await asyncio.to_thread(pipeline.close_windows, force_all=True)
+
+    api.client.portal.call(close)  # type: ignore[union-attr]
+
+
+def _stats(api: Api, headers: dict[str, str], model: str, metric: str, **params: str) -> dict[str, float]:
+    response = api.client.get("/v1/stats/privacy", params={"model": model, "metric": metric, **params}, headers=headers)
+    assert response.status_code == 200, response.text
+    return {row["dimension"]: row["value"] for row in response.json()}
+
+
+class TestCounts:
+    """``detectors.pii``: one definition of a share, whose denominator is the events whose field was scanned."""
+
+    def test_share_per_field_and_kind(self) -> None:
+        events = [
+            {"prompt": 0, "response": 2, "response.EMAIL": 1, "response.PHONE": 1},
+            {"prompt": 1, "prompt.EMAIL": 1, "response": 0},
+            {"prompt": 0, "response": 3, "response.EMAIL": 3},
+            {},  # redaction off: in no denominator
+        ]
+        found = {count.dimension: count for count in pii_counts(events)}
+        assert sorted(found) == ["prompt", "prompt.EMAIL", "response", "response.EMAIL", "response.PHONE"]
+        assert (found["response"].scanned, found["response"].with_entities, found["response"].entities) == (3, 2, 5)
+        assert found["response.EMAIL"].share == pytest.approx(2 / 3)
+        assert found["response.PHONE"].share == pytest.approx(1 / 3)
+        assert found["prompt.EMAIL"].entities == 1
+
+    def test_nothing_scanned_is_no_statistics(self) -> None:
+        assert pii_counts([{}, {}]) == []
+
+
+class TestPrivacyFamily:
+    """Ingest → stored counts → window rows → API, per model and version; a leak fires its monitor."""
+
+    def test_a_model_leaking_emails_fires_and_a_clean_one_does_not(self, api: Api) -> None:
+        headers = api.key("shop")
+        with WebhookReceiver(secret=SECRET) as hook:
+            monitor = {**LEAK_MONITOR, "channels": [{"type": "webhook", "url": hook.url, "secret": SECRET}]}
+            created = api.client.post("/v1/monitors", json=monitor, headers=headers)
+            assert created.status_code == 201, created.text
+            leaky = ["Sure, done." for _ in range(18)] + [
+                "Contact ana.silva@example.com for a refund.",
+                "Mail bob@example.org or call +1 415 555 2671.",
+            ]
+            _send(api, headers, "leaky", leaky, version="v2")
+            _send(api, headers, "clean", ["Sure, done."] * 20)
+            _close_all(api)
+            (request,) = hook.wait_for(1, timeout=20)
+        assert request.verified
+        assert (request.json["model"], request.json["metric"]) == ("leaky", "share_with_pii")
+        assert request.json["value"] == pytest.approx(0.1)
+        # the clean model's window was judged too (its row is there, at 0) and raised nothing
+        assert _stats(api, headers, "clean", "share_with_pii") == {"prompt": 0.0, "response": 0.0}
+        alerts = api.client.get("/v1/alerts", headers=headers).json()
+        assert [(a["model"], a["metric"]) for a in alerts] == [("leaky", "share_with_pii")]
+
+        shares = _stats(api, headers, "leaky", "share_with_pii")
+        assert shares["response"] == pytest.approx(2 / 20)
+        assert shares["response.EMAIL"] == pytest.approx(2 / 20)
+        assert shares["response.PHONE"] == pytest.approx(1 / 20)
+        assert _stats(api, headers, "leaky", "entity_count") == {
+            "prompt": 0.0,
+            "response": 3.0,
+            "response.EMAIL": 2.0,
+            "response.PHONE": 1.0,
+        }
+        assert _stats(api, headers, "leaky", "scanned_events", dimension="response") == {"response": 20.0}
+        per_version = _stats(api, headers, "leaky", "share_with_pii", model_version="v2")
+        assert per_version["response.EMAIL"] == pytest.approx(0.1)
+
+    def test_redaction_off_has_no_statistics(self, api: Api) -> None:
+        admin = {"authorization": f"Bearer {api.services.keys.create('quiet', 'admin', scope='admin').token}"}
+        assert api.client.put("/v1/privacy/policy", json={"mode": "off"}, headers=admin).status_code == 200
+        headers = api.key("quiet")
+        _send(api, headers, "bot", ["Mail ana.silva@example.com"] * 5)
+        _close_all(api)
+        assert _stats(api, headers, "bot", "share_with_pii") == {}
+        latency = api.client.get("/v1/stats/latency", params={"model": "bot", "metric": "count"}, headers=headers)
+        assert [row["value"] for row in latency.json()] == [5.0]  # the window was closed: no privacy rows, not zeros
+
+    def test_a_sender_cannot_plant_counts(self, api: Api) -> None:
+        headers = api.key("shop")
+        event = {"event_id": "forged", "model": "m", "response": "fine", "pii": {"response": 9}}
+        response = api.client.post("/v1/inferences", json=event, headers=headers)
+        assert response.status_code == 422
+        assert "pii" in response.text
+
+
+class TestMonitorSchema:
+    """A privacy monitor's dimension is a field or a field and a kind, refused precisely otherwise."""
+
+    @pytest.mark.parametrize("dimension", ["response", "prompt.EMAIL", "tags.ORDER_ID", "", "*"])
+    def test_accepted(self, api: Api, dimension: str) -> None:
+        body: dict[str, Any] = {**LEAK_MONITOR, "dimension": dimension}
+        assert api.client.post("/v1/monitors", json=body, headers=api.key("shop")).status_code == 201
+
+    @pytest.mark.parametrize("dimension", ["answer", "response.email", "response."])
+    def test_refused(self, api: Api, dimension: str) -> None:
+        body: dict[str, Any] = {**LEAK_MONITOR, "dimension": dimension}
+        response = api.client.post("/v1/monitors", json=body, headers=api.key("shop"))
+        assert response.status_code == 422
+        assert "field and a kind" in response.text
+
+
+class TestSecondScan:
+    """A worker scanning an API envelope again (no ``LOOPWATCH_ENVELOPE_KEY``) finds placeholders, not
+    entities: the API's counts are kept, and an SDK envelope is still counted by what it holds."""
+
+    def test_counts_survive_a_second_scan(self, api: Api) -> None:
+        pipeline = api.services.runner.pipeline  # type: ignore[union-attr]
+        from_api = {
+            "event_id": "api-1",
+            "project": "shop",
+            "model": "m",
+            "response": "Mail <EMAIL>",
+            "pii": {"prompt": 0, "response": 1, "response.EMAIL": 1},
+        }
+        from_sdk = {"event_id": "sdk-1", "project": "shop", "model": "m", "response": "Mail bob@example.org"}
+        decoded = pipeline.accept_raw("inference", orjson.dumps([from_api, from_sdk]))
+        assert not decoded.dead_letters
+        api.wait_written()
+        storage = api.services.storage
+        rows = storage.rows(
+            f"SELECT event_id, response, pii FROM {storage.database}.inferences FINAL ORDER BY event_id"
+        )
+        assert [(r["event_id"], r["response"], dict(r["pii"])) for r in rows] == [
+            ("api-1", "Mail <EMAIL>", {"prompt": 0, "response": 1, "response.EMAIL": 1}),
+            ("sdk-1", "Mail <EMAIL>", {"prompt": 0, "response": 1, "response.EMAIL": 1}),
+        ]

@@ -1,0 +1,85 @@
+"""Kafka mode redacts once: the API marks the envelopes it redacted (an HMAC of the body under
+``LOOPWATCH_ENVELOPE_KEY``) and the worker trusts only a mark that matches; an SDK's envelope, even
+with a forged mark, is scanned by the worker. Real broker, real API and worker, real chDB."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from kafka import KafkaProducer
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+
+from loopwatch.process import serving_app
+from schemas.settings import Settings
+from schemas.topics import Topics
+from streams.privacy.seal import REDACTED_HEADER, seal, sealed
+from streams.storage import Storage
+from tests.waiting import wait_until
+
+ENVELOPE_KEY = "envelope-key-0123456789abcdef"
+
+
+def _scans(where: str) -> float:
+    return REGISTRY.get_sample_value("loopwatch_redaction_scans_total", {"where": where}) or 0.0
+
+
+def _stored(storage: Storage) -> dict[str, tuple[str, dict[str, int]]]:
+    rows = storage.rows(f"SELECT event_id, response, pii FROM {storage.database}.inferences FINAL")
+    return {row["event_id"]: (row["response"], dict(row["pii"])) for row in rows}
+
+
+class TestSeal:
+    """Only the API's key and the very body it redacted make a valid mark."""
+
+    def test_mark_checks(self) -> None:
+        key, body = ENVELOPE_KEY.encode(), b'[{"model": "m"}]'
+        mark = seal(key, body)
+        assert sealed(key, body, [(REDACTED_HEADER, mark)])
+        assert sealed(key, body, {REDACTED_HEADER: mark})
+        assert not sealed(key, body + b" ", [(REDACTED_HEADER, mark)])  # the body changed
+        assert not sealed(key, body, [(REDACTED_HEADER, b"1")])  # a flag, not a mark
+        assert not sealed(b"another-key-0123456789", body, [(REDACTED_HEADER, mark)])
+        assert not sealed(None, body, [(REDACTED_HEADER, mark)])  # no key: nothing is trusted
+        assert not sealed(key, body, None)
+
+
+@pytest.mark.kafka
+class TestRedactedOnce:
+    def test_api_envelopes_are_scanned_once_and_sdk_envelopes_still_redacted(self, kafka_settings: Settings) -> None:
+        settings = kafka_settings.model_copy(update={"envelope_key": SecretStr(ENVELOPE_KEY)})
+        with TestClient(serving_app(settings, with_worker=True)) as client:
+            services = client.app.state.runtime
+            storage = services.storage
+            headers = {"authorization": f"Bearer {services.keys.create('shop').token}"}
+            before = {where: _scans(where) for where in ("api", "kafka", "kafka_skipped")}
+            event = {"event_id": "api-1", "model": "m", "response": "Mail ana.silva@example.com"}
+            assert client.post("/v1/inferences", json=event, headers=headers).status_code == 202
+            # an SDK (anyone allowed to produce) sends straight to the topic, with a forged mark and counts
+            sdk = {
+                "event_id": "sdk-1",
+                "project": "shop",
+                "model": "m",
+                "response": "Mail bob@example.org",
+                "pii": {"response": 0},
+            }
+            producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+            body = orjson.dumps([sdk])
+            producer.send(
+                Topics(settings.topic_prefix).inference,
+                value=body,
+                key=b"m",
+                headers=[(REDACTED_HEADER, seal(b"guessed-key-0123456789", body))],
+            ).get(timeout=60)
+            producer.close()
+            wait_until(lambda: len(_stored(storage)) == 2, what="both events stored", timeout=120)
+            stored = _stored(storage)
+            after = {where: _scans(where) for where in ("api", "kafka", "kafka_skipped")}
+        storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+        assert stored["api-1"] == ("Mail <EMAIL>", {"prompt": 0, "response": 1, "response.EMAIL": 1})
+        assert stored["sdk-1"] == ("Mail <EMAIL>", {"prompt": 0, "response": 1, "response.EMAIL": 1})
+        # the API's event: scanned by the API, trusted by the worker; the SDK's: scanned by the worker
+        assert after["api"] - before["api"] == 1
+        assert after["kafka_skipped"] - before["kafka_skipped"] == 1
+        assert after["kafka"] - before["kafka"] == 1
