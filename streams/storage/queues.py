@@ -341,9 +341,22 @@ class QueueStore:
             if holder is not None and holder.claimed_at > expired_before and (item, holder.owner) not in released:
                 continue  # someone else is on it
             key = generation(prefix, holder.generations if holder else 0)
-            if claims.claim(queue.project, "hold", [key]):
+            if claims.claim(queue.project, "hold", [key]) and self._open(queue, item, reviewer):
                 return item
         return None
+
+    def _open(self, queue: Queue, item: str, reviewer: str) -> bool:
+        """Whether ``item`` still needs a review from ``reviewer``: read after winning its hold, since the
+        candidates were read before (a review stored in between has released the previous holder's hold
+        and may have completed the item)."""
+        reviews = self._storage.query(
+            f"SELECT countIf(reviewer = {{reviewer:String}}), countIf(skipped = 0) FROM {self._db}.queue_reviews "
+            "FINAL WHERE project = {project:String} AND queue_id = {queue:String} AND inference_id = {item:String} "
+            "AND undone = 0",
+            {"project": queue.project, "queue": queue.queue_id, "item": item, "reviewer": reviewer},
+        ).result_rows
+        mine, done = reviews[0] if reviews else (0, 0)
+        return not mine and done < queue.reviews_per_item
 
     def _released(self, queue: Queue, owners: Sequence[str], items: Sequence[str]) -> set[tuple[str, str]]:
         """(item, holder) pairs whose holder has reviewed or skipped the item (their hold ended there)."""
@@ -447,7 +460,11 @@ class QueueStore:
             f"WHERE at > {{since:DateTime64(3, 'UTC')}} AND (substring(item, {{cut:UInt32}}), "
             "replaceOne(who, 'reviewer:', '')) NOT IN "
             f"(SELECT inference_id, reviewer FROM {self._db}.queue_reviews FINAL WHERE project = {{project:String}} "
-            "AND queue_id = {queue:String} AND undone = 0)",
+            "AND queue_id = {queue:String} AND undone = 0) "
+            # a hold won on an item completed meanwhile (see ``_open``) holds nothing
+            f"AND substring(item, {{cut:UInt32}}) NOT IN (SELECT inference_id FROM {self._db}.queue_reviews FINAL "
+            "WHERE project = {project:String} AND queue_id = {queue:String} AND undone = 0 AND skipped = 0 "
+            "GROUP BY inference_id HAVING count() >= {needed:UInt32})",
             {**params, "prefix": queue.queue_id + "/", "since": ch_time(since), "cut": len(queue.queue_id) + 2},
         )
         return QueueProgress(
