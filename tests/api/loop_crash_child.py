@@ -33,17 +33,10 @@ from streams.monitors import Monitoring
 from streams.runtime import start_runtime
 from streams.storage import Storage
 from streams.storage.datasets import DatasetStore, DatasetVersion
+from tests.api.test_datasets import RETRAIN_MONITOR
 from tests.monitors.conftest import SECRET, drift_rows, webhook, window
 
 PROJECT = "shop"
-RETRAIN_MONITOR = {
-    "name": "Dataset drift",
-    "family": "drift",
-    "metric": "dataset_drift",
-    "condition": {"type": "flagged"},
-    "cooldown_seconds": 0,
-    "retrain_after": 1,
-}
 
 
 def _say(payload: object) -> None:

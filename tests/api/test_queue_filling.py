@@ -104,6 +104,13 @@ class TestFillingAsEventsArrive:
         wait_until(lambda: caught_up(api, "capped"), "the queue's passes to read every call")
         assert len(items(api, "capped")) == 3
 
+    def test_a_queue_made_over_more_stored_calls_than_its_cap_takes_the_cap(self, live: Api) -> None:
+        api, key = live, live.key("q")
+        post(api, key, "/v1/inferences", [call(f"m{i}", i) for i in range(6)])
+        api.wait_written()
+        assert queue(api, key, "small", rules=[{}], max_items=2)["progress"]["items"] == 2
+        assert post(api, key, "/v1/queues/small/fill", None, 200) == {"added": 0}
+
     def test_a_size_cap_past_its_limit_is_a_422(self, live: Api) -> None:
         api, key = live, live.key("q")
         body = {"queue_id": "big", "fields": FIELDS, "max_items": 2_000_000}
