@@ -137,6 +137,13 @@ class QueueStore:
         at, inference_id = rows[0][0]
         return Watermark(as_utc(at), inference_id)
 
+    def start_watermark(self, queue: Queue, settle_seconds: float) -> None:
+        """Where a new queue's passes start: storage's clock less the settling time, taken before the
+        queue's first fill, so a call that arrives while that fill runs (or whose insert was in flight)
+        is read by a pass, whatever the API's clock says. A pass reading a call the fill took adds
+        nothing."""
+        self.advance(queue, Watermark(self.clock() - timedelta(seconds=settle_seconds)))
+
     def advance(self, queue: Queue, mark: Watermark) -> None:
         self._storage.insert_rows(
             "queue_watermarks",

@@ -111,6 +111,19 @@ class TestFillingAsEventsArrive:
         assert queue(api, key, "small", rules=[{}], max_items=2)["progress"]["items"] == 2
         assert post(api, key, "/v1/queues/small/fill", None, 200) == {"added": 0}
 
+    def test_passes_start_before_the_first_fill_on_storages_clock(self, live: Api) -> None:
+        """A call whose insert was in flight while the queue's first fill ran is read by a pass."""
+        api, key = live, live.key("q")
+        queue(api, key, "fresh", rules=[{}])
+        store = QueueStore(api.services.storage)
+        made = store.get("q", "fresh")
+        assert made is not None
+        rows = api.services.storage.query(
+            f"SELECT arrived_at FROM {api.services.storage.database}.queue_watermarks WHERE queue_id = 'fresh'"
+        ).result_rows
+        assert len(rows) == 1  # stored at creation
+        assert store.watermark(made).arrived_at < made.created_at  # storage's clock less the settling time
+
     def test_a_size_cap_past_its_limit_is_a_422(self, live: Api) -> None:
         api, key = live, live.key("q")
         body = {"queue_id": "big", "fields": FIELDS, "max_items": 2_000_000}
