@@ -268,7 +268,9 @@ class DatasetStore:
             {"project": project, "name": name},
         )
         number = int(latest or 0) + 1
-        while not self._claims.claim(project, "dataset", [f"{name}@{number}"]):
+        # an owner of this call's own: two snapshots of one name in this process get distinct numbers too
+        claims = Claims(self._storage, owner=f"{self._claims.owner}:{secrets.token_hex(6)}")
+        while not claims.claim(project, "dataset", [f"{name}@{number}"]):
             number += 1
         return number
 

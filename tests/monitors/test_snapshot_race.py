@@ -12,10 +12,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from schemas.events import RetrainEvent
-from streams.datasets import render
+from streams.datasets import render, snapshot
 from streams.monitors.training import request_version
 from streams.storage import Claims, Storage
-from streams.storage.datasets import DatasetStore, DatasetVersion
+from streams.storage.datasets import DatasetQuery, DatasetStore, DatasetVersion
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -80,3 +80,30 @@ def test_racing_resumes_of_a_pending_snapshot_make_one_version(storage: Storage)
     body = b"".join(render(stores[0], versions[0]))
     assert hashlib.sha256(body).hexdigest() == versions[0].sha256
     assert versions[0].row_count == 5
+
+
+class NumberingStore(DatasetStore):
+    """The real store; a version number, once claimed, waits until the other snapshot has claimed one."""
+
+    def __init__(self, storage: Storage, barrier: threading.Barrier) -> None:
+        super().__init__(storage)
+        self._barrier = barrier
+
+    def claim_version(self, project: str, name: str) -> int:
+        number = super().claim_version(project, name)
+        self._barrier.wait(timeout=30)
+        return number
+
+
+def test_two_snapshots_of_one_name_in_one_process_get_distinct_versions(storage: Storage) -> None:
+    _seed(storage)
+    store = NumberingStore(storage, threading.Barrier(2))  # one process: one claim owner
+    threads = [
+        threading.Thread(target=snapshot, args=(store, "shop", "both", DatasetQuery(model="m1"), "jsonl"))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(v.version for v in DatasetStore(storage).versions("shop", "both")) == [1, 2]
