@@ -43,8 +43,9 @@ class ScoreField(StrictModel):
 
 
 class QueueRule(StrictModel):
-    """Calls a queue takes when it is filled: every filter set must match; ``sample_rate`` of them are
-    taken (by a hash of the call id, so refilling takes the same calls)."""
+    """Calls a queue takes when it is filled, at creation and as calls and their feedback arrive: every
+    filter set must match; ``sample_rate`` of them are taken (by a hash of the call id, so refilling
+    takes the same calls)."""
 
     sample_rate: float = Field(default=1.0, gt=0, le=1)
     model: str | None = Field(default=None, max_length=200)
@@ -69,6 +70,9 @@ class QueueCreate(StrictModel):
     reviews_per_item: int = Field(default=1, ge=1, le=10, description="reviewers each item gets (agreement > 1)")
     hold_seconds: int = Field(default=300, ge=10, le=3600, description="how long a reviewer holds an item")
     max_fill: int = Field(default=1000, ge=1, le=100_000, description="calls one fill adds at most")
+    max_items: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="the queue takes no more calls by its rules past this size"
+    )
 
     @model_validator(mode="after")
     def _unique_fields(self) -> Self:

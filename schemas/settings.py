@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         default=86400.0, ge=60, description="a source counts as sending when it had events this recently"
     )
     no_data_check_seconds: float = Field(default=60.0, gt=0, description="how often no-data monitors are judged")
+    queue_fill_seconds: float = Field(default=30.0, gt=0, description="how often review queues take new calls")
+    queue_fill_settle_seconds: float = Field(
+        default=10.0, ge=0, description="review queues take what arrived at least this long ago (inserts in flight)"
+    )
+    queue_fill_batch: int = Field(default=5000, ge=100, le=100_000, description="arrivals one queue fill pass reads")
     quality_refresh_seconds: float = Field(default=5.0, gt=0)
     stop_grace_seconds: float = Field(
         default=10.0,

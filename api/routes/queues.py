@@ -155,12 +155,15 @@ def queue_out(store: QueueStore, queue: Queue) -> dict[str, Any]:
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=QueueOut, responses={**responses(422), **_CONFLICT}
 )
-async def create_queue(body: QueueCreate, project: ManagedProjectDep, queues: QueuesDep) -> dict[str, Any]:
-    """Create a queue and fill it by its rules from the calls stored now."""
+async def create_queue(
+    body: QueueCreate, project: ManagedProjectDep, queues: QueuesDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Create a queue and fill it by its rules from the calls stored now; from then on it takes what arrives."""
     if await asyncio.to_thread(queues.get, project, body.queue_id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"review queue {body.queue_id!r} exists")
     queue = Queue(**body.model_dump(), project=project, created_at=datetime.now(UTC))
     await asyncio.to_thread(queues.put, queue)
+    await asyncio.to_thread(queues.start_watermark, queue, runtime.settings.queue_fill_settle_seconds)
     await asyncio.to_thread(queues.fill, queue)
     return await asyncio.to_thread(queue_out, queues, queue)
 

@@ -6,6 +6,7 @@
                                                                    retrain_requests (stored)
                              └──▶ AlertDispatcher.submit ──▶ event loop: publish + deliver ──▶ alert_deliveries
     timer (LOOPWATCH_NO_DATA_CHECK_SECONDS) ──▶ NoDataWatch.check ──▶ no-data alerts ──▶ AlertDispatcher.submit
+    timer (LOOPWATCH_QUEUE_FILL_SECONDS) ──▶ QueueFiller.run ──▶ review queues take what arrived (streams.queues)
 
 If evaluation fails (storage down), the rows are kept and evaluated again with the next window's rows;
 dedup keys make a repeated evaluation harmless, so no window's alert is lost to a transient error.
@@ -31,6 +32,7 @@ from streams.monitors.dispatcher import STALE_AFTER, AlertDispatcher, Publish
 from streams.monitors.evaluation import EvaluationResult, MonitorEngine
 from streams.monitors.no_data import NoDataWatch
 from streams.monitors.store import MonitorStore
+from streams.queues import QueueFiller
 from streams.storage import Storage, StorageError
 from streams.storage.inferences import has_model, model_names
 
@@ -59,11 +61,13 @@ class Monitoring:
         self.engine = MonitorEngine(self.store, self.alerts, settings)
         self.dispatcher = AlertDispatcher(self.alerts, settings, publish=publish, client=client)
         self.no_data = NoDataWatch(self.store, self.alerts, settings)
+        self.queue_filler = QueueFiller(storage, settings)
         self._sweep_seconds = sweep_seconds
         self._retry: list[StatRow] = []
         self._retry_lock = threading.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self._silences: asyncio.Task[None] | None = None
+        self._queues: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Bind delivery to the running loop, load ``LOOPWATCH_MONITORS_FILE``, resume unfinished
@@ -83,10 +87,11 @@ class Monitoring:
             self.dispatcher.spawn(self.dispatcher.resume_pending(self.store.get, fired_before=started))
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep(self._sweep_seconds))
             self._silences = asyncio.get_running_loop().create_task(self._watch_silences())
+            self._queues = asyncio.get_running_loop().create_task(self._fill_queues())
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop sweeping; let deliveries in flight (resumed ones too) finish for up to ``timeout`` s."""
-        for task in (self._sweeper, self._silences):
+        for task in (self._sweeper, self._silences, self._queues):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -102,6 +107,19 @@ class Monitoring:
         while True:
             await asyncio.sleep(self.settings.no_data_check_seconds)
             await asyncio.to_thread(self.check_silences)
+
+    async def _fill_queues(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.queue_fill_seconds)
+            await asyncio.to_thread(self.fill_queues)
+
+    def fill_queues(self) -> int:
+        """Let every rule-based review queue take what arrived since its last pass. Never raises."""
+        try:
+            return self.queue_filler.run()
+        except Exception:
+            log.exception("queue_fill_failed")
+            return 0
 
     def check_silences(self) -> EvaluationResult:
         """Judge every no-data monitor now and hand what fired or resolved to delivery. Never raises."""

@@ -5,7 +5,9 @@ again with the version in ``dataset`` before handing it to the dispatcher. Shoul
 between (kill -9), the request is stored without a version and owes its channels a delivery; the
 dispatcher that resumes it calls ``with_dataset`` first, which finds the version made for the request
 if its commit landed, or makes one now (a half-made build is never named: see
-``streams.storage.datasets``). Either way the request goes out once per channel (delivery claims),
+``streams.storage.datasets``). Two processes resuming the same request at once make one version: the
+``snapshot`` claim on the request decides which makes it, the other waits for its commit (or takes
+the claim over should the maker die). Either way the request goes out once per channel (delivery claims),
 always naming a committed version.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,9 +24,11 @@ from schemas.events import RetrainEvent
 from schemas.settings import Settings
 from streams.datasets import snapshot
 from streams.monitors.alerts import AlertStore
-from streams.storage.datasets import DatasetFormat, DatasetQuery, DatasetVersion
+from streams.storage.datasets import DatasetFormat, DatasetQuery, DatasetStore, DatasetVersion
 
 TRAINING_FORMAT: DatasetFormat = "chat"
+SNAPSHOT_WAIT_SECONDS = 300.0  # how long a process waits for another one making a request's version
+_POLL_SECONDS = 0.2
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -67,18 +72,37 @@ def with_dataset(alerts: AlertStore, settings: Settings, retrain: RetrainEvent) 
     for it (found, or made now) and stored so."""
     if "version" in retrain.dataset:
         return retrain
-    store = alerts.datasets
-    version = store.for_request(retrain.project, retrain.request_id)
-    if version is None:
-        version = snapshot(
-            store,
-            retrain.project,
-            dataset_name(retrain.model),
-            selector_query(retrain),
-            TRAINING_FORMAT,
-            created_by="retraining request",
-            request_id=retrain.request_id,
-        )
+    version = request_version(alerts.datasets, retrain)
     named = retrain.model_copy(update={"dataset": {**retrain.dataset, **dataset_fields(settings, version)}})
     alerts.restore_retrain(named)
     return named
+
+
+class SnapshotPendingError(RuntimeError):
+    """Another live process is still making the request's version (the delivery is retried later)."""
+
+
+def request_version(
+    store: DatasetStore, retrain: RetrainEvent, *, wait: float = SNAPSHOT_WAIT_SECONDS
+) -> DatasetVersion:
+    """The one version of the request's dataset: found, made now by this process if it wins the
+    request's ``snapshot`` claim (or takes it over from a process that died making it), or, while
+    another live process makes it, waited for (``SnapshotPendingError`` after ``wait`` seconds)."""
+    deadline = time.monotonic() + wait
+    while True:
+        version = store.for_request(retrain.project, retrain.request_id)
+        if version is not None:
+            return version
+        if store.claim_snapshot(retrain.project, retrain.request_id):
+            return store.for_request(retrain.project, retrain.request_id) or snapshot(
+                store,
+                retrain.project,
+                dataset_name(retrain.model),
+                selector_query(retrain),
+                TRAINING_FORMAT,
+                created_by="retraining request",
+                request_id=retrain.request_id,
+            )
+        if time.monotonic() > deadline:
+            raise SnapshotPendingError(f"the dataset of retraining request {retrain.request_id} is still being made")
+        time.sleep(_POLL_SECONDS)

@@ -19,7 +19,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -107,6 +107,20 @@ class Claims:
             {"project": project, "kind": kind, "prefixes": list(prefixes)},
         ).result_rows
         return {prefix: Holder(owner, as_utc(at), int(count)) for prefix, owner, at, count in rows}
+
+    def claim_or_take_over(self, project: str, kind: str, prefix: str, *, stale_after: timedelta) -> bool:
+        """Whether this process holds the work ``prefix`` names: it holds it already, won it now, or took
+        it over (the key's next generation, again a claim only one process wins) from a holder that has
+        died, or that ran on another host and claimed it more than ``stale_after`` ago."""
+        holder = self.holders(project, kind, [prefix]).get(prefix)
+        if holder is not None:
+            if holder.owner == self.owner:
+                return True
+            alive = self.alive(holder.owner)
+            if alive or (alive is None and holder.claimed_at > datetime.now(UTC) - stale_after):
+                return False
+            log.info("claim_taken_over", project=project, kind=kind, generation=holder.generations)
+        return bool(self.claim(project, kind, [generation(prefix, holder.generations if holder else 0)]))
 
     def alive(self, owner: str) -> bool | None:
         """Whether ``owner`` still runs: True/False when it can be told from here, None when it ran on

@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -29,6 +29,7 @@ from streams.storage.times import as_utc, ch_time
 DatasetFormat = Literal["jsonl", "chat", "dpo", "csv", "parquet"]
 FORMATS: tuple[DatasetFormat, ...] = ("jsonl", "chat", "dpo", "csv", "parquet")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$"
+SNAPSHOT_STALE_AFTER = timedelta(minutes=10)  # a snapshot claimed on another host this long ago is taken over
 ROW_COLUMNS = (
     "timestamp",
     "feedback_id",
@@ -267,9 +268,16 @@ class DatasetStore:
             {"project": project, "name": name},
         )
         number = int(latest or 0) + 1
-        while not self._claims.claim(project, "dataset", [f"{name}@{number}"]):
+        # an owner of this call's own: two snapshots of one name in this process get distinct numbers too
+        claims = Claims(self._storage, owner=f"{self._claims.owner}:{secrets.token_hex(6)}")
+        while not claims.claim(project, "dataset", [f"{name}@{number}"]):
             number += 1
         return number
+
+    def claim_snapshot(self, project: str, request_id: str) -> bool:
+        """Whether this process makes the version of a retraining request (one process does; one that
+        died making it is taken over, see ``Claims.claim_or_take_over``)."""
+        return self._claims.claim_or_take_over(project, "snapshot", request_id, stale_after=SNAPSHOT_STALE_AFTER)
 
     def commit(self, version: DatasetVersion) -> None:
         """Name the build: from now on this version exists, and never changes."""

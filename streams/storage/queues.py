@@ -1,7 +1,13 @@
-"""The ``review_queues``, ``queue_items`` and ``queue_reviews`` tables, and who holds which item.
+"""The ``review_queues``, ``queue_items``, ``queue_reviews`` and ``queue_watermarks`` tables, and who
+holds which item.
 
 A queue is filled by its rules (one ``INSERT … SELECT`` per rule over ``inferences``, sampled by a hash
-of the call id so a refill takes the same calls) or by hand. A reviewer asking for the next item gets
+of the call id so a refill takes the same calls) or by hand. Past its creation a queue keeps taking
+calls as they arrive: ``arrivals`` reads, in arrival order from the queue's watermark, the calls that
+arrived and the calls that feedback arrived for (a thumbs-down or an evaluator's score hours later),
+and, for a ``drifted`` rule, the calls of windows whose drift was flagged since; ``take`` applies the
+rules to just those calls. An item is one row per (queue, call) in a ReplacingMergeTree, so adding a
+call twice (a pass redone after a crash) keeps one. A reviewer asking for the next item gets
 the oldest one that still needs a review, that they have not reviewed or skipped, and that nobody else
 holds: holding is a claim (``streams.storage.claims``, kind ``hold``) on ``<queue>/<call>``, so of two
 reviewers asking at once one wins; a hold ends when its reviewer reviews or skips the item, or after
@@ -51,6 +57,14 @@ class QueueProgress:
     per_reviewer: dict[str, tuple[int, int]]  # reviewer → (reviews, skips)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Watermark:
+    """A position in arrival order: what arrived at ``arrived_at`` up to call ``inference_id`` is read."""
+
+    arrived_at: datetime
+    inference_id: str = ""
+
+
 def _review(row: Mapping[str, Any]) -> Review:
     return Review(
         queue_id=row["queue_id"],
@@ -98,6 +112,87 @@ class QueueStore:
         )
         return [Queue.model_validate_json(row["body"]) for row in rows]
 
+    def with_rules(self) -> list[Queue]:
+        """Every project's queues that have rules (those that keep filling), in a stable order."""
+        rows = self._storage.rows(
+            f"SELECT body FROM {self._db}.review_queues FINAL WHERE deleted = 0 ORDER BY project, queue_id"
+        )
+        return [queue for queue in (Queue.model_validate_json(row["body"]) for row in rows) if queue.rules]
+
+    # ------------------------------------------------------------------ filling as events arrive
+
+    def clock(self) -> datetime:
+        """Storage's time now: the clock ``ingested_at`` is written with."""
+        return as_utc(self._storage.scalar("SELECT now64(3, 'UTC')"))
+
+    def watermark(self, queue: Queue) -> Watermark:
+        """Where the queue's arrival scan stands (its creation, before any pass)."""
+        rows = self._storage.query(
+            f"SELECT max((arrived_at, inference_id)) FROM {self._db}.queue_watermarks "
+            "WHERE project = {project:String} AND queue_id = {queue:String} HAVING count() > 0",
+            {"project": queue.project, "queue": queue.queue_id},
+        ).result_rows
+        if not rows:
+            return Watermark(as_utc(queue.created_at))
+        at, inference_id = rows[0][0]
+        return Watermark(as_utc(at), inference_id)
+
+    def start_watermark(self, queue: Queue, settle_seconds: float) -> None:
+        """Where a new queue's passes start: storage's clock less the settling time, taken before the
+        queue's first fill, so a call that arrives while that fill runs (or whose insert was in flight)
+        is read by a pass, whatever the API's clock says. A pass reading a call the fill took adds
+        nothing."""
+        self.advance(queue, Watermark(self.clock() - timedelta(seconds=settle_seconds)))
+
+    def advance(self, queue: Queue, mark: Watermark) -> None:
+        self._storage.insert_rows(
+            "queue_watermarks",
+            ["project", "queue_id", "arrived_at", "inference_id"],
+            [[queue.project, queue.queue_id, mark.arrived_at, mark.inference_id]],
+        )
+
+    def arrivals(self, queue: Queue, after: Watermark, upto: datetime, limit: int) -> list[Watermark]:
+        """What arrived after ``after`` up to ``upto`` that the queue's rules can take, in arrival order
+        (at most ``limit``): new calls; calls that feedback arrived for, when a rule looks at feedback;
+        calls of windows flagged as drifted since, when a rule takes drifted windows."""
+        db = self._db
+        arrived = "ingested_at >= {at:DateTime64(3, 'UTC')} AND ingested_at <= {upto:DateTime64(3, 'UTC')}"
+        parts = [
+            f"SELECT event_id AS id, ingested_at AS at FROM {db}.inferences WHERE project = {{project:String}} "
+            f"AND {arrived}"
+        ]
+        if any(rule.thumbs_down or rule.evaluator_below is not None for rule in queue.rules):
+            parts.append(
+                f"SELECT inference_id, ingested_at FROM {db}.feedback WHERE project = {{project:String}} AND {arrived}"
+            )
+        if any(rule.drifted for rule in queue.rules):
+            parts.append(
+                "SELECT i.event_id, w.computed FROM (SELECT model, window_start, window_end, "
+                "max(computed_at) AS computed "
+                f"FROM {db}.window_stats WHERE project = {{project:String}} AND family = 'drift' "
+                "AND metric IN ('dataset_drift', 'family_drift') AND flagged = 1 "
+                "AND computed_at >= {at:DateTime64(3, 'UTC')} AND computed_at <= {upto:DateTime64(3, 'UTC')} "
+                "GROUP BY model, window_start, window_end) AS w INNER JOIN (SELECT event_id, toString(model) AS model, "
+                f"timestamp FROM {db}.inferences WHERE project = {{project:String}}) AS i ON i.model = w.model "
+                "WHERE i.timestamp >= w.window_start AND i.timestamp < w.window_end"
+            )
+        rows = self._storage.query(
+            f"SELECT DISTINCT id, at FROM ({' UNION ALL '.join(parts)}) "
+            "WHERE (at, id) > ({at:DateTime64(3, 'UTC')}, {id:String}) ORDER BY at, id LIMIT {limit:UInt32}",
+            {
+                "project": queue.project,
+                "at": ch_time(after.arrived_at),
+                "id": after.inference_id,
+                "upto": ch_time(upto),
+                "limit": limit,
+            },
+        ).result_rows
+        return [Watermark(as_utc(at), inference_id) for inference_id, at in rows]
+
+    def take(self, queue: Queue, inference_ids: Sequence[str]) -> int:
+        """Apply the queue's rules to these calls only (up to its ``max_items``); returns how many were added."""
+        return self._by_rules(queue, queue.max_items, only=inference_ids) if inference_ids else 0
+
     # ------------------------------------------------------------------ items
 
     def add(self, project: str, queue_id: str, inference_ids: Sequence[str], *, by: str) -> int:
@@ -116,6 +211,15 @@ class QueueStore:
         )
         return self.count(project, queue_id) - before
 
+    def items(self, project: str, queue_id: str) -> list[str]:
+        """The calls in a queue, in the order they were added."""
+        rows = self._storage.query(
+            f"SELECT inference_id FROM {self._db}.queue_items FINAL WHERE project = {{project:String}} "
+            "AND queue_id = {queue:String} ORDER BY added_at, inference_id",
+            {"project": project, "queue": queue_id},
+        ).result_rows
+        return [row[0] for row in rows]
+
     def known_calls(self, project: str, inference_ids: Sequence[str]) -> set[str]:
         rows = self._storage.query(
             f"SELECT DISTINCT event_id FROM {self._db}.inferences WHERE project = {{project:String}} "
@@ -125,19 +229,30 @@ class QueueStore:
         return {row[0] for row in rows}
 
     def fill(self, queue: Queue) -> int:
-        """Apply the queue's rules to the stored calls now; returns how many calls were added."""
-        before = self.count(queue.project, queue.queue_id)
+        """Apply the queue's rules to the stored calls now (up to ``max_fill`` calls, and to its
+        ``max_items``); returns how many calls were added."""
+        return self._by_rules(queue, min(queue.max_items, self.count(queue.project, queue.queue_id) + queue.max_fill))
+
+    def _by_rules(self, queue: Queue, size: int, *, only: Sequence[str] | None = None) -> int:
+        """Add the calls the rules take (of ``only``, if given) until the queue holds ``size``."""
+        before = count = self.count(queue.project, queue.queue_id)
         for index, rule in enumerate(queue.rules):
+            if count >= size:
+                break
             where, params = self._rule_where(queue.project, rule)
+            if only is not None:
+                where += " AND event_id IN {only:Array(String)}"
+                params["only"] = list(only)
             self._storage.command(
                 f"INSERT INTO {self._db}.queue_items (project, queue_id, inference_id, added_by) "
                 f"SELECT project, {{queue:String}}, event_id, {{by:String}} FROM {self._db}.inferences "
                 f"WHERE {where} AND event_id NOT IN (SELECT inference_id FROM {self._db}.queue_items "
                 "WHERE project = {project:String} AND queue_id = {queue:String}) "
                 "ORDER BY timestamp DESC LIMIT 1 BY event_id LIMIT {limit:UInt32}",
-                {**params, "queue": queue.queue_id, "by": f"rule {index + 1}", "limit": queue.max_fill},
+                {**params, "queue": queue.queue_id, "by": f"rule {index + 1}", "limit": size - count},
             )
-        return self.count(queue.project, queue.queue_id) - before
+            count = self.count(queue.project, queue.queue_id)
+        return count - before
 
     def _rule_where(self, project: str, rule: QueueRule) -> tuple[str, dict[str, Any]]:
         db = self._db
@@ -233,9 +348,22 @@ class QueueStore:
             if holder is not None and holder.claimed_at > expired_before and (item, holder.owner) not in released:
                 continue  # someone else is on it
             key = generation(prefix, holder.generations if holder else 0)
-            if claims.claim(queue.project, "hold", [key]):
+            if claims.claim(queue.project, "hold", [key]) and self._open(queue, item, reviewer):
                 return item
         return None
+
+    def _open(self, queue: Queue, item: str, reviewer: str) -> bool:
+        """Whether ``item`` still needs a review from ``reviewer``: read after winning its hold, since the
+        candidates were read before (a review stored in between has released the previous holder's hold
+        and may have completed the item)."""
+        reviews = self._storage.query(
+            f"SELECT countIf(reviewer = {{reviewer:String}}), countIf(skipped = 0) FROM {self._db}.queue_reviews "
+            "FINAL WHERE project = {project:String} AND queue_id = {queue:String} AND inference_id = {item:String} "
+            "AND undone = 0",
+            {"project": queue.project, "queue": queue.queue_id, "item": item, "reviewer": reviewer},
+        ).result_rows
+        mine, done = reviews[0] if reviews else (0, 0)
+        return not mine and done < queue.reviews_per_item
 
     def _released(self, queue: Queue, owners: Sequence[str], items: Sequence[str]) -> set[tuple[str, str]]:
         """(item, holder) pairs whose holder has reviewed or skipped the item (their hold ended there)."""
@@ -339,7 +467,11 @@ class QueueStore:
             f"WHERE at > {{since:DateTime64(3, 'UTC')}} AND (substring(item, {{cut:UInt32}}), "
             "replaceOne(who, 'reviewer:', '')) NOT IN "
             f"(SELECT inference_id, reviewer FROM {self._db}.queue_reviews FINAL WHERE project = {{project:String}} "
-            "AND queue_id = {queue:String} AND undone = 0)",
+            "AND queue_id = {queue:String} AND undone = 0) "
+            # a hold won on an item completed meanwhile (see ``_open``) holds nothing
+            f"AND substring(item, {{cut:UInt32}}) NOT IN (SELECT inference_id FROM {self._db}.queue_reviews FINAL "
+            "WHERE project = {project:String} AND queue_id = {queue:String} AND undone = 0 AND skipped = 0 "
+            "GROUP BY inference_id HAVING count() >= {needed:UInt32})",
             {**params, "prefix": queue.queue_id + "/", "since": ch_time(since), "cut": len(queue.queue_id) + 2},
         )
         return QueueProgress(

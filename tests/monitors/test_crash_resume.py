@@ -32,11 +32,12 @@ RESTART_BOUND = 120.0
 
 
 class Child:
-    """``python -m tests.monitors.crash_child …`` with its stdout lines readable with a timeout."""
+    """``python -m tests.monitors.crash_child …`` (or another ``module``) with its stdout lines readable
+    with a timeout."""
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+    def __init__(self, env: dict[str, str], *args: str, module: str = "tests.monitors.crash_child") -> None:
         self.process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "tests.monitors.crash_child", *args],
+            [sys.executable, "-m", module, *args],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
