@@ -16,7 +16,7 @@ and the sets of status and error_type per granule, so a range or a burst of erro
 granules that hold matches; slowest / costliest first still reads the column of its whole range.
 
 Text search (``q``) is a case-insensitive substring match (``ILIKE``) of the prompt or the response. A
-bloom filter of the words of both texts per granule (migration 0023) serves the search's whole words:
+bloom filter of the words of both texts per granule (migration 0021) serves the search's whole words:
 a word with a space or punctuation on both sides inside the search (``123456`` in ``order 123456:``)
 must be a word of a matching call's lower-cased texts, so the query also asks ``hasToken`` for it and
 reads only the granules that may hold it; ``ILIKE`` still decides each call. A search without such a
@@ -176,7 +176,7 @@ class CallFilter:
             clauses.append(f"tags[{{tk{index}:String}}] = {{tv{index}:String}}")
             params[f"tk{index}"], params[f"tv{index}"] = key, value
         if self.text:
-            for index, word in enumerate(whole_words(self.text)):  # served by the words index (0023)
+            for index, word in enumerate(whole_words(self.text)):  # served by the words index (0021)
                 clauses.append(f"hasToken({_WORDS}, {{word{index}:String}})")
                 params[f"word{index}"] = word
             clauses.append("(prompt ILIKE {text:String} OR response ILIKE {text:String})")
@@ -188,7 +188,7 @@ class CallFilter:
         return self.has_feedback is not None or bool(self.feedback_kinds)
 
 
-# The expression migration 0023 indexes: both texts, lower-cased (ASCII letters only, as ``ILIKE`` matches
+# The expression migration 0021 indexes: both texts, lower-cased (ASCII letters only, as ``ILIKE`` matches
 # an ASCII letter of the search only with that letter in either case), a line break between them.
 _WORDS = "lower(concat(prompt, '\\n', response))"
 # A run of ASCII letters and digits with an ASCII character that is neither on each side: the separators

@@ -1,6 +1,6 @@
 """``streams.storage.inferences``: the calls listing's query plans give the same pages as the plain answer,
 over a real chDB store (no API): the feedback filter built from either side, migration 0012's skip
-indexes on an upgraded store, and the text search's words index (0023) against a scan in Python."""
+indexes on an upgraded store, and the text search's words index (0021) against a scan in Python."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ class TestCallsIndexesMigration:
         )  # the matches lie in one granule (two at most)
 
 
-# Migration 0023: the words index of the text search. Planted calls (text, where: prompt or response),
+# Migration 0021: the words index of the text search. Planted calls (text, where: prompt or response),
 # one a minute, between 50,000 filler calls (one a second, seven granules) numbered in their prompts.
 PLANTED = [
     ("Where is order 123456: it is late", "prompt"),
@@ -322,19 +322,19 @@ def _words_indexed(storage: Storage) -> bool:
 
 
 class TestWordsIndexMigration:
-    """0023 adds the words index to a store of the previous schema: a search with a whole word reads only
+    """0021 adds the words index to a store of the previous schema: a search with a whole word reads only
     the granules that may hold it, and every search lists the calls a plain scan finds, page by page."""
 
     @pytest.fixture(scope="class")
     def upgraded(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
         storage = Storage(make_settings(tmp_path_factory.mktemp("words")))
         try:
-            assert storage.migrate(up_to=22)[-1] < 23
+            assert storage.migrate(up_to=20)[-1] < 21
             storage.command(_FILLER_CALLS.replace("{db}", storage.database))
             storage.insert_json("inferences", orjson.dumps(_planted()))
             storage.command(f"OPTIMIZE TABLE {storage.database}.inferences FINAL")
             assert storage.migrate() == [23]
-            wait_until(lambda: _words_indexed(storage), "the words index of migration 0023 built")
+            wait_until(lambda: _words_indexed(storage), "the words index of migration 0021 built")
             yield storage
         finally:
             storage.close()
