@@ -333,7 +333,8 @@ class TestWordsIndexMigration:
             storage.command(_FILLER_CALLS.replace("{db}", storage.database))
             storage.insert_json("inferences", orjson.dumps(_planted()))
             storage.command(f"OPTIMIZE TABLE {storage.database}.inferences FINAL")
-            assert storage.migrate() == [23]
+            assert storage.migrate(up_to=21) == [21]
+            storage.migrate()  # the later ones
             wait_until(lambda: _words_indexed(storage), "the words index of migration 0021 built")
             yield storage
         finally:
