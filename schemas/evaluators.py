@@ -47,9 +47,10 @@ def _not_a_flag(value: object) -> object:
     return value
 
 
-# 617.0 is 617; false is refused, not taken for 0
-CharCount = Annotated[int, Field(ge=0), BeforeValidator(_not_a_flag)]
-CallCount = Annotated[int, Field(ge=1), BeforeValidator(_not_a_flag)]
+# 617.0 is 617; false is refused, not taken for 0; at most 10^12 (stored as 64-bit integers, and far past any use)
+MAX_COUNT = 10**12
+CharCount = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_not_a_flag)]
+CallCount = Annotated[int, Field(ge=1, le=MAX_COUNT), BeforeValidator(_not_a_flag)]
 
 
 class _Strict(BaseModel):

@@ -86,6 +86,7 @@ def test_demo_serves_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
     import os
     import pty
     import signal
+    import threading
 
     import httpx
 
@@ -120,8 +121,13 @@ def test_demo_serves_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
             overview = client.get("/ui")
             assert overview.status_code == 200
             assert 'data-model="gpt-4o-mini"' in overview.text
+        # keep reading: a demo that logs while it shuts down must not block on a full pipe
+        rest: list[str] = []
+        drain = threading.Thread(target=lambda: rest.extend(process.stdout or ()), daemon=True)
+        drain.start()
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=120) == 0
+        assert process.wait(timeout=120) == 0, "".join(rest)[-3000:]
+        drain.join(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()

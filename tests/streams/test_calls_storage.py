@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -326,8 +327,8 @@ class TestWordsIndexMigration:
     the granules that may hold it, and every search lists the calls a plain scan finds, page by page."""
 
     @pytest.fixture(scope="class")
-    def upgraded(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
-        storage = Storage(make_settings(tmp_path_factory.mktemp("words")))
+    def upgraded(self, data_dir: Path) -> Iterator[Storage]:
+        storage = Storage(make_settings(data_dir))  # the session's chDB engine (one per process), its own database
         try:
             assert storage.migrate(up_to=20)[-1] < 21
             storage.command(_FILLER_CALLS.replace("{db}", storage.database))
@@ -338,6 +339,7 @@ class TestWordsIndexMigration:
             wait_until(lambda: _words_indexed(storage), "the words index of migration 0021 built")
             yield storage
         finally:
+            storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
             storage.close()
 
     @pytest.mark.parametrize("search", SEARCHES)
