@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from loopwatch._server import BackgroundServer, free_port
 from loopwatch.process import serving_app
 from streams.evals import sampling, service
 from streams.runtime import Runtime
+from streams.storage import inferences as calls
 from tests.evals.conftest import eval_settings, judge_evaluator
 from tests.evals.judge_server import JudgeServer
 from tests.waiting import wait_until
@@ -122,3 +124,23 @@ def test_evaluations_give_way_to_bulk_ingest(
     finally:
         server.stop()
         services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
+
+
+def test_clickhouse_reads_back_exactly_the_sampled_calls(live: tuple[str, Runtime]) -> None:
+    """The sampler's SQL filter computes ``sample_point`` as Python does: of 3,000 stored calls, the
+    read with a 0.37 share (and a whole share of another project) returns exactly those Python samples."""
+    _, services = live
+    storage = services.storage
+    ids = [f"id-{i}-é" for i in range(3000)]
+    rows = [{"project": "p", "event_id": i, "model": "m"} for i in ids]
+    rows += [{"project": "q", "event_id": f"q-{i}", "model": "m"} for i in range(5)]
+    storage.insert_json("inferences", orjson.dumps(rows))
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    shares = [calls.Share("p", "judge-1", 0.37), calls.Share("q", "all", 1.0)]
+    read = calls.ingested_since(storage, since, None, 10_000, shares)
+    expected = {i for i in ids if sampling.sample_point("judge-1", i) < 0.37}
+    assert 1000 < len(expected) < 1220
+    assert {c.key.event_id for c in read if c.project == "p"} == expected
+    assert {c.key.event_id for c in read if c.project == "q"} == {f"q-{i}" for i in range(5)}
+    assert calls.ingested_since(storage, since, None, 10_000, []) == []
+    assert calls.newest_ingested(storage, since) == max(c.ingested_at for c in read)
