@@ -144,7 +144,8 @@ class Pipeline:
         """
         written = self.sink.flush()
         if self.sampler is not None and (written.written_inferences or written.written_feedback):
-            self.sampler.stored()  # wakes it: it reads what was stored, the writers' acks never wait for it
+            # wakes it: it reads what was stored, the writers' acks never wait for it; a bulk flush makes it give way
+            self.sampler.stored(len(written.written_inferences) + len(written.written_feedback))
         _dead_lettered(written.rejected)  # events storage refused: dead letters written by that flush
         if self.stats is not None:  # only stored events count towards a window, so a closed window is complete
             try:

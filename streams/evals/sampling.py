@@ -15,9 +15,11 @@ _SCALE = float(2**64)
 
 
 def sample_point(evaluator_id: str, event_id: str) -> float:
-    """A uniform number in [0, 1) fixed by the pair."""
-    digest = hashlib.blake2b(f"{evaluator_id}\x1f{event_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / _SCALE
+    """A uniform number in [0, 1) fixed by the pair: the first 8 bytes of SHA-256 of
+    ``evaluator_id \x1f event_id`` as a big-endian integer over 2^64. ClickHouse computes the same
+    number (``streams.storage.inferences.ingested_since``), so the sampler reads back only sampled calls."""
+    digest = hashlib.sha256(f"{evaluator_id}\x1f{event_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / _SCALE
 
 
 def sampled(evaluator: Evaluator, event_id: str) -> bool:

@@ -59,9 +59,20 @@ CLAIM_KIND = "evaluation"
 MISSING_CALL_GRACE = timedelta(minutes=10)  # a sampled call not readable after this long is skipped
 LOCAL_OVERLAP = timedelta(seconds=2)  # one writer (embedded): rows become visible in ingestion order
 SHARED_OVERLAP = timedelta(seconds=30)  # several writers (Kafka workers): an insert may land this late
-BATCH = 256  # pending rows read at once
+BATCH = 256  # rows started together (one read of their calls, one write of their results)
+READ_AHEAD = 1024  # pending rows one read of the queue takes, started batch by batch before the next read
 MAX_IN_FLIGHT = 512  # rows being evaluated at once per process (judge requests are capped per endpoint)
 SAMPLER_GAP = 0.25  # seconds between sampling passes at least: under heavy ingest, one read covers many flushes
+# Ingest first. A flush of at least BULK_EVENTS events means events arrive faster than the writer's
+# linger collects them (a backfill, a burst: steady traffic of a few hundred calls a second flushes far
+# fewer); for BULK_SECONDS after one, evaluations give way: at most MAX_IN_FLIGHT_UNDER_BULK rows are
+# evaluated at once and the sampler reads every BULK_SAMPLER_GAP seconds, and the backlog is worked
+# off when the burst ends. (Judge calls, queue reads and score writes share the process's cores and GIL
+# with ingest: at full concurrency a 10 % sampled judge took half of a burst's throughput.)
+BULK_EVENTS = 1000
+BULK_SECONDS = 1.0
+MAX_IN_FLIGHT_UNDER_BULK = 8
+BULK_SAMPLER_GAP = 2.0
 SAMPLER_MAX_BACKOFF = 30.0  # seconds between sampling passes while storage keeps failing
 
 
@@ -147,11 +158,19 @@ class Sampler:
         self._known: set[tuple[str, str]] = set()
 
     notify: Callable[[], None] | None = None  # wakes the sampling loop (set by ``Evaluations.start``)
+    _bulk_until = float("-inf")
 
-    def stored(self) -> None:
-        """The pipeline stored events (called from its flush, any thread): sample them soon."""
+    def stored(self, events: int = 0) -> None:
+        """The pipeline stored ``events`` events in one flush (called from it, any thread): sample them
+        soon; a flush of ``BULK_EVENTS`` or more marks bulk ingest (see there)."""
+        if events >= BULK_EVENTS:
+            self._bulk_until = time.monotonic() + BULK_SECONDS
         if self.notify is not None:
             self.notify()
+
+    def under_bulk(self) -> bool:
+        """Whether a bulk flush happened within the last ``BULK_SECONDS``: evaluations give way."""
+        return time.monotonic() < self._bulk_until
 
     def sample_once(self) -> int:
         """One pass over both sources; returns how many rows it queued. A failure (the queue's table
@@ -181,6 +200,9 @@ class Sampler:
         if not evaluators:
             return 0
         since = self._since(source, evaluators, new)
+        # read before the pages: a call stored after this moment is read by them or, if stamped before it
+        # and visible only later, by the overlap of the next pass
+        stored = calls.newest_ingested(self._storage, since) if source == "inferences" else None
         queued, seen = self._queued[source], 0
         after: tuple[datetime, str, str] | None = None
         newest = self._marks[source]
@@ -188,7 +210,8 @@ class Sampler:
             picked: dict[tuple[str, str, str], Sampled] = {}
             now = datetime.now(UTC)
             if source == "inferences":
-                calls_read = calls.ingested_since(self._storage, since, after, self.PAGE)
+                shares = [calls.Share(e.project, e.evaluator_id, e.sampling_rate) for e in evaluators]
+                calls_read = calls.ingested_since(self._storage, since, after, self.PAGE, shares)
                 for call in calls_read:
                     for evaluator in evaluators:
                         key = (call.project, evaluator.evaluator_id, call.key.event_id)
@@ -218,11 +241,14 @@ class Sampler:
             seen += len(picked)
             if rows:
                 newest = max(newest or rows[-1][0], rows[-1][0])
-                sampler_marks.move(self._storage, source, newest)
-                self._marks[source] = newest
             if len(rows) < self.PAGE:
                 break
             after = rows[-1]
+        if stored is not None:  # only sampled calls were read: the mark moves past the others too
+            newest = max(newest, stored) if newest is not None else stored
+        if newest is not None and newest != self._marks[source]:  # once per pass, after every page was queued
+            sampler_marks.move(self._storage, source, newest)
+            self._marks[source] = newest
         if newest is not None:  # what can still be read again: the overlap behind the mark
             horizon = newest - self._overlap
             self._queued[source] = {key: at for key, at in queued.items() if at >= horizon}
@@ -292,6 +318,7 @@ class Evaluations:
         self._in_flight: set[tuple[str, str, str]] = set()  # rows being evaluated by this process
         self._not_ready: dict[tuple[str, str, str], float] = {}  # rows to leave alone until then (monotonic)
         self._rows_lock = asyncio.Lock()
+        self._ready: list[Sampled] = []  # pending rows read ahead, oldest first, not started yet
         self._stopping = False
         self.poll_seconds = settings.evaluator_poll_seconds
 
@@ -344,7 +371,8 @@ class Evaluations:
                 log.warning("evaluations.sampling_failed", error_type=type(exc).__name__, failures=failures)
                 await asyncio.sleep(min(SAMPLER_MAX_BACKOFF, self.poll_seconds * 2 ** min(failures, 6)))
                 continue
-            await asyncio.sleep(min(SAMPLER_GAP, self.poll_seconds))  # a pass per gap at most, not per flush
+            gap = BULK_SAMPLER_GAP if self.sampler.under_bulk() else SAMPLER_GAP
+            await asyncio.sleep(min(gap, self.poll_seconds))  # a pass per gap at most, not per flush
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stored.wait(), timeout=self.poll_seconds)
 
@@ -358,7 +386,7 @@ class Evaluations:
         while not self._stopping:
             self._wake.clear()  # a wake from here on (calls sampled, a batch done) ends the wait below at once
             started = 0
-            if len(self._in_flight) < MAX_IN_FLIGHT:
+            if len(self._in_flight) < self._max_in_flight():
                 try:
                     started = await self._start_batch(batches)
                 except Exception:
@@ -370,17 +398,26 @@ class Evaluations:
         if batches:
             await asyncio.gather(*batches, return_exceptions=True)
 
+    def _max_in_flight(self) -> int:
+        """``MAX_IN_FLIGHT``, or ``MAX_IN_FLIGHT_UNDER_BULK`` while ingest is in bulk (ingest first)."""
+        return MAX_IN_FLIGHT_UNDER_BULK if self.sampler.under_bulk() else MAX_IN_FLIGHT
+
     async def _start_batch(self, batches: set[asyncio.Task[None]]) -> int:
         """Read pending rows not already being evaluated (nor just found not ready) and start them."""
-        room = min(BATCH, MAX_IN_FLIGHT - len(self._in_flight))
+        room = min(BATCH, self._max_in_flight() - len(self._in_flight))
+        if room <= 0:
+            return 0
         now = time.monotonic()
         self._not_ready = {key: until for key, until in self._not_ready.items() if until > now}
         async with self._rows_lock:  # no batch finishes between this read and the filter below
-            rows = await asyncio.to_thread(
-                queue.pending, self.storage, room + len(self._in_flight) + len(self._not_ready)
-            )
-            batch = [item for item in rows if _key(item) not in self._in_flight and _key(item) not in self._not_ready]
-            batch = batch[:room]
+            if not self._ready:  # one read of the queue (a FINAL scan) serves many batches
+                rows = await asyncio.to_thread(
+                    queue.pending, self.storage, READ_AHEAD + len(self._in_flight) + len(self._not_ready)
+                )
+                self._ready = [
+                    item for item in rows if _key(item) not in self._in_flight and _key(item) not in self._not_ready
+                ]
+            batch, self._ready = self._ready[:room], self._ready[room:]
             self._in_flight.update(_key(item) for item in batch)
         if not batch:
             return 0

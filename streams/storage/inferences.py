@@ -835,19 +835,53 @@ class IngestedCall:
     ingested_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Share:
+    """An evaluator's share of a project's calls: those whose ``sample_point`` is below ``rate``."""
+
+    project: str
+    evaluator_id: str
+    rate: float
+
+
+# ``streams.evals.sampling.sample_point`` in SQL: the first 8 bytes of SHA-256("evaluator id \x1f event id")
+# as a big-endian integer, over 2^64 (the same double in both: a rounding of the integer, then an exact
+# division by a power of two).
+_POINT = (
+    "reinterpretAsUInt64(reverse(substring(SHA256(concat({{e{i}:String}}, '\x1f', event_id)), 1, 8)))"
+    " / 18446744073709551616."
+)
+
+
 def ingested_since(
-    storage: Storage, since: datetime, after: tuple[datetime, str, str] | None, limit: int
+    storage: Storage,
+    since: datetime,
+    after: tuple[datetime, str, str] | None,
+    limit: int,
+    shares: Sequence[Share] | None = None,
 ) -> list[IngestedCall]:
     """Calls ingested at or after ``since`` (past ``after`` = (ingested_at, project, event_id) when
-    paging), in that order, at most ``limit``; the ``ingested_at`` minmax index skips older granules."""
+    paging), in that order, at most ``limit``; the ``ingested_at`` minmax index skips older granules.
+    With ``shares``, only the calls in one of them (computed in ClickHouse: a 10 % sampled evaluator reads
+    a tenth of the calls back, not all of them)."""
     keyset = " AND (ingested_at, project, event_id) > ({at:DateTime64(3, 'UTC')}, {p:String}, {e:String})"
     at, project, event_id = after or (since, "", "")
+    params: dict[str, Any] = {"since": since, "at": at, "p": project, "e": event_id, "limit": limit}
+    sampled = ""
+    if shares is not None:
+        terms = []
+        for i, share in enumerate(shares):
+            params[f"p{i}"], params[f"e{i}"], params[f"r{i}"] = share.project, share.evaluator_id, share.rate
+            taken = "1" if share.rate >= 1 else f"{_POINT.format(i=i)} < {{r{i}:Float64}}"
+            terms.append(f"(project = {{p{i}:String}} AND {taken})")
+        sampled = f" AND ({' OR '.join(terms) or '0'})"
     rows = storage.rows(
         "SELECT project, event_id, model, model_version, status, tags, ingested_at "
         f"FROM {storage.database}.inferences WHERE ingested_at >= {{since:DateTime64(3, 'UTC')}}"
         + (keyset if after else "")
+        + sampled
         + " ORDER BY ingested_at, project, event_id LIMIT {limit:UInt32}",
-        {"since": since, "at": at, "p": project, "e": event_id, "limit": limit},
+        params,
     )
     return [
         IngestedCall(
@@ -857,6 +891,16 @@ def ingested_since(
         )
         for r in rows
     ]
+
+
+def newest_ingested(storage: Storage, since: datetime) -> datetime | None:
+    """The newest ``ingested_at`` at or after ``since`` (one column of the newest granules), or None."""
+    value = storage.scalar(
+        f"SELECT max(ingested_at) FROM {storage.database}.inferences "
+        "WHERE ingested_at >= {since:DateTime64(3, 'UTC')}",
+        {"since": since},
+    )
+    return None if value is None or as_utc(value) < since else as_utc(value)
 
 
 def blank_text_before(storage: Storage, project: str, cutoff: datetime) -> int:

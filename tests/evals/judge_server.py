@@ -9,7 +9,9 @@ The score is a function of the rendered prompt: a prompt containing ``BAD`` scor
 * ``invalid_json``: a 200 whose message is not JSON;
 * ``off_schema``: a 200 whose JSON has a score outside the range.
 
-With ``failures`` = -1 the mode applies to every request. Every request is recorded (headers and body).
+With ``failures`` = -1 the mode applies to every request. Every request is recorded (headers and body),
+and ``spans`` keeps when each was received and answered (``time.monotonic``), to count how many were
+in flight at once.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class JudgeServer:
     retry_after: str = "0.05"
     delay: float = 0.0
     requests: list[Recorded] = field(default_factory=list)
+    spans: list[tuple[float, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -58,6 +61,14 @@ class JudgeServer:
                 pass
 
             def do_POST(self) -> None:
+                received = time.monotonic()
+                try:
+                    self._answer()
+                finally:
+                    with judge._lock:
+                        judge.spans.append((received, time.monotonic()))
+
+            def _answer(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
                 with judge._lock:
                     judge.requests.append(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
@@ -119,6 +130,17 @@ class JudgeServer:
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
+
+    def most_at_once(self, start: float, end: float) -> int:
+        """The most requests in flight at one moment between ``start`` and ``end`` (monotonic)."""
+        with self._lock:
+            spans = [(max(a, start), min(b, end)) for a, b in self.spans if a < end and b > start]
+        moments = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+        most = current = 0
+        for _, step in moments:
+            current += step
+            most = max(most, current)
+        return most
 
     def stop(self) -> None:
         if self._server is not None:
