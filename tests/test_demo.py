@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from tests.test_cli import serving
 
@@ -91,8 +92,15 @@ def test_demo_serves_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
     import httpx
 
     leader, follower = pty.openpty()
+    # Started as a person's shell starts it: no signal blocked or ignored, whatever this test process picked
+    # up from earlier tests (a child inherits both across exec; late in a full run Ctrl-C never arrived).
+    clean_start = (
+        "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+        "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
     process = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "loopwatch", "demo", "--events", "1500", "--batch", "250", "--data-dir", str(tmp_path)],
+        [sys.executable, "-c", clean_start, "-m", "loopwatch", "demo", "--events", "1500", "--batch", "250"]
+        + ["--data-dir", str(tmp_path)],
         cwd=REPO,
         stdin=follower,
         stdout=subprocess.PIPE,
@@ -126,7 +134,13 @@ def test_demo_serves_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
         drain = threading.Thread(target=lambda: rest.extend(process.stdout or ()), daemon=True)
         drain.start()
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=120) == 0, "".join(rest)[-3000:]
+        try:
+            code = process.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # say what the demo was doing: its signal masks and last output
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            masks = [line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn", "SigCgt", "Threads"))]
+            pytest.fail(f"the demo did not stop on Ctrl-C: {masks}\n{''.join(rest)[-3000:]}")
+        assert code == 0, "".join(rest)[-3000:]
         drain.join(timeout=30)
     finally:
         if process.poll() is None:
