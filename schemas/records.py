@@ -19,7 +19,7 @@ from types import GenericAlias
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from schemas import limits
 from schemas.events import (
@@ -97,8 +97,10 @@ class InferenceRecord(_Record, kw_only=True):
     tags: Tags = msgspec.field(default_factory=dict)
     # Set by the server's redaction, never by a sender (``SERVER_FIELDS``): entities found per scanned
     # field (``"response": 2``, 0 when scanned and clean) and per field and kind (``"response.EMAIL": 1``);
-    # None when redaction is off. Counts only, no values: they are not personal data.
-    pii: dict[str, int] | None = None
+    # UNSET when redaction is off, and then left out of the JSON, so an envelope item has the contract's
+    # shape exactly (the bytes the SDK sends). None only decoded from envelopes published before that
+    # (``"pii":null``): it means UNSET. Counts only, no values: they are not personal data.
+    pii: dict[str, int] | UnsetType | None = UNSET
 
 
 # Fields of a record the server fills in, which the contract (``schemas.events``) does not have: what a
@@ -137,15 +139,9 @@ def encode_records(records: list[InferenceRecord] | list[FeedbackRecord]) -> byt
     return _ENCODER.encode(records)
 
 
-# ``pii`` is the last field of an inference record; without counts (redaction off) an envelope item has
-# the contract's shape exactly, the bytes the SDK sends for the same event.
-_NO_PII = b',"pii":null}'
-
-
 def encode_record(record: InferenceRecord | FeedbackRecord) -> bytes:
     """One record as JSON, the pydantic model's shape: an item of a Kafka envelope (``loopwatch_sdk.wire``)."""
-    data = _ENCODER.encode(record)
-    return data[: -len(_NO_PII)] + b"}" if data.endswith(_NO_PII) else data
+    return _ENCODER.encode(record)
 
 
 def _utc(value: datetime) -> datetime | None:
@@ -212,8 +208,11 @@ class InferenceDecoder(RecordDecoder[InferenceRecord]):
 
     def _finish(self, records: list[InferenceRecord], now: datetime, *, naive_utc: bool) -> bool:
         for record in records:
-            if record.pii is not None and not self._server_fields:
-                return False
+            if record.pii is not UNSET:
+                if not self._server_fields:
+                    return False
+                if record.pii is None:  # an envelope from before counts were left out when unset
+                    record.pii = UNSET
             if not record.event_id:
                 record.event_id = new_id()
             if not self._timestamp(record, now, naive_utc):

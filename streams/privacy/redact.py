@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 
+from msgspec import UNSET
+
 from schemas.privacy import DetectorName, RedactionPolicy
 from schemas.records import FeedbackRecord, InferenceRecord
 from streams.privacy import detectors
@@ -127,7 +129,7 @@ class Redactor:
         valid mark) are kept where higher: a second scan finds placeholders, not entities."""
         before = record.pii
         if not self.active:
-            record.pii = None
+            record.pii = UNSET
             return
         counts: Counter[str] = Counter()
         if self._prompt:
@@ -144,7 +146,7 @@ class Redactor:
             counts["features"] += 0
             if record.features:
                 self._mapping(record.features, counts, "features")  # type: ignore[arg-type]  # only strings
-        for name, count in (before or {}).items():
+        for name, count in (before if isinstance(before, dict) else {}).items():
             if name.split(".", 1)[0] in counts and isinstance(count, int) and count > counts[name]:
                 counts[name] = count
         record.pii = {name: min(count, PII_COUNT_MAX) for name, count in counts.items()}

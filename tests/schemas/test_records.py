@@ -17,6 +17,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec import UNSET
 from pydantic import ValidationError
 
 from schemas import limits
@@ -27,6 +28,7 @@ from schemas.records import (
     FeedbackRecord,
     InferenceDecoder,
     InferenceRecord,
+    encode_record,
     encode_records,
     feedback_record,
     inference_record,
@@ -259,6 +261,26 @@ class TestFastPathTakesRealTraffic:
             features={"a": 1.5, "b": None},
             tags={"k": "v"},
         )
-        (encoded,) = orjson.loads(encode_records([inference_record(event)]))
-        assert {name: encoded.pop(name) for name in SERVER_FIELDS} == {"pii": None}  # the server's own
+        record = inference_record(event)
+        (encoded,) = orjson.loads(encode_records([record]))
+        assert encoded == event.model_dump(mode="json")  # no counts (redaction off): no server field at all
+        assert encode_record(record) == event.model_dump_json().encode()  # the SDK's bytes, by the encoder
+        record.pii = {"prompt": 0, "response": 1, "response.EMAIL": 1}
+        (encoded,) = orjson.loads(encode_records([record]))
+        assert {name: encoded.pop(name) for name in SERVER_FIELDS} == {"pii": record.pii}  # the server's own
         assert encoded == event.model_dump(mode="json")
+
+    def test_envelopes_from_before_unset_counts_were_left_out_still_decode(self) -> None:
+        """An envelope the API published with ``"pii":null`` (no counts) decodes as one without the field."""
+        event = InferenceEvent(project="p", model="m", prompt="hi")
+        sdk = event.model_dump_json().encode()
+        old = sdk[:-1] + b',"pii":null}'
+        for body in (old, sdk):
+            (record,) = InferenceDecoder(server_fields=True).decode(b"[" + body + b"]") or []
+            assert record.pii is UNSET
+            assert encode_record(record) == sdk
+        counted = sdk[:-1] + b',"pii":{"prompt":0}}'
+        (record,) = InferenceDecoder(server_fields=True).decode(counted) or []
+        assert record.pii == {"prompt": 0}
+        assert encode_record(record) == counted
+        assert InferenceDecoder().decode(old) is None  # a sender never sets it: the contract words the refusal
