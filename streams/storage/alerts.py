@@ -330,9 +330,7 @@ def erase_user(storage: Storage, project: str, user_id: str) -> int:
         resolutions.erase_of_alerts(storage, project, ids)
         of_ids = "project = {project:String} AND alert_id IN {ids:Array(String)}"
         for table in ("alert_acks", "alerts"):  # the alerts last: a repeated erasure finds them again
-            storage.command(
-                f"ALTER TABLE {db}.{table} DELETE WHERE {of_ids} SETTINGS mutations_sync = 2", {**params, "ids": ids}
-            )
+            expiry.delete_where(storage, table, of_ids, {**params, "ids": ids})
     return len(ids)
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
+from streams.storage import expiry
 from streams.storage.claims import Claims
 from streams.storage.client import Storage
 from streams.storage.feedback import FeedbackFilter
@@ -339,8 +340,4 @@ def erase_user(storage: Storage, project: str, user_id: str, inference_ids: Sequ
         "OR has({ids:Array(String)}, inference_id))"
     )
     params = {"project": project, "user_id": user_id, "ids": list(inference_ids)}
-    db = storage.database
-    found = int(storage.scalar(f"SELECT count() FROM {db}.dataset_rows WHERE {where}", params))
-    if found:
-        storage.command(f"ALTER TABLE {db}.dataset_rows DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
-    return found
+    return expiry.delete_where(storage, "dataset_rows", where, params)

@@ -60,11 +60,7 @@ def erase_user(storage: Storage, project: str, user_id: str) -> int:
     quoted = re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", orjson.dumps(user_id).decode())  # RE2 syntax
     params = {"project": project, "pattern": rf'"user_id"\s*:\s*{quoted}'}
     where = "project = {project:String} AND position(payload, 'user_id') > 0 AND match(payload, {pattern:String})"
-    db = storage.database
-    found = int(storage.scalar(f"SELECT count() FROM {db}.dead_letters WHERE {where}", params))
-    if found:
-        storage.command(f"ALTER TABLE {db}.dead_letters DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
-    return found
+    return expiry.delete_where(storage, "dead_letters", where, params)
 
 
 def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:

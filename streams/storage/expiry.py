@@ -1,16 +1,33 @@
-"""Expiring a project's rows older than a moment, as each table's module asks (the retention sweeper).
+"""Deleting rows a condition selects, as each table's module asks: erasure of a user and the retention
+sweeper (a project's rows older than a moment).
 
-Rows are counted first and a mutation is issued only when some are due, so a repeated sweep costs
-one count per table and rewrites nothing; ``mutations_sync`` waits for the mutation, so when a call
-returns the rows are gone (or blank) in every part.
+Rows are counted first and a mutation is issued only when some are due, so a repeated sweep or erasure
+costs one count per table and rewrites nothing; ``mutations_sync`` waits for the mutation, so when a
+call returns the rows are gone (or blank) in every part.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from streams.storage.client import Storage
+
+
+def delete_where(storage: Storage, table: str, where: str, params: Mapping[str, Any], *, count: str = "count()") -> int:
+    """Delete the rows of ``table`` that ``where`` selects; returns how many, as ``count`` counts them
+    (``uniqExact(id)`` where re-sent copies count once). ``where`` is constant SQL of the table's module:
+    every value in it is a bound parameter of ``params`` (``{name:Type}``), never formatted in."""
+    return _mutate(storage, table, "DELETE", where, params, count)
+
+
+def _mutate(storage: Storage, table: str, action: str, where: str, params: Mapping[str, Any], count: str) -> int:
+    db = storage.database
+    due = int(storage.scalar(f"SELECT {count} FROM {db}.{table} WHERE {where}", params))
+    if due:
+        storage.command(f"ALTER TABLE {db}.{table} {action} WHERE {where} SETTINGS mutations_sync = 2", params)
+    return due
 
 
 def expire(
@@ -34,10 +51,5 @@ def expire(
         where += " AND (" + " OR ".join(f"{name} != ''" for name in blank) + ")"
     if extra:
         where += f" AND ({extra})"
-    params = {"project": project, "cutoff": cutoff}
-    db = storage.database
-    due = int(storage.scalar(f"SELECT count() FROM {db}.{table} WHERE {where}", params))
-    if due:
-        action = "UPDATE " + ", ".join(f"{name} = ''" for name in blank) if blank else "DELETE"
-        storage.command(f"ALTER TABLE {db}.{table} {action} WHERE {where} SETTINGS mutations_sync = 2", params)
-    return due
+    action = "UPDATE " + ", ".join(f"{name} = ''" for name in blank) if blank else "DELETE"
+    return _mutate(storage, table, action, where, {"project": project, "cutoff": cutoff}, "count()")

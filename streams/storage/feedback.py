@@ -287,11 +287,7 @@ def erase_user(storage: Storage, project: str, user_id: str, inference_ids: Sequ
     """Delete the feedback the user gave (``user_id``) and the feedback on the user's events
     (``inference_ids``); returns how many feedback items that was (re-sent copies counted once)."""
     params = {"project": project, "user_id": user_id, "inference_ids": list(inference_ids)}
-    db = storage.database
-    found = int(storage.scalar(f"SELECT uniqExact(feedback_id) FROM {db}.feedback WHERE {_OF_USER}", params))
-    if found:
-        storage.command(f"ALTER TABLE {db}.feedback DELETE WHERE {_OF_USER} SETTINGS mutations_sync = 2", params)
-    return found
+    return expiry.delete_where(storage, "feedback", _OF_USER, params, count="uniqExact(feedback_id)")
 
 
 # --- evaluations ---------------------------------------------------------------------------------------

@@ -770,10 +770,7 @@ def erase_user(storage: Storage, project: str, user_id: str, event_ids: list[str
     """Delete the user's events (``ALTER TABLE … DELETE``, waited for); ``event_ids`` from
     ``erase_user_ids``. Returns how many events that was."""
     if event_ids:
-        storage.command(
-            f"ALTER TABLE {storage.database}.inferences DELETE WHERE {_OF_USER} SETTINGS mutations_sync = 2",
-            {"project": project, "user_id": user_id},
-        )
+        expiry.delete_where(storage, "inferences", _OF_USER, {"project": project, "user_id": user_id})
     return len(event_ids)
 
 

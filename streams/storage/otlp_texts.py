@@ -108,11 +108,7 @@ def erase(storage: Storage, project: str, inference_ids: Sequence[str]) -> int:
         return 0
     params = {"project": project, "ids": list(inference_ids)}
     where = "project = {project:String} AND has({ids:Array(String)}, inference_id)"
-    db = storage.database
-    found = int(storage.scalar(f"SELECT uniqExact(inference_id) FROM {db}.{TABLE} WHERE {where}", params))
-    if found:
-        storage.command(f"ALTER TABLE {db}.{TABLE} DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
-    return found
+    return expiry.delete_where(storage, TABLE, where, params, count="uniqExact(inference_id)")
 
 
 def delete_before(storage: Storage, project: str, cutoff: datetime) -> int:

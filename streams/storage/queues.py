@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from schemas.queues import Queue, QueueRule, ScoreValue
+from streams.storage import expiry
 from streams.storage.claims import Claims, generation
 from streams.storage.client import Storage
 from streams.storage.times import as_utc, ch_time
@@ -488,11 +489,4 @@ def erase_calls(storage: Storage, project: str, inference_ids: Sequence[str]) ->
         return 0
     where = "project = {project:String} AND has({ids:Array(String)}, inference_id)"
     params = {"project": project, "ids": list(inference_ids)}
-    db = storage.database
-    removed = 0
-    for table in ("queue_items", "queue_reviews"):
-        found = int(storage.scalar(f"SELECT count() FROM {db}.{table} WHERE {where}", params))
-        if found:
-            storage.command(f"ALTER TABLE {db}.{table} DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
-        removed += found
-    return removed
+    return sum(expiry.delete_where(storage, table, where, params) for table in ("queue_items", "queue_reviews"))

@@ -101,9 +101,10 @@ def owed(storage: Storage, *, since: datetime, until: datetime, limit: int) -> l
 
 def erase_of_alerts(storage: Storage, project: str, alert_ids: Sequence[str]) -> None:
     """Delete the resolutions of these alerts (their summaries are the alerts' words)."""
-    storage.command(
-        f"ALTER TABLE {storage.database}.alert_resolutions DELETE WHERE project = {{project:String}} "
-        "AND alert_id IN {ids:Array(String)} SETTINGS mutations_sync = 2",
+    expiry.delete_where(
+        storage,
+        "alert_resolutions",
+        "project = {project:String} AND alert_id IN {ids:Array(String)}",
         {"project": project, "ids": list(alert_ids)},
     )
 
