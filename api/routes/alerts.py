@@ -15,6 +15,8 @@ from api.deps import CurrentKey, ManagedProjectDep, MonitoringDep, ProjectDep
 from api.errors import responses
 from api.time_range import Since, Until, storable_range
 from schemas.events import AlertKind, Severity
+from streams.storage import alerts as alert_rows
+from streams.storage import retrain_requests
 from streams.storage.alerts import AlertDetail as StoredAlertDetail
 from streams.storage.alerts import StoredAlert
 from streams.storage.retrain_requests import StoredRetrain
@@ -65,7 +67,8 @@ def list_alerts(
 ) -> list[StoredAlert]:
     """``since``/``until`` bound the time the alert fired."""
     since, until = storable_range(since, until)
-    return monitoring.alerts.list_alerts(
+    return alert_rows.listed(
+        monitoring.alerts.storage,
         project,
         model=model,
         kind=kind,
@@ -85,7 +88,7 @@ def list_alerts(
     summary="One alert with every delivery attempt",
 )
 def get_alert(alert_id: AlertIdPath, project: ProjectDep, monitoring: MonitoringDep) -> StoredAlertDetail:
-    alert = monitoring.alerts.get_alert(project, alert_id)
+    alert = alert_rows.detail(monitoring.alerts.storage, project, alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in this project")
     return alert
@@ -122,4 +125,6 @@ def list_retrain_requests(
 ) -> list[StoredRetrain]:
     """``since``/``until`` bound the time the request was made."""
     since, until = storable_range(since, until)
-    return monitoring.alerts.list_retrains(project, model=model, since=since, until=until, limit=limit)
+    return retrain_requests.listed(
+        monitoring.alerts.storage, project, model=model, since=since, until=until, limit=limit
+    )

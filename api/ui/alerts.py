@@ -19,6 +19,8 @@ from api.ui.web import Ui, UiDep, UiManageDep, UiRoute, first, parse_moment, red
 from schemas.events import AlertKind, Severity
 from schemas.stats import METRICS
 from streams.delivery.wording import P_VALUE_TESTS, column_change, p_value_text
+from streams.storage import alerts as alert_rows
+from streams.storage import retrain_requests
 from streams.storage.alerts import AlertDetail
 from streams.storage.snoozes import ALL_MODELS, Snooze
 
@@ -56,7 +58,8 @@ async def alert_list(
     state: Literal["open", "acked"] | None = "open" if status_ == "open" else "acked" if status_ == "acked" else None
     monitoring = ui.runtime.monitoring
     listed = partial(
-        monitoring.alerts.list_alerts,
+        alert_rows.listed,
+        monitoring.alerts.storage,
         ui.project,
         since=start,
         until=end,
@@ -68,7 +71,9 @@ async def alert_list(
     )
     alerts, retrains = await asyncio.gather(
         asyncio.to_thread(listed),
-        asyncio.to_thread(monitoring.alerts.list_retrains, ui.project, model=model or None, limit=50),
+        asyncio.to_thread(
+            retrain_requests.listed, monitoring.alerts.storage, ui.project, model=model or None, limit=50
+        ),
     )
     return ui.render(
         "alerts.html",
@@ -179,7 +184,7 @@ async def alert_detail(
     if project and ui.session.admin and project != ui.project and project in ui.session_projects():
         ui.sign_in(ui.session.with_project(project))
     monitoring = ui.runtime.monitoring
-    alert = await asyncio.to_thread(monitoring.alerts.get_alert, ui.project, alert_id)
+    alert = await asyncio.to_thread(alert_rows.detail, monitoring.alerts.storage, ui.project, alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in this project")
     figure, snoozes = await asyncio.gather(
@@ -223,7 +228,7 @@ async def snooze(alert_id: AlertIdPath, ui: UiManageDep) -> Response:
     if scope not in ("model", "monitor"):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "scope: 'model' or 'monitor'")
     monitoring = ui.runtime.monitoring
-    alert = await asyncio.to_thread(monitoring.alerts.get_alert, ui.project, alert_id)
+    alert = await asyncio.to_thread(alert_rows.detail, monitoring.alerts.storage, ui.project, alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in this project")
     until = datetime.now(UTC) + timedelta(hours=int(hours))

@@ -26,6 +26,7 @@ from api.ui.web import UiDep, UiRoute, duration, parse_interval, parse_moment
 from streams.monitors import Monitoring
 from streams.monitors.defaults import monitors_for
 from streams.runtime import Runtime
+from streams.storage import alerts as alert_rows
 from streams.storage.inferences import error_types
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -158,7 +159,7 @@ def model_page_data(
         families = {family: rebucket(rows, interval) for family, rows in families.items()}
     alerts = [
         a
-        for a in monitoring.alerts.list_alerts(ui_project, model=model, limit=500)
+        for a in alert_rows.listed(monitoring.alerts.storage, ui_project, model=model, limit=500)
         if (since is None or a.window_end > since) and (until is None or a.window_start < until)
     ]
     markers = [{"x": charts.iso(a.window_start), "severity": a.severity} for a in alerts]

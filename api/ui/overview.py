@@ -16,6 +16,7 @@ from api.ui.charts import Sparkline, sparkline
 from api.ui.web import UiDep, UiRoute, duration
 from schemas.monitors import Monitor
 from streams.monitors.defaults import monitors_for
+from streams.storage import alerts as alert_rows
 from streams.storage import dead_letters
 
 router = APIRouter(prefix="/ui", route_class=UiRoute)
@@ -164,7 +165,7 @@ async def overview(ui: UiDep) -> Response:
     monitoring = ui.runtime.monitoring
     models, open_alerts, monitors, rejections = await asyncio.gather(
         asyncio.to_thread(model_windows, ui.runtime.storage, ui.project, SPARK_WINDOWS, datetime.now(UTC)),
-        asyncio.to_thread(monitoring.alerts.open_counts, ui.project),
+        asyncio.to_thread(alert_rows.open_counts, monitoring.alerts.storage, ui.project),
         asyncio.to_thread(monitoring.store.active, ui.project),
         asyncio.to_thread(
             dead_letters.recent, ui.runtime.storage, ui.project, days=REJECTION_DAYS, limit=REJECTION_LIMIT

@@ -59,6 +59,7 @@ from schemas.topics import Topics
 from streams.delivery import Deliverer, DeliveryAttempt, DeliveryOutcome
 from streams.monitors.alerts import AlertStore
 from streams.monitors.training import with_dataset
+from streams.storage import deliveries as delivery_rows
 from streams.storage import generation
 from streams.storage.deliveries import Pending
 
@@ -397,7 +398,7 @@ class AlertDispatcher:
         attempts = [attempt]
         if isinstance(event, AlertGroup):
             attempts = [replace(attempt, target_id=alert.alert_id, event_type="alert") for alert in event.alerts]
-        await asyncio.to_thread(self._alerts.record_attempts, event.project, monitor_id, index, attempts)
+        await asyncio.to_thread(delivery_rows.insert, self._alerts.storage, event.project, monitor_id, index, attempts)
 
     # ------------------------------------------------------------------ grouped notifications
 

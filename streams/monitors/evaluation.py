@@ -73,7 +73,8 @@ from streams.monitors.alerts import AlertStore
 from streams.monitors.defaults import monitors_for
 from streams.monitors.store import MonitorStore
 from streams.monitors.training import with_dataset
-from streams.storage import as_utc
+from streams.storage import alerts as alert_rows
+from streams.storage import as_utc, monitor_evaluations, retrain_requests, window_stats
 from streams.storage.entity_stats import breaching_entities
 from streams.storage.monitor_evaluations import Evaluation
 from streams.storage.rolling_stats import rolling_value
@@ -277,7 +278,7 @@ class MonitorEngine:
                 finally:
                     verdicts, self._verdicts = self._verdicts, []
                 if verdicts:
-                    self.alerts.record_evaluations(verdicts)
+                    monitor_evaluations.insert(self.alerts.storage, verdicts)
         return result
 
     # ------------------------------------------------------------------ one window
@@ -318,11 +319,12 @@ class MonitorEngine:
             project, [v.monitor.monitor_id for v in verdicts], model, at=datetime.now(UTC)
         )
 
-        fired = self.alerts.alerts_by_dedup_key(
-            project, [dedup_key(v.monitor.monitor_id, model, start) for v in verdicts]
+        fired = alert_rows.by_dedup_key(
+            self.alerts.storage, project, [dedup_key(v.monitor.monitor_id, model, start) for v in verdicts]
         )
         longest = max(v.monitor.cooldown_seconds for v in verdicts)
-        nearby = self.alerts.fired_between(
+        nearby = alert_rows.fired_between(
+            self.alerts.storage,
             project,
             model,
             [v.monitor.monitor_id for v in verdicts if v.monitor.cooldown_seconds and v.monitor.group_by is None],
@@ -341,8 +343,13 @@ class MonitorEngine:
             if monitor.group_by is not None:
                 # cooldown per entity: one named by an unresolved alert within the cooldown is left out
                 cooling = (
-                    self.alerts.entities_fired_between(
-                        project, model, monitor.monitor_id, start - cooldown + _TICK, start + cooldown - _TICK
+                    alert_rows.entities_fired_between(
+                        self.alerts.storage,
+                        project,
+                        model,
+                        monitor.monitor_id,
+                        start - cooldown + _TICK,
+                        start + cooldown - _TICK,
                     )
                     if monitor.cooldown_seconds
                     else {}
@@ -404,7 +411,7 @@ class MonitorEngine:
             }
             # Stored first (same id everywhere, so a racing process's copy collapses into it; a crash
             # after this leaves the alert to the delivery sweep), then announced by the claim's winner.
-            self.alerts.insert_alerts(new_alerts, channels)
+            alert_rows.insert(self.alerts.storage, new_alerts, channels)
             self._quiet.pop((project, model), None)
             won = self.alerts.claims.claim(project, "alert", [a.alert_id for a in new_alerts])
             for alert in new_alerts:
@@ -522,7 +529,7 @@ class MonitorEngine:
         key = (project, model)
         if self._quiet.get(key, 0.0) > time.monotonic():
             return set()  # no alert of this model was firing a moment ago, and none fired here since
-        unresolved = self.alerts.firing(project, model)
+        unresolved = alert_rows.firing(self.alerts.storage, project, model=model)
         if not unresolved:
             self._quiet[key] = time.monotonic() + QUIET_SECONDS
             return set()
@@ -541,7 +548,9 @@ class MonitorEngine:
             needed = monitor.resolve_after
             history = [
                 row
-                for row in self.alerts.evaluations(project, monitor.monitor_id, model, up_to=start, limit=needed + 1)
+                for row in monitor_evaluations.newest(
+                    self.alerts.storage, project, monitor.monitor_id, model, up_to=start, limit=needed + 1
+                )
                 if row.window_start != start
             ][: needed - 1]
             streak = [Evaluation(start, end, False, 0.0, "", ""), *history]
@@ -649,7 +658,7 @@ class MonitorEngine:
         if monitor.family == "drift":
             columns = [row for row in rows if row.metric == "column_drift"]
             if not columns:
-                columns = self.alerts.drift_columns(monitor.project, model, start)
+                columns = window_stats.column_drift(self.alerts.storage, monitor.project, model, start)
             features = top_features(columns, limit=len(columns))
             by_family_rule = monitor.metric == "family_drift"
             _add_family_effects(features, [row for row in rows if row.metric == "family_drift"], by_family_rule)
@@ -715,7 +724,9 @@ class MonitorEngine:
         episode that has not requested one yet."""
         monitor = verdict.monitor
         needed = int(monitor.retrain_after or 0)
-        history = self.alerts.evaluations(monitor.project, monitor.monitor_id, model, up_to=window[0], limit=needed)
+        history = monitor_evaluations.newest(
+            self.alerts.storage, monitor.project, monitor.monitor_id, model, up_to=window[0], limit=needed
+        )
         same = history[0] if history and history[0].window_start == window[0] else None
         if same is not None:
             history = history[1:]
@@ -730,7 +741,9 @@ class MonitorEngine:
                     retrain_id=same.retrain_id,
                 )
                 return None
-        calm_before, requested = self.alerts.episode(monitor.project, monitor.monitor_id, model, at=window[0])
+        calm_before, requested = monitor_evaluations.episode(
+            self.alerts.storage, monitor.project, monitor.monitor_id, model, at=window[0]
+        )
         if requested:
             # One request per episode: drift that persists is not news until the monitor recovers.
             self._record(monitor, model, window, breached=True, value=verdict.worst.value, alert_id=alert_id)
@@ -747,8 +760,11 @@ class MonitorEngine:
         # of one episode at once compute the same id; the claim's winner announces it.
         episode = f"{monitor.monitor_id}:{model}:after:{calm_before.isoformat() if calm_before else '-'}"
         retrain = self._retrain(verdict, model, streak[::-1], stable_id("retrain", monitor.project, episode))
-        self.alerts.insert_retrains(
-            [retrain], {retrain.request_id: monitor.monitor_id}, {retrain.request_id: len(monitor.channels)}
+        retrain_requests.insert(
+            self.alerts.storage,
+            [retrain],
+            {retrain.request_id: monitor.monitor_id},
+            {retrain.request_id: len(monitor.channels)},
         )
         self._record(
             monitor,
@@ -800,7 +816,7 @@ class MonitorEngine:
                 "statistic": dict(worst.details),
             },
         }
-        since = self.alerts.last_retrain_end(monitor.project, model, before=last.window_end)
+        since = retrain_requests.last_window_end(self.alerts.storage, monitor.project, model, before=last.window_end)
         params: dict[str, str] = {"model": model, "kind": "correction", "format": "chat"}
         if since is not None:
             params["since"] = since.isoformat()

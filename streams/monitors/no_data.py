@@ -35,6 +35,7 @@ from streams.monitors.alerts import AlertStore
 from streams.monitors.evaluation import EvaluationResult, dedup_key, stable_id
 from streams.monitors.store import MonitorStore
 from streams.storage import StorageError, as_utc
+from streams.storage import alerts as alert_rows
 from streams.storage.activity import (
     Silence,
     entity_last_seen,
@@ -81,7 +82,7 @@ class NoDataWatch:
         quiet = timedelta(seconds=condition.seconds)
         lookback = now - max(timedelta(seconds=self.settings.no_data_lookback_seconds), 2 * quiet)
         seen = last_seen(storage, monitor.project, None if monitor.scope == ANY else [monitor.scope], since=lookback)
-        firing = self.alerts.firing_of(monitor.project, monitor.monitor_id)
+        firing = alert_rows.firing(self.alerts.storage, monitor.project, monitor_id=monitor.monitor_id)
         breaches: list[AlertEvent] = []
         low: set[str] = set()  # models below their usual rate now
         if condition.below_share is not None:
@@ -199,7 +200,7 @@ class NoDataWatch:
         if not alerts:
             return
         project = monitor.project
-        fired = self.alerts.alerts_by_dedup_key(project, [a.dedup_key for a in alerts])
+        fired = alert_rows.by_dedup_key(self.alerts.storage, project, [a.dedup_key for a in alerts])
         alerts = [a for a in alerts if a.dedup_key not in fired]
         if not alerts:
             return
@@ -210,7 +211,7 @@ class NoDataWatch:
             snoozes[model] = until.get(monitor.monitor_id)
         alerts = [a.model_copy(update={"snoozed_until": snoozes[a.model]}) for a in alerts]
         channels = {a.alert_id: 0 if a.snoozed_until is not None else len(monitor.channels) for a in alerts}
-        self.alerts.insert_alerts(alerts, channels)
+        alert_rows.insert(self.alerts.storage, alerts, channels)
         won = self.alerts.claims.claim(project, "alert", [a.alert_id for a in alerts])
         announced = [a for a in alerts if a.alert_id in won and a.snoozed_until is None]
         for alert in alerts:

@@ -153,7 +153,8 @@ def by_dedup_key(storage: Storage, project: str, keys: Iterable[str]) -> dict[st
 def fired_between(
     storage: Storage, project: str, model: str, monitor_ids: Iterable[str], start: datetime, end: datetime
 ) -> list[tuple[str, datetime, str]]:
-    """(monitor_id, window_start, alert_id) of unresolved alerts of ``model`` with windows in [start, end]."""
+    """(monitor_id, window_start, alert_id) of unresolved alerts of ``model`` with windows in [start, end]:
+    the alerts whose cooldown holds back a new one (a resolved alert's breach is over)."""
     ids = sorted(set(monitor_ids))
     if not ids:
         return []

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from loopwatch.demo.receiver import WebhookReceiver
 from loopwatch.process import serving_app
 from streams.monitors.training import selector_query
+from streams.storage import retrain_requests
 from streams.storage.datasets import DatasetStore
 from tests.conftest import Api, make_settings
 from tests.monitors.conftest import SECRET, drift_rows, webhook, window
@@ -281,7 +282,9 @@ class TestRetrainingRequests:
         update = {"channels": [webhook(hook.url)]}
         assert api.client.patch(f"/v1/monitors/{created['monitor_id']}", headers=key, json=update).status_code == 200
         owed = {r.request_id: 1 for r in (committed, half_made)}
-        monitoring.alerts.insert_retrains([committed, half_made], dict.fromkeys(owed, created["monitor_id"]), owed)
+        retrain_requests.insert(
+            monitoring.alerts.storage, [committed, half_made], dict.fromkeys(owed, created["monitor_id"]), owed
+        )
         resume = partial(monitoring.resume_pending, older_than=timedelta(0))
         assert api.client.portal.call(resume) == 2  # type: ignore[union-attr]
         sent = {r.idempotency_key: r.json["dataset"] for r in hook.wait_for(2)}

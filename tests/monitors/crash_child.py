@@ -28,6 +28,7 @@ from schemas.settings import Settings
 from streams.monitors import AlertStore, Monitoring
 from streams.runtime import start_runtime
 from streams.storage import Storage
+from streams.storage import alerts as alert_rows
 from tests.monitors.conftest import drift_rows, webhook
 from tests.waiting import wait_until
 
@@ -53,10 +54,10 @@ async def fire(settings: Settings, urls: list[str], answered: int) -> None:
     monitoring.store.create(PROJECT, MonitorCreate.model_validate({**DRIFT, "channels": [webhook(u) for u in urls]}))
     await monitoring.start()
     await asyncio.to_thread(monitoring.on_rows, drift_rows(0))
-    (alert,) = monitoring.alerts.list_alerts(PROJECT)
+    (alert,) = alert_rows.listed(monitoring.alerts.storage, PROJECT)
 
     def answered_delivered() -> bool:
-        found = monitoring.alerts.get_alert(PROJECT, alert.alert_id)
+        found = alert_rows.detail(monitoring.alerts.storage, PROJECT, alert.alert_id)
         assert found is not None
         return sum(target.status == "delivered" for target in found.delivery.targets) >= answered
 
@@ -73,7 +74,7 @@ async def serve(settings: Settings, ack: str | None) -> None:
         alerts.ack(PROJECT, ack, by="oncall")
     runtime = await start_runtime(settings, storage)
     await runtime.stop(close_storage=False)
-    (alert,) = alerts.list_alerts(PROJECT)
+    (alert,) = alert_rows.listed(alerts.storage, PROJECT)
     _say({"status": alert.status, "targets": [target.status for target in alert.delivery.targets]})
     storage.close()
 

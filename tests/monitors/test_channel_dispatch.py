@@ -12,6 +12,7 @@ import pytest
 
 from schemas.monitors import MonitorCreate
 from streams.monitors import AlertDispatcher, EvaluationResult, Monitoring
+from streams.storage import alerts as alert_rows
 from tests.delivery.delivery_receiver import Receiver
 from tests.monitors.conftest import drift_rows
 
@@ -67,7 +68,7 @@ class TestDispatched:
         sent = [json.loads(request.body) for request in pd_receiver.requests]
         assert [event["event_action"] for event in sent] == ["trigger", "resolve"]
         assert sent[0]["dedup_key"] == sent[1]["dedup_key"] == f"loopwatch/shop/{monitor.monitor_id}/m1"
-        stored = monitoring.alerts.get_alert("shop", fired.alerts[0].alert_id)
+        stored = alert_rows.detail(monitoring.alerts.storage, "shop", fired.alerts[0].alert_id)
         assert stored is not None
         assert [(a.channel, a.event, a.succeeded) for a in stored.attempts] == [
             ("pagerduty", "alert", True),

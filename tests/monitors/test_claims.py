@@ -1,8 +1,7 @@
 """Two processes evaluating the same window at once: one alert, one retraining request, one delivery.
 
 Each "process" is its own engine, alert store (with its own claim owner) and dispatcher on the one
-real chDB engine. A barrier inside the stores holds both evaluations right after their "already
-fired?" read, so both see the window as new before either writes: the worst interleaving of a
+real chDB engine. A barrier after the alerts table's "already fired?" read holds both evaluations there, so both see the window as new before either writes: the worst interleaving of a
 partition moving between workers. Only the storage-level claim can keep the result single.
 """
 
@@ -14,6 +13,8 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from loopwatch.demo.receiver import WebhookReceiver
 from schemas.monitors import MonitorCreate
 from schemas.settings import Settings
@@ -21,7 +22,8 @@ from streams.monitors.alerts import AlertStore
 from streams.monitors.dispatcher import AlertDispatcher
 from streams.monitors.evaluation import EvaluationResult, MonitorEngine
 from streams.monitors.store import MonitorStore
-from streams.storage import Claims, Storage
+from streams.storage import Claims, Storage, retrain_requests
+from streams.storage import alerts as alert_rows
 from tests.monitors.conftest import drift_rows, webhook
 
 DRIFT = {
@@ -34,23 +36,20 @@ DRIFT = {
 }
 
 
-class RacingAlertStore(AlertStore):
-    """The real store; its dedup read waits until the other process has made the same read."""
+def _racing_dedup_reads(monkeypatch: pytest.MonkeyPatch, barrier: threading.Barrier) -> None:
+    """The real dedup read, which then waits until the other process has made the same read."""
+    read = alert_rows.by_dedup_key
 
-    def __init__(self, storage: Storage, owner: str, barrier: threading.Barrier) -> None:
-        super().__init__(storage, owner=owner)
-        self._barrier = barrier
-
-    def alerts_by_dedup_key(self, project: str, keys: Iterable[str]) -> dict[str, str]:
-        found = super().alerts_by_dedup_key(project, keys)
-        self._barrier.wait(timeout=30)
+    def racing(storage: Storage, project: str, keys: Iterable[str]) -> dict[str, str]:
+        found = read(storage, project, keys)
+        barrier.wait(timeout=30)
         return found
 
+    monkeypatch.setattr(alert_rows, "by_dedup_key", racing)
 
-def _process(
-    storage: Storage, settings: Settings, owner: str, barrier: threading.Barrier
-) -> tuple[MonitorEngine, AlertDispatcher]:
-    alerts = RacingAlertStore(storage, owner, barrier)
+
+def _process(storage: Storage, settings: Settings, owner: str) -> tuple[MonitorEngine, AlertDispatcher]:
+    alerts = AlertStore(storage, owner=owner)
     engine = MonitorEngine(MonitorStore(storage, settings, ttl_seconds=0), alerts, settings)
     return engine, AlertDispatcher(alerts, settings)
 
@@ -69,9 +68,11 @@ def _race(engines: list[MonitorEngine], rows: Any) -> list[EvaluationResult]:
     return results
 
 
-def test_racing_evaluations_fire_and_deliver_once(storage: Storage, settings: Settings) -> None:
-    barrier = threading.Barrier(2)
-    processes = [_process(storage, settings, f"test-{name}:1:x", barrier) for name in ("a", "b")]
+def test_racing_evaluations_fire_and_deliver_once(
+    storage: Storage, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _racing_dedup_reads(monkeypatch, threading.Barrier(2))
+    processes = [_process(storage, settings, f"test-{name}:1:x") for name in ("a", "b")]
     with WebhookReceiver() as hook:
         MonitorStore(storage, settings).create(
             "shop", MonitorCreate.model_validate({**DRIFT, "channels": [webhook(hook.url)]})
@@ -88,10 +89,10 @@ def test_racing_evaluations_fire_and_deliver_once(storage: Storage, settings: Se
 
     assert sum(len(result.alerts) for result in results) == 1
     assert sum(len(result.retrains) for result in results) == 1
-    alerts = AlertStore(storage).list_alerts("shop")
+    alerts = alert_rows.listed(storage, "shop")
     assert len(alerts) == 1
     assert alerts[0].delivery.status == "delivered"
-    assert len(AlertStore(storage).list_retrains("shop")) == 1
+    assert len(retrain_requests.listed(storage, "shop")) == 1
     assert sorted(r.event_type for r in requests) == ["alert", "retrain"]
     assert {r.idempotency_key for r in requests if r.event_type == "alert"} == {alerts[0].alert_id}
 
@@ -122,8 +123,7 @@ def test_racing_claims_have_one_winner(storage: Storage) -> None:
 
 def test_resume_takes_over_a_dead_holders_delivery_once(storage: Storage, settings: Settings) -> None:
     """A delivery claimed by a process that died is resumed by exactly one of two resuming processes."""
-    barrier = threading.Barrier(1)
-    engine, _ = _process(storage, settings, "test-dead:1:x", barrier)
+    engine, _ = _process(storage, settings, "test-dead:1:x")
     with WebhookReceiver() as hook:
         MonitorStore(storage, settings).create(
             "shop", MonitorCreate.model_validate({**DRIFT, "retrain_after": None, "channels": [webhook(hook.url)]})
@@ -157,8 +157,8 @@ def test_episode_evaluated_out_of_order_requests_retraining_once(storage: Storag
     )
     fired = [len(engine.evaluate(drift_rows(n)).retrains) for n in (0, 3, 1, 2)]
     assert sum(fired) == 1
-    assert len(alerts.list_retrains("shop")) == 1
+    assert len(retrain_requests.listed(alerts.storage, "shop")) == 1
     # After a calm window, a new episode gets its own request.
     engine.evaluate(drift_rows(4, drifted=False))
     assert [len(engine.evaluate(drift_rows(n)).retrains) for n in (5, 6)] == [0, 1]
-    assert len(alerts.list_retrains("shop")) == 2
+    assert len(retrain_requests.listed(alerts.storage, "shop")) == 2

@@ -17,6 +17,8 @@ from schemas.monitors import MonitorCreate
 from schemas.topics import Topics
 from streams.delivery import SIGNATURE_HEADER, verify
 from streams.monitors import EvaluationResult, Monitoring, topic_publisher
+from streams.storage import alerts as alert_rows
+from streams.storage import deliveries, retrain_requests
 from tests.delivery.delivery_receiver import Receiver, Reply
 from tests.monitors.conftest import SECRET, drift_rows, webhook
 from tests.waiting import wait_until
@@ -56,7 +58,7 @@ class TestWebhookDelivery:
         outcomes = _dispatch(monitoring, result)
         assert [(o.status, o.attempts) for o in outcomes] == [("delivered", 3)]
         alert_id = result.alerts[0].alert_id
-        attempts = monitoring.alerts.attempts("shop", alert_id)
+        attempts = deliveries.attempts(monitoring.alerts.storage, "shop", [alert_id])
         assert [(a.attempt, a.status_code, a.succeeded, a.final) for a in attempts] == [
             (1, 503, False, False),
             (2, 503, False, False),
@@ -64,7 +66,7 @@ class TestWebhookDelivery:
         ]
         assert all(a.url == receiver.url and a.channel == "webhook" for a in attempts)
         assert {r.idempotency_key for r in receiver.requests} == {alert_id}  # one key for every retry
-        alert = monitoring.alerts.get_alert("shop", alert_id)
+        alert = alert_rows.detail(monitoring.alerts.storage, "shop", alert_id)
         assert alert is not None
         delivery = alert.delivery
         assert (delivery.status, delivery.attempts, delivery.targets[0].status) == (
@@ -81,7 +83,7 @@ class TestWebhookDelivery:
         outcomes = _dispatch(monitoring, result)
         max_attempts = monitoring.settings.delivery_max_attempts
         assert [(o.status, o.attempts, o.status_code) for o in outcomes] == [("failed", max_attempts, 503)]
-        alert = monitoring.alerts.get_alert("shop", result.alerts[0].alert_id)
+        alert = alert_rows.detail(monitoring.alerts.storage, "shop", result.alerts[0].alert_id)
         assert alert is not None
         assert alert.status == "open"
         assert alert.delivery.status == "failed"
@@ -146,7 +148,7 @@ class TestSlackAndFanOut:
         assert "Retraining requested: m1" in json.dumps(by_type["retrain"])
         retrain = RetrainEvent.model_validate_json(next(r.body for r in receiver.requests if r.event_type == "retrain"))
         assert retrain == result.retrains[0]
-        stored = monitoring.alerts.list_retrains("shop")[0]
+        stored = retrain_requests.listed(monitoring.alerts.storage, "shop")[0]
         assert stored.delivery.status == "delivered"
         assert stored.delivery.channels == 2
 
@@ -195,7 +197,7 @@ class TestPublishAndRecovery:
         assert resent_retrain.model_dump(exclude={"created_at"}) == result.retrains[0].model_dump(
             exclude={"created_at"}
         )
-        alert = monitoring.alerts.get_alert("shop", result.alerts[0].alert_id)
+        alert = alert_rows.detail(monitoring.alerts.storage, "shop", result.alerts[0].alert_id)
         assert alert is not None
         assert alert.delivery.status == "delivered"
         assert asyncio.run(_resume(monitoring)) == 0  # complete now: nothing to resume

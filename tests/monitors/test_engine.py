@@ -11,6 +11,8 @@ import pytest
 from schemas.monitors import MonitorCreate
 from schemas.stats import StatRow
 from streams.monitors import Monitoring
+from streams.storage import alerts as alert_rows
+from streams.storage import retrain_requests
 from streams.storage.alerts import StoredAlert
 from tests.monitors.conftest import drift_rows, row, window
 
@@ -28,7 +30,7 @@ def _create(monitoring: Monitoring, project: str = "shop", **spec: Any) -> str:
 
 
 def _stored_alerts(monitoring: Monitoring, project: str = "shop") -> list[StoredAlert]:
-    return monitoring.alerts.list_alerts(project)
+    return alert_rows.listed(monitoring.alerts.storage, project)
 
 
 def _p95(n: int, value: float, **fields: Any) -> StatRow:
@@ -244,7 +246,7 @@ class TestRetraining:
             "format": "chat",
             "until": window(5)[1].isoformat(),
         }
-        requests = monitoring.alerts.list_retrains("shop")
+        requests = retrain_requests.listed(monitoring.alerts.storage, "shop")
         assert [r.request_id for r in requests] == [event.request_id]
         assert requests[0].monitor_id == monitor_id
 
@@ -267,7 +269,7 @@ class TestRetraining:
         assert self._requests(monitoring, range(6)) == [0, 0, 1, 0, 0, 0]  # drift persists: asked once
         assert self._requests(monitoring, range(6, 7), drifted=False) == [0]  # recovered: the episode ends
         assert self._requests(monitoring, range(7, 10)) == [0, 0, 1]  # a new episode asks again
-        requests = monitoring.alerts.list_retrains("shop")
+        requests = retrain_requests.listed(monitoring.alerts.storage, "shop")
         assert sorted(r.window_start for r in requests) == [window(0)[0], window(7)[0]]
 
     def test_windows_too_small_to_evaluate_do_not_end_the_episode(self, monitoring: Monitoring) -> None:
@@ -276,7 +278,7 @@ class TestRetraining:
         calm_but_tiny = [dataclasses.replace(r, sample_size=5) for r in drift_rows(2, drifted=False)]
         assert not monitoring.engine.evaluate(calm_but_tiny)  # not evaluated: says nothing about recovery
         assert self._requests(monitoring, range(3, 5)) == [0, 0]
-        assert len(monitoring.alerts.list_retrains("shop")) == 1
+        assert len(retrain_requests.listed(monitoring.alerts.storage, "shop")) == 1
 
     def test_episode_survives_a_restart(self, monitoring: Monitoring, storage: Any, settings: Any) -> None:
         _create(monitoring, **{**DRIFT, "retrain_after": 3})

@@ -12,6 +12,7 @@ import pytest
 from schemas.monitors import MonitorCreate
 from streams.monitors import Monitoring
 from streams.storage import Storage
+from streams.storage import alerts as alert_rows
 from tests.monitors.conftest import T0, row, window
 
 _COLUMNS = ["project", "event_id", "model", "timestamp", "status", "latency_ms", "cost_usd", "tags"]
@@ -62,7 +63,7 @@ class TestGroupBy:
         ]
         assert alert.details["breaching_entities"] == 3
         assert alert.summary.startswith("3 user_id values with cost_usd > $20.0000: u-00017 $31.0000")
-        stored = monitoring.alerts.get_alert("shop", alert.alert_id)
+        stored = alert_rows.detail(monitoring.alerts.storage, "shop", alert.alert_id)
         assert stored is not None
         assert stored.entities == alert.entities
 

@@ -20,6 +20,7 @@ from streams.delivery import verify
 from streams.monitors import AlertDispatcher, EvaluationResult, Monitoring
 from streams.monitors.alerts import AlertStore
 from streams.storage import Storage
+from streams.storage import alerts as alert_rows
 from tests.conftest import make_settings
 from tests.delivery.delivery_receiver import Receiver
 from tests.delivery.smtp_server import MailServer, self_signed, server_context
@@ -104,7 +105,7 @@ class TestOneMessagePerWindow:
         assert sorted(alert["model"] for alert in body["alerts"]) == MODELS
 
         for alert in _alerts(results):  # each alert on its own, with the group's attempt in its log
-            stored = monitoring.alerts.get_alert("shop", alert.alert_id)
+            stored = alert_rows.detail(monitoring.alerts.storage, "shop", alert.alert_id)
             assert stored is not None
             assert stored.delivery.status == "delivered"
             assert sorted((a.channel, a.succeeded) for a in stored.attempts) == [("slack", True), ("webhook", True)]
@@ -208,7 +209,7 @@ class TestEmailDigest:
             )
             for i, model in enumerate(MODELS[:3])
         ]
-        monitoring.alerts.insert_alerts(alerts, {alert.alert_id: 1 for alert in alerts})
+        alert_rows.insert(monitoring.alerts.storage, alerts, {alert.alert_id: 1 for alert in alerts})
         a, b = (AlertDispatcher(AlertStore(storage, owner=owner), settings) for owner in ("test-a:1:x", "test-b:2:y"))
 
         async def run() -> None:
@@ -228,6 +229,6 @@ class TestEmailDigest:
             assert f"{model}: 3 of 5 columns drifted" in text.get_content()
             assert f"Open alert: https://loopwatch.example.com/ui/alerts/{model}" in text.get_content()
         for alert in alerts:
-            stored = monitoring.alerts.get_alert("shop", alert.alert_id)
+            stored = alert_rows.detail(monitoring.alerts.storage, "shop", alert.alert_id)
             assert stored is not None
             assert [(t.channel, t.succeeded) for t in stored.attempts] == [("email", True)]

@@ -19,6 +19,7 @@ from streams.monitors.alerts import AlertStore
 from streams.monitors.no_data import NoDataWatch
 from streams.monitors.store import MonitorStore
 from streams.storage import Storage
+from streams.storage import alerts as alert_rows
 from streams.storage.activity import last_seen, usual_hourly_rate
 from tests.conftest import make_settings
 from tests.monitors.conftest import SECRET, webhook
@@ -156,7 +157,7 @@ class TestWatch:
         assert "bot [route=/search]" in fired[0].summary
         _insert(storage, "bot", [self.NOW + timedelta(minutes=1)], route="/search")
         watch.check(self.NOW + timedelta(minutes=2))
-        assert watch.alerts.firing_of("shop", "routes") == []
+        assert alert_rows.firing(watch.alerts.storage, "shop", monitor_id="routes") == []
         assert watch.alerts.resolutions.count("shop", fired[0].alert_id) == 1
 
     def test_below_share_of_the_usual_rate_for_the_hour(self, storage: Storage, settings: Settings) -> None:
@@ -174,4 +175,4 @@ class TestWatch:
         back = _watch(storage, settings, "w1").check(self.NOW + timedelta(minutes=1))
         assert [r.alert_id for r in back.resolved] == []
         assert back.alerts == []
-        assert _watch(storage, settings, "w1").alerts.firing_of("shop", "slow") == []
+        assert alert_rows.firing(storage, "shop", monitor_id="slow") == []

@@ -10,6 +10,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from loopwatch.demo.receiver import WebhookReceiver
 from schemas.events import AlertEvent, AlertResolved
 from schemas.monitors import MonitorCreate
@@ -19,6 +21,7 @@ from streams.monitors.alerts import AlertStore
 from streams.monitors.evaluation import MonitorEngine
 from streams.monitors.store import MonitorStore
 from streams.storage import Storage
+from streams.storage import alerts as alert_rows
 from tests.delivery.delivery_receiver import Receiver
 from tests.monitors.conftest import SECRET, drift_rows, webhook
 
@@ -70,7 +73,7 @@ class TestResolution:
 
             one_calm = monitoring.engine.evaluate(drift_rows(1, drifted=False))
             assert one_calm.resolved == []  # 1 of the default 2 calm windows
-            stored = monitoring.alerts.get_alert("shop", alert.alert_id)
+            stored = alert_rows.detail(monitoring.alerts.storage, "shop", alert.alert_id)
             assert stored is not None
             assert stored.resolution is None
 
@@ -100,7 +103,7 @@ class TestResolution:
 
             # Later calm windows resolve nothing again; the alert page's record says resolved.
             assert monitoring.engine.evaluate(drift_rows(3, drifted=False)).resolved == []
-            stored = monitoring.alerts.get_alert("shop", alert.alert_id)
+            stored = alert_rows.detail(monitoring.alerts.storage, "shop", alert.alert_id)
             assert stored is not None
             assert stored.resolution is not None
             assert stored.resolution.calm_since == drift_rows(1)[0].window_start
@@ -131,7 +134,7 @@ class TestResolution:
         assert not monitoring.engine.evaluate(drift_rows(1)).alerts  # still firing: the cooldown holds
         for n in (2, 3):
             monitoring.engine.evaluate(drift_rows(n, drifted=False))
-        stored = monitoring.alerts.get_alert("shop", first.alert_id)
+        stored = alert_rows.detail(monitoring.alerts.storage, "shop", first.alert_id)
         assert stored is not None
         assert stored.resolution is not None
         again = monitoring.engine.evaluate(drift_rows(4)).alerts  # within the hour, but a new breach
@@ -174,7 +177,7 @@ class TestSnooze:
         other = monitoring.engine.evaluate(drift_rows(0, model="m2"))
         assert snoozed.alerts == []
         assert [a.model for a in other.alerts] == ["m2"]
-        stored = {a.model: a for a in monitoring.alerts.list_alerts("shop")}
+        stored = {a.model: a for a in alert_rows.listed(monitoring.alerts.storage, "shop")}
         assert stored["m1"].snoozed_until is not None
         assert abs(stored["m1"].snoozed_until - until) < timedelta(milliseconds=2)
         assert stored["m1"].delivery.status == "none"
@@ -197,7 +200,7 @@ class TestSnooze:
         alert = other.evaluate(drift_rows(1)).alerts[0]
         monitoring.engine._quiet.clear()  # what QUIET_SECONDS of waiting does
         monitoring.engine.evaluate(drift_rows(2, drifted=False))
-        stored = monitoring.alerts.get_alert("shop", alert.alert_id)
+        stored = alert_rows.detail(monitoring.alerts.storage, "shop", alert.alert_id)
         assert stored is not None
         assert stored.resolution is not None  # stored; no channel to tell (the monitor has none)
         assert stored.resolution.calm_since == drift_rows(2)[0].window_start
@@ -210,30 +213,28 @@ class TestSnooze:
         assert len(monitoring.engine.evaluate(drift_rows(1)).alerts) == 1
 
 
-class RacingFiringStore(AlertStore):
-    """The real store; its read of the firing alerts waits until the other process made the same read,
-    so both decide to resolve the same alert (the race a read-then-write check would lose)."""
-
-    def __init__(self, storage: Storage, owner: str, barrier: threading.Barrier) -> None:
-        super().__init__(storage, owner=owner)
-        self._barrier = barrier
-
-    def firing(self, project: str, model: str) -> list[AlertEvent]:
-        found = super().firing(project, model)
-        self._barrier.wait(timeout=30)
-        return found
-
-
 def test_racing_resolutions_are_stored_and_announced_once(
-    monitoring: Monitoring, storage: Storage, settings: Settings, receiver: WebhookReceiver
+    monitoring: Monitoring,
+    storage: Storage,
+    settings: Settings,
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Each process's read of the firing alerts waits until the other made the same read, so both
+    decide to resolve the same alert (the race a read-then-write check would lose)."""
     _create(monitoring, [webhook(receiver.url)], resolve_after=1)
     alert = monitoring.engine.evaluate(drift_rows(0)).alerts[0]
     barrier = threading.Barrier(2)
+    read = alert_rows.firing
+
+    def racing(storage: Storage, project: str, **which: str | None) -> list[AlertEvent]:
+        found = read(storage, project, **which)
+        barrier.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(alert_rows, "firing", racing)
     engines = [
-        MonitorEngine(
-            MonitorStore(storage, settings, ttl_seconds=0), RacingFiringStore(storage, owner, barrier), settings
-        )
+        MonitorEngine(MonitorStore(storage, settings, ttl_seconds=0), AlertStore(storage, owner=owner), settings)
         for owner in ("test-a:1:x", "test-b:2:y")
     ]
     results: list[EvaluationResult] = [EvaluationResult(), EvaluationResult()]

@@ -28,6 +28,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from schemas.monitors import MonitorCreate
 from streams.runtime import Runtime
+from streams.storage import alerts as alert_rows
 from tests.ui.conftest import HOSTILE_MODEL, Seeded
 from tests.waiting import wait_until
 
@@ -411,7 +412,7 @@ class TestDashboardInChromium:
         }
         services.monitoring.store.create("quiet", MonitorCreate.model_validate(spec))
         services.monitoring.check_silences()  # what the service's timer calls
-        fired = services.monitoring.alerts.firing_of("quiet", "ranker-silent")
+        fired = alert_rows.firing(services.monitoring.alerts.storage, "quiet", monitor_id="ranker-silent")
         sign_in(browser, url, services.keys.create("quiet", "ui").token)
         browser.get(f"{url}/ui/alerts/{quote(fired[0].alert_id)}")
         assert browser.find_element(By.ID, "alert-summary").text.startswith("no events from ranker for 30m")

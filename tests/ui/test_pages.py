@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from api.ui.session import COOKIE, SessionSigner, UiSession, anonymous
 from loopwatch.process import serving_app
+from streams.storage import alerts as alert_rows
 from streams.storage import audit
 from tests.ui.conftest import (
     ADMIN_KEY,
@@ -203,12 +204,12 @@ class TestCsrf:
         other = csrf_of(client.get("/ui").text)
         sign_in(client, seeded.token)  # a new session: a new nonce
         monitoring = client.app.state.runtime.monitoring  # type: ignore[attr-defined]
-        alert = monitoring.alerts.list_alerts(PROJECT, status="open", limit=1)[0]
+        alert = alert_rows.listed(monitoring.alerts.storage, PROJECT, status="open", limit=1)[0]
         response = client.post(
             f"/ui/alerts/{alert.alert_id}/ack", data={"csrf_token": other, "note": "x"}, follow_redirects=False
         )
         assert response.status_code == 403
-        found = monitoring.alerts.get_alert(PROJECT, alert.alert_id)
+        found = alert_rows.detail(monitoring.alerts.storage, PROJECT, alert.alert_id)
         assert found is not None
         assert found.status == "open"
 
@@ -430,11 +431,11 @@ class TestPages:
         from collections import Counter
 
         client, _ = app_client
-        alerts = client.app.state.runtime.monitoring.alerts  # type: ignore[attr-defined]
-        listed = Counter((a.model, a.severity) for a in alerts.list_alerts(PROJECT, status="open", limit=1000))
-        assert alerts.open_counts(PROJECT) == dict(listed)
-        assert alerts.list_alerts(PROJECT, status="acked", limit=1000)  # the ack test ran: some are left out
-        assert sum(listed.values()) < len(alerts.list_alerts(PROJECT, limit=1000))
+        storage = client.app.state.runtime.monitoring.alerts.storage  # type: ignore[attr-defined]
+        listed = Counter((a.model, a.severity) for a in alert_rows.listed(storage, PROJECT, status="open", limit=1000))
+        assert alert_rows.open_counts(storage, PROJECT) == dict(listed)
+        assert alert_rows.listed(storage, PROJECT, status="acked", limit=1000)  # the ack test ran: some are left out
+        assert sum(listed.values()) < len(alert_rows.listed(storage, PROJECT, limit=1000))
 
     def test_feedback_filters_and_exports(self, app_client: tuple[TestClient, Seeded]) -> None:
         client, seeded = app_client
