@@ -11,7 +11,13 @@ again when repeated. Window statistics are aggregates of many events and are kep
 
 Alerts whose entities name the user (``user_id=<id>``: a monitor grouped by the ``user_id`` tag, or one
 watching each user for silence) go too, with their acknowledgements and resolutions (which repeat their
-words).
+words). A review queue's watermark (``queue_watermarks``: an arrival time and the id of the call that
+arrived then) that stands at one of the user's calls loses the call's id and keeps its time.
+
+Tables that hold nothing of a user, so erasure leaves them: ``sampler_marks`` (one time per sampler
+source), ``retention_policies`` and ``redaction_policies`` (a project's settings), and the ``pii``
+counts of ``inferences`` (numbers per field and kind, removed with their event); the word index of
+``inferences`` is rebuilt from the remaining rows when the mutation rewrites their parts.
 """
 
 from __future__ import annotations

@@ -22,6 +22,14 @@ def delete_where(storage: Storage, table: str, where: str, params: Mapping[str, 
     return _mutate(storage, table, "DELETE", where, params, count)
 
 
+def blank_where(storage: Storage, table: str, columns: Sequence[str], where: str, params: Mapping[str, Any]) -> int:
+    """Set the String ``columns`` to '' in the rows ``where`` selects (as ``delete_where``) where any is
+    not blank yet; returns how many rows that was."""
+    unblank = " OR ".join(f"{name} != ''" for name in columns)
+    action = "UPDATE " + ", ".join(f"{name} = ''" for name in columns)
+    return _mutate(storage, table, action, f"({where}) AND ({unblank})", params, "count()")
+
+
 def _mutate(storage: Storage, table: str, action: str, where: str, params: Mapping[str, Any], count: str) -> int:
     db = storage.database
     due = int(storage.scalar(f"SELECT {count} FROM {db}.{table} WHERE {where}", params))
@@ -47,9 +55,7 @@ def expire(
     where = "project = {project:String}"
     if column:
         where += f" AND {column} < {{cutoff:DateTime64(3, 'UTC')}}"
-    if blank:
-        where += " AND (" + " OR ".join(f"{name} != ''" for name in blank) + ")"
     if extra:
         where += f" AND ({extra})"
-    action = "UPDATE " + ", ".join(f"{name} = ''" for name in blank) if blank else "DELETE"
-    return _mutate(storage, table, action, where, {"project": project, "cutoff": cutoff}, "count()")
+    params = {"project": project, "cutoff": cutoff}
+    return blank_where(storage, table, blank, where, params) if blank else delete_where(storage, table, where, params)

@@ -484,9 +484,12 @@ class QueueStore:
 
 
 def erase_calls(storage: Storage, project: str, inference_ids: Sequence[str]) -> int:
-    """Delete review queue items and reviews of the erased calls; returns the rows removed."""
+    """Delete review queue items and reviews of the erased calls; returns the rows removed. A queue's
+    watermark that stands at an erased call keeps its arrival time and loses the call's id (a pass then
+    reads the calls of that millisecond again, which adds nothing twice)."""
     if not inference_ids:
         return 0
     where = "project = {project:String} AND has({ids:Array(String)}, inference_id)"
     params = {"project": project, "ids": list(inference_ids)}
+    expiry.blank_where(storage, "queue_watermarks", ["inference_id"], where, params)
     return sum(expiry.delete_where(storage, table, where, params) for table in ("queue_items", "queue_reviews"))

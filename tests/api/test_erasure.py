@@ -16,7 +16,7 @@ from streams.storage import otlp_texts as texts
 from streams.storage.otlp_texts import LogTexts
 from schemas.events import AlertEvent, AlertResolved
 from streams.privacy.erasure import subject_ref
-from streams.storage import alerts
+from streams.storage import alerts, as_utc
 from streams.storage.resolutions import ResolutionStore
 from tests.conftest import Api, make_settings
 
@@ -80,6 +80,12 @@ def _of_user(api: Api, user_id: str) -> dict[str, int]:
         "alerts": storage.scalar(
             f"SELECT count() FROM {db}.alerts WHERE project = {{p:String}} "
             "AND has(entities, concat('user_id=', {u:String}))",
+            params,
+        ),
+        # not a count the answer has: a watermark is kept, without the call's id
+        "_watermarks": storage.scalar(
+            f"SELECT count() FROM {db}.queue_watermarks WHERE project = {{p:String}} "
+            f"AND inference_id LIKE concat({{u:String}}, '-%')",
             params,
         ),
     } | {"_ids": len(storage.rows(ids, params))}
@@ -149,6 +155,9 @@ def _seed(api: Api, headers: dict[str, str]) -> None:
     assert api.client.post("/v1/queues", json=queue, headers=headers).status_code == 201
     added = api.client.post("/v1/queues/q/items", json={"inference_ids": ["ana-0", "bob-0"]}, headers=headers)
     assert added.json() == {"added": 2}, added.text
+    # where two queues' arrival scans stand: at one of ana's calls, and at one of bob's
+    marks = [[PROJECT, "q", T0, "ana-2"], [PROJECT, "q2", T0, "bob-2"]]
+    storage.insert_rows("queue_watermarks", ["project", "queue_id", "arrived_at", "inference_id"], marks)
     # alerts of a monitor grouped by user: one names ana (and bob), acknowledged and resolved; one names
     # bob only; one names a user whose id starts like ana's
     alerts.insert(storage, [_alert("a-ana", "user_id=ana", "user_id=bob"), _alert("a-bob", "user_id=bob")], {})
@@ -186,6 +195,7 @@ class TestErasure:
             "dataset_rows": 3,
             "review_items": 1,
             "alerts": 1,
+            "_watermarks": 1,
             "_ids": 3,
         }
         assert _alert_state(api, "a-ana") == (1, 1, 1)
@@ -205,7 +215,12 @@ class TestErasure:
         }
         assert body["statistics"] == "kept"
         assert body["subject"] == subject_ref(PROJECT, "ana")
-        assert _of_user(api, "ana") == dict.fromkeys((*TABLES, "_ids"), 0)
+        assert _of_user(api, "ana") == dict.fromkeys((*TABLES, "_watermarks", "_ids"), 0)
+        storage = api.services.storage
+        marks = storage.query(
+            f"SELECT arrived_at, inference_id FROM {storage.database}.queue_watermarks WHERE queue_id = 'q'"
+        )
+        assert (T0, "") in [(as_utc(at), call) for at, call in marks.result_rows]  # the scan keeps its place
         bob_after = _of_user(api, "bob")
         # ana's rating of bob's answer went, from the feedback and from the dataset
         # and the alert that named both of them, with its acknowledgement and resolution
