@@ -8,13 +8,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from api.errors import ErrorMessage, Unprocessable
+from api.errors import ErrorMessage, Unprocessable, finite
 from api.routes import (
     alerts,
     audit,
@@ -105,6 +107,11 @@ def create_app(runtime: Runtime | RuntimeContext) -> FastAPI:
             if allowed:
                 exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 (its list of problems), writable whatever number the input held."""
+        return JSONResponse({"detail": finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(StorageError)
     async def storage_unavailable(_: Request, exc: StorageError) -> JSONResponse:

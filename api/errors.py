@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import HTTPException, status
@@ -57,3 +58,16 @@ def unprocessable_all(problems: list[dict[str, Any]]) -> HTTPException:
 def unprocessable(loc: list[str | int], message: str, kind: str = "value_error") -> HTTPException:
     """A 422 with one problem."""
     return unprocessable_all([problem(loc, message, kind)])
+
+
+def finite(value: Any) -> Any:
+    """``value`` (a 422's problems, as JSON types) with each non-finite float as its text: a problem
+    quotes the input, and a JSON number past a double (``1e400``) was read as ``inf``, which JSON
+    cannot write (the 422 would have become a 500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
