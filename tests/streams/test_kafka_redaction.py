@@ -83,3 +83,45 @@ class TestRedactedOnce:
         assert after["api"] - before["api"] == 1
         assert after["kafka_skipped"] - before["kafka_skipped"] == 1
         assert after["kafka"] - before["kafka"] == 1
+
+
+@pytest.mark.kafka
+class TestHostileMarks:
+    """A garbage, truncated or forged mark on an envelope is no mark: the worker redacts the events and
+    stores them, and the stream goes on to the next message."""
+
+    def test_each_bad_mark_is_redacted_and_stored(self, kafka_settings: Settings) -> None:
+        settings = kafka_settings.model_copy(update={"envelope_key": SecretStr(ENVELOPE_KEY)})
+        key = ENVELOPE_KEY.encode()
+        with TestClient(serving_app(settings, with_worker=True)) as client:
+            services = client.app.state.runtime
+            storage = services.storage
+            producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+            topic = Topics(settings.topic_prefix).inference
+            marks: dict[str, list[tuple[str, bytes]]] = {}
+            for name, mark in {
+                "garbage": lambda body: b"\xff\xfe\x00\x80" * 9,
+                "empty": lambda body: b"",
+                "truncated": lambda body: seal(key, body)[:-1],
+                "one-longer": lambda body: seal(key, body) + b"0",
+                "wrong-hmac": lambda body: seal(key, body + b" "),  # right length, another body's mark
+                "upper-case": lambda body: seal(key, body).upper(),
+                "huge": lambda body: b"a" * 100_000,
+            }.items():
+                body = orjson.dumps(
+                    [{"event_id": f"bad-{name}", "project": "shop", "model": "m", "response": "Mail bob@example.org"}]
+                )
+                marks[name] = [(REDACTED_HEADER, mark(body)), ("loopwatch-redacted\x00", seal(key, body))]
+                producer.send(topic, value=body, key=b"m", headers=marks[name]).get(timeout=60)
+            # the stream goes on: an event the API publishes afterwards is stored too
+            headers = {"authorization": f"Bearer {services.keys.create('shop').token}"}
+            after = {"event_id": "after", "model": "m", "response": "Mail ana.silva@example.com"}
+            assert client.post("/v1/inferences", json=after, headers=headers).status_code == 202
+            producer.close()
+            wait_until(lambda: len(_stored(storage)) == len(marks) + 1, what="every event stored", timeout=120)
+            stored = _stored(storage)
+        storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+        counts = {"prompt": 0, "response": 1, "response.EMAIL": 1}
+        assert stored == {f"bad-{name}": ("Mail <EMAIL>", counts) for name in marks} | {
+            "after": ("Mail <EMAIL>", counts)
+        }
