@@ -134,7 +134,9 @@ class Privacy:
         for item in items:
             record = InferenceRecord(model="-", prompt=item.prompt, response=item.response)
             redactor.inference(record)
-            out.append(LogTexts(item.inference_id, record.prompt, record.response))
+            counts = record.pii if isinstance(record.pii, dict) else {}
+            texts = {name: count for name, count in counts.items() if name.split(".", 1)[0] in ("prompt", "response")}
+            out.append(LogTexts(item.inference_id, record.prompt, record.response, texts))
         _report(redactor, project)
         return out
 

@@ -29,8 +29,8 @@ never with a wrong one; resending the log completes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.records import InferenceRecord
@@ -47,12 +47,19 @@ class LogTexts:
     inference_id: str
     prompt: str | None
     response: str | None
+    # what redaction found in them, as ``InferenceRecord.pii`` counts it ("prompt.EMAIL": 1); {} when off
+    pii: Mapping[str, int] = field(default_factory=dict)
 
 
 def store(storage: Storage, project: str, texts: Sequence[LogTexts]) -> None:
     """Keep the texts for spans still to come (and for resends of those already here)."""
-    rows = [(project, item.inference_id, item.prompt, item.response) for item in texts]
-    storage.insert_rows(TABLE, ("project", "inference_id", "prompt", "response"), rows)
+    rows = [(project, item.inference_id, item.prompt, item.response, dict(item.pii)) for item in texts]
+    storage.insert_rows(TABLE, ("project", "inference_id", "prompt", "response", "pii"), rows)
+
+
+def _merged(counts: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
+    """Both sets of counts, the higher of the two where both have one."""
+    return {name: max(counts.get(name, 0), more.get(name, 0)) for name in {*counts, *more}}
 
 
 def complete_stored(storage: Storage, project: str, texts: Sequence[LogTexts]) -> int:
@@ -65,9 +72,18 @@ def complete_stored(storage: Storage, project: str, texts: Sequence[LogTexts]) -
         "ids": [item.inference_id for item in texts],
         "prompts": [item.prompt or "" for item in texts],
         "responses": [item.response or "" for item in texts],
+        "names": [list(item.pii) for item in texts],
+        "counts": [list(item.pii.values()) for item in texts],
     }
     new_prompt = "transform(event_id, {ids:Array(String)}, {prompts:Array(String)}, '')"
     new_response = "transform(event_id, {ids:Array(String)}, {responses:Array(String)}, '')"
+    # the texts' counts, where higher than the call's own (a call scanned without its texts has 0s)
+    at = "indexOf({ids:Array(String)}, event_id)"
+    found = (
+        "CAST(mapFromArrays(arrayElement({names:Array(Array(String))}, "
+        f"{at}), arrayElement({{counts:Array(Array(UInt16))}}, {at})) AS Map(LowCardinality(String), UInt16))"
+    )
+    new_pii = f"mapUpdate(pii, mapFilter((name, count) -> count > pii[name], {found}))"
     missing = f"((prompt = '' AND {new_prompt} != '') OR (response = '' AND {new_response} != ''))"
     lacking = (
         f"SELECT * FROM {db}.inferences FINAL WHERE project = {{p:String}} "
@@ -78,7 +94,8 @@ def complete_stored(storage: Storage, project: str, texts: Sequence[LogTexts]) -
         storage.command(
             f"INSERT INTO {db}.inferences SELECT * REPLACE ("
             f"if(prompt = '', {new_prompt}, prompt) AS prompt, "
-            f"if(response = '', {new_response}, response) AS response, now64(3) AS ingested_at) "
+            f"if(response = '', {new_response}, response) AS response, {new_pii} AS pii, "
+            "now64(3) AS ingested_at) "
             f"FROM ({lacking})",
             params,
         )
@@ -91,14 +108,16 @@ def fill_records(storage: Storage, project: str, records: Sequence[InferenceReco
     if not lacking:
         return 0
     rows = storage.query(
-        f"SELECT inference_id, prompt, response FROM {storage.database}.{TABLE} FINAL "
+        f"SELECT inference_id, prompt, response, pii FROM {storage.database}.{TABLE} FINAL "
         "WHERE project = {p:String} AND inference_id IN {ids:Array(String)}",
         {"p": project, "ids": list(lacking)},
     ).result_rows
-    for inference_id, prompt, response in rows:
+    for inference_id, prompt, response, pii in rows:
         record = lacking[inference_id]
         record.prompt = record.prompt or prompt
         record.response = record.response or response
+        if pii:  # counted when the texts were redacted: redacting the record again finds placeholders
+            record.pii = _merged(record.pii if isinstance(record.pii, dict) else {}, pii)
     return len(rows)
 
 

@@ -13,6 +13,14 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from detectors import pii_counts
 from loopwatch.demo.receiver import WebhookReceiver
@@ -22,6 +30,7 @@ from tests.conftest import Api, make_settings
 
 SECRET = "whsec-0123456789abcdef"  # noqa: S105 - a test signing secret
 START = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+OTLP_RESOURCE = Resource.create({"service.name": "privacy-stats-test"})
 LEAK_MONITOR = {
     "name": "PII in responses",
     "family": "privacy",
@@ -206,3 +215,42 @@ class TestSecondScan:
             ("api-1", "Mail <EMAIL>", {"prompt": 0, "response": 1, "response.EMAIL": 1}),
             ("sdk-1", "Mail <EMAIL>", {"prompt": 0, "response": 1, "response.EMAIL": 1}),
         ]
+
+
+def _span_and_log(prompt: str) -> tuple[bytes, bytes]:
+    """An OTLP span of a chat call without its content, and the log event that carries its prompt
+    (content captured "via events"): the same trace and span."""
+    spans, logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
+    tracer_provider, logger_provider = TracerProvider(resource=OTLP_RESOURCE), LoggerProvider(resource=OTLP_RESOURCE)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "otlp-model"}
+    with tracer_provider.get_tracer("app").start_as_current_span("chat otlp-model", attributes=attributes):
+        logger_provider.get_logger("app").emit(
+            event_name="gen_ai.user.message", body={"content": prompt}, attributes={"gen_ai.system": "openai"}
+        )
+    return (
+        encode_spans(list(spans.get_finished_spans())).SerializeToString(),
+        encode_logs(list(logs.get_finished_logs())).SerializeToString(),
+    )
+
+
+class TestOtlpTexts:
+    """A prompt that came as an OTLP log event counts in its call's statistics, before or after its span."""
+
+    @pytest.mark.parametrize("log_first", [False, True], ids=["log-after-span", "log-before-span"])
+    def test_log_texts_are_counted_with_their_call(self, api: Api, log_first: bool) -> None:
+        headers = {**api.key("otlp"), "content-type": "application/x-protobuf"}
+        span, log = _span_and_log("Reach me at ana.silva@example.com")
+        for path, body in [("/v1/logs", log), ("/v1/traces", span)][:: 1 if log_first else -1]:
+            assert api.client.post(path, content=body, headers=headers).status_code == 200
+            api.wait_written()
+        storage = api.services.storage
+        (row,) = storage.rows(f"SELECT prompt, pii FROM {storage.database}.inferences FINAL WHERE project = 'otlp'")
+        assert row["prompt"] == "Reach me at <EMAIL>"
+        assert dict(row["pii"])["prompt.EMAIL"] == 1
+        assert dict(row["pii"])["prompt"] == 1
+        _close_all(api)
+        shares = _stats(api, headers, "otlp-model", "share_with_pii")
+        assert shares["prompt"] == 1.0
+        assert shares["prompt.EMAIL"] == 1.0
