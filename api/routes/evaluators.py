@@ -128,7 +128,9 @@ class AgreementOut(BaseModel):
     low: float | None
     high: float | None
     interval: str = Field(description="how the 95 % confidence interval is computed")
-    reading: str = Field(description="the value in words (Landis & Koch's bands)")
+    reading: str = Field(
+        description="the value in words: Landis & Koch's bands for kappa, Cohen's (1988) sizes of a correlation for rho"
+    )
     calibration: CalibrationOut | None = Field(description="against thumbs, for an evaluator that scores")
 
 
@@ -159,7 +161,7 @@ def _agreement_out(evaluator_id: str, since: datetime, until: datetime, found: J
         low=a.low,
         high=a.high,
         interval=a.interval,
-        reading=reading(a.value),
+        reading=reading(a.value, a.statistic),
         calibration=calibration_out,
     )
 
