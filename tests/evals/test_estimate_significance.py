@@ -2,22 +2,42 @@
 real chDB, alerts to a webhook receiver on 127.0.0.1): a judge that reads two models differently gets each
 model's own fit, a model with few pairs the pooled one, a version whose judged calls score lower is
 significantly down against the reference, and monitors "estimated thumbs-up rate down at p < 0.01" and
-"judge score down at p < 0.01" alert through the normal path."""
+"judge score down at p < 0.01" alert through the normal path. In headless Chromium, the window page
+lists the estimate with its p-value and calibration, and the model page charts it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import numpy as np
+import orjson
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from detectors.calibration import fit_platt
+from loopwatch._server import BackgroundServer, free_port
 from loopwatch.demo.receiver import WebhookReceiver
-from tests.conftest import Api
+from loopwatch.process import serving_app
+from tests.conftest import Api, make_settings
 from tests.evals.conftest import WINDOW
+from tests.evals.judge_server import JudgeServer
 from tests.evals.test_judge_agreement import T0, judged, people, post
 from tests.monitors.conftest import webhook
+from tests.ui.conftest import UI_SECRET
+from tests.ui.test_browser import (  # noqa: F401 - the browser fixtures
+    browser,
+    check_accessibility,
+    console_problems,
+    downloads,
+    screenshot,
+    sign_in,
+)
 from tests.waiting import wait_until
 
 TARGET = T0 + timedelta(minutes=10)
@@ -175,3 +195,99 @@ class TestEstimatePerModelAndVersion:
         for metric, alert in fired.items():
             assert (alert["model"], alert["dimension"]) == ("chat", "relevance"), metric
             assert alert["window_start"].startswith("2026-11-02T10:10:00"), metric
+
+
+@pytest.fixture
+def live(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """A real server on 127.0.0.1 with statistics on (one-minute windows, as ``stats_app``)."""
+    settings = make_settings(
+        data_dir,
+        window_seconds=WINDOW,
+        allowed_lateness_seconds=0,
+        quality_refresh_seconds=0.01,
+        stats_enabled=True,
+        ui_secret=UI_SECRET,
+        evaluator_allowed_hosts="127.0.0.1",
+    )
+    server = BackgroundServer(serving_app(settings), free_port()).start()
+    services = server.app.state.runtime
+    try:
+        yield server.url, services.keys.create("estimate-ui", "ui").token
+    finally:
+        server.stop()
+        services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
+
+
+def test_window_and_model_pages_show_the_estimate(
+    browser: WebDriver,  # noqa: F811
+    live: tuple[str, str],
+    judge: JudgeServer,
+) -> None:
+    """A reference window judged and thumbed, then a window judged lower: its page lists the estimate
+    beside people's and the judge's statistics, with reference, p-value, interval and calibration; the
+    model page charts the estimate per judge."""
+    url, token = live
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+    def send(path: str, items: list[dict[str, Any]]) -> None:
+        response = httpx.post(f"{url}{path}", content=orjson.dumps(items), headers=headers)
+        assert response.status_code == 202, response.text
+
+    spec = {"evaluator_id": "relevance", "name": "Relevance", "kind": "llm_judge", "template": "answer_relevance",
+            "sampling_rate": 0, "judge": {"base_url": judge.base_url, "model": "judge-1"}}  # fmt: skip
+    assert httpx.post(f"{url}/v1/evaluators", json=spec, headers=headers).status_code == 201
+    rng = np.random.default_rng(31)
+    reference, scores = spread("r", "chat", 300, T0), rng.random(300)
+    ups = rng.random(300) < sigmoid(6 * (scores - 0.5))
+    send("/v1/inferences", reference)
+    feedback = []
+    for call, score, up in zip(reference, scores, ups, strict=True):
+        at = datetime.fromisoformat(call["timestamp"])
+        feedback += [judged("relevance", call["event_id"], at, float(score)),
+                     people(call["event_id"], at + timedelta(minutes=5), "thumbs", bool(up))]  # fmt: skip
+    send("/v1/feedback", feedback)
+    period = {"from": T0.isoformat(), "to": (T0 + timedelta(hours=1)).isoformat()}
+
+    def paired() -> bool:
+        found = httpx.get(f"{url}/v1/evaluators/relevance/agreement", params=period, headers=headers)
+        return found.status_code == 200 and found.json()["n"] == 300
+
+    wait_until(paired, "the reference window's pairs stored")  # before the reference's quality is read
+    target = spread("t", "chat", 200, TARGET)
+    send(
+        "/v1/inferences",
+        [*target, {"event_id": "z", "model": "chat", "timestamp": (T0 + timedelta(minutes=30)).isoformat()}],
+    )
+    send("/v1/feedback", [
+        judged("relevance", c["event_id"], datetime.fromisoformat(c["timestamp"]), float(s))
+        for c, s in zip(target, rng.random(200) * 0.5, strict=True)
+    ])  # fmt: skip
+
+    def tested() -> bool:
+        params = {"model": "chat", "metric": "estimated_thumbs_up_rate", "since": TARGET.isoformat(),
+                  "until": (TARGET + timedelta(seconds=WINDOW)).isoformat()}  # fmt: skip
+        found = httpx.get(f"{url}/v1/stats/quality", params=params, headers=headers).json()
+        return any(r["p_value"] is not None and r["model_version"] == "" for r in found)
+
+    wait_until(tested, "the target window's estimate with its p-value")
+    sign_in(browser, url, token)
+    browser.get(f"{url}/ui/models/chat/windows/{quote(TARGET.isoformat(), safe='')}")
+    row = browser.find_element(By.CSS_SELECTOR, "#quality-tests tr[data-metric='estimated_thumbs_up_rate']")
+    cells = [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")]
+    assert cells[0:2] == ["estimated thumbs up rate", "relevance"]
+    assert cells[4] == "200 vs 300"  # judged calls: the window's and the reference's
+    assert float(cells[5]) < 0.01
+    assert (cells[6], cells[7]) == ("two-proportion z", "worse")
+    assert "Platt fit on 300 calls with both, this model's own" in cells[8]
+    score = browser.find_element(By.CSS_SELECTOR, "#quality-tests tr[data-metric='score_mean']")
+    assert "Mann–Whitney U" in score.text
+    check_accessibility(browser, "window quality")
+    screenshot(browser, "window-quality")
+    browser.get(
+        f"{url}/ui/models/chat?since={quote(T0.isoformat(), safe='')}&until={quote((T0 + timedelta(hours=1)).isoformat(), safe='')}"
+    )
+    chart = browser.find_element(By.ID, "chart-estimated_thumbs_up_rate-data")
+    data = orjson.loads(chart.get_attribute("textContent") or "{}")["data"]
+    assert [trace["name"] for trace in data] == ["from relevance"]
+    screenshot(browser, "model-estimated-thumbs")
+    assert console_problems(browser) == []
