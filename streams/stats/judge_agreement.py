@@ -55,6 +55,9 @@ class JudgeAgreement:
     calibration: Calibration | None
     estimate: RateEstimate | None
     thumbs_up_rate: float | None  # people's thumbs-up rate on the paired calls
+    # whose pairs the calibration was fitted on: every model's ("all", no model asked), the model's own
+    # ("model"), or every model's for a model with too few of its own ("pooled"), as windows do
+    fitted_on: Literal["all", "model", "pooled"] = "all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,25 +130,32 @@ def judge_agreement(
     against: Against,
     since: datetime | None,
     until: datetime | None,
+    model: str | None = None,
 ) -> JudgeAgreement:
-    """Agreement of a judge that scores (``against`` thumbs or rating) or labels (``against`` label)."""
+    """Agreement of a judge that scores (``against`` thumbs or rating) or labels (``against`` label), on
+    the calls of ``model`` when given (its calibration then falls back to every model's pairs as a
+    window's does, see :func:`model_calibration`)."""
     if against == "label":
-        pairs = judge_pairs(storage, project, evaluator_id, "label", since, until)
+        pairs = judge_pairs(storage, project, evaluator_id, "label", since, until, model=model)
         labelled = [p for p in pairs if p.judge_label]
         kappa = cohen_kappa_interval([p.judge_label for p in labelled], [p.label for p in labelled])
         return JudgeAgreement(against, kappa, None, None, None)
     if against == "rating":
         pairs = [
             p
-            for p in judge_pairs(storage, project, evaluator_id, "rating", since, until)
+            for p in judge_pairs(storage, project, evaluator_id, "rating", since, until, model=model)
             if p.score is not None and p.value is not None
         ]
         rho = spearman_interval([float(p.score or 0) for p in pairs], [float(p.value or 0) for p in pairs])
         return JudgeAgreement(against, rho, None, None, None)
-    paired, ups = _thumb_pairs(storage, project, evaluator_id, since, until)
-    calibration = calibrate(paired, ups)
-    estimate = estimate_rate(calibration, judge_scores(storage, project, evaluator_id, since, until))
-    return JudgeAgreement(against, calibration.agreement, calibration, estimate, sum(ups) / len(ups) if ups else None)
+    paired, ups = _thumb_pairs(storage, project, evaluator_id, since, until, model)
+    calibration = own = calibrate(paired, ups)
+    fitted_on: Literal["all", "model", "pooled"] = "all" if model is None else "model"
+    if model is not None and own.pairs < MIN_PAIRS:
+        calibration, fitted_on = thumbs_calibration(storage, project, evaluator_id, since, until), "pooled"
+    estimate = estimate_rate(calibration, judge_scores(storage, project, evaluator_id, since, until, model=model))
+    rate = sum(ups) / len(ups) if ups else None
+    return JudgeAgreement(against, own.agreement, calibration, estimate, rate, fitted_on)
 
 
 def calibration_end(window_end: datetime) -> datetime:

@@ -27,7 +27,7 @@ from loopwatch.process import serving_app
 from tests.conftest import Api, make_settings
 from tests.evals.conftest import WINDOW
 from tests.evals.judge_server import JudgeServer
-from tests.evals.test_judge_agreement import T0, judged, people, post
+from tests.evals.test_judge_agreement import T0, agreement, judged, people, post
 from tests.monitors.conftest import webhook
 from tests.ui.conftest import UI_SECRET
 from tests.ui.test_browser import (  # noqa: F401 - the browser fixtures
@@ -108,6 +108,9 @@ class TestEstimatePerModelAndVersion:
                 "channels": [webhook(hook.url)],
             }
             assert api.client.post("/v1/monitors", json=monitor, headers=headers).status_code == 201
+        relevance = {"evaluator_id": "relevance", "name": "Relevance", "kind": "code", "code": {"check": "json_valid"},
+                     "sampling_rate": 0}  # fmt: skip
+        assert api.client.post("/v1/evaluators", json=relevance, headers=headers).status_code == 201
         rng = np.random.default_rng(21)
         # reference windows: every call judged and thumbed; the judge reads the two models differently
         chat, other, tiny = spread("c", "chat", 300, T0), spread("o", "other", 300, T0), spread("s", "tiny", 5, T0)
@@ -168,6 +171,23 @@ class TestEstimatePerModelAndVersion:
             "pooled", 5, 605,
         )  # fmt: skip
         assert row["value"] == pytest.approx(float(pooled.predict(scores["tiny"]).mean()), abs=1e-9)
+        # the agreement API says the same per model: its own pairs, and which fit it would use
+        own_other = agreement(api, headers, "relevance", model="other")
+        assert (own_other["n"], own_other["calibration"]["fitted_on"], own_other["calibration"]["pairs"]) == (
+            300, "model", 300,
+        )  # fmt: skip
+        assert own_other["calibration"]["slope"] == pytest.approx(own.slope, rel=1e-6)
+        assert own_other["calibration"]["estimate"]["judged_calls"] == 500
+        own_tiny = agreement(api, headers, "relevance", model="tiny")
+        assert (own_tiny["n"], own_tiny["calibration"]["fitted_on"], own_tiny["calibration"]["pairs"]) == (
+            5, "pooled", 605,
+        )  # fmt: skip
+        assert own_tiny["calibration"]["estimate"]["judged_calls"] == 25
+        every = agreement(api, headers, "relevance")
+        assert (every["n"], every["calibration"]["fitted_on"]) == (605, "all")
+        empty = api.client.get("/v1/evaluators/relevance/agreement", params={"model": ""}, headers=headers)
+        assert empty.status_code == 422
+        assert empty.json()["detail"][0]["loc"] == ["query", "model"]
 
         # chat per version, through chat's own fit: v2's judged calls score lower, down at p < 0.01; v1 is not
         chat_fit = fit_platt(chat_scores, chat_ups)
