@@ -118,11 +118,13 @@ class TestEstimatePerModelAndVersion:
         chat_ups = rng.random(300) < sigmoid(6 * (chat_scores - 0.5))
         other_ups = rng.random(300) < sigmoid(8 * (other_scores - 0.85))  # "other" needs a high score for a thumb
         tiny_ups = np.array([True, False, True, False, True])
-        post(api, headers, "/v1/inferences", chat + other + tiny)
+        noisy, noisy_scores = spread("n", "noisy", 40, T0), rng.random(40)  # thumbs the judge does not predict
+        noisy_ups = np.arange(40) % 2 == 0
+        post(api, headers, "/v1/inferences", chat + other + tiny + noisy)
         api.wait_written()
         feedback = []
         for planted, scores, ups in ((chat, chat_scores, chat_ups), (other, other_scores, other_ups),
-                                     (tiny, tiny_scores, tiny_ups)):  # fmt: skip
+                                     (tiny, tiny_scores, tiny_ups), (noisy, noisy_scores, noisy_ups)):  # fmt: skip
             for call, score, up in zip(planted, scores, ups, strict=True):
                 at = datetime.fromisoformat(call["timestamp"])
                 feedback += [judged("relevance", call["event_id"], at, float(score)),
@@ -136,16 +138,17 @@ class TestEstimatePerModelAndVersion:
             {**call, "timestamp": (TARGET + timedelta(seconds=i * 0.5 + 0.25)).isoformat()} for i, call in enumerate(v2)
         ]
         others, tinies = spread("o1", "other", 200, TARGET), spread("s1", "tiny", 20, TARGET)
+        noisies = spread("n1", "noisy", 20, TARGET)
         closers = [
             {"event_id": f"z-{model}", "model": model, "timestamp": (T0 + timedelta(minutes=30)).isoformat()}
-            for model in ("chat", "other", "tiny")
+            for model in ("chat", "other", "tiny", "noisy")
         ]
-        post(api, headers, "/v1/inferences", v1 + v2 + others + tinies + closers)
+        post(api, headers, "/v1/inferences", v1 + v2 + others + tinies + noisies + closers)
         api.wait_written()
         scores = {"v1": rng.random(100), "v2": rng.random(100) * 0.4, "other": rng.random(200), "tiny": rng.random(20)}
         feedback = []
         for planted, values in ((v1, scores["v1"]), (v2, scores["v2"]), (others, scores["other"]),
-                                (tinies, scores["tiny"])):  # fmt: skip
+                                (tinies, scores["tiny"]), (noisies, rng.random(20))):  # fmt: skip
             feedback += [
                 judged("relevance", c["event_id"], datetime.fromisoformat(c["timestamp"]), float(s))
                 for c, s in zip(planted, values, strict=True)
@@ -156,7 +159,8 @@ class TestEstimatePerModelAndVersion:
         # each model its own fit: "other"'s estimate is its own calibration's, far from the pooled one's
         own = fit_platt(other_scores, other_ups)
         pooled = fit_platt(
-            np.concatenate([chat_scores, other_scores, tiny_scores]), np.concatenate([chat_ups, other_ups, tiny_ups])
+            np.concatenate([chat_scores, other_scores, tiny_scores, noisy_scores]),
+            np.concatenate([chat_ups, other_ups, tiny_ups, noisy_ups]),
         )
         row = estimated(api, headers, "other")
         assert (row["details"]["calibration"], row["details"]["model_pairs"], row["details"]["pairs"]) == (
@@ -168,7 +172,7 @@ class TestEstimatePerModelAndVersion:
         # a model with 5 pairs of its own is calibrated on every model's, and says so
         row = estimated(api, headers, "tiny", tested=False)  # too few calls for a reference of its own
         assert (row["details"]["calibration"], row["details"]["model_pairs"], row["details"]["pairs"]) == (
-            "pooled", 5, 605,
+            "pooled", 5, 645,
         )  # fmt: skip
         assert row["value"] == pytest.approx(float(pooled.predict(scores["tiny"]).mean()), abs=1e-9)
         # the agreement API says the same per model: its own pairs, and which fit it would use
@@ -180,11 +184,17 @@ class TestEstimatePerModelAndVersion:
         assert own_other["calibration"]["estimate"]["judged_calls"] == 500
         own_tiny = agreement(api, headers, "relevance", model="tiny")
         assert (own_tiny["n"], own_tiny["calibration"]["fitted_on"], own_tiny["calibration"]["pairs"]) == (
-            5, "pooled", 605,
+            5, "pooled", 645,
         )  # fmt: skip
         assert own_tiny["calibration"]["estimate"]["judged_calls"] == 25
         every = agreement(api, headers, "relevance")
-        assert (every["n"], every["calibration"]["fitted_on"]) == (605, "all")
+        assert (every["n"], every["calibration"]["fitted_on"]) == (645, "all")
+        # 40 pairs of its own, the judge unrelated to its thumbs: no estimate (not the pooled one), though
+        # the window's quality was computed (its judge scores are there)
+        wait_until(lambda: rows(api, headers, "noisy", "score_mean"), "the noisy model's judge scores")  # same write
+        assert rows(api, headers, "noisy", "estimated_thumbs_up_rate") == []
+        noisy_agreement = agreement(api, headers, "relevance", model="noisy")["calibration"]
+        assert (noisy_agreement["fitted_on"], noisy_agreement["usable"]) == ("model", False)
         empty = api.client.get("/v1/evaluators/relevance/agreement", params={"model": ""}, headers=headers)
         assert empty.status_code == 422
         assert empty.json()["detail"][0]["loc"] == ["query", "model"]
