@@ -1,6 +1,7 @@
 """Evaluators: the list (with a banner for spent budgets and an enable/disable switch per row), create and
 edit forms, and each evaluator's page with its agreement with people (and calibration to thumbs) over the
-last 7, 30 or 90 days (``?days=``), its newest scores and a preview on recent calls (nothing stored).
+last 7, 30 or 90 days (``?days=``), of every model or one (``?model=``), its newest scores and a preview
+on recent calls (nothing stored).
 
 Forms go through the API's own route functions, so the dashboard refuses exactly what the API does."""
 
@@ -38,6 +39,7 @@ FIELDS = (
 SIMPLE_CHECKS = ("json_valid", "refusal", "regex_present", "regex_absent")
 PERIODS = (7, 30, 90)  # days of agreement the evaluator page offers
 DaysQuery = Annotated[str, Query(max_length=8, description="days of agreement shown: 7, 30 or 90")]
+ModelQuery = Annotated[str, Query(max_length=200, description="agreement on this model's calls ('' every model)")]
 
 
 def _days(text: str) -> int:
@@ -208,14 +210,23 @@ async def create(ui: UiManageDep) -> Response:
     return redirect(f"/ui/evaluators/{quote_path(created.evaluator_id)}")
 
 
-async def _detail(ui: Ui, evaluator_id: str, preview: list[Any] | None = None, days: int = PERIODS[0]) -> Response:
+async def _detail(
+    ui: Ui, evaluator_id: str, preview: list[Any] | None = None, days: int = PERIODS[0], model: str = ""
+) -> Response:
     evaluations = _evaluations(ui)
+    models = await asyncio.to_thread(model_names, evaluations.storage, ui.project)
+    if model and model not in models:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"model: no calls of model {model!r} in this project"
+        )
     evaluator = await asyncio.to_thread(found_evaluator, evaluations, ui.project, evaluator_id)
     rows = await asyncio.to_thread(queue.of_evaluator, evaluations.storage, ui.project, evaluator_id, 50)
     counts = await asyncio.to_thread(queue.counts, evaluations.storage, ui.project, evaluator_id)
     over = await asyncio.to_thread(evaluations.budgets.over, evaluator)
     since = datetime.now(UTC) - timedelta(days=days)
-    agreement = await asyncio.to_thread(read_agreement, evaluations, ui.project, evaluator_id, None, since, None)
+    agreement = await asyncio.to_thread(
+        read_agreement, evaluations, ui.project, evaluator_id, None, since, None, model or None
+    )
     return ui.render(
         "evaluator.html",
         evaluator=evaluator,
@@ -226,12 +237,16 @@ async def _detail(ui: Ui, evaluator_id: str, preview: list[Any] | None = None, d
         agreement=agreement,
         days=days,
         periods=PERIODS,
+        model=model,
+        models=models,
     )
 
 
 @router.get("/evaluators/{evaluator_id}")
-async def evaluator_page(evaluator_id: EvaluatorIdPath, ui: UiDep, days: DaysQuery = "7") -> Response:
-    return await _detail(ui, evaluator_id, days=_days(days))
+async def evaluator_page(
+    evaluator_id: EvaluatorIdPath, ui: UiDep, days: DaysQuery = "7", model: ModelQuery = ""
+) -> Response:
+    return await _detail(ui, evaluator_id, days=_days(days), model=model)
 
 
 @router.post("/evaluators/{evaluator_id}/preview")
