@@ -14,7 +14,7 @@ has fewer than ``MIN_PAIRS`` of its own. The model's versions share the model's 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -187,18 +187,27 @@ class JudgeCalibrations:
             self._cache[(project, evaluator_id, model, until)] = (now, fitted)
         return fitted
 
+    def window_fits(self, key: WindowKey, evaluator_ids: Iterable[str]) -> dict[str, ModelCalibration]:
+        """Each evaluator's calibration for the window's model: read once per window and shared by its
+        model-wide and per-version estimates (an unusable fit is not cached, so this saves the re-reads)."""
+        return {
+            evaluator_id: self.calibration(key.project, evaluator_id, key.model, key.end)
+            for evaluator_id in evaluator_ids
+        }
+
     def estimates(
         self,
         key: WindowKey,
         judged: Mapping[str, Sequence[float]],
         reference: Mapping[str, Sequence[float]] | None = None,
+        fits: Mapping[str, ModelCalibration] | None = None,
     ) -> dict[str, JudgeEstimate]:
         """The window's estimated thumbs-up rate from each evaluator's scores of its calls (``judged``: all
         the model's, or one version's), against the rate the same fit gives the reference period's judged
-        calls (``reference``, by evaluator)."""
+        calls (``reference``, by evaluator); ``fits`` from :meth:`window_fits` (else read here)."""
         out = {}
         for evaluator_id, scores in sorted(judged.items()):
-            fitted = self.calibration(key.project, evaluator_id, key.model, key.end)
+            fitted = (fits or {}).get(evaluator_id) or self.calibration(key.project, evaluator_id, key.model, key.end)
             estimate = estimate_rate(fitted.calibration, scores)
             if estimate.rate is None:
                 log.debug(
