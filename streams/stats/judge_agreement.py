@@ -112,12 +112,19 @@ def thumbs_calibration(
 
 
 def model_calibration(
-    storage: Storage, project: str, evaluator_id: str, model: str, since: datetime | None, until: datetime | None
+    storage: Storage,
+    project: str,
+    evaluator_id: str,
+    model: str,
+    since: datetime | None,
+    until: datetime | None,
+    own: Calibration | None = None,
 ) -> ModelCalibration:
-    """The calibration for ``model``'s calls: its own pairs' fit, else (fewer than ``MIN_PAIRS`` of them)
-    the fit on every model's pairs. A model with enough pairs whose own fit is unusable (the judge does
-    not predict its thumbs) gets no estimate: the pooled fit would hide that."""
-    own = thumbs_calibration(storage, project, evaluator_id, since, until, model)
+    """The calibration for ``model``'s calls: its own pairs' fit (``own`` when already fitted), else
+    (fewer than ``MIN_PAIRS`` of them) the fit on every model's pairs. A model with enough pairs whose own
+    fit is unusable (the judge does not predict its thumbs) gets no estimate: the pooled fit would hide that."""
+    if own is None:
+        own = thumbs_calibration(storage, project, evaluator_id, since, until, model)
     if own.pairs >= MIN_PAIRS:
         return ModelCalibration(own, "model", own.pairs)
     return ModelCalibration(thumbs_calibration(storage, project, evaluator_id, since, until), "pooled", own.pairs)
@@ -150,9 +157,10 @@ def judge_agreement(
         return JudgeAgreement(against, rho, None, None, None)
     paired, ups = _thumb_pairs(storage, project, evaluator_id, since, until, model)
     calibration = own = calibrate(paired, ups)
-    fitted_on: Literal["all", "model", "pooled"] = "all" if model is None else "model"
-    if model is not None and own.pairs < MIN_PAIRS:
-        calibration, fitted_on = thumbs_calibration(storage, project, evaluator_id, since, until), "pooled"
+    fitted_on: Literal["all", "model", "pooled"] = "all"
+    if model is not None:
+        fitted = model_calibration(storage, project, evaluator_id, model, since, until, own)
+        calibration, fitted_on = fitted.calibration, fitted.scope
     estimate = estimate_rate(calibration, judge_scores(storage, project, evaluator_id, since, until, model=model))
     rate = sum(ups) / len(ups) if ups else None
     return JudgeAgreement(against, own.agreement, calibration, estimate, rate, fitted_on)
