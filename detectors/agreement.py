@@ -127,14 +127,23 @@ def judge_vs_thumbs(scores: Sequence[float], ups: Sequence[bool]) -> Agreement:
     return spearman_interval(scores, [float(up) for up in ups])
 
 
-# Landis & Koch (1977): the words teams use for kappa; applied to |rho| as well.
+# Landis & Koch (1977): the words teams use for kappa (a chance-corrected agreement).
 _READINGS = ((0.8, "almost perfect"), (0.6, "substantial"), (0.4, "moderate"), (0.2, "fair"), (0.0, "slight"))
+# Spearman's rho is a correlation, not an agreement: Cohen's (1988) conventions for the size of a
+# correlation coefficient (|r| 0.1 small, 0.3 medium, 0.5 large), said as weak / moderate / strong.
+_CORRELATIONS = ((0.5, "strong"), (0.3, "moderate"), (0.1, "weak"), (0.0, "negligible"))
 
 
-def reading(value: float | None) -> str:
-    """Plain words for an agreement value (Landis & Koch's bands; a negative value agrees in reverse)."""
+def reading(value: float | None, statistic: Statistic = "cohen_kappa") -> str:
+    """Plain words for an agreement value: Landis & Koch's bands for kappa (a negative value agrees in
+    reverse), Cohen's sizes of a correlation for Spearman's rho (negative: a negative correlation)."""
     if value is None:
         return "undefined"
+    if statistic == "spearman":
+        size = next(words for floor, words in _CORRELATIONS if abs(value) >= floor)
+        if size == "negligible":
+            return "negligible correlation"
+        return f"{size} {'negative ' if value < 0 else ''}correlation"
     if value < 0:
         return f"{_band(-value)} agreement in reverse" if value <= -0.2 else "no agreement beyond chance"
     return f"{_band(value)} agreement"

@@ -9,6 +9,16 @@ its judged calls. Its 95 % interval is a seeded bootstrap: each replicate refits
 pairs resampled with replacement, resamples the window's judged calls, and draws each call's thumb from
 its predicted probability, so the interval is where the thumbs-up rate of the window's calls would fall.
 
+Against the reference (:func:`estimate_change`): the reference period's judged calls go through the
+same fit, and the two estimates are compared like thumbs-up rates are (:func:`detectors.proportions.
+proportion_change`: two-proportion z, Fisher's exact test for small counts), each side counting its
+judged calls as n and ``round(estimate · n)`` as its thumbs up. Not exact, but on the safe side: an
+estimate is a mean of predicted probabilities ``p ∈ [0, 1]``, whose variance over calls,
+``(E[p²] − p̄²) / n``, is at most the binomial ``p̄(1 − p̄) / n`` the test assumes (``p² ≤ p``), so the
+p-value is never too small for that reason (it is larger than needed when the judge's scores separate the
+calls little). The fit's own error is not counted; one fit maps both sides, so it moves both the same
+way. Rounding to whole calls moves a rate by at most ``1/(2n)``.
+
 No estimate (a reason instead) below ``MIN_PAIRS`` pairs, or when the judge's agreement with the thumbs
 is undefined or weaker than ``MIN_AGREEMENT`` in size (a judge that agrees in reverse, as a toxicity
 judge does with thumbs-up, predicts as well), or for a window without judged calls. Pure: no I/O.
@@ -22,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.agreement import Agreement, judge_vs_thumbs, reading
+from detectors.proportions import proportion_change
 
 METHOD = "platt"
 INTERVAL = "95 % bootstrap (refit on resampled pairs, resampled judged calls, thumbs drawn from the fit), seeded"
@@ -73,6 +84,17 @@ class RateEstimate:
     interval: str = INTERVAL
 
 
+@dataclass(frozen=True, slots=True)
+class EstimateChange:
+    """A window's estimated thumbs-up rate against the reference period's, through the same fit."""
+
+    reference_rate: float
+    reference_calls: int  # the reference period's judged calls: its n
+    difference: float  # the window's estimate minus the reference's
+    p_value: float
+    test: str  # "two_proportion_z" or "fisher_exact" (see detectors.proportions)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x)))  # no overflow warnings for large |x|
 
@@ -118,7 +140,7 @@ def calibrate(
             agreement,
             n,
             None,
-            f"{reading(agreement.value)} ({agreement.statistic} {agreement.value:.2f}): "
+            f"{reading(agreement.value, agreement.statistic)} ({agreement.statistic} {agreement.value:.2f}): "
             f"below {MIN_AGREEMENT} in size, the judge does not predict thumbs well enough",
         )
     s, up = np.asarray(scores, dtype=float), np.asarray(ups, dtype=bool)
@@ -146,3 +168,16 @@ def estimate_rate(calibration: Calibration, window_scores: Sequence[float], *, s
         draws[index] = float((rng.random(m) < p).mean())
     low, high = np.quantile(draws, [0.025, 0.975]) if draws.size else (rate, rate)
     return RateEstimate(rate, min(float(low), rate), max(float(high), rate), m, calibration.pairs, "")
+
+
+def estimate_change(
+    calibration: Calibration, reference_scores: Sequence[float], estimate: RateEstimate
+) -> EstimateChange | None:
+    """The window's ``estimate`` against the rate the same calibration gives the reference period's
+    judged calls (``reference_scores``); None without an estimate or without judged reference calls."""
+    n_ref, n_cur = len(reference_scores), estimate.judged_calls
+    if calibration.fit is None or estimate.rate is None or n_ref == 0 or n_cur == 0:
+        return None
+    reference_rate = float(calibration.fit.predict(np.asarray(reference_scores, dtype=float)).mean())
+    change = proportion_change(round(reference_rate * n_ref), n_ref, round(estimate.rate * n_cur), n_cur)
+    return EstimateChange(reference_rate, n_ref, estimate.rate - reference_rate, change.p_value, change.test)

@@ -51,8 +51,9 @@ METRICS: dict[str, dict[str, MetricSpec]] = {
     },
     "quality": {
         "thumbs_up_rate": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
-        # from an evaluator's scores, calibrated to thumbs (dimension = evaluator id; interval in details)
-        "estimated_thumbs_up_rate": MetricSpec(dimensions="score", higher_is_better=True),
+        # from an evaluator's scores, calibrated to thumbs (dimension = evaluator id; interval in details;
+        # p-value against the reference period's estimate through the same fit)
+        "estimated_thumbs_up_rate": MetricSpec(dimensions="score", p_value=True, flagged=True, higher_is_better=True),
         "mean_rating": MetricSpec(p_value=True, flagged=True, higher_is_better=True),
         "score_mean": MetricSpec(dimensions="score", p_value=True, flagged=True, higher_is_better=True),
         "accuracy": MetricSpec(p_value=True, flagged=True, higher_is_better=True),

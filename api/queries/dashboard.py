@@ -65,6 +65,7 @@ MODEL_PAGE_METRICS: tuple[str, ...] = (
     "accuracy",
     "mean_rating",
     "score_mean",
+    "estimated_thumbs_up_rate",
     "share_with_pii",
 )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -112,6 +112,10 @@ class CalibrationOut(BaseModel):
     usable: bool = Field(description=f"at least {MIN_PAIRS} pairs and agreement of at least {MIN_AGREEMENT} in size")
     reason: str
     people_thumbs_up_rate: float | None = Field(description="the thumbs-up rate people gave the paired calls")
+    fitted_on: Literal["all", "model", "pooled"] = Field(
+        description="whose pairs were fitted: every model's (no model asked), the model's own, or every model's "
+        f"because the model has fewer than {MIN_PAIRS} of its own (as its windows' estimates are)"
+    )
     estimate: EstimateOut
 
 
@@ -128,7 +132,9 @@ class AgreementOut(BaseModel):
     low: float | None
     high: float | None
     interval: str = Field(description="how the 95 % confidence interval is computed")
-    reading: str = Field(description="the value in words (Landis & Koch's bands)")
+    reading: str = Field(
+        description="the value in words: Landis & Koch's bands for kappa, Cohen's (1988) sizes of a correlation for rho"
+    )
     calibration: CalibrationOut | None = Field(description="against thumbs, for an evaluator that scores")
 
 
@@ -144,6 +150,7 @@ def _agreement_out(evaluator_id: str, since: datetime, until: datetime, found: J
             usable=calibration.usable,
             reason=calibration.reason,
             people_thumbs_up_rate=found.thumbs_up_rate,
+            fitted_on=found.fitted_on,
             estimate=EstimateOut(
                 rate=e.rate, low=e.low, high=e.high, judged_calls=e.judged_calls, interval=INTERVAL, reason=e.reason
             ),
@@ -159,7 +166,7 @@ def _agreement_out(evaluator_id: str, since: datetime, until: datetime, found: J
         low=a.low,
         high=a.high,
         interval=a.interval,
-        reading=reading(a.value),
+        reading=reading(a.value, a.statistic),
         calibration=calibration_out,
     )
 
@@ -171,6 +178,7 @@ def read_agreement(
     against: Against | None,
     since: datetime | None,
     until: datetime | None,
+    model: str | None = None,
 ) -> AgreementOut:
     """The agreement the route returns (404 unknown evaluator, 422 an output type ``against`` cannot
     compare); the dashboard's evaluator page shows the same."""
@@ -191,7 +199,7 @@ def read_agreement(
             f"evaluator {evaluator_id!r} gives scores, which cannot be compared with labels; "
             "use against=thumbs or against=rating",
         )
-    found = judge_agreement(evaluations.storage, project, evaluator_id, against, since, until)
+    found = judge_agreement(evaluations.storage, project, evaluator_id, against, since, until, model)
     return _agreement_out(evaluator_id, since, until, found)
 
 
@@ -374,8 +382,12 @@ async def evaluator_agreement(
         Against | None,
         Query(description="people's feedback kind to compare with (default: thumbs; label judges: label)"),
     ] = None,
+    model: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="only calls of this model (default: every model)"),
+    ] = None,
 ) -> AgreementOut:
-    return await asyncio.to_thread(read_agreement, evaluations, project, evaluator_id, against, since, until)
+    return await asyncio.to_thread(read_agreement, evaluations, project, evaluator_id, against, since, until, model)
 
 
 @router.post(

@@ -1,15 +1,17 @@
 """Evaluators: the list (with a banner for spent budgets and an enable/disable switch per row), create and
 edit forms, and each evaluator's page with its agreement with people (and calibration to thumbs) over the
-last 7 days, its newest scores and a preview on recent calls (nothing stored).
+last 7, 30 or 90 days (``?days=``), of every model or one (``?model=``), its newest scores and a preview
+on recent calls (nothing stored).
 
 Forms go through the API's own route functions, so the dashboard refuses exactly what the API does."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import ValidationError
 
 from api.routes.evaluators import (
@@ -35,6 +37,18 @@ FIELDS = (
     "prompt_template", "base_url", "model", "api_key_env", "check", "pattern", "function", "timeout_seconds",
 )  # fmt: skip
 SIMPLE_CHECKS = ("json_valid", "refusal", "regex_present", "regex_absent")
+PERIODS = (7, 30, 90)  # days of agreement the evaluator page offers
+DaysQuery = Annotated[str, Query(max_length=8, description="days of agreement shown: 7, 30 or 90")]
+ModelQuery = Annotated[str, Query(max_length=200, description="agreement on this model's calls ('' every model)")]
+
+
+def _days(text: str) -> int:
+    """The page's agreement period; a 422 naming the choices for anything else."""
+    if text.strip() not in {str(days) for days in PERIODS}:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"days: one of {', '.join(map(str, PERIODS))} (days of agreement)"
+        )
+    return int(text)
 
 
 def _evaluations(ui: Ui) -> Evaluations:
@@ -196,13 +210,23 @@ async def create(ui: UiManageDep) -> Response:
     return redirect(f"/ui/evaluators/{quote_path(created.evaluator_id)}")
 
 
-async def _detail(ui: Ui, evaluator_id: str, preview: list[Any] | None = None) -> Response:
+async def _detail(
+    ui: Ui, evaluator_id: str, preview: list[Any] | None = None, days: int = PERIODS[0], model: str = ""
+) -> Response:
     evaluations = _evaluations(ui)
+    models = await asyncio.to_thread(model_names, evaluations.storage, ui.project)
+    if model and model not in models:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"model: no calls of model {model!r} in this project"
+        )
     evaluator = await asyncio.to_thread(found_evaluator, evaluations, ui.project, evaluator_id)
     rows = await asyncio.to_thread(queue.of_evaluator, evaluations.storage, ui.project, evaluator_id, 50)
     counts = await asyncio.to_thread(queue.counts, evaluations.storage, ui.project, evaluator_id)
     over = await asyncio.to_thread(evaluations.budgets.over, evaluator)
-    agreement = await asyncio.to_thread(read_agreement, evaluations, ui.project, evaluator_id, None, None, None)
+    since = datetime.now(UTC) - timedelta(days=days)
+    agreement = await asyncio.to_thread(
+        read_agreement, evaluations, ui.project, evaluator_id, None, since, None, model or None
+    )
     return ui.render(
         "evaluator.html",
         evaluator=evaluator,
@@ -211,12 +235,18 @@ async def _detail(ui: Ui, evaluator_id: str, preview: list[Any] | None = None) -
         over_budget=over,
         preview=preview,
         agreement=agreement,
+        days=days,
+        periods=PERIODS,
+        model=model,
+        models=models,
     )
 
 
 @router.get("/evaluators/{evaluator_id}")
-async def evaluator_page(evaluator_id: EvaluatorIdPath, ui: UiDep) -> Response:
-    return await _detail(ui, evaluator_id)
+async def evaluator_page(
+    evaluator_id: EvaluatorIdPath, ui: UiDep, days: DaysQuery = "7", model: ModelQuery = ""
+) -> Response:
+    return await _detail(ui, evaluator_id, days=_days(days), model=model)
 
 
 @router.post("/evaluators/{evaluator_id}/preview")

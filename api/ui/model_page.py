@@ -74,7 +74,8 @@ def _quality(
     per: str,
     shown: tuple[datetime, datetime] | None,
 ) -> list[dict[str, Any]]:
-    """Rates with their 95 % Wilson band (from the sample size), means as lines."""
+    """Rates with their 95 % Wilson band (from the sample size), the thumbs-up rate each judge's scores
+    give (one line per evaluator), means as lines."""
     figures = []
     for index, (metric, label) in enumerate((("thumbs_up_rate", "thumbs-up rate"), ("accuracy", "accuracy"))):
         picked = [r for r in rows if r["metric"] == metric and r["dimension"] == ""]
@@ -100,6 +101,31 @@ def _quality(
                     "figure": charts.figure(traces, y_title=label, y_format=".0%", markers=markers, x_range=shown),
                 }
             )
+    judges = sorted({r["dimension"] for r in rows if r["metric"] == "estimated_thumbs_up_rate"})
+    estimates = []
+    for index, judge in enumerate(judges):
+        picked = [r for r in rows if r["metric"] == "estimated_thumbs_up_rate" and r["dimension"] == judge]
+        estimates.append(
+            charts.line(
+                f"from {judge}",
+                [r["window_start"] for r in picked],
+                [r["value"] for r in picked],
+                index,
+                step,
+                customdata=[r["sample_size"] for r in picked],
+                hovertemplate="%{y:.0%} estimated from %{customdata:,} judged calls",
+            )
+        )
+    if estimates:
+        figures.append(
+            {
+                "title": f"thumbs-up rate estimated from judges' scores {per}",
+                "id": "chart-estimated_thumbs_up_rate",
+                "figure": charts.figure(
+                    estimates, y_title="estimated thumbs-up rate", y_format=".0%", markers=markers, x_range=shown
+                ),
+            }
+        )
     traces = _lines(rows, [("mean_rating", "mean rating")], step)
     scores = sorted({r["dimension"] for r in rows if r["metric"] == "score_mean"})
     for index, score in enumerate(scores, 1):

@@ -1,6 +1,8 @@
 """One window of one model: each column's drift test (method, value, threshold, flag) with the
 reference and current distributions, the shift of the prompt/response descriptors, the family
-verdicts, and the Evidently report of the same window (served by the API's report code)."""
+verdicts, the quality statistics against the reference (people's thumbs, judges' scores and the
+thumbs-up rate estimated from them, with their p-values), and the Evidently report of the same window
+(served by the API's report code)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,13 @@ ModelPath = Annotated[str, Path(min_length=1, max_length=200)]
 StartPath = Annotated[str, Path(min_length=1, max_length=64)]
 DISTRIBUTIONS = 6
 DESCRIPTOR_PREFIXES = ("prompt.", "response.")
+# The window's quality statistics tested against the reference period, in the order the page lists them.
+QUALITY_TESTED = ("thumbs_up_rate", "estimated_thumbs_up_rate", "score_mean", "mean_rating", "accuracy")
+TEST_NAMES = {
+    "two_proportion_z": "two-proportion z",
+    "fisher_exact": "Fisher's exact",
+    "mannwhitneyu": "Mann–Whitney U",
+}
 EXAMPLE_COLUMNS = 3
 
 
@@ -120,6 +129,22 @@ def window_data(runtime: Runtime, project: str, model: str, start: datetime, col
         )
         if r["window_start"] == start
     ]
+    quality = [
+        r
+        for r in stat_rows(
+            storage,
+            project,
+            "quality",
+            model=model,
+            model_version="",
+            metric=None,
+            dimension=None,
+            since=start,
+            until=end,
+            limit=10_000,
+        )
+        if r["window_start"] == start and r["metric"] in QUALITY_TESTED
+    ]
     reference = runtime.references.get(project, model)
     current = sampled_columns(storage, key, settings.drift_sample_rows)
     profile = reference.profile.columns if reference is not None else {}
@@ -162,6 +187,8 @@ def window_data(runtime: Runtime, project: str, model: str, start: datetime, col
         "columns": columns,
         "families": families,
         "dataset": dataset,
+        "test_names": TEST_NAMES,
+        "quality": sorted(quality, key=lambda r: (QUALITY_TESTED.index(r["metric"]), r["dimension"])),
         "privacy": sorted(privacy, key=lambda r: ("." in r["dimension"], r["dimension"])),
         "distributions": distributions,
         "descriptors": descriptors,

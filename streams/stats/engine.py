@@ -351,10 +351,18 @@ class StatsEngine:
             ref_key = WindowKey(key.project, key.model, reference.range_start, reference.range_end)
             if ref_key.start != key.start:
                 reference_data = self._reference_quality(ref_key)
+        reference_judged = reference_data["judge_scores"] if reference_data else None
+        fits = self.calibrations.window_fits(key, current["judge_scores"])  # one read for every version
         rows = families.quality_rows(key, current, reference_data)
-        rows += families.estimate_rows(key, self.calibrations.estimates(key, current["judge_scores"]))
+        rows += families.estimate_rows(
+            key, self.calibrations.estimates(key, current["judge_scores"], reference_judged, fits)
+        )
         for version, data in by_version.items():
-            rows += [replace(row, model_version=version) for row in families.quality_rows(key, data, reference_data)]
+            version_rows = families.quality_rows(key, data, reference_data)
+            version_rows += families.estimate_rows(
+                key, self.calibrations.estimates(key, data["judge_scores"], reference_judged, fits)
+            )
+            rows += [replace(row, model_version=version) for row in version_rows]
         return rows
 
     def _reference_quality(self, ref_key: WindowKey) -> dict[str, Any]:

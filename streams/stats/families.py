@@ -20,10 +20,10 @@ from detectors import (
     score_change,
     spend_anomaly,
 )
-from detectors.calibration import RateEstimate
 from detectors.family_drift import FAMILY_ALPHA, ColumnEvidence, FamilyVerdict, family_drift, family_verdict
 from detectors.kinds import Correction
 from schemas.stats import Family, StatRow, WindowKey
+from streams.stats.judge_agreement import JudgeEstimate
 from streams.stats.references import Reference
 from streams.stats.window_data import DriftColumns, WindowRows
 
@@ -374,29 +374,50 @@ def quality_rows(key: WindowKey, current: Mapping[str, Any], reference: Mapping[
     return rows
 
 
-def estimate_rows(key: WindowKey, estimates: Mapping[str, RateEstimate]) -> list[StatRow]:
+def estimate_rows(key: WindowKey, estimates: Mapping[str, JudgeEstimate]) -> list[StatRow]:
     """One ``quality / estimated_thumbs_up_rate`` row per evaluator that could give one (dimension = the
-    evaluator id): the window's thumbs-up rate estimated from its judged calls, interval in the details."""
-    return [
-        _row(
-            key,
-            "quality",
-            "estimated_thumbs_up_rate",
-            estimate.rate,
-            dimension=evaluator_id,
-            sample_size=estimate.judged_calls,
-            details={
-                "low": estimate.low,
-                "high": estimate.high,
-                "judged_calls": estimate.judged_calls,
-                "pairs": estimate.pairs,
-                "method": estimate.method,
-                "interval": estimate.interval,
-            },
+    evaluator id): the window's thumbs-up rate estimated from its judged calls, interval in the details,
+    tested against the reference period's estimate (``detectors.calibration.estimate_change``) where the
+    reference has judged calls; ``calibration`` says whether the model's own pairs or all models' were fitted."""
+    rows = []
+    for evaluator_id, judged in sorted(estimates.items()):
+        estimate, change = judged.estimate, judged.change
+        if estimate.rate is None:
+            continue
+        details: dict[str, Any] = {
+            "low": estimate.low,
+            "high": estimate.high,
+            "judged_calls": estimate.judged_calls,
+            "pairs": estimate.pairs,
+            "method": estimate.method,
+            "interval": estimate.interval,
+            "calibration": judged.scope,
+            "model_pairs": judged.model_pairs,
+        }
+        p_value = None
+        if change is not None:
+            p_value = change.p_value
+            details.update(
+                reference=change.reference_rate,
+                reference_judged_calls=change.reference_calls,
+                effect=change.difference,
+                test=change.test,
+            )
+        rows.append(
+            _row(
+                key,
+                "quality",
+                "estimated_thumbs_up_rate",
+                estimate.rate,
+                dimension=evaluator_id,
+                p_value=p_value,
+                threshold=ALPHA,
+                flagged=_degraded(p_value, estimate.rate, details.get("reference", estimate.rate)),
+                sample_size=estimate.judged_calls,
+                details=details,
+            )
         )
-        for evaluator_id, estimate in sorted(estimates.items())
-        if estimate.rate is not None
-    ]
+    return rows
 
 
 def _rank_metrics(

@@ -235,16 +235,19 @@ def judge_pairs(
     since: datetime | None,
     until: datetime | None,
     limit: int = MAX_JUDGE_PAIRS,
+    *,
+    model: str | None = None,
 ) -> list[JudgePair]:
     """Per call judged by ``evaluator_id`` in ``[since, until)`` (judge results are stamped with the
     call's time) that also has feedback of ``kind`` from people (``source != 'evaluator'``): the
-    evaluator's newest result beside the people's newest feedback, the newest ``limit`` calls."""
+    evaluator's newest result beside the people's newest feedback, the newest ``limit`` calls; only
+    calls of ``model`` when it is given."""
     db = storage.database
     params: dict[str, Any] = {"project": project, "evaluator_id": evaluator_id, "kind": kind, "limit": limit}
     period = " AND ".join(["", *time_range(params, since, until)])
     judged = (
         f"project = {{project:String}} AND source = 'evaluator' AND name = {{evaluator_id:String}} "
-        f"AND kind IN ('score', 'label'){period}"
+        f"AND kind IN ('score', 'label'){period}{_of_model(db, params, model, period)}"
     )
     rows = storage.query(
         "SELECT j.inference_id, j.value, j.label, h.value, h.label FROM ("
@@ -262,18 +265,37 @@ def judge_pairs(
 
 
 def judge_scores(
-    storage: Storage, project: str, evaluator_id: str, since: datetime | None, until: datetime | None
+    storage: Storage,
+    project: str,
+    evaluator_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    model: str | None = None,
 ) -> list[float]:
-    """The newest score of each call ``evaluator_id`` judged in ``[since, until)``."""
+    """The newest score of each call ``evaluator_id`` judged in ``[since, until)`` (of ``model`` if given)."""
     params: dict[str, Any] = {"project": project, "evaluator_id": evaluator_id}
     period = " AND ".join(["", *time_range(params, since, until)])
     rows = storage.query(
         "SELECT argMax(value, (timestamp, ingested_at)) AS value "
         f"FROM {storage.database}.feedback WHERE project = {{project:String}} AND source = 'evaluator' "
-        f"AND name = {{evaluator_id:String}} AND kind = 'score'{period} GROUP BY inference_id",
+        f"AND name = {{evaluator_id:String}} AND kind = 'score'{period}"
+        f"{_of_model(storage.database, params, model, period)} GROUP BY inference_id",
         params,
     ).result_rows
     return [float(value) for (value,) in rows if value is not None]
+
+
+def _of_model(db: str, params: dict[str, Any], model: str | None, period: str) -> str:
+    """The clause keeping feedback on calls of ``model`` ('' when None). Judge results are stamped with
+    their call's time, so the calls are read over the same ``period`` (the inferences' sort key)."""
+    if model is None:
+        return ""
+    params["model"] = model
+    return (
+        f" AND inference_id IN (SELECT event_id FROM {db}.inferences WHERE project = {{project:String}} "
+        f"AND model = {{model:String}}{period})"
+    )
 
 
 # --- erasure -------------------------------------------------------------------------------------------

@@ -104,3 +104,17 @@ class TestJudgeAgainstPeople:
             "no agreement beyond chance",
             "moderate agreement in reverse",
         ]
+
+    def test_spearman_reads_as_a_correlation(self) -> None:
+        """Landis & Koch's bands are for kappa: rho gets Cohen's (1988) sizes of a correlation."""
+        values = (None, 0.05, 0.2, 0.4, 0.6, -0.35, -0.05)
+        assert [reading(v, "spearman") for v in values] == [
+            "undefined",
+            "negligible correlation",
+            "weak correlation",
+            "moderate correlation",
+            "strong correlation",
+            "moderate negative correlation",
+            "negligible correlation",
+        ]
+        assert reading(0.6, "cohen_kappa") == "moderate agreement"

@@ -1,13 +1,17 @@
 """Platt calibration of a judge's scores to thumbs: the fit matches statsmodels' binomial GLM on Platt's
-targets, the window estimate covers the thumbs it was not fitted on, and no estimate is made up."""
+targets, the window estimate covers the thumbs it was not fitted on, no estimate is made up, and the
+estimate's change against the reference is statsmodels' two-proportion z-test (scipy's Fisher test for small
+counts) on the judged calls, which holds its false-alarm rate."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from scipy.stats import fisher_exact
+from statsmodels.stats.proportion import proportions_ztest
 
-from detectors.calibration import MIN_PAIRS, calibrate, estimate_rate, fit_platt
+from detectors.calibration import MIN_PAIRS, calibrate, estimate_change, estimate_rate, fit_platt
 
 
 def planted(seed: int, n: int, *, slope: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
@@ -73,3 +77,55 @@ class TestWindowEstimate:
         assert calibration.agreement.value is not None and calibration.agreement.value < -0.4
         estimate = estimate_rate(calibration, [0.95] * 50)
         assert estimate.rate is not None and estimate.rate < 0.1
+
+
+class TestEstimateChange:
+    """The window's estimate against the reference's through one fit: n = judged calls on each side."""
+
+    def test_parity_with_statsmodels_z_test(self) -> None:
+        calibration = calibrate(*planted(4, 300))
+        rng = np.random.default_rng(8)
+        reference, window = rng.random(400), rng.random(250) * 0.7
+        estimate = estimate_rate(calibration, window)
+        change = estimate_change(calibration, reference, estimate)
+        assert change is not None and estimate.rate is not None and calibration.fit is not None
+        reference_rate = float(calibration.fit.predict(reference).mean())
+        ups = [round(estimate.rate * 250), round(reference_rate * 400)]
+        z, p_value = proportions_ztest(ups, [250, 400])
+        assert change.test == "two_proportion_z"
+        assert change.p_value == pytest.approx(p_value, rel=1e-9)
+        assert change.reference_rate == pytest.approx(reference_rate, abs=1e-12)
+        assert (change.reference_calls, change.difference) == (400, pytest.approx(estimate.rate - reference_rate))
+        assert z < 0 and change.p_value < 0.01  # lower scores: a lower estimate, and a significant one
+
+    def test_small_counts_use_fishers_exact_test(self) -> None:
+        calibration = calibrate(*planted(5, 200))
+        reference, window = np.full(12, 0.95), np.full(6, 0.05)
+        estimate = estimate_rate(calibration, window)
+        change = estimate_change(calibration, reference, estimate)
+        assert change is not None and estimate.rate is not None and calibration.fit is not None
+        ref_up = round(float(calibration.fit.predict(reference).mean()) * 12)
+        cur_up = round(estimate.rate * 6)
+        expected = fisher_exact([[ref_up, 12 - ref_up], [cur_up, 6 - cur_up]]).pvalue
+        assert change.test == "fisher_exact"
+        assert change.p_value == pytest.approx(expected, rel=1e-12)
+
+    def test_none_without_an_estimate_or_a_judged_reference(self) -> None:
+        usable = calibrate(*planted(6, 200))
+        unusable = calibrate(*planted(6, 10))
+        assert estimate_change(usable, [], estimate_rate(usable, [0.5, 0.6])) is None
+        assert estimate_change(unusable, [0.5], estimate_rate(unusable, [0.5])) is None
+        assert estimate_change(usable, [0.5], estimate_rate(usable, [])) is None
+
+    def test_false_alarms_stay_within_alpha_under_no_change(self) -> None:
+        """Both sides' scores from one distribution: the test (binomial variance, an upper bound for a mean
+        of probabilities) rejects at most about as often as alpha says; 2,000 seeded pairs of windows."""
+        calibration = calibrate(*planted(7, 400))
+        rng = np.random.default_rng(9)
+        rejected = 0
+        for _ in range(2000):
+            reference, window = rng.random(300), rng.random(100)
+            change = estimate_change(calibration, reference, estimate_rate(calibration, window))
+            assert change is not None
+            rejected += change.p_value < 0.05
+        assert rejected / 2000 <= 0.05

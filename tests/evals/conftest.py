@@ -10,10 +10,12 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from loopwatch.demo.receiver import WebhookReceiver
 from loopwatch.process import serving_app
 from schemas.settings import Settings
 from tests.conftest import Api, make_settings
 from tests.evals.judge_server import JudgeServer
+from tests.monitors.conftest import SECRET
 
 JUDGE_KEY = "sk-test-judge-key-0123456789"
 KEY_ENV = "LOOPWATCH_TEST_JUDGE_KEY"
@@ -86,3 +88,23 @@ def send_calls(api: Api, headers: dict[str, str], count: int, *, prefix: str = "
         response = api.client.post("/v1/inferences", content=orjson.dumps(chunk), headers=headers)
         assert response.status_code == 202, response.text
     return [event["event_id"] for event in events]
+
+
+WINDOW = 60  # seconds: the windows of the statistics tests
+
+
+@pytest.fixture
+def stats_app(data_dir: Path) -> Iterator[tuple[Api, WebhookReceiver]]:
+    """The app with statistics on (windows close as soon as a later call arrives) and a webhook receiver."""
+    settings = eval_settings(
+        data_dir,
+        stats_enabled=True,
+        window_seconds=WINDOW,
+        allowed_lateness_seconds=0,
+        quality_refresh_seconds=0.01,
+        allow_private_webhooks=True,
+    )
+    with WebhookReceiver(secret=SECRET) as hook, TestClient(serving_app(settings)) as client:
+        yield Api(client), hook
+        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
+    storage.command(f"DROP DATABASE IF EXISTS {storage.database}")

@@ -149,8 +149,9 @@ def test_agreement_with_people_on_the_evaluator_page(
 
     assert wait_until(lambda: shown() == "120", "120 calls compared on the page")
     value = browser.find_element(By.ID, "agreement-value").text
-    assert "agreement" in value
-    assert browser.find_element(By.CSS_SELECTOR, "#ev-agreement + p + dl dt").text == "Spearman's rho"
+    assert "strong correlation (Cohen's sizes of a correlation" in value  # rho is a correlation, not a kappa
+    assert "agreement" not in value
+    assert browser.find_element(By.CSS_SELECTOR, "#agreement dl dt").text == "Spearman's rho"
     assert "Fisher z" in browser.find_element(By.ID, "agreement-interval").text
     estimate = browser.find_element(By.ID, "calibration-estimate").text
     assert "of the 120 judged calls (95 % interval" in estimate
@@ -256,3 +257,84 @@ class TestSwitchRefusals:
                 refused = client.post("/ui/evaluators/c/enabled", data={"csrf_token": csrf, "enabled": "false"})
                 assert refused.status_code == 403, refused.text
         assert httpx.get(f"{url}/v1/evaluators/c", headers=headers).json()["enabled"] is True
+
+
+def test_agreement_period_is_chosen_on_the_page(
+    browser: WebDriver,  # noqa: F811
+    live: tuple[str, Runtime, str],
+    judge: JudgeServer,
+) -> None:
+    """Pairs 2 hours and 20 days old: the page opens on 7 days (the recent ones), the period selector
+    reloads it on 30 days (both, kept in the address), the model selector on one model's calls (too few
+    for its own fit: the pooled one, said so), and a period or model it does not offer is a precise 422."""
+    url, _, token = live
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    spec = {
+        "evaluator_id": "relevance",
+        "name": "Answer <b>relevance</b>",
+        "kind": "llm_judge",
+        "template": "answer_relevance",
+        "sampling_rate": 0,
+        "judge": {"base_url": judge.base_url, "model": "judge-1"},
+    }
+    assert httpx.post(f"{url}/v1/evaluators", json=spec, headers=headers).status_code == 201
+    rng = np.random.default_rng(4)
+    now = datetime.now(UTC)
+    calls, feedback = [], []
+    for age, count, model in ((timedelta(hours=2), 40, "chat"), (timedelta(hours=3), 10, "mini"),
+                              (timedelta(days=20), 50, "chat")):  # fmt: skip
+        scores = rng.random(count)
+        ups = rng.random(count) < 1 / (1 + np.exp(-8 * (scores - 0.5)))
+        for i, (score, up) in enumerate(zip(scores, ups, strict=True)):
+            at = (now - age + timedelta(seconds=i)).isoformat()
+            call = f"{model}{age.days}-{i}"
+            calls.append({"event_id": call, "model": model, "timestamp": at})
+            feedback += [
+                {"inference_id": call, "kind": "score", "value": round(float(score), 3), "name": "relevance",
+                 "source": "evaluator", "timestamp": at},
+                {"inference_id": call, "kind": "thumbs", "value": bool(up), "timestamp": at},
+            ]  # fmt: skip
+    assert httpx.post(f"{url}/v1/inferences", content=orjson.dumps(calls), headers=headers).status_code == 202
+    assert httpx.post(f"{url}/v1/feedback", content=orjson.dumps(feedback), headers=headers).status_code == 202
+
+    sign_in(browser, url, token)
+
+    def compared(days: str = "") -> str:
+        browser.get(f"{url}/ui/evaluators/relevance{'?days=' + days if days else ''}")
+        found = browser.find_elements(By.ID, "agreement-n")
+        return found[0].text if found else ""
+
+    wait_until(lambda: compared("90") == "100", "every pair stored")
+    assert compared() == "50"
+    assert Select(browser.find_element(By.ID, "agreement-days")).first_selected_option.text == "last 7 days"
+    assert "last 7 days" in browser.find_element(By.ID, "agreement-period-note").text
+    Select(browser.find_element(By.ID, "agreement-days")).select_by_value("30")
+    browser.find_element(By.CSS_SELECTOR, "#agreement-period button[type='submit']").click()
+    wait(browser).until(lambda d: "days=30" in d.current_url)
+    assert browser.find_element(By.ID, "agreement-n").text == "100"
+    assert Select(browser.find_element(By.ID, "agreement-days")).first_selected_option.text == "last 30 days"
+    assert "last 30 days" in browser.find_element(By.ID, "agreement-period-note").text
+    assert "correlation" in browser.find_element(By.ID, "agreement-value").text
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Answer <b>relevance</b>"  # escaped, not markup
+    check_accessibility(browser, "evaluator agreement period")
+    screenshot(browser, "evaluator-agreement-30-days")
+    assert console_problems(browser) == []
+
+    Select(browser.find_element(By.ID, "agreement-model")).select_by_visible_text("mini")
+    browser.find_element(By.CSS_SELECTOR, "#agreement-period button[type='submit']").click()
+    wait(browser).until(lambda d: "model=mini" in d.current_url)
+    assert browser.find_element(By.ID, "agreement-n").text == "10"
+    assert "of model mini only" in browser.find_element(By.ID, "agreement-period-note").text
+    fit = browser.find_element(By.ID, "calibration-fit").text
+    assert "fitted on 100 calls with both, every model's: this model has only 10 (fewer than 30)" in fit
+    assert "% of the 10 calls they rated" in browser.find_element(By.ID, "calibration-estimate").text
+    screenshot(browser, "evaluator-agreement-one-model")
+
+    cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
+    for bad in ("14", "7d", "-7"):
+        refused = httpx.get(f"{url}/ui/evaluators/relevance", params={"days": bad}, cookies=cookies)
+        assert refused.status_code == 422, bad
+        assert "days: one of 7, 30, 90 (days of agreement)" in refused.text, bad
+    unknown = httpx.get(f"{url}/ui/evaluators/relevance", params={"model": "<b>nope</b>"}, cookies=cookies)
+    assert unknown.status_code == 422
+    assert "model: no calls of model &#39;&lt;b&gt;nope&lt;/b&gt;&#39; in this project" in unknown.text

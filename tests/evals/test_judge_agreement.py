@@ -5,25 +5,21 @@ from people only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 from scipy.stats import pearsonr, rankdata, spearmanr
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from loopwatch.demo.receiver import WebhookReceiver
-from loopwatch.process import serving_app
 from tests.conftest import Api
-from tests.evals.conftest import eval_settings, judge_evaluator
+from tests.evals.conftest import WINDOW, judge_evaluator
 from tests.evals.judge_server import JudgeServer
-from tests.monitors.conftest import SECRET, webhook
+from tests.monitors.conftest import webhook
 from tests.waiting import wait_until
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -198,25 +194,6 @@ class TestAgreementApi:
         reason = empty["calibration"]["reason"]
         assert reason == "only 0 calls have both a judge score and a thumb; 30 needed"
         assert empty["calibration"]["estimate"]["rate"] is None
-
-
-WINDOW = 60
-
-
-@pytest.fixture
-def stats_app(data_dir: Path) -> Iterator[tuple[Api, WebhookReceiver]]:
-    settings = eval_settings(
-        data_dir,
-        stats_enabled=True,
-        window_seconds=WINDOW,
-        allowed_lateness_seconds=0,
-        quality_refresh_seconds=0.01,
-        allow_private_webhooks=True,
-    )
-    with WebhookReceiver(secret=SECRET) as hook, TestClient(serving_app(settings)) as client:
-        yield Api(client), hook
-        storage = client.app.state.runtime.storage  # type: ignore[attr-defined]
-    storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
 
 
 def quality(api: Api, headers: dict[str, str], metric: str, start: datetime) -> list[dict[str, Any]]:
