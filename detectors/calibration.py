@@ -10,14 +10,14 @@ pairs resampled with replacement, resamples the window's judged calls, and draws
 its predicted probability, so the interval is where the thumbs-up rate of the window's calls would fall.
 
 Against the reference (:func:`estimate_change`): the reference period's judged calls go through the
-same fit, and the two estimates are compared like thumbs-up rates are (:func:`detectors.proportions.
-proportion_change`: two-proportion z, Fisher's exact test for small counts), each side counting its
-judged calls as n and ``round(estimate · n)`` as its thumbs up. Not exact, but on the safe side: an
-estimate is a mean of predicted probabilities ``p ∈ [0, 1]``, whose variance over calls,
-``(E[p²] − p̄²) / n``, is at most the binomial ``p̄(1 − p̄) / n`` the test assumes (``p² ≤ p``), so the
-p-value is never too small for that reason (it is larger than needed when the judge's scores separate the
-calls little). The fit's own error is not counted; one fit maps both sides, so it moves both the same
-way. Rounding to whole calls moves a rate by at most ``1/(2n)``.
+same fit, and the two sides' predicted probabilities are compared with **Welch's t-test** (unequal
+variances). Its false-alarm rate is what alpha says (up to Welch's approximation) whatever the fit: when
+the judge scores both periods' calls alike, one fit maps them to alike probabilities, so the null holds
+(the fit's own error moves both sides the same way and is not counted). Not the two-proportion test of
+thumbs-up rates: a mean of probabilities varies less than thumbs would
+(``(E[p²] − p̄²) / n ≤ p̄(1 − p̄) / n``); a test assuming the binomial spread raised 0.25 % false alarms
+at alpha 5 % (Welch: 5.7 %) and found a 0.1 fall of every score in 28 % of windows where Welch finds it
+in 69 % (``tests/detectors/test_calibration.py``).
 
 No estimate (a reason instead) below ``MIN_PAIRS`` pairs, or when the judge's agreement with the thumbs
 is undefined or weaker than ``MIN_AGREEMENT`` in size (a judge that agrees in reverse, as a toxicity
@@ -30,11 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import ttest_ind
 
 from detectors.agreement import Agreement, judge_vs_thumbs, reading
-from detectors.proportions import proportion_change
 
 METHOD = "platt"
+TEST = "welch_t"  # how a window's estimate is tested against the reference (estimate_change)
 INTERVAL = "95 % bootstrap (refit on resampled pairs, resampled judged calls, thumbs drawn from the fit), seeded"
 MIN_PAIRS = 30
 MIN_AGREEMENT = 0.4  # |kappa| or |rho|: "moderate" or better
@@ -92,7 +93,7 @@ class EstimateChange:
     reference_calls: int  # the reference period's judged calls: its n
     difference: float  # the window's estimate minus the reference's
     p_value: float
-    test: str  # "two_proportion_z" or "fisher_exact" (see detectors.proportions)
+    test: str = TEST
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -171,13 +172,23 @@ def estimate_rate(calibration: Calibration, window_scores: Sequence[float], *, s
 
 
 def estimate_change(
-    calibration: Calibration, reference_scores: Sequence[float], estimate: RateEstimate
+    calibration: Calibration,
+    reference_scores: Sequence[float],
+    window_scores: Sequence[float],
+    estimate: RateEstimate,
 ) -> EstimateChange | None:
-    """The window's ``estimate`` against the rate the same calibration gives the reference period's
-    judged calls (``reference_scores``); None without an estimate or without judged reference calls."""
-    n_ref, n_cur = len(reference_scores), estimate.judged_calls
-    if calibration.fit is None or estimate.rate is None or n_ref == 0 or n_cur == 0:
+    """The window's ``estimate`` (from its judged calls' ``window_scores``) against the rate the same
+    calibration gives the reference period's judged calls (``reference_scores``): Welch's t-test on the
+    two sides' predicted probabilities. None without an estimate, or with fewer than two judged calls on
+    a side (no variance to test with)."""
+    n_ref, n_cur = len(reference_scores), len(window_scores)
+    if calibration.fit is None or estimate.rate is None or n_ref < 2 or n_cur < 2:
         return None
-    reference_rate = float(calibration.fit.predict(np.asarray(reference_scores, dtype=float)).mean())
-    change = proportion_change(round(reference_rate * n_ref), n_ref, round(estimate.rate * n_cur), n_cur)
-    return EstimateChange(reference_rate, n_ref, estimate.rate - reference_rate, change.p_value, change.test)
+    reference = calibration.fit.predict(np.asarray(reference_scores, dtype=float))
+    window = calibration.fit.predict(np.asarray(window_scores, dtype=float))
+    reference_rate = float(reference.mean())
+    if np.ptp(reference) == 0 and np.ptp(window) == 0:  # t undefined: equal or certainly apart
+        p_value = 1.0 if float(window.mean()) == reference_rate else 0.0
+    else:
+        p_value = float(ttest_ind(window, reference, equal_var=False).pvalue)
+    return EstimateChange(reference_rate, n_ref, estimate.rate - reference_rate, p_value, TEST)

@@ -36,6 +36,7 @@ TEST_NAMES = {
     "two_proportion_z": "two-proportion z",
     "fisher_exact": "Fisher's exact",
     "mannwhitneyu": "Mann–Whitney U",
+    "welch_t": "Welch's t",
 }
 EXAMPLE_COLUMNS = 3
 

@@ -227,7 +227,7 @@ class JudgeCalibrations:
                     reason=estimate.reason,
                     calibration=fitted.scope,
                 )
-            change = estimate_change(fitted.calibration, (reference or {}).get(evaluator_id, ()), estimate)
+            change = estimate_change(fitted.calibration, (reference or {}).get(evaluator_id, ()), scores, estimate)
             out[evaluator_id] = JudgeEstimate(estimate, fitted.scope, fitted.model_pairs, change)
         return out
 

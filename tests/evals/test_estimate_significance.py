@@ -211,7 +211,7 @@ class TestEstimatePerModelAndVersion:
                 "model", 100, 300,
             )  # fmt: skip
             assert details["reference"] == pytest.approx(reference, abs=1e-9)
-            assert details["test"] == "two_proportion_z"
+            assert details["test"] == "welch_t"
         assert low["p_value"] < 0.01 and low["flagged"]
         assert same["p_value"] > 0.01 and not same["flagged"]
         model_wide = estimated(api, headers, "chat")
@@ -307,7 +307,7 @@ def test_window_and_model_pages_show_the_estimate(
     assert cells[0:2] == ["estimated thumbs up rate", "relevance"]
     assert cells[4] == "200 vs 300"  # judged calls: the window's and the reference's
     assert float(cells[5]) < 0.01
-    assert (cells[6], cells[7]) == ("two-proportion z", "worse")
+    assert (cells[6], cells[7]) == ("Welch's t", "worse")
     assert "Platt fit on 300 calls with both, this model's own" in cells[8]
     score = browser.find_element(By.CSS_SELECTOR, "#quality-tests tr[data-metric='score_mean']")
     assert "Mann–Whitney U" in score.text
