@@ -11,7 +11,7 @@ from functools import partial
 
 from schemas.privacy import DetectorName, RedactionPolicy
 from schemas.records import FeedbackRecord, InferenceRecord
-from streams.privacy import detectors
+from streams.privacy import detectors, scan
 from streams.privacy.detectors import Span
 
 Detector = Callable[..., list[Span]]  # (text) -> spans; the detectors of numbers take ``areas=`` too
@@ -31,22 +31,34 @@ _NEED_DIGITS: frozenset[DetectorName] = frozenset({"card", "iban", "phone", "ip"
 
 
 class Redactor:
-    """A ``RedactionPolicy`` ready to run: detectors in priority order, the HMAC key for pseudonyms.
+    """A ``RedactionPolicy`` ready to run: detectors in priority order, the HMAC key for pseudonyms, the
+    first pass (``scan.Scanner``: one hyperscan scan) that decides which detectors run on a text.
 
     ``findings`` counts what was found by kind (never the values), for logs and metrics.
     """
 
-    def __init__(self, policy: RedactionPolicy, *, key: bytes | None = None, phone_region: str = "US") -> None:
+    def __init__(
+        self, policy: RedactionPolicy, *, key: bytes | None = None, phone_region: str = "US", first_pass: bool = True
+    ) -> None:
         if policy.mode == "pseudonymize" and not key:
             raise ValueError("pseudonymize needs a key (LOOPWATCH_REDACTION_KEY)")
         self.policy = policy
         self._key = key or b""
         found: list[tuple[Detector, bool]] = []  # (detector, finds nothing in a text without digits)
+        candidates: list[tuple[str, tuple[re.Pattern[str], ...]]] = []  # the first pass's, per detector
         for name in detectors_in_order(policy.detectors):
             detect = partial(detectors.phones, region=phone_region) if name == "phone" else _BUILT_IN[name]
             found.append((detect, name in _NEED_DIGITS))
-        found += [(detectors.pattern(re.compile(custom.regex), custom.name), False) for custom in policy.custom]
+            candidates.append((name, detectors.CANDIDATES[name]))
+        for custom in policy.custom:
+            regex = re.compile(custom.regex)
+            found.append((detectors.pattern(regex, custom.name), False))
+            candidates.append((custom.name, (regex,)))
         self._detectors = found
+        # without the first pass every detector runs on every text: ``re`` alone, the reference the
+        # first pass is tested against
+        self._scanner = scan.scanner(tuple(candidates)) if found and first_pass else None
+        self._all = set(range(len(found)))
         self.active = policy.mode != "off" and bool(found) and bool(policy.fields)
         fields = set(policy.fields)
         self._prompt = self.active and "prompt" in fields
@@ -59,13 +71,19 @@ class Redactor:
     def spans(self, text: str) -> list[Span]:
         """What the policy's detectors find in ``text``, without overlaps."""
         found: list[Span] = []
+        # one hyperscan pass: which detectors' candidates occur in the text at all (most texts: none)
+        hits = self.candidates(text)
+        if not hits:
+            return found
         # once per text (and again after a find changed it): where card, IBAN, phone and IPv4 patterns
         # run; none finds anything without a digit (an IPv6 address without one, "dead::beef", has colons)
         marks = detectors.digit_marks(text)
         areas: detectors.Areas | None = detectors.areas_of(marks)
         digits = bool(areas) or ":" in text
         scan = text
-        for detect, needs_digits in self._detectors:
+        for index, (detect, needs_digits) in enumerate(self._detectors):
+            if index not in hits:
+                continue
             if not needs_digits:
                 spans = detect(scan)
             elif digits:
@@ -78,6 +96,10 @@ class Redactor:
                 found += spans
                 scan, marks, areas = _blank(scan, spans), _blank_marks(marks, spans), None
         return detectors.resolve(found, text) if found else found
+
+    def candidates(self, text: str) -> set[int]:
+        """The detectors (their indices, in priority order) the first pass finds a candidate for in ``text``."""
+        return self._scanner.hits(text) if self._scanner is not None else self._all
 
     def token(self, kind: str, value: str) -> str:
         """The placeholder of one finding under this policy's mode."""
