@@ -19,7 +19,7 @@ import bisect
 import functools
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Literal, NamedTuple
 
 import phonenumbers
@@ -100,10 +100,17 @@ def _starts_word(text: str, start: int) -> bool:
     return start == 0 or not text[start - 1].isalnum()
 
 
-def secrets(text: str) -> list[Span]:
+def secrets(text: str, formats: Collection[int] | None = None) -> list[Span]:
     """Well-known API key and token formats (AWS, GitHub, GitLab, OpenAI, Anthropic, Stripe, Slack,
-    Google, loopwatch), JSON web tokens and PEM private keys."""
+    Google, loopwatch), JSON web tokens and PEM private keys. ``formats``: the only formats (indices in
+    ``CANDIDATES["secret"]``) that may occur in the text, as the first pass found (then their markers
+    are not looked for again)."""
     spans = []
+    if formats is not None:
+        for index in sorted(formats):
+            regex = _SECRETS[index][1]
+            spans += [Span(m.start(), m.end(), "SECRET") for m in regex.finditer(text) if _starts_word(text, m.start())]
+        return spans  # in the order of the formats, as below
     separated = "_" in text or "-" in text  # every marker but AKIA, AIza and eyJ holds one
     for markers, regex in _SECRETS:
         if (separated or markers[0] in _UNSEPARATED) and any(_has(text, marker) for marker in markers):

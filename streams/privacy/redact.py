@@ -45,15 +45,25 @@ class Redactor:
         self.policy = policy
         self._key = key or b""
         found: list[tuple[Detector, bool]] = []  # (detector, finds nothing in a text without digits)
-        candidates: list[tuple[str, tuple[re.Pattern[str], ...]]] = []  # the first pass's, per detector
+        candidates: list[tuple[str, tuple[re.Pattern[str], ...]]] = []  # the first pass's groups of patterns
+        self._owners: list[tuple[int, int]] = []  # per group: its detector, and which secret format (else -1)
+        self._secret = -1  # the secrets detector's index
         for name in detectors_in_order(policy.detectors):
             detect = partial(detectors.phones, region=phone_region) if name == "phone" else _BUILT_IN[name]
+            if name == "secret":  # a group per format: only the formats found run
+                self._secret = len(found)
+                for index, regex in enumerate(detectors.CANDIDATES[name]):
+                    candidates.append((name, (regex,)))
+                    self._owners.append((len(found), index))
+            else:
+                candidates.append((name, detectors.CANDIDATES[name]))
+                self._owners.append((len(found), -1))
             found.append((detect, name in _NEED_DIGITS))
-            candidates.append((name, detectors.CANDIDATES[name]))
         for custom in policy.custom:
             regex = re.compile(custom.regex)
-            found.append((detectors.pattern(regex, custom.name), False))
             candidates.append((custom.name, (regex,)))
+            self._owners.append((len(found), -1))
+            found.append((detectors.pattern(regex, custom.name), False))
         self._detectors = found
         # without the first pass every detector runs on every text: ``re`` alone, the reference the
         # first pass is tested against
@@ -72,7 +82,7 @@ class Redactor:
         """What the policy's detectors find in ``text``, without overlaps."""
         found: list[Span] = []
         # one hyperscan pass: which detectors' candidates occur in the text at all (most texts: none)
-        hits = self.candidates(text)
+        hits, formats = self._first_pass(text)
         if not hits:
             return found
         # once per text (and again after a find changed it): where card, IBAN, phone and IPv4 patterns
@@ -84,7 +94,9 @@ class Redactor:
         for index, (detect, needs_digits) in enumerate(self._detectors):
             if index not in hits:
                 continue
-            if not needs_digits:
+            if index == self._secret and formats is not None:
+                spans = detectors.secrets(scan, formats)
+            elif not needs_digits:
                 spans = detect(scan)
             elif digits:
                 if areas is None:
@@ -99,7 +111,17 @@ class Redactor:
 
     def candidates(self, text: str) -> set[int]:
         """The detectors (their indices, in priority order) the first pass finds a candidate for in ``text``."""
-        return self._scanner.hits(text) if self._scanner is not None else self._all
+        return self._first_pass(text)[0]
+
+    def _first_pass(self, text: str) -> tuple[set[int], set[int] | None]:
+        """The detectors to run on ``text`` and the secret formats that may occur in it (None: all)."""
+        if self._scanner is None:
+            return self._all, None
+        groups = self._scanner.hits(text)
+        if not groups:
+            return groups, None
+        owners = self._owners
+        return {owners[group][0] for group in groups}, {owners[group][1] for group in groups if owners[group][1] >= 0}
 
     def token(self, kind: str, value: str) -> str:
         """The placeholder of one finding under this policy's mode."""
