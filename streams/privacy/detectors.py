@@ -186,8 +186,17 @@ _GROUP = re.compile(r"\d+")
 _CARD_DIGITS = (13, 19)
 
 
+# A digit's ASCII code, doubled as Luhn does (9 subtracted from two-digit results), plus 48: so the sum
+# of a translated string's bytes, less 48 per byte, is the sum of the doubled digits.
+_LUHN_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
+
+
 def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum of a string of digits."""
+    """The Luhn checksum of a string of digits (ASCII ones summed in C: bytes, a translate table, ``sum``;
+    other digits ``\\d`` matched as their code point less 48, as they always were)."""
+    if digits.isascii():
+        backwards = digits[::-1].encode("ascii")
+        return (sum(backwards[::2]) + sum(backwards[1::2].translate(_LUHN_DOUBLED)) - 48 * len(backwards)) % 10 == 0
     total = 0
     for index, char in enumerate(reversed(digits)):
         value = ord(char) - 48
@@ -200,28 +209,33 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _windows(
-    text: str, run: re.Match[str], fewest: int, most: int, accept: Callable[[int, int], bool]
+    text: str, run: re.Match[str], fewest: int, most: int, accept: Callable[[int, int, int], bool]
 ) -> list[tuple[int, int]]:
     """Left to right over the digit groups of ``run``: from each group, the longest stretch of whole
-    consecutive groups holding ``fewest``–``most`` digits that ``accept(start, end)`` takes; after a
-    hit, on from the group after it."""
-    groups = [(m.start(), m.end()) for m in _GROUP.finditer(text, run.start(), run.end())]
+    consecutive groups holding ``fewest``–``most`` digits that ``accept(start, end, digits)`` takes;
+    after a hit, on from the group after it."""
+    groups = [m.span() for m in _GROUP.finditer(text, run.start(), run.end())]
+    if sum(end - start for start, end in groups) < fewest:
+        return []
     found: list[tuple[int, int]] = []
     first = 0
     while first < len(groups):
-        ends, count = [], 0
+        ends: list[tuple[int, int]] = []
+        count = 0
         for last in range(first, len(groups)):
             count += groups[last][1] - groups[last][0]
             if count > most:
                 break
             if count >= fewest:
-                ends.append(last)
-        hit = next((last for last in reversed(ends) if accept(groups[first][0], groups[last][1])), None)
-        if hit is None:
-            first += 1
+                ends.append((last, count))
+        start = groups[first][0]
+        for last, count in reversed(ends):
+            if accept(start, groups[last][1], count):
+                found.append((start, groups[last][1]))
+                first = last + 1
+                break
         else:
-            found.append((groups[first][0], groups[hit][1]))
-            first = hit + 1
+            first += 1
     return found
 
 
@@ -231,7 +245,7 @@ def cards(text: str, areas: Areas | None = None) -> list[Span]:
     if not areas:
         return []
 
-    def card(start: int, end: int) -> bool:
+    def card(start: int, end: int, count: int) -> bool:
         digits = text[start:end].replace(" ", "").replace("-", "")
         return _bounded(text, start, end) and luhn_valid(digits) and bool(digits.strip("0"))
 
@@ -328,12 +342,12 @@ def phones(text: str, region: str = "US", areas: Areas | None = None) -> list[Sp
 
     national = _national_lengths(region)
 
-    def valid(start: int, end: int) -> bool:
+    def valid(start: int, end: int, digits: int) -> bool:
         if not _bounded(text, start, end):
             return False
         if start and text[start - 1] in "+(":  # the country code's plus, a bracketed area code
             start -= 1
-        if text[start] != "+" and sum(char.isdigit() for char in text[start:end]) not in national:
+        if text[start] != "+" and digits not in national:
             return False  # no parse needed: no number of the region has this many digits
         candidate = text[start:end]
         if candidate.count(".") >= 3:  # a dotted quad is an IP address, not a phone number
