@@ -91,6 +91,7 @@ class Redactor:
         areas: detectors.Areas | None = detectors.areas_of(marks)
         digits = bool(areas) or ":" in text
         scan = text
+        last = max(hits)  # no need to blank what the last detector to run found
         for index, (detect, needs_digits) in enumerate(self._detectors):
             if index not in hits:
                 continue
@@ -106,7 +107,8 @@ class Redactor:
                 continue
             if spans:  # what a detector found is blanked for the next ones (a card is no phone number)
                 found += spans
-                scan, marks, areas = _blank(scan, spans), _blank_marks(marks, spans), None
+                if index < last:
+                    scan, marks, areas = _blank(scan, spans), _blank_marks(marks, spans), None
         return detectors.resolve(found, text) if found else found
 
     def candidates(self, text: str) -> set[int]:
