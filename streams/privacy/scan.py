@@ -183,8 +183,13 @@ class Scanner:
                     self._non_ascii.add(group)
         self._database: hyperscan.Database | None = None
         if forms:
-            self._database = hyperscan.Database()
-            self._database.compile(expressions=forms, ids=ids, elements=len(forms), flags=flags)
+            database = hyperscan.Database()
+            try:
+                database.compile(expressions=forms, ids=ids, elements=len(forms), flags=flags)
+                self._database = database
+            except hyperscan.error as exc:  # each compiled alone; together too large: every detector runs
+                log.warning("redaction_first_pass_not_compiled", engine="hyperscan", fallback="re", reason=str(exc))
+                self._always.update(range(len(groups)))
         self._local = threading.local()  # hyperscan scratch space is per thread (scans release the GIL)
 
     def hits(self, text: str) -> set[int]:
