@@ -13,7 +13,7 @@ from msgspec import UNSET
 
 from schemas.privacy import DetectorName, RedactionPolicy
 from schemas.records import FeedbackRecord, InferenceRecord
-from streams.privacy import detectors
+from streams.privacy import detectors, scan
 from streams.privacy.detectors import Span
 
 Detector = Callable[..., list[Span]]  # (text) -> spans; the detectors of numbers take ``areas=`` too
@@ -33,22 +33,44 @@ _NEED_DIGITS: frozenset[DetectorName] = frozenset({"card", "iban", "phone", "ip"
 
 
 class Redactor:
-    """A ``RedactionPolicy`` ready to run: detectors in priority order, the HMAC key for pseudonyms.
+    """A ``RedactionPolicy`` ready to run: detectors in priority order, the HMAC key for pseudonyms, the
+    first pass (``scan.Scanner``: one hyperscan scan) that decides which detectors run on a text.
 
     ``findings`` counts what was found by kind (never the values), for logs and metrics.
     """
 
-    def __init__(self, policy: RedactionPolicy, *, key: bytes | None = None, phone_region: str = "US") -> None:
+    def __init__(
+        self, policy: RedactionPolicy, *, key: bytes | None = None, phone_region: str = "US", first_pass: bool = True
+    ) -> None:
         if policy.mode == "pseudonymize" and not key:
             raise ValueError("pseudonymize needs a key (LOOPWATCH_REDACTION_KEY)")
         self.policy = policy
         self._key = key or b""
         found: list[tuple[Detector, bool]] = []  # (detector, finds nothing in a text without digits)
+        candidates: list[tuple[str, tuple[re.Pattern[str], ...]]] = []  # the first pass's groups of patterns
+        self._owners: list[tuple[int, int]] = []  # per group: its detector, and which secret format (else -1)
+        self._secret = -1  # the secrets detector's index
         for name in detectors_in_order(policy.detectors):
             detect = partial(detectors.phones, region=phone_region) if name == "phone" else _BUILT_IN[name]
+            if name == "secret":  # a group per format: only the formats found run
+                self._secret = len(found)
+                for index, regex in enumerate(detectors.CANDIDATES[name]):
+                    candidates.append((name, (regex,)))
+                    self._owners.append((len(found), index))
+            else:
+                candidates.append((name, detectors.CANDIDATES[name]))
+                self._owners.append((len(found), -1))
             found.append((detect, name in _NEED_DIGITS))
-        found += [(detectors.pattern(re.compile(custom.regex), custom.name), False) for custom in policy.custom]
+        for custom in policy.custom:
+            regex = re.compile(custom.regex)
+            candidates.append((custom.name, (regex,)))
+            self._owners.append((len(found), -1))
+            found.append((detectors.pattern(regex, custom.name), False))
         self._detectors = found
+        # without the first pass every detector runs on every text: ``re`` alone, the reference the
+        # first pass is tested against
+        self._scanner = scan.scanner(tuple(candidates)) if found and first_pass else None
+        self._all = set(range(len(found)))
         self.active = policy.mode != "off" and bool(found) and bool(policy.fields)
         fields = set(policy.fields)
         self._prompt = self.active and "prompt" in fields
@@ -61,14 +83,23 @@ class Redactor:
     def spans(self, text: str) -> list[Span]:
         """What the policy's detectors find in ``text``, without overlaps."""
         found: list[Span] = []
+        # one hyperscan pass: which detectors' candidates occur in the text at all (most texts: none)
+        hits, formats = self._first_pass(text)
+        if not hits:
+            return found
         # once per text (and again after a find changed it): where card, IBAN, phone and IPv4 patterns
         # run; none finds anything without a digit (an IPv6 address without one, "dead::beef", has colons)
         marks = detectors.digit_marks(text)
         areas: detectors.Areas | None = detectors.areas_of(marks)
         digits = bool(areas) or ":" in text
         scan = text
-        for detect, needs_digits in self._detectors:
-            if not needs_digits:
+        last = max(hits)  # no need to blank what the last detector to run found
+        for index, (detect, needs_digits) in enumerate(self._detectors):
+            if index not in hits:
+                continue
+            if index == self._secret and formats is not None:
+                spans = detectors.secrets(scan, formats)
+            elif not needs_digits:
                 spans = detect(scan)
             elif digits:
                 if areas is None:
@@ -78,8 +109,23 @@ class Redactor:
                 continue
             if spans:  # what a detector found is blanked for the next ones (a card is no phone number)
                 found += spans
-                scan, marks, areas = _blank(scan, spans), _blank_marks(marks, spans), None
+                if index < last:
+                    scan, marks, areas = _blank(scan, spans), _blank_marks(marks, spans), None
         return detectors.resolve(found, text) if found else found
+
+    def candidates(self, text: str) -> set[int]:
+        """The detectors (their indices, in priority order) the first pass finds a candidate for in ``text``."""
+        return self._first_pass(text)[0]
+
+    def _first_pass(self, text: str) -> tuple[set[int], set[int] | None]:
+        """The detectors to run on ``text`` and the secret formats that may occur in it (None: all)."""
+        if self._scanner is None:
+            return self._all, None
+        groups = self._scanner.hits(text)
+        if not groups:
+            return groups, None
+        owners = self._owners
+        return {owners[group][0] for group in groups}, {owners[group][1] for group in groups if owners[group][1] >= 0}
 
     def token(self, kind: str, value: str) -> str:
         """The placeholder of one finding under this policy's mode."""

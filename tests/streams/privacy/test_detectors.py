@@ -140,3 +140,18 @@ def test_valid_phone_is_remembered() -> None:
         Span(25, 41, "PHONE"),
     ]
     assert detectors.valid_phone.cache_info().hits == 1
+
+
+def _luhn_by_digit(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = (ord(char) - 48) * (2 if index % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(digits=st.text(alphabet="0123456789", min_size=1, max_size=25))
+def test_luhn_summed_in_c_is_luhn(digits: str) -> None:
+    """The byte-table Luhn sum agrees with the digit-by-digit definition."""
+    assert detectors.luhn_valid(digits) == _luhn_by_digit(digits)
