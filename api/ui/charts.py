@@ -88,7 +88,10 @@ def line(
     step: timedelta | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One series over time; with ``step`` (the window or bucket length) the line breaks at gaps."""
+    """One series over time; with ``step`` (the window or bucket length) the line breaks at gaps (and a
+    ``customdata`` list, one item per point, gets the same gaps so each tooltip keeps its point's item)."""
+    if extra.get("customdata") is not None:
+        extra = {**extra, "customdata": with_gaps(xs, extra["customdata"], step)[1]}
     xs, ys = with_gaps(xs, ys, step)
     return {
         "type": "scatter",

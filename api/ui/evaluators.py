@@ -214,12 +214,12 @@ async def _detail(
     ui: Ui, evaluator_id: str, preview: list[Any] | None = None, days: int = PERIODS[0], model: str = ""
 ) -> Response:
     evaluations = _evaluations(ui)
+    evaluator = await asyncio.to_thread(found_evaluator, evaluations, ui.project, evaluator_id)  # 404 first
     models = await asyncio.to_thread(model_names, evaluations.storage, ui.project)
     if model and model not in models:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"model: no calls of model {model!r} in this project"
         )
-    evaluator = await asyncio.to_thread(found_evaluator, evaluations, ui.project, evaluator_id)
     rows = await asyncio.to_thread(queue.of_evaluator, evaluations.storage, ui.project, evaluator_id, 50)
     counts = await asyncio.to_thread(queue.counts, evaluations.storage, ui.project, evaluator_id)
     over = await asyncio.to_thread(evaluations.budgets.over, evaluator)

@@ -61,15 +61,19 @@ class Redactor:
                 candidates.append((name, detectors.CANDIDATES[name]))
                 self._owners.append((len(found), -1))
             found.append((detect, name in _NEED_DIGITS))
+        # A project's own regexes run with ``re`` on every text, never behind the first pass: rewriting
+        # any Python pattern into one hyperscan matches at least as widely (escapes of non-ASCII
+        # characters, ``{,n}``, comments, inline flags, ...) is a parser of Python's regex syntax to get
+        # right for every input, and a miss would store a customer's value in clear. The built-in
+        # candidates are a fixed set, proven equal to ``re`` by tests/streams/privacy/test_scan.py.
+        self._custom: set[int] = set()
         for custom in policy.custom:
-            regex = re.compile(custom.regex)
-            candidates.append((custom.name, (regex,)))
-            self._owners.append((len(found), -1))
-            found.append((detectors.pattern(regex, custom.name), False))
+            self._custom.add(len(found))
+            found.append((detectors.pattern(re.compile(custom.regex), custom.name), False))
         self._detectors = found
         # without the first pass every detector runs on every text: ``re`` alone, the reference the
         # first pass is tested against
-        self._scanner = scan.scanner(tuple(candidates)) if found and first_pass else None
+        self._scanner = scan.scanner(tuple(candidates)) if candidates and first_pass else None
         self._all = set(range(len(found)))
         self.active = policy.mode != "off" and bool(found) and bool(policy.fields)
         fields = set(policy.fields)
@@ -123,9 +127,11 @@ class Redactor:
             return self._all, None
         groups = self._scanner.hits(text)
         if not groups:
-            return groups, None
+            return set(self._custom), None
         owners = self._owners
-        return {owners[group][0] for group in groups}, {owners[group][1] for group in groups if owners[group][1] >= 0}
+        return {owners[group][0] for group in groups} | self._custom, {
+            owners[group][1] for group in groups if owners[group][1] >= 0
+        }
 
     def token(self, kind: str, value: str) -> str:
         """The placeholder of one finding under this policy's mode."""

@@ -1,6 +1,7 @@
 """The first pass of redaction: one hyperscan scan of a text tells which detectors may find anything in it.
 
-Every detector's candidate patterns (``detectors.CANDIDATES``, a project's own regexes) are compiled into
+Every built-in detector's candidate patterns (``detectors.CANDIDATES``; a project's own regexes always
+run with ``re``, see ``redact.Redactor``) are compiled into
 one hyperscan database, each pattern reporting its first match only (``HS_FLAG_SINGLEMATCH``): a text
 costs one call into C, and a detector whose candidates never match is not run. Python's ``re`` stays
 the definition of what a detector finds; hyperscan only has to match *at least* what ``re`` matches,
@@ -168,8 +169,11 @@ class Scanner:
         self._non_ascii: set[int] = set()  # groups run on every non-ASCII text
         for group, (name, patterns) in enumerate(groups):
             for regex in patterns:
-                form, exact = hyperscan_form(regex.pattern) if regex.pattern.isascii() else ("", False)
-                reason = _compiles(form, _flags(regex)) if regex.pattern.isascii() else "non-ASCII pattern"
+                try:
+                    form, exact = hyperscan_form(regex.pattern) if regex.pattern.isascii() else ("", False)
+                    reason = _compiles(form, _flags(regex)) if regex.pattern.isascii() else "non-ASCII pattern"
+                except ValueError as exc:  # a syntax the rewrite does not follow: run it with re
+                    reason = str(exc)
                 if reason is not None:
                     log.warning(
                         "redaction_pattern_not_compiled", kind=name, engine="hyperscan", fallback="re", reason=reason

@@ -1,7 +1,7 @@
 """Platt calibration of a judge's scores to thumbs: the fit matches statsmodels' binomial GLM on Platt's
 targets, the window estimate covers the thumbs it was not fitted on, no estimate is made up, and the
-estimate's change against the reference is statsmodels' two-proportion z-test (scipy's Fisher test for small
-counts) on the judged calls, which holds its false-alarm rate."""
+estimate's change against the reference is Welch's t-test on the predicted probabilities (statsmodels'
+``ttest_ind``), which holds its false-alarm rate and finds more than a two-proportion test would."""
 
 from __future__ import annotations
 

@@ -27,6 +27,11 @@ class TestLines:
         xs = [T0 + i * STEP for i in range(4)]
         assert None not in charts.line("calls", xs, [1.0, 2.0, 3.0, 4.0], 0, STEP)["y"]
 
+    def test_tooltip_data_breaks_with_its_line(self) -> None:
+        xs = [T0, T0 + STEP, T0 + 5 * STEP]
+        trace = charts.line("estimate", xs, [0.5, 0.6, 0.7], 0, STEP, customdata=[100, 200, 300])
+        assert trace["customdata"] == [100, 200, None, 300]  # each point keeps its own sample size
+
     def test_bands_break_with_their_line(self) -> None:
         traces = charts.band("thumbs", [T0, T0 + 3 * STEP], [0.1, 0.2], [0.5, 0.6], 0, STEP)
         assert [t["y"] for t in traces] == [[0.5, None, 0.6], [0.1, None, 0.2]]
