@@ -301,7 +301,7 @@ class MonitorSpec(_Strict):
             raise _error(
                 "bad_dimension",
                 f"{metric!r} dimensions are '' or '*' (every field and kind), a field (prompt, response, tags, "
-                "features) or a field and a kind in capitals ('response.EMAIL')",
+                "features, correction, comment) or a field and a kind in capitals ('response.EMAIL')",
             )
         return value
 
