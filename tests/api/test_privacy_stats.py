@@ -381,3 +381,92 @@ class TestSealedFeedback:
             }
             storage = api.services.storage
         storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+
+
+def _send_routes(api: Api, headers: dict[str, str], model: str, events: list[tuple[str, str, int]]) -> None:
+    """(route tag, response, seconds after START) per call."""
+    body = [
+        {
+            "event_id": f"{model}-{i}",
+            "model": model,
+            "response": text,
+            "tags": {"route": route},
+            "timestamp": (START + timedelta(seconds=offset)).isoformat(),
+        }
+        for i, (route, text, offset) in enumerate(events)
+    ]
+    assert api.client.post("/v1/inferences", json=body, headers=headers).status_code == 202
+
+
+LEAK = "Write to ana.silva@example.com"
+
+
+class TestDerivedMonitors:
+    """Privacy monitors per tag value (``group_by``) and over a rolling range (``window``), from the calls'
+    stored counts, through the normal alert path."""
+
+    def test_group_by_route_names_the_leaking_route_only(self, api: Api) -> None:
+        headers = api.key("shop")
+        with WebhookReceiver(secret=SECRET) as hook:
+            monitor = {
+                **LEAK_MONITOR,
+                "dimension": "response.EMAIL",
+                "group_by": "route",
+                "condition": {"type": "threshold", "operator": "gt", "value": 0.2},
+                "channels": [{"type": "webhook", "url": hook.url, "secret": SECRET}],
+            }
+            assert api.client.post("/v1/monitors", json=monitor, headers=headers).status_code == 201
+            calls = [("/chat", LEAK if i < 3 else "Sure.", i) for i in range(5)]
+            calls += [("/search", LEAK if i == 0 else "Found it.", 10 + i) for i in range(5)]  # 0.2: not above
+            calls += [("/help", "Call +1 415 555 2671", 20 + i) for i in range(5)]  # phones, no e-mail
+            _send_routes(api, headers, "bot", calls)
+            _close_all(api)
+            (request,) = hook.wait_for(1, timeout=20)
+        assert request.verified
+        assert request.json["metric"] == "share_with_pii"
+        (alert,) = api.client.get("/v1/alerts", headers=headers).json()
+        assert alert["entities"] == ["route=/chat"]
+        assert [(e["entity"], e["value"]) for e in alert["details"]["entities"]] == [("route=/chat", 0.6)]
+
+    def test_rolling_hour_sums_windows_no_single_one_breaches(self, api: Api) -> None:
+        headers = api.key("shop")
+        with WebhookReceiver(secret=SECRET) as hook:
+            monitor = {
+                **LEAK_MONITOR,
+                "metric": "entity_count",
+                "dimension": "response.EMAIL",
+                "window": "1h",
+                "condition": {"type": "threshold", "operator": "gt", "value": 2},
+                "channels": [{"type": "webhook", "url": hook.url, "secret": SECRET}],
+            }
+            assert api.client.post("/v1/monitors", json=monitor, headers=headers).status_code == 201
+            # two 60 s windows, two e-mail addresses each: 2 per window, 4 over the hour
+            calls = [("/chat", LEAK, offset) for offset in (1, 2, 61, 62)] + [("/chat", "Sure.", 3)]
+            _send_routes(api, headers, "bot", calls)
+            _close_all(api)
+            (request,) = hook.wait_for(1, timeout=20)
+        assert request.verified
+        assert (request.json["metric"], request.json["value"]) == ("entity_count", 4.0)
+        assert request.json["window_start"].startswith("2025-03-04T10:01:00")
+        per_window = api.client.get(
+            "/v1/stats/privacy",
+            params={"model": "bot", "metric": "entity_count", "dimension": "response.EMAIL"},
+            headers=headers,
+        ).json()
+        assert [row["value"] for row in per_window] == [2.0, 2.0]
+        assert len(api.client.get("/v1/alerts", headers=headers).json()) == 1
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"group_by": "route", "dimension": ""}, "names one field of the calls"),
+            ({"group_by": "route", "dimension": "correction"}, "names one field of the calls"),
+            ({"window": "24h", "dimension": "comment.EMAIL"}, "names one field of the calls"),
+        ],
+    )
+    def test_a_derived_privacy_monitor_names_a_field_of_the_calls(
+        self, api: Api, change: dict[str, str], message: str
+    ) -> None:
+        response = api.client.post("/v1/monitors", json={**LEAK_MONITOR, **change}, headers=api.key("shop"))
+        assert response.status_code == 422
+        assert message in response.text
