@@ -685,6 +685,8 @@ class MonitorEngine:
             ]
             details["breaching_entities"] = total
             summary = entity_words(ordered, condition=condition, threshold=threshold, total=total)
+            if monitor.family == "privacy":  # the rows are named by tag value: say which field and kind
+                summary += f" (of {monitor.dimension})"
         if monitor.window is not None:
             details["window"] = monitor.window
             summary += f" over the last {monitor.window}"

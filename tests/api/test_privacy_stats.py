@@ -424,6 +424,7 @@ class TestDerivedMonitors:
             (request,) = hook.wait_for(1, timeout=20)
         assert request.verified
         assert request.json["metric"] == "share_with_pii"
+        assert request.json["summary"] == "1 route value with share_with_pii > 0.2: /chat 0.6 (of response.EMAIL)"
         (alert,) = api.client.get("/v1/alerts", headers=headers).json()
         assert alert["entities"] == ["route=/chat"]
         assert [(e["entity"], e["value"]) for e in alert["details"]["entities"]] == [("route=/chat", 0.6)]
