@@ -20,6 +20,7 @@ from api.ui import charts
 from api.ui.web import UiDep, UiRoute, parse_moment
 from detectors import CategoricalReference, NumericReference
 from detectors.text_descriptors import YES_NO_DESCRIPTORS
+from schemas.records import FEEDBACK_TEXT_FIELDS
 from streams.delivery.wording import P_VALUE_TESTS, column_change, family_words
 from streams.runtime import Runtime
 
@@ -29,6 +30,12 @@ StartPath = Annotated[str, Path(min_length=1, max_length=64)]
 DISTRIBUTIONS = 6
 DESCRIPTOR_PREFIXES = ("prompt.", "response.")
 EXAMPLE_COLUMNS = 3
+
+
+def _privacy_order(row: dict[str, Any]) -> tuple[bool, bool, str]:
+    """The calls' own fields first, then the feedback texts on them; per group, totals before kinds."""
+    dimension = row["dimension"]
+    return dimension.split(".", 1)[0] in FEEDBACK_TEXT_FIELDS, "." in dimension, dimension
 
 
 def _start(text: str) -> datetime:
@@ -162,7 +169,7 @@ def window_data(runtime: Runtime, project: str, model: str, start: datetime, col
         "columns": columns,
         "families": families,
         "dataset": dataset,
-        "privacy": sorted(privacy, key=lambda r: ("." in r["dimension"], r["dimension"])),
+        "privacy": sorted(privacy, key=_privacy_order),
         "distributions": distributions,
         "descriptors": descriptors,
         "rows": current.rows,
