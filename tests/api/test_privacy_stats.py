@@ -338,6 +338,17 @@ class TestFeedbackTexts:
         per_version = _stats(api, headers, "bot", "share_with_pii", model_version="v1", dimension="correction")
         assert per_version == {"correction": pytest.approx(0.5)}
 
+    def test_a_late_correction_alone_is_counted(self, api: Api) -> None:
+        """No thumbs, rating, score or label: the window's quality stays empty, its privacy rows do not."""
+        headers = api.key("shop")
+        _send(api, headers, "bot", ["Sure, done."] * 2)
+        _close_all(api)
+        _send_feedback(api, headers, [CORRECTIONS[0]])
+        api.client.portal.call(api.wait_written_stats)  # type: ignore[union-attr]
+        assert _stats(api, headers, "bot", "entity_count", dimension="correction.EMAIL") == {"correction.EMAIL": 1.0}
+        quality = api.client.get("/v1/stats/quality", params={"model": "bot"}, headers=headers)
+        assert quality.json() == []
+
     def test_a_sender_cannot_plant_counts(self, api: Api) -> None:
         forged = {"inference_id": "i-1", "kind": "correction", "text": "fine", "pii": {"correction": 9}}
         response = api.client.post("/v1/feedback", json=forged, headers=api.key("shop"))
