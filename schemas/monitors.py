@@ -47,6 +47,7 @@ from schemas.stats import (
     DRIFT_FAMILIES,
     METRICS,
     PII_DIMENSION,
+    PII_FIELDS,
     DimensionKind,
     Family,
     MetricSpec,
@@ -176,7 +177,29 @@ GROUP_BY_METRICS: dict[str, tuple[str, ...]] = {
 ROLLING_METRICS: dict[str, tuple[str, ...]] = dict(GROUP_BY_METRICS)
 # per entity also the share of thumbs-up among the entity's calls that got a thumb
 GROUP_BY_METRICS["quality"] = ("thumbs_up_rate",)
+# privacy per entity and over a rolling range, from the calls' stored counts: of one field or field and kind
+PRIVACY_DERIVED_METRICS = ("share_with_pii", "entity_count", "scanned_events")
+GROUP_BY_METRICS["privacy"] = ROLLING_METRICS["privacy"] = PRIVACY_DERIVED_METRICS
 TagKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+
+
+def _derived_dimension(code: str, what: str, family: str, info: ValidationInfo) -> None:
+    """A group_by or rolling monitor's dimension: '' (the model total) except for privacy, whose derived
+    statistics are of one field of the calls or one field and kind (the calls' stored counts: feedback
+    texts, ``correction`` and ``comment``, belong to no call's tags and have no rolling value)."""
+    dimension = info.data.get("dimension")
+    if dimension is None:
+        return
+    if family != "privacy":
+        if dimension not in ("", ANY):
+            raise _error(code, f"{what}: leave dimension ''")
+        return
+    if dimension.split(".", 1)[0] not in PII_FIELDS:
+        raise _error(
+            code,
+            f"{what}: a privacy monitor names one field of the calls ({', '.join(PII_FIELDS)}) or a field "
+            "and a kind ('response.EMAIL') as its dimension",
+        )
 
 
 _DIMENSIONS: dict[DimensionKind, dict[str, Any]] = {
@@ -301,7 +324,7 @@ class MonitorSpec(_Strict):
             raise _error(
                 "bad_dimension",
                 f"{metric!r} dimensions are '' or '*' (every field and kind), a field (prompt, response, tags, "
-                "features) or a field and a kind in capitals ('response.EMAIL')",
+                "features, correction, comment) or a field and a kind in capitals ('response.EMAIL')",
             )
         return value
 
@@ -337,8 +360,7 @@ class MonitorSpec(_Strict):
             raise _error("not_groupable", f"group_by works for {allowed} (not {family}/{metric})")
         if not isinstance(condition, ThresholdCondition):
             raise _error("not_groupable", "group_by needs a 'threshold' or 'no_data' condition")
-        if info.data.get("dimension") not in ("", ANY):
-            raise _error("not_groupable", "group_by judges the model's events per tag value: leave dimension ''")
+        _derived_dimension("not_groupable", "group_by judges the model's events per tag value", family, info)
         return value
 
     @field_validator("window")
@@ -352,8 +374,7 @@ class MonitorSpec(_Strict):
         if metric not in ROLLING_METRICS.get(family, ()) or not isinstance(condition, ThresholdCondition):
             allowed = "; ".join(f"{f}: {', '.join(m)}" for f, m in ROLLING_METRICS.items())
             raise _error("not_rollable", f"window works with a 'threshold' condition on {allowed}")
-        if info.data.get("dimension") not in ("", ANY):
-            raise _error("not_rollable", "a rolling window judges the model total: leave dimension ''")
+        _derived_dimension("not_rollable", "a rolling window judges the model total", family, info)
         return value
 
     @field_validator("scope")

@@ -106,6 +106,8 @@ class InferenceRecord(_Record, kw_only=True):
 # Fields of a record the server fills in, which the contract (``schemas.events``) does not have: what a
 # sender puts there is replaced (``streams.privacy.Privacy.inferences``) before anything is stored.
 SERVER_FIELDS: frozenset[str] = frozenset({"pii"})
+# Feedback kinds whose text redaction counts, each as a field of the privacy statistics
+FEEDBACK_TEXT_FIELDS: tuple[str, ...] = ("correction", "comment")
 
 
 class FeedbackRecord(_Record, kw_only=True):
@@ -119,6 +121,9 @@ class FeedbackRecord(_Record, kw_only=True):
     text: Annotated[str, Meta(max_length=limits.MAX_FEEDBACK_TEXT_CHARS)] | None = None
     source: FeedbackSourceName = "user"
     user_id: OptionalName = None
+    # Set by the server's redaction, as ``InferenceRecord.pii``: what it found in a correction's or a
+    # comment's text, under the feedback's kind (``"correction": 1``, ``"correction.EMAIL": 1``).
+    pii: dict[str, int] | UnsetType | None = UNSET
 
     @property
     def numeric_value(self) -> float | None:
@@ -153,13 +158,18 @@ def _utc(value: datetime) -> datetime | None:
 
 
 class RecordDecoder(Generic[R]):
-    """JSON bytes (one object or an array) → records, or None when pydantic has to decide."""
+    """JSON bytes (one object or an array) → records, or None when pydantic has to decide.
+
+    ``server_fields``: take ``pii`` as sent (the workers' decoder of Kafka envelopes, which the API
+    publishes with its counts; ``streams.privacy`` decides whether to keep them). Otherwise a record
+    that sends it is a miss, and the contract refuses the field by name."""
 
     record: type[R]
 
-    def __init__(self) -> None:
+    def __init__(self, *, server_fields: bool = False) -> None:
         # built at run time from the subclass's record type (a value to the type checker, not a type)
         self._decoder = msgspec.json.Decoder(GenericAlias(list, (self.record,)) | self.record)
+        self._server_fields = server_fields
 
     def decode(self, raw: bytes, rules: EventTimeRules | None = None) -> list[R] | None:
         """``rules``: the server's event-time rules; an event they refuse is a miss (pydantic words it)."""
@@ -180,6 +190,16 @@ class RecordDecoder(Generic[R]):
         """Apply the pydantic model's defaults and after-validators; False = a miss."""
         raise NotImplementedError
 
+    def _server_counts(self, record: InferenceRecord | FeedbackRecord) -> bool:
+        """False when ``record`` carries ``pii`` it may not; an explicit null (envelopes from before
+        counts were left out when unset) reads as UNSET."""
+        if record.pii is not UNSET:
+            if not self._server_fields:
+                return False
+            if record.pii is None:
+                record.pii = UNSET
+        return True
+
     @staticmethod
     def _timestamp(record: InferenceRecord | FeedbackRecord, now: datetime, naive_utc: bool) -> bool:
         stamp = record.timestamp
@@ -196,23 +216,12 @@ class RecordDecoder(Generic[R]):
 
 
 class InferenceDecoder(RecordDecoder[InferenceRecord]):
-    """``server_fields``: take ``pii`` as sent (the workers' decoder of Kafka envelopes, which the API
-    publishes with its counts; ``streams.privacy`` decides whether to keep them). Otherwise an event
-    that sends it is a miss, and the contract refuses the field by name."""
-
     record = InferenceRecord
-
-    def __init__(self, *, server_fields: bool = False) -> None:
-        super().__init__()
-        self._server_fields = server_fields
 
     def _finish(self, records: list[InferenceRecord], now: datetime, *, naive_utc: bool) -> bool:
         for record in records:
-            if record.pii is not UNSET:
-                if not self._server_fields:
-                    return False
-                if record.pii is None:  # an envelope from before counts were left out when unset
-                    record.pii = UNSET
+            if not self._server_counts(record):
+                return False
             if not record.event_id:
                 record.event_id = new_id()
             if not self._timestamp(record, now, naive_utc):
@@ -225,6 +234,8 @@ class FeedbackDecoder(RecordDecoder[FeedbackRecord]):
 
     def _finish(self, records: list[FeedbackRecord], now: datetime, *, naive_utc: bool) -> bool:
         for record in records:
+            if not self._server_counts(record):
+                return False
             if not record.feedback_id:
                 record.feedback_id = new_id()
             if not self._timestamp(record, now, naive_utc):
@@ -237,7 +248,7 @@ class FeedbackDecoder(RecordDecoder[FeedbackRecord]):
 
 
 _INFERENCE_FIELDS = tuple(name for name in InferenceRecord.__struct_fields__ if name not in SERVER_FIELDS)
-_FEEDBACK_FIELDS = FeedbackRecord.__struct_fields__
+_FEEDBACK_FIELDS = tuple(name for name in FeedbackRecord.__struct_fields__ if name not in SERVER_FIELDS)
 
 
 def inference_record(event: InferenceEvent) -> InferenceRecord:

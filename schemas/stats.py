@@ -12,7 +12,7 @@ FAMILIES: tuple[Family, ...] = ("drift", "quality", "cost", "latency", "privacy"
 DimensionKind = Literal["none", "column", "score", "tag", "family", "pii"]
 # privacy dimensions: a scanned field (all kinds) or a field and a kind, ``response`` / ``response.EMAIL``
 PII_FIELDS: tuple[str, ...] = ("prompt", "response", "tags", "features")
-PII_DIMENSION = r"^(prompt|response|tags|features)(\.[A-Z][A-Z0-9_]{0,63})?$"
+PII_DIMENSION = r"^(prompt|response|tags|features|correction|comment)(\.[A-Z][A-Z0-9_]{0,63})?$"
 DRIFT_FAMILIES: tuple[str, ...] = ("features", "prompt", "response", "embedding")
 
 

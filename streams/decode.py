@@ -184,10 +184,15 @@ def unexpected_letter(source: str, exc: Exception, raw: bytes) -> DeadLetter:
     return dead_letter(source, f"unexpected error: {type(exc).__name__}: {exc}", raw)
 
 
-# What the workers decode from Kafka: as ``INFERENCES``, and the ``pii`` counts the API publishes with
+# What the workers decode from Kafka: as ``INFERENCES`` / ``FEEDBACK``, and the ``pii`` counts the API publishes with
 # its events are taken (the pipeline keeps them only from the API, see ``streams.privacy``).
 INFERENCES_FROM_KAFKA: EventKind[InferenceEvent, InferenceRecord] = EventKind(
     "inference", InferenceEvent, InferenceDecoder(server_fields=True), inference_record, "event_id"
+)
+
+
+FEEDBACK_FROM_KAFKA: EventKind[FeedbackEvent, FeedbackRecord] = EventKind(
+    "feedback", FeedbackEvent, FeedbackDecoder(server_fields=True), feedback_record, "feedback_id"
 )
 
 
@@ -200,4 +205,4 @@ def inference_decoder(
 def feedback_decoder(
     *, max_bytes: int = 16 * 1024 * 1024, times: EventTimePolicy | None = None
 ) -> EventDecoder[FeedbackEvent, FeedbackRecord]:
-    return EventDecoder(FEEDBACK, max_bytes=max_bytes, times=times)
+    return EventDecoder(FEEDBACK_FROM_KAFKA, max_bytes=max_bytes, times=times)

@@ -53,16 +53,17 @@ def _lines(rows: list[dict[str, Any]], metrics: list[tuple[str, str]], step: tim
 def _privacy(
     rows: list[dict[str, Any]], markers: list[dict[str, Any]], step: timedelta, per: str, shown: Any
 ) -> dict[str, Any]:
-    """The share of calls with personal data found at ingest, one line per scanned field."""
+    """The share of texts with personal data found at ingest, one line per scanned field (a call's, or
+    the corrections and comments on the calls)."""
     fields = sorted({r["dimension"] for r in rows if r["metric"] == "share_with_pii" and "." not in r["dimension"]})
     traces = []
     for index, field in enumerate(fields):
         xs, ys = _series(rows, "share_with_pii", field)
         traces.append(charts.line(field, xs, ys, index, step))
     return {
-        "title": f"calls with personal data found at ingest, per field, {per}",
+        "title": f"texts with personal data found at ingest, per field (a call's, or its feedback's), {per}",
         "id": "chart-privacy",
-        "figure": charts.figure(traces, y_title="share of calls", y_format=".1%", markers=markers, x_range=shown),
+        "figure": charts.figure(traces, y_title="share of texts", y_format=".1%", markers=markers, x_range=shown),
         "empty": "" if traces else "No privacy statistics: redaction is off for this project, or no window closed.",
     }
 

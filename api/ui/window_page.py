@@ -22,6 +22,7 @@ from api.ui import charts
 from api.ui.web import UiDep, UiRoute, parse_moment
 from detectors import CategoricalReference, NumericReference
 from detectors.text_descriptors import YES_NO_DESCRIPTORS
+from schemas.records import FEEDBACK_TEXT_FIELDS
 from streams.delivery.wording import P_VALUE_TESTS, column_change, family_words
 from streams.runtime import Runtime
 
@@ -39,6 +40,12 @@ TEST_NAMES = {
     "welch_t": "Welch's t",
 }
 EXAMPLE_COLUMNS = 3
+
+
+def _privacy_order(row: dict[str, Any]) -> tuple[bool, bool, str]:
+    """The calls' own fields first, then the feedback texts on them; per group, totals before kinds."""
+    dimension = row["dimension"]
+    return dimension.split(".", 1)[0] in FEEDBACK_TEXT_FIELDS, "." in dimension, dimension
 
 
 def _start(text: str) -> datetime:
@@ -190,7 +197,7 @@ def window_data(runtime: Runtime, project: str, model: str, start: datetime, col
         "dataset": dataset,
         "test_names": TEST_NAMES,
         "quality": sorted(quality, key=lambda r: (QUALITY_TESTED.index(r["metric"]), r["dimension"])),
-        "privacy": sorted(privacy, key=lambda r: ("." in r["dimension"], r["dimension"])),
+        "privacy": sorted(privacy, key=_privacy_order),
         "distributions": distributions,
         "descriptors": descriptors,
         "rows": current.rows,

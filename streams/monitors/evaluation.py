@@ -474,6 +474,7 @@ class MonitorEngine:
                 min_samples=monitor.min_samples,
                 limit=self.settings.entity_top_k,
                 per_pass=self.settings.entity_pass_size,
+                dimension=monitor.dimension,
             )
             breaching = [
                 StatRow(
@@ -493,7 +494,14 @@ class MonitorEngine:
             calm = StatRow(project, model, start, end, monitor.family, monitor.metric, 0.0, details=details)
             return (breaching or [calm]), breaching
         rolled = rolling_value(
-            self.alerts.storage, project, model, monitor.family, monitor.metric, start=since, end=end
+            self.alerts.storage,
+            project,
+            model,
+            monitor.family,
+            monitor.metric,
+            start=since,
+            end=end,
+            dimension=monitor.dimension,
         )
         if rolled is None or rolled.sample_size < monitor.min_samples:
             return [], []
@@ -506,6 +514,7 @@ class MonitorEngine:
             monitor.family,
             monitor.metric,
             rolled.value,
+            dimension=monitor.dimension if monitor.family == "privacy" else "",
             sample_size=rolled.sample_size,
             details=details,
         )
@@ -676,6 +685,8 @@ class MonitorEngine:
             ]
             details["breaching_entities"] = total
             summary = entity_words(ordered, condition=condition, threshold=threshold, total=total)
+            if monitor.family == "privacy":  # the rows are named by tag value: say which field and kind
+                summary += f" (of {monitor.dimension})"
         if monitor.window is not None:
             details["window"] = monitor.window
             summary += f" over the last {monitor.window}"

@@ -118,10 +118,11 @@ class Privacy:
                 _report(redactor, project)
 
     def feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """Redact ``records`` in place, each under its project's policy, setting their ``pii`` counts."""
         for project, group in _by_project(records).items():
             redactor = self.for_project(project)
+            redactor.feedbacks(group)  # sets each record's ``pii`` counts (None when off: nothing was looked at)
             if redactor.active:
-                redactor.feedbacks(group)
                 _report(redactor, project)
 
     def log_texts(self, project: str, items: Sequence[LogTexts]) -> list[LogTexts]:

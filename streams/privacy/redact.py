@@ -9,10 +9,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from schemas.privacy import DetectorName, RedactionPolicy
-from schemas.records import FeedbackRecord, InferenceRecord
+from schemas.records import FEEDBACK_TEXT_FIELDS, FeedbackRecord, InferenceRecord
 from streams.privacy import detectors, scan
 from streams.privacy.detectors import Span
 
@@ -198,14 +198,24 @@ class Redactor:
             counts["features"] += 0
             if record.features:
                 self._mapping(record.features, counts, "features")  # type: ignore[arg-type]  # only strings
-        for name, count in (before if isinstance(before, dict) else {}).items():
-            if name.split(".", 1)[0] in counts and isinstance(count, int) and count > counts[name]:
-                counts[name] = count
-        record.pii = {name: min(count, PII_COUNT_MAX) for name, count in counts.items()}
+        record.pii = _final_counts(counts, before)
 
     def feedback(self, record: FeedbackRecord) -> None:
+        """Redact the text of ``record`` in place and set its ``pii`` counts as ``inference`` does, the
+        text counted under the feedback's kind when it is a correction or a comment (``correction``,
+        ``correction.EMAIL``); {} for other kinds (their text, if any, is redacted, not counted)."""
+        before = record.pii
+        if not self.active:
+            record.pii = UNSET
+            return
+        counts: Counter[str] = Counter()
         if self._feedback_text:
-            record.text = self.text(record.text)
+            if record.kind in FEEDBACK_TEXT_FIELDS:
+                counts[record.kind] += 0
+                record.text = self.text(record.text, counts, record.kind)
+            else:
+                record.text = self.text(record.text)
+        record.pii = _final_counts(counts, before)
 
     def inferences(self, records: Sequence[InferenceRecord]) -> None:
         for record in records:
@@ -214,6 +224,16 @@ class Redactor:
     def feedbacks(self, records: Sequence[FeedbackRecord]) -> None:
         for record in records:
             self.feedback(record)
+
+
+def _final_counts(counts: Counter[str], before: dict[str, int] | UnsetType | None) -> dict[str, int]:
+    """``counts`` capped, taking the counts a record already carried where higher for a field scanned
+    now (the API's, on an envelope a worker scans again without a valid mark: a second scan finds
+    placeholders, not entities)."""
+    for name, count in (before if isinstance(before, dict) else {}).items():
+        if name.split(".", 1)[0] in counts and isinstance(count, int) and count > counts[name]:
+            counts[name] = count
+    return {name: min(count, PII_COUNT_MAX) for name, count in counts.items()}
 
 
 def _blank(text: str, spans: list[Span]) -> str:

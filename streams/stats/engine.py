@@ -4,6 +4,7 @@ Flow per flush (after the raw events are in ClickHouse)::
 
     tracker.due() ──▶ close_window(key) ──▶ latency / cost / drift / quality rows ──▶ window_stats ──▶ hooks
     late feedback ──▶ windows it belongs to ──(debounced)──▶ quality rows again ──▶ window_stats ──▶ hooks
+                                                            + privacy rows of feedback texts (correction, comment)
                  failed ──▶ pending (retried with backoff, see streams.stats.retries) ──┘
 
 Everything is computed from stored rows, so any worker can close any window (after a rebalance or a
@@ -30,7 +31,7 @@ from streams import metrics
 from streams.stats import families
 from streams.stats.judge_agreement import JudgeCalibrations
 from streams.stats.pacing import Pacer
-from streams.stats.quality_data import fetch_quality, fetch_quality_by_version
+from streams.stats.quality_data import CLOCK_SKEW, fetch_quality, fetch_quality_by_version
 from streams.stats.references import Reference, ReferenceStore
 from streams.stats.retries import PendingWindows, RetryPolicy
 from streams.stats.tracker import WindowTracker
@@ -40,7 +41,7 @@ from streams.stats.window_data import (
     fetch_embeddings,
     fetch_window_rows,
 )
-from streams.storage import Storage, StorageError, inferences, window_stats
+from streams.storage import Storage, StorageError, feedback, inferences, window_stats
 
 log = structlog.get_logger(__name__)
 
@@ -122,8 +123,9 @@ class StatsEngine:
     # ------------------------------------------------ closing side (the closer thread: reads and writes storage)
 
     def close_due(self, *, force_quality: bool = False) -> list[StatRow]:
-        """Close due windows (and failed ones whose backoff passed), then refresh the quality of windows
-        that got late feedback. A window that fails stays pending (rule in ``streams.stats.retries``)."""
+        """Close due windows (and failed ones whose backoff passed), then refresh the quality (and the
+        privacy counts of feedback texts) of windows that got late feedback. A window that fails stays
+        pending (rule in ``streams.stats.retries``)."""
         due = set(self._due()) | set(self._unclosed.ready(time.monotonic()))
         rows, _ = self._attempt(sorted(due, key=_oldest_first), self._unclosed, self.close_window, "close")
         self._collect_feedback_windows()
@@ -217,6 +219,7 @@ class StatsEngine:
         rows = self._latency(key, events, versions)
         rows += self._cost(key, events, versions)
         rows += self._privacy(key, events, versions)
+        rows += self._text_privacy(key)
         rows += self._drift(key)
         rows += self._quality(key)
         self._write(rows)
@@ -231,7 +234,9 @@ class StatsEngine:
         return rows
 
     def _refresh_quality(self, key: WindowKey) -> list[StatRow]:
-        rows = self._quality(key)
+        """A closed window's rows that come from its feedback: quality, and the privacy counts of
+        feedback texts (their fields, ``correction`` and ``comment``, are the calls' own)."""
+        rows = self._quality(key) + self._text_privacy(key)
         self._write(rows)
         return rows
 
@@ -276,6 +281,16 @@ class StatsEngine:
         rows = families.privacy_rows(key, events.pii)
         for version, part in versions:
             rows += [replace(row, model_version=version) for row in families.privacy_rows(key, part.pii)]
+        return rows
+
+    def _text_privacy(self, key: WindowKey) -> list[StatRow]:
+        """The privacy rows of the corrections and comments on the window's calls (fields ``correction``,
+        ``comment``), model-wide and per version of the call they are about."""
+        texts = feedback.window_text_counts(self.storage, key, key.start - CLOCK_SKEW)
+        rows = families.privacy_rows(key, [text.pii for text in texts])
+        for version in sorted({text.model_version for text in texts} - {""}):
+            part = [text.pii for text in texts if text.model_version == version]
+            rows += [replace(row, model_version=version) for row in families.privacy_rows(key, part)]
         return rows
 
     def _spend_history(self, key: WindowKey) -> list[tuple[datetime, float]]:

@@ -1,5 +1,6 @@
 """Statistics of a model's events per tag value (entity: a user, tenant, route, …), computed in
-ClickHouse over a time range, of which only the top ``limit`` breaching entities come back.
+ClickHouse over a time range, of which only the top ``limit`` breaching entities come back. Privacy
+ones come from the calls' stored redaction counts (``inferences.pii``).
 
 The aggregation groups by the tag's value inside ClickHouse; Python never holds one object per
 entity. Its hash table would still grow with the entities, so a range with more than ``per_pass``
@@ -50,7 +51,29 @@ AGGREGATES: dict[str, tuple[str, str]] = {
 QUALITY_AGGREGATES: dict[str, tuple[str, str]] = {
     "thumbs_up_rate": ("countIf(thumb > 0) / countIf(isNotNull(thumb))", "countIf(isNotNull(thumb))"),
 }
+# Privacy of one field (``field`` binds it) or field and kind (``dimension``) from the calls' ``pii``
+# counts (``detectors.pii``): a call is in the sample when that field was scanned.
+_SCANNED = "countIf(mapContains(pii, {field:String}))"
+PRIVACY_AGGREGATES: dict[str, tuple[str, str]] = {
+    "share_with_pii": (f"countIf(pii[{{dimension:String}}] > 0) / {_SCANNED}", _SCANNED),
+    "entity_count": ("toFloat64(sumIf(pii[{dimension:String}], mapContains(pii, {field:String})))", _SCANNED),
+    "scanned_events": (f"toFloat64({_SCANNED})", _SCANNED),
+}
 _OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def aggregate(metric: str) -> tuple[str, str]:
+    """(the statistic, the rows it counts as its sample) of ``metric`` over a model's calls."""
+    if metric in AGGREGATES:
+        return AGGREGATES[metric]
+    if metric in PRIVACY_AGGREGATES:
+        return PRIVACY_AGGREGATES[metric]
+    return QUALITY_AGGREGATES[metric]
+
+
+def privacy_params(dimension: str) -> dict[str, str]:
+    """The parameters of ``PRIVACY_AGGREGATES`` for ``response`` or ``response.EMAIL``."""
+    return {"dimension": dimension, "field": dimension.split(".", 1)[0]}
 
 
 def _with_thumbs(db: str, where: str) -> str:
@@ -88,10 +111,13 @@ def breaching_entities(
     min_samples: int,
     limit: int,
     per_pass: int,
+    dimension: str = "",
 ) -> list[EntityValue]:
     """The entities of ``model`` (values of tag ``tag``) whose ``metric`` over [start, end) meets
-    ``<operator> threshold`` with at least ``min_samples`` samples, worst first, at most ``limit``."""
+    ``<operator> threshold`` with at least ``min_samples`` samples, worst first, at most ``limit``.
+    ``dimension``: a privacy metric's field or field and kind."""
     params: dict[str, object] = {
+        **(privacy_params(dimension) if metric in PRIVACY_AGGREGATES else {}),
         "project": project,
         "model": model,
         "tag": tag,
@@ -110,7 +136,7 @@ def breaching_entities(
         or 0
     )
     passes = max(1, math.ceil(distinct / per_pass))
-    value, samples = AGGREGATES[metric] if metric in AGGREGATES else QUALITY_AGGREGATES[metric]
+    value, samples = aggregate(metric)
     db = storage.database
     order = "DESC" if operator in ("gt", "gte") else "ASC"
     found: list[EntityValue] = []

@@ -1,5 +1,5 @@
 """The ``feedback`` table's reads (and its erasure): the feedback listing's pages, the feedback a
-window's quality is computed from, the newest feedback of sampled calls and counts per model. Writes
+window's quality and privacy counts are computed from, the newest feedback of sampled calls and counts per model. Writes
 go through the sink.
 
 The table is a ``ReplacingMergeTree(ingested_at)`` sorted by feedback id, with a projection sorted by
@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from schemas.records import FeedbackRecord
+from schemas.records import FEEDBACK_TEXT_FIELDS, FeedbackRecord
 from schemas.stats import WindowKey
 from streams.storage import expiry
 from streams.storage.client import Storage
@@ -197,6 +197,34 @@ def window_feedback(storage: Storage, key: WindowKey, since: datetime) -> list[J
     return [JudgedFeedback(*row) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class TextCounts:
+    """What redaction found in one feedback text about a window's call (``FeedbackRecord.pii``), with
+    the call's model version."""
+
+    pii: dict[str, int]
+    model_version: str
+
+
+def window_text_counts(storage: Storage, key: WindowKey, since: datetime) -> list[TextCounts]:
+    """The redaction counts of each correction and comment on the window's calls (each feedback once,
+    its newest copy), taking feedback stamped from ``since`` on; feedback without counts is left out."""
+    db = storage.database
+    in_window, params = window_calls(key)
+    (feedback_since,) = time_range(params, since, None, names=("fsince", "funtil"))
+    rows = storage.query(
+        "SELECT f.pii, i.model_version FROM ("
+        "SELECT feedback_id, inference_id, argMax(pii, ingested_at) AS pii "
+        f"FROM {db}.feedback WHERE project = {{project:String}} AND {feedback_since} "
+        f"AND kind IN {FEEDBACK_TEXT_FIELDS!r} AND inference_id IN (SELECT event_id FROM {db}.inferences "
+        f"WHERE {in_window}) GROUP BY feedback_id, inference_id HAVING notEmpty(pii)) AS f "
+        "INNER JOIN (SELECT event_id, argMax(model_version, ingested_at) AS model_version "
+        f"FROM {db}.inferences WHERE {in_window} GROUP BY event_id) AS i ON f.inference_id = i.event_id",
+        params,
+    ).result_rows
+    return [TextCounts(dict(pii), str(version)) for pii, version in rows]
+
+
 def newest_values(
     storage: Storage, project: str, inference_ids: Sequence[str], kinds: Sequence[str]
 ) -> list[tuple[str, float | None]]:
@@ -345,6 +373,7 @@ def rows_json(events: Sequence[FeedbackRecord]) -> bytes:
             "text": event.text or "",
             "source": event.source,
             "user_id": event.user_id or "",
+            "pii": event.pii if isinstance(event.pii, dict) else {},
         }
         for event in events
     ]

@@ -3,7 +3,7 @@
 Counts, sums and rates compose from the stored window statistics (``window_stats``: one row per
 window); quantiles and means do not (a p95 of p95s is not a p95), so they are computed from the raw
 rows of the range — ``quantileExactInclusive``, numpy's default linear interpolation, as the window
-statistics compute theirs.
+statistics compute theirs. Privacy shares and counts too, from the calls' stored redaction counts.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from streams.storage.client import Storage
-from streams.storage.entity_stats import AGGREGATES
+from streams.storage.entity_stats import PRIVACY_AGGREGATES, aggregate, privacy_params
 from streams.storage.times import ch_time
 
 _T = "DateTime64(3, 'UTC')"
@@ -29,10 +29,21 @@ class RollingValue:
 
 
 def rolling_value(
-    storage: Storage, project: str, model: str, family: str, metric: str, *, start: datetime, end: datetime
+    storage: Storage,
+    project: str,
+    model: str,
+    family: str,
+    metric: str,
+    *,
+    start: datetime,
+    end: datetime,
+    dimension: str = "",
 ) -> RollingValue | None:
-    """``metric`` of ``model`` over [start, end); None when the range holds nothing to judge."""
+    """``metric`` of ``model`` over [start, end); None when the range holds nothing to judge.
+    ``dimension``: a privacy metric's field or field and kind (from the calls' stored counts)."""
     params = {"project": project, "model": model, "start": ch_time(start), "end": ch_time(end)}
+    if metric in PRIVACY_AGGREGATES:
+        params.update(privacy_params(dimension))
     if metric in COMPOSED:
         wanted = ["count", "error_count"] if metric == "error_rate" else [metric]
         rows = storage.query(
@@ -53,9 +64,9 @@ def rolling_value(
             return None
         total, samples, windows = found[metric]
         return RollingValue(total, samples, windows)
-    aggregate, counted = AGGREGATES[metric]
+    value, counted = aggregate(metric)
     row = storage.query(
-        f"SELECT {aggregate}, {counted} FROM {storage.database}.inferences FINAL "
+        f"SELECT {value}, {counted} FROM {storage.database}.inferences FINAL "
         "WHERE project = {project:String} AND model = {model:String} "
         f"AND timestamp >= {{start:{_T}}} AND timestamp < {{end:{_T}}}",
         params,

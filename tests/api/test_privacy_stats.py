@@ -21,11 +21,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 
 from detectors import pii_counts
 from loopwatch.demo.receiver import WebhookReceiver
 from loopwatch.process import serving_app
 from schemas.settings import Settings
+from streams.privacy.seal import REDACTED_HEADER, seal
 from tests.conftest import Api, make_settings
 
 SECRET = "whsec-0123456789abcdef"  # noqa: S105 - a test signing secret
@@ -50,6 +52,7 @@ def settings(data_dir: Path) -> Settings:
         window_seconds=60,
         allowed_lateness_seconds=0,
         reference_min_rows=10_000,
+        quality_refresh_seconds=0.01,
     )
 
 
@@ -254,3 +257,228 @@ class TestOtlpTexts:
         shares = _stats(api, headers, "otlp-model", "share_with_pii")
         assert shares["prompt"] == 1.0
         assert shares["prompt.EMAIL"] == 1.0
+
+
+def _send_feedback(api: Api, headers: dict[str, str], feedback: list[dict[str, Any]]) -> None:
+    response = api.client.post("/v1/feedback", json=feedback, headers=headers)
+    assert response.status_code == 202, response.text
+    api.wait_written()
+
+
+def _stored_feedback(api: Api, project: str) -> dict[str, tuple[str, dict[str, int]]]:
+    storage = api.services.storage
+    rows = storage.rows(
+        f"SELECT feedback_id, text, pii FROM {storage.database}.feedback FINAL WHERE project = {{project:String}}",
+        {"project": project},
+    )
+    return {row["feedback_id"]: (row["text"], dict(row["pii"])) for row in rows}
+
+
+CORRECTIONS = [
+    {"feedback_id": "c-1", "inference_id": "bot-0", "kind": "correction", "text": "Write to ana.silva@example.com"},
+    {"feedback_id": "c-2", "inference_id": "bot-1", "kind": "correction", "text": "It ships on Monday."},
+    {"feedback_id": "n-1", "inference_id": "bot-2", "kind": "comment", "text": "Call me on +1 415 555 2671"},
+    {"feedback_id": "t-1", "inference_id": "bot-3", "kind": "thumbs", "value": True},
+]
+
+
+class TestFeedbackTexts:
+    """A correction's or a comment's text is counted under its kind (``correction``, ``comment``) in the
+    window of the call it is about: at the window's close, or, arriving after it, by the late-feedback
+    refresh that recomputes quality; a monitor on it fires through the normal alert path."""
+
+    @pytest.mark.parametrize("late", [False, True], ids=["before-close", "after-close"])
+    def test_corrections_are_counted_in_their_calls_window(self, api: Api, late: bool) -> None:
+        headers = api.key("shop")
+        with WebhookReceiver(secret=SECRET) as hook:
+            monitor = {
+                **LEAK_MONITOR,
+                "name": "PII in corrections",
+                "dimension": "correction",
+                "condition": {"type": "threshold", "operator": "gt", "value": 0.0},
+                "channels": [{"type": "webhook", "url": hook.url, "secret": SECRET}],
+            }
+            assert api.client.post("/v1/monitors", json=monitor, headers=headers).status_code == 201
+            _send(api, headers, "bot", ["Sure, done."] * 4, version="v1")
+            if late:
+                _close_all(api)
+                # the window closed without feedback: its privacy rows are the calls' fields only
+                assert sorted(_stats(api, headers, "bot", "share_with_pii")) == ["prompt", "response"]
+                _send_feedback(api, headers, CORRECTIONS)
+                api.client.portal.call(api.wait_written_stats)  # type: ignore[union-attr]
+            else:
+                _send_feedback(api, headers, CORRECTIONS)
+                _close_all(api)
+            (request,) = hook.wait_for(1, timeout=20)
+        assert request.verified
+        assert (request.json["model"], request.json["metric"], request.json["dimension"]) == (
+            "bot",
+            "share_with_pii",
+            "correction",
+        )
+        assert request.json["value"] == pytest.approx(0.5)
+
+        stored = _stored_feedback(api, "shop")
+        assert stored["c-1"] == ("Write to <EMAIL>", {"correction": 1, "correction.EMAIL": 1})
+        assert stored["c-2"] == ("It ships on Monday.", {"correction": 0})
+        assert stored["n-1"] == ("Call me on <PHONE>", {"comment": 1, "comment.PHONE": 1})
+        assert stored["t-1"] == ("", {})
+
+        shares = _stats(api, headers, "bot", "share_with_pii")
+        assert shares == {
+            "prompt": 0.0,
+            "response": 0.0,
+            "correction": pytest.approx(0.5),
+            "correction.EMAIL": pytest.approx(0.5),
+            "comment": 1.0,
+            "comment.PHONE": 1.0,
+        }
+        assert _stats(api, headers, "bot", "scanned_events", dimension="correction") == {"correction": 2.0}
+        assert _stats(api, headers, "bot", "entity_count", dimension="correction.EMAIL") == {"correction.EMAIL": 1.0}
+        per_version = _stats(api, headers, "bot", "share_with_pii", model_version="v1", dimension="correction")
+        assert per_version == {"correction": pytest.approx(0.5)}
+
+    def test_a_late_correction_alone_is_counted(self, api: Api) -> None:
+        """No thumbs, rating, score or label: the window's quality stays empty, its privacy rows do not."""
+        headers = api.key("shop")
+        _send(api, headers, "bot", ["Sure, done."] * 2)
+        _close_all(api)
+        _send_feedback(api, headers, [CORRECTIONS[0]])
+        api.client.portal.call(api.wait_written_stats)  # type: ignore[union-attr]
+        assert _stats(api, headers, "bot", "entity_count", dimension="correction.EMAIL") == {"correction.EMAIL": 1.0}
+        quality = api.client.get("/v1/stats/quality", params={"model": "bot"}, headers=headers)
+        assert quality.json() == []
+
+    def test_a_sender_cannot_plant_counts(self, api: Api) -> None:
+        forged = {"inference_id": "i-1", "kind": "correction", "text": "fine", "pii": {"correction": 9}}
+        response = api.client.post("/v1/feedback", json=forged, headers=api.key("shop"))
+        assert response.status_code == 422
+        assert "pii" in response.text
+
+    def test_redaction_off_counts_nothing(self, api: Api) -> None:
+        admin = {"authorization": f"Bearer {api.services.keys.create('quiet', 'admin', scope='admin').token}"}
+        assert api.client.put("/v1/privacy/policy", json={"mode": "off"}, headers=admin).status_code == 200
+        headers = api.key("quiet")
+        _send(api, headers, "bot", ["Sure."] * 2)
+        _send_feedback(api, headers, [{**CORRECTIONS[0], "feedback_id": "q-1"}])
+        _close_all(api)
+        assert _stored_feedback(api, "quiet") == {"q-1": ("Write to ana.silva@example.com", {})}
+        assert _stats(api, headers, "bot", "share_with_pii") == {}
+
+
+class TestSealedFeedback:
+    """A feedback envelope the API redacted and sealed keeps its counts in the worker (not scanned again);
+    one without a valid mark is scanned and keeps the higher counts (a second scan sees placeholders)."""
+
+    def test_sealed_envelope_keeps_its_counts(self, settings: Settings) -> None:
+        key = "envelope-key-0123456789abcdef"
+        with TestClient(serving_app(settings.model_copy(update={"envelope_key": SecretStr(key)}))) as client:
+            api = Api(client)
+            pipeline = api.services.runner.pipeline  # type: ignore[union-attr]
+            counted = {"correction": 1, "correction.EMAIL": 1}
+            item = {"feedback_id": "s-1", "project": "shop", "inference_id": "i", "kind": "correction"}
+            sealed_body = orjson.dumps([{**item, "text": "Write to <EMAIL>", "pii": counted}])
+            decoded = pipeline.accept_raw("feedback", sealed_body, [(REDACTED_HEADER, seal(key.encode(), sealed_body))])
+            assert not decoded.dead_letters
+            rescanned = orjson.dumps([{**item, "feedback_id": "s-2", "text": "Write to <EMAIL>", "pii": counted}])
+            sdk = orjson.dumps([{**item, "feedback_id": "s-3", "text": "Write to bob@example.org"}])
+            for body in (rescanned, sdk):
+                assert not pipeline.accept_raw("feedback", body, [(REDACTED_HEADER, b"forged")]).dead_letters
+            api.wait_written()
+            assert _stored_feedback(api, "shop") == {
+                "s-1": ("Write to <EMAIL>", counted),
+                "s-2": ("Write to <EMAIL>", counted),
+                "s-3": ("Write to <EMAIL>", counted),
+            }
+            storage = api.services.storage
+        storage.command(f"DROP DATABASE IF EXISTS {storage.database}")
+
+
+def _send_routes(api: Api, headers: dict[str, str], model: str, events: list[tuple[str, str, int]]) -> None:
+    """(route tag, response, seconds after START) per call."""
+    body = [
+        {
+            "event_id": f"{model}-{i}",
+            "model": model,
+            "response": text,
+            "tags": {"route": route},
+            "timestamp": (START + timedelta(seconds=offset)).isoformat(),
+        }
+        for i, (route, text, offset) in enumerate(events)
+    ]
+    assert api.client.post("/v1/inferences", json=body, headers=headers).status_code == 202
+
+
+LEAK = "Write to ana.silva@example.com"
+
+
+class TestDerivedMonitors:
+    """Privacy monitors per tag value (``group_by``) and over a rolling range (``window``), from the calls'
+    stored counts, through the normal alert path."""
+
+    def test_group_by_route_names_the_leaking_route_only(self, api: Api) -> None:
+        headers = api.key("shop")
+        with WebhookReceiver(secret=SECRET) as hook:
+            monitor = {
+                **LEAK_MONITOR,
+                "dimension": "response.EMAIL",
+                "group_by": "route",
+                "condition": {"type": "threshold", "operator": "gt", "value": 0.2},
+                "channels": [{"type": "webhook", "url": hook.url, "secret": SECRET}],
+            }
+            assert api.client.post("/v1/monitors", json=monitor, headers=headers).status_code == 201
+            calls = [("/chat", LEAK if i < 3 else "Sure.", i) for i in range(5)]
+            calls += [("/search", LEAK if i == 0 else "Found it.", 10 + i) for i in range(5)]  # 0.2: not above
+            calls += [("/help", "Call +1 415 555 2671", 20 + i) for i in range(5)]  # phones, no e-mail
+            _send_routes(api, headers, "bot", calls)
+            _close_all(api)
+            (request,) = hook.wait_for(1, timeout=20)
+        assert request.verified
+        assert request.json["metric"] == "share_with_pii"
+        assert request.json["summary"] == "1 route value with share_with_pii > 0.2: /chat 0.6 (of response.EMAIL)"
+        (alert,) = api.client.get("/v1/alerts", headers=headers).json()
+        assert alert["entities"] == ["route=/chat"]
+        assert [(e["entity"], e["value"]) for e in alert["details"]["entities"]] == [("route=/chat", 0.6)]
+
+    def test_rolling_hour_sums_windows_no_single_one_breaches(self, api: Api) -> None:
+        headers = api.key("shop")
+        with WebhookReceiver(secret=SECRET) as hook:
+            monitor = {
+                **LEAK_MONITOR,
+                "metric": "entity_count",
+                "dimension": "response.EMAIL",
+                "window": "1h",
+                "condition": {"type": "threshold", "operator": "gt", "value": 2},
+                "channels": [{"type": "webhook", "url": hook.url, "secret": SECRET}],
+            }
+            assert api.client.post("/v1/monitors", json=monitor, headers=headers).status_code == 201
+            # two 60 s windows, two e-mail addresses each: 2 per window, 4 over the hour
+            calls = [("/chat", LEAK, offset) for offset in (1, 2, 61, 62)] + [("/chat", "Sure.", 3)]
+            _send_routes(api, headers, "bot", calls)
+            _close_all(api)
+            (request,) = hook.wait_for(1, timeout=20)
+        assert request.verified
+        assert (request.json["metric"], request.json["value"]) == ("entity_count", 4.0)
+        assert request.json["window_start"].startswith("2025-03-04T10:01:00")
+        per_window = api.client.get(
+            "/v1/stats/privacy",
+            params={"model": "bot", "metric": "entity_count", "dimension": "response.EMAIL"},
+            headers=headers,
+        ).json()
+        assert [row["value"] for row in per_window] == [2.0, 2.0]
+        assert len(api.client.get("/v1/alerts", headers=headers).json()) == 1
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"group_by": "route", "dimension": ""}, "names one field of the calls"),
+            ({"group_by": "route", "dimension": "correction"}, "names one field of the calls"),
+            ({"window": "24h", "dimension": "comment.EMAIL"}, "names one field of the calls"),
+        ],
+    )
+    def test_a_derived_privacy_monitor_names_a_field_of_the_calls(
+        self, api: Api, change: dict[str, str], message: str
+    ) -> None:
+        response = api.client.post("/v1/monitors", json={**LEAK_MONITOR, **change}, headers=api.key("shop"))
+        assert response.status_code == 422
+        assert message in response.text

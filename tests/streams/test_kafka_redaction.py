@@ -84,6 +84,29 @@ class TestRedactedOnce:
         assert after["kafka_skipped"] - before["kafka_skipped"] == 1
         assert after["kafka"] - before["kafka"] == 1
 
+    def test_feedback_counts_travel_in_the_sealed_envelope(self, kafka_settings: Settings) -> None:
+        """A correction's counts, found by the API, reach storage through the topic: the worker trusts
+        the mark and does not scan again, so only the envelope can carry them."""
+        settings = kafka_settings.model_copy(update={"envelope_key": SecretStr(ENVELOPE_KEY)})
+        with TestClient(serving_app(settings, with_worker=True)) as client:
+            services = client.app.state.runtime
+            storage, db = services.storage, services.storage.database
+            headers = {"authorization": f"Bearer {services.keys.create('shop').token}"}
+            skipped = _scans("kafka_skipped")
+            feedback = {"feedback_id": "fb-1", "inference_id": "i-1", "kind": "correction", "text": "ana@example.com"}
+            assert client.post("/v1/feedback", json=feedback, headers=headers).status_code == 202
+
+            def stored() -> list[tuple[str, dict[str, int]]]:
+                rows = storage.rows(f"SELECT text, pii FROM {db}.feedback FINAL WHERE feedback_id = 'fb-1'")
+                return [(row["text"], dict(row["pii"])) for row in rows]
+
+            wait_until(lambda: bool(stored()), what="the correction stored", timeout=120)
+            found = stored()
+            trusted = _scans("kafka_skipped") - skipped
+        storage.command(f"DROP DATABASE IF EXISTS {db}")
+        assert found == [("<EMAIL>", {"correction": 1, "correction.EMAIL": 1})]
+        assert trusted == 1
+
 
 @pytest.mark.kafka
 class TestHostileMarks:

@@ -34,7 +34,7 @@ START = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def server(data_dir: Path) -> Iterator[tuple[str, str]]:
     """Three windows of a support bot; in the last one, 3 of 20 responses leak an e-mail address (one
-    also a phone number)."""
+    also a phone number) and the one correction sent has one too."""
     from loopwatch._server import BackgroundServer, free_port
     from loopwatch.process import serving_app
 
@@ -61,6 +61,8 @@ def server(data_dir: Path) -> Iterator[tuple[str, str]]:
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             _post(client, "/v1/inferences", token, calls)
+            correction = {"inference_id": "c-2-5", "kind": "correction", "text": "Write to bo@example.org instead"}
+            _post(client, "/v1/feedback", token, [correction])
         close_all(services)
         yield server.url, token
     finally:
@@ -83,6 +85,8 @@ def test_window_page_lists_what_was_found(browser: WebDriver, server: tuple[str,
         ["response", "all kinds", "3", "15%", "4", "20"],
         ["response", "EMAIL", "3", "15%", "3", "20"],
         ["response", "PHONE", "1", "5%", "1", "20"],
+        ["correction", "all kinds", "1", "100%", "1", "1"],
+        ["correction", "EMAIL", "1", "100%", "1", "1"],
     ]
     check_accessibility(browser, "window")
     screenshot(browser, "30-window-privacy")
@@ -96,6 +100,6 @@ def test_model_page_charts_the_share_per_field(browser: WebDriver, server: tuple
     assert charts_drawn(browser) >= 1
     wait(browser).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#chart-privacy .main-svg")))
     legend = {item.text for item in browser.find_elements(By.CSS_SELECTOR, "#chart-privacy .legendtext")}
-    assert legend == {"prompt", "response"}
+    assert legend == {"prompt", "response", "correction"}
     screenshot(browser, "31-model-privacy")
     assert console_problems(browser) == []
