@@ -18,7 +18,10 @@ What is measured
       burst of the throughput run: that measures how long a backlog takes to drain, not the lag.)
     * ingest overhead: ``--ingest`` events (100,000) published into a fresh database without any
       evaluator, then into another with a 10 % sampled judge evaluator (whose worker runs meanwhile);
-      median of ``--runs`` runs each, alternating. Target: within 5 % of ingest without.
+      median of ``--runs`` runs each, alternating. Target: within 5 % of ingest without. Also printed:
+      this process's CPU during each ingest, the judge process's (separate, as a remote judge is), the
+      evaluations finished during ingest (they hold while bulk writes go on) and how long after the last
+      acknowledgement every sampled call was evaluated (the backlog worked off). ``--parts`` picks measures.
 
 Run from the repository root::
 
@@ -31,19 +34,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, console, median, percentile, rate, verdict
+from _common import REPO, console, fmt_runs, median, percentile, process_cpu_seconds, rate, verdict
 
 from loopwatch._logs import configure_logging
 from schemas.evaluators import EvaluatorCreate
 from schemas.records import InferenceRecord
 from schemas.settings import Settings
+from streams.evals.sampling import sample_point
 from streams.runtime import Runtime, start_runtime
 from streams.storage import as_utc
 from streams.storage import evaluations as queue
@@ -178,17 +184,39 @@ async def lag(data_dir: Path, judge: RemoteJudge, per_second: int, seconds: int,
         await runtime.stop()
 
 
-async def ingest_once(data_dir: Path, judge: RemoteJudge, count: int, with_evaluator: bool) -> float:
+@dataclass(frozen=True)
+class IngestRun:
+    rate: float  # events/s, first publish to last acknowledgement
+    cpu: float  # this process's CPU seconds over the same span
+    judge_cpu: float  # the judge process's CPU seconds over the same span
+    judged_during: int  # evaluations finished before the last acknowledgement
+    caught_up: float  # seconds from the last acknowledgement until every sampled call was evaluated
+
+
+async def ingest_once(data_dir: Path, judge: RemoteJudge, count: int, with_evaluator: bool) -> IngestRun:
     runtime = await start_runtime(settings_for(data_dir, 128))
     try:
         assert runtime.evaluations is not None
         if with_evaluator:
             runtime.evaluations.store.create("bench", judge_spec(judge, 0.1))
         prefix = f"ingest-{uuid.uuid4().hex[:6]}"
-        seconds = await publish_all(runtime, calls(count, prefix))
+        events = calls(count, prefix)
+        cpu, judge_cpu = process_cpu_seconds(), judge.cpu_seconds()
+        seconds = await publish_all(runtime, events)
+        cpu, judge_cpu = process_cpu_seconds() - cpu, judge.cpu_seconds() - judge_cpu
         stored = runtime.storage.scalar(f"SELECT count() FROM {runtime.storage.database}.inferences FINAL")
         assert stored == count, (stored, count)
-        return rate(count, seconds)
+        judged_during, caught_up = 0, 0.0
+        if with_evaluator:
+            acked = time.perf_counter()
+            sampled = sum(1 for event in events if sample_point("relevance", event.event_id) < 0.1)
+            counts = await asyncio.to_thread(queue.counts, runtime.storage, "bench", "relevance")
+            judged_during = counts.get("done", 0) + counts.get("error", 0)
+            while counts.get("done", 0) + counts.get("error", 0) < sampled:
+                await asyncio.sleep(0.2)
+                counts = await asyncio.to_thread(queue.counts, runtime.storage, "bench", "relevance")
+            caught_up = time.perf_counter() - acked
+        return IngestRun(rate(count, seconds), cpu, judge_cpu, judged_during, caught_up)
     finally:
         await runtime.stop(close_storage=False)
         runtime.storage.command(f"DROP DATABASE IF EXISTS {runtime.storage.database}")
@@ -196,15 +224,21 @@ async def ingest_once(data_dir: Path, judge: RemoteJudge, count: int, with_evalu
 
 
 async def ingest(data_dir: Path, judge: RemoteJudge, count: int, runs: int) -> None:
-    without, with_ = [], []
+    without: list[IngestRun] = []
+    with_: list[IngestRun] = []
     for _ in range(runs):
         without.append(await ingest_once(data_dir, judge, count, False))
         with_.append(await ingest_once(data_dir, judge, count, True))
-    base, sampled = median(without), median(with_)
+    base, sampled = median(r.rate for r in without), median(r.rate for r in with_)
     change = (sampled - base) / base * 100
     console.print(f"[bold]ingest[/bold] {count:,} events: without evaluators {base:,.0f}/s, "
                   f"with a 10 % judge evaluator {sampled:,.0f}/s ({change:+.1f} %); runs "
-                  f"{[round(v) for v in without]} / {[round(v) for v in with_]}")  # fmt: skip
+                  f"{[round(r.rate) for r in without]} / {[round(r.rate) for r in with_]}")  # fmt: skip
+    console.print(f"  CPU of this process during ingest: {fmt_runs([r.cpu for r in without], '{:.2f}')} s without, "
+                  f"{fmt_runs([r.cpu for r in with_], '{:.2f}')} s with; the judge process "
+                  f"(a separate process: remote in a deployment): {fmt_runs([r.judge_cpu for r in with_], '{:.2f}')} s")  # fmt: skip
+    console.print(f"  evaluations finished during ingest: {[r.judged_during for r in with_]}; every sampled call "
+                  f"evaluated {fmt_runs([r.caught_up for r in with_], '{:.1f}')} s after the last acknowledgement")  # fmt: skip
     console.print(f"  target within 5 %: {verdict(change >= -5)}")
 
 
@@ -218,6 +252,11 @@ class RemoteJudge:
         self._process.start()
         self.base_url: str = self._urls.get(timeout=60)
         self.delay = delay
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the judge process so far."""
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self._process.terminate()
@@ -266,6 +305,7 @@ def main() -> None:
     parser.add_argument("--lag-rate", type=int, default=200)
     parser.add_argument("--lag-seconds", type=int, default=20)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parts", default="throughput,lag,ingest", help="comma-separated: which measures to run")
     args = parser.parse_args()
     if args.quick:
         args.judged, args.ingest, args.runs, args.lag_seconds = 600, 20_000, 1, 5
@@ -274,9 +314,13 @@ def main() -> None:
     judge = RemoteJudge(args.judge_ms / 1000)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-evals-") as tmp:
-            asyncio.run(throughput(Path(tmp), judge, args.judged, args.concurrency))
-            asyncio.run(lag(Path(tmp), judge, args.lag_rate, args.lag_seconds, args.concurrency))
-            asyncio.run(ingest(Path(tmp), judge, args.ingest, args.runs))
+            parts = set(args.parts.split(","))
+            if "throughput" in parts:
+                asyncio.run(throughput(Path(tmp), judge, args.judged, args.concurrency))
+            if "lag" in parts:
+                asyncio.run(lag(Path(tmp), judge, args.lag_rate, args.lag_seconds, args.concurrency))
+            if "ingest" in parts:
+                asyncio.run(ingest(Path(tmp), judge, args.ingest, args.runs))
     finally:
         judge.stop()
 

@@ -142,10 +142,16 @@ class Pipeline:
         as ``rejected`` dead letters (``EventSink``). A failure of the window bookkeeping is logged and
         does not fail the write (the rows are stored; repeating it would not help).
         """
-        written = self.sink.flush()
-        if self.sampler is not None and (written.written_inferences or written.written_feedback):
-            # wakes it: it reads what was stored, the writers' acks never wait for it; a bulk flush makes it give way
-            self.sampler.stored(len(written.written_inferences) + len(written.written_feedback))
+        sampler = self.sampler
+        bulk = sampler is not None and sampler.writing(self.sink.pending_ingest)  # a bulk write: evaluations hold
+        try:
+            written = self.sink.flush()
+        finally:
+            if bulk:
+                assert sampler is not None
+                sampler.written()
+        if sampler is not None and (written.written_inferences or written.written_feedback):
+            sampler.stored()  # wakes it: it reads what was stored, the writers' acks never wait for it
         _dead_lettered(written.rejected)  # events storage refused: dead letters written by that flush
         if self.stats is not None:  # only stored events count towards a window, so a closed window is complete
             try:

@@ -110,6 +110,11 @@ class EventSink:
         return len(self._inferences) + len(self._feedback) + len(self._dead)
 
     @property
+    def pending_ingest(self) -> int:
+        """Buffered calls and feedback, the evaluators' own scores left out (what ingest is made of)."""
+        return len(self._inferences) + sum(1 for item in self._feedback if item.source != "evaluator")
+
+    @property
     def waiting(self) -> bool:
         """True while a buffered event's ack token waits for its write."""
         return bool(self._acks)

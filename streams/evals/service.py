@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -63,15 +64,22 @@ BATCH = 256  # rows started together (one read of their calls, one write of thei
 READ_AHEAD = 1024  # pending rows one read of the queue takes, started batch by batch before the next read
 MAX_IN_FLIGHT = 512  # rows being evaluated at once per process (judge requests are capped per endpoint)
 SAMPLER_GAP = 0.25  # seconds between sampling passes at least: under heavy ingest, one read covers many flushes
-# Ingest first. A flush of at least BULK_EVENTS events means events arrive faster than the writer's
-# linger collects them (a backfill, a burst: steady traffic of a few hundred calls a second flushes far
-# fewer); for BULK_SECONDS after one, evaluations give way: at most MAX_IN_FLIGHT_UNDER_BULK rows are
-# evaluated at once and the sampler reads every BULK_SAMPLER_GAP seconds, and the backlog is worked
-# off when the burst ends. (Judge calls, queue reads and score writes share the process's cores and GIL
-# with ingest: at full concurrency a 10 % sampled judge took half of a burst's throughput.)
+# Ingest first. A write of at least BULK_EVENTS events (calls and people's feedback; the evaluators'
+# own scores do not count) means events arrive faster than the writer's linger collects them (a
+# backfill, a burst: steady traffic of a few hundred calls a second flushes far fewer). While one is
+# written and until BULK_SECONDS after it (or twice the time between the burst's last two bulk writes,
+# when they are at most BULK_PACE_MAX apart: a loaded host spends longer between them), evaluations
+# hold: the worker starts no row (those in flight finish) and the sampler reads nothing; the backlog is
+# worked off when the burst ends. (Judge calls, queue reads and score writes share the process's cores and GIL with
+# ingest: at full concurrency a 10 % sampled judge took half of a burst's throughput, and 8 rows at
+# once still a fifth.) A burst that goes on for BULK_MAX_HOLD seconds (a long backfill) does not
+# starve them: from then on until it ends, at most MAX_IN_FLIGHT_UNDER_BULK rows are evaluated at once
+# and the sampler reads every BULK_SAMPLER_GAP seconds.
 BULK_EVENTS = 1000
 BULK_SECONDS = 1.0
-MAX_IN_FLIGHT_UNDER_BULK = 8
+BULK_PACE_MAX = 5.0
+BULK_MAX_HOLD = 30.0
+MAX_IN_FLIGHT_UNDER_BULK = 1
 BULK_SAMPLER_GAP = 2.0
 SAMPLER_MAX_BACKOFF = 30.0  # seconds between sampling passes while storage keeps failing
 
@@ -156,21 +164,57 @@ class Sampler:
         self._marks: dict[str, datetime | None] = {}
         self._queued: dict[str, dict[tuple[str, str, str], datetime]] = {"inferences": {}, "feedback": {}}
         self._known: set[tuple[str, str]] = set()
+        self._bulk_lock = threading.Lock()
 
     notify: Callable[[], None] | None = None  # wakes the sampling loop (set by ``Evaluations.start``)
-    _bulk_until = float("-inf")
+    _bulk_writes = 0  # bulk writes under way
+    _bulk_until = float("-inf")  # when the last bulk write ended, plus ``BULK_SECONDS``
+    _bulk_since = float("-inf")  # when the current burst began (its first bulk write)
+    _bulk_started = float("-inf")  # when the last bulk write began
+    _bulk_pace = 0.0  # seconds between the starts of the burst's last two bulk writes
+    _flushes = 0  # flushes the pipeline reported (a pass after none has no newer call to look for)
+    _flushes_sampled = -1  # ``_flushes`` when the last pass began
 
-    def stored(self, events: int = 0) -> None:
-        """The pipeline stored ``events`` events in one flush (called from it, any thread): sample them
-        soon; a flush of ``BULK_EVENTS`` or more marks bulk ingest (see there)."""
-        if events >= BULK_EVENTS:
-            self._bulk_until = time.monotonic() + BULK_SECONDS
+    def writing(self, events: int) -> bool:
+        """The pipeline starts a write of ``events`` calls and people's feedback (any thread): one of
+        ``BULK_EVENTS`` or more is bulk ingest (see there), until ``BULK_SECONDS`` after ``written``.
+        Returns whether it is (the caller then calls ``written`` once the write ends, done or failed)."""
+        if events < BULK_EVENTS:
+            return False
+        with self._bulk_lock:
+            now = time.monotonic()
+            if now - self._bulk_started <= BULK_PACE_MAX:  # the burst goes on
+                self._bulk_pace = now - self._bulk_started
+            else:
+                self._bulk_since, self._bulk_pace = now, 0.0
+            self._bulk_started = now
+            self._bulk_writes += 1
+        return True
+
+    def written(self) -> None:
+        """A bulk write ended: evaluations hold ``BULK_SECONDS`` more, or twice the burst's pace between
+        writes when that is longer (the next write of the burst is on its way)."""
+        with self._bulk_lock:
+            self._bulk_until = time.monotonic() + max(BULK_SECONDS, 2 * self._bulk_pace)
+            self._bulk_writes -= 1
+
+    def stored(self) -> None:
+        """The pipeline stored events (called from its flush, any thread): sample them soon."""
+        self._flushes += 1
         if self.notify is not None:
             self.notify()
 
     def under_bulk(self) -> bool:
-        """Whether a bulk flush happened within the last ``BULK_SECONDS``: evaluations give way."""
-        return time.monotonic() < self._bulk_until
+        """Whether a bulk write is under way or ended within the last ``BULK_SECONDS``: evaluations give way."""
+        return self._bulk_writes > 0 or time.monotonic() < self._bulk_until
+
+    def holding(self) -> float:
+        """Seconds evaluations hold for at least (0: they do not): the rest of a bulk phase, unless the
+        burst has gone on for ``BULK_MAX_HOLD`` (then they trickle on, see there)."""
+        now = time.monotonic()
+        if not self.under_bulk() or now - self._bulk_since >= BULK_MAX_HOLD:
+            return 0.0
+        return BULK_SECONDS if self._bulk_writes > 0 else max(0.0, self._bulk_until - now)
 
     def sample_once(self) -> int:
         """One pass over both sources; returns how many rows it queued. A failure (the queue's table
@@ -178,11 +222,14 @@ class Sampler:
         evaluators = [e for e in self._store.enabled() if e.sampling_rate > 0 and not self._budgets.over(e)]
         if not evaluators:
             return 0
+        flushes = self._flushes
+        flushed = flushes != self._flushes_sampled
         new = [e for e in evaluators if (e.project, e.evaluator_id) not in self._known]
         on_calls = [e for e in evaluators if not e.filters.on_feedback]
         on_feedback = [e for e in evaluators if e.filters.on_feedback]
-        queued = self._pass("inferences", on_calls, new) + self._pass("feedback", on_feedback, new)
+        queued = self._pass("inferences", on_calls, new, flushed) + self._pass("feedback", on_feedback, new, False)
         self._known = {(e.project, e.evaluator_id) for e in evaluators}
+        self._flushes_sampled = flushes
         return queued
 
     def _since(self, source: str, evaluators: Sequence[Evaluator], new: Sequence[Evaluator]) -> datetime:
@@ -196,13 +243,15 @@ class Sampler:
         fresh = [e.created_at for e in new if e in evaluators and e.created_at >= mark - self.RECENT]
         return min([since, *fresh])
 
-    def _pass(self, source: str, evaluators: Sequence[Evaluator], new: Sequence[Evaluator]) -> int:
+    def _pass(self, source: str, evaluators: Sequence[Evaluator], new: Sequence[Evaluator], flushed: bool) -> int:
         if not evaluators:
             return 0
         since = self._since(source, evaluators, new)
         # read before the pages: a call stored after this moment is read by them or, if stamped before it
-        # and visible only later, by the overlap of the next pass
-        stored = calls.newest_ingested(self._storage, since) if source == "inferences" else None
+        # and visible only later, by the overlap of the next pass. Only after a flush (``flushed``): with
+        # none since the last pass, this process stored no newer call to move the mark to (another
+        # process's calls move it with this one's next flush; until then it only rests on the sampled ones)
+        stored = calls.newest_ingested(self._storage, since) if flushed else None
         queued, seen = self._queued[source], 0
         after: tuple[datetime, str, str] | None = None
         newest = self._marks[source]
@@ -320,6 +369,7 @@ class Evaluations:
         self._rows_lock = asyncio.Lock()
         self._ready: list[Sampled] = []  # pending rows read ahead, oldest first, not started yet
         self._stopping = False
+        self._stopped = asyncio.Event()  # set by ``stop``: ends a hold at once
         self.poll_seconds = settings.evaluator_poll_seconds
 
     # ------------------------------------------------------------------ lifecycle
@@ -341,6 +391,7 @@ class Evaluations:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         self._stored.set()
         for task in (self._sampling, self._task):
@@ -360,6 +411,11 @@ class Evaluations:
         never waits for this: a queue that cannot be written holds up evaluations, not acknowledgements."""
         failures = 0
         while not self._stopping:
+            held = self.sampler.holding()
+            if held > 0:  # ingest first: read what the burst stored once it is over
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), timeout=held)
+                continue
             self._stored.clear()
             try:
                 if await asyncio.to_thread(self.sampler.sample_once):
@@ -393,13 +449,16 @@ class Evaluations:
                     log.exception("evaluations.batch_failed")
             if started or self._stopping:
                 continue
+            held = self.sampler.holding()  # rows wait for the burst's end: look again then, not a poll later
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=min(held, self.poll_seconds) or self.poll_seconds)
         if batches:
             await asyncio.gather(*batches, return_exceptions=True)
 
     def _max_in_flight(self) -> int:
-        """``MAX_IN_FLIGHT``, or ``MAX_IN_FLIGHT_UNDER_BULK`` while ingest is in bulk (ingest first)."""
+        """``MAX_IN_FLIGHT``; while ingest is in bulk none (held), then ``MAX_IN_FLIGHT_UNDER_BULK``."""
+        if self.sampler.holding() > 0:
+            return 0
         return MAX_IN_FLIGHT_UNDER_BULK if self.sampler.under_bulk() else MAX_IN_FLIGHT
 
     async def _start_batch(self, batches: set[asyncio.Task[None]]) -> int:

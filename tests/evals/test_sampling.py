@@ -13,10 +13,14 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from schemas.evaluators import EvaluatorCreate
+
 from loopwatch._server import BackgroundServer, free_port
 from loopwatch.process import serving_app
 from streams.evals import sampling, service
 from streams.runtime import Runtime
+from streams.evals.store import EvaluatorStore
+from streams.storage import Storage, as_utc, sampler_marks
 from streams.storage import inferences as calls
 from tests.evals.conftest import eval_settings, judge_evaluator
 from tests.evals.judge_server import JudgeServer
@@ -76,54 +80,84 @@ def _sampling_failures() -> float:
 BULK_CALLS = 2000  # per request: each flush holds at least one request, over service.BULK_EVENTS
 
 
-def test_evaluations_give_way_to_bulk_ingest(
-    data_dir: Path, judge: JudgeServer, judge_key: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """While flushes are bulk, at most MAX_IN_FLIGHT_UNDER_BULK calls are judged at once (the endpoint would
-    take 64); once the burst is over the backlog is judged at full concurrency, each sampled call once."""
-    monkeypatch.setattr(service, "BULK_SECONDS", 5.0)  # a loaded host may pause between the test's requests
-    settings = eval_settings(data_dir, evaluator_concurrency=64)
-    server = BackgroundServer(serving_app(settings), free_port()).start()
+@pytest.fixture
+def bulk_server(data_dir: Path, judge: JudgeServer, judge_key: str) -> Iterator[tuple[BackgroundServer, Runtime]]:
+    """A server with a 10 % sampled judge evaluator (project ``bulk``); the judge answers after 0.3 s."""
+    server = BackgroundServer(serving_app(eval_settings(data_dir, evaluator_concurrency=64)), free_port()).start()
     services: Runtime = server.app.state.runtime
+    judge.fail("slow", -1)
+    judge.delay = 0.3
     try:
-        judge.fail("slow", -1)
-        judge.delay = 0.3
-        headers = {"authorization": f"Bearer {services.keys.create('bulk', 'test').token}"}
-        created = httpx.post(
-            f"{server.url}/v1/evaluators", json=judge_evaluator(judge, sampling_rate=0.1), headers=headers
-        )
-        assert created.status_code == 201, created.text
-        started = time.monotonic()
-        for batch in range(3):
-            calls = [
-                {"event_id": f"b{batch}-{i}", "model": "chat", "prompt": f"q {i}", "response": "a"}
-                for i in range(BULK_CALLS)
-            ]
-            sent = httpx.post(f"{server.url}/v1/inferences", content=orjson.dumps(calls), headers=headers, timeout=60)
-            assert sent.status_code == 202, sent.text
-        last_ack = time.monotonic()
-        sampled = sorted(
-            f"b{batch}-{i}"
-            for batch in range(3)
-            for i in range(BULK_CALLS)
-            if sampling.sample_point("relevance", f"b{batch}-{i}") < 0.1
-        )
-        assert 450 < len(sampled) < 750  # 10 % of 6,000
-
-        def scored() -> list[str]:
-            page = httpx.get(
-                f"{server.url}/v1/feedback", params={"source": "evaluator", "limit": 1000}, headers=headers
-            ).json()
-            return sorted(item["inference_id"] for item in page["items"])
-
-        wait_until(lambda: scored() == sampled, "every sampled call judged once (and no other)", timeout=300)
-        during = judge.most_at_once(started, last_ack + 4.0)  # bulk lasts 5 s after the last bulk flush
-        after = judge.most_at_once(last_ack + 6.0, time.monotonic())
-        assert 0 < during <= service.MAX_IN_FLIGHT_UNDER_BULK
-        assert after > service.MAX_IN_FLIGHT_UNDER_BULK  # the backlog, at the endpoint's own concurrency
+        yield server, services
     finally:
         server.stop()
         services.storage.command(f"DROP DATABASE IF EXISTS {services.storage.database}")
+
+
+def _bulk_headers(server: BackgroundServer, services: Runtime, judge: JudgeServer) -> dict[str, str]:
+    headers = {"authorization": f"Bearer {services.keys.create('bulk', 'test').token}"}
+    created = httpx.post(f"{server.url}/v1/evaluators", json=judge_evaluator(judge, sampling_rate=0.1), headers=headers)
+    assert created.status_code == 201, created.text
+    return headers
+
+
+def _send_bulk(server: BackgroundServer, headers: dict[str, str], batch: int) -> list[str]:
+    """One request of ``BULK_CALLS`` calls; returns the ids the evaluator samples."""
+    ids = [f"b{batch}-{i}" for i in range(BULK_CALLS)]
+    calls = [{"event_id": event_id, "model": "chat", "prompt": f"q {event_id}", "response": "a"} for event_id in ids]
+    sent = httpx.post(f"{server.url}/v1/inferences", content=orjson.dumps(calls), headers=headers, timeout=60)
+    assert sent.status_code == 202, sent.text
+    return [event_id for event_id in ids if sampling.sample_point("relevance", event_id) < 0.1]
+
+
+def _scored(services: Runtime) -> list[str]:
+    """The calls the evaluator's scores are stored for (a score's id is fixed per call: re-scoring replaces it)."""
+    storage = services.storage
+    rows = storage.query(
+        f"SELECT inference_id FROM {storage.database}.feedback FINAL WHERE source = 'evaluator'"
+    ).result_rows
+    return sorted(row[0] for row in rows)
+
+
+def test_evaluations_hold_during_bulk_ingest(
+    bulk_server: tuple[BackgroundServer, Runtime], judge: JudgeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While bulk writes go on, nothing is sampled or judged: the judge's first request comes after the
+    burst's last acknowledgement; then the backlog is judged at full concurrency, each sampled call once."""
+    monkeypatch.setattr(service, "BULK_SECONDS", 5.0)  # a loaded host may pause between the test's requests
+    server, services = bulk_server
+    headers = _bulk_headers(server, services, judge)
+    sampled = sorted(event_id for batch in range(3) for event_id in _send_bulk(server, headers, batch))
+    last_ack = time.monotonic()
+    assert 450 < len(sampled) < 750  # 10 % of 6,000
+
+    wait_until(lambda: _scored(services) == sampled, "every sampled call judged once (and no other)", 300)
+    wait_until(lambda: len(judge.spans) == len(sampled), "the judge's last answers recorded")
+    assert min(received for received, _ in judge.spans) > last_ack  # held through the burst
+    assert judge.most_at_once(last_ack, time.monotonic()) > service.MAX_IN_FLIGHT_UNDER_BULK  # then at full speed
+
+
+def test_a_long_burst_lets_evaluations_trickle_on(
+    bulk_server: tuple[BackgroundServer, Runtime], judge: JudgeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst longer than BULK_MAX_HOLD does not starve evaluations: they go on, one judge request at a
+    time, until it ends; then the rest at full concurrency, each sampled call once."""
+    monkeypatch.setattr(service, "BULK_SECONDS", 5.0)
+    monkeypatch.setattr(service, "BULK_MAX_HOLD", 0.0)
+    server, services = bulk_server
+    headers = _bulk_headers(server, services, judge)
+    started = time.monotonic()
+    sampled: list[str] = []
+    for batch in range(60):  # the burst lasts until the judge was asked during it (or 60 requests)
+        sampled += _send_bulk(server, headers, batch)
+        if batch >= 2 and len(judge.spans) >= 2:
+            break
+    last_ack = time.monotonic()
+    assert len(judge.spans) >= 2, "nothing was judged during a burst of 60 bulk requests"
+
+    wait_until(lambda: _scored(services) == sorted(sampled), "every sampled call judged once", 300)
+    assert judge.most_at_once(started, last_ack) == service.MAX_IN_FLIGHT_UNDER_BULK == 1
+    assert judge.most_at_once(last_ack + 6.0, time.monotonic()) > 1  # after the burst, at full speed
 
 
 def test_clickhouse_reads_back_exactly_the_sampled_calls(live: tuple[str, Runtime]) -> None:
@@ -144,3 +178,39 @@ def test_clickhouse_reads_back_exactly_the_sampled_calls(live: tuple[str, Runtim
     assert {c.key.event_id for c in read if c.project == "q"} == {f"q-{i}" for i in range(5)}
     assert calls.ingested_since(storage, since, None, 10_000, []) == []
     assert calls.newest_ingested(storage, since) == max(c.ingested_at for c in read)
+
+
+def test_a_pass_after_no_flush_does_not_look_for_newer_calls(storage: Storage) -> None:
+    """The mark moves past calls the evaluator does not sample (read by the newest-call query) only on a
+    pass after a flush: a pass with none since the last one skips that query and rests on the sampled calls."""
+    store = EvaluatorStore(storage)
+    spec = {"evaluator_id": "json", "name": "JSON", "kind": "code", "code": {"check": "json_valid"}}
+    store.create("p", EvaluatorCreate.model_validate({**spec, "sampling_rate": 0.5}))
+    sampler = service.Sampler(storage, store, service.Budgets(storage), overlap=service.LOCAL_OVERLAP)
+    unsampled = (f"u-{i}" for i in range(1000) if sampling.sample_point("json", f"u-{i}") >= 0.5)
+
+    def store_call(event_id: str) -> datetime:
+        storage.insert_json("inferences", orjson.dumps([{"project": "p", "event_id": event_id, "model": "m"}]))
+        return _ingested_at(storage, event_id)
+
+    first = store_call(next(unsampled))
+    sampler.stored()
+    assert sampler.sample_once() == 0
+    assert sampler_marks.read(storage, "inferences") == first  # after a flush: moved past the unsampled call
+
+    second = store_call(next(unsampled))
+    assert second > first
+    assert sampler.sample_once() == 0
+    assert sampler_marks.read(storage, "inferences") == first  # no flush since: the query was skipped
+
+    sampler.stored()
+    assert sampler.sample_once() == 0
+    assert sampler_marks.read(storage, "inferences") == second
+
+
+def _ingested_at(storage: Storage, event_id: str) -> datetime:
+    """The call's ``ingested_at`` as stored."""
+    value = storage.scalar(
+        f"SELECT ingested_at FROM {storage.database}.inferences WHERE event_id = {{id:String}}", {"id": event_id}
+    )
+    return as_utc(value)
