@@ -72,14 +72,14 @@ SAMPLER_GAP = 0.25  # seconds between sampling passes at least: under heavy inge
 # hold: the worker starts no row (those in flight finish) and the sampler reads nothing; the backlog is
 # worked off when the burst ends. (Judge calls, queue reads and score writes share the process's cores and GIL with
 # ingest: at full concurrency a 10 % sampled judge took half of a burst's throughput, and 8 rows at
-# once still a fifth.) A burst that goes on for BULK_MAX_HOLD seconds (a long backfill) does not
-# starve them: from then on until it ends, at most MAX_IN_FLIGHT_UNDER_BULK rows are evaluated at once
-# and the sampler reads every BULK_SAMPLER_GAP seconds.
+# once still a fifth.) A burst that goes on for BULK_MAX_HOLD seconds is the load, not a burst (a
+# long backfill, or traffic that writes a thousand calls at a time all day): evaluations stop holding,
+# as a hold then would leave a backlog that never shrinks; the sampler reads every BULK_SAMPLER_GAP
+# seconds while it lasts.
 BULK_EVENTS = 1000
 BULK_SECONDS = 1.0
 BULK_PACE_MAX = 5.0
 BULK_MAX_HOLD = 30.0
-MAX_IN_FLIGHT_UNDER_BULK = 1
 BULK_SAMPLER_GAP = 2.0
 SAMPLER_MAX_BACKOFF = 30.0  # seconds between sampling passes while storage keeps failing
 
@@ -210,7 +210,7 @@ class Sampler:
 
     def holding(self) -> float:
         """Seconds evaluations hold for at least (0: they do not): the rest of a bulk phase, unless the
-        burst has gone on for ``BULK_MAX_HOLD`` (then they trickle on, see there)."""
+        burst has gone on for ``BULK_MAX_HOLD`` (then it is the load, see there)."""
         now = time.monotonic()
         if not self.under_bulk() or now - self._bulk_since >= BULK_MAX_HOLD:
             return 0.0
@@ -456,10 +456,8 @@ class Evaluations:
             await asyncio.gather(*batches, return_exceptions=True)
 
     def _max_in_flight(self) -> int:
-        """``MAX_IN_FLIGHT``; while ingest is in bulk none (held), then ``MAX_IN_FLIGHT_UNDER_BULK``."""
-        if self.sampler.holding() > 0:
-            return 0
-        return MAX_IN_FLIGHT_UNDER_BULK if self.sampler.under_bulk() else MAX_IN_FLIGHT
+        """``MAX_IN_FLIGHT``; none while evaluations hold for a burst (``Sampler.holding``)."""
+        return 0 if self.sampler.holding() > 0 else MAX_IN_FLIGHT
 
     async def _start_batch(self, batches: set[asyncio.Task[None]]) -> int:
         """Read pending rows not already being evaluated (nor just found not ready) and start them."""

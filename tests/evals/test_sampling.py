@@ -134,14 +134,14 @@ def test_evaluations_hold_during_bulk_ingest(
     wait_until(lambda: _scored(services) == sampled, "every sampled call judged once (and no other)", 300)
     wait_until(lambda: len(judge.spans) == len(sampled), "the judge's last answers recorded")
     assert min(received for received, _ in judge.spans) > last_ack  # held through the burst
-    assert judge.most_at_once(last_ack, time.monotonic()) > service.MAX_IN_FLIGHT_UNDER_BULK  # then at full speed
+    assert judge.most_at_once(last_ack, time.monotonic()) > 1  # then at full speed
 
 
-def test_a_long_burst_lets_evaluations_trickle_on(
+def test_a_long_burst_stops_holding_evaluations(
     bulk_server: tuple[BackgroundServer, Runtime], judge: JudgeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A burst longer than BULK_MAX_HOLD does not starve evaluations: they go on, one judge request at a
-    time, until it ends; then the rest at full concurrency, each sampled call once."""
+    """A burst longer than BULK_MAX_HOLD is the load: evaluations stop holding and are judged during it
+    (a hold would leave a backlog that never shrinks), each sampled call once."""
     monkeypatch.setattr(service, "BULK_SECONDS", 5.0)
     monkeypatch.setattr(service, "BULK_MAX_HOLD", 0.0)
     server, services = bulk_server
@@ -156,8 +156,7 @@ def test_a_long_burst_lets_evaluations_trickle_on(
     assert len(judge.spans) >= 2, "nothing was judged during a burst of 60 bulk requests"
 
     wait_until(lambda: _scored(services) == sorted(sampled), "every sampled call judged once", 300)
-    assert judge.most_at_once(started, last_ack) == service.MAX_IN_FLIGHT_UNDER_BULK == 1
-    assert judge.most_at_once(last_ack + 6.0, time.monotonic()) > 1  # after the burst, at full speed
+    assert judge.most_at_once(started, last_ack) > 1  # not one at a time: at the endpoint's concurrency
 
 
 def test_clickhouse_reads_back_exactly_the_sampled_calls(live: tuple[str, Runtime]) -> None:
