@@ -35,6 +35,7 @@ from scipy.stats import ttest_ind
 from detectors.agreement import Agreement, judge_vs_thumbs, reading
 
 METHOD = "platt"
+MIN_TESTED = 10  # judged calls on each side for a test against the reference (estimate_change)
 TEST = "welch_t"  # how a window's estimate is tested against the reference (estimate_change)
 INTERVAL = "95 % bootstrap (refit on resampled pairs, resampled judged calls, thumbs drawn from the fit), seeded"
 MIN_PAIRS = 30
@@ -179,16 +180,17 @@ def estimate_change(
 ) -> EstimateChange | None:
     """The window's ``estimate`` (from its judged calls' ``window_scores``) against the rate the same
     calibration gives the reference period's judged calls (``reference_scores``): Welch's t-test on the
-    two sides' predicted probabilities. None without an estimate, or with fewer than two judged calls on
-    a side (no variance to test with)."""
+    two sides' predicted probabilities. None without an estimate, or with fewer than ``MIN_TESTED`` judged
+    calls on a side: a handful of calls the judge scored alike has no spread, and Welch's error would then
+    come from the other side alone (three calls scored 1 against a spread reference: p near 0)."""
     n_ref, n_cur = len(reference_scores), len(window_scores)
-    if calibration.fit is None or estimate.rate is None or n_ref < 2 or n_cur < 2:
+    if calibration.fit is None or estimate.rate is None or min(n_ref, n_cur) < MIN_TESTED:
         return None
     reference = calibration.fit.predict(np.asarray(reference_scores, dtype=float))
     window = calibration.fit.predict(np.asarray(window_scores, dtype=float))
     reference_rate = float(reference.mean())
     if np.ptp(reference) == 0 and np.ptp(window) == 0:  # t undefined: equal or certainly apart
-        p_value = 1.0 if float(window.mean()) == reference_rate else 0.0
+        p_value = 1.0 if window[0] == reference[0] else 0.0
     else:
         p_value = float(ttest_ind(window, reference, equal_var=False).pvalue)
     return EstimateChange(reference_rate, n_ref, estimate.rate - reference_rate, p_value, TEST)

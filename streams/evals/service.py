@@ -171,6 +171,7 @@ class Sampler:
     _bulk_until = float("-inf")  # when the last bulk write ended, plus ``BULK_SECONDS``
     _bulk_since = float("-inf")  # when the current burst began (its first bulk write)
     _bulk_started = float("-inf")  # when the last bulk write began
+    _bulk_ended = float("-inf")  # when the last bulk write ended
     _bulk_pace = 0.0  # seconds between the starts of the burst's last two bulk writes
     _flushes = 0  # flushes the pipeline reported (a pass after none has no newer call to look for)
     _flushes_sampled = -1  # ``_flushes`` when the last pass began
@@ -183,7 +184,9 @@ class Sampler:
             return False
         with self._bulk_lock:
             now = time.monotonic()
-            if now - self._bulk_started <= BULK_PACE_MAX:  # the burst goes on
+            # the burst goes on: a write under way, or the last one ended BULK_PACE_MAX ago at most (writes
+            # that each take longer than that on a loaded host are still one burst)
+            if self._bulk_writes > 0 or now - self._bulk_ended <= BULK_PACE_MAX:
                 self._bulk_pace = now - self._bulk_started
             else:
                 self._bulk_since, self._bulk_pace = now, 0.0
@@ -195,7 +198,8 @@ class Sampler:
         """A bulk write ended: evaluations hold ``BULK_SECONDS`` more, or twice the burst's pace between
         writes when that is longer (the next write of the burst is on its way)."""
         with self._bulk_lock:
-            self._bulk_until = time.monotonic() + max(BULK_SECONDS, 2 * self._bulk_pace)
+            self._bulk_ended = time.monotonic()
+            self._bulk_until = self._bulk_ended + max(BULK_SECONDS, 2 * self._bulk_pace)
             self._bulk_writes -= 1
 
     def stored(self) -> None:

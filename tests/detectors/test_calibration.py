@@ -103,10 +103,10 @@ class TestEstimateChange:
     def test_constant_sides_are_equal_or_certainly_apart(self) -> None:
         calibration = calibrate(*planted(5, 200))
         same = estimate_change(
-            calibration, np.full(12, 0.5), np.full(6, 0.5), estimate_rate(calibration, np.full(6, 0.5))
+            calibration, np.full(12, 0.5), np.full(10, 0.5), estimate_rate(calibration, np.full(10, 0.5))
         )
         apart = estimate_change(
-            calibration, np.full(12, 0.9), np.full(6, 0.1), estimate_rate(calibration, np.full(6, 0.1))
+            calibration, np.full(12, 0.9), np.full(10, 0.1), estimate_rate(calibration, np.full(10, 0.1))
         )
         assert same is not None and same.p_value == 1.0
         assert apart is not None and apart.p_value == 0.0 and apart.difference < 0
@@ -118,6 +118,9 @@ class TestEstimateChange:
         assert estimate_change(usable, [0.5], [0.5, 0.6], estimate_rate(usable, [0.5, 0.6])) is None
         assert estimate_change(unusable, [0.5, 0.6], [0.5, 0.6], estimate_rate(unusable, [0.5, 0.6])) is None
         assert estimate_change(usable, [0.5, 0.6], [], estimate_rate(usable, [])) is None
+        few, spread = [1.0] * 3, list(np.linspace(0, 1, 500))  # three calls scored alike: no test, not p ~ 0
+        assert estimate_change(usable, spread, few, estimate_rate(usable, few)) is None
+        assert estimate_change(usable, spread, [1.0] * 10, estimate_rate(usable, [1.0] * 10)) is not None
 
     def test_false_alarms_at_alpha_and_more_power_than_a_proportion_test(self) -> None:
         """Both sides' scores from one distribution: Welch's test rejects about as often as alpha says
