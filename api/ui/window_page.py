@@ -21,6 +21,7 @@ from api.time_range import check_moment
 from api.ui import charts
 from api.ui.web import UiDep, UiRoute, parse_moment
 from detectors import CategoricalReference, NumericReference
+from detectors.pii import field_of
 from detectors.text_descriptors import YES_NO_DESCRIPTORS
 from schemas.records import FEEDBACK_TEXT_FIELDS
 from streams.delivery.wording import P_VALUE_TESTS, column_change, family_words
@@ -45,7 +46,7 @@ EXAMPLE_COLUMNS = 3
 def _privacy_order(row: dict[str, Any]) -> tuple[bool, bool, str]:
     """The calls' own fields first, then the feedback texts on them; per group, totals before kinds."""
     dimension = row["dimension"]
-    return dimension.split(".", 1)[0] in FEEDBACK_TEXT_FIELDS, "." in dimension, dimension
+    return field_of(dimension) in FEEDBACK_TEXT_FIELDS, "." in dimension, dimension
 
 
 def _start(text: str) -> datetime:

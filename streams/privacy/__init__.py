@@ -121,7 +121,7 @@ class Privacy:
         """Redact ``records`` in place, each under its project's policy, setting their ``pii`` counts."""
         for project, group in _by_project(records).items():
             redactor = self.for_project(project)
-            redactor.feedbacks(group)  # sets each record's ``pii`` counts (None when off: nothing was looked at)
+            redactor.feedbacks(group)  # sets each record's ``pii`` counts (UNSET when off: nothing was looked at)
             if redactor.active:
                 _report(redactor, project)
 

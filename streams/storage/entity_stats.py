@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Literal
 
 from detectors.latency import OK_STATUSES
+from detectors.pii import field_of
 from streams.storage.client import Storage
 from streams.storage.times import ch_time
 
@@ -73,7 +74,7 @@ def aggregate(metric: str) -> tuple[str, str]:
 
 def privacy_params(dimension: str) -> dict[str, str]:
     """The parameters of ``PRIVACY_AGGREGATES`` for ``response`` or ``response.EMAIL``."""
-    return {"dimension": dimension, "field": dimension.split(".", 1)[0]}
+    return {"dimension": dimension, "field": field_of(dimension)}
 
 
 def _with_thumbs(db: str, where: str) -> str:
